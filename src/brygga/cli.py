@@ -1,0 +1,172 @@
+"""The ``brygga`` command line: parse, call one core function, print.
+
+User errors (``BryggaError``) are printed without a traceback and exit with code 2; anything else
+is a bug and shows its traceback. ``--json`` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from brygga.errors import BryggaError
+
+app = typer.Typer(
+    name="brygga",
+    help="Brygga: regional health data for research, feasibility, privacy and prevention.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    out.print(table)
+
+
+@app.command()
+def synth(
+    region: Annotated[str, typer.Option(help="Which region to model: skane or stockholm.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the region to.")],
+    scale: Annotated[
+        float, typer.Option(help="Fraction of the real population (1.0 = all).")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed and scale, same region.")] = 1,
+    years: Annotated[int, typer.Option(help="Years of recorded history.")] = 30,
+    workers: Annotated[int, typer.Option(help="Worker processes (default: cores).")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate a synthetic region (health records + a separate identities file)."""
+    from brygga.synth import generate
+
+    result = generate(
+        region=region,
+        out=out_dir,
+        scale=scale,
+        seed=seed,
+        years=years,
+        workers=workers or None,
+        force=force,
+        progress=not (quiet or as_json),
+    )
+    if as_json:
+        print_json(result.summary())
+        return
+    summary = result.summary()
+    print_table(
+        f"Region {summary['region']} written to {summary['path']}",
+        ["table", "rows"],
+        [[k, f"{v:,}"] for k, v in summary["row_counts"].items()],
+    )
+    out.print(f"Identities (kept apart from the region): {summary['identities']}")
+    out.print(f"Calibration report: {summary['calibration_report']}")
+    out.print(
+        f"Calibration: {summary['calibration']['within']} of {summary['calibration']['total']}"
+        " targets within tolerance"
+    )
+
+
+@app.command(name="synth-report")
+def synth_report(
+    region_dir: Annotated[Path, typer.Argument(help="A synthetic region folder.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare a region with the calibration targets (region-facts.md)."""
+    from brygga.records.store import Region
+    from brygga.synth.calibration import calibration_report, render_report
+
+    region = Region.open(region_dir)
+    rows = calibration_report(region)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    out.print(render_report(region, rows))
+
+
+@app.command(name="import-omop")
+def import_omop(
+    source: Annotated[Path, typer.Argument(help="Folder of OMOP CDM v5.4 CSV files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the region to.")],
+    name: Annotated[str | None, typer.Option(help="Region name (default: folder name).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import an OMOP CDM v5.4 CSV export into a region."""
+    from brygga.records.omop_import import import_omop as run_import
+
+    region = run_import(source, out_dir, name=name, force=force)
+    if as_json:
+        print_json({"path": str(region.path), "row_counts": region.row_counts})
+        return
+    print_table(
+        f"Imported {source} into {region.path}",
+        ["table", "rows"],
+        [[k, f"{v:,}"] for k, v in region.row_counts.items()],
+    )
+
+
+@app.command(name="schema-docs")
+def schema_docs(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Generate the data-model documentation from records/schema.py."""
+    from brygga.records.schema import render_markdown
+    from brygga.util import atomic_write_text
+
+    text = render_markdown()
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out_file, text)
+        out.print(f"Wrote {out_file}")
+
+
+# --- Entry point -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except BryggaError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 1
+    except Exception as exc:  # click's usage errors are user errors too
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
