@@ -27,7 +27,8 @@ class Vocabulary:
     def validate(self, code: str) -> str:
         """Return the normalized code, or raise InputError naming the problem."""
         normalized = code.strip().upper() if self.id in {"ICD10", "ATC", "KVA"} else code.strip()
-        if not self.pattern.fullmatch(normalized):
+        if self.id == "ICD10":
+            normalized = normalized.replace(".", "")
             raise InputError(
                 f"{code!r} is not a valid {self.id} code ({self.name}; e.g. {self.example!r})"
             )
@@ -40,7 +41,7 @@ VOCABULARIES: dict[str, Vocabulary] = {
         Vocabulary(
             "ICD10",
             "ICD-10-SE diagnosis",
-            re.compile(r"[A-Z][0-9]{2}(\.?[0-9A-Z]{1,4})?"),
+            re.compile(r"[A-Z][0-9]{2}[0-9A-Z]{0,4}"),
             True,
             "E11.9",
         ),
@@ -75,7 +76,8 @@ def vocabulary(vocab_id: str) -> Vocabulary:
 
 
 def normalize_icd10(code: str) -> str:
-    """ICD-10 codes are compared without the dot: 'E11.9' and 'E119' are the same code."""
+    """ICD-10 codes are stored and compared without the dot, as in Swedish registers:
+    'E11.9' and 'E119' are the same code, stored as 'E119'."""
     return code.replace(".", "").upper()
 
 
@@ -101,32 +103,32 @@ class Lab(Code):
 CONDITIONS: dict[str, Code] = {
     c.key: c
     for c in (
-        Code("t2d", "ICD10", "E11.9", "Type 2 diabetes mellitus without complications", 201826),
-        Code("t1d", "ICD10", "E10.9", "Type 1 diabetes mellitus without complications", 201254),
-        Code("hypertension", "ICD10", "I10.9", "Essential hypertension", 320128),
-        Code("hyperlipidaemia", "ICD10", "E78.5", "Hyperlipidaemia, unspecified", 432867),
-        Code("mi", "ICD10", "I21.9", "Acute myocardial infarction, unspecified", 4329847),
-        Code("stroke", "ICD10", "I63.9", "Cerebral infarction, unspecified", 443454),
-        Code("af", "ICD10", "I48.9", "Atrial fibrillation and flutter, unspecified", 313217),
-        Code("heart_failure", "ICD10", "I50.9", "Heart failure, unspecified", 316139),
-        Code("ckd", "ICD10", "N18.3", "Chronic kidney disease, stage 3", 0),
+        Code("t2d", "ICD10", "E119", "Type 2 diabetes mellitus without complications", 201826),
+        Code("t1d", "ICD10", "E109", "Type 1 diabetes mellitus without complications", 201254),
+        Code("hypertension", "ICD10", "I109", "Essential hypertension", 320128),
+        Code("hyperlipidaemia", "ICD10", "E785", "Hyperlipidaemia, unspecified", 432867),
+        Code("mi", "ICD10", "I219", "Acute myocardial infarction, unspecified", 4329847),
+        Code("stroke", "ICD10", "I639", "Cerebral infarction, unspecified", 443454),
+        Code("af", "ICD10", "I489", "Atrial fibrillation and flutter, unspecified", 313217),
+        Code("heart_failure", "ICD10", "I509", "Heart failure, unspecified", 316139),
+        Code("ckd", "ICD10", "N183", "Chronic kidney disease, stage 3", 0),
         Code(
             "copd", "ICD10", "J44.9", "Chronic obstructive pulmonary disease, unspecified", 255573
         ),
-        Code("asthma", "ICD10", "J45.9", "Asthma, unspecified", 317009),
-        Code("depression", "ICD10", "F32.9", "Depressive episode, unspecified", 440383),
-        Code("dementia", "ICD10", "F03.9", "Unspecified dementia", 0),
-        Code("alzheimer", "ICD10", "G30.9", "Alzheimer's disease, unspecified", 0),
-        Code("obesity", "ICD10", "E66.9", "Obesity, unspecified", 433736),
-        Code("breast_cancer", "ICD10", "C50.9", "Malignant neoplasm of breast", 0),
-        Code("prostate_cancer", "ICD10", "C61.9", "Malignant neoplasm of prostate", 0),
-        Code("colorectal_cancer", "ICD10", "C18.9", "Malignant neoplasm of colon", 0),
-        Code("lung_cancer", "ICD10", "C34.9", "Malignant neoplasm of bronchus or lung", 0),
-        Code("skin_cancer", "ICD10", "C43.9", "Malignant melanoma of skin", 0),
-        Code("other_cancer", "ICD10", "C80.9", "Malignant neoplasm, unspecified", 0),
-        Code("respiratory_infection", "ICD10", "J06.9", "Acute upper respiratory infection", 0),
-        Code("back_pain", "ICD10", "M54.5", "Low back pain", 0),
-        Code("checkup", "ICD10", "Z00.0", "General medical examination", 0),
+        Code("asthma", "ICD10", "J459", "Asthma, unspecified", 317009),
+        Code("depression", "ICD10", "F329", "Depressive episode, unspecified", 440383),
+        Code("dementia", "ICD10", "F039", "Unspecified dementia", 0),
+        Code("alzheimer", "ICD10", "G309", "Alzheimer's disease, unspecified", 0),
+        Code("obesity", "ICD10", "E669", "Obesity, unspecified", 433736),
+        Code("breast_cancer", "ICD10", "C509", "Malignant neoplasm of breast", 0),
+        Code("prostate_cancer", "ICD10", "C619", "Malignant neoplasm of prostate", 0),
+        Code("colorectal_cancer", "ICD10", "C189", "Malignant neoplasm of colon", 0),
+        Code("lung_cancer", "ICD10", "C349", "Malignant neoplasm of bronchus or lung", 0),
+        Code("skin_cancer", "ICD10", "C439", "Malignant melanoma of skin", 0),
+        Code("other_cancer", "ICD10", "C809", "Malignant neoplasm, unspecified", 0),
+        Code("respiratory_infection", "ICD10", "J069", "Acute upper respiratory infection", 0),
+        Code("back_pain", "ICD10", "M545", "Low back pain", 0),
+        Code("checkup", "ICD10", "Z000", "General medical examination", 0),
     )
 }
 
