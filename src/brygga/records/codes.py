@@ -29,6 +29,7 @@ class Vocabulary:
         normalized = code.strip().upper() if self.id in {"ICD10", "ATC", "KVA"} else code.strip()
         if self.id == "ICD10":
             normalized = normalized.replace(".", "")
+        if not self.pattern.fullmatch(normalized):
             raise InputError(
                 f"{code!r} is not a valid {self.id} code ({self.name}; e.g. {self.example!r})"
             )
