@@ -1,0 +1,505 @@
+"""Import an OMOP CDM v5.4 CSV export into a region.
+
+``import_omop(source, out)`` reads one CSV file per OMOP table (``PERSON.csv`` or ``person.csv``,
+optionally gzip-compressed), maps its columns by name onto ``records/schema.py`` and writes a
+region through ``RegionWriter``: in a temporary folder, renamed into place only when every table
+has been read, so a failed import leaves nothing behind.
+
+Speed and memory: DuckDB parses and casts each file and streams the result to Parquet in Arrow
+batches, so a multi-gigabyte export never becomes Python objects. DuckDB's own errors count CSV
+records, not lines, and quote the offending row, so on failure a second, slower pass
+(``_locate``) re-reads the file with Python's csv module and checks each chunk of rows with the
+*same* SQL expressions, to name the file, line and column of the first problem without echoing
+the row.
+
+Extension columns: ``*_source_vocabulary`` is filled from the ``concept`` table (the vocabulary
+of the row's source concept; else of its standard concept when that concept's code is the source
+value). ICD-10 source values are stored without the dot, as ``codes.normalize_icd10`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from brygga.config import get_settings
+from brygga.errors import InputError, NotFoundError
+from brygga.records import schema
+from brygga.records.store import Region, RegionWriter
+
+# The schema prefixes three event tables' columns with the table name; OMOP uses a short form
+# (condition_occurrence.condition_concept_id). Both spellings are accepted.
+OMOP_PREFIX = {
+    "condition_occurrence": "condition",
+    "drug_exposure": "drug",
+    "procedure_occurrence": "procedure",
+}
+# Vocabulary tables first: the other tables look their concepts up in ``concept``.
+IMPORT_ORDER = ["concept", "concept_ancestor", *schema.CORE_TABLES]
+BATCH_ROWS = 1_000_000  # rows per Arrow batch and Parquet part
+LOCATE_CHUNK = 50_000  # rows per check in the error-locating pass
+
+DUCKDB_TYPES = {
+    pa.int8(): "TINYINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.date32(): "DATE",
+    pa.string(): "VARCHAR",
+}
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+BLANK = "'…'"
+PROBLEMS = {
+    "TINYINT": "is not an integer",
+    "INTEGER": "is not an integer",
+    "BIGINT": "is not an integer",
+    "DOUBLE": "is not a number",
+    "DATE": "is not a date (expected YYYY-MM-DD)",
+}
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """One OMOP CSV file and the table it feeds."""
+
+    table: schema.Table
+    path: Path
+    header: tuple[str, ...]  # lower-cased column names, in file order; empty for a 0-byte file
+    delimiter: str
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+    def raw(self, column: str) -> str | None:
+        """The file's column for a schema column name (accepting the OMOP spelling), if any."""
+        for candidate in omop_names(self.table.name, column):
+            if candidate in self.header:
+                return candidate
+        return None
+
+
+def omop_names(table: str, column: str) -> list[str]:
+    """The OMOP spelling of a schema column first, then the schema's own."""
+    short = OMOP_PREFIX.get(table)
+    if short and column.startswith(f"{table}_") and column != f"{table}_id":
+        return [short + column.removeprefix(table), column]
+    return [column]
+
+
+def import_omop(source: Path, out: Path, *, name: str | None = None, force: bool = False) -> Region:
+    """Import the OMOP CSV export in folder ``source`` into a new region at ``out``."""
+    source, out = Path(source), Path(out)
+    files = find_files(source)
+    _check_not_overlapping(source, out)
+    sources = {table: read_header(path, schema.table(table)) for table, path in files.items()}
+    settings = get_settings()
+    with RegionWriter(out, force=force) as writer, _duckdb(settings, out) as con:
+        has_concepts = False
+        for table in IMPORT_ORDER:
+            src = sources.get(table)
+            if src is None:
+                continue
+            rows = _copy_table(con, writer, src, with_concepts=has_concepts)
+            if table == "concept" and rows:
+                _create_vocab_lookup(con, writer.tmp / "concept")
+                has_concepts = True
+        writer.ensure_tables(schema.CORE_TABLES)
+        return writer.commit(
+            {
+                "source": "omop-import",
+                "region": name or source.resolve().name,
+                "source_folder": str(source.resolve()),
+                "source_files": {t: p.name for t, p in sorted(files.items())},
+                **_cdm_source(source),
+            }
+        )
+
+
+# --- Finding and checking the files ---------------------------------------------------------
+
+
+def find_files(source: Path) -> dict[str, Path]:
+    """Map table name -> CSV file; names are matched case-insensitively, other files ignored."""
+    if not source.exists():
+        raise NotFoundError(f"OMOP export folder {str(source)!r} does not exist")
+    if not source.is_dir():
+        raise InputError(f"{str(source)!r} is not a folder of OMOP CSV files")
+    found: dict[str, Path] = {}
+    for path in sorted(source.iterdir()):
+        stem = _table_stem(path.name)
+        if stem not in schema.TABLES or not path.is_file():
+            continue
+        if stem in found:
+            raise InputError(
+                f"{str(source)!r} has both {found[stem].name} and {path.name}; keep one"
+            )
+        found[stem] = path
+    if "person" not in found:
+        raise InputError(
+            f"{str(source)!r} has no PERSON.csv (or person.csv); an OMOP export needs at least "
+            "the person table"
+        )
+    return found
+
+
+def _table_stem(filename: str) -> str | None:
+    lower = filename.lower()
+    for suffix in (".csv", ".csv.gz"):
+        if lower.endswith(suffix):
+            return lower.removesuffix(suffix)
+    return None
+
+
+def _check_not_overlapping(source: Path, out: Path) -> None:
+    # ``--force`` replaces ``out``; it must never be the export itself or a folder holding it.
+    src, dst = source.resolve(), out.resolve()
+    if src == dst or dst in src.parents:
+        raise InputError(f"--out {str(out)!r} would replace the OMOP export it reads from")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: exports written on Windows often start with a byte-order mark.
+    if path.name.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def read_header(path: Path, table: schema.Table) -> CsvSource:
+    """Read and check a file's header: known delimiter, no duplicates, required columns."""
+    try:
+        with _open_text(path) as f:
+            first = f.readline()
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name} line 1: not valid UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    if not first.strip():
+        if first == "":  # a 0-byte file: an empty table
+            return CsvSource(table, path, (), ",")
+        raise InputError(f"{path.name} line 1: the header line is empty")
+    delimiter = "\t" if "\t" in first else ","  # Athena's vocabulary files are tab-separated
+    header = tuple(c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter)))
+    seen: set[str] = set()
+    for column in header:
+        if not column:
+            raise InputError(f"{path.name} line 1: a column has no name")
+        if column in seen:
+            raise InputError(f"{path.name} line 1: column {column} appears twice")
+        seen.add(column)
+    src = CsvSource(table, path, header, delimiter)
+    for column in table.required_columns:
+        if src.raw(column) is None:
+            raise InputError(
+                f"{path.name} line 1: required column {omop_names(table.name, column)[0]} "
+                "is missing from the header"
+            )
+    return src
+
+
+def _cdm_source(source: Path) -> dict[str, Any]:
+    """Provenance from CDM_SOURCE.csv, when the export has one (first row only)."""
+    path = next((p for p in source.iterdir() if _table_stem(p.name) == "cdm_source"), None)
+    if path is None:
+        return {}
+    keep = ("cdm_source_name", "cdm_version", "vocabulary_version", "cdm_release_date")
+    with contextlib.suppress(UnicodeDecodeError, OSError, csv.Error), _open_text(path) as f:
+        for row in csv.DictReader(f):
+            found = {k: row[k] for k in keep if row.get(k)}
+            return {"cdm_source": found} if found else {}
+    return {}
+
+
+# --- The fast path: DuckDB -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _duckdb(settings: Any, out: Path) -> Iterator[Any]:
+    import duckdb
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Sorting a large table spills to disk: keep the spill beside the output, not in the cwd.
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.spill.", dir=out.parent) as spill:
+        con = duckdb.connect()
+        try:
+            con.execute("SET temp_directory=?", [spill])
+            if settings.duckdb_threads:
+                con.execute(f"SET threads={int(settings.duckdb_threads)}")
+            if settings.duckdb_memory_limit:
+                con.execute("SET memory_limit=?", [settings.duckdb_memory_limit])
+            yield con
+        finally:
+            con.close()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _cast(raw: str, duck_type: str) -> str:
+    """SQL for the typed value of VARCHAR expression ``raw``; NULL when it does not convert."""
+    if duck_type == "VARCHAR":
+        return raw
+    if duck_type == "DATE":
+        # ISO dates; also datetimes (some exports write them in date columns) and YYYYMMDD.
+        return (
+            f"COALESCE(TRY_CAST({raw} AS DATE), TRY_CAST(TRY_CAST({raw} AS TIMESTAMP) AS DATE), "
+            f"TRY_CAST(TRY_STRPTIME({raw}, '%Y%m%d') AS DATE))"
+        )
+    if duck_type == "DOUBLE":
+        return f"TRY_CAST({raw} AS DOUBLE)"
+    # Integers: DuckDB would round '8507.5' to 8508; accept only integral values ('8507.0').
+    return (
+        f"CASE WHEN TRY_CAST({raw} AS DOUBLE) = trunc(TRY_CAST({raw} AS DOUBLE)) "
+        f"THEN TRY_CAST({raw} AS {duck_type}) END"
+    )
+
+
+def _checked(raw: str, column: schema.Column) -> str:
+    """The typed value, raising inside DuckDB on a bad or missing value (located later)."""
+    duck_type = DUCKDB_TYPES[column.type]
+    missing = "error('missing value')" if column.required else "NULL"
+    if duck_type == "VARCHAR":
+        return f"CASE WHEN {raw} IS NULL THEN {missing} ELSE {raw} END"
+    cast = _cast(raw, duck_type)
+    return (
+        f"CASE WHEN {raw} IS NULL THEN {missing} WHEN ({cast}) IS NULL "
+        f"THEN error('bad value') ELSE {cast} END"
+    )
+
+
+def _read_csv_sql(src: CsvSource) -> str:
+    columns = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in src.header)
+    return (
+        f"read_csv({_literal(str(src.path))}, auto_detect=false, header=true, "
+        f"delim={_literal(src.delimiter)}, quote='\"', escape='\"', strict_mode=true, "
+        f"columns={{{columns}}})"
+    )
+
+
+def _select_sql(src: CsvSource, *, with_concepts: bool) -> str:
+    """One query: rename, cast and check every column, look source vocabularies up, sort.
+
+    The inner query only renames raw text columns and computes lookup keys without side
+    effects; the outer one converts, raising on a bad value (DuckDB refuses to join on
+    expressions that can raise).
+    """
+    table = src.table
+    inner: list[str] = []
+    outer: list[str] = []
+    for column in table.columns:
+        name = _ident(column.name)
+        raw = src.raw(column.name)
+        if column.name.endswith("_source_vocabulary"):
+            outer.append("")  # filled in below
+        elif raw is None:
+            outer.append(f"NULL::{DUCKDB_TYPES[column.type]} AS {name}")
+        else:
+            inner.append(f"{_ident(raw)} AS {name}")
+            outer.append(f"{_checked(f't.{name}', column)} AS {name}")
+    joins: list[str] = []
+    vocab_columns = [c.name for c in table.columns if c.name.endswith("_source_vocabulary")]
+    for i, vocab_column in enumerate(vocab_columns):
+        stem = vocab_column.removesuffix("_source_vocabulary")
+        value_col = f"{stem}_source_value"
+        source_key, concept_key = (_concept_key(src, f"{stem}_{k}") for k in KEYS)
+        inner += [f"{source_key} AS __source_concept{i}", f"{concept_key} AS __concept{i}"]
+        candidates = []
+        if with_concepts:
+            # The source concept's vocabulary is what the ETL asserted; the standard concept's
+            # only when the source value is that concept's own code (else it would mislabel,
+            # say, an ICD-10 code mapped to a SNOMED concept as SNOMED).
+            value = f"replace(t.{_ident(value_col)}, '.', '')" if src.raw(value_col) else "NULL"
+            joins += [
+                f"LEFT JOIN vocab s{i} ON s{i}.concept_id = t.__source_concept{i}",
+                f"LEFT JOIN vocab c{i} ON c{i}.concept_id = t.__concept{i} AND c{i}.code = {value}",
+            ]
+            candidates += [f"s{i}.vocabulary_id", f"c{i}.vocabulary_id"]
+        if given := src.raw(vocab_column):
+            inner.append(f"{_ident(given)} AS __given_vocabulary{i}")
+            candidates.append(f"t.__given_vocabulary{i}")
+        vocab = f"COALESCE({', '.join(candidates)})" if candidates else "NULL::VARCHAR"
+        outer[table.column_names.index(vocab_column)] = f"{vocab} AS {_ident(vocab_column)}"
+        if src.raw(value_col):
+            value = f"t.{_ident(value_col)}"
+            outer[table.column_names.index(value_col)] = (
+                f"CASE WHEN starts_with({vocab}, 'ICD10') THEN upper(replace({value}, '.', '')) "
+                f"ELSE {value} END AS {_ident(value_col)}"
+            )
+    order = f" ORDER BY {', '.join(_ident(k) for k in table.sort_keys)}" if table.sort_keys else ""
+    return (
+        f"WITH t AS (SELECT {', '.join(inner) or 'NULL AS __none'} FROM {_read_csv_sql(src)}) "
+        f"SELECT {', '.join(outer)} FROM t {' '.join(joins)}{order}"
+    )
+
+
+KEYS = ("source_concept_id", "concept_id")
+
+
+def _concept_key(src: CsvSource, column: str) -> str:
+    """SQL for a concept id to look a vocabulary up by; NULL for none (0 means none in OMOP)."""
+    raw = src.raw(column)
+    if raw is None:
+        return "NULL::INTEGER"
+    return f"NULLIF({_cast(_ident(raw), 'INTEGER')}, 0)"
+
+
+def _create_vocab_lookup(con: Any, concept_folder: Path) -> None:
+    # One row per concept id so the joins can never multiply event rows; OMOP's 'None'
+    # vocabulary (concept 0, "No matching concept") means unknown.
+    glob = _literal(str(concept_folder / "*.parquet"))
+    con.execute(
+        "CREATE TEMP TABLE vocab AS SELECT concept_id, "
+        "any_value(NULLIF(vocabulary_id, 'None')) AS vocabulary_id, "
+        "any_value(replace(concept_code, '.', '')) AS code "
+        f"FROM read_parquet({glob}) GROUP BY concept_id"
+    )
+
+
+def _copy_table(con: Any, writer: RegionWriter, src: CsvSource, *, with_concepts: bool) -> int:
+    """Stream one file into the region; return its row count. Nothing for an empty vocabulary."""
+    if not src.header:
+        return 0
+    import duckdb
+
+    rows = 0
+    try:
+        relation = con.sql(_select_sql(src, with_concepts=with_concepts))
+        # DuckDB 1.x calls it fetch_arrow_reader, 2.x to_arrow_reader.
+        stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+        reader = stream(BATCH_ROWS)
+        for batch in reader:
+            if batch.num_rows:
+                writer.write(src.table.name, pa.Table.from_batches([batch]))
+                rows += batch.num_rows
+    except duckdb.Error as exc:
+        raise InputError(_locate(src) or _fallback_message(src, exc)) from None
+    return rows
+
+
+def _fallback_message(src: CsvSource, exc: Exception) -> str:
+    # Only reached if the locating pass finds nothing: DuckDB's first line, with quoted
+    # values (which may be data) blanked out.
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{src.label}: cannot be read: {QUOTED.sub(BLANK, first)}"
+
+
+# --- The slow path: locate the first problem -------------------------------------------------
+
+
+def _locate(src: CsvSource) -> str | None:
+    """Re-read the file to name the line and column of the first problem, or None."""
+    import duckdb
+
+    # A connection of its own: the import's connection still holds the failed result.
+    with duckdb.connect() as con:
+        return _locate_with(con, src)
+
+
+def _locate_with(con: Any, src: CsvSource) -> str | None:
+    csv.field_size_limit(2**31 - 1)
+    checked = [(raw, c) for c in src.table.columns if (raw := src.raw(c.name))]
+    positions = [src.header.index(raw) for raw, _ in checked]
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    with _open_text(src.path) as f:
+        reader = csv.reader(f, delimiter=src.delimiter)
+        try:
+            next(reader)  # the header, already checked
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                if not row:
+                    continue  # a blank line
+                if len(row) != len(src.header):
+                    return (
+                        f"{src.label} line {start}: expected {len(src.header)} fields as in the "
+                        f"header, found {len(row)}"
+                    )
+                lines.append(start)
+                rows.append([row[p] for p in positions])
+                if len(rows) >= LOCATE_CHUNK:
+                    if problem := _check_chunk(con, src, checked, lines, rows):
+                        return problem
+                    lines, rows = [], []
+        except csv.Error as exc:
+            return f"{src.label} line {reader.line_num}: malformed CSV ({exc})"
+        except UnicodeDecodeError:
+            return f"{src.label} near line {reader.line_num + 1}: not valid UTF-8 text"
+    return _check_chunk(con, src, checked, lines, rows) if rows else None
+
+
+def _check_chunk(
+    con: Any,
+    src: CsvSource,
+    checked: list[tuple[str, schema.Column]],
+    lines: list[int],
+    rows: list[list[str]],
+) -> str | None:
+    """Run the import's own conversions on a chunk of raw rows; describe the first failure."""
+    data = {"__line": pa.array(lines, pa.int64())}
+    for j in range(len(checked)):
+        data[f"v{j}"] = pa.array([r[j] or None for r in rows], pa.string())  # '' is NULL
+    con.register("__chunk", pa.table(data))
+    try:
+        flags = []
+        for j, (_, column) in enumerate(checked):
+            duck_type = DUCKDB_TYPES[column.type]
+            bad = "false" if duck_type == "VARCHAR" else f"({_cast(f'v{j}', duck_type)}) IS NULL"
+            flags.append(
+                f"CASE WHEN v{j} IS NULL THEN {str(column.required).lower()} ELSE {bad} END"
+            )
+        found = con.execute(
+            f"SELECT __line, {', '.join(flags)}, {', '.join(f'v{j}' for j in range(len(checked)))} "
+            f"FROM __chunk WHERE {' OR '.join(flags)} ORDER BY __line LIMIT 1"
+        ).fetchall()
+    finally:
+        con.unregister("__chunk")
+    if not found:
+        return None
+    found = found[0]
+    line, flags_found, values = found[0], found[1 : 1 + len(checked)], found[1 + len(checked) :]
+    j = min(
+        (j for j, flag in enumerate(flags_found) if flag),
+        key=lambda j: src.header.index(checked[j][0]),  # the leftmost column in the file
+    )
+    raw, column = checked[j]
+    if values[j] is None:
+        problem = "a value is required"
+    elif _integral(values[j]) and DUCKDB_TYPES[column.type] in ("TINYINT", "INTEGER", "BIGINT"):
+        problem = f"{_show(values[j])} is out of range for a {column.type} column"
+    else:
+        problem = f"{_show(values[j])} {PROBLEMS[DUCKDB_TYPES[column.type]]}"
+    return f"{src.label} line {line}, column {raw}: {problem}"
+
+
+def _show(value: str) -> str:
+    # Quote the offending value only when it cannot be identifying: never a long value or one
+    # with a run of digits that could be a personnummer or phone number (security property 1).
+    if len(value) <= 20 and not re.search(r"\d{6}", value) and "@" not in value:
+        return repr(value)
+    return f"a value of {len(value)} characters"
+
+
+def _integral(value: str) -> bool:
+    try:
+        return float(value).is_integer()
+    except ValueError:
+        return False
