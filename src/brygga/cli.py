@@ -144,6 +144,104 @@ def schema_docs(
         out.print(f"Wrote {out_file}")
 
 
+@app.command(name="risk-calc")
+def risk_calc(
+    age: Annotated[float, typer.Option(help="Age in years.")],
+    sex: Annotated[str, typer.Option(help="male or female.")],
+    sbp: Annotated[float, typer.Option(help="Systolic blood pressure, mmHg.")],
+    total_chol: Annotated[float, typer.Option("--total-chol", help="Total cholesterol, mmol/L.")],
+    hdl: Annotated[float, typer.Option(help="HDL cholesterol, mmol/L.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="score2, score2-op or score2-diabetes (default: chosen by ESC 2021)."),
+    ] = None,
+    risk_region: Annotated[
+        str,
+        typer.Option(
+            "--risk-region", help="ESC risk region: low, moderate (Sweden), high, very-high."
+        ),
+    ] = "moderate",
+    smoker: Annotated[bool, typer.Option("--smoker", help="Current smoker.")] = False,
+    diabetes: Annotated[bool, typer.Option("--diabetes", help="Type 2 diabetes.")] = False,
+    age_at_diagnosis: Annotated[
+        float | None, typer.Option("--age-at-diagnosis", help="Age at diabetes diagnosis.")
+    ] = None,
+    hba1c: Annotated[float | None, typer.Option(help="HbA1c, mmol/mol (IFCC).")] = None,
+    egfr: Annotated[float | None, typer.Option(help="eGFR, mL/min/1.73m².")] = None,
+    creatinine: Annotated[
+        float | None, typer.Option(help="Serum creatinine, µmol/L (eGFR by CKD-EPI 2021).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """10-year cardiovascular risk for one person: SCORE2, SCORE2-OP or SCORE2-Diabetes."""
+    from brygga.prevention.scores import calculate_cvd_risk
+
+    doc = calculate_cvd_risk(
+        age=age, sex=sex, sbp=sbp, total_chol=total_chol, hdl=hdl, smoker=smoker, model=model,
+        risk_region=risk_region, diabetes=diabetes, age_at_diagnosis=age_at_diagnosis,
+        hba1c=hba1c, egfr=egfr, creatinine=creatinine,
+    )  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    rows = [
+        ["model", f"{doc['model_name']} (ages {doc['valid_ages']['min']}-{doc['valid_ages']['max']})"],  # type: ignore[index]
+        ["risk region", doc["risk_region"]],
+        ["10-year risk", f"{doc['risk_percent']} %"],
+        ["category", doc["category"]],
+    ]  # fmt: skip
+    if "egfr" in doc:
+        rows.append(["eGFR (CKD-EPI 2021)", f"{doc['egfr']} mL/min/1.73m²"])
+    print_table(str(doc["outcome"]).capitalize(), ["item", "value"], rows)
+
+
+@app.command(name="findrisc")
+def findrisc_cmd(
+    age: Annotated[float, typer.Option(help="Age in years.")],
+    sex: Annotated[str, typer.Option(help="male or female.")],
+    bmi: Annotated[float, typer.Option(help="Body-mass index, kg/m².")],
+    waist: Annotated[float, typer.Option(help="Waist circumference at the navel, cm.")],
+    active: Annotated[
+        bool, typer.Option("--active/--inactive", help="At least 30 minutes of activity daily.")
+    ],
+    vegetables: Annotated[
+        bool,
+        typer.Option("--vegetables/--no-vegetables", help="Vegetables, fruit or berries daily."),
+    ],
+    family_history: Annotated[
+        str,
+        typer.Option(
+            "--family-history", help="Diabetes in family: none, second-degree, first-degree."
+        ),
+    ],
+    bp_medication: Annotated[
+        bool, typer.Option("--bp-medication", help="Ever on regular blood-pressure medication.")
+    ] = False,
+    high_glucose: Annotated[
+        bool, typer.Option("--high-glucose", help="Ever found to have high blood glucose.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """FINDRISC: points (0-26) and 10-year risk category for type 2 diabetes."""
+    from brygga.prevention.scores import findrisc
+
+    doc = findrisc(
+        age=age, sex=sex, bmi=bmi, waist=waist, physically_active=active,
+        daily_vegetables=vegetables, bp_medication=bp_medication, high_glucose=high_glucose,
+        family_history=family_history,
+    ).row(0)  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    rows = [[k.replace("_", " "), v] for k, v in doc["components"].items()]  # type: ignore[union-attr]
+    rows += [
+        ["total", f"{doc['points']} of {doc['max_points']}"],
+        ["category", doc["category"]],
+        ["10-year risk of type 2 diabetes", doc["risk_10y_type2_diabetes"]],
+    ]
+    print_table("FINDRISC (Finnish Diabetes Risk Score)", ["item", "points"], rows)
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 
