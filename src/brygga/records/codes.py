@@ -130,6 +130,8 @@ CONDITIONS: dict[str, Code] = {
         Code("respiratory_infection", "ICD10", "J069", "Acute upper respiratory infection", 0),
         Code("back_pain", "ICD10", "M545", "Low back pain", 0),
         Code("checkup", "ICD10", "Z000", "General medical examination", 0),
+        Code("cardiac_arrest", "ICD10", "I469", "Cardiac arrest, unspecified", 0),
+        Code("ill_defined", "ICD10", "R99", "Other ill-defined causes of mortality", 0),
     )
 }
 

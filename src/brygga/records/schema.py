@@ -78,10 +78,10 @@ def C(name: str, type_: pa.DataType, doc: str, *, req: bool = False, ext: bool =
     return Column(name, type_, req, doc, ext)
 
 
-def _event(prefix: str, date_name: str, doc: str, extra: tuple[Column, ...]) -> Table:
+def _event(name: str, prefix: str, date_name: str, doc: str, extra: tuple[Column, ...]) -> Table:
     """An OMOP event table: id, person, concept, date, type, visit, source code + vocabulary."""
     columns = (
-        C(f"{prefix}_id", ID, "Row identifier, unique within the table.", req=True),
+        C(f"{name}_id", ID, "Row identifier, unique within the table.", req=True),
         C("person_id", ID, "Pseudonymous person identifier.", req=True),
         C(f"{prefix}_concept_id", CONCEPT, "OMOP standard concept id, 0 when unknown.", req=True),
         C(date_name, DATE, "Date of the event.", req=True),
@@ -97,7 +97,7 @@ def _event(prefix: str, date_name: str, doc: str, extra: tuple[Column, ...]) -> 
         C(f"{prefix}_source_concept_id", CONCEPT, "OMOP concept id of the source code, or 0."),
     )
     return Table(
-        name=prefix,
+        name=name,
         doc=doc,
         columns=columns,
         sort_keys=(f"{prefix}_source_value", "person_id", date_name),
@@ -176,6 +176,7 @@ VISIT_OCCURRENCE = Table(
 
 CONDITION_OCCURRENCE = _event(
     "condition_occurrence",
+    "condition",
     "condition_start_date",
     "Diagnoses recorded at visits (ICD-10-SE in the source columns).",
     (
@@ -186,6 +187,7 @@ CONDITION_OCCURRENCE = _event(
 
 DRUG_EXPOSURE = _event(
     "drug_exposure",
+    "drug",
     "drug_exposure_start_date",
     "Drug dispensings and prescriptions (ATC in the source columns).",
     (
@@ -197,6 +199,7 @@ DRUG_EXPOSURE = _event(
 )
 
 MEASUREMENT = _event(
+    "measurement",
     "measurement",
     "measurement_date",
     "Laboratory results and clinical measurements (NPU or LOINC in the source columns).",
@@ -211,6 +214,7 @@ MEASUREMENT = _event(
 
 OBSERVATION = _event(
     "observation",
+    "observation",
     "observation_date",
     "Other clinical facts, e.g. smoking status (SNOMED in the source columns).",
     (
@@ -223,6 +227,7 @@ OBSERVATION = _event(
 
 PROCEDURE_OCCURRENCE = _event(
     "procedure_occurrence",
+    "procedure",
     "procedure_date",
     "Procedures (KVÅ in the source columns).",
     (C("procedure_type_concept_id", CONCEPT, "32817 EHR.", req=True),),
