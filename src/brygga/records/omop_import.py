@@ -1,9 +1,9 @@
 """Import an OMOP CDM v5.4 CSV export into a region.
 
 ``import_omop(source, out)`` reads one CSV file per OMOP table (``PERSON.csv`` or ``person.csv``,
-optionally gzip-compressed), maps its columns by name onto ``records/schema.py`` and writes a
-region through ``RegionWriter``: in a temporary folder, renamed into place only when every table
-has been read, so a failed import leaves nothing behind.
+optionally gzip-compressed), maps its columns by name onto ``records/schema.py`` (which keeps
+OMOP's column names) and writes a region through ``RegionWriter``: in a temporary folder, renamed
+into place only when every table has been read, so a failed import leaves nothing behind.
 
 Speed and memory: DuckDB parses and casts each file and streams the result to Parquet in Arrow
 batches, so a multi-gigabyte export never becomes Python objects. DuckDB's own errors count CSV
@@ -37,13 +37,6 @@ from brygga.errors import InputError, NotFoundError
 from brygga.records import schema
 from brygga.records.store import Region, RegionWriter
 
-# The schema prefixes three event tables' columns with the table name; OMOP uses a short form
-# (condition_occurrence.condition_concept_id). Both spellings are accepted.
-OMOP_PREFIX = {
-    "condition_occurrence": "condition",
-    "drug_exposure": "drug",
-    "procedure_occurrence": "procedure",
-}
 # Vocabulary tables first: the other tables look their concepts up in ``concept``.
 IMPORT_ORDER = ["concept", "concept_ancestor", *schema.CORE_TABLES]
 BATCH_ROWS = 1_000_000  # rows per Arrow batch and Parquet part
@@ -82,19 +75,8 @@ class CsvSource:
         return self.path.name
 
     def raw(self, column: str) -> str | None:
-        """The file's column for a schema column name (accepting the OMOP spelling), if any."""
-        for candidate in omop_names(self.table.name, column):
-            if candidate in self.header:
-                return candidate
-        return None
-
-
-def omop_names(table: str, column: str) -> list[str]:
-    """The OMOP spelling of a schema column first, then the schema's own."""
-    short = OMOP_PREFIX.get(table)
-    if short and column.startswith(f"{table}_") and column != f"{table}_id":
-        return [short + column.removeprefix(table), column]
-    return [column]
+        """The file's column of that name, if it has one."""
+        return column if column in self.header else None
 
 
 def import_omop(source: Path, out: Path, *, name: str | None = None, force: bool = False) -> Region:
@@ -201,8 +183,7 @@ def read_header(path: Path, table: schema.Table) -> CsvSource:
     for column in table.required_columns:
         if src.raw(column) is None:
             raise InputError(
-                f"{path.name} line 1: required column {omop_names(table.name, column)[0]} "
-                "is missing from the header"
+                f"{path.name} line 1: required column {column} is missing from the header"
             )
     return src
 
@@ -484,7 +465,7 @@ def _check_chunk(
     if values[j] is None:
         problem = "a value is required"
     elif _integral(values[j]) and DUCKDB_TYPES[column.type] in ("TINYINT", "INTEGER", "BIGINT"):
-        problem = f"{_show(values[j])} is out of range for a {column.type} column"
+        problem = f"{_show(values[j])} is out of range ({column.type} column)"
     else:
         problem = f"{_show(values[j])} {PROBLEMS[DUCKDB_TYPES[column.type]]}"
     return f"{src.label} line {line}, column {raw}: {problem}"
