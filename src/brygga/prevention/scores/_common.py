@@ -4,6 +4,7 @@ categories and the result type."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
@@ -79,14 +80,22 @@ def recalibrated_risk(lp_offset: np.ndarray, s0: float, scale1: float, scale2: f
 
 
 def round_half_up(values: np.ndarray | float, decimals: int = 1) -> np.ndarray:
-    """Round non-negative values half up, as ``decimal.ROUND_HALF_UP`` does on their repr.
+    """Round non-negative values half up, exactly as ``decimal.ROUND_HALF_UP`` rounds the
+    value as Python prints it (its repr): 20.45 -> 20.5, 10.049999999999999 -> 10.0.
 
-    Binary floats store 8.05 as 8.0499999...; snapping the scaled value to 6 decimals first
-    makes a value that *prints* as an exact half round up, as a person checking by hand expects.
+    The bulk is vectorized; the rare values within a hair of a tie, where the binary product
+    ``x * 10`` may fall on either side, are settled one by one with ``decimal``.
     """
-    scale = 10.0**decimals
-    scaled = np.round(np.asarray(values, dtype=np.float64) * scale, 6)
-    return np.floor(scaled + 0.5) / scale
+    x = np.asarray(values, dtype=np.float64)
+    scaled = x * 10.0**decimals
+    out = np.floor(scaled + 0.5) / 10.0**decimals
+    with np.errstate(invalid="ignore"):
+        near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    quantum = Decimal(1).scaleb(-decimals)
+    for i in np.flatnonzero(near_tie):
+        exact = Decimal(repr(float(x.flat[i]))).quantize(quantum, rounding=ROUND_HALF_UP)
+        out.flat[i] = float(exact)
+    return out
 
 
 def score2_category(risk_percent: np.ndarray, age: np.ndarray) -> np.ndarray:
