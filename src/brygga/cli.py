@@ -242,6 +242,23 @@ def findrisc_cmd(
     print_table("FINDRISC (Finnish Diabetes Risk Score)", ["item", "points"], rows)
 
 
+@app.command(name="region-info")
+def region_info(
+    region_dir: Annotated[Path, typer.Argument(help="A region folder.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a region folder and show its manifest: name, source, schema version, row counts."""
+    from brygga.records.store import Region
+
+    region = Region.open(region_dir)
+    if as_json:
+        print_json({"path": str(region.path), **region.manifest, "tables": region.tables()})
+        return
+    facts = {k: v for k, v in region.manifest.items() if isinstance(v, str | int | float)}
+    print_table(f"Region {region.name} ({region.path})", ["field", "value"], list(facts.items()))
+    print_table("Tables", ["table", "rows"], [[k, f"{v:,}"] for k, v in region.row_counts.items()])
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 
