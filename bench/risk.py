@@ -1,0 +1,87 @@
+"""Benchmark: score a population of adults with SCORE2 / SCORE2-OP / SCORE2-Diabetes.
+
+    .venv/bin/python bench/risk.py [--n 2000000] [--seed 1] [--risk-region moderate]
+
+The people are random but plausible arrays made here (fixed seed), not a synthetic region:
+this measures the scoring itself. Target (issue 5): all adults of a Stockholm region at
+scale 1.0 (~1.9 million) in at most 10 s on 2 cores. Prints elapsed seconds, throughput and
+peak memory (resource.getrusage). A region-based path (inputs from the records, C-statistic)
+is to be added with prevention/inputs.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+
+from brygga.prevention.egfr import ckd_epi_2021
+from brygga.prevention.scores import MODEL_KEYS, MODELS, score_population
+
+
+def synthetic_adults(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Adults 18-100 with risk factors loosely shaped like a Swedish population."""
+    rng = np.random.default_rng(seed)
+    age = np.minimum(18 + rng.gamma(2.2, 14.0, n), 100).round()
+    female = rng.random(n) < 0.5
+    old = (age - 18) / 82
+    diabetes = rng.random(n) < 0.02 + 0.15 * old
+    cvd = rng.random(n) < 0.01 + 0.25 * old**2
+    tc = rng.normal(5.3, 1.0, n).clip(2.5, 11)
+    creatinine = rng.lognormal(np.log(np.where(female, 68, 85)), 0.18, n) * (1 + 0.4 * old)
+    return {
+        "age": age,
+        "sex": np.where(female, "female", "male"),
+        "smoker": rng.random(n) < 0.11,
+        "sbp": rng.normal(118 + 0.5 * (age - 18), 16, n).clip(85, 230),
+        "total_chol": tc,
+        "hdl": np.minimum(rng.normal(np.where(female, 1.6, 1.3), 0.35, n).clip(0.5, 3.5), tc - 0.5),
+        "diabetes": diabetes,
+        "established_cvd": cvd,
+        "age_at_diagnosis": np.floor(age - rng.uniform(0, 0.5, n) * (age - 25).clip(0)),
+        "hba1c": np.where(diabetes, rng.normal(55, 12, n), rng.normal(36, 4, n)).clip(20, 150),
+        "creatinine": creatinine.clip(30, 1500),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2_000_000, help="number of adults")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--risk-region", default="moderate")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    people = synthetic_adults(args.n, args.seed)
+    t1 = time.perf_counter()
+    egfr = ckd_epi_2021(people.pop("creatinine"), people["age"], people["sex"], on_invalid="nan")
+    scores = score_population(**people, egfr=egfr.egfr, risk_region=args.risk_region)
+    t2 = time.perf_counter()
+
+    elapsed = t2 - t1
+    scored = int(np.isfinite(scores.risk).sum())
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"adults: {args.n:,} (made in {t1 - t0:.2f} s, seed {args.seed})")
+    print(f"risk region: {scores.risk_region}")
+    for i, key in enumerate(MODEL_KEYS):
+        rows = scores.model == i
+        cats = scores.category[rows]
+        shares = ", ".join(
+            f"{label} {(cats == c).mean():.1%}" for c, label in enumerate(MODELS[key].categories)
+        )
+        print(f"  {MODELS[key].name}: {int(rows.sum()):,} people; {shares}")
+    not_scored = int((scores.model < 0).sum())
+    print(f"  not scored (under 40, 90+ or established CVD): {not_scored:,}")
+    print(f"  invalid inputs among those a model applied to: {int((scores.invalid > 0).sum()):,}")
+    print(f"eGFR + scoring: {elapsed:.2f} s for {args.n:,} adults ({scored:,} scored)")
+    print(f"throughput: {args.n / elapsed:,.0f} adults/s; {scored / elapsed:,.0f} scores/s")
+    print(f"peak memory (max RSS): {peak_mib:,.0f} MiB")
+    print(
+        f"target (1.9M adults in <= 10 s): {'met' if elapsed * 1.9e6 / args.n <= 10 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
