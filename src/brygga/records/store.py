@@ -139,19 +139,30 @@ class RegionWriter:
 
     def write(self, name: str, data: pa.Table, *, row_group_size: int = 1_000_000) -> None:
         """Append ``data`` as the next part of table ``name`` (cast to the schema)."""
-        table_def = schema.table(name)
-        data = conform(data, table_def)
-        folder = self.tmp / name
-        folder.mkdir(exist_ok=True)
         part = self._parts.get(name, 0)
+        self.write_part(self.tmp, name, part, data, row_group_size=row_group_size)
+        self._parts[name] = part + 1
+        self.record_rows(name, data.num_rows)
+
+    @staticmethod
+    def write_part(
+        root: Path, name: str, index: int, data: pa.Table, *, row_group_size: int = 1_000_000
+    ) -> None:
+        """Write part ``index`` of table ``name`` under ``root`` (usable from worker processes)."""
+        data = conform(data, schema.table(name))
+        folder = root / name
+        folder.mkdir(exist_ok=True)
         pq.write_table(
             data,
-            folder / f"part-{part:05d}.parquet",
+            folder / f"part-{index:05d}.parquet",
             compression="zstd",
             row_group_size=row_group_size,
         )
-        self._parts[name] = part + 1
-        self._rows[name] = self._rows.get(name, 0) + data.num_rows
+
+    def record_rows(self, name: str, rows: int) -> None:
+        """Count rows written to ``name`` by ``write_part``."""
+        self._parts.setdefault(name, 1)
+        self._rows[name] = self._rows.get(name, 0) + rows
 
     def ensure_tables(self, names: list[str]) -> None:
         """Write an empty part for every named table that got no rows."""

@@ -438,7 +438,7 @@ class _State:
         a1c = np.where(
             diabetic,
             a1c_dm,
-            33 + 0.06 * np.maximum(age - 40, 0) + 0.25 * (bmi - 26) + o["hba1c"][live],
+            35 + 0.06 * np.maximum(age - 40, 0) + 0.25 * (bmi - 26) + o["hba1c"][live],
         )
         a1c = np.clip(a1c + rng.normal(0, 1.5, len(live)), 20, 150)
         egfr = 118 - 0.9 * np.maximum(age - 20, 0) + o["egfr"][live] - 8 * diabetic - 5 * bp_treated

@@ -36,7 +36,7 @@ CANCER_EXCESS_DEFAULT = 0.04
 CANCER_EXCESS_YEARS = 5
 
 # Risk factors (adults) ---------------------------------------------------------------------
-BMI_BASE = 22.6
+BMI_BASE = 22.3
 BMI_PER_YEAR = 0.085  # from age 18, up to age 62
 BMI_SD = 4.5
 SBP_SD = 15.0
@@ -53,19 +53,19 @@ SMOKING_TREND = 0.041  # per year back in time (log scale): about 20 % in 1996
 
 # Chronic conditions: yearly hazard = BASE * exp(linear predictor); see lifecourse.py.
 HAZARD = {
-    "t2d": 0.0029,
+    "t2d": 0.0033,
     "hypertension": 0.023,
     "hyperlipidaemia": 0.006,
     "af": 0.0034,
     "heart_failure": 0.0025,
     "copd": 0.0009,
     "dementia": 0.012,
-    "cancer": 0.0105,
+    "cancer": 0.0122,
     "obesity_dx": 0.06,
     "ckd_dx": 0.25,
 }
 LIFETIME = {  # share with onset drawn at birth, onset age range
-    "t1d": (0.005, 1, 30),
+    "t1d": (0.0075, 1, 30),
     "asthma_child": (0.065, 2, 15),
     "asthma_adult": (0.05, 16, 70),
     "depression": (0.14, 15, 75),
@@ -73,11 +73,13 @@ LIFETIME = {  # share with onset drawn at birth, onset age range
 
 # Cardiovascular events: SCORE2 (moderate region) 10-year risk -> yearly hazard, times this.
 CVD_MULTIPLIER = 0.92
-CVD_OLD_AGE_SLOPE = 0.06  # hazard x exp(-slope * (age - 70)) above 70: SCORE2-OP is extrapolated there
+CVD_OLD_AGE_SLOPE = (
+    0.06  # hazard x exp(-slope * (age - 70)) above 70: SCORE2-OP is extrapolated there
+)
 CVD_PRIOR_EVENT_HR = 2.0
 CVD_SPLIT = {  # share of events by sex: MI, stroke, other CVD death
-    "male": (0.54, 0.36, 0.10),
-    "female": (0.42, 0.46, 0.12),
+    "male": (0.52, 0.39, 0.09),
+    "female": (0.40, 0.49, 0.11),
 }
 CASE_FATALITY = {"mi": 0.12, "stroke": 0.14, "cvd_death": 1.0}
 
@@ -106,7 +108,7 @@ PRIMARY_BASE = 1.45  # visits a year, adults 18-40 without chronic conditions
 PRIMARY_CHILD = 1.6
 PRIMARY_PER_AGE_YEAR = 0.02  # from 40
 PRIMARY_PER_CONDITION = 0.55
-HOSPITAL_BASE = 0.035  # stays a year besides acute events, rising with age
+HOSPITAL_BASE = 0.085  # stays a year besides acute events, rising with age
 RECODE_CHRONIC = 0.35  # chance a chronic diagnosis is recorded again at a visit
 DISPENSINGS_PER_YEAR = 4
 DAYS_SUPPLY = 90
