@@ -1,0 +1,1 @@
+"""Privacy: disclosure control, noise and budgets, pseudonyms and anonymized extracts."""
