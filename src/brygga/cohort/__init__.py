@@ -1,0 +1,1 @@
+"""Eligibility criteria and the cohort engine: language, compilation, engines, feasibility."""

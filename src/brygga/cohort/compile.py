@@ -1,0 +1,270 @@
+"""Criteria -> Ibis expressions over a region's tables, the same on every engine.
+
+Each rule compiles to a one-column table of distinct ``person_id``s. The population (alive and
+under observation at the index date, with sex, age and municipality) is then left-joined to
+every rule's set, giving one boolean flag per rule. From that single "flags" table come the
+attrition counts (one aggregate), the breakdown cells (one group-by) and the person list.
+
+Semantics follow ``reference.py``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+import ibis
+import ibis.expr.types as ir
+
+from brygga.cohort.criteria import (
+    OMOP,
+    SEX_CONCEPTS,
+    Criteria,
+    DeathSpec,
+    Demographics,
+    EventSpec,
+    Model,
+    ValuedSpec,
+    VisitSpec,
+    rule_body,
+    rule_kind,
+    window_bounds,
+)
+from brygga.records import codes as codebook
+from brygga.records import schema
+
+
+class Tables(Protocol):
+    """What the compiler needs from an engine: an Ibis table per region table, or None."""
+
+    def table(self, name: str) -> ir.Table | None: ...
+
+
+@dataclass(frozen=True)
+class Compiled:
+    flags: ir.Table  # population with sex, age_band, municipality and one flag per rule
+    conditions: list[ir.BooleanValue]  # cumulative: alive+observed, demographics, rule 1, ...
+
+    @property
+    def eligible(self) -> ir.Table:
+        return self.flags.filter(self.conditions[-1])
+
+    def attrition(self) -> ir.Table:
+        """One row: s0 .. sN, the number remaining after each step."""
+        return self.flags.aggregate(
+            **{
+                f"s{i}": ibis.ifelse(c, 1, 0).cast("int64").sum()
+                for i, c in enumerate(self.conditions)
+            }
+        )
+
+    def cells(self) -> ir.Table:
+        """Eligible people counted by (sex, age_band, municipality)."""
+        e = self.eligible
+        return e.group_by(["sex", "age_band", "municipality"]).aggregate(n=e.count())
+
+    def persons(self) -> ir.Table:
+        return self.eligible.select("person_id").order_by("person_id")
+
+
+def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:
+    return Compiler(tables, index_date).compile(criteria)
+
+
+class Compiler:
+    def __init__(self, tables: Tables, index_date: date) -> None:
+        self.tables = tables
+        self.index_date = index_date
+
+    def compile(self, criteria: Criteria) -> Compiled:
+        flags = self.population()
+        steps = criteria.steps()[1:]
+        for i, (_, _, rule) in enumerate(steps):
+            assert rule is not None
+            matched = self.rule(rule).rename({f"m{i}": "person_id"})
+            flags = flags.left_join(matched, flags.person_id == matched[f"m{i}"])
+            flags = flags.mutate(**{f"f{i}": flags[f"m{i}"].notnull()}).drop(f"m{i}")
+        # Conditions are built on the final table so that every column resolves against it.
+        # Step 0 must be a column (a literal True cannot be summed); person_id is never null.
+        conditions: list[ir.BooleanValue] = [flags.person_id.notnull()]
+        conditions.append(conditions[0] & self.demographics(flags, criteria.demographics))
+        for i, (kind, _, _) in enumerate(steps):
+            flag = flags[f"f{i}"]
+            conditions.append(conditions[-1] & (flag if kind == "include" else ~flag))
+        return Compiled(flags, conditions)
+
+    # --- Population ---------------------------------------------------------------------------
+
+    def population(self) -> ir.Table:
+        """Alive (no death on or before the index date) and under observation on it."""
+        person, op, death = (
+            self.table("person"),
+            self.table("observation_period"),
+            self.table("death"),
+        )
+        idx = self.index_date
+        observed = op.filter(
+            (op.observation_period_start_date <= idx) & (op.observation_period_end_date >= idx)
+        ).select("person_id")
+        dead = death.filter(death.death_date <= idx).select("person_id")
+        p = person.semi_join(observed, "person_id").anti_join(dead, "person_id")
+        month = p.month_of_birth.fill_null(1)
+        day = p.day_of_birth.fill_null(1)
+        before_birthday = (month > idx.month) | ((month == idx.month) & (day > idx.day))
+        age = (idx.year - p.year_of_birth - ibis.ifelse(before_birthday, 1, 0)).cast("int32")
+        sex = ibis.cases(
+            (p.gender_concept_id == codebook.GENDER_MALE, "male"),
+            (p.gender_concept_id == codebook.GENDER_FEMALE, "female"),
+            else_="unknown",
+        )
+        return p.select(
+            person_id=p.person_id.cast("int64"),
+            gender_concept_id=p.gender_concept_id,
+            sex=sex,
+            age=age,
+            age_band=((age // 10) * 10).cast("int32"),
+            municipality=p.municipality_code,
+        )
+
+    @staticmethod
+    def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:
+        condition: ir.BooleanValue = ibis.literal(True)
+        if demographics.age is not None:
+            if demographics.age.min is not None:
+                condition &= p.age >= demographics.age.min
+            if demographics.age.max is not None:
+                condition &= p.age <= demographics.age.max
+        if demographics.sex is not None:
+            condition &= p.gender_concept_id.isin([SEX_CONCEPTS[s] for s in demographics.sex])
+        if demographics.municipalities is not None:
+            condition &= p.municipality.isin(demographics.municipalities)
+        return condition
+
+    # --- Rules --------------------------------------------------------------------------------
+
+    def rule(self, rule: Model) -> ir.Table:
+        """The distinct person ids for whom the rule holds (ignoring the population)."""
+        kind, body = rule_kind(rule), rule_body(rule)
+        if kind == "any_of":
+            return ibis.union(*(self.rule(r) for r in body), distinct=True)
+        if kind == "all_of":
+            return ibis.intersect(*(self.rule(r) for r in body), distinct=True)
+        if kind == "at_least":
+            stacked = ibis.union(*(self.rule(r) for r in body.of), distinct=False)
+            counted = stacked.group_by("person_id").aggregate(n=stacked.count())
+            return counted.filter(counted.n >= body.n).select("person_id")
+        if kind == "visit":
+            return self.visits(body)
+        if kind == "death":
+            return self.deaths(body)
+        return self.events(body)
+
+    def events(self, spec: EventSpec) -> ir.Table:
+        table_def = schema.table(spec.TABLE)
+        t = self.table(spec.TABLE)
+        rows = t.filter(self.window(t[table_def.date_column], spec.within))
+        value = getattr(spec, "value", None)
+        if isinstance(spec, ValuedSpec) and spec.latest:
+            among = self.code_predicate(rows, table_def, spec.among_codeset)
+            if value is not None:  # only records with a value compete for "latest"
+                among &= rows.value_as_number.notnull()
+            candidates = rows.filter(among)
+            last = candidates.group_by(p="person_id").aggregate(
+                last=candidates[table_def.date_column].max()
+            )
+            hits = candidates.filter(
+                self.code_predicate(candidates, table_def, spec.codeset)
+                & self._value_ok(candidates, value)
+            )
+            joined = hits.join(
+                last,
+                (hits.person_id == last.p) & (hits[table_def.date_column] == last["last"]),
+            )
+            return joined.select(person_id=joined.person_id.cast("int64")).distinct()
+        matching = rows.filter(
+            self.code_predicate(rows, table_def, spec.codeset) & self._value_ok(rows, value)
+        )
+        return self.at_least_dates(matching, table_def.date_column, spec.min_count)
+
+    @staticmethod
+    def _value_ok(t: ir.Table, value: Any) -> ir.BooleanValue:
+        """A value range holds: inclusive at both ends, and a missing value never matches."""
+        if value is None:
+            return ibis.literal(True)
+        v = t.value_as_number
+        ok = v.notnull()
+        if value.min is not None:
+            ok &= v >= value.min
+        if value.max is not None:
+            ok &= v <= value.max
+        return ok
+
+    def visits(self, spec: VisitSpec) -> ir.Table:
+        t = self.table("visit_occurrence")
+        condition = self.window(t.visit_start_date, spec.within)
+        if spec.concept_ids is not None:
+            condition &= t.visit_concept_id.isin(spec.concept_ids)
+        return self.at_least_dates(t.filter(condition), "visit_start_date", spec.min_count)
+
+    def deaths(self, spec: DeathSpec) -> ir.Table:
+        t = self.table("death")
+        lo, hi = spec.within.bounds(self.index_date)
+        rows = t.filter((t.death_date >= lo) & (t.death_date <= hi))
+        return rows.select(person_id=rows.person_id.cast("int64")).distinct()
+
+    def window(self, day: ir.DateValue, within: Any) -> ir.BooleanValue:
+        lo, hi = window_bounds(within, self.index_date)
+        condition = day <= hi
+        return condition if lo is None else condition & (day >= lo)
+
+    @staticmethod
+    def at_least_dates(rows: ir.Table, date_column: str, n: int) -> ir.Table:
+        if n == 1:
+            return rows.select(person_id=rows.person_id.cast("int64")).distinct()
+        counted = rows.group_by("person_id").aggregate(n=rows[date_column].nunique())
+        return counted.filter(counted.n >= n).select(person_id=counted.person_id.cast("int64"))
+
+    def code_predicate(
+        self, t: ir.Table, table_def: schema.Table, codeset: tuple[tuple[str, str], ...]
+    ) -> ir.BooleanValue:
+        vocab_col, code_col = t[table_def.vocabulary_column], t[table_def.code_column]
+        concept_col = t[table_def.concept_column]
+        concept_ids = [int(c) for v, c in codeset if v == OMOP]
+        terms: list[ir.BooleanValue] = []
+        if concept_ids:
+            terms.append(concept_col.isin(concept_ids))
+            ancestor = self.tables.table("concept_ancestor")
+            if ancestor is not None:
+                below = ancestor.filter(ancestor.ancestor_concept_id.isin(concept_ids))
+                terms.append(concept_col.isin(below.descendant_concept_id))
+        by_vocab: dict[str, list[str]] = {}
+        for v, c in codeset:
+            if v != OMOP:
+                by_vocab.setdefault(v, []).append(c)
+        for vocab, vocab_codes in by_vocab.items():
+            if codebook.vocabulary(vocab).hierarchical:
+                matches = [prefix_range(code_col, c) for c in vocab_codes]
+                code_ok = matches[0]
+                for m in matches[1:]:
+                    code_ok |= m
+            else:
+                code_ok = code_col.isin(vocab_codes)
+            terms.append((vocab_col == vocab) & code_ok)
+        result = terms[0]
+        for term in terms[1:]:
+            result |= term
+        return result
+
+    def table(self, name: str) -> ir.Table:
+        t = self.tables.table(name)
+        if t is None:
+            raise AssertionError(f"region has no {name} table")  # Region.open guarantees it
+        return t
+
+
+def prefix_range(column: ir.StringValue, prefix: str) -> ir.BooleanValue:
+    """``column`` starts with ``prefix``, written as a range so that engines can use min/max
+    statistics and the sort order: codes are ASCII, so "starts with E11" is E11 <= code < E12."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return (column >= prefix) & (column < upper)

@@ -1,0 +1,627 @@
+"""The eligibility criteria language: pydantic models, loaded from YAML or JSON.
+
+One language serves trial feasibility, recruitment matching, prevention targeting and data
+requests. The semantics are documented in ``docs/criteria.md`` and pinned down executably by
+``cohort/reference.py``; every engine is tested against that evaluator.
+
+A rule is a one-key mapping (``{condition: {...}}``, ``{any_of: [...]}``); the key picks the
+model. Validation errors are turned into one :class:`InputError` whose lines name the field path
+and the problem, e.g. ``include[2].measurement.value.min: must be a number``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Strict,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from brygga.errors import InputError
+from brygga.records import codes as codebook
+
+Number = Annotated[float, Strict()]  # YAML/JSON numbers only: "53" and true are rejected
+Count = Annotated[int, Strict(), Field(ge=1)]
+Days = Annotated[int, Strict(), Field(ge=0)]
+Years = Annotated[int, Strict(), Field(ge=0, le=150)]
+
+OMOP = "OMOP"
+SEX_CONCEPTS = {"male": codebook.GENDER_MALE, "female": codebook.GENDER_FEMALE}
+VISIT_TYPES = {
+    "outpatient": codebook.VISIT_OUTPATIENT,
+    "inpatient": codebook.VISIT_INPATIENT,
+    "emergency": codebook.VISIT_EMERGENCY,
+}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- Building blocks -------------------------------------------------------------------------
+
+
+class Window(Model):
+    """Days relative to the index date; both ends inclusive.
+
+    A rule without ``within`` looks at all history up to and including the index date. With
+    ``within``, an omitted side is 0: ``{days_before: 365}`` is [index - 365, index].
+    """
+
+    days_before: Days = 0
+    days_after: Days = 0
+
+    def bounds(self, index_date: date) -> tuple[date, date]:
+        return index_date - timedelta(days=self.days_before), index_date + timedelta(
+            days=self.days_after
+        )
+
+    def describe(self) -> str:
+        if self.days_after == 0:
+            return f"in the {self.days_before} days up to the index date"
+        if self.days_before == 0:
+            return f"in the {self.days_after} days from the index date"
+        return f"from {self.days_before} days before to {self.days_after} days after the index date"
+
+
+def window_bounds(within: Window | None, index_date: date) -> tuple[date | None, date]:
+    """(earliest, latest) event date a rule looks at; ``None`` means no lower bound."""
+    if within is None:
+        return None, index_date
+    return within.bounds(index_date)
+
+
+class ValueRange(Model):
+    """Inclusive range for ``value_as_number``; a record without a value never matches."""
+
+    min: Number | None = None
+    max: Number | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ValueRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+    def describe(self) -> str:
+        if self.max is None:
+            return f">= {self.min:g}"
+        if self.min is None:
+            return f"<= {self.max:g}"
+        return f"{self.min:g}-{self.max:g}"
+
+
+def _vocabulary_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return codebook.vocabulary(value).id
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _resolve_code(code: str, vocabulary: str | None, aliases: bool) -> tuple[str, str]:
+    """One code of a rule -> (vocabulary id, normalized code)."""
+    if not isinstance(code, str):
+        raise ValueError(f"codes must be strings (quote {code!r})")
+    if aliases:
+        alias = codebook.resolve_alias(code)
+        if alias is not None and vocabulary in (None, alias.vocabulary):
+            return alias.vocabulary, alias.code
+    if vocabulary is None:
+        known = ", ".join(sorted(c.key for c in codebook.ALIASES.values()))
+        raise ValueError(f"{code!r} is not a known alias ({known}); give a vocabulary")
+    try:
+        normalized = codebook.vocabulary(vocabulary).validate(code)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+    if vocabulary == OMOP and int(normalized) == 0:
+        raise ValueError("OMOP concept id 0 means 'no concept' and cannot be searched for")
+    return vocabulary, str(int(normalized)) if vocabulary == OMOP else normalized
+
+
+# --- Event rules -----------------------------------------------------------------------------
+
+
+class EventSpec(Model):
+    """Records in an event table whose code is in the code set and whose date is in the window.
+
+    ``min_count`` counts distinct dates, so a diagnosis recorded twice at one visit counts once.
+    """
+
+    TABLE: ClassVar[str]
+    DEFAULT_VOCABULARY: ClassVar[str | None]
+    ALIASES: ClassVar[bool] = False
+
+    # Declared before ``codes`` so that the codes validator sees it.
+    vocabulary: str | None = None
+    codes: list[str] = Field(min_length=1)
+    within: Window | None = None
+    min_count: Count = 1
+    _codeset: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @field_validator("vocabulary", mode="before")
+    @classmethod
+    def _vocabulary(cls, value: Any) -> Any:
+        return _vocabulary_id(value) if isinstance(value, str) else value
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_are_strings(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of codes, e.g. [E11]")
+        return value
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_resolve(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Checked here (not only in _resolve) so that errors point at the codes field.
+        vocabulary = info.data.get("vocabulary") or cls.DEFAULT_VOCABULARY
+        for code in value:
+            _resolve_code(code, vocabulary, cls.ALIASES)
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> EventSpec:
+        vocabulary = self.vocabulary or self.DEFAULT_VOCABULARY
+        resolved = [_resolve_code(c, vocabulary, self.ALIASES) for c in self.codes]
+        self._codeset = tuple(dict.fromkeys(resolved))
+        return self
+
+    @property
+    def codeset(self) -> tuple[tuple[str, str], ...]:
+        """The codes as (vocabulary, normalized code) pairs, aliases resolved."""
+        return self._codeset
+
+    def describe(self) -> str:
+        text = f"{self.TABLE.split('_')[0]} {_describe_codes(self.codeset)}"
+        if self.min_count > 1:
+            text += f" on at least {self.min_count} dates"
+        return text + " " + (self.within.describe() if self.within else "before the index date")
+
+
+def _describe_codes(codeset: tuple[tuple[str, str], ...]) -> str:
+    by_vocab: dict[str, list[str]] = {}
+    for vocab, code in codeset:
+        by_vocab.setdefault(vocab, []).append(code)
+    return "; ".join(f"{v} {', '.join(c)}" for v, c in by_vocab.items())
+
+
+class ConditionSpec(EventSpec):
+    TABLE = "condition_occurrence"
+    DEFAULT_VOCABULARY = "ICD10"
+
+
+class DrugSpec(EventSpec):
+    TABLE = "drug_exposure"
+    DEFAULT_VOCABULARY = "ATC"
+
+
+class ProcedureSpec(EventSpec):
+    TABLE = "procedure_occurrence"
+    DEFAULT_VOCABULARY = "KVA"
+
+
+class ValuedSpec(EventSpec):
+    """Measurements and observations: optional value range and ``latest``.
+
+    ``latest: true`` looks only at the most recent date, in the window, on which the person has a
+    record with one of the ``among`` codes (default: ``codes``), counting only records with a value
+    when a value range is given. The rule holds if a record on that date has one of ``codes`` and
+    (if given) a value in range.
+    """
+
+    DEFAULT_VOCABULARY = None
+    ALIASES = True
+
+    value: ValueRange | None = None
+    latest: bool = False
+    among: list[str] | None = Field(default=None, min_length=1)
+    _among: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @field_validator("among")
+    @classmethod
+    def _among_resolve(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        for code in value or []:
+            _resolve_code(code, info.data.get("vocabulary"), True)
+        return value
+
+    @model_validator(mode="after")
+    def _latest(self) -> ValuedSpec:
+        if self.latest and self.min_count > 1:
+            raise ValueError("latest and min_count > 1 cannot be combined")
+        if self.among is not None and not self.latest:
+            raise ValueError("among is only meaningful with latest: true")
+        among = [_resolve_code(c, self.vocabulary, True) for c in self.among or []]
+        self._among = tuple(dict.fromkeys([*self.codeset, *among]))
+        return self
+
+    @property
+    def among_codeset(self) -> tuple[tuple[str, str], ...]:
+        """Codes competing for "latest" (always includes ``codes``)."""
+        return self._among
+
+    def describe(self) -> str:
+        text = f"{self.TABLE} {_describe_codes(self.codeset)}"
+        if self.value is not None:
+            text += f" value {self.value.describe()}"
+        if self.latest:
+            text = "latest " + text
+            if self.among:
+                text += f" (latest of {_describe_codes(self.among_codeset)})"
+        if self.min_count > 1:
+            text += f" on at least {self.min_count} dates"
+        return text + " " + (self.within.describe() if self.within else "before the index date")
+
+
+class MeasurementSpec(ValuedSpec):
+    TABLE = "measurement"
+
+
+class ObservationSpec(ValuedSpec):
+    TABLE = "observation"
+
+
+class VisitSpec(Model):
+    """Visits starting in the window, of the given types (default: any)."""
+
+    types: list[Literal["outpatient", "inpatient", "emergency"]] | None = Field(
+        default=None, min_length=1
+    )
+    within: Window | None = None
+    min_count: Count = 1
+
+    @property
+    def concept_ids(self) -> list[int] | None:
+        return None if self.types is None else [VISIT_TYPES[t] for t in self.types]
+
+    def describe(self) -> str:
+        text = f"{'/'.join(self.types)} visit" if self.types else "visit"
+        if self.min_count > 1:
+            text += f" on at least {self.min_count} dates"
+        return text + " " + (self.within.describe() if self.within else "before the index date")
+
+
+class DeathSpec(Model):
+    """A death in the window. People counted are alive at the index date, so only
+    ``days_after`` can ever match (e.g. outcome-based data requests)."""
+
+    within: Window
+
+    @field_validator("within")
+    @classmethod
+    def _after_index(cls, within: Window) -> Window:
+        if within.days_after == 0:
+            raise ValueError(
+                "days_after must be > 0: people counted are alive at the index date, so a death "
+                "on or before it never matches"
+            )
+        return within
+
+    def describe(self) -> str:
+        return f"death {self.within.describe()}"
+
+
+# --- Rules and groups -------------------------------------------------------------------------
+
+
+class ConditionRule(Model):
+    condition: ConditionSpec
+
+
+class DrugRule(Model):
+    drug: DrugSpec
+
+
+class MeasurementRule(Model):
+    measurement: MeasurementSpec
+
+
+class ProcedureRule(Model):
+    procedure: ProcedureSpec
+
+
+class ObservationRule(Model):
+    observation: ObservationSpec
+
+
+class VisitRule(Model):
+    visit: VisitSpec
+
+
+class DeathRule(Model):
+    death: DeathSpec
+
+
+class AnyOf(Model):
+    any_of: list[Rule] = Field(min_length=1)
+
+
+class AllOf(Model):
+    all_of: list[Rule] = Field(min_length=1)
+
+
+class AtLeastSpec(Model):
+    n: Count
+    of: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _n(self) -> AtLeastSpec:
+        if self.n > len(self.of):
+            raise ValueError(f"n ({self.n}) is greater than the number of rules ({len(self.of)})")
+        return self
+
+
+class AtLeast(Model):
+    at_least: AtLeastSpec
+
+
+RULE_KINDS: dict[str, type[Model]] = {
+    "condition": ConditionRule,
+    "drug": DrugRule,
+    "measurement": MeasurementRule,
+    "procedure": ProcedureRule,
+    "observation": ObservationRule,
+    "visit": VisitRule,
+    "death": DeathRule,
+    "any_of": AnyOf,
+    "all_of": AllOf,
+    "at_least": AtLeast,
+}
+_KIND_OF_MODEL = {model: kind for kind, model in RULE_KINDS.items()}
+
+
+def _rule_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return _KIND_OF_MODEL.get(type(value))
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in RULE_KINDS else None
+    return None
+
+
+Rule = Annotated[
+    Annotated[ConditionRule, Tag("condition")]
+    | Annotated[DrugRule, Tag("drug")]
+    | Annotated[MeasurementRule, Tag("measurement")]
+    | Annotated[ProcedureRule, Tag("procedure")]
+    | Annotated[ObservationRule, Tag("observation")]
+    | Annotated[VisitRule, Tag("visit")]
+    | Annotated[DeathRule, Tag("death")]
+    | Annotated[AnyOf, Tag("any_of")]
+    | Annotated[AllOf, Tag("all_of")]
+    | Annotated[AtLeast, Tag("at_least")],
+    Discriminator(
+        _rule_kind,
+        custom_error_type="rule_kind",
+        custom_error_message="a rule is a mapping with exactly one key, one of: "
+        + ", ".join(RULE_KINDS),
+    ),
+]
+
+for _group in (AnyOf, AllOf, AtLeastSpec, AtLeast):
+    _group.model_rebuild()
+
+
+def rule_kind(rule: Model) -> str:
+    return _KIND_OF_MODEL[type(rule)]
+
+
+def rule_body(rule: Model) -> Any:
+    """The inner spec of a rule (``ConditionSpec``, list of rules for groups, ...)."""
+    return getattr(rule, rule_kind(rule))
+
+
+def describe_rule(rule: Model) -> str:
+    kind, body = rule_kind(rule), rule_body(rule)
+    if kind == "any_of":
+        return "any of (" + "; ".join(describe_rule(r) for r in body) + ")"
+    if kind == "all_of":
+        return "all of (" + "; ".join(describe_rule(r) for r in body) + ")"
+    if kind == "at_least":
+        inner = "; ".join(describe_rule(r) for r in body.of)
+        return f"at least {body.n} of ({inner})"
+    return body.describe()
+
+
+# --- Demographics and the whole criteria ------------------------------------------------------
+
+
+class AgeRange(Model):
+    """Age in completed years at the index date; both ends inclusive."""
+
+    min: Years | None = None
+    max: Years | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AgeRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+MUNICIPALITY = re.compile(r"[0-9]{4}")
+
+
+class Demographics(Model):
+    age: AgeRange | None = None
+    sex: list[Literal["female", "male"]] | None = Field(default=None, min_length=1)
+    municipalities: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("municipalities", mode="before")
+    @classmethod
+    def _municipalities(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        for code in value:
+            if not isinstance(code, str) or not MUNICIPALITY.fullmatch(code):
+                raise ValueError(
+                    f'{code!r} is not an SCB kommunkod: write 4 digits in quotes, e.g. "0180"'
+                )
+        return value
+
+    @property
+    def empty(self) -> bool:
+        return self.age is None and self.sex is None and self.municipalities is None
+
+    def describe(self) -> str:
+        parts = []
+        if self.age is not None:
+            lo = self.age.min if self.age.min is not None else 0
+            parts.append(f"age {lo}-{self.age.max}" if self.age.max is not None else f"age {lo}+")
+        if self.sex is not None:
+            parts.append("sex " + "/".join(self.sex))
+        if self.municipalities is not None:
+            parts.append("municipality " + ", ".join(self.municipalities))
+        return "Demographics: " + ("; ".join(parts) if parts else "any")
+
+
+class Criteria(Model):
+    name: str = "Unnamed criteria"
+    description: str | None = None
+    index_date: date | None = None
+    demographics: Demographics = Demographics()
+    include: list[Rule] = Field(default_factory=list)
+    exclude: list[Rule] = Field(default_factory=list)
+
+    @field_validator("index_date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        # Refuse numbers (pydantic would read them as Unix timestamps).
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ValueError("must be a date written YYYY-MM-DD")
+
+    @property
+    def whole_region(self) -> bool:
+        """No demographics and no rules: everyone alive and under observation."""
+        return self.demographics.empty and not self.include and not self.exclude
+
+    def effective_index_date(self, override: date | None = None) -> date:
+        return override or self.index_date or date.today()
+
+    def steps(self) -> list[tuple[str, str, Model | None]]:
+        """Attrition steps in order: (kind, description, rule); kind is include/exclude."""
+        steps: list[tuple[str, str, Model | None]] = [
+            ("demographics", self.demographics.describe(), None)
+        ]
+        steps += [("include", f"Include: {describe_rule(r)}", r) for r in self.include]
+        steps += [("exclude", f"Exclude: {describe_rule(r)}", r) for r in self.exclude]
+        return steps
+
+    def fingerprint(self, index_date: date | None = None) -> str:
+        """A stable hash of what is asked (not of its name): the same question, the same hash.
+
+        Canonical JSON (sorted keys, no whitespace) of the criteria with the effective index
+        date, so the privacy layer can recognise repeated or overlapping queries.
+        """
+        document = self.model_dump(mode="json", exclude={"name", "description"})
+        document["index_date"] = self.effective_index_date(index_date).isoformat()
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --- Loading and error messages ---------------------------------------------------------------
+
+_MESSAGES = {
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a text string",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+    "dict_type": "must be a mapping of fields",
+}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != previous:  # the rule discriminator repeats the key: include[0].drug.drug
+            out += f".{part}" if out else str(part)
+        previous = part
+    return out or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        op = ">=" if kind == "greater_than_equal" else "<="
+        bound = error["ctx"]["ge" if op == ">=" else "le"]
+        return f"must be {op} {bound}"
+    if kind == "too_short":
+        return "must not be empty"
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+    header = f"{source}: invalid criteria"
+    return header + ("\n  " if len(lines) > 1 else ": ") + "\n  ".join(lines)
+
+
+def parse_criteria(data: Any, source: str = "criteria") -> Criteria:
+    """Validate a decoded YAML/JSON document; raise InputError naming every problem."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: the criteria must be a mapping (name, demographics, ...)")
+    try:
+        return Criteria.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_errors(exc, source)) from None
+
+
+def load_criteria(path: str | Path) -> Criteria:
+    """Read criteria from a YAML or JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"criteria file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(f"{path}: {where}invalid YAML ({problem})") from None
+    return parse_criteria(data, str(path))

@@ -1,0 +1,227 @@
+"""Where criteria run: DuckDB (embedded default), Spark (local mode or a cluster), reference.
+
+Every engine answers the same two questions, ``evaluate`` (attrition counts and breakdown
+cells) and ``persons`` (eligible pseudonymous ids), from the same compiled Ibis expressions
+(``compile.py``); only how tables are opened and results fetched differs. The pure-Python
+``reference`` engine is the specification the others are tested against (small regions only).
+
+Spark is configured through the environment:
+
+* ``BRYGGA_SPARK_MASTER`` - master URL (default ``local[2]``), e.g. ``spark://host:7077``;
+* ``BRYGGA_SPARK_REMOTE`` - a Spark Connect URL (``sc://host:15002``), used instead of a master;
+* ``BRYGGA_SPARK_SHUFFLE_PARTITIONS`` (default 4) and ``BRYGGA_SPARK_DRIVER_MEMORY`` (``2g``).
+
+One Spark session serves the whole process; each region's Parquet files are registered as
+temporary views named after the region folder, so several regions can be open at once.
+PostgreSQL is not offered: regions are Parquet folders, and DuckDB and Spark read them in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from brygga.cohort.compile import Compiled, compile_criteria
+from brygga.cohort.criteria import Criteria
+from brygga.errors import InputError
+from brygga.records.store import Region
+
+ENGINES = ("duckdb", "spark", "reference")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Raw (undisclosed) results: never print these; feasibility applies the policy."""
+
+    index_date: date
+    steps: list[tuple[str, int]]  # (description, people remaining after the step)
+    cells: dict[tuple[str, int, str | None], int]  # (sex, age band start, municipality) -> n
+
+    @property
+    def count(self) -> int:
+        return self.steps[-1][1]
+
+
+def alive_and_observed_step(index_date: date) -> str:
+    return f"Alive and under observation on {index_date.isoformat()}"
+
+
+class Engine(Protocol):
+    name: str
+
+    def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation: ...
+
+    def persons(self, criteria: Criteria, index_date: date) -> list[int]: ...
+
+
+class IbisEngine:
+    """Runs compiled criteria through an Ibis backend."""
+
+    def __init__(self, name: str, tables: Any, run: Callable[[Any], list[dict[str, Any]]]):
+        self.name = name
+        self.tables = tables
+        self.run = run
+
+    def compile(self, criteria: Criteria, index_date: date) -> Compiled:
+        return compile_criteria(criteria, self.tables, index_date)
+
+    def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
+        compiled = self.compile(criteria, index_date)
+        sums = self.run(compiled.attrition())[0]
+        descriptions = [alive_and_observed_step(index_date)] + [d for _, d, _ in criteria.steps()]
+        # SUM over no rows is NULL: an empty population counts 0.
+        steps = [(d, int(sums[f"s{i}"] or 0)) for i, d in enumerate(descriptions)]
+        cells = {
+            (r["sex"], int(r["age_band"]), r["municipality"]): int(r["n"])
+            for r in self.run(compiled.cells())
+        }
+        return Evaluation(index_date=index_date, steps=steps, cells=cells)
+
+    def persons(self, criteria: Criteria, index_date: date) -> list[int]:
+        rows = self.run(self.compile(criteria, index_date).persons())
+        return [int(r["person_id"]) for r in rows]
+
+
+def open_engine(name: str, region: Region) -> Engine:
+    if name == "duckdb":
+        return duckdb_engine(region)
+    if name == "spark":
+        return spark_engine(region)
+    if name == "reference":
+        from brygga.cohort.reference import ReferenceEngine
+
+        return ReferenceEngine.from_region(region)
+    raise InputError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+
+
+# --- DuckDB ---------------------------------------------------------------------------------
+
+
+class _RegionTables:
+    def __init__(self, present: set[str], get: Callable[[str], Any]) -> None:
+        self.present = present
+        self.get = get
+
+    def table(self, name: str) -> Any:
+        return self.get(name) if name in self.present else None
+
+
+def duckdb_engine(region: Region) -> IbisEngine:
+    from brygga.config import get_settings
+
+    settings = get_settings()
+    import ibis
+
+    con = ibis.duckdb.from_connection(
+        region.duckdb(threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit)
+    )
+
+    def get(name: str) -> Any:
+        with quiet_duckdb():
+            return con.table(name)
+
+    def run(expr: Any) -> list[dict[str, Any]]:
+        with quiet_duckdb():
+            return con.to_pyarrow(expr).to_pylist()
+
+    return IbisEngine("duckdb", _RegionTables(set(region.tables()), get), run)
+
+
+@contextmanager
+def quiet_duckdb() -> Iterator[None]:
+    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+        yield
+
+
+# --- Spark ----------------------------------------------------------------------------------
+
+
+class SparkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BRYGGA_SPARK_", extra="ignore")
+
+    master: str = "local[2]"
+    remote: str | None = None
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+
+
+_spark_lock = threading.Lock()
+_spark: dict[str, Any] = {}
+
+
+@contextmanager
+def quiet_spark() -> Iterator[None]:
+    """PySpark and Ibis warn about pandas 3 compatibility on import and on every result; we do
+    not use pandas results (rows are collected directly), so those notices are noise here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        warnings.filterwarnings("ignore", module=r"pyspark\..*")
+        warnings.filterwarnings("ignore", module=r"ibis\.formats\.pandas")
+        yield
+
+
+def spark_session() -> Any:
+    """The process-wide Spark session (created on first use)."""
+    with _spark_lock:
+        if "session" not in _spark:
+            with quiet_spark():
+                from pyspark.sql import SparkSession
+
+                settings = SparkSettings()
+                builder = SparkSession.builder.appName("brygga")
+                if settings.remote:
+                    builder = builder.remote(settings.remote)
+                else:
+                    builder = (
+                        builder.master(settings.master)
+                        .config("spark.driver.memory", settings.driver_memory)
+                        .config("spark.ui.enabled", "false")
+                        .config("spark.ui.showConsoleProgress", "false")
+                    )
+                session = (
+                    builder.config("spark.sql.shuffle.partitions", settings.shuffle_partitions)
+                    .config("spark.sql.session.timeZone", "UTC")
+                    .getOrCreate()
+                )
+                if not settings.remote:
+                    session.sparkContext.setLogLevel("ERROR")
+                _spark["session"] = session
+        return _spark["session"]
+
+
+def spark_engine(region: Region) -> IbisEngine:
+    session = spark_session()
+    with quiet_spark():
+        import ibis
+
+        con = ibis.pyspark.connect(session)
+        # View names are unique per region folder (and its creation time), so regions coexist.
+        token = hashlib.sha1(
+            f"{region.path.resolve()}|{region.manifest.get('created')}".encode()
+        ).hexdigest()[:12]
+        present = set(region.tables())
+        for name in present:
+            view = f"brygga_{token}_{name}"
+            path = region.table_path(name)
+            session.read.parquet(str(path)).createOrReplaceTempView(view)
+
+    def get(name: str) -> Any:
+        with quiet_spark():
+            return con.table(f"brygga_{token}_{name}")
+
+    def run(expr: Any) -> list[dict[str, Any]]:
+        with quiet_spark():
+            sql = str(con.compile(expr))
+            return [row.asDict() for row in session.sql(sql).collect()]
+
+    return IbisEngine("spark", _RegionTables(present, get), run)

@@ -1,0 +1,254 @@
+"""The reference evaluator: the executable specification of the criteria language.
+
+Plain Python over rows (lists of dicts), written for clarity rather than speed: each rule is a
+function from the region's rows to a set of person ids. The Ibis engines (``compile.py``) must
+agree with it on every spec test and on randomly generated criteria and regions. Use it on small
+regions only (tests, documentation examples).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from brygga.cohort.criteria import (
+    OMOP,
+    SEX_CONCEPTS,
+    Criteria,
+    DeathSpec,
+    Demographics,
+    EventSpec,
+    Model,
+    ValuedSpec,
+    VisitSpec,
+    rule_body,
+    rule_kind,
+    window_bounds,
+)
+from brygga.cohort.engines import Evaluation, alive_and_observed_step
+from brygga.records import codes as codebook
+from brygga.records import schema
+from brygga.records.store import Region
+
+Row = dict[str, Any]
+
+
+class ReferenceEngine:
+    """Evaluates criteria over a region read wholly into memory."""
+
+    name = "reference"
+
+    def __init__(self, tables: dict[str, list[Row]]) -> None:
+        self.tables = tables
+
+    @classmethod
+    def from_region(cls, region: Region) -> ReferenceEngine:
+        return cls({name: region.read_table(name).to_pylist() for name in region.tables()})
+
+    def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
+        population = self.population(index_date)
+        steps = [(alive_and_observed_step(index_date), len(population))]
+        remaining = {
+            p
+            for p, row in population.items()
+            if self.demographics_hold(row, criteria.demographics, index_date)
+        }
+        steps.append((criteria.demographics.describe(), len(remaining)))
+        for kind, description, rule in criteria.steps()[1:]:
+            assert rule is not None
+            matched = self.rule(rule, index_date)
+            remaining = remaining & matched if kind == "include" else remaining - matched
+            steps.append((description, len(remaining)))
+        cells: Counter[tuple[str, int, str | None]] = Counter()
+        for person_id in remaining:
+            row = population[person_id]
+            age = age_at(row, index_date)
+            cells[
+                (sex_label(row["gender_concept_id"]), age // 10 * 10, row["municipality_code"])
+            ] += 1
+        return Evaluation(index_date=index_date, steps=steps, cells=dict(cells))
+
+    def persons(self, criteria: Criteria, index_date: date) -> list[int]:
+        population = self.population(index_date)
+        remaining = {
+            p
+            for p, row in population.items()
+            if self.demographics_hold(row, criteria.demographics, index_date)
+        }
+        for rule in criteria.include:
+            remaining &= self.rule(rule, index_date)
+        for rule in criteria.exclude:
+            remaining -= self.rule(rule, index_date)
+        return sorted(remaining)
+
+    # --- Population -------------------------------------------------------------------------
+
+    def population(self, index_date: date) -> dict[int, Row]:
+        """People alive (no death on or before the index date) and under observation on it."""
+        observed = {
+            r["person_id"]
+            for r in self.rows("observation_period")
+            if r["observation_period_start_date"] <= index_date <= r["observation_period_end_date"]
+        }
+        dead = {r["person_id"] for r in self.rows("death") if r["death_date"] <= index_date}
+        return {
+            r["person_id"]: r
+            for r in self.rows("person")
+            if r["person_id"] in observed and r["person_id"] not in dead
+        }
+
+    @staticmethod
+    def demographics_hold(row: Row, demographics: Demographics, index_date: date) -> bool:
+        age = age_at(row, index_date)
+        if demographics.age is not None:
+            if demographics.age.min is not None and age < demographics.age.min:
+                return False
+            if demographics.age.max is not None and age > demographics.age.max:
+                return False
+        sexes = demographics.sex
+        if sexes is not None and row["gender_concept_id"] not in {SEX_CONCEPTS[s] for s in sexes}:
+            return False
+        if demographics.municipalities is not None:
+            return row["municipality_code"] in demographics.municipalities
+        return True
+
+    # --- Rules --------------------------------------------------------------------------------
+
+    def rule(self, rule: Model, index_date: date) -> set[int]:
+        kind, body = rule_kind(rule), rule_body(rule)
+        if kind == "any_of":
+            return set().union(*(self.rule(r, index_date) for r in body))
+        if kind == "all_of":
+            return set.intersection(*(self.rule(r, index_date) for r in body))
+        if kind == "at_least":
+            hits = Counter(p for r in body.of for p in self.rule(r, index_date))
+            return {p for p, n in hits.items() if n >= body.n}
+        if kind == "visit":
+            return self.visits(body, index_date)
+        if kind == "death":
+            return self.deaths(body, index_date)
+        return self.events(body, index_date)
+
+    def events(self, spec: EventSpec, index_date: date) -> set[int]:
+        table = schema.table(spec.TABLE)
+        date_col = table.date_column
+        assert date_col is not None
+        rows = [r for r in self.rows(spec.TABLE) if in_window(r[date_col], spec, index_date)]
+        codes = self.matcher(spec.codeset, table)
+        value = getattr(spec, "value", None)
+
+        def value_ok(r: Row) -> bool:
+            if value is None:
+                return True
+            v = r["value_as_number"]
+            return (
+                v is not None
+                and (value.min is None or v >= value.min)
+                and (value.max is None or v <= value.max)
+            )
+
+        if isinstance(spec, ValuedSpec) and spec.latest:
+            among = self.matcher(spec.among_codeset, table)
+            candidates = [
+                r for r in rows if among(r) and (value is None or r["value_as_number"] is not None)
+            ]
+            last: dict[int, date] = {}
+            for r in candidates:
+                p = r["person_id"]
+                last[p] = max(last.get(p, r[date_col]), r[date_col])
+            return {
+                r["person_id"]
+                for r in candidates
+                if r[date_col] == last[r["person_id"]] and codes(r) and value_ok(r)
+            }
+        return at_least_dates(
+            ((r["person_id"], r[date_col]) for r in rows if codes(r) and value_ok(r)),
+            spec.min_count,
+        )
+
+    def visits(self, spec: VisitSpec, index_date: date) -> set[int]:
+        types = spec.concept_ids
+        lo, hi = window_bounds(spec.within, index_date)
+        return at_least_dates(
+            (
+                (r["person_id"], r["visit_start_date"])
+                for r in self.rows("visit_occurrence")
+                if (types is None or r["visit_concept_id"] in types)
+                and (lo is None or r["visit_start_date"] >= lo)
+                and r["visit_start_date"] <= hi
+            ),
+            spec.min_count,
+        )
+
+    def deaths(self, spec: DeathSpec, index_date: date) -> set[int]:
+        lo, hi = spec.within.bounds(index_date)
+        return {r["person_id"] for r in self.rows("death") if lo <= r["death_date"] <= hi}
+
+    def matcher(self, codeset: Iterable[tuple[str, str]], table: schema.Table) -> Any:
+        """A predicate on rows: does the row carry one of the codes?"""
+        concept_ids: set[int] = set()
+        exact: set[tuple[str, str]] = set()
+        prefixes: list[tuple[str, str]] = []
+        for vocab, code in codeset:
+            if vocab == OMOP:
+                concept_ids.add(int(code))
+            elif codebook.vocabulary(vocab).hierarchical:
+                prefixes.append((vocab, code))
+            else:
+                exact.add((vocab, code))
+        concept_ids |= {
+            r["descendant_concept_id"]
+            for r in self.rows("concept_ancestor")
+            if r["ancestor_concept_id"] in concept_ids
+        }
+        vocab_col, code_col, concept_col = (
+            table.vocabulary_column,
+            table.code_column,
+            table.concept_column,
+        )
+
+        def matches(r: Row) -> bool:
+            if r[concept_col] in concept_ids:
+                return True
+            vocab, code = r[vocab_col], r[code_col]
+            if vocab is None or code is None:
+                return False
+            return (vocab, code) in exact or any(
+                vocab == v and code.startswith(p) for v, p in prefixes
+            )
+
+        return matches
+
+    def rows(self, name: str) -> list[Row]:
+        return self.tables.get(name, [])
+
+
+# --- Shared definitions ------------------------------------------------------------------------
+
+
+def age_at(person: Row, index_date: date) -> int:
+    """Completed years at the index date; a missing month or day of birth counts as 1."""
+    month = person.get("month_of_birth") or 1
+    day = person.get("day_of_birth") or 1
+    before_birthday = (month, day) > (index_date.month, index_date.day)
+    return index_date.year - person["year_of_birth"] - int(before_birthday)
+
+
+def sex_label(gender_concept_id: int | None) -> str:
+    return {codebook.GENDER_MALE: "male", codebook.GENDER_FEMALE: "female"}.get(
+        gender_concept_id or 0, "unknown"
+    )
+
+
+def in_window(day: date, spec: EventSpec, index_date: date) -> bool:
+    lo, hi = window_bounds(spec.within, index_date)
+    return (lo is None or day >= lo) and day <= hi
+
+
+def at_least_dates(pairs: Iterable[tuple[int, date]], n: int) -> set[int]:
+    dates: defaultdict[int, set[date]] = defaultdict(set)
+    for person_id, day in pairs:
+        dates[person_id].add(day)
+    return {p for p, ds in dates.items() if len(ds) >= n}

@@ -1,0 +1,202 @@
+"""Spec-test fixtures: tiny hand-made regions and one fixture per engine.
+
+Every spec test takes ``engine`` and therefore runs on the reference evaluator, DuckDB and Spark;
+they must all return the expected persons. Spark starts once per test session.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from brygga.cohort.criteria import Criteria, parse_criteria
+from brygga.cohort.engines import ENGINES, Engine, open_engine
+from brygga.records import schema
+from brygga.records.store import Region, RegionWriter
+
+INDEX = date(2025, 6, 15)
+EVENT_TABLES = {
+    "condition": "condition_occurrence",
+    "drug": "drug_exposure",
+    "measurement": "measurement",
+    "observation": "observation",
+    "procedure": "procedure_occurrence",
+}
+DEFAULT_VOCABULARY = {
+    "condition": "ICD10",
+    "drug": "ATC",
+    "measurement": "NPU",
+    "observation": "SNOMED",
+    "procedure": "KVA",
+}
+
+
+def person(
+    pid: int,
+    born: date = date(1960, 3, 1),
+    sex: str = "female",
+    municipality: str | None = "0180",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "person_id": pid,
+        "gender_concept_id": {"male": 8507, "female": 8532}.get(sex, 0),
+        "year_of_birth": born.year,
+        "month_of_birth": born.month,
+        "day_of_birth": born.day,
+        "race_concept_id": 0,
+        "ethnicity_concept_id": 0,
+        "municipality_code": municipality,
+        **extra,
+    }
+
+
+def event(
+    kind: str,
+    pid: int,
+    code: str | None,
+    day: date,
+    *,
+    vocabulary: str | None = "default",
+    concept: int = 0,
+    value: float | None = None,
+) -> tuple[str, dict[str, Any]]:
+    table = EVENT_TABLES[kind]
+    t = schema.table(table)
+    row: dict[str, Any] = {
+        "person_id": pid,
+        t.concept_column: concept,
+        t.date_column: day,
+        t.code_column: code,
+        t.vocabulary_column: DEFAULT_VOCABULARY[kind] if vocabulary == "default" else vocabulary,
+        "condition_type_concept_id": 32817,
+        "drug_type_concept_id": 32869,
+        "measurement_type_concept_id": 32817,
+        "observation_type_concept_id": 32817,
+        "procedure_type_concept_id": 32817,
+        "value_as_number": value,
+    }
+    return table, row
+
+
+def visit(pid: int, day: date, concept: int = 9202) -> tuple[str, dict[str, Any]]:
+    return "visit_occurrence", {
+        "person_id": pid,
+        "visit_concept_id": concept,
+        "visit_start_date": day,
+        "visit_type_concept_id": 32817,
+    }
+
+
+def death(pid: int, day: date) -> tuple[str, dict[str, Any]]:
+    return "death", {"person_id": pid, "death_date": day, "death_type_concept_id": 32817}
+
+
+def period(pid: int, start: date, end: date) -> tuple[str, dict[str, Any]]:
+    return "observation_period", {
+        "person_id": pid,
+        "observation_period_start_date": start,
+        "observation_period_end_date": end,
+        "period_type_concept_id": 32817,
+    }
+
+
+def ancestor(a: int, d: int) -> tuple[str, dict[str, Any]]:
+    return "concept_ancestor", {
+        "ancestor_concept_id": a,
+        "descendant_concept_id": d,
+        "min_levels_of_separation": 1,
+        "max_levels_of_separation": 1,
+    }
+
+
+def build_region(
+    out: Path,
+    persons: list[dict[str, Any]],
+    rows: list[tuple[str, dict[str, Any]]] = (),
+    *,
+    observe_all: bool = True,
+) -> Region:
+    """A region with the given people and rows; everyone is observed 2000-2030 unless
+    ``observe_all`` is false (then give ``period`` rows)."""
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    if observe_all:
+        rows = [
+            *rows,
+            *(period(p["person_id"], date(2000, 1, 1), date(2030, 12, 31)) for p in persons),
+        ]
+    for name, row in rows:
+        by_table.setdefault(name, []).append(row)
+    by_table["person"] = persons
+    with RegionWriter(out) as writer:
+        for name, table_rows in by_table.items():
+            t = schema.table(name)
+            id_col = f"{name}_id"
+            for i, r in enumerate(table_rows, start=1):
+                if id_col in t.column_names:
+                    r.setdefault(id_col, i)
+            data = {c: [r.get(c) for r in table_rows] for c in t.column_names}
+            writer.write(name, pa.Table.from_pydict(data, schema=t.arrow_schema()))
+        writer.ensure_tables(schema.CORE_TABLES)
+        return writer.commit({"region": "spec", "source": "synthetic"})
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+class Spec:
+    """Builds regions under ``tmp_path`` and evaluates criteria on one engine."""
+
+    def __init__(self, engine_name: str, tmp_path: Path) -> None:
+        self.engine_name = engine_name
+        self.tmp_path = tmp_path
+        self._engines: dict[Path, Engine] = {}
+        self._regions = 0
+
+    def region(
+        self,
+        persons: list[dict[str, Any]],
+        rows: list[tuple[str, dict[str, Any]]] = (),
+        *,
+        observe_all: bool = True,
+    ) -> Region:
+        self._regions += 1
+        return build_region(
+            self.tmp_path / f"region{self._regions}",
+            persons,
+            list(rows),
+            observe_all=observe_all,
+        )
+
+    def engine(self, region: Region) -> Engine:
+        if region.path not in self._engines:
+            self._engines[region.path] = open_engine(self.engine_name, region)
+        return self._engines[region.path]
+
+    def persons(
+        self, region: Region, criteria: dict[str, Any] | Criteria, index_date: date = INDEX
+    ) -> list[int]:
+        c = criteria if isinstance(criteria, Criteria) else parse_criteria(criteria)
+        return self.engine(region).persons(c, index_date)
+
+    def run(
+        self,
+        criteria: dict[str, Any],
+        persons: list[dict[str, Any]],
+        rows: list[tuple[str, dict[str, Any]]] = (),
+        **kwargs: Any,
+    ) -> list[int]:
+        """Build a region and evaluate one criteria on it."""
+        index_date = kwargs.pop("index_date", INDEX)
+        return self.persons(self.region(persons, rows, **kwargs), criteria, index_date)
+
+
+@pytest.fixture
+def spec(engine_name: str, tmp_path: Path) -> Spec:
+    return Spec(engine_name, tmp_path)
