@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException
 from rich.console import Console
 from rich.table import Table
 
@@ -320,13 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 1
-    except Exception as exc:  # click's usage errors are user errors too
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return 2
-        raise
+    except ClickException as exc:  # usage errors (missing or unknown options) are user errors
+        exc.show()
+        return 2
     return 0
 
 

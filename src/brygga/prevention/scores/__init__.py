@@ -38,7 +38,9 @@ from brygga.prevention.scores._population import (
     assign_model,
     score_population,
 )
+from brygga.prevention.scores._score2 import RECALIBRATION as SCORE2_RECALIBRATION
 from brygga.prevention.scores._score2 import score2, score2_diabetes
+from brygga.prevention.scores._score2_op import RECALIBRATION_OP as SCORE2_OP_RECALIBRATION
 from brygga.prevention.scores._score2_op import score2_op
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "PLAUSIBLE",
     "RISK_REGIONS",
     "SCORE2_CATEGORIES",
+    "SCORE2_OP_RECALIBRATION",
+    "SCORE2_RECALIBRATION",
     "SWEDEN_RISK_REGION",
     "FindriscResult",
     "Invalid",
