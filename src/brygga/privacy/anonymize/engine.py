@@ -29,12 +29,15 @@ from brygga.privacy.anonymize.criteria import (
 from brygga.privacy.anonymize.hierarchy import Hierarchy
 
 Node = tuple[int, ...]
-_KEY_LIMIT = 1 << 62
+
+
+def _small(space: int, rows: int) -> bool:
+    return space <= 4 * rows + 4096
 
 
 def dense_ids(key: np.ndarray, space: int) -> tuple[np.ndarray, int]:
     """Map keys in [0, space) to dense ids 0..m-1 (same key, same id)."""
-    if space <= max(4 * len(key), 1 << 16):
+    if _small(space, len(key)):  # a lookup table, no sorting
         present = np.zeros(space, dtype=bool)
         present[key] = True
         remap = np.cumsum(present, dtype=np.int64) - 1
@@ -44,11 +47,19 @@ def dense_ids(key: np.ndarray, space: int) -> tuple[np.ndarray, int]:
 
 
 def combine(columns: list[np.ndarray], cards: list[int]) -> tuple[np.ndarray, int]:
-    """Dense group ids for the rows' combination of column codes."""
+    """Dense group ids for the rows' combination of column codes.
+
+    The key grows column by column (mixed radix) and is compressed to dense ids whenever the
+    next column would make the key space larger than a few times the rows, so every
+    compression is a table lookup and nothing is ever sorted.
+    """
+    rows = len(columns[0])
     key = columns[0].astype(np.int64)
     space = cards[0]
     for col, card in zip(columns[1:], cards[1:], strict=True):
-        if space * card >= _KEY_LIMIT:
+        if card == 1:
+            continue
+        if not _small(space * card, rows):
             key, space = dense_ids(key, space)
         key = key * card + col
         space *= card

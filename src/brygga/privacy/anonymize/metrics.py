@@ -35,7 +35,7 @@ class Metrics:
 
 def intensity(problem: Problem, node: Node) -> float:
     """Mean of level / maximum level over the quasi-identifiers."""
-    return float(np.mean([lv / (h - 1) for lv, h in zip(node, problem.heights, strict=True)]))
+    return sum(lv / (h - 1) for lv, h in zip(node, problem.heights, strict=True)) / len(node)
 
 
 def intensity_grid(heights: Node) -> np.ndarray:

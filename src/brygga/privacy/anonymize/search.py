@@ -31,7 +31,7 @@ from brygga.privacy.anonymize.engine import Evaluation, FreqSet, Node, Problem, 
 from brygga.privacy.anonymize.metrics import Metrics, measure, node_bounds, successor_bound
 
 UNKNOWN, PASSES, FAILS = 0, 1, 2
-_CACHE_ROWS = 3_000_000  # frequency-set rows kept for roll-ups, besides the bottom's
+_CACHE_ROWS = 4_000_000  # frequency-set rows kept for roll-ups, besides the bottom's
 
 
 @dataclass
