@@ -27,6 +27,8 @@ from brygga.privacy.anonymize.metrics import Metrics, measure
 from brygga.privacy.anonymize.search import Search
 from brygga.privacy.anonymize.table import Table, read_table, write_table
 
+MAX_LATTICE = 5_000_000  # nodes; the search keeps a status byte per node
+
 
 @dataclass
 class Result:
@@ -101,6 +103,12 @@ def anonymize(
         codes, h = _hierarchy(table, qi.column, qi.hierarchy, base, cfg, f"quasi_identifiers[{i}]")
         records.append(codes)
         hiers.append(h)
+    lattice = math.prod(h.height for h in hiers)
+    if lattice > MAX_LATTICE:
+        raise InputError(
+            f"{source}: the hierarchies give {lattice:,} combinations of levels (more than"
+            f" {MAX_LATTICE:,}); use fewer quasi-identifiers or fewer hierarchy levels"
+        )
     # A sensitive attribute without l or t only documents that it is not a quasi-identifier.
     sensitive = [
         _sensitive(table, s, base, cfg, i)
