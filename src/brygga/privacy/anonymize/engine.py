@@ -61,7 +61,8 @@ def combine(columns: list[np.ndarray], cards: list[int]) -> tuple[np.ndarray, in
             continue
         if not _small(space * card, rows):
             key, space = dense_ids(key, space)
-        key = key * card + col
+        key *= card
+        key += col
         space *= card
     return dense_ids(key, space)
 
@@ -163,11 +164,11 @@ class Problem:
 
     def bottom(self) -> tuple[FreqSet, np.ndarray]:
         """The frequency set of the original data, and each record's row in it."""
-        ids, _ = combine(
+        ids, m = combine(
             [*self.records, self.sens_records], [*self.cards(self.bottom_node), self.n_sens]
         )
         return _group(
-            self.bottom_node, ids, self.records, self.sens_records, np.ones(self.n, np.int64)
+            self.bottom_node, ids, m, self.records, self.sens_records, np.ones(self.n, np.int64)
         ), ids
 
     @property
@@ -176,9 +177,9 @@ class Problem:
 
 
 def _group(
-    node: Node, ids: np.ndarray, qi: list[np.ndarray], sens: np.ndarray, counts: np.ndarray
+    node: Node, ids: np.ndarray, m: int, qi: list[np.ndarray], sens: np.ndarray, counts: np.ndarray
 ) -> FreqSet:
-    m = int(ids.max()) + 1 if len(ids) else 0
+    """The rows grouped by ``ids`` (dense, 0..m-1), counts summed."""
     rep = np.zeros(m, dtype=np.int64)
     rep[ids] = np.arange(len(ids))
     summed = np.bincount(ids, weights=counts, minlength=m).astype(np.int64)
@@ -209,11 +210,11 @@ def evaluate(problem: Problem, src: FreqSet, node: Node) -> Evaluation:
         codes.append(src.qi[q] if a == b else h.up_map(a, b)[src.qi[q]])
     cls, c = combine(codes, problem.cards(node))
     if problem.sensitive:
-        pair, _ = dense_ids(cls * problem.n_sens + src.sens, c * problem.n_sens)
+        pair, m = dense_ids(cls * problem.n_sens + src.sens, c * problem.n_sens)
     else:
-        pair = cls
-    freq = _group(node, pair, codes, src.sens, src.counts)
-    row_class = _group_class(pair, cls)
+        pair, m = cls, c
+    freq = _group(node, pair, m, codes, src.sens, src.counts)
+    row_class = _group_class(pair, m, cls)
     sizes = np.bincount(row_class, weights=freq.counts, minlength=c).astype(np.int64)
 
     ok = sizes >= problem.k
@@ -230,9 +231,8 @@ def evaluate(problem: Problem, src: FreqSet, node: Node) -> Evaluation:
     return Evaluation(node, freq, cls, sizes, ok, monotone_ok, anonymous, suppressed)
 
 
-def _group_class(pair: np.ndarray, cls: np.ndarray) -> np.ndarray:
+def _group_class(pair: np.ndarray, m: int, cls: np.ndarray) -> np.ndarray:
     """Class id of each grouped row (rows of one group share the class)."""
-    m = int(pair.max()) + 1 if len(pair) else 0
     out = np.zeros(m, dtype=np.int64)
     out[pair] = cls
     return out
