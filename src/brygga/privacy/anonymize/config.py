@@ -157,29 +157,45 @@ class AnonymizeConfig(_Model):
         return self
 
 
+_BRANCH_TAGS = {"str", "interval", "date", "icd10", "municipality", "prefix", "flat"}
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"str", "interval", "date", "icd10", "municipality", "prefix", "flat"}:
-            continue  # pydantic's union-branch tags are noise to a user
+        elif part in _BRANCH_TAGS or any(ch in part for ch in "[(,"):
+            continue  # pydantic's union-branch names are noise to a user
         else:
             path += f".{part}" if path else str(part)
     return path or "(top level)"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per field; a hierarchy is 'a path or an automatic spec', not two failed guesses."""
+    by_path: dict[str, list[tuple[str, str]]] = {}
+    for e in exc.errors():
+        by_path.setdefault(_field_path(tuple(e["loc"])), []).append(
+            (e["type"], e["msg"].removeprefix("Value error, "))
+        )
+    lines = []
+    for path, errors in by_path.items():
+        if len(errors) > 1:
+            errors = [e for e in errors if e[0] != "string_type"] or errors
+        for kind, msg in errors:
+            if kind in {"model_attributes_type", "dict_type"} and path.endswith("hierarchy"):
+                msg = "expected a file path or an automatic hierarchy such as {type: flat}"
+            lines.append(f"  {path}: {msg}")
+    return lines
 
 
 def parse_config(data: object, source: str) -> AnonymizeConfig:
     try:
         return AnonymizeConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"  {_field_path(tuple(e['loc']))}: {msg}")
-        raise InputError(
-            f"{source}: invalid anonymization config:\n" + "\n".join(problems)
-        ) from None
+        problems = "\n".join(_problems(exc))
+        raise InputError(f"{source}: invalid anonymization config:\n{problems}") from None
 
 
 def load_config(path: str | Path) -> AnonymizeConfig:
