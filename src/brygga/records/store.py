@@ -131,8 +131,11 @@ class RegionWriter:
     def __init__(self, out: str | Path, *, force: bool = False) -> None:
         self.out = Path(out)
         check_output_dir(self.out, force=force)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        except OSError as exc:
+            raise InputError(f"cannot write to {str(self.out.parent)!r}: {exc.strerror}") from None
         self._parts: dict[str, int] = {}
         self._rows: dict[str, int] = {}
         self._force = force

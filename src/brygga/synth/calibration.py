@@ -92,9 +92,8 @@ def _population(con: Any, region: Region) -> list[Row]:
     total = _scalar(con, "SELECT count(*) FROM residents")
     if facts is None:
         return []
-    rows = [
-        Row("population", "residents (total)", facts.population * scale, None, total, 0.0, 0.02)
-    ]
+    planned = sum(round(m.population * scale) for m in facts.municipalities)
+    rows = [Row("population", "residents (total)", planned, None, total, 0.0, 0.02)]
     counts = dict(
         con.execute("SELECT municipality_code, count(*) FROM residents GROUP BY 1").fetchall()
     )
@@ -103,7 +102,7 @@ def _population(con: Any, region: Region) -> list[Row]:
             Row(
                 "population",
                 f"residents {m.code} {m.name}",
-                m.population * scale,
+                round(m.population * scale),
                 None,
                 counts.get(m.code, 0),
                 0.0,

@@ -113,7 +113,10 @@ def plan(facts: RegionFacts, scale: float, seed: int, years: int, end_date: str)
     weights = age_weights(survival)
     share = float((weights * survival).sum())
     targets = np.rint(pops * scale).astype(np.int64)
-    simulated = np.ceil(targets / share * P.OVERSAMPLE).astype(np.int64)
+    # Margin for the chance that fewer residents than planned survive: a few binomial SDs.
+    simulated = np.ceil((targets / share) * P.OVERSAMPLE + 4 * np.sqrt(targets / share)).astype(
+        np.int64
+    )
     labels = np.repeat(np.arange(len(pops)), simulated)
     np.random.default_rng([seed, 0x5EED]).shuffle(labels)
     n_chunks = max(1, math.ceil(len(labels) / CHUNK_SIZE))

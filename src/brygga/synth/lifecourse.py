@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brygga.synth import params as P
+from brygga.synth.outcome import cvd_yearly_hazard
 
 YEAR = 365.25
 NONE = np.iinfo(np.int32).max  # "never happened" for day columns
@@ -191,25 +192,6 @@ def _smoking_prevalence(
     return base * age_f * (0.55 + 0.225 * (dep - 1)) * np.where(male, 1.0, 1.05)
 
 
-def score2_ten_year(
-    age: np.ndarray,
-    male: np.ndarray,
-    smoker: np.ndarray,
-    sbp: np.ndarray,
-    tc: np.ndarray,
-    hdl: np.ndarray,
-    diabetes: np.ndarray,
-) -> np.ndarray:
-    """SCORE2 (under 70) / SCORE2-OP (70+) 10-year CVD risk in the moderate-risk region.
-
-    This is the generator's outcome model (shared/reference/risk-scores.md), applied without the
-    range checks of the clinical calculator so that every simulated person gets a hazard.
-    """
-    from brygga.synth.outcome import score2_unchecked
-
-    return score2_unchecked(age, male, smoker, sbp, tc, hdl, diabetes)
-
-
 # --- Simulation -----------------------------------------------------------------------------
 
 
@@ -285,6 +267,8 @@ def simulate(
         else:
             state.fatal_day[live] = NONE  # fatal events before the record period are not deaths
     exit_ = np.minimum(exit_, end)
+    for values in yearly.values():
+        _forward_fill(values)
     return LifeCourse(
         male=male,
         birth=birth,
@@ -302,6 +286,13 @@ def simulate(
         record_start=record_start,
         end=end,
     )
+
+
+def _forward_fill(values: np.ndarray) -> None:
+    """Carry each person's last yearly value forward (a death a few days into a new year)."""
+    rows = np.where(~np.isnan(values), np.arange(values.shape[0])[:, None], 0)
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    values[:] = np.take_along_axis(values, rows, axis=0)
 
 
 def _move_out(age: np.ndarray) -> np.ndarray:
@@ -592,8 +583,8 @@ class _State:
         if not len(eligible):
             return fatal
         e = eligible
-        risk = score2_ten_year(
-            np.maximum(age[e], 30.0),
+        hazard = P.CVD_MULTIPLIER * cvd_yearly_hazard(
+            age[e],
             self.male[live[e]],
             rf["smoker"][e],
             np.clip(rf["sbp"][e], 80, 250),
@@ -601,7 +592,6 @@ class _State:
             np.clip(rf["hdl"][e], 0.5, 3.5),
             rf["diabetic"][e],
         )
-        hazard = -np.log1p(-np.clip(risk, 0, 0.99)) / 10 * P.CVD_MULTIPLIER
         hazard *= np.where(self.cvd_count[live[e]] > 0, P.CVD_PRIOR_EVENT_HR, 1.0)
         hazard *= np.exp(-P.CVD_OLD_AGE_SLOPE * np.maximum(age[e] - 70, 0))
         hit = rng.random(len(e)) < _p(hazard)

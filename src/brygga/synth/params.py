@@ -13,7 +13,7 @@ BURN_IN_YEARS = 25  # latent life course simulated before the record period (no 
 
 # Population dynamics -----------------------------------------------------------------------
 PILOT_SIZE = 30_000  # people in the pilot run that measures survival by age
-OVERSAMPLE = 1.06  # simulate this much more than needed; exact quotas are kept per municipality
+OVERSAMPLE = 1.04  # simulate this much more than needed; exact quotas are kept per municipality
 MOVE_IN_SHARE = 0.22  # share of residents who moved into the region during the record period
 MOVE_OUT = ((18, 35, 0.018), (35, 65, 0.005))  # (age from, age to, hazard); else 0.0015
 MOVE_OUT_OTHER = 0.0015
@@ -72,10 +72,9 @@ LIFETIME = {  # share with onset drawn at birth, onset age range
 }
 
 # Cardiovascular events: SCORE2 (moderate region) 10-year risk -> yearly hazard, times this.
-CVD_MULTIPLIER = 0.92
-CVD_OLD_AGE_SLOPE = (
-    0.06  # hazard x exp(-slope * (age - 70)) above 70: SCORE2-OP is extrapolated there
-)
+CVD_MULTIPLIER = 0.9
+# Hazard x exp(-slope * (age - 70)) above 70, where SCORE2-OP overstates first events in Sweden.
+CVD_OLD_AGE_SLOPE = 0.03
 CVD_PRIOR_EVENT_HR = 2.0
 CVD_SPLIT = {  # share of events by sex: MI, stroke, other CVD death
     "male": (0.52, 0.39, 0.09),

@@ -26,9 +26,13 @@ class RegionFacts:
     key: str
     name: str
     county: str
-    population: int
     municipalities: tuple[Municipality, ...]
     hospitals: tuple[tuple[str, str], ...]  # (municipality code, hospital name)
+
+    @property
+    def population(self) -> int:
+        """The sum of the municipalities (region-facts.md rounds it: "about 1.42 million")."""
+        return sum(m.population for m in self.municipalities)
 
     def municipality(self, code: str) -> Municipality:
         for m in self.municipalities:
@@ -49,7 +53,6 @@ SKANE = RegionFacts(
     "skane",
     "Skåne",
     "Skåne län",
-    1_420_000,
     _m(
         """
         1280 | Malmö | 362,100 | 3.9
@@ -104,7 +107,6 @@ STOCKHOLM = RegionFacts(
     "stockholm",
     "Stockholm",
     "Stockholms län",
-    2_450_000,
     _m(
         """
         0180 | Stockholm | 988,900 | 2.8

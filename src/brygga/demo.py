@@ -1,0 +1,130 @@
+"""``make demo``: a small synthetic Skåne, its summary and one example count.
+
+Run as ``python -m brygga.demo``. The region is generated once under ``data/demo/`` and reused
+on later runs (delete the folder, or pass ``--fresh``, to generate it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from brygga.errors import BryggaError
+from brygga.records.store import Region
+from brygga.synth import generate, identities_path
+from brygga.synth.calibration import calibration_report
+from brygga.synth.generate import GENERATOR_VERSION
+
+SCALE = 0.02
+SEED = 1
+HIGHLIGHTS = (
+    "residents (total)",
+    "share aged 65+",
+    "life expectancy at birth, female",
+    "diagnosed diabetes (E10-E14), all ages",
+    "hypertension (I10-I15), adults",
+    "myocardial infarction (I21-I22), new events per 100,000 a year",
+    "systolic blood pressure, mean",
+    "primary-care visits per person a year",
+)
+
+# Type 2 diabetes, 40-75, metformin dispensed in the last year, latest HbA1c >= 53 mmol/mol.
+EXAMPLE_SQL = """
+WITH params AS (SELECT DATE '{end}' AS d)
+SELECT count(*) FROM person p, params
+WHERE date_diff('year', make_date(p.year_of_birth, p.month_of_birth, p.day_of_birth), params.d)
+      BETWEEN 40 AND 75
+  AND EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = p.person_id
+              AND params.d BETWEEN o.observation_period_start_date AND o.observation_period_end_date)
+  AND NOT EXISTS (SELECT 1 FROM death x WHERE x.person_id = p.person_id AND x.death_date <= params.d)
+  AND EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = p.person_id
+              AND c.condition_source_value LIKE 'E11%' AND c.condition_start_date <= params.d)
+  AND EXISTS (SELECT 1 FROM drug_exposure x WHERE x.person_id = p.person_id
+              AND x.drug_source_value = 'A10BA02'
+              AND x.drug_exposure_start_date BETWEEN params.d - INTERVAL 1 YEAR AND params.d)
+  AND (SELECT arg_max(m.value_as_number, m.measurement_date) FROM measurement m
+       WHERE m.person_id = p.person_id AND m.measurement_source_value = 'NPU27300'
+         AND m.measurement_date BETWEEN params.d - INTERVAL 1 YEAR AND params.d) >= 53
+"""
+
+
+def _region(out: Path, fresh: bool, console: Console) -> Region:
+    if not fresh and (out / "manifest.json").is_file():
+        try:
+            region = Region.open(out)
+            m = region.manifest
+            if (m.get("scale"), m.get("seed"), m.get("generator_version")) == (
+                SCALE,
+                SEED,
+                GENERATOR_VERSION,
+            ):
+                console.print(f"Reusing the demo region in {out} (use --fresh to regenerate).")
+                return region
+        except BryggaError:
+            pass
+    console.print(f"Generating a synthetic Skåne at scale {SCALE} (about 28,000 residents) ...")
+    return generate(
+        region="skane", out=out, scale=SCALE, seed=SEED, force=True, progress=True
+    ).region
+
+
+def run(out: Path, fresh: bool = False) -> None:
+    console = Console()
+    region = _region(out, fresh, console)
+    rows = calibration_report(region)
+    people = Table(
+        title=f"Region {region.name}: records {region.manifest['period']['start']} to "
+        f"{region.manifest['period']['end']}",
+        title_justify="left",
+    )
+    people.add_column("table")
+    people.add_column("rows", justify="right")
+    for name, count in region.row_counts.items():
+        people.add_row(name, f"{count:,}")
+    console.print(people)
+    by_name = {r.measure: r for r in rows}
+    cal = Table(title="Calibration highlights (targets from region-facts.md)", title_justify="left")
+    for col in ("measure", "target", "generated", "within tolerance"):
+        cal.add_column(col, justify="left" if col == "measure" else "right")
+    for name in HIGHLIGHTS:
+        r = by_name[name]
+        fmt = (lambda v: f"{v:.1%}") if r.target < 1 else (lambda v: f"{v:,.1f}")
+        cal.add_row(name, fmt(r.target), fmt(r.value), "yes" if r.ok else "no")
+    console.print(cal)
+    within = sum(r.ok for r in rows)
+    console.print(
+        f"{within} of {len(rows)} targets within tolerance; full report: "
+        f"{region.path / 'calibration.md'}"
+    )
+    end = region.manifest["period"]["end"]
+    count = region.duckdb().execute(EXAMPLE_SQL.format(end=end)).fetchone()[0]
+    console.print(
+        f"\nExample count (plain DuckDB, index date {end}): residents aged 40-75 with type 2 "
+        f"diabetes, metformin dispensed in the last year and latest HbA1c >= 53 mmol/mol: "
+        f"[bold]{count:,}[/] [dim](raw count: this region is synthetic)[/]"
+    )
+    console.print(
+        f"\nThe region is in [bold]{region.path}[/]; identities (kept apart) in "
+        f"{identities_path(region.path)}.\nTry: .venv/bin/brygga synth-report {region.path}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m brygga.demo", description=__doc__)
+    ap.add_argument("--out", type=Path, default=Path("data/demo/skane"))
+    ap.add_argument("--fresh", action="store_true", help="generate the region again")
+    args = ap.parse_args(argv)
+    try:
+        run(args.out, args.fresh)
+    except BryggaError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc.message}")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
