@@ -120,6 +120,7 @@ def build_region(
     rows: list[tuple[str, dict[str, Any]]] = (),
     *,
     observe_all: bool = True,
+    source: str = "synthetic",
 ) -> Region:
     """A region with the given people and rows; everyone is observed 2000-2030 unless
     ``observe_all`` is false (then give ``period`` rows)."""
@@ -142,7 +143,7 @@ def build_region(
             data = {c: [r.get(c) for r in table_rows] for c in t.column_names}
             writer.write(name, pa.Table.from_pydict(data, schema=t.arrow_schema()))
         writer.ensure_tables(schema.CORE_TABLES)
-        return writer.commit({"region": "spec", "source": "synthetic"})
+        return writer.commit({"region": "spec", "source": source})
 
 
 @pytest.fixture(params=ENGINES)

@@ -65,7 +65,8 @@ class Compiled:
         return e.group_by(["sex", "age_band", "municipality"]).aggregate(n=e.count())
 
     def persons(self) -> ir.Table:
-        return self.eligible.select("person_id").order_by("person_id")
+        # Unordered: a global sort costs Spark an extra sampling job; callers sort.
+        return self.eligible.select("person_id")
 
 
 def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:

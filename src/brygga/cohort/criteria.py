@@ -554,7 +554,7 @@ _MESSAGES = {
     "int_from_float": "must be a whole number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
-    "string_type": "must be a text string",
+    "string_type": "must be a text string (put it in quotes)",
     "list_type": "must be a list",
     "missing": "is required",
     "extra_forbidden": "unknown field",

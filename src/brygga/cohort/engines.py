@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.errors import InputError
+from brygga.records import schema
 from brygga.records.store import Region
 
 ENGINES = ("duckdb", "spark", "reference")
@@ -87,7 +88,7 @@ class IbisEngine:
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
         rows = self.run(self.compile(criteria, index_date).persons())
-        return [int(r["person_id"]) for r in rows]
+        return sorted(int(r["person_id"]) for r in rows)
 
 
 def open_engine(name: str, region: Region) -> Engine:
@@ -153,6 +154,8 @@ class SparkSettings(BaseSettings):
     remote: str | None = None
     shuffle_partitions: int = 4
     driver_memory: str = "2g"
+    # Any further Spark settings, as JSON: BRYGGA_SPARK_CONF='{"spark.executor.memory": "8g"}'.
+    conf: dict[str, str] = {}
 
 
 _spark_lock = threading.Lock()
@@ -188,11 +191,12 @@ def spark_session() -> Any:
                         .config("spark.ui.enabled", "false")
                         .config("spark.ui.showConsoleProgress", "false")
                     )
-                session = (
-                    builder.config("spark.sql.shuffle.partitions", settings.shuffle_partitions)
-                    .config("spark.sql.session.timeZone", "UTC")
-                    .getOrCreate()
-                )
+                builder = builder.config(
+                    "spark.sql.shuffle.partitions", settings.shuffle_partitions
+                ).config("spark.sql.session.timeZone", "UTC")
+                for key, value in settings.conf.items():
+                    builder = builder.config(key, value)
+                session = builder.getOrCreate()
                 if not settings.remote:
                     session.sparkContext.setLogLevel("ERROR")
                 _spark["session"] = session
@@ -213,7 +217,9 @@ def spark_engine(region: Region) -> IbisEngine:
         for name in present:
             view = f"brygga_{token}_{name}"
             path = region.table_path(name)
-            session.read.parquet(str(path)).createOrReplaceTempView(view)
+            # Giving the schema spares Spark a job that reads every file footer.
+            reader = session.read.schema(spark_schema(schema.table(name).arrow_schema()))
+            reader.parquet(str(path)).createOrReplaceTempView(view)
 
     def get(name: str) -> Any:
         with quiet_spark():
@@ -225,3 +231,20 @@ def spark_engine(region: Region) -> IbisEngine:
             return [row.asDict() for row in session.sql(sql).collect()]
 
     return IbisEngine("spark", _RegionTables(present, get), run)
+
+
+def spark_schema(arrow: Any) -> Any:
+    """The Spark StructType of an Arrow schema (the types regions use)."""
+    from pyspark.sql import types as T
+
+    spark_types = {
+        "int8": T.ByteType(),
+        "int32": T.IntegerType(),
+        "int64": T.LongType(),
+        "double": T.DoubleType(),
+        "string": T.StringType(),
+        "date32[day]": T.DateType(),
+    }
+    return T.StructType(
+        [T.StructField(f.name, spark_types[str(f.type)], f.nullable) for f in arrow]
+    )
