@@ -307,6 +307,55 @@ def anonymize(
     )
 
 
+@app.command()
+def feasibility(
+    criteria_file: Annotated[Path, typer.Argument(help="Eligibility criteria (YAML or JSON).")],
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    engine: Annotated[str, typer.Option(help="duckdb (default), spark or reference.")] = "duckdb",
+    index_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Count the people meeting eligibility criteria, with attrition and breakdowns."""
+    from datetime import date
+
+    from brygga.cohort.criteria import load_criteria
+    from brygga.cohort.feasibility import feasibility as run_feasibility
+    from brygga.errors import InputError
+
+    when = None
+    if index_date is not None:
+        try:
+            when = date.fromisoformat(index_date)
+        except ValueError:
+            raise InputError(f"--index-date {index_date!r} is not a date (YYYY-MM-DD)") from None
+    criteria = load_criteria(criteria_file)
+    result = run_feasibility(criteria, region_dir, engine=engine, index_date=when, raw=raw)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    out.print(
+        f"[bold]{result.name}[/] on {result.region}, index date {result.index_date}: "
+        f"[bold]{result.count['display']}[/] people ({result.disclosure}; {result.engine}, "
+        f"{result.elapsed_ms} ms)",
+        highlight=False,
+    )
+    print_table(
+        "Attrition",
+        ["step", "remaining"],
+        [[a["step"], a["count"]["display"]] for a in result.attrition],
+    )
+    for key, title in (("sex", "Sex"), ("age_band", "Age band"), ("municipality", "Municipality")):
+        cells = result.breakdowns[key]
+        print_table(title, [title.lower(), "people"], [[k, v["display"]] for k, v in cells.items()])
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 
