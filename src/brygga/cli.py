@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import ClickException
 
 from brygga.errors import BryggaError
 
