@@ -356,6 +356,121 @@ def feasibility(
         print_table(title, [title.lower(), "people"], [[k, v["display"]] for k, v in cells.items()])
 
 
+def _index_date_option(value: str | None) -> Any:
+    """Parse --index-date (YYYY-MM-DD) or return None."""
+    from datetime import date
+
+    from brygga.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--index-date {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def risk(
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="applicable (ESC choice per person), score2, score2-op, score2-diabetes."
+        ),
+    ] = "applicable",
+    index_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: the region's end date.")
+    ] = None,
+    risk_region: Annotated[
+        str, typer.Option("--risk-region", help="ESC risk region (Sweden: moderate).")
+    ] = "moderate",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Write one PNG chart per dimension here.")
+    ] = None,
+    impute: Annotated[
+        bool, typer.Option("--impute", help="Impute missing inputs (documented; output says so).")
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Risk categories of a region's population by sex, age band, municipality, deprivation."""
+    from brygga.prevention.stratify import DIMENSIONS, risk_report
+
+    doc = risk_report(
+        region_dir, model=model, index_date=_index_date_option(index_date),
+        risk_region=risk_region, impute=impute, raw=raw, chart_dir=out_dir,
+    )  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    pop, miss = doc["population"], doc["missing_inputs"]
+    out.print(
+        f"[bold]{doc['region']}[/], index date {doc['index_date']}, model {doc['model']} "
+        f"({doc['risk_region']} risk region); {doc['disclosure']}",
+        highlight=False,
+    )
+    if doc["imputation"]:
+        err.print(f"[bold yellow]imputed:[/] {doc['imputation']}", highlight=False)
+    facts = [["alive and under observation", pop["alive_and_observed"]["display"]]]
+    facts += [["scored population", pop["scored_population"]["display"]]]
+    facts += [[f"not scored: {k}", v["display"]] for k, v in pop["not_scored"].items()]
+    facts += [[f"missing input: {k}", v["display"]] for k, v in miss.items()]
+    print_table("Population", ["", "people"], facts)
+    columns = ["people", "complete", *doc["categories"], "missing inputs"]
+    for dim in DIMENSIONS:
+        rows = [
+            [group, c["people"]["display"], c["complete_inputs"]["display"]]
+            + [_share(c, label) for label in doc["categories"]]
+            + [c["missing_inputs"]["display"]]
+            for group, c in doc["breakdowns"][dim].items()
+        ]
+        print_table(f"By {dim.replace('_', ' ')}", [dim.replace("_", " "), *columns], rows)
+    for path in doc.get("charts", []):
+        out.print(f"Chart: {path}")
+
+
+def _share(cell: dict[str, Any], label: str) -> str:
+    share = cell["shares"][label]
+    return (
+        f"{cell['categories'][label]['display']} ({share:.0%})"
+        if share is not None
+        else cell["categories"][label]["display"]
+    )
+
+
+audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Annotated[
+        Path | None, typer.Option(help="Audit log file (default: DATA_DIR/audit/audit.jsonl).")
+    ] = None,
+    anchor: Annotated[
+        str | None, typer.Option(help="A record hash kept elsewhere that must still be there.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every record's hash and link; exit 1 if the log was changed."""
+    from brygga.audit import verify
+
+    result = verify(log, anchor=anchor)
+    if as_json:
+        print_json(result.as_dict())
+    elif result.ok:
+        out.print(f"audit log {result.path}: {result.records} records, chain intact")
+        out.print(f"head: {result.head}")
+    else:
+        where = f" at line {result.line}" if result.line else ""
+        err.print(f"[bold red]audit log {result.path} is broken{where}:[/] {result.problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

@@ -1,0 +1,146 @@
+"""Append-only, hash-chained audit log (security property 4).
+
+Every read of identifiable data (and, later, every consent change) appends one record to a
+JSON-lines file, by default ``<data_dir>/audit/audit.jsonl`` (``config.Settings.data_dir``).
+Each record holds the SHA-256 of the previous record and its own hash over its canonical
+JSON, so ``verify()`` (``brygga audit verify``) detects any edited, inserted, reordered or
+deleted record. Removing records at the *end* leaves a shorter valid chain; to detect that,
+keep the head hash that ``verify()`` reports somewhere else (a ticket, a signed e-mail) and
+pass it later as ``anchor``: verification then also fails if that record is gone.
+
+Records must not contain personal data: name the action, actor, purpose and counts, never a
+personnummer, name or contact detail (security property 1).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from brygga.errors import InputError
+
+GENESIS = "0" * 64
+FIELDS = ("seq", "time", "actor", "action", "details", "prev")
+
+
+def default_path() -> Path:
+    from brygga.config import get_settings
+
+    return get_settings().data_dir / "audit" / "audit.jsonl"
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of the record's fields (without ``hash``)."""
+    body = {k: record.get(k) for k in FIELDS}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _last_record(f: Any) -> dict[str, Any] | None:
+    f.seek(0)
+    last = None
+    for line in f:
+        if line.strip():
+            last = line
+    return json.loads(last) if last else None
+
+
+def append(
+    action: str, *, actor: str, details: dict[str, Any], path: str | Path | None = None
+) -> dict[str, Any]:
+    """Append one record under an exclusive lock; returns the record with its hash."""
+    if not action or not actor:
+        raise InputError("an audit record needs an action and an actor")
+    path = Path(path) if path is not None else default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # one writer at a time, so the chain never forks
+        try:
+            try:
+                last = _last_record(f)
+            except json.JSONDecodeError:
+                raise InputError(
+                    f"audit log {path} is damaged; run `brygga audit verify`"
+                ) from None
+            record: dict[str, Any] = {
+                "seq": 0 if last is None else int(last["seq"]) + 1,
+                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "actor": actor,
+                "action": action,
+                "details": details,
+                "prev": GENESIS if last is None else last["hash"],
+            }
+            record["hash"] = record_hash(record)
+            f.seek(0, os.SEEK_END)
+            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return record
+
+
+@dataclass(frozen=True)
+class Verification:
+    path: str
+    ok: bool
+    records: int
+    head: str  # hash of the last valid record (GENESIS for an empty log)
+    problem: str | None = None
+    line: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "records": self.records,
+            "head": self.head,
+            "problem": self.problem,
+            "line": self.line,
+        }
+
+
+def verify(path: str | Path | None = None, *, anchor: str | None = None) -> Verification:
+    """Walk the chain; the first broken link is reported with its line number.
+
+    ``anchor``: a record hash kept outside the log; the chain must still contain it.
+    """
+    path = Path(path) if path is not None else default_path()
+    prev, count = GENESIS, 0
+    seen_anchor = anchor in (None, GENESIS)
+    if not path.exists():
+        problem = None if seen_anchor else "the log does not exist"
+        return Verification(str(path), seen_anchor, 0, GENESIS, problem)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                return _broken(path, count, prev, lineno, "empty line")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return _broken(path, count, prev, lineno, "not valid JSON")
+            if not isinstance(record, dict) or set(record) != {*FIELDS, "hash"}:
+                return _broken(path, count, prev, lineno, "unexpected record fields")
+            if record["seq"] != count:
+                return _broken(path, count, prev, lineno, f"sequence number is not {count}")
+            if record["prev"] != prev:
+                return _broken(path, count, prev, lineno, "does not chain to the previous record")
+            if record_hash(record) != record["hash"]:
+                return _broken(path, count, prev, lineno, "content does not match its hash")
+            prev, count = record["hash"], count + 1
+            seen_anchor = seen_anchor or prev == anchor
+    if not seen_anchor:
+        return Verification(
+            str(path), False, count, prev, "the anchored record is missing (truncated log?)"
+        )
+    return Verification(str(path), True, count, prev)
+
+
+def _broken(path: Path, count: int, head: str, line: int, problem: str) -> Verification:
+    return Verification(str(path), False, count, head, problem, line)

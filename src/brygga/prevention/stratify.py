@@ -1,0 +1,236 @@
+"""Population stratification: risk categories by sex, age band, municipality and deprivation.
+
+``population_risk`` scores everyone a model applies to (from ``inputs.extract_inputs``);
+``stratify`` counts people per risk category in each group and passes every count through the
+disclosure policy before it leaves the process. Shares are computed from the disclosed
+counts, so they reveal nothing the counts do not.
+
+With ``model="applicable"`` (the default) each person gets the score the ESC assigns them and
+the categories are merged into the three groups the ESC uses for treatment decisions:
+SCORE2-Diabetes "low" and "moderate" both count as ``low-to-moderate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brygga.errors import InputError
+from brygga.prevention.inputs import EXCLUSION_LABELS, MISSING_NAMES, RiskInputs
+from brygga.prevention.scores import (
+    DIABETES_CATEGORIES,
+    MODEL_KEYS,
+    MODELS,
+    SCORE2_CATEGORIES,
+    PopulationScores,
+    score_population,
+)
+from brygga.privacy.disclosure import DisclosurePolicy
+
+MODEL_CHOICES = ("applicable", *MODEL_KEYS)
+AGE_BANDS = ((40, 49), (50, 59), (60, 69), (70, 79), (80, 89))
+DIMENSIONS = ("sex", "age_band", "municipality", "deprivation_quintile")
+MISSING, INVALID, OUTSIDE = -2, -3, -1  # statuses besides a category index
+
+
+@dataclass(frozen=True)
+class PopulationRisk:
+    """Scores and one category per person (``category``: index, or MISSING/INVALID/OUTSIDE)."""
+
+    inputs: RiskInputs
+    scores: PopulationScores
+    model_choice: str
+    categories: tuple[str, ...]
+    category: np.ndarray
+
+    @property
+    def in_population(self) -> np.ndarray:
+        return self.category != OUTSIDE
+
+    @property
+    def risk_percent(self) -> np.ndarray:
+        return self.scores.risk_percent
+
+
+def population_risk(
+    inputs: RiskInputs, *, model: str = "applicable", risk_region: str = "moderate"
+) -> PopulationRisk:
+    if model not in MODEL_CHOICES:
+        raise InputError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {model!r}")
+    c = inputs.columns
+    scores = score_population(
+        age=c["age"], sex=np.where(c["sex"] == "unknown", "male", c["sex"]), smoker=c["smoker"],
+        sbp=c["sbp"], total_chol=c["total_chol"], hdl=c["hdl"], diabetes=c["diabetes"],
+        established_cvd=inputs.model < 0, age_at_diagnosis=c["age_at_diagnosis"],
+        hba1c=c["hba1c"], egfr=c["egfr"], risk_region=risk_region,
+    )  # fmt: skip
+    if model == "applicable":
+        categories = SCORE2_CATEGORIES
+        # SCORE2-Diabetes low (0) and moderate (1) -> low-to-moderate; high, very-high shift down.
+        merged = np.where(
+            scores.model == MODEL_KEYS.index("score2-diabetes"),
+            np.maximum(scores.category - 1, np.minimum(scores.category, 0)),
+            scores.category,
+        )
+        chosen = inputs.model >= 0
+    else:
+        categories = DIABETES_CATEGORIES if model == "score2-diabetes" else SCORE2_CATEGORIES
+        merged = scores.category
+        chosen = inputs.model == MODEL_KEYS.index(model)
+    category = np.select(
+        [~chosen, inputs.missing > 0, merged < 0], [OUTSIDE, MISSING, INVALID], merged
+    ).astype(np.int8)
+    return PopulationRisk(inputs, scores, model, categories, category)
+
+
+def _age_band(age: np.ndarray) -> np.ndarray:
+    labels = np.full(len(age), "other", dtype=object)
+    for lo, hi in AGE_BANDS:
+        labels[(age >= lo) & (age < hi + 1)] = f"{lo}-{hi}"
+    return labels
+
+
+def group_keys(inputs: RiskInputs, dimension: str, names: dict[str, str]) -> np.ndarray:
+    """The group label of every person for one dimension."""
+    c = inputs.columns
+    if dimension == "sex":
+        return c["sex"].astype(object)
+    if dimension == "age_band":
+        return _age_band(c["age"])
+    if dimension == "municipality":
+        codes = np.where(c["municipality_code"] == None, "unknown", c["municipality_code"])  # noqa: E711
+        return np.array([f"{k} {names[k]}" if k in names else k for k in codes], dtype=object)
+    if dimension == "deprivation_quintile":
+        q = c["deprivation_quintile"]
+        return np.where(q > 0, q.astype(str), "unknown").astype(object)
+    raise InputError(f"unknown dimension {dimension!r}; known: {', '.join(DIMENSIONS)}")
+
+
+def _cell(counts: np.ndarray, categories: tuple[str, ...], policy: DisclosurePolicy) -> dict:
+    """counts: [per category..., missing, invalid] -> disclosed cell with shares."""
+    cats = {label: policy.apply(int(n)) for label, n in zip(categories, counts, strict=False)}
+    total = policy.apply(int(counts.sum()))
+    missing = policy.apply(int(counts[len(categories)]))
+    invalid = policy.apply(int(counts[len(categories) + 1]))
+    complete = policy.apply(int(counts[: len(categories)].sum()))
+    known = complete["value"]
+    shares = {
+        label: (round(v["value"] / known, 3) if known and v["value"] is not None else None)
+        for label, v in cats.items()
+    }
+    missing_share = (
+        round(missing["value"] / total["value"], 3)
+        if total["value"] and missing["value"] is not None
+        else None
+    )
+    return {
+        "people": total,
+        "complete_inputs": complete,
+        "categories": cats,
+        "missing_inputs": missing,
+        "invalid_inputs": invalid,
+        "shares": shares,
+        "missing_share": missing_share,
+    }
+
+
+def _status_index(pr: PopulationRisk) -> np.ndarray:
+    k = len(pr.categories)
+    return np.where(pr.category == MISSING, k, np.where(pr.category == INVALID, k + 1, pr.category))
+
+
+def stratify(
+    pr: PopulationRisk,
+    policy: DisclosurePolicy,
+    *,
+    municipality_names: dict[str, str] | None = None,
+    region_name: str = "",
+) -> dict[str, Any]:
+    """The whole stratification as one JSON-ready document; every count disclosed."""
+    names = municipality_names or {}
+    inside = pr.in_population
+    status = _status_index(pr)[inside]
+    width = len(pr.categories) + 2
+    overall = np.bincount(status, minlength=width)
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for dim in DIMENSIONS:
+        keys = group_keys(pr.inputs, dim, names)[inside]
+        labels, group = np.unique(keys.astype(str), return_inverse=True)
+        counts = np.bincount(group * width + status, minlength=len(labels) * width)
+        counts = counts.reshape(len(labels), width)
+        breakdowns[dim] = {
+            str(label): _cell(counts[i], pr.categories, policy) for i, label in enumerate(labels)
+        }
+    excluded = {
+        label: policy.apply(int((pr.inputs.exclusion == code).sum()))
+        for code, label in EXCLUSION_LABELS.items()
+    }
+    miss = pr.inputs.missing[inside]
+    return {
+        "region": region_name,
+        "index_date": pr.inputs.index_date.isoformat(),
+        "model": pr.model_choice,
+        "model_names": [MODELS[k].name for k in _models_used(pr.model_choice)],
+        "risk_region": pr.scores.risk_region,
+        "categories": list(pr.categories),
+        "raw": policy.raw,
+        "disclosure": policy.description,
+        "imputation": pr.inputs.imputation,
+        "lookback_days": pr.inputs.lookback.as_dict(),
+        "population": {
+            "alive_and_observed": policy.apply(len(pr.inputs)),
+            "scored_population": policy.apply(int(inside.sum())),
+            "not_scored": excluded,
+        },
+        "missing_inputs": {
+            "any": policy.apply(int((miss > 0).sum())),
+            **{
+                name: policy.apply(int(((miss & flag) > 0).sum()))
+                for flag, name in MISSING_NAMES.items()
+            },
+        },
+        "overall": _cell(overall, pr.categories, policy),
+        "breakdowns": breakdowns,
+    }
+
+
+def _models_used(choice: str) -> tuple[str, ...]:
+    return MODEL_KEYS if choice == "applicable" else (choice,)
+
+
+def municipality_names(con: Any) -> dict[str, str]:
+    rows = con.sql("SELECT location_source_value, city FROM location").fetchall()
+    return {str(code): str(city) for code, city in rows if code and city}
+
+
+def risk_report(
+    region_dir: str | Path,
+    *,
+    model: str = "applicable",
+    index_date: date | None = None,
+    risk_region: str = "moderate",
+    impute: bool = False,
+    raw: bool = False,
+    chart_dir: Path | None = None,
+) -> dict[str, Any]:
+    """``brygga risk``: stratify a region; optionally write one PNG chart per dimension."""
+    from brygga.prevention.charts import risk_charts
+    from brygga.prevention.inputs import extract_inputs
+    from brygga.privacy.disclosure import policy_for
+    from brygga.records.store import Region
+
+    region = Region.open(region_dir)
+    policy = policy_for(synthetic=region.synthetic, raw=raw)  # refuse --raw before any work
+    if model not in MODEL_CHOICES:
+        raise InputError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {model!r}")
+    con = region.duckdb()
+    inputs = extract_inputs(region, index_date=index_date, impute=impute, con=con)
+    pr = population_risk(inputs, model=model, risk_region=risk_region)
+    doc = stratify(pr, policy, municipality_names=municipality_names(con), region_name=region.name)
+    if chart_dir is not None:
+        doc["charts"] = [str(p) for p in risk_charts(doc, chart_dir)]
+    return doc
