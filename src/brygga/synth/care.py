@@ -109,6 +109,7 @@ class CareGenerator:
             dtype=np.int64,
         )
         self._cancer_kind = self._first_cancer_kind()
+        self._settle_in = self.rng.integers(0, 183, n)  # days from entry to a first visit
 
     # --- visits ---------------------------------------------------------------------------
 
@@ -260,9 +261,17 @@ class CareGenerator:
         )
 
     def _onsets(self, live: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """A visit with the diagnosis when a chronic condition starts."""
+        """A visit with the diagnosis when a chronic condition starts.
+
+        A condition that began before the person entered the records (moved in, or before the
+        record period) is recorded at a first visit within half a year of entry.
+        """
+        lc = self.lc
+        entry = lc.entry[live].astype(np.int64)
+        first_visit = np.minimum(entry + self._settle_in[live], lc.exit[live])
         for key in CHRONIC:
-            day = self.lc.onset[key][live]
+            day = lc.onset[key][live].astype(np.int64)
+            day = np.where(day < entry, first_visit, day)
             new = (day >= lo) & (day < hi)
             if not new.any():
                 continue

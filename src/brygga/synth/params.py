@@ -53,13 +53,13 @@ SMOKING_TREND = 0.041  # per year back in time (log scale): about 20 % in 1996
 
 # Chronic conditions: yearly hazard = BASE * exp(linear predictor); see lifecourse.py.
 HAZARD = {
-    "t2d": 0.0033,
+    "t2d": 0.0031,
     "hypertension": 0.023,
     "hyperlipidaemia": 0.006,
     "af": 0.0034,
     "heart_failure": 0.0025,
-    "copd": 0.0009,
-    "dementia": 0.012,
+    "copd": 0.00068,
+    "dementia": 0.0105,
     "cancer": 0.0122,
     "obesity_dx": 0.06,
     "ckd_dx": 0.25,
