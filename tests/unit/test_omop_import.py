@@ -295,6 +295,25 @@ def test_malformed_number_names_file_line_and_column(
     assert leftovers(out.parent) == []
 
 
+def test_error_line_across_chunks_blank_lines_and_quoted_newlines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(omop_import, "LOCATE_CHUNK", 3)  # the bad record is in a later chunk
+    people = (
+        PERSON_CSV.replace("\n", ",person_source_value\n")
+        + '1,8507,1960,0,0,"a\nb\nc"\n'  # lines 2-4
+        + "\n"  # line 5, blank: skipped
+        + "".join(f"{i},8532,1975,0,0,p{i}\n" for i in range(2, 8))  # lines 6-11
+        + "8,8532,1975,0,2026-01-01,p8\n"  # line 12
+    )
+    source = export(tmp_path / "omop", {"person.csv": people})
+    with pytest.raises(InputError) as exc:
+        import_omop(source, tmp_path / "region")
+    assert str(exc.value) == (
+        "person.csv line 12, column ethnicity_concept_id: '2026-01-01' is not an integer"
+    )
+
+
 def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = measurement_export(tmp_path / "omop", "51.5")
     out = tmp_path / "region"

@@ -25,8 +25,11 @@ import gzip
 import io
 import re
 import tempfile
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from brygga.records.store import Region, RegionWriter
 
 # Vocabulary tables first: the other tables look their concepts up in ``concept``.
 IMPORT_ORDER = ["concept", "concept_ancestor", *schema.CORE_TABLES]
+DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's, unless BRYGGA_DUCKDB_MEMORY_LIMIT says otherwise
 BATCH_ROWS = 1_000_000  # rows per Arrow batch and Parquet part
 LOCATE_CHUNK = 50_000  # rows per check in the error-locating pass
 
@@ -214,10 +218,17 @@ def _duckdb(settings: Any, out: Path) -> Iterator[Any]:
         con = duckdb.connect()
         try:
             con.execute("SET temp_directory=?", [spill])
+            con.execute("SET enable_progress_bar=false")  # stdout is for --json
             if settings.duckdb_threads:
                 con.execute(f"SET threads={int(settings.duckdb_threads)}")
-            if settings.duckdb_memory_limit:
-                con.execute("SET memory_limit=?", [settings.duckdb_memory_limit])
+            # Bounded by default: sorting a large table then spills instead of taking the RAM.
+            limit = settings.duckdb_memory_limit or DEFAULT_MEMORY_LIMIT
+            con.execute("SET memory_limit=?", [limit])
+            # DuckDB cannot estimate a CSV's size and would build the vocabulary joins' hash
+            # tables on the event file instead of the concept table: keep joins as written.
+            known = {name for (name,) in con.sql("SELECT name FROM duckdb_optimizers()").fetchall()}
+            keep = [o for o in ("join_order", "build_side_probe_side") if o in known]
+            con.execute("SET disabled_optimizers=?", [",".join(keep)])
             yield con
         finally:
             con.close()
@@ -367,16 +378,23 @@ def _copy_table(con: Any, writer: RegionWriter, src: CsvSource, *, with_concepts
             if batch.num_rows:
                 writer.write(src.table.name, pa.Table.from_batches([batch]))
                 rows += batch.num_rows
-    except duckdb.Error as exc:
-        raise InputError(_locate(src) or _fallback_message(src, exc)) from None
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        # A problem in the data (ours from error(), or the CSV parser's): find where it is.
+        raise InputError(_locate(src) or _duckdb_message(src, exc)) from None
+    except duckdb.OutOfMemoryException as exc:
+        raise InputError(
+            f"{_duckdb_message(src, exc)}; allow more with BRYGGA_DUCKDB_MEMORY_LIMIT "
+            f"(now {get_settings().duckdb_memory_limit or DEFAULT_MEMORY_LIMIT})"
+        ) from None
+    except duckdb.IOException as exc:  # e.g. a full disk while spilling or writing
+        raise InputError(_duckdb_message(src, exc)) from None
     return rows
 
 
-def _fallback_message(src: CsvSource, exc: Exception) -> str:
-    # Only reached if the locating pass finds nothing: DuckDB's first line, with quoted
-    # values (which may be data) blanked out.
+def _duckdb_message(src: CsvSource, exc: Exception) -> str:
+    # DuckDB's first line, with quoted values (which may be data) blanked out.
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{src.label}: cannot be read: {QUOTED.sub(BLANK, first)}"
+    return f"{src.label}: cannot be imported: {QUOTED.sub(BLANK, first)}"
 
 
 # --- The slow path: locate the first problem -------------------------------------------------
@@ -392,83 +410,94 @@ def _locate(src: CsvSource) -> str | None:
 
 
 def _locate_with(con: Any, src: CsvSource) -> str | None:
+    # Chunks of records are read and picked apart by C code (csv, islice, itemgetter, zip);
+    # only the first failing record's line is then counted, in a second pass.
     csv.field_size_limit(2**31 - 1)
     checked = [(raw, c) for c in src.table.columns if (raw := src.raw(c.name))]
-    positions = [src.header.index(raw) for raw, _ in checked]
-    lines: list[int] = []
-    rows: list[list[str]] = []
+    before = 1  # records before the current chunk, counting the header
     with _open_text(src.path) as f:
         reader = csv.reader(f, delimiter=src.delimiter)
         try:
             next(reader)  # the header, already checked
-            while True:
-                start = reader.line_num + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                if not row:
-                    continue  # a blank line
-                if len(row) != len(src.header):
-                    return (
-                        f"{src.label} line {start}: expected {len(src.header)} fields as in the "
-                        f"header, found {len(row)}"
-                    )
-                lines.append(start)
-                rows.append([row[p] for p in positions])
-                if len(rows) >= LOCATE_CHUNK:
-                    if problem := _check_chunk(con, src, checked, lines, rows):
-                        return problem
-                    lines, rows = [], []
+            while chunk := list(islice(reader, LOCATE_CHUNK)):
+                if found := _check_chunk(con, src, checked, chunk):
+                    index, problem = found
+                    return f"{src.label} line {_line_of(src, before + index)}{problem}"
+                before += len(chunk)
         except csv.Error as exc:
             return f"{src.label} line {reader.line_num}: malformed CSV ({exc})"
         except UnicodeDecodeError:
             return f"{src.label} near line {reader.line_num + 1}: not valid UTF-8 text"
-    return _check_chunk(con, src, checked, lines, rows) if rows else None
+    return None
+
+
+def _line_of(src: CsvSource, records: int) -> int:
+    """The line on which the record after the first ``records`` records starts."""
+    with _open_text(src.path) as f:
+        reader = csv.reader(f, delimiter=src.delimiter)
+        deque(islice(reader, records), maxlen=0)
+        return reader.line_num + 1
 
 
 def _check_chunk(
-    con: Any,
-    src: CsvSource,
-    checked: list[tuple[str, schema.Column]],
-    lines: list[int],
-    rows: list[list[str]],
-) -> str | None:
-    """Run the import's own conversions on a chunk of raw rows; describe the first failure."""
-    data = {"__line": pa.array(lines, pa.int64())}
+    con: Any, src: CsvSource, checked: list[tuple[str, schema.Column]], chunk: list[list[str]]
+) -> tuple[int, str] | None:
+    """The first record of the chunk with a problem: (its index, what is wrong), or None.
+
+    Values are checked with the import's own SQL conversions, so both passes agree."""
+    width = len(src.header)
+    lengths = list(map(len, chunk))  # 0 for a blank line, which is skipped
+    bad_width = next((i for i, n in enumerate(lengths) if n and n != width), None)
+    end = len(chunk) if bad_width is None else bad_width
+    keep = [i for i in range(end) if lengths[i]]
+    positions = [src.header.index(raw) for raw, _ in checked]
+    rows = [chunk[i] for i in keep]
+    if len(positions) > 1:
+        columns = list(zip(*map(itemgetter(*positions), rows), strict=True))
+    else:  # itemgetter of one position gives values, not tuples
+        columns = [[row[positions[0]] for row in rows]]
+    data = {"__i": pa.array(keep, pa.int64())}
     for j in range(len(checked)):
-        data[f"v{j}"] = pa.array([r[j] or None for r in rows], pa.string())  # '' is NULL
+        data[f"v{j}"] = pa.array(columns[j] if rows else [], pa.string())
+    flags = []
+    for j, (_, column) in enumerate(checked):
+        duck_type = DUCKDB_TYPES[column.type]
+        bad = "false" if duck_type == "VARCHAR" else f"({_cast(f'v{j}', duck_type)}) IS NULL"
+        flags.append(f"CASE WHEN v{j} IS NULL THEN {str(column.required).lower()} ELSE {bad} END")
+    values = ", ".join(f"v{j}" for j in range(len(checked)))
+    nulls = ", ".join(f"NULLIF(v{j}, '') AS v{j}" for j in range(len(checked)))  # '' is NULL
     con.register("__chunk", pa.table(data))
     try:
-        flags = []
-        for j, (_, column) in enumerate(checked):
-            duck_type = DUCKDB_TYPES[column.type]
-            bad = "false" if duck_type == "VARCHAR" else f"({_cast(f'v{j}', duck_type)}) IS NULL"
-            flags.append(
-                f"CASE WHEN v{j} IS NULL THEN {str(column.required).lower()} ELSE {bad} END"
-            )
         found = con.execute(
-            f"SELECT __line, {', '.join(flags)}, {', '.join(f'v{j}' for j in range(len(checked)))} "
-            f"FROM __chunk WHERE {' OR '.join(flags)} ORDER BY __line LIMIT 1"
+            f"SELECT __i, {', '.join(flags)}, {values} FROM (SELECT __i, {nulls} FROM __chunk) "
+            f"WHERE {' OR '.join(flags)} ORDER BY __i LIMIT 1"
         ).fetchall()
     finally:
         con.unregister("__chunk")
-    if not found:
-        return None
-    found = found[0]
-    line, flags_found, values = found[0], found[1 : 1 + len(checked)], found[1 + len(checked) :]
+    if found:
+        return found[0][0], _describe(src, checked, found[0][1:])
+    if bad_width is not None:
+        return bad_width, (
+            f": expected {width} fields as in the header, found {lengths[bad_width]}"
+        )
+    return None
+
+
+def _describe(src: CsvSource, checked: list[tuple[str, schema.Column]], row: tuple) -> str:
+    flags, values = row[: len(checked)], row[len(checked) :]
     j = min(
-        (j for j, flag in enumerate(flags_found) if flag),
+        (j for j, flag in enumerate(flags) if flag),
         key=lambda j: src.header.index(checked[j][0]),  # the leftmost column in the file
     )
     raw, column = checked[j]
+    duck_type = DUCKDB_TYPES[column.type]
     if values[j] is None:
         problem = "a value is required"
-    elif _integral(values[j]) and DUCKDB_TYPES[column.type] in ("TINYINT", "INTEGER", "BIGINT"):
+    elif _integral(values[j]) and duck_type in ("TINYINT", "INTEGER", "BIGINT"):
         problem = f"{_show(values[j])} is out of range ({column.type} column)"
     else:
-        problem = f"{_show(values[j])} {PROBLEMS[DUCKDB_TYPES[column.type]]}"
-    return f"{src.label} line {line}, column {raw}: {problem}"
+        problem = f"{_show(values[j])} {PROBLEMS[duck_type]}"
+    return f", column {raw}: {problem}"
 
 
 def _show(value: str) -> str:
