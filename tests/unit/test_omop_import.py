@@ -385,6 +385,20 @@ def test_export_without_person_or_folder(tmp_path: Path) -> None:
         import_omop(source, tmp_path / "region")
 
 
+def test_personnummer_in_person_source_value_is_refused(tmp_path: Path) -> None:
+    people = PERSON_CSV.replace("\n", ",person_source_value\n") + (
+        "1,8507,1960,0,0,a81f\n2,8532,1912,0,0,19121212-1212\n"  # Skatteverket's test number
+    )
+    source = export(tmp_path / "omop", {"person.csv": people})
+    with pytest.raises(InputError, match="personal identity numbers") as exc:
+        import_omop(source, tmp_path / "region")
+    assert "1212" not in str(exc.value)
+    assert not (tmp_path / "region").exists()
+    # Ten digits that are no valid personnummer (bad check digit) are a fine pseudonym.
+    (source / "person.csv").write_text(people.replace("19121212-1212", "1234567890"))
+    assert import_omop(source, tmp_path / "region").row_counts["person"] == 2
+
+
 def test_existing_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = export(tmp_path / "omop", {"person.csv": PEOPLE})
     out = tmp_path / "region"

@@ -43,6 +43,7 @@ from brygga.records.store import Region, RegionWriter
 # Vocabulary tables first: the other tables look their concepts up in ``concept``.
 IMPORT_ORDER = ["concept", "concept_ancestor", *schema.CORE_TABLES]
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's, unless BRYGGA_DUCKDB_MEMORY_LIMIT says otherwise
+PERSONNUMMER_LIKE = r"(19|20)?[0-9]{6}[-+]?[0-9]{4}"
 BATCH_ROWS = 1_000_000  # rows per Arrow batch and Parquet part
 LOCATE_CHUNK = 50_000  # rows per check in the error-locating pass
 
@@ -100,6 +101,8 @@ def import_omop(source: Path, out: Path, *, name: str | None = None, force: bool
             if table == "concept" and rows:
                 _create_vocab_lookup(con, writer.tmp / "concept")
                 has_concepts = True
+            if table == "person" and rows:
+                _refuse_personnummer(con, writer.tmp / "person", src)
         writer.ensure_tables(schema.CORE_TABLES)
         return writer.commit(
             {
@@ -360,6 +363,25 @@ def _create_vocab_lookup(con: Any, concept_folder: Path) -> None:
         "any_value(replace(concept_code, '.', '')) AS code "
         f"FROM read_parquet({glob}) GROUP BY concept_id"
     )
+
+
+def _refuse_personnummer(con: Any, person_folder: Path, src: CsvSource) -> None:
+    """A region carries pseudonymous ids only (security property 1): some exports keep the
+    personnummer in person_source_value. Refuse them, without showing any."""
+    from personnummer import personnummer
+
+    glob = _literal(str(person_folder / "*.parquet"))
+    candidates = con.execute(
+        f"SELECT person_source_value FROM read_parquet({glob}) "
+        "WHERE regexp_full_match(trim(person_source_value), ?) LIMIT 1000",
+        [PERSONNUMMER_LIKE],
+    ).fetchall()
+    if any(personnummer.valid(value.strip()) for (value,) in candidates):
+        raise InputError(
+            f"{src.label}, column person_source_value: holds Swedish personal identity numbers; "
+            "a region carries only pseudonymous ids. Replace them with pseudonyms (or leave the "
+            "column empty) before importing."
+        )
 
 
 def _copy_table(con: Any, writer: RegionWriter, src: CsvSource, *, with_concepts: bool) -> int:
