@@ -311,7 +311,8 @@ def _select_sql(src: CsvSource, *, with_concepts: bool) -> str:
     for i, vocab_column in enumerate(vocab_columns):
         stem = vocab_column.removesuffix("_source_vocabulary")
         value_col = f"{stem}_source_value"
-        source_key, concept_key = (_concept_key(src, f"{stem}_{k}") for k in KEYS)
+        source_key = _concept_key(src, f"{stem}_source_concept_id")
+        concept_key = _concept_key(src, f"{stem}_concept_id")
         inner += [f"{source_key} AS __source_concept{i}", f"{concept_key} AS __concept{i}"]
         candidates = []
         if with_concepts:
@@ -340,9 +341,6 @@ def _select_sql(src: CsvSource, *, with_concepts: bool) -> str:
         f"WITH t AS (SELECT {', '.join(inner) or 'NULL AS __none'} FROM {_read_csv_sql(src)}) "
         f"SELECT {', '.join(outer)} FROM t {' '.join(joins)}{order}"
     )
-
-
-KEYS = ("source_concept_id", "concept_id")
 
 
 def _concept_key(src: CsvSource, column: str) -> str:
