@@ -1,0 +1,112 @@
+"""Equity: does prevention reach the groups with the most need? (the inverse care law)
+
+For each deprivation quintile and each municipality: the need (share at high or very high
+risk among people with complete inputs) and the reach (share of the target group that was
+reached). A group is flagged *under-reached* when its need is at least the region's and its
+reach is below ``margin`` times the region's reach: the people most in need get the least.
+
+What counts as reached depends on what is given:
+
+* a program plan: target = its eligible people, reached = invited within capacity;
+* an invitation list (``person_id`` column): target = the scored population, reached = listed;
+* nothing: target = the scored population, reached = has every risk input recorded
+  (risk assessment reach: whose risk the health services know).
+
+Every count passes the disclosure policy; rates are computed from disclosed counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from brygga.prevention.stratify import PopulationRisk, group_keys
+from brygga.privacy.disclosure import DisclosurePolicy
+
+EQUITY_DIMENSIONS = ("deprivation_quintile", "municipality")
+HIGH = 1  # category index from which risk counts as high (SCORE2 categories: high, very-high)
+
+
+def _rate(num: dict[str, Any], den: dict[str, Any]) -> float | None:
+    if num["value"] is None or not den["value"]:
+        return None
+    return round(num["value"] / den["value"], 3)
+
+
+def equity(
+    pr: PopulationRisk,
+    target: np.ndarray,
+    reached: np.ndarray,
+    policy: DisclosurePolicy,
+    *,
+    reach_definition: str,
+    municipality_names: dict[str, str] | None = None,
+    margin: float = 0.8,
+) -> dict[str, Any]:
+    """Need and reach per group, with inverse-care flags. ``target``/``reached``: bool per person."""
+    inside = pr.in_population
+    complete = inside & (pr.category >= 0)
+    high = complete & (pr.category >= HIGH)
+    target = target & inside
+    reached = reached & target
+
+    def cell(rows: np.ndarray) -> dict[str, Any]:
+        c = {
+            "people": policy.apply(int(rows.sum())),
+            "complete_inputs": policy.apply(int((rows & complete).sum())),
+            "high_risk": policy.apply(int((rows & high).sum())),
+            "target": policy.apply(int((rows & target).sum())),
+            "reached": policy.apply(int((rows & reached).sum())),
+        }
+        c["need"] = _rate(c["high_risk"], c["complete_inputs"])
+        c["reach"] = _rate(c["reached"], c["target"])
+        return c
+
+    overall = cell(inside)
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for dim in EQUITY_DIMENSIONS:
+        keys = group_keys(pr.inputs, dim, municipality_names or {}).astype(str)
+        cells = {}
+        for label in np.unique(keys[inside]):  # a loop over groups (<= 300), not people
+            c = cell(inside & (keys == label))
+            c["under_reached"] = bool(
+                c["need"] is not None
+                and c["reach"] is not None
+                and overall["need"] is not None
+                and overall["reach"] is not None
+                and c["need"] >= overall["need"]
+                and c["reach"] < margin * overall["reach"]
+            )
+            cells[str(label)] = c
+        breakdowns[dim] = cells
+    return {
+        "index_date": pr.inputs.index_date.isoformat(),
+        "model": pr.model_choice,
+        "reach_definition": reach_definition,
+        "need_definition": "share at high or very-high risk among people with complete inputs",
+        "flag_rule": (
+            f"under-reached: need >= the region's need and reach < {margin:g} x the region's reach"
+        ),
+        "raw": policy.raw,
+        "disclosure": policy.description,
+        "overall": overall,
+        "breakdowns": breakdowns,
+        "gradient": {dim: need_reach_gradient(breakdowns[dim]) for dim in EQUITY_DIMENSIONS},
+        "under_reached": {
+            dim: [k for k, c in breakdowns[dim].items() if c["under_reached"]]
+            for dim in EQUITY_DIMENSIONS
+        },
+    }
+
+
+def need_reach_gradient(cells: dict[str, Any]) -> dict[str, Any]:
+    """Correlation across groups between need and reach (negative: the inverse care law)."""
+    pairs = [(c["need"], c["reach"]) for c in cells.values()]
+    pairs = [(n, r) for n, r in pairs if n is not None and r is not None]
+    if len(pairs) < 3:
+        return {"groups": len(pairs), "correlation": None}
+    need, reach = np.array(pairs, dtype=float).T
+    if need.std() == 0 or reach.std() == 0:
+        return {"groups": len(pairs), "correlation": None}
+    return {"groups": len(pairs), "correlation": round(float(np.corrcoef(need, reach)[0, 1]), 3)}

@@ -1,0 +1,324 @@
+"""Evaluation of a prevention program, and outcome-based reimbursement.
+
+Given invitations (``person_id`` and ``invitation_date``; a CSV file, or a plan simulated on a
+synthetic region) and a program start date:
+
+* **invited**: people invited within ``enrolment_days`` of the start;
+* **comparison**: people not invited by the end of follow-up (never, or later: "not yet");
+  people invited in between belong to neither group;
+* both alive, under observation and scored at the start. Matching is *coarsened exact
+  matching*: strata of sex x 5-year age band x baseline risk band (0-2.5-5-7.5-10-15-20+ %);
+  strata without people of both groups are dropped;
+* outcomes: change from the latest value before the start (within the look-back windows of
+  ``inputs.Lookback``) to the latest value in the ``months`` after it, for SBP, total
+  cholesterol and HbA1c; and a first cardiovascular event (MI I21-I22, stroke I61/I63/I64, or
+  death from I00-I99) within ``months``;
+* estimate: the average effect on the invited (ATT), the stratum-weighted difference of means,
+  with a normal 95 % confidence interval from the within-stratum variances.
+
+The reimbursement pays per *verified* improvement: a recorded drop of at least ``min_drop``
+(program configuration ``reimbursement:``) between a baseline and a follow-up measurement.
+It reports the gross payment and the payment attributable to the program (improvements beyond
+what matched non-invited people achieved). Counts pass the disclosure policy; amounts are
+computed from disclosed counts so that they reveal no more than the counts do. Estimates
+resting on fewer than ``MIN_GROUP`` people on either side are withheld.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brygga.errors import InputError, NotFoundError
+from brygga.prevention.inputs import Lookback, extract_inputs
+from brygga.prevention.programs import Reimbursement
+from brygga.prevention.stratify import population_risk
+from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.records.store import Region
+
+RISK_BANDS = (2.5, 5.0, 7.5, 10.0, 15.0, 20.0)
+MIN_GROUP = 10
+Z95 = 1.959963984540054
+OUTCOME_MEASURES = {"sbp": "8480-6", "total_chol": "NPU01566", "hba1c": "NPU27300"}
+EVENT_ICD10 = ("I21", "I22", "I61", "I63", "I64")
+
+
+@dataclass(frozen=True)
+class Invitations:
+    person_id: np.ndarray  # int64
+    invitation_date: np.ndarray  # datetime64[D]
+
+
+def read_invitations(path: Path) -> Invitations:
+    """A CSV with columns ``person_id`` and ``invitation_date`` (YYYY-MM-DD)."""
+    if not path.is_file():
+        raise NotFoundError(f"invitation file {str(path)!r} does not exist")
+    ids, days = [], []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"person_id", "invitation_date"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                ids.append(int(row["person_id"]))
+            except (TypeError, ValueError):
+                raise InputError(f"{path}: line {line}: person_id is not a whole number") from None
+            try:
+                days.append(np.datetime64(date.fromisoformat(row["invitation_date"]), "D"))
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{path}: line {line}: invitation_date is not a date (YYYY-MM-DD)"
+                ) from None
+    return Invitations(np.array(ids, np.int64), np.array(days, "datetime64[D]"))
+
+
+def add_months(day: date, months: int) -> date:
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def follow_up_values(con: Any, start: date, end: date) -> dict[str, dict[int, float]]:
+    """Latest SBP, total cholesterol, HbA1c per person in (start, end]."""
+    codes = ", ".join(f"'{c}'" for c in OUTCOME_MEASURES.values())
+    rows = con.sql(
+        f"""
+        SELECT measurement_source_value, person_id,
+               max_by(value_as_number, (measurement_date, measurement_id))
+        FROM measurement
+        WHERE measurement_source_value IN ({codes}) AND value_as_number IS NOT NULL
+          AND measurement_date > $start AND measurement_date <= $end
+        GROUP BY ALL""",
+        params={"start": start, "end": end},
+    ).to_arrow_table()
+    code = rows.column(0).to_numpy(zero_copy_only=False)
+    out = {}
+    for name, c in OUTCOME_MEASURES.items():
+        sel = code == c
+        out[name] = (rows.column(1).to_numpy()[sel], rows.column(2).to_numpy()[sel])
+    return out  # type: ignore[return-value]
+
+
+def first_events(con: Any, start: date, end: date) -> np.ndarray:
+    """Person ids with a cardiovascular event in (start, end]."""
+    cond = " OR ".join(f"starts_with(condition_source_value, '{c}')" for c in EVENT_ICD10)
+    rows = con.sql(
+        f"""
+        SELECT person_id FROM condition_occurrence
+        WHERE ({cond}) AND condition_start_date > $start AND condition_start_date <= $end
+        UNION
+        SELECT person_id FROM death
+        WHERE cause_source_value >= 'I00' AND cause_source_value < 'J'
+          AND death_date > $start AND death_date <= $end""",
+        params={"start": start, "end": end},
+    ).fetchnumpy()
+    return np.unique(rows["person_id"]).astype(np.int64)
+
+
+def strata(sex: np.ndarray, age: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """Stratum key: sex x 5-year age band x baseline risk band."""
+    band = np.floor(age / 5).astype(np.int64)
+    rband = np.searchsorted(np.array(RISK_BANDS), risk, side="right")
+    return ((sex == "female").astype(np.int64) * 100 + band) * 10 + rband
+
+
+def att(
+    stratum: np.ndarray, treated: np.ndarray, y: np.ndarray
+) -> tuple[float, float, int, int] | None:
+    """Stratified difference of means on the treated: (estimate, SE, n treated, n control).
+
+    Only strata with at least one treated and one control person count (coarsened exact
+    matching); each counts by its number of treated people. Variances: within-stratum sample
+    variances, pooled across the two groups of a stratum when a group has a single person.
+    """
+    ok = np.isfinite(y)
+    s, t, y = stratum[ok], treated[ok], y[ok]
+    if not len(s):
+        return None
+    keys, inv = np.unique(s, return_inverse=True)
+    k = len(keys)
+    n_t = np.bincount(inv, weights=t, minlength=k)
+    n_c = np.bincount(inv, weights=~t, minlength=k)
+    matched = (n_t > 0) & (n_c > 0)
+    if not matched.any():
+        return None
+    sum_t = np.bincount(inv, weights=y * t, minlength=k)
+    sum_c = np.bincount(inv, weights=y * ~t, minlength=k)
+    sq_t = np.bincount(inv, weights=y * y * t, minlength=k)
+    sq_c = np.bincount(inv, weights=y * y * ~t, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_t, m_c = sum_t / n_t, sum_c / n_c
+        v_t = np.where(n_t > 1, (sq_t - n_t * m_t**2) / (n_t - 1), np.nan)
+        v_c = np.where(n_c > 1, (sq_c - n_c * m_c**2) / (n_c - 1), np.nan)
+        pooled = (np.nan_to_num(v_t) * np.maximum(n_t - 1, 0) + np.nan_to_num(v_c) * np.maximum(n_c - 1, 0)) / np.maximum(n_t + n_c - 2, 1)  # fmt: skip
+    v_t = np.maximum(np.where(np.isnan(v_t), pooled, v_t), 0)
+    v_c = np.maximum(np.where(np.isnan(v_c), pooled, v_c), 0)
+    w = np.where(matched, n_t, 0) / n_t[matched].sum()
+    diff = np.where(matched, m_t - m_c, 0.0)
+    estimate = float((w * diff).sum())
+    var = float(
+        (w**2 * np.where(matched, v_t / np.maximum(n_t, 1) + v_c / np.maximum(n_c, 1), 0)).sum()
+    )
+    return estimate, float(np.sqrt(var)), int(n_t[matched].sum()), int(n_c[matched].sum())
+
+
+def _result(
+    fit: tuple[float, float, int, int] | None, policy: DisclosurePolicy, digits: int
+) -> dict[str, Any]:
+    if fit is None:
+        return {"estimate": None, "ci95": None, "invited": policy.apply(0), "comparison": policy.apply(0), "withheld": "no matched people"}  # fmt: skip
+    est, se, n_t, n_c = fit
+    doc: dict[str, Any] = {"invited": policy.apply(n_t), "comparison": policy.apply(n_c)}
+    if min(n_t, n_c) < MIN_GROUP:
+        return {**doc, "estimate": None, "ci95": None, "withheld": f"fewer than {MIN_GROUP} people in a group"}  # fmt: skip
+    return {
+        **doc,
+        "estimate": round(est, digits),
+        "se": round(se, digits + 1),
+        "ci95": [round(est - Z95 * se, digits), round(est + Z95 * se, digits)],
+        "withheld": None,
+    }
+
+
+def evaluate(
+    region: Region,
+    invitations: Invitations,
+    policy: DisclosurePolicy,
+    *,
+    start: date | None = None,
+    months: int = 12,
+    enrolment_days: int = 90,
+    reimbursement: Reimbursement | None = None,
+    lookback: Lookback | None = None,
+    con: Any = None,
+) -> dict[str, Any]:
+    """Matched comparison of invited and not-yet-invited people; see the module docstring."""
+    if months < 1:
+        raise InputError("--months must be at least 1")
+    if not len(invitations.person_id):
+        raise InputError("the invitation list is empty")
+    start = start or invitations.invitation_date.min().astype(date)
+    end = add_months(start, months)
+    period_end = (region.manifest.get("period") or {}).get("end")
+    if period_end and end > date.fromisoformat(str(period_end)):
+        raise InputError(
+            f"follow-up ends {end.isoformat()}, after the region's records end ({period_end}); "
+            "choose an earlier start or fewer months"
+        )
+    con = con or region.duckdb()
+    inputs = extract_inputs(region, index_date=start, lookback=lookback, con=con)
+    pr = population_risk(inputs)
+    pid = inputs["person_id"]
+    day = invitations.invitation_date
+    s64, e64 = np.datetime64(start, "D"), np.datetime64(end, "D")
+    enrolled = invitations.person_id[(day >= s64) & (day <= s64 + enrolment_days)]
+    invited_by_end = invitations.person_id[day <= e64]
+    treated = np.isin(pid, enrolled)
+    control = ~np.isin(pid, invited_by_end)
+    base = (pr.category >= 0) & (treated | control)  # scored at the start, in one group
+    stratum = strata(inputs["sex"], inputs["age"], pr.risk_percent)[base]
+    t = treated[base]
+
+    outcomes: dict[str, Any] = {}
+    changes: dict[str, np.ndarray] = {}
+    follow = follow_up_values(con, start, end)
+    for name, (ids, values) in follow.items():
+        after = np.full(len(pid), np.nan)
+        pos = np.searchsorted(pid, ids)
+        pos = np.minimum(pos, len(pid) - 1)
+        hit = pid[pos] == ids
+        after[pos[hit]] = values[hit]
+        change = (after - inputs[name])[base]
+        changes[name] = change
+        outcomes[f"change_{name}"] = _result(att(stratum, t, change), policy, 2)
+    events = np.isin(pid, first_events(con, start, end))[base].astype(float)
+    outcomes["cvd_event"] = _result(att(stratum, t, events), policy, 4)
+    pay = _reimburse(stratum, t, changes, reimbursement or Reimbursement(), policy)
+    return {
+        "region": region.name,
+        "start": start.isoformat(),
+        "follow_up_end": end.isoformat(),
+        "months": months,
+        "enrolment_days": enrolment_days,
+        "raw": policy.raw,
+        "disclosure": policy.description,
+        "invited_in_region": policy.apply(int(treated.sum())),
+        "invited_scored": policy.apply(int(t.sum())),
+        "comparison_scored": policy.apply(int((~t).sum())),
+        "matching": "coarsened exact: sex x 5-year age band x baseline risk band "
+        + "/".join(f"{b:g}" for b in RISK_BANDS)
+        + " %",
+        "outcomes": outcomes,
+        "reimbursement": pay,
+    }
+
+
+def _reimburse(
+    stratum: np.ndarray,
+    treated: np.ndarray,
+    changes: dict[str, np.ndarray],
+    rules: Reimbursement,
+    policy: DisclosurePolicy,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"basis": "amounts computed from disclosed counts", "measures": {}}
+    gross_total = attributable_total = 0.0
+    for name, change in changes.items():
+        rule = getattr(rules, name)
+        verified = np.isfinite(change)
+        improved = verified & (change <= -rule.min_drop)
+        n_improved = int((improved & treated).sum())
+        # Beyond what the comparison achieved: the matched difference in improvement rates
+        # times the number of matched invited people (never negative: nothing is clawed back).
+        fit = att(stratum[verified], treated[verified], improved[verified].astype(float))
+        disclosed = policy.apply(n_improved)
+        excess = None if fit is None else policy.apply(max(round(fit[0] * fit[2]), 0))
+        gross = None if disclosed["value"] is None else disclosed["value"] * rule.payment_sek
+        attributable = (
+            None
+            if excess is None or excess["value"] is None
+            else excess["value"] * rule.payment_sek
+        )
+        gross_total += gross or 0.0
+        attributable_total += attributable or 0.0
+        out["measures"][name] = {
+            "min_drop": rule.min_drop,
+            "payment_sek": rule.payment_sek,
+            "verified_improvements": disclosed,
+            "beyond_comparison": excess,
+            "gross_sek": gross,
+            "attributable_sek": attributable,
+        }
+    out["gross_sek"] = gross_total
+    out["attributable_sek"] = attributable_total
+    return out
+
+
+def simulate_invitations(
+    person_id: np.ndarray, invitation_date: date, *, seed: int = 1, share: float = 0.5
+) -> Invitations:
+    """Invite a random ``share`` of the given people on one date (for synthetic regions)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(person_id[rng.random(len(person_id)) < share])
+    return Invitations(chosen, np.full(len(chosen), np.datetime64(invitation_date, "D")))
+
+
+def write_invitations(inv: Invitations, path: Path) -> None:
+    from brygga.util import atomic_write_text
+
+    lines = ["person_id,invitation_date"]
+    lines += [
+        f"{p},{d}"
+        for p, d in zip(inv.person_id.tolist(), inv.invitation_date.astype(str), strict=True)
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,315 @@
+"""Prevention programs: who to invite, in which order, within each care unit's capacity.
+
+A program (YAML) = target criteria in the cohort language + a risk score and threshold +
+capacity per care unit (the person's listed vårdcentral, ``person.care_site_id``)::
+
+    name: Hjärtkoll 50-69
+    criteria:                       # the cohort language (docs/cohort.md), inline
+      demographics: {age: {min: 50, max: 69}}
+      exclude:
+        - drug: {codes: ["C10AA"], vocabulary: ATC, within: {days_before: 365}}
+    score: {model: applicable, min_risk_percent: 7.5}
+    capacity: {default: 25, units: {"12": 40}}
+    reimbursement:                  # used by evaluation.py
+      sbp: {min_drop: 10, payment_sek: 600}
+
+``plan_program`` ranks the eligible people of each unit by risk (highest first) and marks the
+first ``capacity`` as invited. The plan holds pseudonymous ids only; ``summary`` discloses
+counts. The identifiable invitation list is made only by ``invitation_list``, for one care
+unit, with a stated legal basis, and every call writes an audit record (security property 4).
+It is never part of a research output.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from brygga.cohort.criteria import Criteria, format_errors
+from brygga.errors import InputError, NotFoundError
+from brygga.prevention.inputs import RiskInputs, extract_inputs
+from brygga.prevention.scores import MODEL_KEYS
+from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
+from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.records.store import Region
+from brygga.util import atomic_path
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreRule(_Model):
+    model: str = "applicable"
+    min_risk_percent: float = Field(default=0.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _known_model(self) -> ScoreRule:
+        if self.model not in MODEL_CHOICES:
+            raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}")
+        return self
+
+
+class Capacity(_Model):
+    default: int = Field(default=0, ge=0)
+    units: dict[int, int] = Field(default_factory=dict)
+
+    def of(self, unit: int) -> int:
+        return self.units.get(unit, self.default)
+
+
+class Payment(_Model):
+    min_drop: float = Field(gt=0)
+    payment_sek: float = Field(ge=0)
+
+
+class Reimbursement(_Model):
+    """Payment per verified improvement (a drop of at least ``min_drop`` from baseline)."""
+
+    sbp: Payment = Payment(min_drop=10, payment_sek=500)
+    total_chol: Payment = Payment(min_drop=0.5, payment_sek=300)
+    hba1c: Payment = Payment(min_drop=5, payment_sek=400)
+
+
+class Program(_Model):
+    name: str
+    index_date: date | None = None
+    criteria: Criteria = Criteria()
+    score: ScoreRule = ScoreRule()
+    capacity: Capacity = Capacity()
+    reimbursement: Reimbursement = Reimbursement()
+
+    def fingerprint(self, index_date: date) -> str:
+        doc = self.model_dump(mode="json", exclude={"name"})
+        doc["index_date"] = index_date.isoformat()
+        text = yaml.safe_dump(doc, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_program(data: Any, source: str = "program") -> Program:
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a program must be a mapping (name, criteria, score, ...)")
+    try:
+        return Program.model_validate(data)
+    except ValidationError as exc:
+        message = format_errors(exc, source).replace("invalid criteria", "invalid program")
+        raise InputError(message) from None
+
+
+def load_program(path: str | Path) -> Program:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"program file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}:{where} not valid YAML") from None
+    return parse_program(data, str(path))
+
+
+def target_persons(criteria: Criteria, region: Region, index_date: date) -> np.ndarray:
+    """Pseudonymous ids meeting the target criteria: the one place the cohort engine is used."""
+    from brygga.cohort.feasibility import eligible_persons
+
+    ids = eligible_persons(criteria, region, index_date=index_date)
+    return np.asarray(ids, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ProgramPlan:
+    """Eligible people (pseudonymous), ranked within their care unit. Internal use only."""
+
+    program: Program
+    region: Region
+    index_date: date
+    risk: PopulationRisk
+    person_id: np.ndarray  # eligible people, sorted by (unit, rank)
+    care_site_id: np.ndarray
+    risk_percent: np.ndarray
+    rank: np.ndarray  # 1 = highest risk in the unit
+    invited: np.ndarray  # within the unit's capacity
+    targeted: int  # met the criteria (before score and threshold)
+    no_unit: int  # eligible but not listed at a care unit: cannot be invited
+
+    @property
+    def inputs(self) -> RiskInputs:
+        return self.risk.inputs
+
+    def unit_rows(self, unit: int) -> np.ndarray:
+        return np.flatnonzero(self.care_site_id == unit)
+
+    def summary(self, policy: DisclosurePolicy) -> dict[str, Any]:
+        units = np.unique(self.care_site_id)
+        per_unit = {
+            str(int(u)): {
+                "capacity": self.program.capacity.of(int(u)),
+                "eligible": policy.apply(int((self.care_site_id == u).sum())),
+                "invited": policy.apply(int((self.invited & (self.care_site_id == u)).sum())),
+            }
+            for u in units
+        }
+        return {
+            "program": self.program.name,
+            "region": self.region.name,
+            "index_date": self.index_date.isoformat(),
+            "fingerprint": self.program.fingerprint(self.index_date),
+            "score": self.program.score.model_dump(),
+            "raw": policy.raw,
+            "disclosure": policy.description,
+            "target_criteria_met": policy.apply(self.targeted),
+            "eligible": policy.apply(len(self.person_id)),
+            "invited": policy.apply(int(self.invited.sum())),
+            "beyond_capacity": policy.apply(int((~self.invited).sum())),
+            "not_listed_at_a_unit": policy.apply(self.no_unit),
+            "units": per_unit,
+        }
+
+
+def plan_program(
+    program: Program, region: Region, *, index_date: date | None = None, con: Any = None
+) -> ProgramPlan:
+    """Criteria ∩ risk ≥ threshold, ranked by risk within each care unit, capped by capacity."""
+    con = con or region.duckdb()
+    inputs = extract_inputs(region, index_date=index_date or program.index_date, con=con)
+    idx = inputs.index_date
+    pr = population_risk(inputs, model=program.score.model)
+    targets = target_persons(program.criteria, region, idx)
+    pid = inputs["person_id"]
+    in_target = np.isin(pid, targets, assume_unique=True)
+    risk = pr.risk_percent
+    ok = in_target & (pr.category >= 0) & (risk >= program.score.min_risk_percent)
+    unit = inputs["care_site_id"]
+    no_unit = int((ok & (unit < 0)).sum())
+    rows = np.flatnonzero(ok & (unit >= 0))
+    # Sort by unit, then risk descending, then id (a stable, reproducible order).
+    order = np.lexsort((pid[rows], -risk[rows], unit[rows]))
+    rows = rows[order]
+    u = unit[rows]
+    starts = np.r_[0, np.flatnonzero(np.diff(u)) + 1] if len(u) else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(u)]))
+    rank = np.arange(len(u)) - first + 1
+    capacity = np.array([program.capacity.of(int(x)) for x in np.unique(u)], np.int64)
+    cap = capacity[np.searchsorted(np.unique(u), u)] if len(u) else np.zeros(0, np.int64)
+    return ProgramPlan(
+        program=program,
+        region=region,
+        index_date=idx,
+        risk=pr,
+        person_id=pid[rows],
+        care_site_id=u,
+        risk_percent=risk[rows],
+        rank=rank,
+        invited=rank <= cap,
+        targeted=int(in_target.sum()),
+        no_unit=no_unit,
+    )
+
+
+IDENTITY_COLUMNS = (
+    "person_id", "personnummer", "given_name", "family_name", "street_address", "postal_code",
+    "post_town", "phone", "email",
+)  # fmt: skip
+LIST_COLUMNS = ("rank", *IDENTITY_COLUMNS, "risk_percent", "model")
+
+
+def care_units(region: Region, con: Any = None) -> dict[int, str]:
+    con = con or region.duckdb()
+    rows = con.sql(
+        "SELECT care_site_id, care_site_name FROM care_site "
+        "WHERE coalesce(place_of_service_source_value, 'primary care') = 'primary care'"
+    ).fetchall()
+    return {int(i): str(name) for i, name in rows}
+
+
+def invitation_list(
+    plan: ProgramPlan,
+    *,
+    care_unit: int,
+    legal_basis: str,
+    actor: str,
+    out: Path,
+    identities: Path | None = None,
+    audit_log: Path | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the identifiable, prioritized invitation list of one care unit; audit it first.
+
+    The audit record is written before the identities are read, so a read without a record
+    cannot happen; it names the program, unit, legal basis, actor and the number of people,
+    never who they are.
+    """
+    from brygga import audit
+    from brygga.synth import identities_path
+
+    if len(legal_basis.strip()) < 5:
+        raise InputError("--legal-basis must state the legal basis (e.g. 'HSL 2017:30 3 kap')")
+    if not actor.strip():
+        raise InputError("--actor must name who asks for the list")
+    units = care_units(plan.region)
+    if care_unit not in units:
+        raise NotFoundError(f"care unit {care_unit} is not a primary-care unit of the region")
+    identities = identities or identities_path(plan.region.path)
+    if not identities.is_file():
+        raise NotFoundError(f"identities file {str(identities)!r} does not exist")
+    if out.exists() and not force:
+        raise InputError(f"output {str(out)!r} exists; use --force to replace it")
+    rows = plan.unit_rows(care_unit)
+    rows = rows[plan.invited[rows]]
+    ids = plan.person_id[rows]
+    digest = hashlib.sha256(ids.astype("<i8").tobytes()).hexdigest()
+    record = audit.append(
+        "prevention-list.identities-read",
+        actor=actor,
+        details={
+            "program": plan.program.name,
+            "program_fingerprint": plan.program.fingerprint(plan.index_date),
+            "region": plan.region.name,
+            "index_date": plan.index_date.isoformat(),
+            "care_unit": care_unit,
+            "legal_basis": legal_basis,
+            "people": len(ids),
+            "person_ids_sha256": digest,
+            "output": out.name,
+        },
+        path=audit_log,
+    )
+    wanted = pa.array(ids, pa.int64())
+    found = pq.read_table(identities, columns=list(IDENTITY_COLUMNS))
+    found = found.filter(pc.is_in(found.column("person_id"), value_set=wanted)).to_pydict()
+    ident = {int(p): i for i, p in enumerate(found["person_id"])}  # the unit's list only
+    models = plan.risk.scores.model[np.searchsorted(plan.inputs["person_id"], ids)]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(LIST_COLUMNS)
+    for rank, pid, risk, model in zip(
+        plan.rank[rows], ids, plan.risk_percent[rows], models, strict=True
+    ):
+        i = ident.get(int(pid))
+        values = [found[k][i] if i is not None else "" for k in IDENTITY_COLUMNS[1:]]
+        writer.writerow([int(rank), int(pid), *values, float(risk), MODEL_KEYS[int(model)]])
+    with atomic_path(out) as tmp:
+        os.chmod(tmp, 0o600)  # identifiable: readable by the owner only
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    return {
+        "program": plan.program.name,
+        "care_unit": care_unit,
+        "care_unit_name": units[care_unit],
+        "out": str(out),
+        "people": len(ids),
+        "audit_record": record["hash"],
+    }
