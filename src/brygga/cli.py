@@ -471,6 +471,216 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def program(
+    program_file: Annotated[Path, typer.Argument(help="Prevention program (YAML).")],
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    index_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: the program's, else region end.")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Plan a prevention program: eligible and invited people per care unit (counts only)."""
+    from brygga.prevention.programs import load_program, plan_program
+    from brygga.privacy.disclosure import policy_for
+    from brygga.records.store import Region
+
+    region = Region.open(region_dir)
+    policy = policy_for(synthetic=region.synthetic, raw=raw)
+    plan = plan_program(
+        load_program(program_file), region, index_date=_index_date_option(index_date)
+    )
+    doc = plan.summary(policy)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"[bold]{doc['program']}[/] on {doc['region']}, index date {doc['index_date']}; "
+        f"{doc['disclosure']}",
+        highlight=False,
+    )
+    keys = ("target_criteria_met", "eligible", "invited", "beyond_capacity", "not_listed_at_a_unit")
+    print_table("Program", ["", "people"], [[k.replace("_", " "), doc[k]["display"]] for k in keys])
+    print_table(
+        "Per care unit",
+        ["care unit", "capacity", "eligible", "invited"],
+        [
+            [u, c["capacity"], c["eligible"]["display"], c["invited"]["display"]]
+            for u, c in doc["units"].items()
+        ],
+    )
+
+
+@app.command(name="prevention-list")
+def prevention_list(
+    program_file: Annotated[Path, typer.Argument(help="Prevention program (YAML).")],
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    care_unit: Annotated[int, typer.Option("--care-unit", help="care_site_id of the unit.")],
+    legal_basis: Annotated[
+        str, typer.Option("--legal-basis", help="The legal basis for processing (recorded).")
+    ],
+    actor: Annotated[str, typer.Option(help="Who asks for the list (recorded in the audit log).")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write (mode 0600).")],
+    index_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: the program's, else region end.")
+    ] = None,
+    identities: Annotated[
+        Path | None, typer.Option(help="Identities file (default: beside the region).")
+    ] = None,
+    audit_log: Annotated[
+        Path | None, typer.Option("--audit-log", help="Default: DATA_DIR/audit/audit.jsonl.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """IDENTIFIABLE: one care unit's prioritized invitation list. Audited; not for research."""
+    from brygga.prevention.programs import invitation_list, load_program, plan_program
+    from brygga.records.store import Region
+
+    plan = plan_program(
+        load_program(program_file), Region.open(region_dir),
+        index_date=_index_date_option(index_date),
+    )  # fmt: skip
+    doc = invitation_list(
+        plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor, out=out_file,
+        identities=identities, audit_log=audit_log, force=force,
+    )  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"Invitation list for {doc['care_unit_name']} ({doc['people']} people, highest risk "
+        f"first) written to {doc['out']}; audit record {doc['audit_record'][:16]}",
+        highlight=False,
+    )
+
+
+@app.command()
+def equity(
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    program_file: Annotated[
+        Path | None, typer.Option("--program", help="Reach = invited by this program.")
+    ] = None,
+    invitations: Annotated[
+        Path | None, typer.Option(help="Reach = on this list (CSV with person_id).")
+    ] = None,
+    index_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: the region's end date.")
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Flag groups whose reach is below this x the region's.")
+    ] = 0.8,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Write PNG charts here.")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Need and reach by deprivation quintile and municipality; flags the inverse care law."""
+    from brygga.prevention.equity import EQUITY_DIMENSIONS, equity_report
+
+    doc = equity_report(
+        region_dir, program_file=program_file, invitations_file=invitations,
+        index_date=_index_date_option(index_date), raw=raw, margin=margin, chart_dir=out_dir,
+    )  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"[bold]{doc['region']}[/] {doc['index_date']}; {doc['disclosure']}", highlight=False)
+    out.print(f"reach: {doc['reach_definition']}; need: {doc['need_definition']}")
+    out.print(doc["flag_rule"])
+    for dim in EQUITY_DIMENSIONS:
+        rows = [
+            [g, c["target"]["display"], c["reached"]["display"], _pct(c["reach"]),
+             _pct(c["need"]), "UNDER-REACHED" if c["under_reached"] else ""]
+            for g, c in doc["breakdowns"][dim].items()
+        ]  # fmt: skip
+        corr = doc["gradient"][dim]["correlation"]
+        print_table(
+            f"By {dim.replace('_', ' ')} (need-reach correlation: {corr})",
+            [dim.replace("_", " "), "target", "reached", "reach", "need", "flag"],
+            rows,
+        )
+    for path in doc.get("charts", []):
+        out.print(f"Chart: {path}")
+
+
+def _pct(value: float | None) -> str:
+    return "suppressed" if value is None else f"{value:.0%}"
+
+
+@app.command()
+def evaluate(
+    invitations: Annotated[Path, typer.Argument(help="CSV: person_id, invitation_date.")],
+    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    start: Annotated[
+        str | None, typer.Option(help="Program start YYYY-MM-DD (default: first invitation).")
+    ] = None,
+    months: Annotated[int, typer.Option(help="Follow-up in months.")] = 12,
+    enrolment_days: Annotated[
+        int, typer.Option("--enrolment-days", help="Invited within this many days of start.")
+    ] = 90,
+    program_file: Annotated[
+        Path | None, typer.Option("--program", help="Program YAML (reimbursement parameters).")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a program: invited vs matched not-yet-invited people; reimbursement."""
+    from brygga.prevention.evaluation import evaluate as run_evaluation
+    from brygga.prevention.evaluation import read_invitations
+    from brygga.prevention.programs import load_program
+    from brygga.privacy.disclosure import policy_for
+    from brygga.records.store import Region
+
+    region = Region.open(region_dir)
+    policy = policy_for(synthetic=region.synthetic, raw=raw)
+    rules = load_program(program_file).reimbursement if program_file else None
+    doc = run_evaluation(
+        region, read_invitations(invitations), policy, start=_index_date_option(start),
+        months=months, enrolment_days=enrolment_days, reimbursement=rules,
+    )  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"[bold]{doc['region']}[/]: start {doc['start']}, follow-up to {doc['follow_up_end']}; "
+        f"invited {doc['invited_scored']['display']}, comparison "
+        f"{doc['comparison_scored']['display']}; {doc['disclosure']}",
+        highlight=False,
+    )
+    rows = [
+        [name.replace("_", " "), r["invited"]["display"], r["comparison"]["display"],
+         "withheld" if r["estimate"] is None else r["estimate"],
+         "" if r["ci95"] is None else f"{r['ci95'][0]} to {r['ci95'][1]}"]
+        for name, r in doc["outcomes"].items()
+    ]  # fmt: skip
+    print_table(
+        f"Effect on the invited ({doc['matching']})",
+        ["outcome", "invited", "comparison", "difference", "95% CI"],
+        rows,
+    )
+    pay = doc["reimbursement"]
+    print_table(
+        f"Reimbursement ({pay['basis']})",
+        ["measure", "verified improvements", "beyond comparison", "gross SEK", "attributable SEK"],
+        [
+            [k, m["verified_improvements"]["display"],
+             "" if m["beyond_comparison"] is None else m["beyond_comparison"]["display"],
+             m["gross_sek"], m["attributable_sek"]]
+            for k, m in pay["measures"].items()
+        ]
+        + [["total", "", "", pay["gross_sek"], pay["attributable_sek"]]],
+    )  # fmt: skip
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

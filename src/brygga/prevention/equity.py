@@ -17,10 +17,13 @@ Every count passes the disclosure policy; rates are computed from disclosed coun
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from brygga.errors import InputError
 from brygga.prevention.stratify import PopulationRisk, group_keys
 from brygga.privacy.disclosure import DisclosurePolicy
 
@@ -110,3 +113,82 @@ def need_reach_gradient(cells: dict[str, Any]) -> dict[str, Any]:
     if need.std() == 0 or reach.std() == 0:
         return {"groups": len(pairs), "correlation": None}
     return {"groups": len(pairs), "correlation": round(float(np.corrcoef(need, reach)[0, 1]), 3)}
+
+
+def equity_report(
+    region_dir: str | Path,
+    *,
+    program_file: Path | None = None,
+    invitations_file: Path | None = None,
+    index_date: date | None = None,
+    raw: bool = False,
+    margin: float = 0.8,
+    chart_dir: Path | None = None,
+) -> dict[str, Any]:
+    """``brygga equity``: need and reach by deprivation quintile and municipality."""
+    from brygga.prevention.evaluation import read_invitations
+    from brygga.prevention.inputs import extract_inputs
+    from brygga.prevention.programs import load_program, plan_program
+    from brygga.prevention.stratify import municipality_names, population_risk
+    from brygga.privacy.disclosure import policy_for
+    from brygga.records.store import Region
+
+    if program_file is not None and invitations_file is not None:
+        raise InputError("give --program or --invitations, not both")
+    if not 0 < margin <= 1:
+        raise InputError("--margin must be above 0 and at most 1")
+    region = Region.open(region_dir)
+    policy = policy_for(synthetic=region.synthetic, raw=raw)
+    con = region.duckdb()
+    if program_file is not None:
+        plan = plan_program(load_program(program_file), region, index_date=index_date, con=con)
+        pr = plan.risk
+        pid = pr.inputs["person_id"]
+        target = np.isin(pid, plan.person_id)
+        reached = np.isin(pid, plan.person_id[plan.invited])
+        definition = f"invited within capacity among the eligible of program {plan.program.name!r}"
+    else:
+        pr = population_risk(extract_inputs(region, index_date=index_date, con=con))
+        pid = pr.inputs["person_id"]
+        target = pr.in_population
+        if invitations_file is not None:
+            reached = np.isin(pid, read_invitations(invitations_file).person_id)
+            definition = "on the invitation list, among the scored population"
+        else:
+            reached = pr.category >= 0
+            definition = "every risk input recorded (risk assessed), among the scored population"
+    names = municipality_names(con)
+    doc = equity(pr, target, reached, policy, reach_definition=definition,
+                 municipality_names=names, margin=margin)  # fmt: skip
+    doc["region"] = region.name
+    if chart_dir is not None:
+        doc["charts"] = equity_charts(doc, chart_dir)
+    return doc
+
+
+def equity_charts(doc: dict[str, Any], out_dir: Path) -> list[str]:
+    from brygga.prevention.charts import bar_chart
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for dim in EQUITY_DIMENSIONS:
+        cells = doc["breakdowns"][dim]
+        groups = [f"{k} (need {_pct(c['need'])})" for k, c in cells.items()]
+        paths.append(
+            str(
+                bar_chart(
+                    f"Reach by {dim.replace('_', ' ')} (red: under-reached, high need)\n"
+                    f"{doc['region']} {doc['index_date']}; {doc['disclosure']}",
+                    groups,
+                    [c["reach"] for c in cells.values()],
+                    f"reach: {doc['reach_definition']}",
+                    out_dir / f"equity-{dim}.png",
+                    flagged=[c["under_reached"] for c in cells.values()],
+                )
+            )
+        )
+    return paths
+
+
+def _pct(value: float | None) -> str:
+    return "suppressed" if value is None else f"{value:.0%}"
