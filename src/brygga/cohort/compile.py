@@ -3,7 +3,7 @@
 Each rule compiles to a one-column table of distinct ``person_id``s. The population (alive and
 under observation at the index date, with sex, age and municipality) is then left-joined to
 every rule's set, giving one boolean flag per rule. From that single "flags" table come the
-attrition counts (one aggregate), the breakdown cells (one group-by) and the person list.
+attrition counts and the breakdown cells (one group-by, ``Compiled.summary``) and the person list.
 
 Semantics follow ``reference.py``; keep the two in step.
 """
@@ -50,19 +50,16 @@ class Compiled:
     def eligible(self) -> ir.Table:
         return self.flags.filter(self.conditions[-1])
 
-    def attrition(self) -> ir.Table:
-        """One row: s0 .. sN, the number remaining after each step."""
-        return self.flags.aggregate(
-            **{
-                f"s{i}": ibis.ifelse(c, 1, 0).cast("int64").sum()
-                for i, c in enumerate(self.conditions)
-            }
-        )
-
-    def cells(self) -> ir.Table:
-        """Eligible people counted by (sex, age_band, municipality)."""
-        e = self.eligible
-        return e.group_by(["sex", "age_band", "municipality"]).aggregate(n=e.count())
+    def summary(self) -> ir.Table:
+        """Everything feasibility needs in one query: people counted by (sex, age_band,
+        municipality, reached), where ``reached`` is the number of steps after the first that
+        the person passes. Conditions are cumulative, so step i keeps everyone with
+        reached >= i, and the eligible are those who reach the last step."""
+        reached = sum(
+            (ibis.ifelse(c, 1, 0) for c in self.conditions[1:]), start=ibis.literal(0)
+        ).cast("int32")
+        t = self.flags.mutate(reached=reached)
+        return t.group_by(["sex", "age_band", "municipality", "reached"]).aggregate(n=t.count())
 
     def persons(self) -> ir.Table:
         # Unordered: a global sort costs Spark an extra sampling job; callers sort.

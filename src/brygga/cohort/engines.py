@@ -75,15 +75,18 @@ class IbisEngine:
         return compile_criteria(criteria, self.tables, index_date)
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        compiled = self.compile(criteria, index_date)
-        sums = self.run(compiled.attrition())[0]
+        rows = self.run(self.compile(criteria, index_date).summary())
         descriptions = [alive_and_observed_step(index_date)] + [d for _, d, _ in criteria.steps()]
-        # SUM over no rows is NULL: an empty population counts 0.
-        steps = [(d, int(sums[f"s{i}"] or 0)) for i, d in enumerate(descriptions)]
-        cells = {
-            (r["sex"], int(r["age_band"]), r["municipality"]): int(r["n"])
-            for r in self.run(compiled.cells())
-        }
+        last = len(descriptions) - 1
+        steps = [
+            (d, sum(int(r["n"]) for r in rows if r["reached"] >= i))
+            for i, d in enumerate(descriptions)
+        ]
+        cells: dict[tuple[str, int, str | None], int] = {}
+        for r in rows:
+            if r["reached"] == last:
+                key = (r["sex"], int(r["age_band"]), r["municipality"])
+                cells[key] = cells.get(key, 0) + int(r["n"])
         return Evaluation(index_date=index_date, steps=steps, cells=cells)
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:

@@ -1,0 +1,195 @@
+"""Property: on random small regions and random criteria, every engine gives the same answer.
+
+The reference evaluator, DuckDB and Spark must agree on the attrition counts and the breakdown
+cells (and the reference and DuckDB on the person list). The number of examples is small by
+default; set BRYGGA_HYPOTHESIS_EXAMPLES for a longer search.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from brygga.cohort.criteria import parse_criteria
+from brygga.cohort.engines import open_engine
+from conftest import INDEX, ancestor, build_region, death, event, period, person, visit
+
+EXAMPLES = int(os.environ.get("BRYGGA_HYPOTHESIS_EXAMPLES", "15"))
+
+# Dates cluster around the index date and the window edges used below, so boundaries get hit.
+OFFSETS = [-800, -366, -365, -364, -31, -30, -1, 0, 1, 30, 31, 400]
+dates = st.sampled_from(OFFSETS).map(lambda d: INDEX + timedelta(days=d))
+windows = st.none() | st.fixed_dictionaries(
+    {},
+    optional={
+        "days_before": st.sampled_from([0, 30, 365]),
+        "days_after": st.sampled_from([0, 30]),
+    },
+)
+
+CODES = {
+    "condition": (
+        ["E119", "E11", "E109", "I109", "I219", None],
+        ["ICD10", "ICD10", "SNOMED", None],
+    ),
+    "drug": (["A10BA02", "A10BK01", "C10AA05"], ["ATC"]),
+    "measurement": (["NPU27300", "NPU01566", "8480-6"], ["NPU", "LOINC"]),
+    "observation": (["77176002", "8517006", "266919005"], ["SNOMED"]),
+    "procedure": (["FNG05", "FNC10"], ["KVA"]),
+}
+CONCEPTS = [0, 0, 201826, 443732, 1]
+
+
+@st.composite
+def regions(draw):
+    n = draw(st.integers(1, 8))
+    people = []
+    rows = []
+    for pid in range(1, n + 1):
+        born = date(
+            draw(st.integers(1930, 2015)), draw(st.integers(1, 12)), draw(st.integers(1, 28))
+        )
+        extra = {}
+        if draw(st.booleans()):
+            extra = {"month_of_birth": None, "day_of_birth": None}
+        sex = draw(st.sampled_from(["female", "male", "unknown"]))
+        municipality = draw(st.sampled_from(["0180", "1280", None]))
+        people.append(person(pid, born=born, sex=sex, municipality=municipality, **extra))
+        for _ in range(draw(st.integers(0, 2))):
+            start, end = sorted([draw(dates), draw(dates)])
+            rows.append(period(pid, start, end))
+        if draw(st.integers(0, 4)) == 0:
+            rows.append(death(pid, draw(dates)))
+    for _ in range(draw(st.integers(0, 25))):
+        pid = draw(st.integers(1, n))
+        kind = draw(st.sampled_from([*CODES, "visit"]))
+        if kind == "visit":
+            rows.append(visit(pid, draw(dates), draw(st.sampled_from([9201, 9202, 9203]))))
+            continue
+        codes, vocabularies = CODES[kind]
+        value = draw(st.sampled_from([None, 40.0, 52.9, 53.0, 60.0]))
+        rows.append(
+            event(
+                kind,
+                pid,
+                draw(st.sampled_from(codes)),
+                draw(dates),
+                vocabulary=draw(st.sampled_from(vocabularies)),
+                concept=draw(st.sampled_from(CONCEPTS)),
+                value=value,
+            )
+        )
+    if draw(st.booleans()):
+        rows += [ancestor(201826, 443732), ancestor(1, 201826), ancestor(1, 443732)]
+    return people, rows
+
+
+def event_rule(kind):
+    codes = {
+        "condition": st.lists(
+            st.sampled_from(["E11", "E119", "I10", "I21", "E10"]), min_size=1, max_size=2
+        ),
+        "drug": st.lists(st.sampled_from(["A10", "A10BA02", "C10"]), min_size=1, max_size=2),
+        "procedure": st.lists(st.sampled_from(["FNG05", "FNC10"]), min_size=1, max_size=2),
+        "measurement": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=2),
+        "observation": st.lists(
+            st.sampled_from(["smoker", "ex_smoker", "never_smoker"]), min_size=1, max_size=2
+        ),
+    }[kind]
+    base = {"codes": codes, "within": windows, "min_count": st.integers(1, 2)}
+    if kind == "condition":
+        omop = st.fixed_dictionaries(
+            {"codes": st.just(["201826"]), "vocabulary": st.just("OMOP"), "within": windows}
+        )
+        return st.fixed_dictionaries(base) | omop
+    if kind in ("measurement", "observation"):
+        valued = st.fixed_dictionaries(
+            {"codes": codes, "within": windows},
+            optional={"value": value_ranges(), "latest": st.just(True), "among": codes},
+        ).map(lambda d: d if d.get("latest") else {k: v for k, v in d.items() if k != "among"})
+        return st.fixed_dictionaries(base) | valued
+    return st.fixed_dictionaries(base)
+
+
+def value_ranges():
+    bounds = st.sampled_from([40, 53, 60])
+    return (
+        st.fixed_dictionaries({"min": bounds})
+        | st.fixed_dictionaries({"max": bounds})
+        | st.tuples(bounds, bounds).map(lambda t: {"min": min(t), "max": max(t)})
+    )
+
+
+def drop_none(d):
+    return {k: v for k, v in d.items() if v is not None}
+
+
+leaf_rules = st.one_of(
+    *(event_rule(k).map(lambda spec, k=k: {k: drop_none(spec)}) for k in CODES),
+    st.fixed_dictionaries(
+        {"within": windows, "min_count": st.integers(1, 2)},
+        optional={
+            "types": st.lists(
+                st.sampled_from(["inpatient", "outpatient", "emergency"]), min_size=1, max_size=2
+            )
+        },
+    ).map(lambda v: {"visit": drop_none(v)}),
+    st.sampled_from([1, 30, 400]).map(lambda d: {"death": {"within": {"days_after": d}}}),
+)
+
+
+def groups(children):
+    lists = st.lists(children, min_size=1, max_size=3)
+    return (
+        lists.map(lambda rs: {"any_of": rs})
+        | lists.map(lambda rs: {"all_of": rs})
+        | lists.flatmap(
+            lambda rs: st.integers(1, len(rs)).map(lambda n: {"at_least": {"n": n, "of": rs}})
+        )
+    )
+
+
+rules = st.recursive(leaf_rules, groups, max_leaves=4)
+demographics = st.fixed_dictionaries(
+    {},
+    optional={
+        "age": st.tuples(st.integers(0, 100), st.integers(0, 100)).map(
+            lambda t: {"min": min(t), "max": max(t)}
+        ),
+        "sex": st.lists(st.sampled_from(["female", "male"]), min_size=1, max_size=2, unique=True),
+        "municipalities": st.lists(st.sampled_from(["0180", "1280"]), min_size=1, max_size=2),
+    },
+)
+criteria_documents = st.fixed_dictionaries(
+    {
+        "demographics": demographics,
+        "include": st.lists(rules, max_size=2),
+        "exclude": st.lists(rules, max_size=2),
+    }
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(region_data=regions(), document=criteria_documents)
+def test_reference_duckdb_and_spark_agree(region_data, document):
+    criteria = parse_criteria(document)
+    people, rows = region_data
+    with tempfile.TemporaryDirectory() as tmp:
+        region = build_region(Path(tmp) / "region", people, rows, observe_all=False)
+        expected = open_engine("reference", region).evaluate(criteria, INDEX)
+        duckdb = open_engine("duckdb", region)
+        assert duckdb.evaluate(criteria, INDEX) == expected
+        assert duckdb.persons(criteria, INDEX) == open_engine("reference", region).persons(
+            criteria, INDEX
+        )
+        assert open_engine("spark", region).evaluate(criteria, INDEX) == expected
