@@ -23,9 +23,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from brygga.errors import InputError
+from brygga.errors import BryggaError, InputError
 
 GENESIS = "0" * 64
+
+
+class AuditLogBroken(BryggaError):
+    """Verification failed: the log was changed (exit code 1, as for a failed check)."""
+
+    exit_code = 1
+
+
 FIELDS = ("seq", "time", "actor", "action", "details", "prev")
 
 

@@ -456,7 +456,7 @@ def audit_verify(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every record's hash and link; exit 1 if the log was changed."""
-    from brygga.audit import verify
+    from brygga.audit import AuditLogBroken, verify
 
     result = verify(log, anchor=anchor)
     if as_json:
@@ -464,11 +464,9 @@ def audit_verify(
     elif result.ok:
         out.print(f"audit log {result.path}: {result.records} records, chain intact")
         out.print(f"head: {result.head}")
-    else:
-        where = f" at line {result.line}" if result.line else ""
-        err.print(f"[bold red]audit log {result.path} is broken{where}:[/] {result.problem}")
     if not result.ok:
-        raise typer.Exit(1)
+        where = f" at line {result.line}" if result.line else ""
+        raise AuditLogBroken(f"audit log {result.path} is broken{where}: {result.problem}")
 
 
 @app.command()
