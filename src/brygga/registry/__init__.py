@@ -1,0 +1,1 @@
+"""Residents: identity, profile, preferences, consents, pause, withdrawal and deletion."""

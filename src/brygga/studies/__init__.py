@@ -1,0 +1,1 @@
+"""Organizations, staff, studies, review, matching, invitations and the recruitment funnel."""

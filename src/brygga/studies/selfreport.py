@@ -1,0 +1,154 @@
+"""Criteria answered from a resident's self-reported profile (no health records consulted).
+
+Used for volunteers who consented to be contacted but not to have their records matched. A
+profile can answer only some rules, so evaluation is three-valued (Kleene logic): ``True``,
+``False`` or ``None`` (cannot tell).
+
+* demographics: age and sex from the personnummer, municipality from the identity;
+* ``condition`` (ICD10) and ``drug`` (ATC) rules: against the reported conditions and medicines,
+  with the language's prefix matching; a self-report has no dates, so windows and ``min_count``
+  are not checked (the study team screens anyway);
+* ``measurement`` rules on BMI, weight or height with a value range: from reported height/weight;
+* ``observation`` rules on the smoking-status codes: from the reported smoking status;
+* everything else (labs, procedures, visits, death, OMOP concept ids): unknown.
+
+A person is a candidate when no include rule is ``False`` and no exclude rule is ``True``:
+unknowns never exclude, because the screening visit settles them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from brygga.cohort.criteria import (
+    Criteria,
+    EventSpec,
+    MeasurementSpec,
+    ObservationSpec,
+    rule_body,
+    rule_kind,
+)
+from brygga.records import codes
+
+Truth = bool | None
+
+SMOKING_CODES = {
+    "never": codes.OBSERVATIONS["never_smoker"].code,
+    "former": codes.OBSERVATIONS["ex_smoker"].code,
+    "current": codes.OBSERVATIONS["smoker"].code,
+}
+_BODY = {codes.LABS[k].code: k for k in ("BMI", "weight", "height")}
+
+
+@dataclass(frozen=True)
+class SelfReport:
+    birth_date: date
+    sex: str  # female | male
+    municipality: str | None
+    conditions: frozenset[str] = field(default_factory=frozenset)  # ICD10 codes, no dot
+    medicines: frozenset[str] = field(default_factory=frozenset)  # ATC codes
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    smoking: str | None = None  # never | former | current
+
+    def age_at(self, day: date) -> int:
+        before_birthday = (day.month, day.day) < (self.birth_date.month, self.birth_date.day)
+        return day.year - self.birth_date.year - before_birthday
+
+    def body(self, key: str) -> float | None:
+        if key == "height":
+            return self.height_cm
+        if key == "weight":
+            return self.weight_kg
+        if self.height_cm and self.weight_kg:
+            return self.weight_kg / (self.height_cm / 100) ** 2
+        return None
+
+
+def _kleene_any(values: Iterable[Truth]) -> Truth:
+    values = list(values)
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
+def _kleene_all(values: Iterable[Truth]) -> Truth:
+    values = list(values)
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
+def _codes_hold(spec: EventSpec, vocabulary: str, reported: frozenset[str]) -> Truth:
+    if any(vocab != vocabulary for vocab, _ in spec.codeset):
+        return None
+    return any(r.startswith(code) for _, code in spec.codeset for r in reported)
+
+
+def _measurement(spec: MeasurementSpec, person: SelfReport) -> Truth:
+    keys = {_BODY.get(code) for _, code in spec.codeset}
+    if None in keys or len(keys) != 1 or spec.among is not None:
+        return None
+    value = person.body(keys.pop())  # type: ignore[arg-type]
+    if value is None:
+        return None
+    if spec.value is None:
+        return True
+    low, high = spec.value.min, spec.value.max
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _observation(spec: ObservationSpec, person: SelfReport) -> Truth:
+    wanted = {code for _, code in spec.codeset}
+    if spec.value is not None or not wanted <= set(SMOKING_CODES.values()):
+        return None
+    if person.smoking is None:
+        return None
+    return SMOKING_CODES[person.smoking] in wanted
+
+
+def rule_truth(rule: object, person: SelfReport) -> Truth:
+    kind, body = rule_kind(rule), rule_body(rule)  # type: ignore[arg-type]
+    if kind == "condition":
+        return _codes_hold(body, "ICD10", person.conditions)
+    if kind == "drug":
+        return _codes_hold(body, "ATC", person.medicines)
+    if kind == "measurement":
+        return _measurement(body, person)
+    if kind == "observation":
+        return _observation(body, person)
+    if kind == "any_of":
+        return _kleene_any(rule_truth(r, person) for r in body)
+    if kind == "all_of":
+        return _kleene_all(rule_truth(r, person) for r in body)
+    if kind == "at_least":
+        truths = [rule_truth(r, person) for r in body.of]
+        yes, unknown = truths.count(True), truths.count(None)
+        if yes >= body.n:
+            return True
+        return None if yes + unknown >= body.n else False
+    return None  # procedures, visits, death: not in a self-report
+
+
+def demographics_hold(criteria: Criteria, person: SelfReport, index_date: date) -> bool:
+    d = criteria.demographics
+    if d.age is not None:
+        age = person.age_at(index_date)
+        if (d.age.min is not None and age < d.age.min) or (
+            d.age.max is not None and age > d.age.max
+        ):
+            return False
+    if d.sex is not None and person.sex not in d.sex:
+        return False
+    return d.municipalities is None or person.municipality in d.municipalities
+
+
+def may_be_eligible(criteria: Criteria, person: SelfReport, index_date: date) -> bool:
+    """True unless the profile shows the person does not meet the criteria."""
+    if not demographics_hold(criteria, person, index_date):
+        return False
+    if any(rule_truth(r, person) is False for r in criteria.include):
+        return False
+    return not any(rule_truth(r, person) is True for r in criteria.exclude)
