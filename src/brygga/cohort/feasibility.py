@@ -15,7 +15,9 @@ from typing import Any
 
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engines import Evaluation, open_engine
-from brygga.privacy.disclosure import DisclosurePolicy, policy_for
+from brygga.privacy.cellkey import FeasibilityKeys, cell_key, feasibility_keys
+from brygga.privacy.disclosure import DisclosurePolicy, region_policy
+from brygga.privacy.suppression import Line, protect
 from brygga.records.store import Region
 
 SEXES = ("female", "male")
@@ -67,10 +69,12 @@ def feasibility(
 ) -> FeasibilityResult:
     """Count, attrition and breakdowns, every count disclosed under the region's policy."""
     region = _region(region)
-    policy = policy_for(synthetic=region.synthetic, raw=raw)  # refuse --raw before any work
+    policy = region_policy(region, raw=raw)  # refuse --raw before any work
     effective = criteria.effective_index_date(index_date)
     started = time.perf_counter()
-    evaluation = open_engine(engine, region).evaluate(criteria, effective)
+    runner = open_engine(engine, region)
+    evaluation = runner.evaluate(criteria, effective)
+    keys = feasibility_keys(runner, criteria, effective) if policy.needs_record_keys else None
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
     if criteria.whole_region:
@@ -88,6 +92,7 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
+    count, attrition, by_group = disclose(evaluation, policy, keys)
     return FeasibilityResult(
         name=criteria.name,
         region=region.name,
@@ -95,30 +100,55 @@ def feasibility(
         engine=engine,
         raw=policy.raw,
         disclosure=policy.description,
-        count=policy.apply(evaluation.count),
-        attrition=[{"step": step, "count": policy.apply(n)} for step, n in evaluation.steps],
-        breakdowns=breakdowns(evaluation, policy),
+        count=count,
+        attrition=attrition,
+        breakdowns=by_group,
         elapsed_ms=elapsed_ms,
         fingerprint=criteria.fingerprint(effective),
         warnings=warnings,
     )
 
 
-def breakdowns(evaluation: Evaluation, policy: DisclosurePolicy) -> dict[str, Any]:
-    """Eligible people by sex, 10-year age band and municipality, each cell disclosed."""
+def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dict[str, int]]:
+    """Eligible people (or any per-cell sums) by sex, 10-year age band and municipality."""
     sex: dict[str, int] = dict.fromkeys(SEXES, 0)
     bands: dict[int, int] = {}
     municipalities: dict[str, int] = {}
-    for (s, band, municipality), n in evaluation.cells.items():
+    for (s, band, municipality), n in cells.items():
         sex[s] = sex.get(s, 0) + n
         bands[band] = bands.get(band, 0) + n
         key = municipality or "unknown"
         municipalities[key] = municipalities.get(key, 0) + n
     return {
-        "sex": {k: policy.apply(n) for k, n in sex.items()},
-        "age_band": {f"{b}-{b + 9}": policy.apply(bands[b]) for b in sorted(bands)},
-        "municipality": {k: policy.apply(municipalities[k]) for k in sorted(municipalities)},
+        "sex": sex,
+        "age_band": {f"{b}-{b + 9}": bands[b] for b in sorted(bands)},
+        "municipality": {k: municipalities[k] for k in sorted(municipalities)},
     }
+
+
+def disclose(
+    evaluation: Evaluation, policy: DisclosurePolicy, keys: FeasibilityKeys | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+    """Count, attrition and breakdowns through the policy, as one table: each breakdown adds
+    up to the count, so a suppressed group is protected from subtraction (secondary
+    suppression). With the cell key method, ``keys`` gives every cell its key."""
+    last = len(evaluation.steps) - 1
+    groups = group_counts(evaluation.cells)
+    counts: dict[Any, int] = {("step", i): n for i, (_, n) in enumerate(evaluation.steps)}
+    counts |= {(dim, k): n for dim, cells in groups.items() for k, n in cells.items()}
+    lines = [Line(("step", last), tuple((dim, k) for k in cells)) for dim, cells in groups.items()]
+    cell_keys: dict[Any, float] = {}
+    if keys is not None:
+        cell_keys = {("step", i): cell_key(k) for i, k in enumerate(keys.steps)}
+        for dim, cells in group_counts(keys.cells).items():
+            cell_keys |= {(dim, k): cell_key(units) for k, units in cells.items()}
+    disclosed = protect(policy, counts, lines, cell_keys)
+    attrition = [
+        {"step": step, "count": disclosed[("step", i)]}
+        for i, (step, _) in enumerate(evaluation.steps)
+    ]
+    by_group = {dim: {k: disclosed[(dim, k)] for k in cells} for dim, cells in groups.items()}
+    return disclosed[("step", last)], attrition, by_group
 
 
 def eligible_persons(

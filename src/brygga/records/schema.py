@@ -49,6 +49,8 @@ class Table:
     sort_keys: tuple[str, ...] = ()
     # Tables that only an OMOP import provides (vocabulary tables).
     vocabulary: bool = False
+    # Extension tables a region may lack (older regions still open without them).
+    optional: bool = False
     person_column: str | None = "person_id"
     date_column: str | None = None
     code_column: str | None = None
@@ -306,6 +308,18 @@ CONCEPT_ANCESTOR = Table(
     person_column=None,
 )
 
+PERSON_KEY = Table(
+    "person_key",
+    "Record keys for the Cell Key Method (disclosure control, docs/privacy.md): one random key "
+    "per person, drawn when the region is written. Optional: a region without it cannot use "
+    "the cell key method.",
+    (
+        C("person_id", ID, "Pseudonymous person identifier.", req=True),
+        C("record_key", NUMBER, "Random number in [0, 1); never shown.", req=True, ext=True),
+    ),
+    optional=True,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -322,11 +336,12 @@ TABLES: dict[str, Table] = {
         CARE_SITE,
         CONCEPT_TABLE,
         CONCEPT_ANCESTOR,
+        PERSON_KEY,
     )
 }
 
-# Tables every region must have (vocabulary tables are optional).
-CORE_TABLES = [name for name, t in TABLES.items() if not t.vocabulary]
+# Tables every region must have (vocabulary and optional extension tables are not required).
+CORE_TABLES = [name for name, t in TABLES.items() if not t.vocabulary and not t.optional]
 
 # Identity: kept *outside* a region, in the operational side. Described here so that it too is
 # defined once; ``synth`` writes it as ``<region>.identities.parquet``.

@@ -287,6 +287,8 @@ def _chunk(the_plan: _Plan, c: int, tmp: str) -> dict[str, Any]:
             "period_type_concept_id": np.full(len(lc), K.TYPE_EHR, np.int32),
         }
     )
+    # Cell Key Method record keys (privacy/cellkey.py); drawn last so nothing else changes.
+    tables["person_key"] = pa.table({"person_id": person_ids, "record_key": rng.random(len(lc))})
     rows = {}
     for name, table in tables.items():
         RegionWriter.write_part(Path(tmp), name, c, table)

@@ -1,0 +1,144 @@
+"""Secondary (complementary) suppression for tables with totals.
+
+A table is a set of cells (any hashable ids) and *lines*: additive constraints ``total =
+sum(members)``, e.g. a breakdown by sex and its total, or the rows and columns of a two-way
+table with its margins. A reader who sees the disclosed cells can subtract: if a line has one
+suppressed cell, the others give it away. ``protect`` discloses every cell under the policy and
+then suppresses further cells (shown ``suppressed``) until interval arithmetic over the lines,
+the attack a reader with a spreadsheet makes, pins no primary-suppressed cell down to fewer than
+three possible values. What a disclosed value says about its true count (rounding, perturbation) comes from
+``policy.interval``, so the same code serves every policy.
+
+Complementary cells are chosen greedily: the smallest non-zero published member of a line the
+exposed cell is in; a line's total only when no member is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from brygga.privacy.disclosure import SECONDARY, DisclosurePolicy
+
+INF = float("inf")
+# A suppressed count must keep at least three possible values (high - low >= 2) for a reader.
+MIN_WIDTH = 2
+
+
+@dataclass(frozen=True)
+class Line:
+    """``total`` equals the sum of ``members``."""
+
+    total: Hashable
+    members: tuple[Hashable, ...]
+
+
+def protect(
+    policy: DisclosurePolicy,
+    counts: Mapping[Hashable, int],
+    lines: Sequence[Line],
+    cell_keys: Mapping[Hashable, float] | None = None,
+) -> dict[Hashable, dict[str, Any]]:
+    """Disclose every cell, then add complementary suppressions until nothing is exposed."""
+    keys = cell_keys or {}
+    disclosed = {cell: policy.apply(n, keys.get(cell)) for cell, n in counts.items()}
+    if policy.raw:
+        return disclosed
+    while True:
+        exposed = exposed_cells(policy, disclosed, lines)
+        if not exposed:
+            return disclosed
+        complement = _complement(exposed[0], counts, disclosed, lines)
+        if complement is None:  # every cell near it is already hidden or zero
+            return disclosed
+        disclosed[complement] = {"value": None, "display": SECONDARY}
+
+
+def primary(disclosed: dict[str, Any]) -> bool:
+    return disclosed["value"] is None and disclosed["display"] != SECONDARY
+
+
+def exposed_cells(
+    policy: DisclosurePolicy,
+    disclosed: Mapping[Hashable, dict[str, Any]],
+    lines: Sequence[Line],
+) -> list[Hashable]:
+    """Primary-suppressed cells whose possible range the lines narrow."""
+    prior = {c: _bounds(policy.interval(d)) for c, d in disclosed.items()}
+    derived = propagate(prior, lines)
+    return [
+        c
+        for c, d in disclosed.items()
+        if primary(d) and _width(derived[c]) < min(MIN_WIDTH, _width(prior[c]))
+    ]
+
+
+def _width(bounds: tuple[float, float]) -> float:
+    return bounds[1] - bounds[0]
+
+
+def propagate(
+    bounds: Mapping[Hashable, tuple[float, float]], lines: Sequence[Line], rounds: int = 50
+) -> dict[Hashable, tuple[float, float]]:
+    """Tighten each cell's [low, high] through every line until nothing changes."""
+    b = dict(bounds)
+    for _ in range(rounds):
+        changed = False
+        for line in lines:
+            lows = [b[m][0] for m in line.members]
+            highs = [b[m][1] for m in line.members]
+            t_low, t_high = b[line.total]
+            new = (max(t_low, sum(lows)), min(t_high, sum(highs)))
+            changed |= _set(b, line.total, new)
+            t_low, t_high = b[line.total]
+            low_sum, high_sum = sum(lows), sum(highs)
+            for m, lo, hi in zip(line.members, lows, highs, strict=True):
+                others_low, others_high = low_sum - lo, high_sum - hi
+                candidate = (max(lo, t_low - others_high), min(hi, t_high - others_low))
+                changed |= _set(b, m, candidate)
+        if not changed:
+            break
+    return b
+
+
+def _set(b: dict[Hashable, tuple[float, float]], cell: Hashable, new: tuple[float, float]) -> bool:
+    if new[0] > new[1]:  # inconsistent published values (rounding); keep what we had
+        return False
+    if new != b[cell]:
+        b[cell] = new
+        return True
+    return False
+
+
+def _bounds(interval: tuple[int, int | None]) -> tuple[float, float]:
+    low, high = interval
+    return (float(low), INF if high is None else float(high))
+
+
+def _complement(
+    cell: Hashable,
+    counts: Mapping[Hashable, int],
+    disclosed: Mapping[Hashable, dict[str, Any]],
+    lines: Sequence[Line],
+) -> Hashable | None:
+    """The cheapest published, non-zero cell sharing a line with ``cell``; failing that, one
+    sharing a line with a hidden cell linked to it (found breadth first)."""
+    hidden = {cell}
+    seen_lines: set[int] = set()
+    while True:
+        near = [
+            (i, line)
+            for i, line in enumerate(lines)
+            if i not in seen_lines and (line.total in hidden or hidden & set(line.members))
+        ]
+        if not near:
+            return None
+        seen_lines |= {i for i, _ in near}
+        members = [m for _, line in near for m in line.members]
+        totals = [line.total for _, line in near]
+        for pool in (members, totals):
+            candidates = [c for c in pool if disclosed[c]["value"] not in (None, 0)]
+            if candidates:
+                return min(candidates, key=lambda c: (counts[c], str(c)))
+        hidden |= {c for c in members + totals if disclosed[c]["value"] is None}
