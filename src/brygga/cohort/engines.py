@@ -64,18 +64,42 @@ class Engine(Protocol):
 
 
 class IbisEngine:
-    """Runs compiled criteria through an Ibis backend."""
+    """Runs compiled criteria on an Ibis backend, as SQL.
 
-    def __init__(self, name: str, tables: Any, run: Callable[[Any], list[dict[str, Any]]]):
+    The SQL of each question is cached by the criteria's fingerprint and index date: building
+    and compiling the Ibis expression costs more than DuckDB takes to run it, and feasibility
+    questions are asked again and again while criteria are being refined.
+    """
+
+    CACHE_SIZE = 256
+
+    def __init__(
+        self,
+        name: str,
+        tables: Any,
+        to_sql: Callable[[Any], str],
+        run_sql: Callable[[str], list[dict[str, Any]]],
+    ) -> None:
         self.name = name
         self.tables = tables
-        self.run = run
+        self.to_sql = to_sql
+        self.run_sql = run_sql
+        self._sql: dict[tuple[str, str, date], str] = {}
 
     def compile(self, criteria: Criteria, index_date: date) -> Compiled:
         return compile_criteria(criteria, self.tables, index_date)
 
+    def sql(self, kind: str, criteria: Criteria, index_date: date) -> str:
+        key = (kind, criteria.fingerprint(index_date), index_date)
+        if key not in self._sql:
+            if len(self._sql) >= self.CACHE_SIZE:
+                self._sql.clear()
+            compiled = self.compile(criteria, index_date)
+            self._sql[key] = self.to_sql(getattr(compiled, kind)())
+        return self._sql[key]
+
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        rows = self.run(self.compile(criteria, index_date).summary())
+        rows = self.run_sql(self.sql("summary", criteria, index_date))
         descriptions = [alive_and_observed_step(index_date)] + [d for _, d, _ in criteria.steps()]
         last = len(descriptions) - 1
         steps = [
@@ -90,7 +114,7 @@ class IbisEngine:
         return Evaluation(index_date=index_date, steps=steps, cells=cells)
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
-        rows = self.run(self.compile(criteria, index_date).persons())
+        rows = self.run_sql(self.sql("persons", criteria, index_date))
         return sorted(int(r["person_id"]) for r in rows)
 
 
@@ -124,19 +148,25 @@ def duckdb_engine(region: Region) -> IbisEngine:
     settings = get_settings()
     import ibis
 
-    con = ibis.duckdb.from_connection(
-        region.duckdb(threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit)
-    )
+    raw = region.duckdb(threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit)
+    # Keep Parquet footers in memory between queries of a long-lived engine.
+    raw.execute("SET parquet_metadata_cache = true")
+    con = ibis.duckdb.from_connection(raw)
 
     def get(name: str) -> Any:
         with quiet_duckdb():
             return con.table(name)
 
-    def run(expr: Any) -> list[dict[str, Any]]:
+    def to_sql(expr: Any) -> str:
         with quiet_duckdb():
-            return con.to_pyarrow(expr).to_pylist()
+            return str(con.compile(expr))
 
-    return IbisEngine("duckdb", _RegionTables(set(region.tables()), get), run)
+    def run_sql(sql: str) -> list[dict[str, Any]]:
+        cursor = raw.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    return IbisEngine("duckdb", _RegionTables(set(region.tables()), get), to_sql, run_sql)
 
 
 @contextmanager
@@ -228,12 +258,15 @@ def spark_engine(region: Region) -> IbisEngine:
         with quiet_spark():
             return con.table(f"brygga_{token}_{name}")
 
-    def run(expr: Any) -> list[dict[str, Any]]:
+    def to_sql(expr: Any) -> str:
         with quiet_spark():
-            sql = str(con.compile(expr))
+            return str(con.compile(expr))
+
+    def run_sql(sql: str) -> list[dict[str, Any]]:
+        with quiet_spark():
             return [row.asDict() for row in session.sql(sql).collect()]
 
-    return IbisEngine("spark", _RegionTables(present, get), run)
+    return IbisEngine("spark", _RegionTables(present, get), to_sql, run_sql)
 
 
 def spark_schema(arrow: Any) -> Any:

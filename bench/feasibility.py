@@ -1,0 +1,215 @@
+"""Feasibility benchmark: the criteria suite in bench/criteria/ on a region, several times each.
+
+    .venv/bin/python bench/feasibility.py --region data/stockholm-1.0 [--repeat 7] [--spark]
+
+With ``--generate`` and no region folder present, the region is generated first with
+``brygga synth --region stockholm --scale SCALE --seed 1``.
+
+Three runs over the same criteria, in one process:
+
+1. **brygga**: DuckDB on the *optimized layout* (a copy of the region written once by this script,
+   see ``optimize()``), one warm engine, one summary query per criteria (``Compiled.summary``).
+2. **baseline**: the naive approach on the region *as generated*: one COUNT query per attrition
+   step (re-evaluating every rule each time) plus one GROUP BY per breakdown, from the same rule
+   expressions, on a fresh connection per criteria.
+3. **spark** (``--spark``): the brygga plan on Spark local mode (no target; same answers).
+
+Counts must agree between the three runs; the script stops if they do not. Reports p50/p95
+latency per criteria and overall, peak memory (RSS of this process, before Spark starts), and the
+speed-up over the baseline. ``--json FILE`` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from brygga.cohort.compile import compile_criteria
+from brygga.cohort.criteria import Criteria, load_criteria
+from brygga.cohort.engines import IbisEngine, duckdb_engine, quiet_duckdb, spark_engine
+from brygga.records import schema
+from brygga.records.store import Region
+
+HERE = Path(__file__).resolve().parent
+INDEX_DATE = date(2026, 1, 1)
+ROW_GROUP = 122_880  # DuckDB's own row-group size: fine-grained min/max skipping
+
+
+def optimize(region: Region, out: Path) -> Region:
+    """Rewrite the region's event tables sorted by their sort keys (code, person, date) in
+    small row groups, so a code filter reads only the row groups holding that code; other
+    tables are copied as they are. Done once; reused while the manifest is unchanged."""
+    stamp = out / "optimized-from.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == region.manifest:
+        return Region.open(out)
+    import shutil
+
+    import duckdb
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    con = duckdb.connect()
+    for name in region.tables():
+        table = schema.table(name)
+        source = region.parquet_glob(name).replace("'", "''")
+        order = f"ORDER BY {', '.join(table.sort_keys)}" if table.sort_keys else ""
+        target = str(out / f"{name}.parquet").replace("'", "''")
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{source}') {order}) TO '{target}' "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})"
+        )
+    (out / "manifest.json").write_text(json.dumps(region.manifest, indent=2))
+    stamp.write_text(json.dumps(region.manifest))
+    return Region.open(out)
+
+
+def timed(fn: Any, repeat: int) -> tuple[list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times, result
+
+
+def brygga_run(engine: IbisEngine, criteria: Criteria) -> list[int]:
+    return [n for _, n in engine.evaluate(criteria, INDEX_DATE).steps]
+
+
+def baseline_run(region: Region, criteria: Criteria) -> list[int]:
+    """Naive: a new connection, then one query per attrition step and per breakdown."""
+    engine = duckdb_engine(region)
+    compiled = compile_criteria(criteria, engine.tables, INDEX_DATE)
+    flags = compiled.flags
+    counts = []
+    with quiet_duckdb():
+        for condition in compiled.conditions:
+            counts.append(int(flags.filter(condition).count().execute()))
+        eligible = compiled.eligible
+        for key in ("sex", "age_band", "municipality"):
+            eligible.group_by(key).aggregate(n=eligible.count()).execute()
+    return counts
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
+    every = [t for ts in times.values() for t in ts]
+    return {
+        "per_criteria": {
+            k: {"p50_ms": round(statistics.median(v), 1), "p95_ms": round(percentile(v, 95), 1)}
+            for k, v in times.items()
+        },
+        "overall": {
+            "p50_ms": round(statistics.median(every), 1),
+            "p95_ms": round(percentile(every, 95), 1),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--region", type=Path, required=True)
+    parser.add_argument("--generate", action="store_true", help="generate the region if missing")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--optimized", type=Path, help="where to keep the optimized copy")
+    parser.add_argument("--criteria", type=Path, default=HERE / "criteria")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--baseline-repeat", type=int, default=3)
+    parser.add_argument("--spark", action="store_true", help="also run the suite on Spark")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+
+    if not (args.region / "manifest.json").is_file():
+        if not args.generate:
+            parser.error(f"{args.region} is not a region; pass --generate to create it")
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "brygga.cli", "synth", "--region", "stockholm"),
+                *("--scale", str(args.scale), "--seed", "1", "--out", str(args.region), "--quiet"),
+            ],
+            check=True,
+        )
+    region = Region.open(args.region)
+    started = time.perf_counter()
+    optimized = optimize(region, args.optimized or args.region.with_name(args.region.name + ".opt"))
+    optimize_s = time.perf_counter() - started
+    suite = {p.stem: load_criteria(p) for p in sorted(args.criteria.glob("*.yaml"))}
+    people = region.row_counts.get("person", 0)
+    print(f"region {region.name}: {people:,} people; {len(suite)} criteria; index {INDEX_DATE}")
+    print(f"optimized layout ready in {optimize_s:.1f} s")
+
+    engine = duckdb_engine(optimized)
+    brygga_times, baseline_times, spark_times = {}, {}, {}
+    answers: dict[str, list[int]] = {}
+    for key, criteria in suite.items():
+        brygga_run(engine, criteria)  # warm-up: plans, Parquet metadata
+        brygga_times[key], answers[key] = timed(
+            lambda c=criteria: brygga_run(engine, c), args.repeat
+        )
+        baseline_times[key], naive = timed(
+            lambda c=criteria: baseline_run(region, c), args.baseline_repeat
+        )
+        if naive != answers[key]:
+            raise SystemExit(f"{key}: baseline {naive} != brygga {answers[key]}")
+        print(
+            f"  {key:32} {answers[key][-1]:>9,} eligible  brygga p50 "
+            f"{statistics.median(brygga_times[key]):7.1f} ms  baseline p50 "
+            f"{statistics.median(baseline_times[key]):8.1f} ms"
+        )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    if args.spark:
+        spark = spark_engine(optimized)
+        for key, criteria in suite.items():
+            brygga_run(spark, criteria)
+            spark_times[key], result = timed(lambda c=criteria: brygga_run(spark, c), 2)
+            if result != answers[key]:
+                raise SystemExit(f"{key}: spark {result} != duckdb {answers[key]}")
+            print(f"  spark {key:26} p50 {statistics.median(spark_times[key]):8.1f} ms")
+
+    report = {
+        "region": region.name,
+        "people": people,
+        "index_date": INDEX_DATE.isoformat(),
+        "criteria": len(suite),
+        "brygga_duckdb": summarize(brygga_times),
+        "baseline_duckdb": summarize(baseline_times),
+        "speedup_p50": round(
+            statistics.median([t for v in baseline_times.values() for t in v])
+            / statistics.median([t for v in brygga_times.values() for t in v]),
+            1,
+        ),
+        "peak_rss_mb": round(peak_mb),
+        "optimize_seconds": round(optimize_s, 1),
+        "spark_local": summarize(spark_times) if spark_times else None,
+        "counts_agree": True,
+    }
+    o, b = report["brygga_duckdb"]["overall"], report["baseline_duckdb"]["overall"]
+    print(
+        f"brygga  p50 {o['p50_ms']} ms  p95 {o['p95_ms']} ms | baseline p50 {b['p50_ms']} ms "
+        f"p95 {b['p95_ms']} ms | speed-up {report['speedup_p50']}x | peak RSS {peak_mb:.0f} MB"
+    )
+    if spark_times:
+        s = report["spark_local"]["overall"]
+        print(f"spark local p50 {s['p50_ms']} ms  p95 {s['p95_ms']} ms (same counts)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
