@@ -17,7 +17,7 @@ from brygga.errors import BryggaError
 from brygga.records.store import Region
 from brygga.synth import generate, identities_path
 from brygga.synth.calibration import calibration_report
-from brygga.synth.generate import GENERATOR_VERSION
+from brygga.synth.generator import GENERATOR_VERSION
 
 SCALE = 0.02
 SEED = 1

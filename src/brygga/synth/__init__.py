@@ -1,5 +1,5 @@
 """Synthetic regions: a calibrated population, its life course and its care records."""
 
-from brygga.synth.generate import SynthResult, generate, identities_path
+from brygga.synth.generator import SynthResult, generate, identities_path
 
 __all__ = ["SynthResult", "generate", "identities_path"]

@@ -222,7 +222,7 @@ class CareGenerator:
             "HbA1c",
             np.rint(y["hba1c"][a1c] + rng.normal(0, 1.8, a1c.sum())),
         )
-        lip = adult & (u[2] < np.where(dm | cvd, 0.35, np.where(age >= 40, 0.07, 0.015)))
+        lip = adult & (u[2] < np.where(dm | cvd, 0.35, np.where(age >= 40, 0.14, 0.02)))
         tc = np.round(y["tc"][lip] + rng.normal(0, 0.25, lip.sum()), 1)
         hdl = np.round(np.maximum(y["hdl"][lip] + rng.normal(0, 0.08, lip.sum()), 0.3), 2)
         tg = np.exp(rng.normal(np.log(1.3), 0.4, lip.sum()))
@@ -243,7 +243,7 @@ class CareGenerator:
         bmi = y["bmi"][wt] + rng.normal(0, 0.3, wt.sum())
         self._measure(person[wt], day[wt], visit[wt], "weight", np.round(bmi * h * h, 1))
         self._measure(person[wt], day[wt], visit[wt], "BMI", np.round(bmi, 1))
-        smk = adult & (rng.random(n) < np.where(dm, 0.35, 0.1))
+        smk = adult & (rng.random(n) < np.where(dm, 0.35, 0.18))
         status = y["smoking"][smk].astype(np.int8)
         self.observations.add(
             person=person[smk], day=day[smk].astype(np.int32), visit=visit[smk], status=status
