@@ -39,6 +39,8 @@ from brygga.synth.targets import RegionFacts, region_facts
 from brygga.util import atomic_path
 
 CHUNK_SIZE = 40_000
+# Row groups of this many rows: small enough that a code's rows span few groups to read.
+ROW_GROUP_SIZE = 131_072
 GENERATOR_VERSION = 1
 EVENT_TABLES = (
     "visit_occurrence",
@@ -291,7 +293,7 @@ def _chunk(the_plan: _Plan, c: int, tmp: str) -> dict[str, Any]:
     tables["person_key"] = pa.table({"person_id": person_ids, "record_key": rng.random(len(lc))})
     rows = {}
     for name, table in tables.items():
-        RegionWriter.write_part(Path(tmp), name, c, table)
+        RegionWriter.write_part(Path(tmp), name, c, table, row_group_size=ROW_GROUP_SIZE)
         rows[name] = table.num_rows
     identity_input = pa.table(
         {
