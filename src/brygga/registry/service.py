@@ -1,0 +1,224 @@
+"""Resident operations: load identities, register, profile, pause, delete, download my data.
+
+Each function takes an open SQLAlchemy ``Session`` (the caller owns the transaction). Reads of
+identifiable data and every consent change write an audit record (security property 4); the
+records name the resident only by their random ``ref``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from brygga import audit, identifiers
+from brygga.errors import InputError, NotFoundError
+from brygga.forms import validate
+from brygga.records.schema import IDENTITY
+from brygga.registry import catalogue, consent
+from brygga.registry.models import ConsentEvent, Profile, Resident, new_ref
+from brygga.studies.areas import AREAS
+
+IDENTITY_FIELDS = tuple(c.name for c in IDENTITY.columns)
+BATCH = 5_000
+
+
+def load_identities(session: Session, path: str | Path) -> int:
+    """Fill the resident table from a region's identities file; returns rows added.
+
+    Idempotent: people already loaded (by ``person_id``) are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"identities file {path} does not exist")
+    table = pq.read_table(path)
+    missing = [c for c in IDENTITY_FIELDS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: not an identities file (missing columns {', '.join(missing)})")
+    known = set(session.scalars(select(Resident.person_id).where(Resident.person_id.is_not(None))))
+    rows = [
+        r for r in table.select(list(IDENTITY_FIELDS)).to_pylist() if r["person_id"] not in known
+    ]
+    for start in range(0, len(rows), BATCH):
+        batch = [r | {"ref": new_ref()} for r in rows[start : start + BATCH]]
+        session.execute(insert(Resident), batch)
+    audit.append("identity.load", actor="system", details={"file": path.name, "added": len(rows)})
+    return len(rows)
+
+
+def by_personnummer(session: Session, pnr: str) -> Resident:
+    """The resident a log-in names (the identity provider gives the personnummer)."""
+    normalized = identifiers.personnummer(pnr)
+    resident = session.scalar(select(Resident).where(Resident.personnummer == normalized))
+    if resident is None:
+        raise NotFoundError("no resident with this personnummer in the region")
+    return resident
+
+
+def by_ref(session: Session, ref: str) -> Resident:
+    resident = session.scalar(select(Resident).where(Resident.ref == ref))
+    if resident is None or resident.deleted_at is not None:
+        raise NotFoundError("no such resident account")
+    return resident
+
+
+def register(session: Session, resident: Resident) -> Resident:
+    """Join the service: an empty profile, no consents yet (each is asked for separately)."""
+    if resident.deleted_at is not None:
+        raise InputError("this account was deleted")
+    if resident.registered_at is None:
+        resident.registered_at = consent.now()
+        resident.profile = Profile(
+            conditions=[], medicines=[], areas=[], contact_channel="in_app", language="sv"
+        )
+        session.flush()
+        audit.append("resident.register", actor=f"resident:{resident.ref}", details={})
+    return resident
+
+
+class ProfileInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    conditions: list[str] = Field(default_factory=list, max_length=40)
+    medicines: list[str] = Field(default_factory=list, max_length=40)
+    height_cm: int | None = Field(default=None, ge=50, le=250)
+    weight_kg: int | None = Field(default=None, ge=20, le=300)
+    smoking: Literal["never", "former", "current"] | None = None
+    areas: list[str] = Field(default_factory=list)
+    healthy_volunteer: bool = False
+    max_travel_km: int | None = Field(default=None, ge=0, le=1000)
+    contact_channel: Literal["in_app", "email", "sms"] = "in_app"
+    language: Literal["sv", "en"] = "sv"
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions(cls, value: list[str]) -> list[str]:
+        return _known(value, catalogue.CONDITIONS, "condition")
+
+    @field_validator("medicines")
+    @classmethod
+    def _medicines(cls, value: list[str]) -> list[str]:
+        return _known(value, catalogue.MEDICINES, "medicine")
+
+    @field_validator("areas")
+    @classmethod
+    def _areas(cls, value: list[str]) -> list[str]:
+        return _known(value, AREAS, "research area")
+
+
+def _known(values: list[str], known: dict[str, Any], what: str) -> list[str]:
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {what} (choose from the list)")
+    return list(dict.fromkeys(values))
+
+
+def update_profile(session: Session, resident: Resident, data: dict[str, Any]) -> Profile:
+    """Validate and store the profile; ``FormError`` names each invalid field."""
+    if resident.profile is None:
+        raise InputError("register before filling in the profile")
+    values = validate(ProfileInput, data)
+    if values.contact_channel == "email" and not resident.email:
+        from brygga.forms import FormError
+
+        raise FormError({"contact_channel": "no e-mail address is known for you"})
+    if values.contact_channel == "sms" and not resident.phone:
+        from brygga.forms import FormError
+
+        raise FormError({"contact_channel": "no mobile number is known for you"})
+    for key, value in values.model_dump().items():
+        setattr(resident.profile, key, value)
+    resident.profile.updated_at = consent.now()
+    session.flush()
+    return resident.profile
+
+
+def pause(session: Session, resident: Resident, paused: bool) -> None:
+    """Pause: no invitations until resumed (open ones stay; the resident may still answer)."""
+    if paused and resident.paused_at is None:
+        resident.paused_at = consent.now()
+    elif not paused:
+        resident.paused_at = None
+    session.flush()
+    action = "resident.pause" if paused else "resident.resume"
+    audit.append(action, actor=f"resident:{resident.ref}", details={})
+
+
+def delete_account(session: Session, resident: Resident) -> None:
+    """Erase identity, profile, consents and queued messages; keep only the anonymous ``ref``.
+
+    Consent history rows and invitations remain without anything that identifies the person
+    (funnel counts stay right); audit entries name only the ``ref``.
+    """
+    from brygga.studies.models import OutboxMessage
+
+    consent.withdraw_open_invitations(session, resident)
+    for field in IDENTITY_FIELDS:
+        setattr(resident, field, None)
+    resident.profile = None
+    resident.consents.clear()
+    resident.paused_at = None
+    resident.deleted_at = consent.now()
+    session.execute(delete(OutboxMessage).where(OutboxMessage.resident_id == resident.id))
+    session.flush()
+    audit.append("resident.delete", actor=f"resident:{resident.ref}", details={})
+
+
+def identity(resident: Resident) -> dict[str, Any]:
+    return {field: getattr(resident, field) for field in IDENTITY_FIELDS if field != "person_id"}
+
+
+def export_data(session: Session, resident: Resident) -> dict[str, Any]:
+    """Everything stored about the resident, as one JSON-able document ("download my data")."""
+    from brygga.studies.models import Invitation
+
+    p = resident.profile
+    profile = None
+    if p is not None:
+        profile = {k: getattr(p, k) for k in ProfileInput.model_fields} | {
+            "updated_at": p.updated_at
+        }
+    invitations = session.scalars(
+        select(Invitation).where(Invitation.resident_id == resident.id).order_by(Invitation.id)
+    )
+    events = session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.resident_id == resident.id)
+        .order_by(ConsentEvent.id)
+    )
+    document = {
+        "format": "brygga-resident-export/1",
+        "identity": identity(resident),
+        "registered_at": resident.registered_at,
+        "paused": resident.paused_at is not None,
+        "profile": profile,
+        "consents": {
+            c.kind: {
+                "granted": c.granted,
+                "text_version": c.text_version,
+                "changed_at": c.changed_at,
+            }
+            for c in resident.consents
+        },
+        "consent_history": [
+            {"kind": e.kind, "action": e.action, "text_version": e.text_version, "at": e.at}
+            for e in events
+        ],
+        "invitations": [
+            {
+                "study": i.study.title_sv,
+                "status": i.status,
+                "basis": i.basis,
+                "created_at": i.created_at,
+                "answered_at": i.answered_at,
+                "outcome": i.outcome,
+            }
+            for i in invitations
+        ],
+    }
+    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "export"})
+    return document

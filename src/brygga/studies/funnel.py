@@ -1,0 +1,113 @@
+"""Recruitment funnel per study, and feasibility on submission.
+
+The funnel (matched, invited, seen, interested, enrolled; days from approval to the first
+enrolment) is exact for the study team and passes the disclosure policy when shown to anyone
+else (security property 2). Feasibility combines the regional records (``cohort.feasibility``,
+already disclosed) with the number of registered volunteers who would match, disclosed the
+same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.studies.models import Invitation, OutboxMessage, Study
+
+STAGES = ("matched", "invited", "seen", "interested", "enrolled")
+
+
+def funnel_counts(session: Session, study: Study) -> dict[str, int]:
+    """Exact counts: internal, or for the study team only."""
+    by_status = dict(
+        session.execute(
+            select(Invitation.status, func.count())
+            .where(Invitation.study_id == study.id)
+            .group_by(Invitation.status)
+        ).all()
+    )
+    matched = sum(by_status.values())
+    invited = (
+        session.scalar(
+            select(func.count())
+            .select_from(Invitation)
+            .join(OutboxMessage, OutboxMessage.invitation_id == Invitation.id)
+            .where(
+                Invitation.study_id == study.id,
+                OutboxMessage.sent_at.is_not(None),
+                OutboxMessage.error.is_(None),
+            )
+        )
+        or 0
+    )
+    answered = by_status.get("interested", 0) + by_status.get("declined", 0)
+    enrolled = (
+        session.scalar(
+            select(func.count()).where(
+                Invitation.study_id == study.id, Invitation.outcome == "enrolled"
+            )
+        )
+        or 0
+    )
+    return {
+        "matched": matched,
+        "invited": min(invited, matched),
+        "seen": by_status.get("seen", 0) + answered,
+        "interested": by_status.get("interested", 0),
+        "enrolled": enrolled,
+    }
+
+
+def days_to_first_enrolment(session: Session, study: Study) -> int | None:
+    first = session.scalar(
+        select(func.min(Invitation.outcome_at)).where(
+            Invitation.study_id == study.id, Invitation.outcome == "enrolled"
+        )
+    )
+    if first is None or study.reviewed_at is None:
+        return None
+    reviewed = study.reviewed_at.replace(tzinfo=None)
+    return (first.replace(tzinfo=None) - reviewed).days
+
+
+def funnel(session: Session, study: Study, policy: DisclosurePolicy | None) -> dict[str, Any]:
+    """The funnel; ``policy`` None means exact (study team), else every count is disclosed."""
+    counts = funnel_counts(session, study)
+    days = days_to_first_enrolment(session, study)
+    if policy is None:
+        stages = {k: {"value": v, "display": str(v)} for k, v in counts.items()}
+        return {
+            "stages": stages,
+            "days_to_first_enrolment": days,
+            "disclosure": "exact (study team)",
+        }
+    stages = {k: policy.apply(v) for k, v in counts.items()}
+    # The delay is shown only once enough people are enrolled that it does not point at one.
+    shown_days = days if stages["enrolled"]["value"] not in (None, 0) else None
+    return {
+        "stages": stages,
+        "days_to_first_enrolment": shown_days,
+        "disclosure": policy.description,
+    }
+
+
+def study_feasibility(
+    session: Session, study: Study, region: Any, eligible: Any, policy: DisclosurePolicy
+) -> dict[str, Any]:
+    """Records feasibility (disclosed) plus registered volunteers who would match (disclosed)."""
+    from brygga.cohort.feasibility import feasibility
+    from brygga.studies.matching import candidates, records_date, volunteers
+    from brygga.studies.registration import study_criteria
+
+    criteria = study_criteria(study)
+    index_date = criteria.index_date or records_date(region)
+    result = feasibility(criteria, region, index_date=index_date, raw=policy.raw).as_dict()
+    people = volunteers(session)
+    on_records = eligible(study) if any(v.records_consent for v in people) else set()
+    would_match = len(candidates(study, people, on_records))
+    result.pop("fingerprint", None)
+    result["volunteers"] = policy.apply(would_match)
+    return result

@@ -1,0 +1,145 @@
+"""Invitation lifecycle: sent -> seen -> interested / declined / expired (or withdrawn).
+
+The resident sees the study's lay summary and answers in the portal. The study team sees a
+volunteer's name and contact details only once the volunteer has answered "interested" to that
+study (security property 3), and every such view writes an audit record. The team then records
+the outcome: screened, enrolled or not eligible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from brygga import audit
+from brygga.errors import InputError, NotFoundError, PermissionDenied
+from brygga.registry.consent import now
+from brygga.registry.models import Resident
+from brygga.studies.models import OUTCOMES, Invitation, StaffAccount, Study
+from brygga.studies.registration import is_team
+
+OPEN = ("sent", "seen")
+
+
+def for_resident(session: Session, resident: Resident) -> list[Invitation]:
+    return list(
+        session.scalars(
+            select(Invitation)
+            .where(Invitation.resident_id == resident.id)
+            .order_by(Invitation.id.desc())
+        )
+    )
+
+
+def _own(session: Session, resident: Resident, invitation_id: int) -> Invitation:
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None or invitation.resident_id != resident.id:
+        raise NotFoundError("no such invitation")
+    return invitation
+
+
+def mark_seen(session: Session, resident: Resident, invitation_id: int) -> Invitation:
+    invitation = _own(session, resident, invitation_id)
+    if invitation.status == "sent":
+        invitation.status, invitation.seen_at = "seen", now()
+        session.flush()
+    return invitation
+
+
+def answer(
+    session: Session, resident: Resident, invitation_id: int, interested: bool
+) -> Invitation:
+    invitation = _own(session, resident, invitation_id)
+    if invitation.status not in OPEN:
+        raise InputError(f"this invitation is {invitation.status} and can no longer be answered")
+    if invitation.expires_at.replace(tzinfo=None) < now().replace(tzinfo=None):
+        invitation.status = "expired"
+        session.flush()
+        raise InputError("this invitation has expired")
+    at = now()
+    invitation.seen_at = invitation.seen_at or at
+    invitation.status = "interested" if interested else "declined"
+    invitation.answered_at = at
+    session.flush()
+    audit.append(
+        "invitation.answer",
+        actor=f"resident:{resident.ref}",
+        details={
+            "invitation": invitation.id,
+            "study": invitation.study_id,
+            "answer": invitation.status,
+        },
+    )
+    return invitation
+
+
+def expire_due(session: Session) -> int:
+    """Close open invitations past their expiry (run on the matching schedule)."""
+    result = session.execute(
+        update(Invitation)
+        .where(Invitation.status.in_(OPEN), Invitation.expires_at < now())
+        .values(status="expired")
+    )
+    return result.rowcount or 0
+
+
+def team_view(session: Session, staff: StaffAccount, study: Study) -> list[dict[str, Any]]:
+    """The study team's list of volunteers who answered "interested", with contact details.
+
+    Identity is read only for those invitations; one audit record names them (by invitation
+    id, never by person).
+    """
+    if not is_team(staff, study):
+        raise PermissionDenied("only the study team sees interested volunteers")
+    rows = session.execute(
+        select(Invitation, Resident)
+        .join(Resident, Resident.id == Invitation.resident_id)
+        .where(Invitation.study_id == study.id, Invitation.status == "interested")
+        .order_by(Invitation.answered_at)
+    ).all()
+    out = [
+        {
+            "invitation": inv.id,
+            "answered_at": inv.answered_at,
+            "outcome": inv.outcome,
+            "name": f"{res.given_name} {res.family_name}",
+            "phone": res.phone,
+            "email": res.email,
+            "municipality_code": res.municipality_code,
+            "basis": inv.basis,
+        }
+        for inv, res in rows
+    ]
+    if out:
+        audit.append(
+            "identity.read",
+            actor=f"staff:{staff.id}",
+            details={
+                "purpose": "study contact",
+                "study": study.id,
+                "invitations": [r["invitation"] for r in out],
+            },
+        )
+    return out
+
+
+def record_outcome(
+    session: Session, staff: StaffAccount, invitation_id: int, outcome: str
+) -> Invitation:
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None or not is_team(staff, invitation.study):
+        raise NotFoundError("no such invitation")
+    if outcome not in OUTCOMES:
+        raise InputError(f"outcome: one of {', '.join(OUTCOMES)}")
+    if invitation.status != "interested":
+        raise InputError("only volunteers who answered interested can be screened or enrolled")
+    invitation.outcome, invitation.outcome_at = outcome, now()
+    session.flush()
+    audit.append(
+        "invitation.outcome",
+        actor=f"staff:{staff.id}",
+        details={"invitation": invitation.id, "outcome": outcome},
+    )
+    return invitation

@@ -1,0 +1,139 @@
+"""Organizations, staff, studies, sites, invitations and the notification outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from brygga.db import Base
+
+ROLES = ("researcher", "research_office", "care_provider", "admin")
+ORGANIZATION_KINDS = ("company", "university", "care_unit", "region")
+STUDY_STATES = ("draft", "submitted", "approved", "rejected", "closed")
+PHASES = ("1", "1/2", "2", "2/3", "3", "4", "not_applicable")
+INVITATION_STATES = ("sent", "seen", "interested", "declined", "expired", "withdrawn")
+OUTCOMES = ("screened", "enrolled", "not_eligible")
+
+
+class Organization(Base):
+    __tablename__ = "organization"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None: OIDC only
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    organization: Mapped[Organization | None] = relationship()
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    title_sv: Mapped[str] = mapped_column(String(300))
+    title_en: Mapped[str] = mapped_column(String(300))
+    summary_sv: Mapped[str] = mapped_column(Text)
+    summary_en: Mapped[str] = mapped_column(Text)
+    sponsor: Mapped[str] = mapped_column(String(200))
+    phase: Mapped[str] = mapped_column(String(20))
+    area: Mapped[str] = mapped_column(String(30))
+    drug_trial: Mapped[bool] = mapped_column(Boolean, default=False)
+    healthy_volunteers: Mapped[bool] = mapped_column(Boolean, default=False)
+    ethics_number: Mapped[str | None] = mapped_column(String(20))
+    eu_ct_number: Mapped[str | None] = mapped_column(String(20))
+    nct_id: Mapped[str | None] = mapped_column(String(20))
+    target_enrolment: Mapped[int] = mapped_column(Integer)
+    recruitment_start: Mapped[date] = mapped_column(Date)
+    recruitment_end: Mapped[date] = mapped_column(Date)
+    criteria_yaml: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_account.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The disclosed feasibility at submission (already through the disclosure policy).
+    feasibility: Mapped[dict | None] = mapped_column(JSON)
+
+    organization: Mapped[Organization] = relationship()
+    sites: Mapped[list[StudySite]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="StudySite.id"
+    )
+
+
+class StudySite(Base):
+    __tablename__ = "study_site"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    municipality_code: Mapped[str] = mapped_column(String(4))
+
+    study: Mapped[Study] = relationship(back_populates="sites")
+
+
+class Invitation(Base):
+    """One resident invited to one study: never two (the unique constraint makes matching
+    idempotent even when two matching runs race)."""
+
+    __tablename__ = "invitation"
+    __table_args__ = (UniqueConstraint("study_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    basis: Mapped[str] = mapped_column(String(20))  # records | self_report
+    status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    study: Mapped[Study] = relationship()
+
+
+class OutboxMessage(Base):
+    """A notification waiting to be sent. Holds no personal data: the sender looks up the
+    address when it sends, so a deleted resident's queued messages cannot go out."""
+
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitation.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    template: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,302 @@
+"""Study registration and review: draft -> submitted -> approved / rejected (with reason).
+
+Researchers of the study's organization edit drafts (and rejected studies, to resubmit); the
+research office reviews. Validation errors name the field (``FormError``); nothing here ever
+raises for bad input with anything but a ``BryggaError``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brygga import audit, identifiers
+from brygga.cohort.criteria import Criteria, parse_criteria
+from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDenied
+from brygga.forms import FormError, validate
+from brygga.registry import geography
+from brygga.registry.consent import now
+from brygga.studies.areas import AREAS
+from brygga.studies.models import StaffAccount, Study, StudySite
+
+MAX_SUMMARY = 2000
+NCT = re.compile(r"NCT[0-9]{8}")
+
+
+class SiteInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=2, max_length=200)
+    municipality_code: str
+
+    @field_validator("municipality_code")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not geography.known(value):
+            raise ValueError("unknown municipality (SCB kommunkod of Skåne or Stockholm)")
+        return value
+
+
+class StudyInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title_sv: str = Field(min_length=3, max_length=300)
+    title_en: str = Field(min_length=3, max_length=300)
+    summary_sv: str = Field(min_length=10, max_length=MAX_SUMMARY)
+    summary_en: str = Field(min_length=10, max_length=MAX_SUMMARY)
+    sponsor: str = Field(min_length=2, max_length=200)
+    phase: Literal["1", "1/2", "2", "2/3", "3", "4", "not_applicable"]
+    area: str
+    drug_trial: bool = False
+    healthy_volunteers: bool = False
+    ethics_number: str | None = None
+    eu_ct_number: str | None = None
+    nct_id: str | None = None
+    target_enrolment: int = Field(ge=1, le=1_000_000)
+    recruitment_start: date
+    recruitment_end: date
+    sites: list[SiteInput] = Field(min_length=1, max_length=50)
+    criteria_yaml: str = Field(min_length=1, max_length=50_000)
+
+    @field_validator("area")
+    @classmethod
+    def _area(cls, value: str) -> str:
+        if value not in AREAS:
+            raise ValueError("unknown research area (choose from the list)")
+        return value
+
+    @field_validator("ethics_number", "eu_ct_number", "nct_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ethics_number")
+    @classmethod
+    def _ethics(cls, value: str | None) -> str | None:
+        return None if value is None else _plain(identifiers.ethics_number, value)
+
+    @field_validator("eu_ct_number")
+    @classmethod
+    def _eu_ct(cls, value: str | None) -> str | None:
+        return None if value is None else _plain(identifiers.eu_ct_number, value)
+
+    @field_validator("nct_id")
+    @classmethod
+    def _nct(cls, value: str | None) -> str | None:
+        if value is not None and not NCT.fullmatch(value):
+            raise ValueError("write the ClinicalTrials.gov id as NCT followed by 8 digits")
+        return value
+
+    @field_validator("criteria_yaml")
+    @classmethod
+    def _criteria(cls, value: str) -> str:
+        criteria_from_yaml(value)
+        return value
+
+    @model_validator(mode="after")
+    def _dates(self) -> StudyInput:
+        if self.recruitment_end <= self.recruitment_start:
+            raise FormError({"recruitment_end": "must be after the start of recruitment"})
+        return self
+
+
+def _plain(check: Any, value: str) -> str:
+    """Run an identifiers validator, keeping only the part of its message after the field."""
+    try:
+        return check(value)
+    except InputError as exc:
+        raise ValueError(exc.message.split(": ", 1)[-1]) from None
+
+
+def criteria_from_yaml(text: str) -> Criteria:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ValueError(f"{where}invalid YAML") from None
+    try:
+        return parse_criteria(data, "criteria")
+    except BryggaError as exc:
+        raise ValueError(exc.message.removeprefix("criteria: ")) from None
+
+
+def _validate_study(data: dict[str, Any]) -> StudyInput:
+    try:
+        return validate(StudyInput, data)
+    except FormError as exc:
+        # Errors raised by the whole-model validator arrive as a nested FormError message.
+        raise FormError({_field(k): v for k, v in exc.fields.items()}) from None
+
+
+def _field(name: str) -> str:
+    return "criteria" if name == "criteria_yaml" else name
+
+
+def _apply(study: Study, values: StudyInput) -> None:
+    for key, value in values.model_dump(exclude={"sites"}).items():
+        setattr(study, key, value)
+    study.sites = [StudySite(**s.model_dump()) for s in values.sites]
+
+
+def create_study(session: Session, staff: StaffAccount, data: dict[str, Any]) -> Study:
+    if staff.role != "researcher" or staff.organization_id is None:
+        raise PermissionDenied("only researchers and sponsors of an organization register studies")
+    values = _validate_study(data)
+    study = Study(organization_id=staff.organization_id, created_by=staff.id, created_at=now())
+    _apply(study, values)
+    session.add(study)
+    session.flush()
+    audit.append("study.create", actor=f"staff:{staff.id}", details={"study": study.id})
+    return study
+
+
+def get_study(session: Session, study_id: int) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFoundError(f"study {study_id} does not exist")
+    return study
+
+
+def can_view(staff: StaffAccount, study: Study) -> bool:
+    if staff.role in ("admin", "research_office"):
+        return True
+    return staff.organization_id == study.organization_id
+
+
+def is_team(staff: StaffAccount, study: Study) -> bool:
+    """The study team: researchers and care providers of the study's organization."""
+    return (
+        staff.role in ("researcher", "care_provider")
+        and staff.organization_id == study.organization_id
+    )
+
+
+def visible_study(session: Session, staff: StaffAccount, study_id: int) -> Study:
+    study = get_study(session, study_id)
+    if not can_view(staff, study):
+        raise NotFoundError(f"study {study_id} does not exist")  # do not reveal it exists
+    return study
+
+
+def update_study(
+    session: Session, staff: StaffAccount, study: Study, data: dict[str, Any]
+) -> Study:
+    if not (is_team(staff, study) and staff.role == "researcher"):
+        raise PermissionDenied("only the study's researchers edit it")
+    if study.status not in ("draft", "rejected"):
+        raise InputError(f"a {study.status} study cannot be edited")
+    _apply(study, _validate_study(data))
+    study.status = "draft"
+    session.flush()
+    audit.append("study.update", actor=f"staff:{staff.id}", details={"study": study.id})
+    return study
+
+
+def submit(session: Session, staff: StaffAccount, study: Study) -> Study:
+    """Submit for review: the ethics number is needed now, and the EU CT number for drugs."""
+    if not (is_team(staff, study) and staff.role == "researcher"):
+        raise PermissionDenied("only the study's researchers submit it")
+    if study.status not in ("draft", "rejected"):
+        raise InputError(f"a {study.status} study cannot be submitted")
+    missing = {}
+    if study.ethics_number is None:
+        missing["ethics_number"] = "is required to submit (the ethics approval number)"
+    if study.drug_trial and study.eu_ct_number is None:
+        missing["eu_ct_number"] = "is required to submit a drug trial"
+    if missing:
+        raise FormError(missing)
+    study.status, study.submitted_at = "submitted", now()
+    study.review_reason = None
+    session.flush()
+    audit.append("study.submit", actor=f"staff:{staff.id}", details={"study": study.id})
+    return study
+
+
+def review(
+    session: Session, staff: StaffAccount, study: Study, *, approve: bool, reason: str = ""
+) -> Study:
+    if staff.role != "research_office":
+        raise PermissionDenied("only the research office reviews studies")
+    if study.status != "submitted":
+        raise InputError(f"a {study.status} study cannot be reviewed")
+    reason = reason.strip()
+    if not approve and not reason:
+        raise FormError({"reason": "give a reason for the rejection"})
+    if len(reason) > 2000:
+        raise FormError({"reason": "is too long (at most 2000 characters)"})
+    study.status = "approved" if approve else "rejected"
+    study.review_reason = reason or None
+    study.reviewed_by, study.reviewed_at = staff.id, now()
+    session.flush()
+    action = "study.approve" if approve else "study.reject"
+    audit.append(action, actor=f"staff:{staff.id}", details={"study": study.id})
+    return study
+
+
+def studies_for(session: Session, staff: StaffAccount) -> list[Study]:
+    query = select(Study).order_by(Study.id.desc())
+    if staff.role == "research_office":
+        query = query.where(Study.status != "draft")
+    elif staff.role != "admin":
+        query = query.where(Study.organization_id == staff.organization_id)
+    return list(session.scalars(query))
+
+
+def study_criteria(study: Study) -> Criteria:
+    try:
+        return criteria_from_yaml(study.criteria_yaml)
+    except ValueError as exc:
+        raise InputError(f"study {study.id}: criteria: {exc}") from None
+
+
+def study_form_data(study: Study) -> dict[str, Any]:
+    """The stored study as form data (for editing)."""
+    data = {k: getattr(study, k) for k in StudyInput.model_fields if k != "sites"}
+    data["sites"] = [
+        {"name": s.name, "municipality_code": s.municipality_code} for s in study.sites
+    ]
+    return data
+
+
+def from_ctgov(
+    imported: Any, *, title_sv: str | None = None, summary_sv: str | None = None
+) -> dict[str, Any]:
+    """Form data prefilled from a ClinicalTrials.gov import (``studies/ctgov.Imported``).
+
+    The Swedish texts are the English ones until a researcher translates them.
+    """
+    start = imported.recruitment_start or date.today()
+    end = (
+        imported.recruitment_end
+        if imported.recruitment_end and imported.recruitment_end > start
+        else date(start.year + 2, start.month, 1)
+    )
+    return {
+        "title_sv": title_sv or imported.title_en,
+        "title_en": imported.title_en,
+        "summary_sv": summary_sv or imported.lay_summary_en,
+        "summary_en": imported.lay_summary_en,
+        "sponsor": imported.sponsor,
+        "phase": imported.phase
+        if imported.phase in {"1", "1/2", "2", "2/3", "3", "4"}
+        else "not_applicable",
+        "area": imported.area or "oncology",
+        "drug_trial": False,
+        "healthy_volunteers": imported.healthy_volunteers,
+        "nct_id": imported.nct_id,
+        "target_enrolment": imported.target_enrolment or 1,
+        "recruitment_start": start,
+        "recruitment_end": end,
+        "criteria_yaml": yaml.safe_dump(
+            imported.criteria.model_dump(mode="json", exclude_defaults=True),
+            sort_keys=False,
+            allow_unicode=True,
+        ),
+    }

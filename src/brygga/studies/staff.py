@@ -1,0 +1,130 @@
+"""Organizations and staff accounts: argon2 password hashes, roles.
+
+Staff log in with a password in demo and small deployments, and through OIDC in production
+(``web/auth.py``); a staff account without a password hash can only use OIDC.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from brygga import audit
+from brygga.errors import InputError, PermissionDenied
+from brygga.forms import FormError, validate
+from brygga.registry.consent import now
+from brygga.studies.models import Organization, StaffAccount
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (t=3, m=64 MiB)
+# Verify against this when the account does not exist, so timing does not reveal which
+# e-mail addresses have accounts.
+_DUMMY = _hasher.hash("not a real password")
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Replace the hasher (tests use cheap parameters; stored hashes record their own)."""
+    global _hasher, _DUMMY
+    _hasher, _DUMMY = hasher, hasher.hash("not a real password")
+
+
+MIN_PASSWORD = 12
+
+
+class OrganizationInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=2, max_length=200)
+    kind: Literal["company", "university", "care_unit", "region"]
+    municipality_code: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+
+
+class StaffInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(max_length=200)
+    display_name: str = Field(min_length=1, max_length=200)
+    role: Literal["researcher", "research_office", "care_provider", "admin"]
+    organization_id: int | None = None
+    password: str | None = Field(default=None, max_length=200)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        local, at, domain = value.partition("@")
+        if not (local and at and "." in domain) or " " in value:
+            raise ValueError("must be an e-mail address")
+        return value.lower()
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_PASSWORD:
+            raise ValueError(f"must be at least {MIN_PASSWORD} characters")
+        return value
+
+
+def create_organization(session: Session, data: dict) -> Organization:
+    values = validate(OrganizationInput, data)
+    if session.scalar(select(Organization).where(Organization.name == values.name)):
+        raise FormError({"name": "an organization with this name exists"})
+    org = Organization(**values.model_dump())
+    session.add(org)
+    session.flush()
+    return org
+
+
+def create_staff(session: Session, data: dict, *, actor: str = "system") -> StaffAccount:
+    values = validate(StaffInput, data)
+    exists = session.scalar(select(StaffAccount).where(StaffAccount.email == values.email))
+    if exists is not None:
+        raise FormError({"email": "an account with this e-mail address exists"})
+    if values.role in ("researcher", "care_provider") and values.organization_id is None:
+        raise FormError(
+            {"organization_id": "researchers and care providers belong to an organization"}
+        )
+    if (
+        values.organization_id is not None
+        and session.get(Organization, values.organization_id) is None
+    ):
+        raise FormError({"organization_id": "no such organization"})
+    account = StaffAccount(
+        email=values.email,
+        display_name=values.display_name,
+        role=values.role,
+        organization_id=values.organization_id,
+        password_hash=_hasher.hash(values.password) if values.password else None,
+        created_at=now(),
+    )
+    session.add(account)
+    session.flush()
+    audit.append("staff.create", actor=actor, details={"staff": account.id, "role": account.role})
+    return account
+
+
+def authenticate(session: Session, email: str, password: str) -> StaffAccount:
+    """The account for a correct e-mail and password; one vague error for everything else."""
+    account = session.scalar(
+        select(StaffAccount).where(func.lower(StaffAccount.email) == email.strip().lower())
+    )
+    stored = account.password_hash if account is not None and account.active else None
+    try:
+        _hasher.verify(stored or _DUMMY, password)
+    except (VerificationError, InvalidHashError):
+        stored = None
+    if stored is None or account is None:
+        raise PermissionDenied("wrong e-mail address or password")
+    if _hasher.check_needs_rehash(stored):
+        account.password_hash = _hasher.hash(password)
+    return account
+
+
+def get(session: Session, staff_id: int) -> StaffAccount:
+    account = session.get(StaffAccount, staff_id)
+    if account is None or not account.active:
+        raise InputError("no such staff account")
+    return account
