@@ -111,12 +111,19 @@ def import_omop(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the region to.")],
     name: Annotated[str | None, typer.Option(help="Region name (default: folder name).")] = None,
     force: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+    pseudonymize: Annotated[
+        bool,
+        typer.Option(
+            help="Derive person_ids from personnummer in person_source_value (key: "
+            "BRYGGA_PSEUDONYM_KEY_FILE)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import an OMOP CDM v5.4 CSV export into a region."""
     from brygga.records.omop_import import import_omop as run_import
 
-    region = run_import(source, out_dir, name=name, force=force)
+    region = run_import(source, out_dir, name=name, force=force, pseudonymize=pseudonymize)
     if as_json:
         print_json({"path": str(region.path), "row_counts": region.row_counts})
         return
@@ -318,6 +325,10 @@ def feasibility(
     raw: Annotated[
         bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
     ] = False,
+    noise: Annotated[
+        str | None,
+        typer.Option(help="laplace or gaussian: noisy counts, cached, rate-limited per user."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Count the people meeting eligibility criteria, with attrition and breakdowns."""
@@ -334,7 +345,9 @@ def feasibility(
         except ValueError:
             raise InputError(f"--index-date {index_date!r} is not a date (YYYY-MM-DD)") from None
     criteria = load_criteria(criteria_file)
-    result = run_feasibility(criteria, region_dir, engine=engine, index_date=when, raw=raw)
+    result = run_feasibility(
+        criteria, region_dir, engine=engine, index_date=when, raw=raw, noise=noise
+    )
     if as_json:
         print_json(result.as_dict())
         return
@@ -677,6 +690,63 @@ def evaluate(
         ]
         + [["total", "", "", pay["gross_sek"], pay["attributable_sek"]]],
     )  # fmt: skip
+
+
+# --- Privacy: operational database and privacy budgets ------------------------------------
+
+budget_app = typer.Typer(help="Differential-privacy budgets of approved data projects.")
+app.add_typer(budget_app, name="budget")
+
+
+@app.command(name="db-upgrade")
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Create or migrate the operational database (BRYGGA_DATABASE_URL) to the newest schema."""
+    from brygga.db import upgrade
+
+    url = upgrade()
+    if as_json:
+        print_json({"database": url, "upgraded": True})
+        return
+    out.print(f"Database {url} is at the newest schema.", highlight=False)
+
+
+def _print_budget(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(doc)
+        return
+    e, d = doc["epsilon"], doc["delta"]
+    print_table(
+        f"Privacy budget of {doc['project']} ({doc['queries']} queries)",
+        ["", "total", "spent", "left"],
+        [["epsilon", f"{e['total']:g}", f"{e['spent']:g}", f"{e['left']:g}"],
+         ["delta", f"{d['total']:g}", f"{d['spent']:g}", f"{d['left']:g}"]],
+    )  # fmt: skip
+
+
+@budget_app.command("create")
+def budget_create(
+    project: Annotated[str, typer.Argument(help="The approved data project's id.")],
+    epsilon: Annotated[float, typer.Option(help="Total privacy-loss budget epsilon.")],
+    delta: Annotated[float, typer.Option(help="Total delta (Gaussian noise only).")] = 0.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give an approved data project its privacy-loss budget."""
+    from brygga.db.migrate import ensure_current
+    from brygga.privacy.budget import create_budget
+
+    _print_budget(create_budget(project, epsilon, delta, url=ensure_current()).as_dict(), as_json)
+
+
+@budget_app.command("show")
+def budget_show(
+    project: Annotated[str, typer.Argument(help="The data project's id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What a project has spent of its privacy-loss budget and what is left."""
+    from brygga.db.migrate import ensure_current
+    from brygga.privacy.budget import budget_status
+
+    _print_budget(budget_status(project, url=ensure_current()).as_dict(), as_json)
 
 
 # --- Entry point -------------------------------------------------------------------------

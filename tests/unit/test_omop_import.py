@@ -86,7 +86,7 @@ def test_manifest_and_tables(synthea: Region) -> None:
     # Header-only tables are written empty (core) or left out (vocabulary).
     assert synthea.row_counts["location"] == 0 and synthea.row_counts["care_site"] == 0
     assert "concept_ancestor" not in synthea.tables()
-    assert set(synthea.tables()) == {*schema.CORE_TABLES, "concept"}
+    assert set(synthea.tables()) == {*schema.CORE_TABLES, "concept", "person_key"}
     assert not synthea.synthetic
 
 
@@ -170,7 +170,7 @@ def test_lower_case_names_header_only_and_missing_tables(tmp_path: Path) -> None
     assert region.row_counts["person"] == 2
     assert region.row_counts["measurement"] == 0
     # Every core table exists (absent ones written empty), so the region opens.
-    assert set(region.tables()) == set(schema.CORE_TABLES)
+    assert set(region.tables()) == {*schema.CORE_TABLES, "person_key"}
     assert all(region.row_counts[t] == 0 for t in schema.CORE_TABLES if t != "person")
     assert region.read_table("person").column("year_of_birth").to_pylist() == [1960, 1975]
 

@@ -17,6 +17,7 @@ from brygga.cohort.criteria import Criteria
 from brygga.cohort.engines import Evaluation, open_engine
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key, feasibility_keys
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
+from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.suppression import Line, protect
 from brygga.records.store import Region
 
@@ -37,6 +38,7 @@ class FeasibilityResult:
     elapsed_ms: int
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
+    noise: dict[str, Any] | None = None  # mechanism, epsilon, error95 when counts are noisy
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +54,7 @@ class FeasibilityResult:
             "elapsed_ms": self.elapsed_ms,
             "fingerprint": self.fingerprint,
             "warnings": self.warnings,
-        }
+        } | ({"noise": self.noise} if self.noise else {})
 
 
 def _region(region: Region | str | Path) -> Region:
@@ -66,15 +68,21 @@ def feasibility(
     engine: str = "duckdb",
     index_date: date | None = None,
     raw: bool = False,
+    noise: str | None = None,
+    user: str | None = None,
 ) -> FeasibilityResult:
-    """Count, attrition and breakdowns, every count disclosed under the region's policy."""
+    """Count, attrition and breakdowns, every count disclosed under the region's policy, or
+    noisy (``noise``: laplace or gaussian, privacy/noise.py; rate-limited per ``user``)."""
     region = _region(region)
     policy = region_policy(region, raw=raw)  # refuse --raw before any work
+    noisy = noisy_request(noise, raw=raw, user=user)
     effective = criteria.effective_index_date(index_date)
     started = time.perf_counter()
     runner = open_engine(engine, region)
     evaluation = runner.evaluate(criteria, effective)
-    keys = feasibility_keys(runner, criteria, effective) if policy.needs_record_keys else None
+    keys = None
+    if policy.needs_record_keys and noisy is None:
+        keys = feasibility_keys(runner, criteria, effective)
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
     if criteria.whole_region:
@@ -92,20 +100,25 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
-    count, attrition, by_group = disclose(evaluation, policy, keys)
+    fingerprint = criteria.fingerprint(effective)
+    if noisy is None:
+        count, attrition, by_group = disclose(evaluation, policy, keys)
+    else:
+        count, attrition, by_group = disclose_noisy(evaluation, noisy, fingerprint)
     return FeasibilityResult(
         name=criteria.name,
         region=region.name,
         index_date=effective,
         engine=engine,
         raw=policy.raw,
-        disclosure=policy.description,
+        disclosure=policy.description if noisy is None else noisy.description,
         count=count,
         attrition=attrition,
         breakdowns=by_group,
         elapsed_ms=elapsed_ms,
-        fingerprint=criteria.fingerprint(effective),
+        fingerprint=fingerprint,
         warnings=warnings,
+        noise=noisy.info() if noisy else None,
     )
 
 
@@ -149,6 +162,21 @@ def disclose(
     ]
     by_group = {dim: {k: disclosed[(dim, k)] for k in cells} for dim, cells in groups.items()}
     return disclosed[("step", last)], attrition, by_group
+
+
+def disclose_noisy(
+    evaluation: Evaluation, noisy: NoisyCounts, fingerprint: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+    """Every count with its own cached noise (the count is the last attrition step)."""
+    groups = group_counts(evaluation.cells)
+    counts = {f"step:{i}": n for i, (_, n) in enumerate(evaluation.steps)}
+    counts |= {f"{dim}:{k}": n for dim, cells in groups.items() for k, n in cells.items()}
+    shown = noisy.disclose(fingerprint, counts)
+    attrition = [
+        {"step": step, "count": shown[f"step:{i}"]} for i, (step, _) in enumerate(evaluation.steps)
+    ]
+    by_group = {dim: {k: shown[f"{dim}:{k}"] for k in cells} for dim, cells in groups.items()}
+    return shown[f"step:{len(evaluation.steps) - 1}"], attrition, by_group
 
 
 def eligible_persons(

@@ -193,3 +193,17 @@ def region_units(region: Any, person_ids: Sequence[int] | np.ndarray) -> np.ndar
     if len(ids) == 0 or not np.array_equal(ids[at], wanted):
         raise InputError(f"region {region.name!r}: some people have no record key")
     return units[at]
+
+
+def write_record_keys(con: Any, writer: Any) -> int:
+    """Draw a fresh record key (OS entropy) for every person written so far by ``writer`` (a
+    RegionWriter) and write the ``person_key`` table. ``con`` is a DuckDB connection."""
+    import pyarrow as pa
+
+    glob = "'" + str(writer.tmp / "person" / "*.parquet").replace("'", "''") + "'"
+    ids = con.sql(f"SELECT person_id FROM read_parquet({glob})").to_arrow_table()
+    ids = ids.column("person_id").to_numpy()
+    writer.write(
+        "person_key", pa.table({"person_id": ids, "record_key": new_record_keys(len(ids))})
+    )
+    return len(ids)

@@ -84,9 +84,25 @@ class CsvSource:
         return column if column in self.header else None
 
 
-def import_omop(source: Path, out: Path, *, name: str | None = None, force: bool = False) -> Region:
-    """Import the OMOP CSV export in folder ``source`` into a new region at ``out``."""
+def import_omop(
+    source: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    force: bool = False,
+    pseudonymize: bool = False,
+) -> Region:
+    """Import the OMOP CSV export in folder ``source`` into a new region at ``out``.
+
+    ``pseudonymize``: person_source_value holds personnummer; derive every person_id from it
+    with the deployment's pseudonym key (privacy/pseudonym.py) and leave the numbers out.
+    Every region gets fresh record keys for the cell key method (table ``person_key``).
+    """
+    from brygga.privacy.cellkey import write_record_keys
+    from brygga.privacy.pseudonym import load_key, pseudonymize_parts
+
     source, out = Path(source), Path(out)
+    key = load_key() if pseudonymize else None  # no key, no work
     files = find_files(source)
     _check_not_overlapping(source, out)
     sources = {table: read_header(path, schema.table(table)) for table, path in files.items()}
@@ -101,15 +117,19 @@ def import_omop(source: Path, out: Path, *, name: str | None = None, force: bool
             if table == "concept" and rows:
                 _create_vocab_lookup(con, writer.tmp / "concept")
                 has_concepts = True
-            if table == "person" and rows:
+            if table == "person" and rows and key is None:
                 _refuse_personnummer(con, writer.tmp / "person", src)
+        if key is not None and "person" in sources:
+            pseudonymize_parts(con, writer.tmp, key, label=sources["person"].label)
         writer.ensure_tables(schema.CORE_TABLES)
+        write_record_keys(con, writer)
         return writer.commit(
             {
                 "source": "omop-import",
                 "region": name or source.resolve().name,
                 "source_folder": str(source.resolve()),
                 "source_files": {t: p.name for t, p in sorted(files.items())},
+                "pseudonymized": key is not None,
                 **_cdm_source(source),
             }
         )

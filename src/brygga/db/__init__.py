@@ -1,0 +1,17 @@
+"""The operational database: SQLAlchemy 2 models, sessions and Alembic migrations.
+
+* ``Base`` - the declarative base every model derives from (``db/base.py``);
+* ``database_url()``, ``engine()``, ``session()``, ``write_session()`` - connections from
+  ``Settings.database_url`` (default: a SQLite file under ``Settings.data_dir``, WAL mode, busy
+  timeout) (``db/session.py``);
+* ``upgrade(url)`` - run the Alembic migrations in ``db/migrations`` up to the newest.
+
+Models live beside the code that owns them (``privacy/models.py``, ...) and are listed in
+``db/models.py`` so that Alembic sees them all.
+"""
+
+from brygga.db.base import Base
+from brygga.db.migrate import upgrade
+from brygga.db.session import database_url, engine, session, write_session
+
+__all__ = ["Base", "database_url", "engine", "session", "upgrade", "write_session"]

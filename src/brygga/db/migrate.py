@@ -1,0 +1,45 @@
+"""Run the Alembic migrations programmatically (``brygga db-upgrade`` and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str):  # -> alembic.config.Config
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> str:
+    """Bring the database at ``url`` (default: the configured one) up to ``revision``."""
+    from alembic import command
+
+    from brygga.db.session import database_url, engine
+
+    url = url or database_url()
+    with engine(url).begin() as connection:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return url
+
+
+_current: set[str] = set()
+
+
+def ensure_current(url: str | None = None) -> str:
+    """``upgrade`` once per process and database: for code paths that write to the database
+    outside a deployment step (tests, the CLI on a fresh data folder)."""
+    from brygga.db.session import database_url
+
+    url = url or database_url()
+    if url not in _current:
+        upgrade(url)
+        _current.add(url)
+    return url

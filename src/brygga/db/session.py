@@ -1,0 +1,91 @@
+"""Engines and sessions for the operational database.
+
+The URL comes from ``Settings.database_url`` (``BRYGGA_DATABASE_URL``); by default a SQLite file
+``brygga.db`` under ``Settings.data_dir``. SQLite connections use WAL (readers never block the
+writer), a busy timeout (writers wait for each other instead of failing) and foreign keys.
+
+``write_session()`` is for read-modify-write transactions that must not interleave (spending a
+privacy budget): on SQLite it starts with ``BEGIN IMMEDIATE``, taking the write lock before
+the first read; on PostgreSQL callers lock the rows they read with ``SELECT ... FOR UPDATE``
+(``select(...).with_for_update()``, which SQLite ignores).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+from brygga.config import Settings, get_settings
+
+BUSY_TIMEOUT_MS = 30_000
+_lock = threading.Lock()
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+def database_url(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{Path(settings.data_dir).resolve() / 'brygga.db'}"
+
+
+def engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: the configured database), one per process."""
+    url = url or database_url()
+    key = (os.getpid(), url)  # a forked worker must not reuse its parent's connections
+    with _lock:
+        if key not in _engines:
+            _engines[key] = _create(url)
+        return _engines[key]
+
+
+def _create(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    eng = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(eng, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(eng, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return eng
+
+
+@contextmanager
+def session(url: str | None = None) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with Session(engine(url), expire_on_commit=False) as s, s.begin():
+        yield s
+
+
+@contextmanager
+def write_session(url: str | None = None) -> Iterator[Session]:
+    """``session`` that holds the database's write lock from its first statement (SQLite)."""
+    with Session(engine(url), expire_on_commit=False) as s:
+        s.connection(execution_options={"sqlite_immediate": True})  # begins the transaction
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
