@@ -15,6 +15,7 @@ Plan (deterministic for a seed and scale, whatever the number of workers):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -29,12 +30,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from brygga.errors import InputError
+from brygga.privacy.pseudonym import key_configured, load_key, pseudonyms_of_canonical
 from brygga.records import codes as K
 from brygga.records.store import Region, RegionWriter
 from brygga.synth import params as P
 from brygga.synth.care import CareGenerator
-from brygga.synth.identity import make_identities
-from brygga.synth.lifecourse import age_weights, realized_survival, simulate
+from brygga.synth.identity import make_identities, personnummer
+from brygga.synth.lifecourse import age_weights, draw_people, realized_survival, simulate
 from brygga.synth.targets import RegionFacts, region_facts
 from brygga.util import atomic_path
 
@@ -96,21 +98,61 @@ class _Plan:
     seed: int
     years: int
     end_date: str
-    weights: np.ndarray  # age-at-end weights
     labels: np.ndarray  # municipality index of each simulated person
+    male: np.ndarray
+    birth: np.ndarray  # day number
+    personnummer: np.ndarray  # 'YYYYMMDD-NNNC', unique
     quotas: np.ndarray  # (chunks, municipalities) residents to keep
+    key: bytes  # pseudonym key: person_id = HMAC(key, personnummer)
 
     @property
     def chunks(self) -> int:
         return self.quotas.shape[0]
 
+    def job(self, c: int) -> _Job:
+        part = slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE)
+        return _Job(
+            self.facts,
+            self.seed,
+            self.years,
+            self.end_date,
+            c,
+            self.labels[part],
+            self.male[part],
+            self.birth[part],
+            self.personnummer[part],
+            self.quotas[c],
+            self.key,
+        )
 
-def plan(facts: RegionFacts, scale: float, seed: int, years: int, end_date: str) -> _Plan:
+
+@dataclass(frozen=True)
+class _Job:
+    """What one worker needs for one chunk (only that chunk's slice of the plan)."""
+
+    facts: RegionFacts
+    seed: int
+    years: int
+    end_date: str
+    chunk: int
+    labels: np.ndarray
+    male: np.ndarray
+    birth: np.ndarray
+    personnummer: np.ndarray
+    quotas: np.ndarray
+    key: bytes
+
+
+def plan(
+    facts: RegionFacts, scale: float, seed: int, years: int, end_date: str, key: bytes
+) -> _Plan:
     deprivation = np.array([m.deprivation for m in facts.municipalities])
     pops = np.array([m.population for m in facts.municipalities], float)
     pilot_rng = np.random.default_rng([seed, 0xA6E])
     pilot_muni = pilot_rng.choice(len(pops), size=P.PILOT_SIZE, p=pops / pops.sum())
-    pilot = simulate(pilot_rng, pilot_muni, deprivation, years, np.full(105, 1 / 105), end_date)
+    uniform = np.full(105, 1 / 105)
+    pilot_male, pilot_birth = draw_people(pilot_rng, P.PILOT_SIZE, uniform, end_date)
+    pilot = simulate(pilot_rng, pilot_muni, pilot_male, pilot_birth, deprivation, years, end_date)
     survival = realized_survival(pilot)
     weights = age_weights(survival)
     share = float((weights * survival).sum())
@@ -120,7 +162,10 @@ def plan(facts: RegionFacts, scale: float, seed: int, years: int, end_date: str)
         np.int64
     )
     labels = np.repeat(np.arange(len(pops)), simulated)
-    np.random.default_rng([seed, 0x5EED]).shuffle(labels)
+    people_rng = np.random.default_rng([seed, 0x5EED])
+    people_rng.shuffle(labels)
+    male, birth = draw_people(people_rng, len(labels), weights, end_date)
+    numbers = personnummer(birth, male, people_rng)
     n_chunks = max(1, math.ceil(len(labels) / CHUNK_SIZE))
     per_chunk = np.zeros((n_chunks, len(pops)), np.int64)
     for c in range(n_chunks):
@@ -130,7 +175,14 @@ def plan(facts: RegionFacts, scale: float, seed: int, years: int, end_date: str)
     quotas = np.zeros_like(per_chunk)
     for m in range(len(pops)):
         quotas[:, m] = _allocate(targets[m], per_chunk[:, m])
-    return _Plan(facts, seed, years, end_date, weights, labels, quotas)
+    return _Plan(facts, seed, years, end_date, labels, male, birth, numbers, quotas, key)
+
+
+def synthetic_key(seed: int) -> bytes:
+    """The pseudonym key of a synthetic region when none is configured: derived from the
+    seed, so the same seed gives the same ids. Synthetic identities protect nobody; a real
+    deployment configures its own secret (docs/privacy.md)."""
+    return hashlib.sha256(f"brygga synthetic region, seed {seed}".encode()).hexdigest().encode()
 
 
 def _allocate(total: int, sizes: np.ndarray) -> np.ndarray:
@@ -162,7 +214,9 @@ def generate(
     _validate(scale, years, seed)
     out = Path(out)
     with RegionWriter(out, force=force) as writer:
-        the_plan = plan(facts, scale, seed, years, end_date)
+        configured = key_configured()
+        key = load_key() if configured else synthetic_key(seed)
+        the_plan = plan(facts, scale, seed, years, end_date, key)
         results = _run_chunks(the_plan, writer.tmp, workers, progress)
         for stats in results:
             for table, rows in stats["rows"].items():
@@ -172,7 +226,7 @@ def generate(
         ident = pa.concat_tables([s["identity_input"] for s in results])
         identity_table = make_identities(
             ident["person_id"].to_numpy(),
-            ident["birth"].to_numpy(),
+            ident["personnummer"].to_numpy(zero_copy_only=False).astype(str),
             ident["male"].to_numpy(),
             ident["municipality"].to_numpy(),
             facts,
@@ -196,6 +250,7 @@ def generate(
                     "generator_version": GENERATOR_VERSION,
                     "chunk_size": CHUNK_SIZE,
                     "identities": identities_path(out).name,
+                    "pseudonym_key": "configured" if configured else "derived from the seed",
                 }
             )
     from brygga.synth.calibration import write_report
@@ -209,7 +264,7 @@ def generate(
 def _run_chunks(
     the_plan: _Plan, tmp: Path, workers: int | None, progress: bool
 ) -> list[dict[str, Any]]:
-    jobs = [(the_plan, c, str(tmp)) for c in range(the_plan.chunks)]
+    jobs = [(the_plan.job(c), str(tmp)) for c in range(the_plan.chunks)]
     workers = workers or os.cpu_count() or 1
     workers = min(workers, len(jobs))
     results: list[dict[str, Any]] = [{}] * len(jobs)
@@ -217,12 +272,12 @@ def _run_chunks(
     with bar as (advance):
         if workers == 1:
             for job in jobs:
-                results[job[1]] = _chunk(*job)
+                results[job[0].chunk] = _chunk(*job)
                 advance()
         else:
             ctx = get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_chunk, *job): job[1] for job in jobs}
+                futures = {pool.submit(_chunk, *job): job[0].chunk for job in jobs}
                 from concurrent.futures import as_completed
 
                 for f in as_completed(futures):
@@ -265,15 +320,15 @@ class _progress:
             self._bar.__exit__(*exc)
 
 
-def _chunk(the_plan: _Plan, c: int, tmp: str) -> dict[str, Any]:
+def _chunk(job: _Job, tmp: str) -> dict[str, Any]:
     """Simulate, thin and write one chunk; return row counts and identity inputs."""
-    facts = the_plan.facts
-    rng = np.random.default_rng([the_plan.seed, c])
-    labels = the_plan.labels[c * CHUNK_SIZE : (c + 1) * CHUNK_SIZE]
+    facts, c = job.facts, job.chunk
+    rng = np.random.default_rng([job.seed, c])
     deprivation = np.array([m.deprivation for m in facts.municipalities])
-    lc = simulate(rng, labels, deprivation, the_plan.years, the_plan.weights, the_plan.end_date)
-    keep, shortfall = _thin(lc, the_plan.quotas[c], rng)
-    person_ids = c * CHUNK_SIZE + np.flatnonzero(keep).astype(np.int64) + 1
+    lc = simulate(rng, job.labels, job.male, job.birth, deprivation, job.years, job.end_date)
+    keep, shortfall = _thin(lc, job.quotas, rng)
+    numbers = job.personnummer[keep]
+    person_ids = pseudonyms_of_canonical(np.char.replace(numbers, "-", "").tolist(), job.key)
     lc = lc.take(keep)
     primary, hospital_of = _care_sites(facts)[1:]
     care = CareGenerator(lc, rng, c, person_ids, primary, hospital_of)
@@ -298,7 +353,7 @@ def _chunk(the_plan: _Plan, c: int, tmp: str) -> dict[str, Any]:
     identity_input = pa.table(
         {
             "person_id": person_ids,
-            "birth": lc.birth.astype(np.int32),
+            "personnummer": numbers,
             "male": lc.male,
             "municipality": lc.municipality.astype(np.int16),
         }

@@ -78,14 +78,14 @@ def _ascii(names: np.ndarray) -> np.ndarray:
 
 def make_identities(
     person_id: np.ndarray,
-    birth_days: np.ndarray,
+    pnr: np.ndarray,
     male: np.ndarray,
     municipality: np.ndarray,
     facts: RegionFacts,
     rng: np.random.Generator,
 ) -> pa.Table:
+    """Names, addresses and contact details for people with these personnummer."""
     n = len(person_id)
-    pnr = personnummer(birth_days, male, rng)
     given = np.where(
         male,
         _FIRST_M[rng.integers(0, len(_FIRST_M), n)],

@@ -199,22 +199,30 @@ def _days(date: str) -> int:
     return int(np.datetime64(date, "D").astype(np.int64))
 
 
+def draw_people(
+    rng: np.random.Generator, n: int, age_weights: np.ndarray, end_date: str = P.END_DATE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sex (True = male) and birth day of ``n`` people; ``age_weights`` over ages 0..104 at
+    the end date."""
+    end = _days(end_date)
+    male = rng.random(n) < 0.497
+    age_end = rng.choice(105, size=n, p=age_weights) + rng.random(n)
+    return male, np.floor(end - age_end * YEAR).astype(np.int32)
+
+
 def simulate(
     rng: np.random.Generator,
     municipality: np.ndarray,
+    male: np.ndarray,
+    birth: np.ndarray,
     deprivation_mean: np.ndarray,
     years: int,
-    age_weights: np.ndarray,
     end_date: str = P.END_DATE,
 ) -> LifeCourse:
-    """Simulate the people of one chunk; ``municipality`` holds one index per person and
-    ``age_weights`` the distribution of age at the end date (105 single years)."""
+    """Simulate one chunk of people (one municipality index, sex and birth day each)."""
     n = len(municipality)
     end = _days(end_date)
     record_start = round(end - years * YEAR)
-    male = rng.random(n) < 0.497
-    age_end = rng.choice(105, size=n, p=age_weights) + rng.random(n)
-    birth = np.floor(end - age_end * YEAR).astype(np.int32)
     dep = np.clip(np.rint(deprivation_mean[municipality] + rng.normal(0, 1.1, n)), 1, 5).astype(
         np.int8
     )
