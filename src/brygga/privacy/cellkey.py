@@ -166,7 +166,7 @@ def feasibility_keys(engine: Any, criteria: Any, index_date: date) -> Feasibilit
     summary = t.group_by(["sex", "age_band", "municipality", "reached"]).aggregate(
         k=t.units.sum().cast("int64")
     )
-    rows = engine.run(summary)
+    rows = engine.run_sql(engine.to_sql(summary))
     last = len(compiled.conditions) - 1
     steps = [sum(int(r["k"] or 0) for r in rows if r["reached"] >= i) for i in range(last + 1)]
     cells: dict[tuple[str, int, str | None], int] = {}

@@ -1,0 +1,268 @@
+"""Security property 2: every count that leaves goes through the disclosure policy.
+
+A small region marked ``source: omop-import`` (not synthetic) with a few dozen people; every
+CLI command and API function that emits counts is run on it and no emitted count may lie
+between 1 and the threshold - 1. Feasibility is checked over random criteria (hypothesis), under
+the rounding policy, the cell key method and noisy mode. ``test_every_command_is_classified``
+fails when a command is added without deciding whether it emits counts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from brygga import cli
+from brygga.cohort.criteria import parse_criteria
+from brygga.cohort.feasibility import feasibility
+from brygga.errors import InputError, PermissionDenied
+from brygga.privacy.noise import noisy_request
+from brygga.records import schema
+from brygga.records.store import Region, RegionWriter
+
+THRESHOLD = 8
+CODES = ["E11", "I10", "J45", "I21"]
+MUNICIPALITIES = ["0180", "1280", "1281"]
+INDEX = "2025-06-15"
+
+# Every CLI command: does it emit counts about a region's people, and how is that covered?
+EMITS_COUNTS = {
+    "feasibility": "property test below (rounding, cell key, noise)",
+    "risk": "run below on the non-synthetic region",
+    "program": "policy_for / DisclosurePolicy.apply in prevention/programs.py (prevention tests)",
+    "equity": "policy_for in prevention/equity.py (prevention tests)",
+    "evaluate": "policy_for in prevention/evaluation.py (prevention tests)",
+}
+NO_POPULATION_COUNTS = {
+    "synth": "writes a synthetic region",
+    "synth-report": "calibration of a synthetic region",
+    "import-omop": "operator: rows imported per table (whole tables, no criteria)",
+    "region-info": "operator: rows per table (whole tables, no criteria)",
+    "schema-docs": "documentation",
+    "risk-calc": "one person's score from typed-in values",
+    "findrisc": "one person's score from typed-in values",
+    "anonymize": "a data steward's own CSV extract, k-anonymized",
+    "audit": "the audit log's own commands (verify)",
+    "prevention-list": "identifiable invitation list for one care unit, audited (not research output)",
+    "db-upgrade": "database schema",
+    "budget": "epsilon and delta only",
+}
+
+
+def small_counts(document: Any) -> list[Any]:
+    """Every disclosed count ({"value", "display"}) in a document whose value is 1..7."""
+    found = []
+    if isinstance(document, dict):
+        if "display" in document and "value" in document:
+            v = document["value"]
+            if isinstance(v, int) and 0 < v < THRESHOLD:
+                found.append(document)
+            if document["display"].isdigit() and 0 < int(document["display"]) < THRESHOLD:
+                found.append(document)
+        for child in document.values():
+            found += small_counts(child)
+    elif isinstance(document, list):
+        for child in document:
+            found += small_counts(child)
+    return found
+
+
+def write_region(out: Path, *, keys: bool = True, n: int = 60, seed: int = 3) -> Region:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    person = {
+        "person_id": ids,
+        "gender_concept_id": rng.choice([8507, 8532], n).astype(np.int32),
+        "year_of_birth": rng.integers(1935, 2000, n).astype(np.int32),
+        "race_concept_id": np.zeros(n, np.int32),
+        "ethnicity_concept_id": np.zeros(n, np.int32),
+        "municipality_code": rng.choice(MUNICIPALITIES, n),
+    }
+    period = {
+        "observation_period_id": ids,
+        "person_id": ids,
+        "observation_period_start_date": [date(2000, 1, 1)] * n,
+        "observation_period_end_date": [date(2030, 12, 31)] * n,
+        "period_type_concept_id": np.full(n, 32817, np.int32),
+    }
+    who = rng.integers(1, n + 1, 120)
+    conditions = {
+        "condition_occurrence_id": np.arange(1, 121, dtype=np.int64),
+        "person_id": who.astype(np.int64),
+        "condition_concept_id": np.zeros(120, np.int32),
+        "condition_start_date": [date(2015 + int(y), 3, 1) for y in rng.integers(0, 10, 120)],
+        "condition_type_concept_id": np.full(120, 32817, np.int32),
+        "condition_source_value": rng.choice(CODES, 120),
+        "condition_source_vocabulary": ["ICD10"] * 120,
+    }
+    with RegionWriter(out) as writer:
+        writer.write("person", pa.table(person))
+        writer.write("observation_period", pa.table(period))
+        writer.write("condition_occurrence", pa.table(conditions))
+        if keys:
+            writer.write("person_key", pa.table({"person_id": ids, "record_key": rng.random(n)}))
+        writer.ensure_tables(schema.CORE_TABLES)
+        return writer.commit({"region": "tiny-omop", "source": "omop-import"})
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Region:
+    return write_region(tmp_path_factory.mktemp("outputs") / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def _deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("METHOD", "THRESHOLD", "ROUNDING"):
+        monkeypatch.delenv(f"BRYGGA_DISCLOSURE_{name}", raising=False)
+    monkeypatch.delenv("BRYGGA_NOISE_MECHANISM", raising=False)
+    monkeypatch.setenv("BRYGGA_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+
+
+def test_every_command_is_classified() -> None:
+    commands = set(typer.main.get_command(cli.app).commands)  # type: ignore[attr-defined]
+    assert commands == set(EMITS_COUNTS) | set(NO_POPULATION_COUNTS), (
+        "a command was added or removed: classify it here (does it emit counts of people?)"
+    )
+
+
+rules = st.fixed_dictionaries(
+    {
+        "condition": st.fixed_dictionaries(
+            {
+                "codes": st.lists(st.sampled_from(CODES), min_size=1, max_size=2, unique=True),
+                "vocabulary": st.just("ICD10"),
+            }
+        )
+    }
+)
+criteria_documents = st.fixed_dictionaries(
+    {
+        "name": st.just("random"),
+        "index_date": st.just(INDEX),
+        "demographics": st.fixed_dictionaries(
+            {},
+            optional={
+                "age": st.tuples(st.integers(20, 60), st.integers(0, 40)).map(
+                    lambda t: {"min": t[0], "max": t[0] + t[1]}
+                ),
+                "sex": st.sampled_from([["female"], ["male"], ["female", "male"]]),
+                "municipalities": st.lists(
+                    st.sampled_from(MUNICIPALITIES), min_size=1, max_size=2, unique=True
+                ),
+            },
+        ),
+        "include": st.lists(rules, max_size=2),
+        "exclude": st.lists(rules, max_size=1),
+    }
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=criteria_documents, method=st.sampled_from(["rounding", "cell-key"]))
+def test_feasibility_never_shows_a_small_count(
+    region: Region, document: dict, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", method)
+    result = feasibility(parse_criteria(document), region).as_dict()
+    assert small_counts(result) == []
+    assert result["raw"] is False
+
+
+def test_cell_key_method_same_cell_same_answer(
+    region: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", "cell-key")
+    criteria = parse_criteria({"name": "a", "index_date": INDEX})
+    first = feasibility(criteria, region).as_dict()
+    again = feasibility(criteria, region).as_dict()
+    assert first["count"] == again["count"] and first["breakdowns"] == again["breakdowns"]
+    assert "cell key" in first["disclosure"]
+    # The whole region's count and the same people reached another way share their noise.
+    renamed = parse_criteria(
+        {"name": "b", "index_date": INDEX, "demographics": {"age": {"min": 0}}}
+    )
+    assert feasibility(renamed, region).as_dict()["count"] == first["count"]
+
+
+def test_cell_key_method_refused_without_record_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", "cell-key")
+    bare = write_region(tmp_path / "bare", keys=False)
+    with pytest.raises(PermissionDenied, match="no record keys"):
+        feasibility(parse_criteria({"name": "a", "index_date": INDEX}), bare)
+
+
+def test_raw_is_refused_on_a_non_synthetic_region(region: Region, tmp_path: Path, capsys) -> None:
+    criteria = tmp_path / "c.yaml"
+    criteria.write_text(f"name: all\nindex_date: {INDEX}\n")
+    for argv in (
+        ["feasibility", str(criteria), "--region", str(region.path), "--raw"],
+        ["risk", "--region", str(region.path), "--raw"],
+    ):
+        assert cli.main(argv) == 2, argv
+        assert "only allowed for synthetic regions" in capsys.readouterr().err
+
+
+def test_cli_outputs_carry_no_small_counts(region: Region, tmp_path: Path, capsys) -> None:
+    criteria = tmp_path / "c.yaml"
+    criteria.write_text(
+        f"name: diabetes\nindex_date: {INDEX}\ninclude:\n  - condition: {{codes: [E11], vocabulary: ICD10}}\n"
+    )
+    for argv in (
+        ["feasibility", str(criteria), "--region", str(region.path), "--json"],
+        ["risk", "--region", str(region.path), "--index-date", INDEX, "--json"],
+    ):
+        assert cli.main(argv) == 0, argv
+        document = json.loads(capsys.readouterr().out)
+        assert document["raw"] is False
+        assert small_counts(document) == [], argv
+
+
+def test_noisy_feasibility_is_cached_rate_limited_and_reports_its_error(
+    region: Region, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("BRYGGA_NOISE_RATE_LIMIT", "3")
+    criteria = parse_criteria({"name": "a", "index_date": INDEX})
+    first = feasibility(criteria, region, noise="laplace", user="ann").as_dict()
+    again = feasibility(criteria, region, noise="laplace", user="ann").as_dict()
+    assert first["count"] == again["count"] and first["attrition"] == again["attrition"]
+    assert first["noise"]["mechanism"] == "laplace" and first["noise"]["epsilon"] == 0.5
+    assert first["count"]["error95"] == first["noise"]["error95"] > 5
+    assert first["count"]["value"] % 10 == 0 and small_counts(first) == []
+    assert "±" in first["disclosure"]
+    feasibility(criteria, region, noise="laplace", user="ann")
+    with pytest.raises(PermissionDenied, match="rate limit: at most 3"):
+        feasibility(criteria, region, noise="laplace", user="ann")
+    feasibility(criteria, region, noise="laplace", user="bob")  # the limit is per user
+    with pytest.raises(InputError, match="cannot be combined"):
+        noisy_request("laplace", raw=True)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"name: all\nindex_date: {INDEX}\n")
+    argv = ["feasibility", str(path), "--region", str(region.path), "--noise", "uniform"]
+    assert cli.main(argv) == 2
+    assert "--noise must be one of laplace, gaussian" in capsys.readouterr().err
+
+
+def test_gaussian_noise_same_answer_when_asked_again(region: Region) -> None:
+    answers = {}
+    for codes in (["E11"], ["I10"], ["E11"]):
+        criteria = parse_criteria(
+            {"name": "g", "index_date": INDEX, "include": [{"condition": {"codes": codes}}]}
+        )
+        answers.setdefault(codes[0], []).append(
+            feasibility(criteria, region, noise="gaussian", user="g").as_dict()["count"]
+        )
+    assert answers["E11"][0] == answers["E11"][1]
+    assert answers["E11"][0]["error95"] > 10
