@@ -106,7 +106,7 @@ def study_feasibility(
     index_date = criteria.index_date or records_date(region)
     result = feasibility(criteria, region, index_date=index_date, raw=policy.raw).as_dict()
     people = volunteers(session)
-    on_records = eligible(study) if any(v.records_consent for v in people) else set()
+    on_records = eligible(study) if any(v.records_consent for v in people) else None
     would_match = len(candidates(study, people, on_records))
     result.pop("fingerprint", None)
     result["volunteers"] = policy.apply(would_match)

@@ -33,8 +33,9 @@ from brygga.studies.registration import study_criteria
 from brygga.studies.selfreport import SelfReport, may_be_eligible
 
 INVITATION_DAYS = 30
-# person ids eligible on the records for a study (internal; never shown).
-EligibleFn = Callable[[Study], set[int]]
+# person ids eligible on the records for a study (internal; never shown); None when no
+# regional records are available, and then everyone is matched on their self-report.
+EligibleFn = Callable[[Study], set[int] | None]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,10 @@ def recruiting(study: Study, today: date | None = None) -> bool:
 
 
 def candidates(
-    study: Study, people: list[Volunteer], eligible_on_records: set[int], today: date | None = None
+    study: Study,
+    people: list[Volunteer],
+    eligible_on_records: set[int] | None,
+    today: date | None = None,
 ) -> list[tuple[Volunteer, str]]:
     """(volunteer, basis) for everyone who fits; basis is ``records`` or ``self_report``."""
     today = today or date.today()
@@ -120,7 +124,7 @@ def candidates(
             continue
         if not geography.within_reach(v.municipality, sites, v.max_travel_km):
             continue
-        if v.records_consent:
+        if v.records_consent and eligible_on_records is not None:
             if v.person_id in eligible_on_records:
                 out.append((v, "records"))
         elif may_be_eligible(criteria, v.profile, index_date):
@@ -156,7 +160,7 @@ def match_study(
     if not people:
         return 0
     needs_records = any(v.records_consent for v in people)
-    on_records = eligible(study) if needs_records else set()
+    on_records = eligible(study) if needs_records else None
     found = candidates(study, people, on_records, today)
     already = set(
         session.scalars(select(Invitation.resident_id).where(Invitation.study_id == study.id))

@@ -1,0 +1,1 @@
+"""The web front door: FastAPI app factory (``app.create_app``), one router per area."""

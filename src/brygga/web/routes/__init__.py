@@ -1,0 +1,1 @@
+"""One router per area: public (log-in), resident portal, staff (studies), admin, JSON API."""

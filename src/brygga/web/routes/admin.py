@@ -1,0 +1,68 @@
+"""Administration: organizations and staff accounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brygga.forms import FormError
+from brygga.studies import staff
+from brygga.studies.models import Organization, StaffAccount
+from brygga.web.app import db, render
+from brygga.web.security import Principal, allow
+
+router = APIRouter(prefix="/admin")
+admin_only = allow("admin")
+
+
+def page(request: Request, session: Session, errors: dict[str, str] | None = None) -> Response:
+    context = {
+        "organizations": list(session.scalars(select(Organization).order_by(Organization.name))),
+        "accounts": list(session.scalars(select(StaffAccount).order_by(StaffAccount.email))),
+        "errors": errors or {},
+    }
+    return render(request, "admin.html", context, 422 if errors else 200)
+
+
+@router.get("")
+def admin(
+    request: Request, who: Principal = Depends(admin_only), session: Session = Depends(db)
+) -> Response:
+    return page(request, session)
+
+
+@router.post("/organizations")
+def add_organization(
+    request: Request,
+    name: str = Form(""),
+    kind: str = Form(""),
+    who: Principal = Depends(admin_only),
+    session: Session = Depends(db),
+) -> Response:
+    try:
+        staff.create_organization(session, {"name": name, "kind": kind})
+    except FormError as exc:
+        return page(request, session, exc.fields)
+    return RedirectResponse("/admin", 303)
+
+
+@router.post("/staff")
+def add_staff(
+    request: Request,
+    email: str = Form(""),
+    display_name: str = Form(""),
+    role: str = Form(""),
+    organization_id: str = Form(""),
+    password: str = Form(""),
+    who: Principal = Depends(admin_only),
+    session: Session = Depends(db),
+) -> Response:
+    data = {"email": email, "display_name": display_name, "role": role, "password": password or None,
+            "organization_id": int(organization_id) if organization_id.isdigit() else None}  # fmt: skip
+    try:
+        staff.create_staff(session, data, actor=f"staff:{who.id}")
+    except FormError as exc:
+        return page(request, session, exc.fields)
+    return RedirectResponse("/admin", 303)

@@ -1,0 +1,117 @@
+"""The JSON API (OpenAPI at /api/docs). Errors use the one JSON error shape (``web/app.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from sqlalchemy.orm import Session
+
+from brygga.registry import consent, service
+from brygga.studies import funnel, registration, staff
+from brygga.studies.models import Study
+from brygga.web.app import db
+from brygga.web.routes.resident import me, rematch
+from brygga.web.routes.staff import disclosure
+from brygga.web.security import Principal, allow
+
+router = APIRouter(prefix="/api")
+any_staff = allow("researcher", "research_office", "care_provider", "admin")
+
+
+def study_json(study: Study) -> dict[str, Any]:
+    return {
+        "id": study.id,
+        "status": study.status,
+        "title": {"sv": study.title_sv, "en": study.title_en},
+        "summary": {"sv": study.summary_sv, "en": study.summary_en},
+        "sponsor": study.sponsor,
+        "phase": study.phase,
+        "area": study.area,
+        "ethics_number": study.ethics_number,
+        "eu_ct_number": study.eu_ct_number,
+        "nct_id": study.nct_id,
+        "target_enrolment": study.target_enrolment,
+        "recruitment": {"start": study.recruitment_start, "end": study.recruitment_end},
+        "sites": [{"name": s.name, "municipality_code": s.municipality_code} for s in study.sites],
+        "criteria_yaml": study.criteria_yaml,
+        "review_reason": study.review_reason,
+        "feasibility": study.feasibility,
+    }
+
+
+@router.get("/studies")
+def list_studies(
+    who: Principal = Depends(any_staff), session: Session = Depends(db)
+) -> dict[str, Any]:
+    me_ = staff.get(session, who.staff_id)
+    return {"studies": [study_json(s) for s in registration.studies_for(session, me_)]}
+
+
+@router.post("/studies", status_code=201)
+def create_study(
+    data: dict[str, Any] = Body(...),
+    who: Principal = Depends(allow("researcher")),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    study = registration.create_study(session, staff.get(session, who.staff_id), data)
+    return study_json(study)
+
+
+@router.get("/studies/{study_id}")
+def get_study(
+    study_id: int, who: Principal = Depends(any_staff), session: Session = Depends(db)
+) -> dict[str, Any]:
+    study = registration.visible_study(session, staff.get(session, who.staff_id), study_id)
+    return study_json(study)
+
+
+@router.get("/studies/{study_id}/funnel")
+def get_funnel(
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(any_staff),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    me_ = staff.get(session, who.staff_id)
+    study = registration.visible_study(session, me_, study_id)
+    policy = None if registration.is_team(me_, study) else disclosure(request)
+    return funnel.funnel(session, study, policy)
+
+
+@router.get("/me")
+def my_data(
+    who: Principal = Depends(allow("resident")), session: Session = Depends(db)
+) -> dict[str, Any]:
+    return service.export_data(session, me(session, who))
+
+
+@router.put("/me/profile")
+def put_profile(
+    request: Request,
+    data: dict[str, Any] = Body(...),
+    who: Principal = Depends(allow("resident")),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    resident = me(session, who)
+    profile = service.update_profile(session, resident, data)
+    rematch(request, session, resident)
+    return {k: getattr(profile, k) for k in service.ProfileInput.model_fields}
+
+
+@router.post("/me/consents/{kind}")
+def post_consent(
+    kind: str,
+    request: Request,
+    data: dict[str, Any] = Body(...),
+    who: Principal = Depends(allow("resident")),
+    session: Session = Depends(db),
+) -> dict[str, Any]:
+    resident = me(session, who)
+    granted = data.get("granted") is True
+    changed = consent.set_consent(
+        session, resident, kind, granted, text_version=str(data.get("text_version", ""))
+    )
+    if granted:
+        rematch(request, session, resident)
+    return {"kind": kind, "granted": granted, "changed": changed}

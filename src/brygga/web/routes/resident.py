@@ -1,0 +1,173 @@
+"""The resident portal: join, profile, consents, pause, invitations, download, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from brygga import audit
+from brygga.forms import FormError
+from brygga.registry import catalogue, consent, service
+from brygga.registry.models import CONSENT_KINDS, Resident
+from brygga.studies import invitations, matching
+from brygga.studies.areas import AREAS
+from brygga.web.app import db, render
+from brygga.web.security import SESSION_COOKIE, Principal, allow
+
+router = APIRouter(prefix="/portal")
+resident_only = allow("resident")
+
+
+def me(session: Session, who: Principal) -> Resident:
+    return service.by_ref(session, who.id or "")
+
+
+def rematch(request: Request, session: Session, resident: Resident) -> None:
+    """Matching runs when a profile or consent changes (for this resident only)."""
+    matching.match_all(session, request.app.state.eligibility, resident_ids=[resident.id])
+
+
+def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
+    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
+    context = {
+        "resident": resident,
+        "profile": resident.profile,
+        "areas": AREAS,
+        "conditions": catalogue.CONDITIONS,
+        "medicines": catalogue.MEDICINES,
+        "texts": consent.TEXTS,
+        "kinds": CONSENT_KINDS,
+        "invitations": invitations.for_resident(session, resident),
+        "errors": {},
+        "saved": False,
+    }
+    return render(request, "portal.html", context | extra, 422 if extra.get("errors") else 200)
+
+
+@router.get("")
+def portal(
+    request: Request, who: Principal = Depends(resident_only), session: Session = Depends(db)
+) -> Response:
+    return page(request, session, me(session, who))
+
+
+@router.post("/join")
+def join(who: Principal = Depends(resident_only), session: Session = Depends(db)) -> Response:
+    service.register(session, me(session, who))
+    return RedirectResponse("/portal", 303)
+
+
+async def _profile_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+
+    def number(name: str) -> Any:
+        value = str(form.get(name) or "").strip()
+        return value or None
+
+    return {
+        "conditions": form.getlist("conditions"),
+        "medicines": form.getlist("medicines"),
+        "height_cm": number("height_cm"),
+        "weight_kg": number("weight_kg"),
+        "smoking": number("smoking"),
+        "areas": form.getlist("areas"),
+        "healthy_volunteer": form.get("healthy_volunteer") == "yes",
+        "max_travel_km": number("max_travel_km"),
+        "contact_channel": form.get("contact_channel") or "in_app",
+        "language": form.get("language") or "sv",
+    }
+
+
+@router.post("/profile")
+async def profile(
+    request: Request, who: Principal = Depends(resident_only), session: Session = Depends(db)
+) -> Response:
+    resident = me(session, who)
+    try:
+        service.update_profile(session, resident, await _profile_form(request))
+    except FormError as exc:
+        return page(request, session, resident, errors=exc.fields)
+    rematch(request, session, resident)
+    return page(request, session, resident, saved=True)
+
+
+@router.post("/consent/{kind}")
+def set_consent(
+    kind: str,
+    request: Request,
+    action: str = Form(pattern="^(grant|withdraw)$"),
+    text_version: str = Form(max_length=20),
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db),
+) -> Response:
+    resident = me(session, who)
+    consent.set_consent(session, resident, kind, action == "grant", text_version=text_version)
+    if action == "grant":
+        rematch(request, session, resident)
+    return RedirectResponse("/portal#consents", 303)
+
+
+@router.post("/pause")
+def pause(
+    request: Request,
+    paused: str = Form(pattern="^(yes|no)$"),
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db),
+) -> Response:
+    resident = me(session, who)
+    service.pause(session, resident, paused == "yes")
+    if paused == "no":
+        rematch(request, session, resident)
+    return RedirectResponse("/portal", 303)
+
+
+@router.post("/invitations/{invitation_id}")
+def answer(
+    invitation_id: int,
+    answer: str = Form(pattern="^(interested|declined|seen)$"),
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db),
+) -> Response:
+    resident = me(session, who)
+    if answer == "seen":
+        invitations.mark_seen(session, resident, invitation_id)
+    else:
+        invitations.answer(session, resident, invitation_id, answer == "interested")
+    return RedirectResponse("/portal#invitations", 303)
+
+
+@router.get("/export")
+def export(who: Principal = Depends(resident_only), session: Session = Depends(db)) -> Response:
+    document = service.export_data(session, me(session, who))
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="brygga-my-data.json"'},
+    )
+
+
+@router.post("/delete")
+def delete(
+    confirm: str = Form(pattern="^yes$"),
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db),
+) -> Response:
+    service.delete_account(session, me(session, who))
+    response = RedirectResponse("/", 303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/search")
+def search(
+    request: Request, kind: str = "conditions", q: str = "", who: Principal = Depends(resident_only)
+) -> Response:
+    """HTMX: conditions or medicines whose name contains ``q``."""
+    source = catalogue.MEDICINES if kind == "medicines" else catalogue.CONDITIONS
+    hits = catalogue.search(source, q[:50])
+    return render(request, "_search.html", {"hits": hits, "kind": kind})

@@ -1,0 +1,229 @@
+"""Studies for staff: register (form, YAML upload, ClinicalTrials.gov import), submit, review,
+feasibility, interested volunteers (study team only), outcomes, funnel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from brygga.errors import InputError
+from brygga.forms import FormError
+from brygga.privacy.disclosure import load_settings, policy_for
+from brygga.records.store import Region
+from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
+from brygga.studies.areas import AREAS
+from brygga.studies.models import PHASES, StaffAccount, Study
+from brygga.web.app import db, render
+from brygga.web.security import Principal, allow
+
+router = APIRouter()
+any_staff = allow("researcher", "research_office", "care_provider", "admin")
+researcher = allow("researcher")
+reviewer = allow("research_office")
+team = allow("researcher", "care_provider")
+MAX_UPLOAD = 2_000_000
+SITE_ROWS = 3
+
+
+def account(session: Session, who: Principal) -> StaffAccount:
+    return staff.get(session, who.staff_id)
+
+
+def disclosure(request: Request) -> Any:
+    config = request.app.state.config
+    synthetic = config.region is not None and Region.open(config.region).synthetic
+    return policy_for(synthetic=synthetic, raw=config.raw_counts, settings=load_settings())
+
+
+def form_page(
+    request: Request, data: dict[str, Any], errors: dict[str, str], status: int = 200
+) -> Response:
+    sites = list(data.get("sites") or [])
+    sites += [{"name": "", "municipality_code": ""}] * (SITE_ROWS - len(sites))
+    context = {"data": data, "errors": errors, "areas": AREAS, "phases": PHASES, "sites": sites}
+    return render(request, "study_form.html", context, status)
+
+
+async def study_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    data: dict[str, Any] = {
+        k: str(form.get(k) or "")
+        for k in ("title_sv", "title_en", "summary_sv", "summary_en", "sponsor", "phase", "area",
+                  "ethics_number", "eu_ct_number", "nct_id", "target_enrolment",
+                  "recruitment_start", "recruitment_end", "criteria_yaml")
+    }  # fmt: skip
+    data["drug_trial"] = form.get("drug_trial") == "yes"
+    data["healthy_volunteers"] = form.get("healthy_volunteers") == "yes"
+    upload = form.get("criteria_file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        raw = await upload.read(MAX_UPLOAD + 1)
+        if len(raw) > MAX_UPLOAD:
+            raise FormError({"criteria": "the file is too large"})
+        try:
+            data["criteria_yaml"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormError({"criteria": "the file is not UTF-8 text"}) from None
+    names, codes = form.getlist("site_name"), form.getlist("site_municipality")
+    data["sites"] = [
+        {"name": str(n), "municipality_code": str(c)}
+        for n, c in zip(names, codes, strict=False)
+        if str(n).strip() or str(c).strip()
+    ]
+    for key in ("target_enrolment", "recruitment_start", "recruitment_end"):
+        if not data[key]:
+            data.pop(key)
+    return data
+
+
+@router.get("/studies")
+def studies(
+    request: Request, who: Principal = Depends(any_staff), session: Session = Depends(db)
+) -> Response:
+    me = account(session, who)
+    return render(
+        request, "studies.html", {"studies": registration.studies_for(session, me), "me": me}
+    )
+
+
+@router.get("/studies/new")
+def new_study(request: Request, who: Principal = Depends(researcher)) -> Response:
+    return form_page(request, {"phase": "2", "area": "cardiovascular"}, {})
+
+
+@router.post("/studies")
+async def create_study(
+    request: Request, who: Principal = Depends(researcher), session: Session = Depends(db)
+) -> Response:
+    data: dict[str, Any] = {}
+    try:
+        data = await study_form(request)
+        study = registration.create_study(session, account(session, who), data)
+    except FormError as exc:
+        return form_page(request, data, exc.fields, 422)
+    return RedirectResponse(f"/studies/{study.id}", 303)
+
+
+@router.post("/studies/import")
+async def import_ctgov(
+    request: Request, file: UploadFile, who: Principal = Depends(researcher)
+) -> Response:
+    raw = await file.read(MAX_UPLOAD + 1)
+    try:
+        if len(raw) > MAX_UPLOAD:
+            raise InputError("the file is too large")
+        try:
+            record = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError("the file is not JSON") from None
+        if isinstance(record, dict) and "studies" in record:
+            record = record["studies"]
+        if isinstance(record, list):
+            record = record[0] if record else {}
+        imported = ctgov.import_record(record)
+    except InputError as exc:
+        return form_page(request, {}, {"file": exc.message}, 422)
+    data = registration.from_ctgov(imported)
+    notes = (
+        {"criteria": "not imported: " + ", ".join(imported.unmapped)} if imported.unmapped else {}
+    )
+    return form_page(request, data, notes)
+
+
+@router.get("/studies/{study_id}")
+def study_page(
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(any_staff),
+    session: Session = Depends(db),
+) -> Response:
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    on_team = registration.is_team(me, study)
+    counts = funnel.funnel(session, study, None if on_team else disclosure(request))
+    return render(
+        request,
+        "study.html",
+        {"study": study, "me": me, "on_team": on_team, "funnel": counts, "errors": {}},
+    )
+
+
+@router.post("/studies/{study_id}/submit")
+def submit_study(
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(researcher),
+    session: Session = Depends(db),
+) -> Response:
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    registration.submit(session, me, study)
+    refresh_feasibility(request, session, study)
+    return RedirectResponse(f"/studies/{study.id}", 303)
+
+
+def refresh_feasibility(request: Request, session: Session, study: Study) -> None:
+    """Feasibility on submission and on demand (needs a configured region)."""
+    config = request.app.state.config
+    if config.region is None:
+        return
+    region = Region.open(config.region)
+    study.feasibility = funnel.study_feasibility(
+        session, study, region, request.app.state.eligibility, disclosure(request)
+    )
+
+
+@router.post("/studies/{study_id}/feasibility")
+def feasibility(
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(allow("researcher", "research_office")),
+    session: Session = Depends(db),
+) -> Response:
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    if request.app.state.config.region is None:
+        raise InputError("no regional records are configured for feasibility")
+    refresh_feasibility(request, session, study)
+    return RedirectResponse(f"/studies/{study.id}#feasibility", 303)
+
+
+@router.post("/studies/{study_id}/review")
+def review(
+    study_id: int,
+    request: Request,
+    decision: str = Form(pattern="^(approve|reject)$"),
+    reason: str = Form("", max_length=2000),
+    who: Principal = Depends(reviewer),
+    session: Session = Depends(db),
+) -> Response:
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    registration.review(session, me, study, approve=decision == "approve", reason=reason)
+    if study.status == "approved":
+        matching.match_study(session, study, request.app.state.eligibility)
+    return RedirectResponse(f"/studies/{study.id}", 303)
+
+
+@router.get("/studies/{study_id}/contacts")
+def contacts(
+    study_id: int, request: Request, who: Principal = Depends(team), session: Session = Depends(db)
+) -> Response:
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    rows = invitations.team_view(session, me, study)
+    return render(request, "contacts.html", {"study": study, "rows": rows})
+
+
+@router.post("/invitations/{invitation_id}/outcome")
+def outcome(
+    invitation_id: int,
+    outcome: str = Form(pattern="^(screened|enrolled|not_eligible)$"),
+    who: Principal = Depends(team),
+    session: Session = Depends(db),
+) -> Response:
+    invitation = invitations.record_outcome(session, account(session, who), invitation_id, outcome)
+    return RedirectResponse(f"/studies/{invitation.study_id}/contacts", 303)
