@@ -9,6 +9,9 @@ the attack a reader with a spreadsheet makes, pins no primary-suppressed cell do
 three possible values. What a disclosed value says about its true count (rounding, perturbation) comes from
 ``policy.interval``, so the same code serves every policy.
 
+When every cell of a table is suppressed or zero there is nothing left to hide behind: "<8"
+itself says a cell is at least 1, and a reader may combine that with the lines.
+
 Complementary cells are chosen greedily: the smallest non-zero published member of a line the
 exposed cell is in; a line's total only when no member is left.
 """
