@@ -148,7 +148,8 @@ class CareGenerator:
         for r in range(years):
             t0 = lc.record_start + r * YEAR
             lo = np.maximum(lc.entry, np.ceil(t0)).astype(np.int64)
-            hi = np.minimum(lc.exit + 1, np.ceil(t0 + YEAR)).astype(np.int64)
+            year_end = np.ceil(t0 + YEAR) if r < years - 1 else lc.end + 1  # end date included
+            hi = np.minimum(lc.exit + 1, year_end).astype(np.int64)
             live = np.flatnonzero(hi > lo)
             if not len(live):
                 continue
