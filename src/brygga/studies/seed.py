@@ -1,0 +1,229 @@
+"""Demo data for the front door: organizations, staff, studies and registered volunteers.
+
+``seed_demo(region, database_url)`` migrates the database, loads the region's identities,
+creates demo organizations and one staff account per role, registers studies (three written
+for Brygga and some imported from the ClinicalTrials.gov sample when it is available), signs
+up a few thousand synthetic volunteers with profiles and consents, and runs matching against
+the region's records. Idempotent: a second call on the same database changes nothing.
+
+Volunteers are inserted in bulk and audited as one ``demo.seed`` record (a system action), not
+one record per synthetic person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from brygga import audit
+from brygga.db import session as db_session
+from brygga.db import upgrade
+from brygga.records.store import Region
+from brygga.registry import consent, service
+from brygga.registry.catalogue import CONDITIONS
+from brygga.registry.models import Consent, ConsentEvent, Profile, Resident
+from brygga.studies import ctgov, matching, registration, staff
+from brygga.studies.areas import AREAS
+from brygga.studies.models import StaffAccount, Study
+from brygga.synth import identities_path
+
+DEMO_PASSWORD = "brygga-demo-2026"  # demo accounts only; printed by the demo
+ACCOUNTS = (
+    ("forskare@demo.brygga.se", "Forskare Lund", "researcher", "Lunds universitet"),
+    ("sponsor@demo.brygga.se", "Sponsor Nordic Pharma", "researcher", "Nordic Pharma AB"),
+    ("fou@demo.brygga.se", "FoU-kansliet", "research_office", None),
+    ("vard@demo.brygga.se", "Vårdcentralen Centrum", "care_provider", "Lunds universitet"),
+    ("admin@demo.brygga.se", "Administratör", "admin", None),
+)
+ORGANIZATIONS = (
+    ("Lunds universitet", "university"),
+    ("Nordic Pharma AB", "company"),
+    ("Region FoU", "region"),
+)
+STUDIES = (
+    {
+        "title_sv": "Metformin och hjärtat vid typ 2-diabetes",
+        "title_en": "Metformin and the heart in type 2 diabetes",
+        "summary_sv": "Vi jämför två sätt att följa upp personer med typ 2-diabetes som tar metformin.",
+        "summary_en": "We compare two ways of following up people with type 2 diabetes who take metformin.",
+        "phase": "4",
+        "area": "diabetes",
+        "criteria_yaml": "demographics: {age: {min: 40, max: 80}}\ninclude:\n  - condition: {codes: [E11], vocabulary: ICD10}\nexclude:\n  - condition: {codes: [I21, I22], vocabulary: ICD10}\n",
+    },
+    {
+        "title_sv": "Blodtryck i hemmet",
+        "title_en": "Blood pressure at home",
+        "summary_sv": "Hjälper det att mäta blodtrycket hemma? Vi söker personer med högt blodtryck.",
+        "summary_en": "Does measuring blood pressure at home help? We are looking for people with high blood pressure.",
+        "phase": "not_applicable",
+        "area": "cardiovascular",
+        "criteria_yaml": "demographics: {age: {min: 30, max: 85}}\ninclude:\n  - condition: {codes: [I10], vocabulary: ICD10}\n",
+    },
+    {
+        "title_sv": "Nytt vaccin mot luftvägsinfektion – friska frivilliga",
+        "title_en": "New vaccine against respiratory infection – healthy volunteers",
+        "summary_sv": "Vi söker friska vuxna som vill pröva ett nytt vaccin.",
+        "summary_en": "We are looking for healthy adults who want to try a new vaccine.",
+        "phase": "1",
+        "area": "infection",
+        "healthy_volunteers": True,
+        "drug_trial": True,
+        "eu_ct_number": "2025-512345-12-00",
+        "criteria_yaml": "demographics: {age: {min: 18, max: 55}}\nexclude:\n  - condition: {codes: [E10, E11, I50, J44], vocabulary: ICD10}\n",
+    },
+)
+
+
+@dataclass
+class SeedResult:
+    database_url: str
+    identities_loaded: int
+    volunteers: int
+    studies: int
+    invitations: dict[int, int]
+    logins: list[dict[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "database_url": self.database_url,
+            "identities_loaded": self.identities_loaded,
+            "volunteers": self.volunteers,
+            "studies": self.studies,
+            "invited": sum(self.invitations.values()),
+            "logins": self.logins,
+        }
+
+
+def seed_demo(
+    region: str | Path,
+    database_url: str,
+    *,
+    volunteers: int = 3000,
+    seed: int = 1,
+    ctgov_file: str | Path | None = None,
+    ctgov_studies: int = 5,
+) -> SeedResult:
+    """Fill ``database_url`` with demo data for ``region``; see the module docstring."""
+    region_obj = Region.open(region)
+    upgrade(database_url)
+    with db_session(database_url) as s:
+        loaded = service.load_identities(s, identities_path(region_obj.path))
+        accounts = _staff(s)
+        studies = _studies(s, accounts, region_obj, ctgov_file, ctgov_studies)
+        joined = _volunteers(s, volunteers, seed)
+    with db_session(database_url) as s:
+        invited = matching.match_all(s, matching.RecordsEligibility(region_obj))
+    logins = [{"role": r, "email": e, "password": DEMO_PASSWORD} for e, _, r, _ in ACCOUNTS]
+    logins.append(
+        {"role": "resident", "email": "(demo identity provider: pick a person)", "password": ""}
+    )
+    return SeedResult(database_url, loaded, joined, len(studies), invited, logins)
+
+
+def _staff(s: Session) -> dict[str, StaffAccount]:
+    orgs = {}
+    for name, kind in ORGANIZATIONS:
+        org = s.scalar(select(staff.Organization).where(staff.Organization.name == name))
+        orgs[name] = org or staff.create_organization(s, {"name": name, "kind": kind})
+    accounts = {}
+    for email, name, role, org in ACCOUNTS:
+        account = s.scalar(select(StaffAccount).where(StaffAccount.email == email))
+        if account is None:
+            data = {"email": email, "display_name": name, "role": role, "password": DEMO_PASSWORD,
+                    "organization_id": orgs[org].id if org else None}  # fmt: skip
+            account = staff.create_staff(s, data, actor="system:demo-seed")
+        accounts[email] = account
+    return accounts
+
+
+def _hospital_sites(region: Region) -> list[dict[str, str]]:
+    from brygga.synth.targets import SKANE, STOCKHOLM
+
+    facts = STOCKHOLM if region.manifest.get("region_key") == "stockholm" else SKANE
+    return [{"name": name, "municipality_code": code} for code, name in facts.hospitals]
+
+
+def _studies(
+    s: Session, accounts: dict[str, StaffAccount], region: Region, ctgov_file: Any, n_ctgov: int
+) -> list[Study]:
+    existing = list(s.scalars(select(Study)))
+    if existing:
+        return existing
+    today = date.today()
+    sites = _hospital_sites(region)
+    researcher = accounts["forskare@demo.brygga.se"]
+    sponsor = accounts["sponsor@demo.brygga.se"]
+    office = accounts["fou@demo.brygga.se"]
+    forms = []
+    for i, base in enumerate(STUDIES):
+        forms.append((sponsor if base.get("drug_trial") else researcher, base | {
+            "sponsor": "Nordic Pharma AB" if base.get("drug_trial") else "Lunds universitet",
+            "ethics_number": f"2025-0{1234 + i}-01",
+            "target_enrolment": 200,
+            "recruitment_start": today - timedelta(days=30),
+            "recruitment_end": today + timedelta(days=365),
+            "sites": sites[i % len(sites) : i % len(sites) + 2],
+        }))  # fmt: skip
+    if ctgov_file is not None and Path(ctgov_file).is_file():
+        for record in ctgov.load_records(ctgov_file)[:n_ctgov]:
+            data = registration.from_ctgov(ctgov.import_record(record))
+            data |= {"sites": sites[:1], "ethics_number": "2025-04321-01",
+                     "recruitment_start": today - timedelta(days=10),
+                     "recruitment_end": today + timedelta(days=400)}  # fmt: skip
+            forms.append((sponsor, data))
+    studies = []
+    for author, data in forms:
+        study = registration.create_study(s, author, data)
+        registration.submit(s, author, study)
+        registration.review(s, office, study, approve=True)
+        studies.append(study)
+    return studies
+
+
+def _volunteers(s: Session, n: int, seed: int) -> int:
+    """Register ``n`` adults (18-90) with profiles and consents, in bulk."""
+    if s.scalar(select(Resident.id).where(Resident.registered_at.is_not(None)).limit(1)):
+        return 0
+    rows = s.execute(select(Resident.id, Resident.personnummer)).all()
+    this_year = date.today().year
+    adults = [rid for rid, pnr in rows if pnr and 18 <= this_year - int(pnr[:4]) <= 90]
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(adults, size=min(n, len(adults)), replace=False).tolist())
+    at = consent.now()
+    areas, conditions = list(AREAS), list(CONDITIONS)
+    profiles, consents, events = [], [], []
+    for rid in chosen:
+        k = int(rng.integers(0, 3))
+        profiles.append({
+            "resident_id": rid,
+            "conditions": rng.choice(conditions, size=int(rng.integers(0, 3)), replace=False).tolist(),
+            "medicines": [],
+            "areas": rng.choice(areas, size=k, replace=False).tolist() if k else [],
+            "healthy_volunteer": bool(rng.random() < 0.3),
+            "max_travel_km": [None, 20, 50, 100][int(rng.integers(0, 4))],
+            "contact_channel": "in_app" if rng.random() < 0.7 else "email",
+            "language": "sv",
+            "updated_at": at,
+        })  # fmt: skip
+        kinds = ["contact"] + (["match_records"] if rng.random() < 0.7 else [])
+        for kind in kinds:
+            version = consent.TEXTS[kind].version
+            consents.append({"resident_id": rid, "kind": kind, "granted": True,
+                             "text_version": version, "changed_at": at})  # fmt: skip
+            events.append({"resident_id": rid, "kind": kind, "action": "grant",
+                           "text_version": version, "at": at})  # fmt: skip
+    from sqlalchemy import update
+
+    s.execute(update(Resident).where(Resident.id.in_(chosen)).values(registered_at=at))
+    for model, batch in ((Profile, profiles), (Consent, consents), (ConsentEvent, events)):
+        for start in range(0, len(batch), 2000):
+            s.execute(insert(model), batch[start : start + 2000])
+    audit.append("demo.seed", actor="system:demo-seed",
+                 details={"volunteers": len(chosen), "consents": len(consents)})  # fmt: skip
+    return len(chosen)
