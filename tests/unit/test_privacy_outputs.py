@@ -41,6 +41,7 @@ EMITS_COUNTS = {
     "program": "policy_for / DisclosurePolicy.apply in prevention/programs.py (prevention tests)",
     "equity": "policy_for in prevention/equity.py (prevention tests)",
     "evaluate": "policy_for in prevention/evaluation.py (prevention tests)",
+    "serve": "web pages and API: through cohort.feasibility (web tests)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",
@@ -55,6 +56,8 @@ NO_POPULATION_COUNTS = {
     "prevention-list": "identifiable invitation list for one care unit, audited (not research output)",
     "db-upgrade": "database schema",
     "budget": "epsilon and delta only",
+    "demo-seed": "seeds the demo database from a synthetic region",
+    "match": "operator: invitations sent per study by the scheduled run",
 }
 
 
