@@ -76,7 +76,10 @@ def test_codes_are_normalized_and_aliases_resolved():
         ),
         (rule(condition={"codes": "E11"}), "include[0].condition.codes: must be a list of codes"),
         (rule(condition={"codes": []}), "include[0].condition.codes: must not be empty"),
-        (rule(condition={"codes": [11]}), "include[0].condition.codes[0]: must be a text string (put it in quotes)"),
+        (
+            rule(condition={"codes": [11]}),
+            "include[0].condition.codes[0]: must be a text string (put it in quotes)",
+        ),
         (rule(condition={"codes": ["0"], "vocabulary": "OMOP"}), "concept id 0 means 'no concept'"),
         (
             rule(measurement={"codes": ["Glucose"]}),
