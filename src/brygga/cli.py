@@ -749,6 +749,95 @@ def budget_show(
     _print_budget(budget_status(project, url=ensure_current()).as_dict(), as_json)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    region: Annotated[
+        Path | None, typer.Option(help="Region folder for feasibility and records matching.")
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Enable the demo identity provider (synthetic people only).")
+    ] = False,
+    raw_counts: Annotated[
+        bool, typer.Option(help="Exact counts (synthetic regions only; pages say so).")
+    ] = False,
+) -> None:
+    """Run the web front door (resident e-service, studies, JSON API) under uvicorn."""
+    import os
+    import secrets
+
+    import uvicorn
+
+    from brygga.db import database_url, upgrade
+    from brygga.web.app import WebConfig, create_app
+
+    url = upgrade(database_url())
+    # Sessions are signed with this key; set BRYGGA_SECRET_KEY so they survive a restart.
+    secret = os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32)
+    config = WebConfig(
+        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret
+    )
+    label = " (DEMO identity provider enabled)" if demo else ""
+    err.print(f"Brygga on http://{host}:{port}{label}", highlight=False)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+@app.command(name="demo-seed")
+def demo_seed(
+    region: Annotated[Path, typer.Option(help="A synthetic region (with its identities file).")],
+    volunteers: Annotated[int, typer.Option(help="Volunteers to register.")] = 3000,
+    ctgov: Annotated[
+        Path | None, typer.Option(help="ClinicalTrials.gov API v2 JSON to import studies from.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seed the operational database with demo organizations, staff, studies and volunteers."""
+    from brygga.db import database_url
+    from brygga.studies.seed import seed_demo
+
+    summary = seed_demo(region, database_url(), volunteers=volunteers, ctgov_file=ctgov).summary()
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"{summary['volunteers']} volunteers, {summary['studies']} studies, "
+        f"{summary['invited']} invitations in {summary['database_url']}",
+        highlight=False,
+    )
+    print_table("Demo log-ins", ["role", "e-mail", "password"],
+                [[x["role"], x["email"], x["password"]] for x in summary["logins"]])  # fmt: skip
+
+
+@app.command()
+def match(
+    region: Annotated[
+        Path | None, typer.Option(help="Region for records matching (else self-reports only).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The scheduled matching run: expire old invitations, invite new candidates, and deliver
+    queued notifications (demo file sender: <data dir>/outbox/messages.jsonl)."""
+    from brygga.config import get_settings
+    from brygga.db import database_url, session, upgrade
+    from brygga.studies import invitations, matching, outbox
+
+    url = upgrade(database_url())
+    eligible = matching.RecordsEligibility(region) if region else (lambda _study: None)
+    with session(url) as s:
+        expired = invitations.expire_due(s)
+        invited = matching.match_all(s, eligible)
+    sender = outbox.FileSender(get_settings().data_dir / "outbox" / "messages.jsonl")
+    with session(url) as s:
+        delivered = outbox.deliver(s, sender, limit=100_000)
+    doc = {"expired": expired, "invited": invited, "notifications": delivered}
+    if as_json:
+        print_json(doc)
+        return
+    print_table("Matching", ["study", "new invitations"], [[k, v] for k, v in invited.items()])
+    out.print(f"{expired} invitations expired; notifications: {delivered}.", highlight=False)
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

@@ -54,11 +54,12 @@ class Volunteer:
 def volunteers(session: Session, resident_ids: list[int] | None = None) -> list[Volunteer]:
     """Registered, not paused, not deleted, consenting to contact; optionally only some."""
     contact = select(Consent.resident_id).where(Consent.kind == "contact", Consent.granted)
-    records = set(
-        session.scalars(
-            select(Consent.resident_id).where(Consent.kind == "match_records", Consent.granted)
-        )
+    records_query = select(Consent.resident_id).where(
+        Consent.kind == "match_records", Consent.granted
     )
+    if resident_ids is not None:
+        records_query = records_query.where(Consent.resident_id.in_(resident_ids))
+    records = set(session.scalars(records_query))
     query = (
         select(Resident, Profile)
         .join(Profile, Profile.resident_id == Resident.id)
@@ -152,19 +153,24 @@ def match_study(
     *,
     resident_ids: list[int] | None = None,
     today: date | None = None,
+    people: list[Volunteer] | None = None,
 ) -> int:
-    """Invite every new candidate of one recruiting study; returns the number invited."""
+    """Invite every new candidate of one recruiting study; returns the number invited.
+
+    ``people``: the volunteers, when the caller already read them (``match_all``)."""
     if not recruiting(study, today):
         return 0
-    people = volunteers(session, resident_ids)
+    if people is None:
+        people = volunteers(session, resident_ids)
     if not people:
         return 0
     needs_records = any(v.records_consent for v in people)
     on_records = eligible(study) if needs_records else None
     found = candidates(study, people, on_records, today)
-    already = set(
-        session.scalars(select(Invitation.resident_id).where(Invitation.study_id == study.id))
-    )
+    query = select(Invitation.resident_id).where(Invitation.study_id == study.id)
+    if resident_ids is not None:
+        query = query.where(Invitation.resident_id.in_(resident_ids))
+    already = set(session.scalars(query))
     new = [(v, basis) for v, basis in found if v.resident_id not in already]
     if not new:
         return 0
@@ -223,9 +229,14 @@ def match_all(
     today: date | None = None,
 ) -> dict[int, int]:
     """Run matching for every recruiting study (the scheduled run, or one resident's change)."""
-    studies = session.scalars(select(Study).where(Study.status == "approved").order_by(Study.id))
+    studies = list(
+        session.scalars(select(Study).where(Study.status == "approved").order_by(Study.id))
+    )
+    people = volunteers(session, resident_ids) if studies else []
     return {
-        s.id: match_study(session, s, eligible, resident_ids=resident_ids, today=today)
+        s.id: match_study(
+            session, s, eligible, resident_ids=resident_ids, today=today, people=people
+        )
         for s in studies
     }
 

@@ -126,10 +126,15 @@ def render(
 
 
 def db(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, else rolled back."""
-    from brygga.db import session
+    """One transaction per request: committed when the handler returns, else rolled back.
 
-    with session(request.app.state.config.database_url) as s:
+    Requests that may write take the write lock up front (SQLite ``BEGIN IMMEDIATE``), so they
+    queue behind each other instead of failing when a read snapshot went stale.
+    """
+    from brygga.db import session, write_session
+
+    opener = session if request.method in ("GET", "HEAD") else write_session
+    with opener(request.app.state.config.database_url) as s:
         yield s
 
 
