@@ -144,18 +144,26 @@ def disclose(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
     """Count, attrition and breakdowns through the policy, as one table: each breakdown adds
     up to the count, so a suppressed group is protected from subtraction (secondary
-    suppression). With the cell key method, ``keys`` gives every cell its key."""
+    suppression). So is the number of people each rule removes (the difference of two
+    consecutive steps): it is never shown, and a small one is protected like a suppressed
+    cell. With the cell key method, ``keys`` gives every cell its key."""
     last = len(evaluation.steps) - 1
     groups = group_counts(evaluation.cells)
     counts: dict[Any, int] = {("step", i): n for i, (_, n) in enumerate(evaluation.steps)}
     counts |= {(dim, k): n for dim, cells in groups.items() for k, n in cells.items()}
     lines = [Line(("step", last), tuple((dim, k) for k in cells)) for dim, cells in groups.items()]
+    removed = [("removed", i) for i in range(1, last + 1)]
+    for i in range(1, last + 1):  # step i-1 = step i + the people rule i removed
+        counts[("removed", i)] = evaluation.steps[i - 1][1] - evaluation.steps[i][1]
+        lines.append(Line(("step", i - 1), (("step", i), ("removed", i))))
     cell_keys: dict[Any, float] = {}
     if keys is not None:
         cell_keys = {("step", i): cell_key(k) for i, k in enumerate(keys.steps)}
         for dim, cells in group_counts(keys.cells).items():
             cell_keys |= {(dim, k): cell_key(units) for k, units in cells.items()}
-    disclosed = protect(policy, counts, lines, cell_keys)
+    disclosed = protect(
+        policy, counts, lines, cell_keys, unpublished=removed, keep=[("step", last)]
+    )
     attrition = [
         {"step": step, "count": disclosed[("step", i)]}
         for i, (step, _) in enumerate(evaluation.steps)

@@ -12,13 +12,20 @@ three possible values. What a disclosed value says about its true count (roundin
 When every cell of a table is suppressed or zero there is nothing left to hide behind: "<8"
 itself says a cell is at least 1, and a reader may combine that with the lines.
 
+Some cells are never published but can still be worked out: the people a feasibility rule
+removes are the difference of two consecutive attrition steps. Such cells are passed as
+``unpublished``: a reader knows nothing of them beforehand (0 or more), and those the policy
+would suppress (1 .. threshold-1) are protected like suppressed cells, so two published steps
+never give away that a rule removed three people.
+
 Complementary cells are chosen greedily: the smallest non-zero published member of a line the
-exposed cell is in; a line's total only when no member is left.
+exposed cell is in; a line's total only when no member is left; cells in ``keep`` (the headline
+count) only when nothing else near the exposed cell can be suppressed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,8 @@ from brygga.privacy.disclosure import SECONDARY, DisclosurePolicy
 INF = float("inf")
 # A suppressed count must keep at least three possible values (high - low >= 2) for a reader.
 MIN_WIDTH = 2
+# Marks a cell that is computed but never shown (e.g. the people one attrition rule removes).
+UNPUBLISHED = "unpublished"
 
 
 @dataclass(frozen=True)
@@ -42,39 +51,60 @@ def protect(
     counts: Mapping[Hashable, int],
     lines: Sequence[Line],
     cell_keys: Mapping[Hashable, float] | None = None,
+    *,
+    unpublished: Collection[Hashable] = (),
+    keep: Collection[Hashable] = (),
 ) -> dict[Hashable, dict[str, Any]]:
-    """Disclose every cell, then add complementary suppressions until nothing is exposed."""
+    """Disclose every cell, then add complementary suppressions until nothing is exposed.
+
+    ``unpublished`` cells are in ``counts`` and ``lines`` but never shown (their entry in the
+    result says ``unpublished``; leave them out of the output). ``keep`` cells are suppressed
+    only as a last resort.
+    """
     keys = cell_keys or {}
     disclosed = {cell: policy.apply(n, keys.get(cell)) for cell, n in counts.items()}
     if policy.raw:
         return disclosed
+    # An unpublished cell the policy would suppress must stay as uncertain as a suppressed one.
+    sensitive = {c for c in unpublished if primary(disclosed[c])}
+    for cell in unpublished:
+        disclosed[cell] = {"value": None, "display": UNPUBLISHED}
     while True:
-        exposed = exposed_cells(policy, disclosed, lines)
+        exposed = exposed_cells(policy, disclosed, lines, sensitive)
         if not exposed:
             return disclosed
-        complement = _complement(exposed[0], counts, disclosed, lines)
+        complement = _complement(exposed[0], counts, disclosed, lines, set(keep))
         if complement is None:  # every cell near it is already hidden or zero
             return disclosed
         disclosed[complement] = {"value": None, "display": SECONDARY}
 
 
 def primary(disclosed: dict[str, Any]) -> bool:
-    return disclosed["value"] is None and disclosed["display"] != SECONDARY
+    return disclosed["value"] is None and disclosed["display"] not in (SECONDARY, UNPUBLISHED)
 
 
 def exposed_cells(
     policy: DisclosurePolicy,
     disclosed: Mapping[Hashable, dict[str, Any]],
     lines: Sequence[Line],
+    sensitive: Collection[Hashable] = (),
 ) -> list[Hashable]:
-    """Primary-suppressed cells whose possible range the lines narrow."""
-    prior = {c: _bounds(policy.interval(d)) for c, d in disclosed.items()}
+    """Primary-suppressed cells, and ``sensitive`` unpublished ones, whose possible range the
+    lines narrow to fewer than three values."""
+    prior = {c: _prior(policy, d) for c, d in disclosed.items()}
     derived = propagate(prior, lines)
     return [
         c
         for c, d in disclosed.items()
-        if primary(d) and _width(derived[c]) < min(MIN_WIDTH, _width(prior[c]))
+        if (primary(d) or c in sensitive) and _width(derived[c]) < min(MIN_WIDTH, _width(prior[c]))
     ]
+
+
+def _prior(policy: DisclosurePolicy, disclosed: dict[str, Any]) -> tuple[float, float]:
+    """What a reader knows of a cell before using the lines."""
+    if disclosed["value"] is None and disclosed["display"] == UNPUBLISHED:
+        return (0.0, INF)
+    return _bounds(policy.interval(disclosed))
 
 
 def _width(bounds: tuple[float, float]) -> float:
@@ -124,11 +154,14 @@ def _complement(
     counts: Mapping[Hashable, int],
     disclosed: Mapping[Hashable, dict[str, Any]],
     lines: Sequence[Line],
+    keep: set[Hashable],
 ) -> Hashable | None:
     """The cheapest published, non-zero cell sharing a line with ``cell``; failing that, one
-    sharing a line with a hidden cell linked to it (found breadth first)."""
+    sharing a line with a hidden cell linked to it (found breadth first). A ``keep`` cell only
+    when no other cell is reachable."""
     hidden = {cell}
     seen_lines: set[int] = set()
+    last_resort: Hashable | None = None
     while True:
         near = [
             (i, line)
@@ -136,12 +169,16 @@ def _complement(
             if i not in seen_lines and (line.total in hidden or hidden & set(line.members))
         ]
         if not near:
-            return None
+            return last_resort
         seen_lines |= {i for i, _ in near}
         members = [m for _, line in near for m in line.members]
         totals = [line.total for _, line in near]
         for pool in (members, totals):
             candidates = [c for c in pool if disclosed[c]["value"] not in (None, 0)]
+            if last_resort is None and candidates and all(c in keep for c in candidates):
+                last_resort = min(candidates, key=lambda c: (counts[c], str(c)))
+            candidates = [c for c in candidates if c not in keep]
             if candidates:
                 return min(candidates, key=lambda c: (counts[c], str(c)))
         hidden |= {c for c in members + totals if disclosed[c]["value"] is None}
+        hidden |= {c for c in members + totals if c in keep}  # look past kept cells too
