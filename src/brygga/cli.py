@@ -830,12 +830,26 @@ def match(
     sender = outbox.FileSender(get_settings().data_dir / "outbox" / "messages.jsonl")
     with session(url) as s:
         delivered = outbox.deliver(s, sender, limit=100_000)
-    doc = {"expired": expired, "invited": invited, "notifications": delivered}
+    # Counts of people leave through the policy (docs/privacy.md); the database keeps exact ones.
+    from brygga.privacy.disclosure import configured_policy
+
+    policy = configured_policy()
+    doc = {
+        "expired": policy.apply(expired),
+        "invited": {k: policy.apply(v) for k, v in invited.items()},
+        "notifications": policy.apply(delivered),
+        "disclosure": policy.description,
+    }
     if as_json:
         print_json(doc)
         return
-    print_table("Matching", ["study", "new invitations"], [[k, v] for k, v in invited.items()])
-    out.print(f"{expired} invitations expired; notifications: {delivered}.", highlight=False)
+    rows = [[k, v["display"]] for k, v in doc["invited"].items()]
+    print_table("Matching", ["study", "new invitations"], rows)
+    out.print(
+        f"{doc['expired']['display']} invitations expired; notifications: "
+        f"{doc['notifications']['display']} ({doc['disclosure']}).",
+        highlight=False,
+    )
 
 
 # --- Entry point -------------------------------------------------------------------------

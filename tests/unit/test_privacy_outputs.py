@@ -3,8 +3,12 @@
 A small region marked ``source: omop-import`` (not synthetic) with a few dozen people; every
 CLI command and API function that emits counts is run on it and no emitted count may lie
 between 1 and the threshold - 1. Feasibility is checked over random criteria (hypothesis), under
-the rounding policy, the cell key method and noisy mode. ``test_every_command_is_classified``
-fails when a command is added without deciding whether it emits counts.
+the rounding policy, the cell key method and noisy mode. The prevention commands (risk, program,
+equity, evaluate) run on a non-synthetic copy of the small synthetic region, under both
+methods; under the cell key method their counts are checked against the record keys of the
+people counted, and the same people must get the same answer in every command.
+``test_every_command_is_classified`` fails when a command is added without deciding whether
+it emits counts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import typer
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,10 +42,11 @@ INDEX = "2025-06-15"
 # Every CLI command: does it emit counts about a region's people, and how is that covered?
 EMITS_COUNTS = {
     "feasibility": "property test below (rounding, cell key, noise)",
-    "risk": "run below on the non-synthetic region",
-    "program": "policy_for / DisclosurePolicy.apply in prevention/programs.py (prevention tests)",
-    "equity": "policy_for in prevention/equity.py (prevention tests)",
-    "evaluate": "policy_for in prevention/evaluation.py (prevention tests)",
+    "risk": "run below on the non-synthetic regions (rounding, cell key)",
+    "program": "run below on the non-synthetic small region (rounding, cell key)",
+    "equity": "run below on the non-synthetic small region (rounding, cell key)",
+    "evaluate": "run below on the non-synthetic small region (rounding, cell key)",
+    "match": "invitations per study, expired, notified: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
 }
 NO_POPULATION_COUNTS = {
@@ -56,8 +62,7 @@ NO_POPULATION_COUNTS = {
     "prevention-list": "identifiable invitation list for one care unit, audited (not research output)",
     "db-upgrade": "database schema",
     "budget": "epsilon and delta only",
-    "demo-seed": "seeds the demo database from a synthetic region",
-    "match": "operator: invitations sent per study by the scheduled run",
+    "demo-seed": "seeds the demo database from a synthetic region (needs its identities file)",
 }
 
 
@@ -269,3 +274,124 @@ def test_gaussian_noise_same_answer_when_asked_again(region: Region) -> None:
         )
     assert answers["E11"][0] == answers["E11"][1]
     assert answers["E11"][0]["error95"] > 10
+
+
+# --- Prevention commands on a non-synthetic region --------------------------------------------
+
+PREVENTION_INDEX = "2025-06-30"
+PROGRAM = """name: heart check
+criteria: {demographics: {age: {min: 50, max: 69}}}
+score: {model: applicable, min_risk_percent: 5}
+capacity: {default: 3}
+"""
+
+
+@pytest.fixture(scope="module")
+def omop_small(small_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Region:
+    """The small synthetic region's tables under a manifest that says omop-import (symlinks)."""
+    source = small_region.region
+    out = tmp_path_factory.mktemp("omop-small") / "region"
+    out.mkdir()
+    for table in source.tables():
+        (out / table).symlink_to(source.path / table, target_is_directory=True)
+    manifest = {k: v for k, v in source.manifest.items() if k != "identities"}
+    (out / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
+    region = Region.open(out)
+    assert not region.synthetic
+    return region
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    assert cli.main([*argv, "--json"]) == 0, (argv, capsys.readouterr().err)
+    return json.loads(capsys.readouterr().out)
+
+
+def expected_cell_key_count(region: Region, person_ids: np.ndarray) -> int | None:
+    """What the cell key method must show for these people, worked out from the region's
+    record keys and the documented default p-table (independently of privacy.people)."""
+    from brygga.privacy.cellkey import PTable, cell_key_of
+
+    keys = region.read_table("person_key").to_pydict()
+    key_of = dict(zip(keys["person_id"], keys["record_key"], strict=True))
+    n = len(person_ids)
+    value = n + PTable.build(2, 1.0).perturbation(cell_key_of(key_of[int(p)] for p in person_ids))
+    return None if n < THRESHOLD or value < THRESHOLD else value
+
+
+@pytest.mark.parametrize("method", ["rounding", "cell-key"])
+def test_prevention_commands_pass_the_policy(
+    omop_small: Region,
+    method: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from brygga.prevention.evaluation import Invitations, write_invitations
+    from brygga.prevention.inputs import extract_inputs
+    from brygga.prevention.programs import parse_program, plan_program
+    from brygga.prevention.stratify import population_risk
+
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", method)
+    where = ["--region", str(omop_small.path)]
+    program = tmp_path / "program.yaml"
+    program.write_text(PROGRAM)
+    plan = plan_program(
+        parse_program(yaml.safe_load(PROGRAM)),
+        omop_small,
+        index_date=date.fromisoformat(PREVENTION_INDEX),
+    )
+    invited = np.sort(plan.person_id[plan.invited])
+    invitations = tmp_path / "invitations.csv"
+    day = np.datetime64(PREVENTION_INDEX, "D")
+    write_invitations(Invitations(invited, np.full(len(invited), day)), invitations)
+    docs = {
+        "risk": run_json(["risk", *where, "--index-date", PREVENTION_INDEX], capsys),
+        "program": run_json(
+            ["program", str(program), *where, "--index-date", PREVENTION_INDEX], capsys
+        ),
+        "equity": run_json(["equity", *where, "--index-date", PREVENTION_INDEX], capsys),
+        "evaluate": run_json(["evaluate", str(invitations), *where], capsys),
+    }
+    for name, doc in docs.items():
+        assert doc["raw"] is False, name
+        assert small_counts(doc) == [], name
+        assert ("cell key" in doc["disclosure"]) == (method == "cell-key"), name
+    # The same people get the same answer in every command.
+    risk, equity, plan_doc, evaluation = (
+        docs[k] for k in ("risk", "equity", "program", "evaluate")
+    )
+    assert risk["population"]["scored_population"] == equity["overall"]["people"]
+    assert plan_doc["invited"] == evaluation["invited_in_region"]
+    if method == "rounding":
+        return
+    # Cell key method: each count is its people's count plus their cell's perturbation.
+    pr = population_risk(
+        extract_inputs(omop_small, index_date=date.fromisoformat(PREVENTION_INDEX))
+    )
+    scored = pr.inputs["person_id"][pr.in_population]
+    women = pr.inputs["person_id"][pr.in_population & (pr.inputs["sex"] == "female")]
+    assert risk["population"]["scored_population"]["value"] == expected_cell_key_count(
+        omop_small, scored
+    )
+    assert risk["breakdowns"]["sex"]["female"]["people"]["value"] == expected_cell_key_count(
+        omop_small, women
+    )  # a cell summed per group (privacy.people.PeopleCounter.tally)
+    assert plan_doc["invited"]["value"] == expected_cell_key_count(omop_small, invited)
+    # Not the rounding rule: some counts are not multiples of 5.
+    values = [risk["population"]["scored_population"]["value"], plan_doc["eligible"]["value"]]
+    values += [c["people"]["value"] for c in risk["breakdowns"]["age_band"].values()]
+    assert any(v is not None and v % 5 for v in values)
+
+
+def test_match_counts_pass_the_policy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brygga.studies import invitations, matching, outbox
+
+    monkeypatch.setattr(invitations, "expire_due", lambda _s: 5)
+    monkeypatch.setattr(matching, "match_all", lambda _s, _e: {1: 3, 2: 41})
+    monkeypatch.setattr(outbox, "deliver", lambda _s, _sender, limit: 44)
+    doc = run_json(["match"], capsys)
+    assert small_counts(doc) == []
+    assert doc["invited"]["1"]["display"] == "<8" and doc["invited"]["2"]["value"] == 40
+    assert doc["expired"]["display"] == "<8" and doc["notifications"]["value"] == 45

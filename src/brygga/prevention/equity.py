@@ -12,7 +12,8 @@ What counts as reached depends on what is given:
 * nothing: target = the scored population, reached = has every risk input recorded
   (risk assessment reach: whose risk the health services know).
 
-Every count passes the disclosure policy; rates are computed from disclosed counts.
+Every count passes the disclosure policy (under the Cell Key Method with the key of the people
+counted, ``privacy.people``); rates are computed from disclosed counts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from brygga.errors import InputError
 from brygga.prevention.stratify import PopulationRisk, group_keys
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.people import PeopleCounter
 
 EQUITY_DIMENSIONS = ("deprivation_quintile", "municipality")
 HIGH = 1  # category index from which risk counts as high (SCORE2 categories: high, very-high)
@@ -46,8 +48,11 @@ def equity(
     reach_definition: str,
     municipality_names: dict[str, str] | None = None,
     margin: float = 0.8,
+    units: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Need and reach per group, with inverse-care flags. ``target``/``reached``: bool per person."""
+    """Need and reach per group, with inverse-care flags. ``target``/``reached``: bool per person;
+    ``units``: their key units (``privacy.people.population_units``, for the cell key method)."""
+    counter = PeopleCounter(policy, units)
     inside = pr.in_population
     complete = inside & (pr.category >= 0)
     high = complete & (pr.category >= HIGH)
@@ -56,11 +61,11 @@ def equity(
 
     def cell(rows: np.ndarray) -> dict[str, Any]:
         c = {
-            "people": policy.apply(int(rows.sum())),
-            "complete_inputs": policy.apply(int((rows & complete).sum())),
-            "high_risk": policy.apply(int((rows & high).sum())),
-            "target": policy.apply(int((rows & target).sum())),
-            "reached": policy.apply(int((rows & reached).sum())),
+            "people": counter.count(rows),
+            "complete_inputs": counter.count(rows & complete),
+            "high_risk": counter.count(rows & high),
+            "target": counter.count(rows & target),
+            "reached": counter.count(rows & reached),
         }
         c["need"] = _rate(c["high_risk"], c["complete_inputs"])
         c["reach"] = _rate(c["reached"], c["target"])
@@ -130,7 +135,8 @@ def equity_report(
     from brygga.prevention.inputs import extract_inputs
     from brygga.prevention.programs import load_program, plan_program
     from brygga.prevention.stratify import municipality_names, population_risk
-    from brygga.privacy.disclosure import policy_for
+    from brygga.privacy.disclosure import region_policy
+    from brygga.privacy.people import population_units
     from brygga.records.store import Region
 
     if program_file is not None and invitations_file is not None:
@@ -138,7 +144,7 @@ def equity_report(
     if not 0 < margin <= 1:
         raise InputError("--margin must be above 0 and at most 1")
     region = Region.open(region_dir)
-    policy = policy_for(synthetic=region.synthetic, raw=raw)
+    policy = region_policy(region, raw=raw)  # refuse --raw before any work
     con = region.duckdb()
     if program_file is not None:
         plan = plan_program(load_program(program_file), region, index_date=index_date, con=con)
@@ -158,8 +164,9 @@ def equity_report(
             reached = pr.category >= 0
             definition = "every risk input recorded (risk assessed), among the scored population"
     names = municipality_names(con)
+    units = population_units(policy, region, pid)
     doc = equity(pr, target, reached, policy, reach_definition=definition,
-                 municipality_names=names, margin=margin)  # fmt: skip
+                 municipality_names=names, margin=margin, units=units)  # fmt: skip
     doc["region"] = region.name
     if chart_dir is not None:
         doc["charts"] = equity_charts(doc, chart_dir)

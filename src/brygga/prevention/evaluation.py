@@ -19,8 +19,10 @@ synthetic region) and a program start date:
 The reimbursement pays per *verified* improvement: a recorded drop of at least ``min_drop``
 (program configuration ``reimbursement:``) between a baseline and a follow-up measurement.
 It reports the gross payment and the payment attributable to the program (improvements beyond
-what matched non-invited people achieved). Counts pass the disclosure policy; amounts are
-computed from disclosed counts so that they reveal no more than the counts do. Estimates
+what matched non-invited people achieved). Counts pass the disclosure policy (under the Cell Key
+Method with the key of the people counted, ``privacy.people``; the estimated improvements
+beyond the comparison with a key of their own); amounts are computed from disclosed counts so
+that they reveal no more than the counts do. Estimates
 resting on fewer than ``MIN_GROUP`` people on either side are withheld.
 """
 
@@ -39,6 +41,7 @@ from brygga.prevention.inputs import Lookback, extract_inputs
 from brygga.prevention.programs import Reimbursement
 from brygga.prevention.stratify import population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.people import PeopleCounter, people_counter
 from brygga.records.store import Region
 
 RISK_BANDS = (2.5, 5.0, 7.5, 10.0, 15.0, 20.0)
@@ -173,13 +176,27 @@ def att(
     return estimate, float(np.sqrt(var)), int(n_t[matched].sum()), int(n_c[matched].sum())
 
 
+def matched_people(
+    stratum: np.ndarray, treated: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the treated and control people ``att`` counts: a value of ``y`` and a stratum
+    holding people of both groups."""
+    ok = np.isfinite(y)
+    both = np.intersect1d(stratum[ok & treated], stratum[ok & ~treated])
+    matched = ok & np.isin(stratum, both)
+    return matched & treated, matched & ~treated
+
+
 def _result(
-    fit: tuple[float, float, int, int] | None, policy: DisclosurePolicy, digits: int
+    stratum: np.ndarray, treated: np.ndarray, y: np.ndarray, counter: PeopleCounter, digits: int
 ) -> dict[str, Any]:
+    fit = att(stratum, treated, y)
     if fit is None:
-        return {"estimate": None, "ci95": None, "invited": policy.apply(0), "comparison": policy.apply(0), "withheld": "no matched people"}  # fmt: skip
+        none = counter.disclose(0, 0)
+        return {"estimate": None, "ci95": None, "invited": none, "comparison": none, "withheld": "no matched people"}  # fmt: skip
     est, se, n_t, n_c = fit
-    doc: dict[str, Any] = {"invited": policy.apply(n_t), "comparison": policy.apply(n_c)}
+    in_t, in_c = matched_people(stratum, treated, y)
+    doc: dict[str, Any] = {"invited": counter.count(in_t), "comparison": counter.count(in_c)}
     if min(n_t, n_c) < MIN_GROUP:
         return {**doc, "estimate": None, "ci95": None, "withheld": f"fewer than {MIN_GROUP} people in a group"}  # fmt: skip
     return {
@@ -229,6 +246,8 @@ def evaluate(
     base = (pr.category >= 0) & (treated | control)  # scored at the start, in one group
     stratum = strata(inputs["sex"], inputs["age"], pr.risk_percent)[base]
     t = treated[base]
+    everyone = people_counter(policy, region, pid)
+    counter = everyone.subset(base)
 
     outcomes: dict[str, Any] = {}
     changes: dict[str, np.ndarray] = {}
@@ -241,10 +260,10 @@ def evaluate(
         after[pos[hit]] = values[hit]
         change = (after - inputs[name])[base]
         changes[name] = change
-        outcomes[f"change_{name}"] = _result(att(stratum, t, change), policy, 2)
+        outcomes[f"change_{name}"] = _result(stratum, t, change, counter, 2)
     events = np.isin(pid, first_events(con, start, end))[base].astype(float)
-    outcomes["cvd_event"] = _result(att(stratum, t, events), policy, 4)
-    pay = _reimburse(stratum, t, changes, reimbursement or Reimbursement(), policy)
+    outcomes["cvd_event"] = _result(stratum, t, events, counter, 4)
+    pay = _reimburse(stratum, t, changes, reimbursement or Reimbursement(), counter)
     return {
         "region": region.name,
         "start": start.isoformat(),
@@ -253,9 +272,9 @@ def evaluate(
         "enrolment_days": enrolment_days,
         "raw": policy.raw,
         "disclosure": policy.description,
-        "invited_in_region": policy.apply(int(treated.sum())),
-        "invited_scored": policy.apply(int(t.sum())),
-        "comparison_scored": policy.apply(int((~t).sum())),
+        "invited_in_region": everyone.count(treated),
+        "invited_scored": counter.count(t),
+        "comparison_scored": counter.count(~t),
         "matching": "coarsened exact: sex x 5-year age band x baseline risk band "
         + "/".join(f"{b:g}" for b in RISK_BANDS)
         + " %",
@@ -269,7 +288,7 @@ def _reimburse(
     treated: np.ndarray,
     changes: dict[str, np.ndarray],
     rules: Reimbursement,
-    policy: DisclosurePolicy,
+    counter: PeopleCounter,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"basis": "amounts computed from disclosed counts", "measures": {}}
     gross_total = attributable_total = 0.0
@@ -277,12 +296,15 @@ def _reimburse(
         rule = getattr(rules, name)
         verified = np.isfinite(change)
         improved = verified & (change <= -rule.min_drop)
-        n_improved = int((improved & treated).sum())
         # Beyond what the comparison achieved: the matched difference in improvement rates
         # times the number of matched invited people (never negative: nothing is clawed back).
         fit = att(stratum[verified], treated[verified], improved[verified].astype(float))
-        disclosed = policy.apply(n_improved)
-        excess = None if fit is None else policy.apply(max(round(fit[0] * fit[2]), 0))
+        disclosed = counter.count(improved & treated)
+        excess = (
+            None
+            if fit is None
+            else counter.estimate(max(round(fit[0] * fit[2]), 0), improved & treated)
+        )
         gross = None if disclosed["value"] is None else disclosed["value"] * rule.payment_sek
         attributable = (
             None

@@ -15,7 +15,7 @@ capacity per care unit (the person's listed vårdcentral, ``person.care_site_id`
 
 ``plan_program`` ranks the eligible people of each unit by risk (highest first) and marks the
 first ``capacity`` as invited. The plan holds pseudonymous ids only; ``summary`` discloses
-counts. The identifiable invitation list is made only by ``invitation_list``, for one care
+counts (under the Cell Key Method with the key of the people counted, ``privacy.people``). The identifiable invitation list is made only by ``invitation_list``, for one care
 unit, with a stated legal basis, and every call writes an audit record (security property 4).
 It is never part of a research output.
 """
@@ -44,6 +44,7 @@ from brygga.prevention.inputs import RiskInputs, extract_inputs
 from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.people import people_counter
 from brygga.records.store import Region
 from brygga.util import atomic_path
 
@@ -143,23 +144,35 @@ class ProgramPlan:
     risk_percent: np.ndarray
     rank: np.ndarray  # 1 = highest risk in the unit
     invited: np.ndarray  # within the unit's capacity
-    targeted: int  # met the criteria (before score and threshold)
-    no_unit: int  # eligible but not listed at a care unit: cannot be invited
+    in_target: np.ndarray  # per person of ``inputs``: met the criteria (before score, threshold)
+    unlisted: np.ndarray  # per person of ``inputs``: eligible but at no care unit (not invitable)
 
     @property
     def inputs(self) -> RiskInputs:
         return self.risk.inputs
 
+    @property
+    def targeted(self) -> int:
+        return int(self.in_target.sum())
+
+    @property
+    def no_unit(self) -> int:
+        return int(self.unlisted.sum())
+
     def unit_rows(self, unit: int) -> np.ndarray:
         return np.flatnonzero(self.care_site_id == unit)
 
     def summary(self, policy: DisclosurePolicy) -> dict[str, Any]:
+        everyone = people_counter(policy, self.region, self.inputs["person_id"])
+        # The eligible people, in plan order: rows of ``inputs`` (which is in person_id order).
+        eligible = everyone.subset(np.searchsorted(self.inputs["person_id"], self.person_id))
+        all_eligible = np.ones(len(self.person_id), bool)
         units = np.unique(self.care_site_id)
         per_unit = {
             str(int(u)): {
                 "capacity": self.program.capacity.of(int(u)),
-                "eligible": policy.apply(int((self.care_site_id == u).sum())),
-                "invited": policy.apply(int((self.invited & (self.care_site_id == u)).sum())),
+                "eligible": eligible.count(self.care_site_id == u),
+                "invited": eligible.count(self.invited & (self.care_site_id == u)),
             }
             for u in units
         }
@@ -171,11 +184,11 @@ class ProgramPlan:
             "score": self.program.score.model_dump(),
             "raw": policy.raw,
             "disclosure": policy.description,
-            "target_criteria_met": policy.apply(self.targeted),
-            "eligible": policy.apply(len(self.person_id)),
-            "invited": policy.apply(int(self.invited.sum())),
-            "beyond_capacity": policy.apply(int((~self.invited).sum())),
-            "not_listed_at_a_unit": policy.apply(self.no_unit),
+            "target_criteria_met": everyone.count(self.in_target),
+            "eligible": eligible.count(all_eligible),
+            "invited": eligible.count(self.invited),
+            "beyond_capacity": eligible.count(~self.invited),
+            "not_listed_at_a_unit": everyone.count(self.unlisted),
             "units": per_unit,
         }
 
@@ -194,7 +207,6 @@ def plan_program(
     risk = pr.risk_percent
     ok = in_target & (pr.category >= 0) & (risk >= program.score.min_risk_percent)
     unit = inputs["care_site_id"]
-    no_unit = int((ok & (unit < 0)).sum())
     rows = np.flatnonzero(ok & (unit >= 0))
     # Sort by unit, then risk descending, then id (a stable, reproducible order).
     order = np.lexsort((pid[rows], -risk[rows], unit[rows]))
@@ -215,8 +227,8 @@ def plan_program(
         risk_percent=risk[rows],
         rank=rank,
         invited=rank <= cap,
-        targeted=int(in_target.sum()),
-        no_unit=no_unit,
+        in_target=in_target,
+        unlisted=ok & (unit < 0),
     )
 
 

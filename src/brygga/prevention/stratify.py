@@ -2,8 +2,9 @@
 
 ``population_risk`` scores everyone a model applies to (from ``inputs.extract_inputs``);
 ``stratify`` counts people per risk category in each group and passes every count through the
-disclosure policy before it leaves the process. Shares are computed from the disclosed
-counts, so they reveal nothing the counts do not.
+disclosure policy before it leaves the process (under the Cell Key Method with the key of the
+people counted, ``privacy.people``). Shares are computed from the disclosed counts, so they
+reveal nothing the counts do not.
 
 With ``model="applicable"`` (the default) each person gets the score the ESC assigns them and
 the categories are merged into the three groups the ESC uses for treatment decisions:
@@ -30,6 +31,7 @@ from brygga.prevention.scores import (
     score_population,
 )
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.people import PeopleCounter
 
 MODEL_CHOICES = ("applicable", *MODEL_KEYS)
 AGE_BANDS = ((40, 49), (50, 59), (60, 69), (70, 79), (80, 89))
@@ -110,13 +112,20 @@ def group_keys(inputs: RiskInputs, dimension: str, names: dict[str, str]) -> np.
     raise InputError(f"unknown dimension {dimension!r}; known: {', '.join(DIMENSIONS)}")
 
 
-def _cell(counts: np.ndarray, categories: tuple[str, ...], policy: DisclosurePolicy) -> dict:
-    """counts: [per category..., missing, invalid] -> disclosed cell with shares."""
-    cats = {label: policy.apply(int(n)) for label, n in zip(categories, counts, strict=False)}
-    total = policy.apply(int(counts.sum()))
-    missing = policy.apply(int(counts[len(categories)]))
-    invalid = policy.apply(int(counts[len(categories) + 1]))
-    complete = policy.apply(int(counts[: len(categories)].sum()))
+def _cell(
+    counts: np.ndarray, sums: np.ndarray, categories: tuple[str, ...], counter: PeopleCounter
+) -> dict:
+    """counts and key sums: [per category..., missing, invalid] -> disclosed cell with shares."""
+
+    def disclose(part: slice | int) -> dict[str, Any]:
+        return counter.disclose(int(counts[part].sum()), int(sums[part].sum()))
+
+    k = len(categories)
+    cats = {label: disclose(i) for i, label in enumerate(categories)}
+    total = disclose(slice(None))
+    missing = disclose(k)
+    invalid = disclose(k + 1)
+    complete = disclose(slice(0, k))
     known = complete["value"]
     shares = {
         label: (round(v["value"] / known, 3) if known and v["value"] is not None else None)
@@ -149,24 +158,32 @@ def stratify(
     *,
     municipality_names: dict[str, str] | None = None,
     region_name: str = "",
+    units: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The whole stratification as one JSON-ready document; every count disclosed."""
+    """The whole stratification as one JSON-ready document; every count disclosed.
+
+    ``units``: the key units of ``pr``'s people (``privacy.people.population_units``), which
+    the Cell Key Method needs.
+    """
     names = municipality_names or {}
+    everyone = PeopleCounter(policy, units)
     inside = pr.in_population
+    counter = everyone.subset(inside)
     status = _status_index(pr)[inside]
     width = len(pr.categories) + 2
-    overall = np.bincount(status, minlength=width)
+    overall, overall_sums = counter.tally(status, width)
     breakdowns: dict[str, dict[str, Any]] = {}
     for dim in DIMENSIONS:
         keys = group_keys(pr.inputs, dim, names)[inside]
         labels, group = np.unique(keys.astype(str), return_inverse=True)
-        counts = np.bincount(group * width + status, minlength=len(labels) * width)
-        counts = counts.reshape(len(labels), width)
+        counts, sums = counter.tally(group * width + status, len(labels) * width)
+        counts, sums = counts.reshape(len(labels), width), sums.reshape(len(labels), width)
         breakdowns[dim] = {
-            str(label): _cell(counts[i], pr.categories, policy) for i, label in enumerate(labels)
+            str(label): _cell(counts[i], sums[i], pr.categories, counter)
+            for i, label in enumerate(labels)
         }
     excluded = {
-        label: policy.apply(int((pr.inputs.exclusion == code).sum()))
+        label: everyone.count(pr.inputs.exclusion == code)
         for code, label in EXCLUSION_LABELS.items()
     }
     miss = pr.inputs.missing[inside]
@@ -182,18 +199,15 @@ def stratify(
         "imputation": pr.inputs.imputation,
         "lookback_days": pr.inputs.lookback.as_dict(),
         "population": {
-            "alive_and_observed": policy.apply(len(pr.inputs)),
-            "scored_population": policy.apply(int(inside.sum())),
+            "alive_and_observed": everyone.count(np.ones(len(pr.inputs), bool)),
+            "scored_population": everyone.count(inside),
             "not_scored": excluded,
         },
         "missing_inputs": {
-            "any": policy.apply(int((miss > 0).sum())),
-            **{
-                name: policy.apply(int(((miss & flag) > 0).sum()))
-                for flag, name in MISSING_NAMES.items()
-            },
+            "any": counter.count(miss > 0),
+            **{name: counter.count((miss & flag) > 0) for flag, name in MISSING_NAMES.items()},
         },
-        "overall": _cell(overall, pr.categories, policy),
+        "overall": _cell(overall, overall_sums, pr.categories, counter),
         "breakdowns": breakdowns,
     }
 
@@ -220,17 +234,22 @@ def risk_report(
     """``brygga risk``: stratify a region; optionally write one PNG chart per dimension."""
     from brygga.prevention.charts import risk_charts
     from brygga.prevention.inputs import extract_inputs
-    from brygga.privacy.disclosure import policy_for
+    from brygga.privacy.disclosure import region_policy
+    from brygga.privacy.people import population_units
     from brygga.records.store import Region
 
     region = Region.open(region_dir)
-    policy = policy_for(synthetic=region.synthetic, raw=raw)  # refuse --raw before any work
+    policy = region_policy(region, raw=raw)  # refuse --raw before any work
     if model not in MODEL_CHOICES:
         raise InputError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {model!r}")
     con = region.duckdb()
     inputs = extract_inputs(region, index_date=index_date, impute=impute, con=con)
     pr = population_risk(inputs, model=model, risk_region=risk_region)
-    doc = stratify(pr, policy, municipality_names=municipality_names(con), region_name=region.name)
+    units = population_units(policy, region, inputs["person_id"])
+    doc = stratify(
+        pr, policy, municipality_names=municipality_names(con), region_name=region.name,
+        units=units,
+    )  # fmt: skip
     if chart_dir is not None:
         doc["charts"] = [str(p) for p in risk_charts(doc, chart_dir)]
     return doc

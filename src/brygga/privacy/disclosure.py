@@ -172,8 +172,9 @@ class CellKeyPolicy:
 
     A count with a cell key is perturbed by ``ptable.perturbation(cell_key)`` and suppressed
     when either the true or the perturbed count is 1..threshold-1, so no small number is ever
-    shown. A caller that cannot supply cell keys gets the rounding rule instead (just as safe;
-    it loses only CKM's consistency across outputs).
+    shown. Every region output supplies cell keys (feasibility from the engine, prevention
+    through ``privacy.people``); a caller that cannot gets the rounding rule instead (just as
+    safe; it loses only CKM's consistency across outputs).
     """
 
     ptable: Any  # cellkey.PTable
@@ -255,10 +256,15 @@ def region_policy(
 ) -> DisclosurePolicy:
     """``policy_for`` a region, refusing the Cell Key Method if the region has no record keys."""
     policy = policy_for(synthetic=region.synthetic, raw=raw, settings=settings)
+    require_record_keys(policy, region)
+    return policy
+
+
+def require_record_keys(policy: DisclosurePolicy, region: Any) -> None:
+    """Refuse a region without record keys when the policy is the cell key method."""
     if policy.needs_record_keys and "person_key" not in region.tables():
         raise PermissionDenied(
             f"the disclosure policy is the cell key method, but region {region.name!r} has no "
             "record keys (table person_key); regenerate or re-import the region, or set "
             "BRYGGA_DISCLOSURE_METHOD=rounding"
         )
-    return policy
