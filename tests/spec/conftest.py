@@ -15,7 +15,7 @@ import pytest
 
 from brygga.cohort.criteria import Criteria, parse_criteria
 from brygga.cohort.engines import ENGINES, Engine, open_engine
-from brygga.records import schema
+from brygga.records import optimize, schema
 from brygga.records.store import Region, RegionWriter
 
 INDEX = date(2025, 6, 15)
@@ -146,7 +146,18 @@ def build_region(
         return writer.commit({"region": "spec", "source": source})
 
 
-@pytest.fixture(params=ENGINES)
+# "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``).
+SPEC_ENGINES = (*ENGINES, "duckdb-optimized")
+
+
+def open_spec_engine(name: str, region: Region) -> Engine:
+    if name == "duckdb-optimized":
+        optimize.build(region, threads=1, memory_limit="500MB")
+        return open_engine("duckdb", region)
+    return open_engine(name, region)
+
+
+@pytest.fixture(params=SPEC_ENGINES)
 def engine_name(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -177,7 +188,7 @@ class Spec:
 
     def engine(self, region: Region) -> Engine:
         if region.path not in self._engines:
-            self._engines[region.path] = open_engine(self.engine_name, region)
+            self._engines[region.path] = open_spec_engine(self.engine_name, region)
         return self._engines[region.path]
 
     def persons(

@@ -33,6 +33,7 @@ from brygga.cohort.criteria import (
 )
 from brygga.records import codes as codebook
 from brygga.records import schema
+from brygga.records.optimize import POPULATION
 
 
 class Tables(Protocol):
@@ -96,17 +97,26 @@ class Compiler:
 
     def population(self) -> ir.Table:
         """Alive (no death on or before the index date) and under observation on it."""
-        person, op, death = (
-            self.table("person"),
-            self.table("observation_period"),
-            self.table("death"),
-        )
         idx = self.index_date
-        observed = op.filter(
-            (op.observation_period_start_date <= idx) & (op.observation_period_end_date >= idx)
-        ).select("person_id")
-        dead = death.filter(death.death_date <= idx).select("person_id")
-        p = person.semi_join(observed, "person_id").anti_join(dead, "person_id")
+        # An optimized region has person, period and death in one row per person.
+        p = self.tables.table(POPULATION)
+        if p is not None:
+            p = p.filter(
+                (p.observation_period_start_date <= idx)
+                & (p.observation_period_end_date >= idx)
+                & (p.death_date.isnull() | (p.death_date > idx))
+            )
+        else:
+            person, op, death = (
+                self.table("person"),
+                self.table("observation_period"),
+                self.table("death"),
+            )
+            observed = op.filter(
+                (op.observation_period_start_date <= idx) & (op.observation_period_end_date >= idx)
+            ).select("person_id")
+            dead = death.filter(death.death_date <= idx).select("person_id")
+            p = person.semi_join(observed, "person_id").anti_join(dead, "person_id")
         month = p.month_of_birth.fill_null(1)
         day = p.day_of_birth.fill_null(1)
         before_birthday = (month > idx.month) | ((month == idx.month) & (day > idx.day))

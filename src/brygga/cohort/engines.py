@@ -166,7 +166,12 @@ def duckdb_engine(region: Region) -> IbisEngine:
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    return IbisEngine("duckdb", _RegionTables(set(region.tables()), get), to_sql, run_sql)
+    # Views: the region's tables, plus what an optimized region adds (``population``).
+    present = {
+        r[0]
+        for r in raw.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
+    return IbisEngine("duckdb", _RegionTables(present, get), to_sql, run_sql)
 
 
 @contextmanager

@@ -103,15 +103,35 @@ class Region:
         return pq.read_table(p, columns=columns, schema=schema.table(name).arrow_schema())
 
     def duckdb(self, threads: int | None = None, memory_limit: str | None = None) -> Any:
-        """A DuckDB connection with one view per table."""
+        """A DuckDB connection with one view per table: over the region's optimized database
+        when ``brygga optimize`` has built a current one (see ``records/optimize.py``; it also
+        adds a ``population`` view), else over the Parquet files."""
         import duckdb
+
+        from brygga.records import optimize
 
         con = duckdb.connect()
         if threads:
             con.execute(f"SET threads={int(threads)}")
         if memory_limit:
             con.execute("SET memory_limit=?", [memory_limit])
+        native: set[str] = set()
+        database = optimize.find(self.path)
+        if database is not None:
+            quoted = str(database).replace("'", "''")
+            con.execute(f"ATTACH '{quoted}' AS optimized (READ_ONLY)")
+            native = {
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'optimized'"
+                ).fetchall()
+            }
+        for name in native - set(self.tables()):
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM optimized.{name}")
         for name in self.tables():
+            if name in native:
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM optimized.{name}")
+                continue
             glob = self.parquet_glob(name).replace("'", "''")
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{glob}')")
         return con
