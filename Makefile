@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	.ci/services.sh chromium  # the browser tests: install it (root + apt) or say how
 	$(BIN)/pytest
 
 lint: $(STAMP)

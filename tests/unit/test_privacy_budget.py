@@ -25,8 +25,16 @@ from brygga.privacy.budget import (
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return upgrade(f"sqlite:///{tmp_path / 'ops.db'}")
+def db(fresh_db: str) -> str:
+    """A migrated database: SQLite, and PostgreSQL when the run has one (tests/conftest.py)."""
+    return fresh_db
+
+
+def test_upgrade_is_idempotent(db: str) -> None:
+    assert upgrade(db) == db  # already at head: nothing to do, nothing fails
+    with engine(db).connect() as conn:
+        versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    assert len(versions) == 1
 
 
 def test_migrations_create_every_model_table(db: str) -> None:
@@ -43,8 +51,9 @@ def test_migrations_create_every_model_table(db: str) -> None:
             opts={"include_name": lambda name, kind, _: kind != "table" or name in known},
         )
         assert compare_metadata(context, Base.metadata) == []
-    with engine(db).connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    if db.startswith("sqlite"):
+        with engine(db).connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_default_database_is_a_sqlite_file_under_the_data_dir(

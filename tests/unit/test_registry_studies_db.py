@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -15,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from brygga import audit
 from brygga.db import engine as db_engine
 from brygga.db import session as db_session
-from brygga.db import upgrade
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError
 from brygga.privacy.disclosure import RoundingPolicy
@@ -58,15 +56,6 @@ def write_identities(path, n=40):
     return rows
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory):
-    """One migrated database, copied for each test (migrating takes a second)."""
-    path = tmp_path_factory.mktemp("db") / "template.db"
-    upgrade(f"sqlite:///{path}")
-    db_engine(f"sqlite:///{path}").dispose()  # closing the last connection checkpoints the WAL
-    return path
-
-
 @pytest.fixture(autouse=True, scope="module")
 def cheap_hashing():
     from argon2 import PasswordHasher
@@ -77,10 +66,10 @@ def cheap_hashing():
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, migrated):
+def env(tmp_path, monkeypatch, fresh_db):
+    """A migrated database (SQLite, and PostgreSQL when the run has one) with identities."""
     monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path))
-    shutil.copy(migrated, tmp_path / "brygga.db")
-    url = f"sqlite:///{tmp_path / 'brygga.db'}"
+    url = fresh_db
     people = write_identities(tmp_path / "ids.parquet")
     with db_session(url) as s:
         service.load_identities(s, tmp_path / "ids.parquet")
@@ -171,12 +160,11 @@ def no_records(_study):
 def test_migrations_match_the_models(env):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from sqlalchemy import create_engine
 
     import brygga.db.models  # noqa: F401  (the other packages' models)
     from brygga.db import Base
 
-    with create_engine(env["url"]).connect() as c:
+    with db_engine(env["url"]).connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
     assert diff == []
 
