@@ -102,10 +102,12 @@ class Region:
             raise RegionError(f"region {self.name!r} has no table {name!r}")
         return pq.read_table(p, columns=columns, schema=schema.table(name).arrow_schema())
 
-    def duckdb(self, threads: int | None = None, memory_limit: str | None = None) -> Any:
+    def duckdb(
+        self, threads: int | None = None, memory_limit: str | None = None, optimized: bool = True
+    ) -> Any:
         """A DuckDB connection with one view per table: over the region's optimized database
         when ``brygga optimize`` has built a current one (see ``records/optimize.py``; it also
-        adds a ``population`` view), else over the Parquet files."""
+        adds a ``population`` view) unless ``optimized`` is false, else over the Parquet files."""
         import duckdb
 
         from brygga.records import optimize
@@ -116,7 +118,7 @@ class Region:
         if memory_limit:
             con.execute("SET memory_limit=?", [memory_limit])
         native: set[str] = set()
-        database = optimize.find(self.path)
+        database = optimize.find(self.path) if optimized else None
         if database is not None:
             quoted = str(database).replace("'", "''")
             con.execute(f"ATTACH '{quoted}' AS optimized (READ_ONLY)")
