@@ -130,6 +130,10 @@ def db(request: Request) -> Iterator[Session]:
 
     Requests that may write take the write lock up front (SQLite ``BEGIN IMMEDIATE``), so they
     queue behind each other instead of failing when a read snapshot went stale.
+
+    Routes use it as ``Depends(db, scope="function")``: the commit then happens before the
+    response is sent, so an acknowledged request is durable and the browser's next request
+    (after a redirect) sees it. FastAPI's default would commit after sending.
     """
     from brygga.db import session, write_session
 

@@ -28,7 +28,9 @@ def page(request: Request, session: Session, errors: dict[str, str] | None = Non
 
 @router.get("")
 def admin(
-    request: Request, who: Principal = Depends(admin_only), session: Session = Depends(db)
+    request: Request,
+    who: Principal = Depends(admin_only),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     return page(request, session)
 
@@ -39,7 +41,7 @@ def add_organization(
     name: str = Form(""),
     kind: str = Form(""),
     who: Principal = Depends(admin_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     try:
         staff.create_organization(session, {"name": name, "kind": kind})
@@ -57,7 +59,7 @@ def add_staff(
     organization_id: str = Form(""),
     password: str = Form(""),
     who: Principal = Depends(admin_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     data = {"email": email, "display_name": display_name, "role": role, "password": password or None,
             "organization_id": int(organization_id) if organization_id.isdigit() else None}  # fmt: skip

@@ -42,7 +42,7 @@ def study_json(study: Study) -> dict[str, Any]:
 
 @router.get("/studies")
 def list_studies(
-    who: Principal = Depends(any_staff), session: Session = Depends(db)
+    who: Principal = Depends(any_staff), session: Session = Depends(db, scope="function")
 ) -> dict[str, Any]:
     me_ = staff.get(session, who.staff_id)
     return {"studies": [study_json(s) for s in registration.studies_for(session, me_)]}
@@ -52,7 +52,7 @@ def list_studies(
 def create_study(
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("researcher")),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     study = registration.create_study(session, staff.get(session, who.staff_id), data)
     return study_json(study)
@@ -60,7 +60,9 @@ def create_study(
 
 @router.get("/studies/{study_id}")
 def get_study(
-    study_id: int, who: Principal = Depends(any_staff), session: Session = Depends(db)
+    study_id: int,
+    who: Principal = Depends(any_staff),
+    session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     study = registration.visible_study(session, staff.get(session, who.staff_id), study_id)
     return study_json(study)
@@ -71,7 +73,7 @@ def get_funnel(
     study_id: int,
     request: Request,
     who: Principal = Depends(any_staff),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     me_ = staff.get(session, who.staff_id)
     study = registration.visible_study(session, me_, study_id)
@@ -81,7 +83,7 @@ def get_funnel(
 
 @router.get("/me")
 def my_data(
-    who: Principal = Depends(allow("resident")), session: Session = Depends(db)
+    who: Principal = Depends(allow("resident")), session: Session = Depends(db, scope="function")
 ) -> dict[str, Any]:
     return service.export_data(session, me(session, who))
 
@@ -91,7 +93,7 @@ def put_profile(
     request: Request,
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("resident")),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     resident = me(session, who)
     profile = service.update_profile(session, resident, data)
@@ -105,7 +107,7 @@ def post_consent(
     request: Request,
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("resident")),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     resident = me(session, who)
     granted = data.get("granted") is True

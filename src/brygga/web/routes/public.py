@@ -55,7 +55,7 @@ def set_language(code: str, request: Request) -> Response:
 
 
 @router.get("/login", dependencies=[public])
-def login_page(request: Request, session: Session = Depends(db)) -> Response:
+def login_page(request: Request, session: Session = Depends(db, scope="function")) -> Response:
     people = []
     if request.app.state.config.demo:
         # Synthetic people only (demo mode); the list itself is a read of identity data.
@@ -79,7 +79,9 @@ def login_page(request: Request, session: Session = Depends(db)) -> Response:
 
 @router.post("/login/demo", dependencies=[public])
 def login_demo(
-    request: Request, ref: str = Form(max_length=32), session: Session = Depends(db)
+    request: Request,
+    ref: str = Form(max_length=32),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     if not request.app.state.config.demo:
         raise NotFoundError("the demo identity provider is not enabled")
@@ -101,7 +103,10 @@ def login_oidc(request: Request) -> Response:
 
 @router.get("/login/oidc/callback", dependencies=[public])
 def login_oidc_callback(
-    request: Request, code: str = "", state: str = "", session: Session = Depends(db)
+    request: Request,
+    code: str = "",
+    state: str = "",
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     provider = request.app.state.config.oidc
     if provider is None:
@@ -119,7 +124,7 @@ def login_staff(
     request: Request,
     email: str = Form(max_length=200),
     password: str = Form(max_length=200),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     client = request.client.host if request.client else "unknown"
     request.app.state.login_limiter.hit(f"{client}|{email.strip().lower()}")

@@ -50,13 +50,17 @@ def page(request: Request, session: Session, resident: Resident, **extra: Any) -
 
 @router.get("")
 def portal(
-    request: Request, who: Principal = Depends(resident_only), session: Session = Depends(db)
+    request: Request,
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     return page(request, session, me(session, who))
 
 
 @router.post("/join")
-def join(who: Principal = Depends(resident_only), session: Session = Depends(db)) -> Response:
+def join(
+    who: Principal = Depends(resident_only), session: Session = Depends(db, scope="function")
+) -> Response:
     service.register(session, me(session, who))
     return RedirectResponse("/portal", 303)
 
@@ -84,7 +88,9 @@ async def _profile_form(request: Request) -> dict[str, Any]:
 
 @router.post("/profile")
 async def profile(
-    request: Request, who: Principal = Depends(resident_only), session: Session = Depends(db)
+    request: Request,
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
     try:
@@ -102,7 +108,7 @@ def set_consent(
     action: str = Form(pattern="^(grant|withdraw)$"),
     text_version: str = Form(max_length=20),
     who: Principal = Depends(resident_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
     consent.set_consent(session, resident, kind, action == "grant", text_version=text_version)
@@ -116,7 +122,7 @@ def pause(
     request: Request,
     paused: str = Form(pattern="^(yes|no)$"),
     who: Principal = Depends(resident_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
     service.pause(session, resident, paused == "yes")
@@ -130,7 +136,7 @@ def answer(
     invitation_id: int,
     answer: str = Form(pattern="^(interested|declined|seen)$"),
     who: Principal = Depends(resident_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
     if answer == "seen":
@@ -141,7 +147,9 @@ def answer(
 
 
 @router.get("/export")
-def export(who: Principal = Depends(resident_only), session: Session = Depends(db)) -> Response:
+def export(
+    who: Principal = Depends(resident_only), session: Session = Depends(db, scope="function")
+) -> Response:
     document = service.export_data(session, me(session, who))
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
     return Response(
@@ -155,7 +163,7 @@ def export(who: Principal = Depends(resident_only), session: Session = Depends(d
 def delete(
     confirm: str = Form(pattern="^yes$"),
     who: Principal = Depends(resident_only),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     service.delete_account(session, me(session, who))
     response = RedirectResponse("/", 303)

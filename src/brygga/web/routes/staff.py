@@ -49,7 +49,13 @@ def form_page(
 
 
 async def study_form(request: Request) -> dict[str, Any]:
-    form = await request.form()
+    # Closing the form closes its uploads' temporary files (a browser always sends the file
+    # field, even empty).
+    async with request.form() as form:
+        return await _study_form(form)
+
+
+async def _study_form(form: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         k: str(form.get(k) or "")
         for k in ("title_sv", "title_en", "summary_sv", "summary_en", "sponsor", "phase", "area",
@@ -81,7 +87,9 @@ async def study_form(request: Request) -> dict[str, Any]:
 
 @router.get("/studies")
 def studies(
-    request: Request, who: Principal = Depends(any_staff), session: Session = Depends(db)
+    request: Request,
+    who: Principal = Depends(any_staff),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     return render(
@@ -96,7 +104,9 @@ def new_study(request: Request, who: Principal = Depends(researcher)) -> Respons
 
 @router.post("/studies")
 async def create_study(
-    request: Request, who: Principal = Depends(researcher), session: Session = Depends(db)
+    request: Request,
+    who: Principal = Depends(researcher),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     data: dict[str, Any] = {}
     try:
@@ -138,7 +148,7 @@ def study_page(
     study_id: int,
     request: Request,
     who: Principal = Depends(any_staff),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
@@ -156,7 +166,7 @@ def submit_study(
     study_id: int,
     request: Request,
     who: Principal = Depends(researcher),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
@@ -181,7 +191,7 @@ def feasibility(
     study_id: int,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
@@ -198,7 +208,7 @@ def review(
     decision: str = Form(pattern="^(approve|reject)$"),
     reason: str = Form("", max_length=2000),
     who: Principal = Depends(reviewer),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
@@ -210,7 +220,10 @@ def review(
 
 @router.get("/studies/{study_id}/contacts")
 def contacts(
-    study_id: int, request: Request, who: Principal = Depends(team), session: Session = Depends(db)
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(team),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
@@ -223,7 +236,7 @@ def outcome(
     invitation_id: int,
     outcome: str = Form(pattern="^(screened|enrolled|not_eligible)$"),
     who: Principal = Depends(team),
-    session: Session = Depends(db),
+    session: Session = Depends(db, scope="function"),
 ) -> Response:
     invitation = invitations.record_outcome(session, account(session, who), invitation_id, outcome)
     return RedirectResponse(f"/studies/{invitation.study_id}/contacts", 303)
