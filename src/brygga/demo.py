@@ -72,7 +72,7 @@ def _region(out: Path, fresh: bool, console: Console) -> Region:
     ).region
 
 
-def run(out: Path, fresh: bool = False) -> None:
+def run(out: Path, fresh: bool = False) -> Region:
     console = Console()
     region = _region(out, fresh, console)
     rows = calibration_report(region)
@@ -111,15 +111,75 @@ def run(out: Path, fresh: bool = False) -> None:
         f"\nThe region is in [bold]{region.path}[/]; identities (kept apart) in "
         f"{identities_path(region.path)}.\nTry: .venv/bin/brygga synth-report {region.path}"
     )
+    return region
+
+
+CTGOV_SAMPLE = (
+    Path(__file__).resolve().parents[3].parent / "shared/data/ctgov/ctgov-v2-studies-100.json"
+)
+
+
+def front_door(region: Region, console: Console, serve: bool, port: int) -> None:
+    """Seed the operational database with demo staff, studies and volunteers; serve the web."""
+    from brygga.studies.seed import seed_demo
+
+    db_file = region.path.parent / "brygga-demo.db"
+    url = f"sqlite:///{db_file}"
+    console.print(
+        "\nSeeding the front door: organizations, staff, studies, 3,000 volunteers, matching ..."
+    )
+    result = seed_demo(
+        region.path,
+        url,
+        volunteers=3000,
+        ctgov_file=CTGOV_SAMPLE if CTGOV_SAMPLE.is_file() else None,
+    )
+    logins = Table(title="Demo log-ins (synthetic people only)", title_justify="left")
+    for col in ("role", "e-mail", "password"):
+        logins.add_column(col)
+    for row in result.summary()["logins"]:
+        logins.add_row(row["role"], row["email"], row["password"])
+    console.print(logins)
+    if not serve:
+        console.print(
+            f"Database: {db_file}. Start the web with: BRYGGA_DATABASE_URL={url} "
+            f".venv/bin/brygga serve --demo --region {region.path}"
+        )
+        return
+    import os
+    import secrets
+
+    import uvicorn
+
+    from brygga.web.app import WebConfig, create_app
+
+    config = WebConfig(
+        database_url=url,
+        region=region.path,
+        demo=True,
+        raw_counts=False,
+        secret_key=os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32),
+    )
+    console.print(
+        f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."
+    )
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brygga.demo", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("data/demo/skane"))
     ap.add_argument("--fresh", action="store_true", help="generate the region again")
+    ap.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="seed the front door but do not start the web server",
+    )
+    ap.add_argument("--port", type=int, default=8000)
     args = ap.parse_args(argv)
     try:
-        run(args.out, args.fresh)
+        region = run(args.out, args.fresh)
+        front_door(region, Console(), serve=not args.no_serve, port=args.port)
     except BryggaError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc.message}")
         return exc.exit_code
