@@ -34,10 +34,11 @@ HIGHLIGHTS = (
 
 # Type 2 diabetes, 40-75, metformin dispensed in the last year, latest HbA1c >= 53 mmol/mol.
 EXAMPLE_SQL = """
-WITH params AS (SELECT DATE '{end}' AS d)
-SELECT count(*) FROM person p, params
-WHERE date_diff('year', make_date(p.year_of_birth, p.month_of_birth, p.day_of_birth), params.d)
-      BETWEEN 40 AND 75
+WITH params AS (SELECT DATE '{end}' AS d),
+people AS (SELECT *, make_date(year_of_birth, month_of_birth, day_of_birth) AS born FROM person)
+SELECT count(*) FROM people p, params
+WHERE date_diff('year', p.born, params.d)  -- completed years: minus one before the birthday
+      - (strftime(p.born, '%m%d') > strftime(params.d, '%m%d'))::INT BETWEEN 40 AND 75
   AND EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = p.person_id
               AND params.d BETWEEN o.observation_period_start_date AND o.observation_period_end_date)
   AND NOT EXISTS (SELECT 1 FROM death x WHERE x.person_id = p.person_id AND x.death_date <= params.d)
