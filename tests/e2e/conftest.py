@@ -101,6 +101,12 @@ def study_data(title: str) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def make_identities():
+    """``make_identities(path, n)``: an identities file of ``n`` synthetic adults."""
+    return write_identities
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
     """A seeded SQLite database and the app serving it over real HTTP on 127.0.0.1."""

@@ -1,0 +1,120 @@
+"""Killing the server (SIGKILL) during registration load loses no acknowledged registration or
+consent: a request is answered only after its transaction committed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+from sqlalchemy import select
+
+from brygga.db import engine as db_engine
+from brygga.db import session as db_session
+from brygga.registry import consent, service
+from brygga.registry.models import Consent, Resident
+from brygga.web.security import Principal, session_token
+
+SECRET = "durability-test-secret"
+CSRF = "durability-csrf-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, data_dir, port: int) -> subprocess.Popen:
+    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(data_dir),
+                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
+    code = f"from brygga.cli import main; main(['serve', '--port', '{port}'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, "the server exited while starting"
+        assert time.monotonic() < deadline, "the server did not start within 30 s"
+        time.sleep(0.1)
+
+
+def register(base: str, refs: list[str], acked: dict[str, set[str]]) -> None:
+    """Join and give the contact consent for each resident; note what the server acknowledged."""
+    version = consent.TEXTS["contact"].version
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for ref in refs:
+            token = session_token(Principal("resident", ref), SECRET)
+            headers = {"X-CSRF-Token": CSRF,
+                       "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
+            try:
+                r = http.post("/portal/join", headers=headers)
+                if r.status_code == 303:
+                    acked["join"].add(ref)
+                data = {"action": "grant", "text_version": version}
+                r = http.post("/portal/consent/contact", data=data, headers=headers)
+                if r.status_code == 303:
+                    acked["consent"].add(ref)
+            except httpx.TransportError:
+                return  # the server is gone
+
+
+def test_sigkill_during_registration_loses_nothing_acknowledged(
+    fresh_db, tmp_path, make_identities
+) -> None:
+    make_identities(tmp_path / "ids.parquet", 600)
+    with db_session(fresh_db) as s:
+        service.load_identities(s, tmp_path / "ids.parquet")
+        refs = list(s.scalars(select(Resident.ref).order_by(Resident.id)))
+    db_engine(fresh_db).dispose()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(fresh_db, tmp_path, port)
+    acked: dict[str, set[str]] = {"join": set(), "consent": set()}
+    workers = [threading.Thread(target=register, args=(base, refs[i::8], acked)) for i in range(8)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 20
+        while len(acked["consent"]) < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGKILL)  # mid-load: requests are in flight
+        server.wait(10)
+        for w in workers:
+            w.join(20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert len(acked["consent"]) >= 40, "the load did not get going before the kill"
+    assert len(acked["join"]) < len(refs), "the kill came after the load had finished"
+
+    server = start_server(fresh_db, tmp_path, port)  # restarts on the same database
+    try:
+        with db_session(fresh_db) as s:
+            joined = set(s.scalars(select(Resident.ref).where(Resident.registered_at.is_not(None))))
+            consented = set(
+                s.scalars(
+                    select(Resident.ref)
+                    .join(Consent, Consent.resident_id == Resident.id)
+                    .where(Consent.kind == "contact", Consent.granted)
+                )
+            )
+        assert acked["join"] <= joined
+        assert acked["consent"] <= consented
+        # The restarted server takes registrations again.
+        last: dict[str, set[str]] = {"join": set(), "consent": set()}
+        register(base, [r for r in refs if r not in joined][:1], last)
+        assert len(last["consent"]) == 1
+    finally:
+        server.kill()
+        server.wait()
+        db_engine(fresh_db).dispose()
