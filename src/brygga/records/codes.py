@@ -113,9 +113,7 @@ CONDITIONS: dict[str, Code] = {
         Code("af", "ICD10", "I489", "Atrial fibrillation and flutter, unspecified", 313217),
         Code("heart_failure", "ICD10", "I509", "Heart failure, unspecified", 316139),
         Code("ckd", "ICD10", "N183", "Chronic kidney disease, stage 3", 0),
-        Code(
-            "copd", "ICD10", "J449", "Chronic obstructive pulmonary disease, unspecified", 255573
-        ),
+        Code("copd", "ICD10", "J449", "Chronic obstructive pulmonary disease, unspecified", 255573),
         Code("asthma", "ICD10", "J459", "Asthma, unspecified", 317009),
         Code("depression", "ICD10", "F329", "Depressive episode, unspecified", 440383),
         Code("dementia", "ICD10", "F039", "Unspecified dementia", 0),
