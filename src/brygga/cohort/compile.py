@@ -67,21 +67,36 @@ class Compiled:
         return self.eligible.select("person_id")
 
 
-def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:
-    return Compiler(tables, index_date).compile(criteria)
+class Materialize(Protocol):
+    """Where an engine may keep intermediate results: given what an expression is (``key``: a
+    rule or the population, with the index date) and the expression, return an equivalent table
+    (e.g. a cached temporary table), or the expression itself."""
+
+    def __call__(self, key: dict[str, Any], expr: ir.Table) -> ir.Table: ...
+
+
+def compile_criteria(
+    criteria: Criteria, tables: Tables, index_date: date, materialize: Materialize | None = None
+) -> Compiled:
+    return Compiler(tables, index_date, materialize).compile(criteria)
 
 
 class Compiler:
-    def __init__(self, tables: Tables, index_date: date) -> None:
+    def __init__(
+        self, tables: Tables, index_date: date, materialize: Materialize | None = None
+    ) -> None:
         self.tables = tables
         self.index_date = index_date
+        self.materialize = materialize or (lambda key, expr: expr)
 
     def compile(self, criteria: Criteria) -> Compiled:
-        flags = self.population()
+        idx = self.index_date.isoformat()
+        flags = self.materialize({"population": True, "index_date": idx}, self.population())
         steps = criteria.steps()[1:]
         for i, (_, _, rule) in enumerate(steps):
             assert rule is not None
-            matched = self.rule(rule).rename({f"m{i}": "person_id"})
+            key = {"rule": [type(rule).__name__, rule.model_dump(mode="json")], "index_date": idx}
+            matched = self.materialize(key, self.rule(rule)).rename({f"m{i}": "person_id"})
             flags = flags.left_join(matched, flags.person_id == matched[f"m{i}"])
             flags = flags.mutate(**{f"f{i}": flags[f"m{i}"].notnull()}).drop(f"m{i}")
         # Conditions are built on the final table so that every column resolves against it.

@@ -19,6 +19,7 @@ PostgreSQL is not offered: regions are Parquet folders, and DuckDB and Spark rea
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -55,6 +56,16 @@ def alive_and_observed_step(index_date: date) -> str:
     return f"Alive and under observation on {index_date.isoformat()}"
 
 
+class Results(Protocol):
+    """Intermediate results an engine keeps between questions (see ``compile.Materialize``)."""
+
+    full: bool
+
+    def __call__(self, key: dict[str, Any], expr: Any) -> Any: ...
+
+    def clear(self) -> None: ...
+
+
 class Engine(Protocol):
     name: str
 
@@ -79,21 +90,26 @@ class IbisEngine:
         tables: Any,
         to_sql: Callable[[Any], str],
         run_sql: Callable[[str], list[dict[str, Any]]],
+        results: Results | None = None,
     ) -> None:
         self.name = name
         self.tables = tables
         self.to_sql = to_sql
         self.run_sql = run_sql
+        self.results = results
         self._sql: dict[tuple[str, str, date], str] = {}
 
     def compile(self, criteria: Criteria, index_date: date) -> Compiled:
-        return compile_criteria(criteria, self.tables, index_date)
+        return compile_criteria(criteria, self.tables, index_date, self.results)
 
     def sql(self, kind: str, criteria: Criteria, index_date: date) -> str:
         key = (kind, criteria.fingerprint(index_date), index_date)
         if key not in self._sql:
-            if len(self._sql) >= self.CACHE_SIZE:
+            full = self.results is not None and self.results.full
+            if len(self._sql) >= self.CACHE_SIZE or full:
                 self._sql.clear()
+                if self.results is not None:
+                    self.results.clear()  # the cached SQL may name the results dropped here
             compiled = self.compile(criteria, index_date)
             self._sql[key] = self.to_sql(getattr(compiled, kind)())
         return self._sql[key]
@@ -172,9 +188,7 @@ def duckdb_engine(region: Region, *, optimized: bool = True) -> IbisEngine:
     def run_sql(sql: str) -> list[dict[str, Any]]:
         if sql not in prepared:
             if len(prepared) >= IbisEngine.CACHE_SIZE:
-                for name in prepared.values():
-                    raw.execute(f"DEALLOCATE {name}")
-                prepared.clear()
+                deallocate()
             name = f"brygga_{hashlib.sha1(sql.encode()).hexdigest()[:16]}"
             raw.execute(f"PREPARE {name} AS {sql}")
             prepared[sql] = name
@@ -182,12 +196,62 @@ def duckdb_engine(region: Region, *, optimized: bool = True) -> IbisEngine:
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
+    def deallocate() -> None:
+        for name in prepared.values():
+            raw.execute(f"DEALLOCATE {name}")
+        prepared.clear()
+
     # Views: the region's tables, plus what an optimized region adds (``population``).
     present = {
         r[0]
         for r in raw.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
     }
-    return IbisEngine("duckdb", _RegionTables(present, get), to_sql, run_sql)
+    results = DuckDBResults(raw, get, to_sql, on_clear=deallocate)
+    return IbisEngine("duckdb", _RegionTables(present, get), to_sql, run_sql, results)
+
+
+class DuckDBResults:
+    """The population and each rule's person set at an index date, kept as in-memory tables.
+
+    Feasibility criteria are refined one rule at a time and share rules (type 2 diabetes,
+    smoking status, a recent visit), so a long-lived engine computes each rule's person set
+    once per index date and then only joins the population to those sets. Everything is
+    dropped once the kept sets hold ``MAX_ROWS`` ids (8 bytes each).
+    """
+
+    MAX_ROWS = 50_000_000
+
+    def __init__(
+        self,
+        raw: Any,
+        get: Callable[[str], Any],
+        to_sql: Callable[[Any], str],
+        on_clear: Callable[[], None],
+    ) -> None:
+        self.raw, self.get, self.to_sql, self.on_clear = raw, get, to_sql, on_clear
+        self.names: dict[str, str] = {}
+        self.rows = 0
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.MAX_ROWS
+
+    def __call__(self, key: dict[str, Any], expr: Any) -> Any:
+        canonical = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:20]
+        if digest not in self.names:
+            name = f"brygga_result_{digest}"
+            self.raw.execute(f"CREATE OR REPLACE TABLE {name} AS {self.to_sql(expr)}")
+            self.rows += self.raw.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            self.names[digest] = name
+        return self.get(self.names[digest])
+
+    def clear(self) -> None:
+        self.on_clear()
+        for name in self.names.values():
+            self.raw.execute(f"DROP TABLE IF EXISTS {name}")
+        self.names.clear()
+        self.rows = 0
 
 
 @contextmanager

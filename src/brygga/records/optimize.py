@@ -74,7 +74,7 @@ def build(region: object, *, threads: int | None = None, memory_limit: str = "3G
     assert isinstance(region, Region)
     started = time.perf_counter()
     target = database_path(region.path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
@@ -89,7 +89,7 @@ def build(region: object, *, threads: int | None = None, memory_limit: str = "3G
             keys = order_by(schema.table(name))
             order = f" ORDER BY {', '.join(keys)}" if keys else ""
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{glob}'){order}")
-            rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         population = _build_population(con)
         con.execute("CHECKPOINT")
     except BaseException:
@@ -112,9 +112,9 @@ def build(region: object, *, threads: int | None = None, memory_limit: str = "3G
 
 def _build_population(con: object) -> bool:
     """One row per person: demographics, the observation period and the death date."""
-    periods, people = con.execute(  # type: ignore[attr-defined]
+    [(periods, people)] = con.execute(  # type: ignore[attr-defined]
         "SELECT count(*), count(DISTINCT person_id) FROM observation_period"
-    ).fetchone()
+    ).fetchall()
     if periods != people:
         return False
     con.execute(  # type: ignore[attr-defined]
