@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,14 @@ def session(url: str | None = None) -> Iterator[Session]:
 
 @contextmanager
 def write_session(url: str | None = None) -> Iterator[Session]:
-    """``session`` that holds the database's write lock from its first statement (SQLite)."""
-    with Session(engine(url), expire_on_commit=False) as s:
+    """``session`` that holds the database's write lock from its first statement (SQLite).
+
+    On SQLite, writers of one process also queue on a mutex first: SQLite's own busy handler
+    polls with sleeps of up to 100 ms, which under concurrent requests (the web server's thread
+    pool) turns a few milliseconds of work into seconds of waiting.
+    """
+    url = url or database_url()
+    with _writer_lock(url), Session(engine(url), expire_on_commit=False) as s:
         s.connection(execution_options={"sqlite_immediate": True})  # begins the transaction
         try:
             yield s
@@ -89,3 +95,15 @@ def write_session(url: str | None = None) -> Iterator[Session]:
         except BaseException:
             s.rollback()
             raise
+
+
+_writer_locks: dict[tuple[int, str], threading.RLock] = {}
+
+
+def _writer_lock(url: str) -> Any:
+    if not url.startswith("sqlite"):
+        return nullcontext()  # PostgreSQL: row locks (SELECT ... FOR UPDATE) where needed
+    # Per process (a forked child must not inherit a lock held by its parent's threads);
+    # reentrant, so a nested write session fails on SQLite's busy timeout as before, not hangs.
+    with _lock:
+        return _writer_locks.setdefault((os.getpid(), url), threading.RLock())

@@ -1,0 +1,278 @@
+"""Matching and registration benchmark on the operational database.
+
+    .venv/bin/python bench/matching.py                          # bench/data/stockholm-1, SQLite
+    .venv/bin/python bench/matching.py --region DIR --volunteers 200000 --studies 300 --seconds 60
+    .venv/bin/python bench/matching.py --no-records             # self-reports only (no cohort queries)
+
+1. **Set-up** (timed, not part of the targets): a fresh database (``--database-url``, default a
+   SQLite file in a temporary folder); the identities of ``volunteers + extra`` adults sampled
+   from the region's identities file (matching only ever reads registered volunteers, so the
+   rest of the region's people would only slow the load); ``volunteers`` of them registered in
+   bulk with profiles and consents (as ``brygga demo-seed`` does: 70 % also consent to matching
+   on their records); ``studies`` approved, recruiting studies cycling through the 15 criteria of
+   ``bench/criteria/``, the research areas and the region's hospitals.
+2. **Matching**: one full scheduled run (``matching.match_all``) over every study and volunteer,
+   records eligibility included (a cohort query per distinct criteria on the region, cached), then
+   invitations and outbox messages written. Target <= 30 s on 2 cores.
+3. **Registration load**: ``brygga serve`` in a subprocess on 127.0.0.1; ``--concurrency``
+   asynchronous httpx clients POST ``/portal/join`` for distinct, not yet registered residents
+   (session cookies minted with the server's key) for ``--seconds``. Reports requests/s, p50/p99
+   latency, errors, and counts the registered rows afterwards: every acknowledged (303)
+   registration must be in the database. Targets >= 300 requests/s, p99 < 100 ms, none lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+SECRET = "bench-matching-secret"
+CSRF = "bench-matching-csrf"
+
+
+def sample_identities(region_path: Path, n: int, out: Path, seed: int) -> int:
+    """Write ``n`` random adults (18-90 this year) of the region's identities to ``out``."""
+    from brygga.records.store import Region
+    from brygga.studies.seed import identities_path
+
+    table = pq.read_table(identities_path(Region.open(region_path).path))
+    year = pc.cast(pc.utf8_slice_codeunits(table["personnummer"], 0, 4), pa.int32())
+    age = date.today().year - np.asarray(year)
+    adults = np.flatnonzero((age >= 18) & (age <= 90))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(adults, size=min(n, len(adults)), replace=False))
+    pq.write_table(table.take(pa.array(chosen)), out)
+    return len(chosen)
+
+
+def study_forms(n: int, region: Any) -> list[dict[str, Any]]:
+    from brygga.studies.areas import AREAS
+    from brygga.studies.seed import _hospital_sites
+
+    criteria = sorted((HERE / "criteria").glob("*.yaml"))
+    sites = _hospital_sites(region)
+    areas = list(AREAS)
+    today = date.today()
+    forms = []
+    for i in range(n):
+        path = criteria[i % len(criteria)]
+        forms.append({
+            "title_sv": f"Studie {i}: {path.stem}", "title_en": f"Study {i}: {path.stem}",
+            "summary_sv": "En benchmarkstudie.", "summary_en": "A benchmark study.",
+            "sponsor": "Karolinska Institutet", "phase": "3", "area": areas[i % len(areas)],
+            "ethics_number": f"2025-{10000 + i:05d}-01", "target_enrolment": 200,
+            "healthy_volunteers": path.stem == "healthy_volunteers",
+            "recruitment_start": today - timedelta(days=30),
+            "recruitment_end": today + timedelta(days=365),
+            "sites": [sites[i % len(sites)], sites[(i + 3) % len(sites)]],
+            "criteria_yaml": path.read_text(encoding="utf-8"),
+        })  # fmt: skip
+    return forms
+
+
+def set_up(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
+    from brygga.db import session, upgrade
+    from brygga.records.store import Region
+    from brygga.registry import service
+    from brygga.studies import registration, staff
+    from brygga.studies.seed import _volunteers
+
+    region = Region.open(args.region)
+    start = time.perf_counter()
+    upgrade(url)
+    people = sample_identities(region.path, args.volunteers + args.extra, folder / "ids.parquet", 1)
+    with session(url) as s:
+        service.load_identities(s, folder / "ids.parquet")
+    loaded = time.perf_counter()
+    with session(url) as s:
+        joined = _volunteers(s, args.volunteers, 1)
+    registered = time.perf_counter()
+    with session(url) as s:
+        org = staff.create_organization(s, {"name": "Karolinska Institutet", "kind": "university"})
+        make = {"display_name": "Bench", "password": "bench-password-2026"}
+        author = staff.create_staff(s, make | {"email": "r@bench.se", "role": "researcher",
+                                               "organization_id": org.id})  # fmt: skip
+        office = staff.create_staff(s, make | {"email": "o@bench.se", "role": "research_office"})
+        for form in study_forms(args.studies, region):
+            study = registration.create_study(s, author, form)
+            registration.submit(s, author, study)
+            registration.review(s, office, study, approve=True)
+    done = time.perf_counter()
+    return {"identities_loaded": people, "volunteers": joined, "studies": args.studies,
+            "load_identities_s": round(loaded - start, 1),
+            "register_volunteers_s": round(registered - loaded, 1),
+            "create_studies_s": round(done - registered, 1)}  # fmt: skip
+
+
+def bench_matching(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from brygga.db import session
+    from brygga.studies import matching
+
+    records_s = 0.0
+    inner = matching.RecordsEligibility(args.region) if args.records else None
+
+    def eligible(study: Any) -> set[int] | None:
+        nonlocal records_s
+        if inner is None:
+            return None
+        t = time.perf_counter()
+        try:
+            return inner(study)
+        finally:
+            records_s += time.perf_counter() - t
+
+    start = time.perf_counter()
+    with session(url) as s:
+        invited = matching.match_all(s, eligible)
+    total = time.perf_counter() - start
+    return {"matching_s": round(total, 2), "records_eligibility_s": round(records_s, 2),
+            "invitations": sum(invited.values()), "studies_matched": len(invited),
+            "distinct_criteria_queries": len(inner._cache) if inner else 0}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, folder: Path, port: int) -> subprocess.Popen:
+    import httpx
+
+    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(folder),
+                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
+    code = f"from brygga.cli import main; main(['serve', '--port', '{port}'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+async def load(base: str, refs: list[str], seconds: float, concurrency: int) -> dict[str, Any]:
+    import httpx
+
+    from brygga.web.security import Principal, session_token
+
+    queue = list(reversed(refs))
+    latencies: list[float] = []
+    acked: list[str] = []
+    errors: dict[str, int] = {}
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        while queue and time.perf_counter() < stop:
+            ref = queue.pop()
+            token = session_token(Principal("resident", ref), SECRET)
+            headers = {"X-CSRF-Token": CSRF,
+                       "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
+            t = time.perf_counter()
+            try:
+                r = await http.post("/portal/join", headers=headers)
+            except httpx.TransportError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            latencies.append(time.perf_counter() - t)
+            if r.status_code == 303:
+                acked.append(ref)
+            else:
+                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    return {"seconds": round(wall, 1), "requests": len(latencies), "acknowledged": len(acked),
+            "requests_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+            "errors": errors, "acked_refs": acked}  # fmt: skip
+
+
+def bench_registration(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from brygga.db import engine, session
+    from brygga.registry.models import Resident
+
+    with session(url) as s:
+        refs = list(s.scalars(select(Resident.ref).where(Resident.registered_at.is_(None))))
+    engine(url).dispose()
+    port = free_port()
+    server = start_server(url, folder, port)
+    try:
+        result = asyncio.run(load(f"http://127.0.0.1:{port}", refs, args.seconds, args.concurrency))
+    finally:
+        server.terminate()
+        server.wait(30)
+    acked = result.pop("acked_refs")
+    with session(url) as s:
+        found = 0
+        for start in range(0, len(acked), 5000):
+            found += s.scalar(
+                select(func.count()).where(
+                    Resident.ref.in_(acked[start : start + 5000]),
+                    Resident.registered_at.is_not(None),
+                )
+            )
+    result["lost"] = len(acked) - found
+    if len(refs) <= result["requests"]:
+        result["note"] = "ran out of unregistered residents; raise --extra"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--region", type=Path, default=HERE / "data" / "stockholm-1")
+    parser.add_argument("--volunteers", type=int, default=200_000)
+    parser.add_argument("--studies", type=int, default=300)
+    parser.add_argument("--extra", type=int, default=40_000, help="unregistered, for the load")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
+    parser.add_argument("--records", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--skip-load", action="store_true", help="matching only")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    if not (args.region / "manifest.json").is_file():
+        raise SystemExit(f"no region at {args.region}; pass --region DIR (see bench/README.md)")
+    with tempfile.TemporaryDirectory(prefix="bench-matching-") as tmp:
+        folder = Path(tmp)
+        os.environ["BRYGGA_DATA_DIR"] = str(folder)  # the audit log of this run goes there
+        url = args.database_url or f"sqlite:///{folder / 'brygga.db'}"
+        figures: dict[str, Any] = {"database": url.split(":", 1)[0], "region": str(args.region)}
+        figures["setup"] = set_up(args, url, folder)
+        print(json.dumps(figures["setup"]), flush=True)
+        figures["matching"] = bench_matching(args, url)
+        print(json.dumps(figures["matching"]), flush=True)
+        if not args.skip_load:
+            figures["registration"] = bench_registration(args, url, folder)
+            print(json.dumps(figures["registration"]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
