@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from brygga.config import Settings, get_settings
@@ -97,13 +98,22 @@ def write_session(url: str | None = None) -> Iterator[Session]:
             raise
 
 
-_writer_locks: dict[tuple[int, str], threading.RLock] = {}
+_writer_locks: dict[tuple[int, str], threading.Lock] = {}
 
 
-def _writer_lock(url: str) -> Any:
+@contextmanager
+def _writer_lock(url: str) -> Iterator[None]:
     if not url.startswith("sqlite"):
-        return nullcontext()  # PostgreSQL: row locks (SELECT ... FOR UPDATE) where needed
-    # Per process (a forked child must not inherit a lock held by its parent's threads);
-    # reentrant, so a nested write session fails on SQLite's busy timeout as before, not hangs.
+        yield  # PostgreSQL: row locks (SELECT ... FOR UPDATE) where needed
+        return
+    # Per process: a forked child must not inherit a lock held by its parent's threads. A plain
+    # lock, not an RLock: FastAPI may leave a dependency in another thread than it entered it.
+    # Waiting is bounded like SQLite's busy timeout, so a nested write session fails, not hangs.
     with _lock:
-        return _writer_locks.setdefault((os.getpid(), url), threading.RLock())
+        lock = _writer_locks.setdefault((os.getpid(), url), threading.Lock())
+    if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("database is locked"))
+    try:
+        yield
+    finally:
+        lock.release()
