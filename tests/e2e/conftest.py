@@ -184,7 +184,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
             os.environ["BRYGGA_DATA_DIR"] = old_dir
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API holds an event loop: release it
 def browser() -> Iterator:
     if not CHROMIUM.exists():
         pytest.fail(
