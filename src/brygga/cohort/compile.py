@@ -88,6 +88,9 @@ class Compiler:
         self.tables = tables
         self.index_date = index_date
         self.materialize = materialize or (lambda key, expr: expr)
+        # A flag per rule as ``person_id IN (rule's set)`` (DuckDB: a mark join that hashes only
+        # the set) rather than a left join; Spark allows IN subqueries only in filters.
+        self.membership = materialize is not None
 
     def compile(self, criteria: Criteria) -> Compiled:
         idx = self.index_date.isoformat()
@@ -96,7 +99,11 @@ class Compiler:
         for i, (_, _, rule) in enumerate(steps):
             assert rule is not None
             key = {"rule": [type(rule).__name__, rule.model_dump(mode="json")], "index_date": idx}
-            matched = self.materialize(key, self.rule(rule)).rename({f"m{i}": "person_id"})
+            matched = self.materialize(key, self.rule(rule))
+            if self.membership:
+                flags = flags.mutate(**{f"f{i}": flags.person_id.isin(matched.person_id)})
+                continue
+            matched = matched.rename({f"m{i}": "person_id"})
             flags = flags.left_join(matched, flags.person_id == matched[f"m{i}"])
             flags = flags.mutate(**{f"f{i}": flags[f"m{i}"].notnull()}).drop(f"m{i}")
         # Conditions are built on the final table so that every column resolves against it.
