@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,8 @@ def main() -> None:
             progress=True,
         )
     elapsed = time.perf_counter() - started
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu_s = sum(u.ru_utime + u.ru_stime for u in usage)
     rows = result.region.row_counts
     size = sum(f.stat().st_size for f in out.rglob("*.parquet"))
     figures = {
@@ -59,6 +62,9 @@ def main() -> None:
         "rows": rows,
         "elapsed_s": round(elapsed, 1),
         "rows_per_s": round(sum(rows.values()) / elapsed),
+        # CPU seconds of this process and its workers: independent of other jobs on the machine.
+        "cpu_s": round(cpu_s, 1),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "peak_memory_gb": round(mem.peak_bytes / 1e9, 2),
         "parquet_gb": round(size / 1e9, 2),
         "calibration_within": f"{sum(r.ok for r in result.calibration)}/{len(result.calibration)}",
