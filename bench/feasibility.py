@@ -1,22 +1,23 @@
 """Feasibility benchmark: the criteria suite in bench/criteria/ on a region, several times each.
 
-    .venv/bin/python bench/feasibility.py --region data/stockholm-1.0 [--repeat 7] [--spark]
+    .venv/bin/python bench/feasibility.py --region bench/data/stockholm-1 [--repeat 7] [--spark]
 
 With ``--generate`` and no region folder present, the region is generated first with
 ``brygga synth --region stockholm --scale SCALE --seed 1``.
 
 Three runs over the same criteria, in one process:
 
-1. **brygga**: DuckDB on the *optimized layout* (a copy of the region written once by this script,
-   see ``optimize()``), one warm engine, one summary query per criteria (``Compiled.summary``).
-2. **baseline**: the naive approach on the region *as generated*: one COUNT query per attrition
+1. **brygga**: DuckDB on the region's optimized database (``brygga optimize``, built in a
+   subprocess if missing; ``--layout parquet`` to run on the Parquet files instead), one warm
+   engine, one summary query per criteria (``Compiled.summary``).
+2. **baseline**: the naive approach on the region's Parquet files: one COUNT query per attrition
    step (re-evaluating every rule each time) plus one GROUP BY per breakdown, from the same rule
    expressions, on a fresh connection per criteria.
 3. **spark** (``--spark``): the brygga plan on Spark local mode (no target; same answers).
 
 Counts must agree between the three runs; the script stops if they do not. Reports p50/p95
 latency per criteria and overall, peak memory (RSS of this process, before Spark starts), and the
-speed-up over the baseline. ``--json FILE`` writes the figures.
+speed-up over the baseline (``--baseline-repeat 0`` skips it). ``--json FILE`` writes the figures.
 """
 
 from __future__ import annotations
