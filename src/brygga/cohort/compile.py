@@ -46,6 +46,9 @@ class Tables(Protocol):
 class Compiled:
     flags: ir.Table  # population with sex, age_band, municipality and one flag per rule
     conditions: list[ir.BooleanValue]  # cumulative: alive+observed, demographics, rule 1, ...
+    # When set, ``flags`` holds only the people who pass the demographics and these are the
+    # others (no rule flags): the rules are then evaluated for fewer people.
+    rest: ir.Table | None = None
 
     @property
     def eligible(self) -> ir.Table:
@@ -59,8 +62,13 @@ class Compiled:
         reached = sum(
             (ibis.ifelse(c, 1, 0) for c in self.conditions[1:]), start=ibis.literal(0)
         ).cast("int32")
+        keys = ["sex", "age_band", "municipality", "reached"]
         t = self.flags.mutate(reached=reached)
-        return t.group_by(["sex", "age_band", "municipality", "reached"]).aggregate(n=t.count())
+        counts = t.group_by(keys).aggregate(n=t.count())
+        if self.rest is None:
+            return counts
+        r = self.rest.mutate(reached=ibis.literal(0).cast("int32"))
+        return counts.union(r.group_by(keys).aggregate(n=r.count()), distinct=False)
 
     def persons(self) -> ir.Table:
         # Unordered: a global sort costs Spark an extra sampling job; callers sort.
@@ -95,6 +103,11 @@ class Compiler:
     def compile(self, criteria: Criteria) -> Compiled:
         idx = self.index_date.isoformat()
         flags = self.materialize({"population": True, "index_date": idx}, self.population())
+        rest = None
+        if self.membership:
+            # A null (unknown municipality) fails the demographics, as in ``summary``.
+            passes = self.demographics(flags, criteria.demographics).fill_null(False)
+            flags, rest = flags.filter(passes), flags.filter(~passes)
         steps = criteria.steps()[1:]
         for i, (_, _, rule) in enumerate(steps):
             assert rule is not None
@@ -113,7 +126,7 @@ class Compiler:
         for i, (kind, _, _) in enumerate(steps):
             flag = flags[f"f{i}"]
             conditions.append(conditions[-1] & (flag if kind == "include" else ~flag))
-        return Compiled(flags, conditions)
+        return Compiled(flags, conditions, rest)
 
     # --- Population ---------------------------------------------------------------------------
 
