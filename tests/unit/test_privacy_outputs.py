@@ -54,6 +54,7 @@ NO_POPULATION_COUNTS = {
     "synth-report": "calibration of a synthetic region",
     "import-omop": "operator: rows imported per table (whole tables, no criteria)",
     "region-info": "operator: rows per table (whole tables, no criteria)",
+    "optimize": "operator: builds the region's DuckDB database (rows per table, sizes)",
     "schema-docs": "documentation",
     "risk-calc": "one person's score from typed-in values",
     "findrisc": "one person's score from typed-in values",
