@@ -29,6 +29,7 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+RawFlag = Annotated[bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")]
 
 
 def print_json(document: Any) -> None:
@@ -322,9 +323,7 @@ def feasibility(
     index_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
     ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
-    ] = False,
+    raw: RawFlag = False,
     noise: Annotated[
         str | None,
         typer.Option(help="laplace or gaussian: noisy counts, cached, rate-limited per user."),
@@ -404,9 +403,7 @@ def risk(
     impute: Annotated[
         bool, typer.Option("--impute", help="Impute missing inputs (documented; output says so).")
     ] = False,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
-    ] = False,
+    raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Risk categories of a region's population by sex, age band, municipality, deprivation."""
@@ -489,9 +486,7 @@ def program(
     index_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD; default: the program's, else region end.")
     ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
-    ] = False,
+    raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Plan a prevention program: eligible and invited people per care unit (counts only)."""
@@ -587,9 +582,7 @@ def equity(
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="Write PNG charts here.")
     ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
-    ] = False,
+    raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Need and reach by deprivation quintile and municipality; flags the inverse care law."""
@@ -639,9 +632,7 @@ def evaluate(
     program_file: Annotated[
         Path | None, typer.Option("--program", help="Program YAML (reimbursement parameters).")
     ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")
-    ] = False,
+    raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate a program: invited vs matched not-yet-invited people; reimbursement."""
