@@ -30,6 +30,7 @@ err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RawFlag = Annotated[bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")]
+RegionOption = Annotated[Path, typer.Option("--region", help="The region folder.")]
 
 
 def print_json(document: Any) -> None:
@@ -318,7 +319,7 @@ def anonymize(
 @app.command()
 def feasibility(
     criteria_file: Annotated[Path, typer.Argument(help="Eligibility criteria (YAML or JSON).")],
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     engine: Annotated[str, typer.Option(help="duckdb (default), spark or reference.")] = "duckdb",
     index_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
@@ -384,7 +385,7 @@ def _index_date_option(value: str | None) -> Any:
 
 @app.command()
 def risk(
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     model: Annotated[
         str,
         typer.Option(
@@ -482,7 +483,7 @@ def audit_verify(
 @app.command()
 def program(
     program_file: Annotated[Path, typer.Argument(help="Prevention program (YAML).")],
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     index_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD; default: the program's, else region end.")
     ] = None,
@@ -523,7 +524,7 @@ def program(
 @app.command(name="prevention-list")
 def prevention_list(
     program_file: Annotated[Path, typer.Argument(help="Prevention program (YAML).")],
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     care_unit: Annotated[int, typer.Option("--care-unit", help="care_site_id of the unit.")],
     legal_basis: Annotated[
         str, typer.Option("--legal-basis", help="The legal basis for processing (recorded).")
@@ -566,7 +567,7 @@ def prevention_list(
 
 @app.command()
 def equity(
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     program_file: Annotated[
         Path | None, typer.Option("--program", help="Reach = invited by this program.")
     ] = None,
@@ -621,7 +622,7 @@ def _pct(value: float | None) -> str:
 @app.command()
 def evaluate(
     invitations: Annotated[Path, typer.Argument(help="CSV: person_id, invitation_date.")],
-    region_dir: Annotated[Path, typer.Option("--region", help="The region folder.")],
+    region_dir: RegionOption,
     start: Annotated[
         str | None, typer.Option(help="Program start YYYY-MM-DD (default: first invitation).")
     ] = None,
