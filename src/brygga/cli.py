@@ -754,6 +754,41 @@ def serve(
     raw_counts: Annotated[
         bool, typer.Option(help="Exact counts (synthetic regions only; pages say so).")
     ] = False,
+    oidc_issuer: Annotated[
+        str | None,
+        typer.Option(help="OIDC issuer URL (docs/login.md).", envvar="BRYGGA_OIDC_ISSUER"),
+    ] = None,
+    oidc_client_id: Annotated[
+        str | None, typer.Option(help="OIDC client id.", envvar="BRYGGA_OIDC_CLIENT_ID")
+    ] = None,
+    oidc_client_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the OIDC client secret (or BRYGGA_OIDC_CLIENT_SECRET).",
+            envvar="BRYGGA_OIDC_CLIENT_SECRET_FILE",
+        ),
+    ] = None,
+    oidc_redirect_uri: Annotated[
+        str | None,
+        typer.Option(help="Public URL of /login/oidc/callback.", envvar="BRYGGA_OIDC_REDIRECT_URI"),
+    ] = None,
+    oidc_personnummer_claim: Annotated[
+        str | None,
+        typer.Option(
+            help="Claim with the personnummer (default personal_identity_number).",
+            envvar="BRYGGA_OIDC_PERSONNUMMER_CLAIM",
+        ),
+    ] = None,
+    oidc_staff_claim: Annotated[
+        str | None,
+        typer.Option(
+            help="Claim matched to staff e-mail (default email).", envvar="BRYGGA_OIDC_STAFF_CLAIM"
+        ),
+    ] = None,
+    oidc_scope: Annotated[
+        str | None,
+        typer.Option(help="Scopes (default 'openid profile').", envvar="BRYGGA_OIDC_SCOPE"),
+    ] = None,
 ) -> None:
     """Run the web front door (resident e-service, studies, JSON API) under uvicorn."""
     import os
@@ -763,14 +798,24 @@ def serve(
 
     from brygga.db import database_url, upgrade
     from brygga.web.app import WebConfig, create_app
+    from brygga.web.auth import provider_from_settings
 
+    oidc = provider_from_settings(
+        oidc_issuer, oidc_client_id, oidc_redirect_uri, oidc_client_secret_file,
+        oidc_personnummer_claim, oidc_staff_claim, oidc_scope,
+    )  # fmt: skip
     url = upgrade(database_url())
     # Sessions are signed with this key; set BRYGGA_SECRET_KEY so they survive a restart.
     secret = os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32)
     config = WebConfig(
         database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret
     )
+    if oidc is not None:
+        config.oidc = oidc
+        # A public https callback means browsers reach us over TLS: keep cookies off plain http.
+        config.secure_cookies = oidc.redirect_uri.startswith("https://")
     label = " (DEMO identity provider enabled)" if demo else ""
+    label += f" (OIDC log-in through {oidc.issuer})" if oidc is not None else ""
     err.print(f"Brygga on http://{host}:{port}{label}", highlight=False)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 

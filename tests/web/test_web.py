@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-import httpx
-
 from brygga.web.app import routers
-from brygga.web.auth import OIDCProvider
 
 ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 SCRIPT = "<script>alert(1)</script>"
@@ -195,49 +192,6 @@ def test_demo_provider_is_labelled_and_only_in_demo(site):
         assert r.status_code == 404
     finally:
         plain.close()
-
-
-def mock_idp(pnr: str) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/.well-known/openid-configuration":
-            return httpx.Response(200, json={
-                "issuer": "https://idp.example", "authorization_endpoint": "https://idp.example/auth",
-                "token_endpoint": "https://idp.example/token", "userinfo_endpoint": "https://idp.example/userinfo"})  # fmt: skip
-        if request.url.path == "/token":
-            assert request.headers["authorization"].startswith("Basic ")
-            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer"})
-        if request.url.path == "/userinfo" and request.headers["authorization"] == "Bearer t":
-            return httpx.Response(200, json={"personal_identity_number": pnr})
-        return httpx.Response(401)
-
-    return httpx.MockTransport(handler)
-
-
-def test_oidc_login_against_a_mock_idp(site):
-    from brygga.web.app import WebConfig, create_app
-    from conftest import Client
-
-    pnr = site["people"][0]["personnummer"]
-    provider = OIDCProvider("https://idp.example", "brygga", "secret", "http://testserver/login/oidc/callback",
-                            transport=mock_idp(pnr))  # fmt: skip
-    c = Client(create_app(WebConfig(database_url=site["url"], oidc=provider)))
-    try:
-        start = c.get("/login/oidc")
-        assert start.status_code == 303
-        location = httpx.URL(start.headers["location"])
-        assert location.host == "idp.example" and location.params["client_id"] == "brygga"
-        state = location.params["state"]
-        bad = c.get(
-            "/login/oidc/callback",
-            params={"code": "c", "state": "other"},
-            headers={"Accept": "application/json"},
-        )
-        assert bad.status_code == 403
-        ok = c.get("/login/oidc/callback", params={"code": "c", "state": state})
-        assert ok.status_code == 303 and ok.headers["location"] == "/portal"
-        assert c.get("/portal").status_code == 200
-    finally:
-        c.close()
 
 
 def test_full_flow_resident_researcher_office(site):

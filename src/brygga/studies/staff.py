@@ -123,6 +123,18 @@ def authenticate(session: Session, email: str, password: str) -> StaffAccount:
     return account
 
 
+def by_identity_provider(session: Session, email: str) -> StaffAccount:
+    """The OIDC-only account (no password) whose e-mail address the identity provider vouches
+    for. Accounts with a password keep using it, so an administrator decides per account
+    which way it logs in; one vague error for everything else."""
+    account = session.scalar(
+        select(StaffAccount).where(func.lower(StaffAccount.email) == email.strip().lower())
+    )
+    if account is None or not account.active or account.password_hash is not None:
+        raise PermissionDenied("no staff account logs in with this identity through the provider")
+    return account
+
+
 def get(session: Session, staff_id: int) -> StaffAccount:
     account = session.get(StaffAccount, staff_id)
     if account is None or not account.active:

@@ -26,6 +26,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "DEMO: pick a synthetic person. No real e-ID is used.",
     ),
     "oidc_login": ("Logga in med e-legitimation", "Log in with e-ID"),
+    "oidc_staff_login": (
+        "Logga in som personal via identitetsleverantören",
+        "Staff log-in through the identity provider",
+    ),
     "email": ("E-postadress", "E-mail address"),
     "password": ("Lösenord", "Password"),
     "portal": ("Mina sidor", "My pages"),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brygga import audit
-from brygga.errors import NotFoundError
+from brygga.errors import BryggaError, NotFoundError
 from brygga.registry import service
 from brygga.registry.models import Resident
 from brygga.studies import staff as staff_accounts
-from brygga.web.app import db, render
+from brygga.web import auth
+from brygga.web.app import db, error_response, render
+from brygga.web.auth import OIDCProvider
 from brygga.web.security import (
     SESSION_COOKIE,
     Principal,
@@ -90,33 +92,74 @@ def login_demo(
     return logged_in(request, Principal("resident", resident.ref), "/portal")
 
 
-@router.get("/login/oidc", dependencies=[public])
-def login_oidc(request: Request) -> Response:
+def _provider(request: Request) -> OIDCProvider:
     provider = request.app.state.config.oidc
     if provider is None:
         raise NotFoundError("no identity provider is configured")
-    url, state, _nonce = provider.start()
+    return provider
+
+
+def _start_oidc(request: Request, purpose: str) -> Response:
+    url, pending = _provider(request).start(purpose)
     response = RedirectResponse(url, status_code=303)
-    response.set_cookie("brygga_oidc_state", state, httponly=True, samesite="lax", max_age=600)
+    # The state, the nonce and the purpose come back to the callback in a cookie signed with
+    # the app's key (lax: the IdP's redirect back is a top-level GET, which carries it).
+    response.set_cookie(
+        auth.PENDING_COOKIE, auth.pending_cookie(pending, request.app.state.config.secret_key),
+        max_age=auth.PENDING_SECONDS, httponly=True, samesite="lax", path="/login/oidc",
+        secure=request.app.state.config.secure_cookies,
+    )  # fmt: skip
     return response
+
+
+@router.get("/login/oidc", dependencies=[public])
+def login_oidc(request: Request) -> Response:
+    return _start_oidc(request, "resident")
+
+
+@router.get("/login/oidc/staff", dependencies=[public])
+def login_oidc_staff(request: Request) -> Response:
+    return _start_oidc(request, "staff")
 
 
 @router.get("/login/oidc/callback", dependencies=[public])
 def login_oidc_callback(
     request: Request,
-    code: str = "",
-    state: str = "",
+    code: str = Query("", max_length=4096),
+    state: str = Query("", max_length=200),
+    error: str = Query("", max_length=200),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    provider = request.app.state.config.oidc
-    if provider is None:
-        raise NotFoundError("no identity provider is configured")
-    pnr = provider.finish(code, state, request.cookies.get("brygga_oidc_state", ""))
+    provider = _provider(request)
+    pending = auth.read_pending(
+        request.cookies.get(auth.PENDING_COOKIE), request.app.state.config.secret_key
+    )
+    try:
+        if error:  # the user cancelled, or the IdP refused before any code was issued
+            raise auth.LoginRefused("the log-in was cancelled or refused at the identity provider")
+        if pending is not None and pending.purpose == "staff":
+            claims = provider.finish(code, state, pending, provider.staff_claim)
+            response = _staff_logged_in(request, session, provider.staff_identifier(claims))
+        else:
+            claims = provider.finish(code, state, pending, provider.personnummer_claim)
+            response = _resident_logged_in(request, session, provider.personnummer(claims))
+    except BryggaError as e:  # a refused log-in also ends the pending one
+        response = error_response(request, e.http_status, e.message)
+    response.delete_cookie(auth.PENDING_COOKIE, path="/login/oidc")
+    return response
+
+
+def _resident_logged_in(request: Request, session: Session, pnr: str) -> Response:
     resident = service.by_personnummer(session, pnr)
     audit.append("resident.login", actor=f"resident:{resident.ref}", details={"provider": "oidc"})
-    response = logged_in(request, Principal("resident", resident.ref), "/portal")
-    response.delete_cookie("brygga_oidc_state")
-    return response
+    return logged_in(request, Principal("resident", resident.ref), "/portal")
+
+
+def _staff_logged_in(request: Request, session: Session, email: str) -> Response:
+    account = staff_accounts.by_identity_provider(session, email)
+    audit.append("staff.login", actor=f"staff:{account.id}", details={"provider": "oidc"})
+    to = "/studies" if account.role != "admin" else "/admin"
+    return logged_in(request, Principal(account.role, str(account.id)), to)
 
 
 @router.post("/login/staff", dependencies=[public])
