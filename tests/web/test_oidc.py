@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import jwt
@@ -60,7 +61,7 @@ class MockIdP:
         self.claims: dict[str, Any] = {}  # overrides of the ID token's claims (None removes)
         self.userinfo: dict[str, Any] = {}
         self.forge: Callable[[dict[str, Any]], str] | None = None  # craft a bad token instead
-        self.codes: dict[str, str] = {}  # authorization code -> nonce
+        self.codes: dict[str, tuple[str, str]] = {}  # authorization code -> nonce, challenge
         self.jwks_fetches = 0
 
     def transport(self) -> httpx.MockTransport:
@@ -94,8 +95,11 @@ class MockIdP:
 
     def token(self, request: httpx.Request) -> httpx.Response:
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
-        form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
-        nonce = self.codes.pop(form.get("code", ""), None)  # a code works once
+        form = dict(parse_qsl(request.content.decode()))
+        nonce, challenge = self.codes.pop(form.get("code", ""), (None, None))  # a code works once
+        verifier = form.get("code_verifier", "")
+        if b64(hashlib.sha256(verifier.encode()).digest()) != challenge:  # PKCE, S256
+            nonce = None
         if request.headers.get("authorization") != expected or nonce is None:
             return httpx.Response(400, json={"error": "invalid_grant"})
         claims = self.id_claims(nonce)
@@ -125,7 +129,8 @@ class MockIdP:
         assert params["client_id"] == CLIENT_ID and params["redirect_uri"] == CALLBACK
         assert params["response_type"] == "code" and "openid" in params["scope"].split()
         code = secrets.token_urlsafe(8)
-        self.codes[code] = params["nonce"]
+        assert params["code_challenge_method"] == "S256"
+        self.codes[code] = (params["nonce"], params["code_challenge"])
         return code, params["state"]
 
 
@@ -195,13 +200,22 @@ def test_valid_login_starts_a_resident_session(oidc_site, idp):
     assert r.status_code == 303 and r.headers["location"] == "/portal", r.text
     assert auth.PENDING_COOKIE not in c.http.cookies
     assert c.get("/portal").status_code == 200
-    # A second log-in uses the cached key set; the replayed callback is refused.
+    # A second log-in uses the cached key set.
     other = oidc_site["client"]()
-    assert log_in(other, idp).status_code == 303
+    begun = other.get("/login/oidc")
+    code, state = idp.authorize(begun.headers["location"])
+    callback = {"code": code, "state": state}
+    assert other.get("/login/oidc/callback", params=callback).status_code == 303
     assert idp.jwks_fetches == 1
-    code, state = "used", "used"
-    replay = other.get("/login/oidc/callback", params={"code": code, "state": state}, headers=JSON)
+    # Replaying the callback: the pending log-in is gone.
+    replay = other.get("/login/oidc/callback", params=callback, headers=JSON)
     assert replay.status_code == 403 and "not started here" in replay.json()["error"]["message"]
+    # The used code with a fresh log-in's state: the IdP refuses it (one use; PKCE verifier).
+    third = oidc_site["client"]()
+    fresh = httpx.URL(third.get("/login/oidc").headers["location"]).params["state"]
+    r = third.get("/login/oidc/callback", params={"code": code, "state": fresh}, headers=JSON)
+    assert r.status_code == 403 and "token endpoint" in r.json()["error"]["message"]
+    assert "brygga_session" not in third.http.cookies
 
 
 def test_personnummer_from_userinfo_for_the_same_subject(oidc_site, idp):

@@ -3,10 +3,12 @@
 ``OIDCProvider`` speaks the OpenID Connect authorization-code flow with one configured issuer,
 typically a broker for BankID or Freja eID (Idura/Criipto, Signicat, ...):
 
-1. ``start`` builds the authorization redirect with a fresh ``state`` and ``nonce``; the web
-   layer keeps both, with the purpose (resident or staff log-in), in a short-lived cookie
-   signed with the app's secret key (``pending_cookie``), so neither can be forged or swapped.
-2. ``finish`` checks ``state``, exchanges the code at the token endpoint (client secret), and
+1. ``start`` builds the authorization redirect with a fresh ``state``, ``nonce`` and PKCE
+   challenge; the web layer keeps them, with the purpose (resident or staff log-in), in a
+   short-lived cookie signed with the app's secret key (``pending_cookie``), so none can be
+   forged or swapped.
+2. ``finish`` checks ``state``, exchanges the code at the token endpoint (client secret and
+   PKCE verifier), and
    verifies the ID token: signature against the issuer's JWKS (``jwks_uri`` from discovery,
    cached, fetched again once when a token names an unknown key: key rotation), algorithm
    RS256 or ES256 only (never ``none`` or HMAC, which would let a public key act as a shared
@@ -24,6 +26,8 @@ on, and its page says so (``routes/public.py``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 import threading
@@ -58,12 +62,18 @@ class Pending:
     state: str
     nonce: str
     purpose: str  # one of PURPOSES
+    verifier: str  # PKCE code verifier (RFC 7636): the code is useless without it
+
+    @property
+    def challenge(self) -> str:
+        digest = hashlib.sha256(self.verifier.encode()).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def pending_cookie(pending: Pending, secret: str) -> str:
     return security.sign(
         {"state": pending.state, "nonce": pending.nonce, "for": pending.purpose,
-         "exp": int(time.time()) + PENDING_SECONDS},
+         "pkce": pending.verifier, "exp": int(time.time()) + PENDING_SECONDS},
         secret,
     )  # fmt: skip
 
@@ -73,10 +83,11 @@ def read_pending(token: str | None, secret: str) -> Pending | None:
     payload = security.unsign(token, secret) if token else None
     if payload is None or payload.get("for") not in PURPOSES:
         return None
-    state, nonce = payload.get("state"), payload.get("nonce")
-    if not (isinstance(state, str) and isinstance(nonce, str) and state and nonce):
+    values = [payload.get(k) for k in ("state", "nonce", "pkce")]
+    if not all(isinstance(v, str) and v for v in values):
         return None
-    return Pending(state, nonce, payload["for"])
+    state, nonce, verifier = values
+    return Pending(state, nonce, payload["for"], verifier)
 
 
 @dataclass
@@ -91,7 +102,7 @@ class OIDCProvider:
     transport: httpx.BaseTransport | None = None  # tests pass a mock transport
     _metadata: dict[str, Any] | None = field(default=None, repr=False)
     _keys: dict[str | None, jwt.PyJWK] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def _client(self) -> httpx.Client:
         return httpx.Client(transport=self.transport, timeout=10)
@@ -156,7 +167,9 @@ class OIDCProvider:
     def start(self, purpose: str = "resident") -> tuple[str, Pending]:
         """(authorization URL, pending log-in to keep in the signed cookie)."""
         assert purpose in PURPOSES
-        pending = Pending(secrets.token_urlsafe(24), secrets.token_urlsafe(24), purpose)
+        pending = Pending(
+            secrets.token_urlsafe(24), secrets.token_urlsafe(24), purpose, secrets.token_urlsafe(48)
+        )
         query = urlencode(
             {
                 "response_type": "code",
@@ -165,6 +178,8 @@ class OIDCProvider:
                 "scope": self.scope,
                 "state": pending.state,
                 "nonce": pending.nonce,
+                "code_challenge": pending.challenge,
+                "code_challenge_method": "S256",
             }
         )
         return f"{self.metadata()['authorization_endpoint']}?{query}", pending
@@ -178,7 +193,7 @@ class OIDCProvider:
             raise LoginRefused("the log-in was not started here (state mismatch)")
         if not code:
             raise LoginRefused("the identity provider sent no authorization code")
-        tokens = self._exchange(code)
+        tokens = self._exchange(code, pending.verifier)
         claims = self.verify_id_token(tokens["id_token"], pending.nonce)
         if wanted not in claims:
             info = self._userinfo(tokens.get("access_token"))
@@ -187,13 +202,13 @@ class OIDCProvider:
             claims = info | claims  # the signed ID token wins on any overlap
         return claims
 
-    def _exchange(self, code: str) -> dict[str, Any]:
+    def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
         try:
             with self._client() as client:
                 response = client.post(
                     self.metadata()["token_endpoint"],
                     data={"grant_type": "authorization_code", "code": code,
-                          "redirect_uri": self.redirect_uri},
+                          "redirect_uri": self.redirect_uri, "code_verifier": verifier},
                     auth=(self.client_id, self.client_secret),
                 )  # fmt: skip
             tokens = response.json() if response.status_code == 200 else None
