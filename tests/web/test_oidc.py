@@ -63,6 +63,7 @@ class MockIdP:
         self.forge: Callable[[dict[str, Any]], str] | None = None  # craft a bad token instead
         self.codes: dict[str, tuple[str, str]] = {}  # authorization code -> nonce, challenge
         self.jwks_fetches = 0
+        self.discovery_issuer = ISSUER
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -73,7 +74,7 @@ class MockIdP:
             return httpx.Response(
                 200,
                 json={
-                    "issuer": ISSUER,
+                    "issuer": self.discovery_issuer,
                     "authorization_endpoint": f"{ISSUER}/authorize",
                     "token_endpoint": f"{ISSUER}/token",
                     "userinfo_endpoint": f"{ISSUER}/userinfo",
@@ -339,8 +340,17 @@ def test_callback_needs_the_signed_pending_cookie(oidc_site, idp):
     r = c.get("/login/oidc/callback", params={"code": code, "state": "forged"}, headers=JSON)
     assert r.status_code == 403 and "state mismatch" in r.json()["error"]["message"]
     assert_no_session(c)
+    c.get("/login/oidc")
+    r = c.get("/login/oidc/callback", params={"code": code, "state": "åäö"}, headers=JSON)
+    assert r.status_code == 403 and "state mismatch" in r.json()["error"]["message"]
     r = c.get("/login/oidc/callback", params={"error": "access_denied"}, headers=JSON)
     assert r.status_code == 403 and "cancelled" in r.json()["error"]["message"]
+
+
+def test_discovery_for_another_issuer_is_refused(oidc_site, idp):
+    idp.discovery_issuer = "https://evil.example"
+    r = oidc_site["client"]().get("/login/oidc", headers=JSON)
+    assert r.status_code == 403 and "another issuer" in r.json()["error"]["message"]
 
 
 def test_staff_log_in_through_the_provider(oidc_site, idp):

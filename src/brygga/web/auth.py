@@ -113,7 +113,7 @@ class OIDCProvider:
         if self._metadata is None:
             url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
             data = self._get_json(url, "discovery document")
-            if data.get("issuer", "").rstrip("/") != self.issuer.rstrip("/"):
+            if str(data.get("issuer") or "").rstrip("/") != self.issuer.rstrip("/"):
                 raise LoginRefused("the identity provider's discovery names another issuer")
             missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
                        if not isinstance(data.get(k), str)]  # fmt: skip
@@ -136,7 +136,8 @@ class OIDCProvider:
     def _fetch_keys(self) -> dict[str | None, jwt.PyJWK]:
         jwks = self._get_json(self.metadata()["jwks_uri"], "key set (JWKS)")
         keys: dict[str | None, jwt.PyJWK] = {}
-        for jwk in jwks.get("keys", []):
+        listed = jwks.get("keys")
+        for jwk in listed if isinstance(listed, list) else []:
             if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
                 continue
             try:
@@ -189,7 +190,7 @@ class OIDCProvider:
         not among them (userinfo only for the same ``sub``)."""
         if pending is None:
             raise LoginRefused("the log-in was not started here or took too long; start again")
-        if not state or not secrets.compare_digest(state, pending.state):
+        if not state or not _same(state, pending.state):
             raise LoginRefused("the log-in was not started here (state mismatch)")
         if not code:
             raise LoginRefused("the identity provider sent no authorization code")
@@ -250,7 +251,7 @@ class OIDCProvider:
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.client_id:
             raise LoginRefused("the ID token is for another client (azp)")
         sent = claims.get("nonce")
-        if not isinstance(sent, str) or not secrets.compare_digest(sent, nonce):
+        if not isinstance(sent, str) or not _same(sent, nonce):
             raise LoginRefused("the ID token's nonce does not match this log-in (replayed?)")
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise LoginRefused("the ID token has no subject (sub)")
@@ -290,6 +291,11 @@ class OIDCProvider:
         if self.staff_claim == "email" and claims.get("email_verified") is False:
             raise LoginRefused("the identity provider has not verified this e-mail address")
         return value.strip().lower()
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII text (from a URL or a token)."""
+    return secrets.compare_digest(a.encode(), b.encode())
 
 
 def _pick(keys: dict[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
