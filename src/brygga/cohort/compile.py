@@ -46,9 +46,6 @@ class Tables(Protocol):
 class Compiled:
     flags: ir.Table  # population with sex, age_band, municipality and one flag per rule
     conditions: list[ir.BooleanValue]  # cumulative: alive+observed, demographics, rule 1, ...
-    # When set, ``flags`` holds only the people who pass the demographics and these are the
-    # others (no rule flags): the rules are then evaluated for fewer people.
-    rest: ir.Table | None = None
 
     @property
     def eligible(self) -> ir.Table:
@@ -64,59 +61,28 @@ class Compiled:
         ).cast("int32")
         keys = ["sex", "age_band", "municipality", "reached"]
         t = self.flags.mutate(reached=reached)
-        counts = t.group_by(keys).aggregate(n=t.count())
-        if self.rest is None:
-            return counts
-        r = self.rest.mutate(reached=ibis.literal(0).cast("int32"))
-        return counts.union(r.group_by(keys).aggregate(n=r.count()), distinct=False)
+        return t.group_by(keys).aggregate(n=t.count())
 
     def persons(self) -> ir.Table:
         # Unordered: a global sort costs Spark an extra sampling job; callers sort.
         return self.eligible.select("person_id")
 
 
-class Materialize(Protocol):
-    """Where an engine may keep intermediate results: given what an expression is (``key``: a
-    rule or the population, with the index date) and the expression, return an equivalent table
-    (e.g. a cached temporary table), or the expression itself."""
-
-    def __call__(self, key: dict[str, Any], expr: ir.Table) -> ir.Table: ...
-
-
-def compile_criteria(
-    criteria: Criteria, tables: Tables, index_date: date, materialize: Materialize | None = None
-) -> Compiled:
-    return Compiler(tables, index_date, materialize).compile(criteria)
+def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:
+    return Compiler(tables, index_date).compile(criteria)
 
 
 class Compiler:
-    def __init__(
-        self, tables: Tables, index_date: date, materialize: Materialize | None = None
-    ) -> None:
+    def __init__(self, tables: Tables, index_date: date) -> None:
         self.tables = tables
         self.index_date = index_date
-        self.materialize = materialize or (lambda key, expr: expr)
-        # A flag per rule as ``person_id IN (rule's set)`` (DuckDB: a mark join that hashes only
-        # the set) rather than a left join; Spark allows IN subqueries only in filters.
-        self.membership = materialize is not None
 
     def compile(self, criteria: Criteria) -> Compiled:
-        idx = self.index_date.isoformat()
-        flags = self.materialize({"population": True, "index_date": idx}, self.population())
-        rest = None
-        if self.membership:
-            # A null (unknown municipality) fails the demographics, as in ``summary``.
-            passes = self.demographics(flags, criteria.demographics).fill_null(False)
-            flags, rest = flags.filter(passes), flags.filter(~passes)
+        flags = self.population()
         steps = criteria.steps()[1:]
         for i, (_, _, rule) in enumerate(steps):
             assert rule is not None
-            key = {"rule": [type(rule).__name__, rule.model_dump(mode="json")], "index_date": idx}
-            matched = self.materialize(key, self.rule(rule))
-            if self.membership:
-                flags = flags.mutate(**{f"f{i}": flags.person_id.isin(matched.person_id)})
-                continue
-            matched = matched.rename({f"m{i}": "person_id"})
+            matched = self.rule(rule).rename({f"m{i}": "person_id"})
             flags = flags.left_join(matched, flags.person_id == matched[f"m{i}"])
             flags = flags.mutate(**{f"f{i}": flags[f"m{i}"].notnull()}).drop(f"m{i}")
         # Conditions are built on the final table so that every column resolves against it.
@@ -126,7 +92,7 @@ class Compiler:
         for i, (kind, _, _) in enumerate(steps):
             flag = flags[f"f{i}"]
             conditions.append(conditions[-1] & (flag if kind == "include" else ~flag))
-        return Compiled(flags, conditions, rest)
+        return Compiled(flags, conditions)
 
     # --- Population ---------------------------------------------------------------------------
 
@@ -213,18 +179,18 @@ class Compiler:
             if value is not None:  # only records with a value compete for "latest"
                 among &= rows.value_as_number.notnull()
             candidates = rows.filter(among)
-            last = candidates.group_by(p="person_id").aggregate(
-                last=candidates[table_def.date_column].max()
+            # The latest record matches when some matching record falls on the latest date:
+            # one grouping pass (no join back to the rows), "max date of the matching records
+            # equals the max date of all candidates".
+            day = candidates[table_def.date_column]
+            hit = self.code_predicate(candidates, table_def, spec.codeset) & self._value_ok(
+                candidates, value
             )
-            hits = candidates.filter(
-                self.code_predicate(candidates, table_def, spec.codeset)
-                & self._value_ok(candidates, value)
+            last = candidates.group_by("person_id").aggregate(
+                last=day.max(), last_hit=day.max(where=hit)
             )
-            joined = hits.join(
-                last,
-                (hits.person_id == last.p) & (hits[table_def.date_column] == last["last"]),
-            )
-            return joined.select(person_id=joined.person_id.cast("int64")).distinct()
+            last = last.filter(last.last_hit == last["last"])
+            return last.select(person_id=last.person_id.cast("int64"))
         matching = rows.filter(
             self.code_predicate(rows, table_def, spec.codeset) & self._value_ok(rows, value)
         )

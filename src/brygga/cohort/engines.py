@@ -19,22 +19,25 @@ PostgreSQL is not offered: regions are Parquet folders, and DuckDB and Spark rea
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.errors import InputError
-from brygga.records import schema
+from brygga.records import optimize, schema
 from brygga.records.store import Region
+
+if TYPE_CHECKING:
+    from brygga.cohort.bitmaps import BitmapEngine
 
 ENGINES = ("duckdb", "spark", "reference")
 
@@ -56,16 +59,6 @@ def alive_and_observed_step(index_date: date) -> str:
     return f"Alive and under observation on {index_date.isoformat()}"
 
 
-class Results(Protocol):
-    """Intermediate results an engine keeps between questions (see ``compile.Materialize``)."""
-
-    full: bool
-
-    def __call__(self, key: dict[str, Any], expr: Any) -> Any: ...
-
-    def clear(self) -> None: ...
-
-
 class Engine(Protocol):
     name: str
 
@@ -75,11 +68,11 @@ class Engine(Protocol):
 
 
 class IbisEngine:
-    """Runs compiled criteria on an Ibis backend, as SQL.
+    """Runs compiled criteria on an Ibis backend, as SQL (Spark; and the plan DuckDB shares).
 
     The SQL of each question is cached by the criteria's fingerprint and index date: building
-    and compiling the Ibis expression costs more than DuckDB takes to run it, and feasibility
-    questions are asked again and again while criteria are being refined.
+    and compiling the Ibis expression costs more than the engine takes to run it, and
+    feasibility questions are asked again and again while criteria are being refined.
     """
 
     CACHE_SIZE = 256
@@ -90,29 +83,26 @@ class IbisEngine:
         tables: Any,
         to_sql: Callable[[Any], str],
         run_sql: Callable[[str], list[dict[str, Any]]],
-        results: Results | None = None,
     ) -> None:
         self.name = name
         self.tables = tables
         self.to_sql = to_sql
         self.run_sql = run_sql
-        self.results = results
+        self.lock = threading.RLock()  # engines are shared between threads (engine_for)
         self._sql: dict[tuple[str, str, date], str] = {}
 
     def compile(self, criteria: Criteria, index_date: date) -> Compiled:
-        return compile_criteria(criteria, self.tables, index_date, self.results)
+        return compile_criteria(criteria, self.tables, index_date)
 
     def sql(self, kind: str, criteria: Criteria, index_date: date) -> str:
         key = (kind, criteria.fingerprint(index_date), index_date)
-        if key not in self._sql:
-            full = self.results is not None and self.results.full
-            if len(self._sql) >= self.CACHE_SIZE or full:
-                self._sql.clear()
-                if self.results is not None:
-                    self.results.clear()  # the cached SQL may name the results dropped here
-            compiled = self.compile(criteria, index_date)
-            self._sql[key] = self.to_sql(getattr(compiled, kind)())
-        return self._sql[key]
+        with self.lock:
+            if key not in self._sql:
+                if len(self._sql) >= self.CACHE_SIZE:
+                    self._sql.clear()
+                compiled = self.compile(criteria, index_date)
+                self._sql[key] = self.to_sql(getattr(compiled, kind)())
+            return self._sql[key]
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         rows = self.run_sql(self.sql("summary", criteria, index_date))
@@ -146,6 +136,49 @@ def open_engine(name: str, region: Region) -> Engine:
     raise InputError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
 
 
+_engines_lock = threading.Lock()
+_engines: OrderedDict[tuple[str, ...], Engine] = OrderedDict()
+SHARED_ENGINES = 4
+
+
+def engine_for(name: str, region: Region) -> Engine:
+    """The process's engine for a region, opened on first use and then shared (CLI, web
+    requests from several threads, matching), so kept rule sets serve every caller.
+
+    Keyed by the region folder, its manifest (bytes and modification time: a regenerated
+    region gets a new engine), its optimized database and the engine kind; the least recently
+    used of ``SHARED_ENGINES`` is dropped.
+    """
+    if name not in ENGINES:
+        raise InputError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+    manifest = region.path / "manifest.json"
+    database = optimize.find(region.path)
+    key = (
+        name,
+        str(region.path.resolve()),
+        hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        str(manifest.stat().st_mtime_ns),
+        database.name if database else "",
+    )
+    with _engines_lock:
+        if key in _engines:
+            _engines.move_to_end(key)
+            return _engines[key]
+    engine = open_engine(name, region)  # outside the lock: opening Spark takes seconds
+    with _engines_lock:
+        engine = _engines.setdefault(key, engine)
+        _engines.move_to_end(key)
+        while len(_engines) > SHARED_ENGINES:
+            _engines.popitem(last=False)
+    return engine
+
+
+def forget_engines() -> None:
+    """Drop every shared engine (tests; or to release memory)."""
+    with _engines_lock:
+        _engines.clear()
+
+
 # --- DuckDB ---------------------------------------------------------------------------------
 
 
@@ -158,7 +191,9 @@ class _RegionTables:
         return self.get(name) if name in self.present else None
 
 
-def duckdb_engine(region: Region, *, optimized: bool = True) -> IbisEngine:
+def duckdb_engine(region: Region, *, optimized: bool = True) -> BitmapEngine:
+    """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them."""
+    from brygga.cohort.bitmaps import BitmapEngine
     from brygga.config import get_settings
 
     settings = get_settings()
@@ -181,77 +216,20 @@ def duckdb_engine(region: Region, *, optimized: bool = True) -> IbisEngine:
         with quiet_duckdb():
             return str(con.compile(expr))
 
-    # Binding and optimizing the deeply nested SQL that Ibis writes costs tens of milliseconds,
-    # as much as running it on millions of people: each statement is prepared once.
-    prepared: dict[str, str] = {}
-
     def run_sql(sql: str) -> list[dict[str, Any]]:
-        if sql not in prepared:
-            if len(prepared) >= IbisEngine.CACHE_SIZE:
-                deallocate()
-            name = f"brygga_{hashlib.sha1(sql.encode()).hexdigest()[:16]}"
-            raw.execute(f"PREPARE {name} AS {sql}")
-            prepared[sql] = name
-        cursor = raw.execute(f"EXECUTE {prepared[sql]}")
+        cursor = raw.execute(sql)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    def deallocate() -> None:
-        for name in prepared.values():
-            raw.execute(f"DEALLOCATE {name}")
-        prepared.clear()
+    def fetch(sql: str) -> Any:
+        return raw.sql(sql).to_arrow_table()
 
     # Views: the region's tables, plus what an optimized region adds (``population``).
     present = {
         r[0]
         for r in raw.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
     }
-    results = DuckDBResults(raw, get, to_sql, on_clear=deallocate)
-    return IbisEngine("duckdb", _RegionTables(present, get), to_sql, run_sql, results)
-
-
-class DuckDBResults:
-    """The population and each rule's person set at an index date, kept as in-memory tables.
-
-    Feasibility criteria are refined one rule at a time and share rules (type 2 diabetes,
-    smoking status, a recent visit), so a long-lived engine computes each rule's person set
-    once per index date and then only joins the population to those sets. Everything is
-    dropped once the kept sets hold ``MAX_ROWS`` ids (8 bytes each).
-    """
-
-    MAX_ROWS = 50_000_000
-
-    def __init__(
-        self,
-        raw: Any,
-        get: Callable[[str], Any],
-        to_sql: Callable[[Any], str],
-        on_clear: Callable[[], None],
-    ) -> None:
-        self.raw, self.get, self.to_sql, self.on_clear = raw, get, to_sql, on_clear
-        self.names: dict[str, str] = {}
-        self.rows = 0
-
-    @property
-    def full(self) -> bool:
-        return self.rows >= self.MAX_ROWS
-
-    def __call__(self, key: dict[str, Any], expr: Any) -> Any:
-        canonical = json.dumps(key, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:20]
-        if digest not in self.names:
-            name = f"brygga_result_{digest}"
-            self.raw.execute(f"CREATE OR REPLACE TABLE {name} AS {self.to_sql(expr)}")
-            self.rows += self.raw.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-            self.names[digest] = name
-        return self.get(self.names[digest])
-
-    def clear(self) -> None:
-        self.on_clear()
-        for name in self.names.values():
-            self.raw.execute(f"DROP TABLE IF EXISTS {name}")
-        self.names.clear()
-        self.rows = 0
+    return BitmapEngine(_RegionTables(present, get), to_sql, run_sql, fetch)
 
 
 @contextmanager

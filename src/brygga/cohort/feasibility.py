@@ -8,13 +8,14 @@ use by matching and prevention; the CLI never prints them.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from brygga.cohort.criteria import Criteria
-from brygga.cohort.engines import Evaluation, open_engine
+from brygga.cohort.engines import Evaluation, engine_for
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key, feasibility_keys
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
 from brygga.privacy.noise import NoisyCounts, noisy_request
@@ -78,11 +79,15 @@ def feasibility(
     noisy = noisy_request(noise, raw=raw, user=user)
     effective = criteria.effective_index_date(index_date)
     started = time.perf_counter()
-    runner = open_engine(engine, region)
+    runner = engine_for(engine, region)  # shared: kept rule sets serve later questions
     evaluation = runner.evaluate(criteria, effective)
     keys = None
     if policy.needs_record_keys and noisy is None:
-        keys = feasibility_keys(runner, criteria, effective)
+        if hasattr(runner, "keys"):  # DuckDB: sums over the kept bitmaps
+            keys = runner.keys(criteria, effective)
+        else:
+            with getattr(runner, "lock", nullcontext()):
+                keys = feasibility_keys(runner, criteria, effective)
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
     if criteria.whole_region:
@@ -196,4 +201,5 @@ def eligible_persons(
 ) -> list[int]:
     """Pseudonymous ids of eligible people, sorted. Internal use only: never print them."""
     region = _region(region)
-    return open_engine(engine, region).persons(criteria, criteria.effective_index_date(index_date))
+    runner = engine_for(engine, region)
+    return runner.persons(criteria, criteria.effective_index_date(index_date))
