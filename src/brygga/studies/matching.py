@@ -17,93 +17,36 @@ Withdrawal and pause take effect at once because every run re-reads consents and
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import BigInteger, DateTime, Text, bindparam, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from brygga import audit, identifiers
-from brygga.registry import catalogue, geography
+from brygga import audit
+from brygga.cohort.criteria import Criteria
+from brygga.registry import geography
 from brygga.registry.consent import now
-from brygga.registry.models import Consent, Profile, Resident
-from brygga.studies.models import Invitation, OutboxMessage, Study
+from brygga.studies import outbox
+from brygga.studies.models import Invitation, Study
 from brygga.studies.registration import study_criteria
-from brygga.studies.selfreport import SelfReport, may_be_eligible
+from brygga.studies.selfreport import demographics_mask, health_holds
+from brygga.studies.volunteers import Volunteer, Volunteers, load
 
 INVITATION_DAYS = 30
-# person ids eligible on the records for a study (internal; never shown); None when no
-# regional records are available, and then everyone is matched on their self-report.
-EligibleFn = Callable[[Study], set[int] | None]
+# person ids eligible on the records for a study (internal; never shown): a set, or a sorted
+# array; None when no regional records are available, and then everyone is matched on their
+# self-report.
+EligibleFn = Callable[[Study], Collection[int] | np.ndarray | None]
+
+__all__ = ["EligibleFn", "Volunteer", "Volunteers", "match_all", "match_study", "volunteers"]
 
 
-@dataclass(frozen=True)
-class Volunteer:
-    resident_id: int
-    person_id: int | None
-    municipality: str | None
-    records_consent: bool
-    profile: SelfReport
-    areas: frozenset[str]
-    healthy_volunteer: bool
-    max_travel_km: int | None
-    channel: str
-
-
-def volunteers(session: Session, resident_ids: list[int] | None = None) -> list[Volunteer]:
+def volunteers(session: Session, resident_ids: list[int] | None = None) -> Volunteers:
     """Registered, not paused, not deleted, consenting to contact; optionally only some."""
-    contact = select(Consent.resident_id).where(Consent.kind == "contact", Consent.granted)
-    records_query = select(Consent.resident_id).where(
-        Consent.kind == "match_records", Consent.granted
-    )
-    if resident_ids is not None:
-        records_query = records_query.where(Consent.resident_id.in_(resident_ids))
-    records = set(session.scalars(records_query))
-    # Plain columns, not ORM objects: a scheduled run reads every volunteer (200,000 in the
-    # benchmark) and building mapped instances cost several times the query itself.
-    query = (
-        select(Resident.id, Resident.person_id, Resident.personnummer,
-               Resident.municipality_code, Profile.conditions, Profile.medicines,
-               Profile.height_cm, Profile.weight_kg, Profile.smoking, Profile.areas,
-               Profile.healthy_volunteer, Profile.max_travel_km, Profile.contact_channel)
-        .join(Profile, Profile.resident_id == Resident.id)
-        .where(
-            Resident.registered_at.is_not(None),
-            Resident.deleted_at.is_(None),
-            Resident.paused_at.is_(None),
-            Resident.id.in_(contact),
-        )
-    )  # fmt: skip
-    if resident_ids is not None:
-        query = query.where(Resident.id.in_(resident_ids))
-    out = []
-    for row in session.execute(query):
-        pnr = row.personnummer or ""
-        report = SelfReport(
-            birth_date=identifiers.birth_date(pnr),
-            sex=identifiers.sex(pnr),
-            municipality=row.municipality_code,
-            conditions=frozenset(catalogue.CONDITIONS[k].code for k in row.conditions or ()),
-            medicines=frozenset(catalogue.MEDICINES[k].code for k in row.medicines or ()),
-            height_cm=row.height_cm,
-            weight_kg=row.weight_kg,
-            smoking=row.smoking,
-        )
-        out.append(
-            Volunteer(
-                resident_id=row.id,
-                person_id=row.person_id,
-                municipality=row.municipality_code,
-                records_consent=row.id in records,
-                profile=report,
-                areas=frozenset(row.areas or ()),
-                healthy_volunteer=bool(row.healthy_volunteer),
-                max_travel_km=row.max_travel_km,
-                channel=row.contact_channel,
-            )
-        )
-    return out
+    return load(session, resident_ids)
 
 
 def recruiting(study: Study, today: date | None = None) -> bool:
@@ -111,125 +54,111 @@ def recruiting(study: Study, today: date | None = None) -> bool:
     return study.status == "approved" and study.recruitment_start <= today <= study.recruitment_end
 
 
+class RunCache:
+    """What the studies of one run share, computed once: parsed criteria, the volunteers
+    eligible on each distinct records set, self-report verdicts per distinct health profile and
+    criteria, and each set of sites' reach table (municipality x travel distance)."""
+
+    def __init__(self, people: Volunteers) -> None:
+        self.people = people
+        self._criteria: dict[str, Criteria] = {}
+        self._records: dict[int, tuple[object, np.ndarray]] = {}
+        self._health: dict[str, np.ndarray] = {}
+        self._reach: dict[tuple[str, ...], np.ndarray] = {}
+
+    def criteria(self, study: Study) -> Criteria:
+        if study.criteria_yaml not in self._criteria:
+            self._criteria[study.criteria_yaml] = study_criteria(study)
+        return self._criteria[study.criteria_yaml]
+
+    def in_records(self, eligible: Collection[int] | np.ndarray) -> np.ndarray:
+        """Volunteers whose person id is in ``eligible`` (cached per distinct object)."""
+        hit = self._records.get(id(eligible))
+        if hit is not None and hit[0] is eligible:
+            return hit[1]
+        if isinstance(eligible, np.ndarray):
+            ids = np.sort(eligible.astype(np.int64, copy=False))
+        else:
+            ids = np.sort(np.fromiter(eligible, dtype=np.int64, count=len(eligible)))
+        mask = np.zeros(len(self.people), dtype=bool)
+        if len(ids):
+            pids = self.people.person_id
+            at = np.minimum(np.searchsorted(ids, pids), len(ids) - 1)
+            mask = ids[at] == pids
+        self._records[id(eligible)] = (eligible, mask)
+        return mask
+
+    def health(self, study: Study) -> np.ndarray:
+        """Per distinct health profile: may the rules hold? (They do not read the date.)"""
+        if study.criteria_yaml not in self._health:
+            criteria = self.criteria(study)
+            self._health[study.criteria_yaml] = np.array(
+                [health_holds(criteria, h) for h in self.people.profiles], dtype=bool
+            )
+        return self._health[study.criteria_yaml]
+
+    def reach(self, study: Study) -> np.ndarray:
+        sites = [s.municipality_code for s in study.sites]
+        key = tuple(sites)
+        if key not in self._reach:
+            self._reach[key] = np.array(
+                [[geography.within_reach(home, sites, km) for km in self.people.travels]
+                 for home in self.people.municipalities],
+                dtype=bool,
+            ).reshape(len(self.people.municipalities), len(self.people.travels))  # fmt: skip
+        return self._reach[key]
+
+
+def candidate_masks(
+    study: Study,
+    people: Volunteers,
+    eligible_on_records: Collection[int] | np.ndarray | None,
+    today: date | None = None,
+    cache: RunCache | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over ``people``: candidates on their records, and on their self-report.
+
+    A candidate fits their own preferences (area, healthy volunteer, a site within reach), and
+    meets the criteria on the records when they consent to that and records are available
+    (the records decide), otherwise on the self-report (``studies/selfreport.py``)."""
+    cache = cache or RunCache(people)
+    if not len(people):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    fits = people.area_mask(study.area)
+    if study.healthy_volunteers:
+        fits &= people.healthy
+    fits &= cache.reach(study)[people.municipality, people.travel]
+    if eligible_on_records is None:
+        by_records = np.zeros(len(people), dtype=bool)
+        rest = fits
+    else:
+        by_records = fits & people.records_consent & cache.in_records(eligible_on_records)
+        rest = fits & ~people.records_consent
+    by_report = rest & cache.health(study)[people.health]
+    if by_report.any():
+        criteria = cache.criteria(study)
+        by_report &= demographics_mask(
+            criteria,
+            criteria.effective_index_date(today),
+            people.birth,
+            people.male,
+            people.municipality,
+            people.municipalities,
+        )
+    return by_records, by_report
+
+
 def candidates(
     study: Study,
-    people: list[Volunteer],
-    eligible_on_records: set[int] | None,
+    people: Volunteers,
+    eligible_on_records: Collection[int] | np.ndarray | None,
     today: date | None = None,
 ) -> list[tuple[Volunteer, str]]:
     """(volunteer, basis) for everyone who fits; basis is ``records`` or ``self_report``."""
-    today = today or date.today()
-    criteria = study_criteria(study)
-    index_date = criteria.effective_index_date(today)
-    sites = [s.municipality_code for s in study.sites]
-    reach: dict[tuple[str | None, int | None], bool] = {}  # few municipalities x distances
-    out = []
-    for v in people:
-        if v.areas and study.area not in v.areas:
-            continue
-        if study.healthy_volunteers and not v.healthy_volunteer:
-            continue
-        on_records = v.records_consent and eligible_on_records is not None
-        if on_records and v.person_id not in eligible_on_records:  # type: ignore[operator]
-            continue  # the cheapest test first: most people are not eligible on the records
-        key = (v.municipality, v.max_travel_km)
-        if key not in reach:
-            reach[key] = geography.within_reach(v.municipality, sites, v.max_travel_km)
-        if not reach[key]:
-            continue
-        if on_records:
-            out.append((v, "records"))
-        elif may_be_eligible(criteria, v.profile, index_date):
-            out.append((v, "self_report"))
-    return out
-
-
-def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    for start in range(0, len(rows), 1000):
-        statement = insert(Invitation).on_conflict_do_nothing(
-            index_elements=["study_id", "resident_id"]
-        )
-        session.execute(statement, rows[start : start + 1000])
-
-
-def match_study(
-    session: Session,
-    study: Study,
-    eligible: EligibleFn,
-    *,
-    resident_ids: list[int] | None = None,
-    today: date | None = None,
-    people: list[Volunteer] | None = None,
-) -> int:
-    """Invite every new candidate of one recruiting study; returns the number invited.
-
-    ``people``: the volunteers, when the caller already read them (``match_all``)."""
-    if not recruiting(study, today):
-        return 0
-    if people is None:
-        people = volunteers(session, resident_ids)
-    if not people:
-        return 0
-    needs_records = any(v.records_consent for v in people)
-    on_records = eligible(study) if needs_records else None
-    found = candidates(study, people, on_records, today)
-    query = select(Invitation.resident_id).where(Invitation.study_id == study.id)
-    if resident_ids is not None:
-        query = query.where(Invitation.resident_id.in_(resident_ids))
-    already = set(session.scalars(query))
-    new = [(v, basis) for v, basis in found if v.resident_id not in already]
-    if not new:
-        return 0
-    at = now()
-    rows = [
-        {
-            "study_id": study.id,
-            "resident_id": v.resident_id,
-            "basis": basis,
-            "status": "sent",
-            "created_at": at,
-            "expires_at": at + timedelta(days=INVITATION_DAYS),
-        }
-        for v, basis in new
+    by_records, by_report = candidate_masks(study, people, eligible_on_records, today)
+    return [(people.row(i), "records") for i in np.flatnonzero(by_records)] + [
+        (people.row(i), "self_report") for i in np.flatnonzero(by_report)
     ]
-    _insert_ignoring_duplicates(session, rows)
-    made = dict(
-        session.execute(
-            select(Invitation.resident_id, Invitation.id).where(
-                Invitation.study_id == study.id,
-                Invitation.resident_id.in_([v.resident_id for v, _ in new]),
-                Invitation.created_at == at,
-            )
-        ).all()
-    )
-    channel = {v.resident_id: v.channel for v, _ in new}
-    session.add_all(
-        OutboxMessage(
-            resident_id=rid,
-            invitation_id=iid,
-            channel=channel[rid],
-            template="invitation",
-            payload={"invitation": iid, "study": study.id},
-            created_at=at,
-        )
-        for rid, iid in made.items()
-    )
-    session.flush()
-    audit.append(
-        "matching.run",
-        actor="system:matching",
-        details={
-            "study": study.id,
-            "invited": len(made),
-            "scope": "all" if resident_ids is None else "some",
-        },
-    )
-    return len(made)
 
 
 def match_all(
@@ -239,17 +168,151 @@ def match_all(
     resident_ids: list[int] | None = None,
     today: date | None = None,
 ) -> dict[int, int]:
-    """Run matching for every recruiting study (the scheduled run, or one resident's change)."""
+    """Run matching for every recruiting study (the scheduled run, or one resident's change);
+    returns the number of new invitations per approved study."""
     studies = list(
         session.scalars(select(Study).where(Study.status == "approved").order_by(Study.id))
     )
-    people = volunteers(session, resident_ids) if studies else []
-    return {
-        s.id: match_study(
-            session, s, eligible, resident_ids=resident_ids, today=today, people=people
+    invited = dict.fromkeys((s.id for s in studies), 0)
+    live = [s for s in studies if recruiting(s, today)]
+    if live:
+        invited |= _match(session, live, eligible, resident_ids, today, None)
+    return invited
+
+
+def match_study(
+    session: Session,
+    study: Study,
+    eligible: EligibleFn,
+    *,
+    resident_ids: list[int] | None = None,
+    today: date | None = None,
+    people: Volunteers | None = None,
+) -> int:
+    """Invite every new candidate of one recruiting study; returns the number invited.
+
+    ``people``: the volunteers, when the caller already read them."""
+    if not recruiting(study, today):
+        return 0
+    return _match(session, [study], eligible, resident_ids, today, people).get(study.id, 0)
+
+
+def _match(
+    session: Session,
+    studies: list[Study],
+    eligible: EligibleFn,
+    resident_ids: list[int] | None,
+    today: date | None,
+    people: Volunteers | None,
+) -> dict[int, int]:
+    """Invite the new candidates of ``studies`` in one transaction; new invitations per study.
+
+    Idempotent: candidates already invited (in any state, also withdrawn) are skipped, and the
+    unique constraint on (study, resident) settles a race with another run."""
+    if people is None:
+        people = volunteers(session, resident_ids)
+    if not len(people):
+        return {}
+    cache = RunCache(people)
+    needs_records = bool(people.records_consent.any())
+    already = _invited(session, [s.id for s in studies], resident_ids)
+    new = []
+    for study in studies:
+        by_records, by_report = candidate_masks(
+            study, people, eligible(study) if needs_records else None, today, cache
         )
-        for s in studies
-    }
+        found = np.flatnonzero(by_records | by_report)
+        ids = people.resident_id[found]
+        if study.id in already:
+            keep = ~np.isin(ids, already[study.id], assume_unique=True)
+            found, ids = found[keep], ids[keep]
+        if len(ids):
+            new.append((study.id, ids, by_records[found]))
+    if not new:
+        return {}
+    at = now()
+    _insert_invitations(session, new, at)
+    outbox.queue_invitations(session, at, resident_ids)
+    made = _made(session, [s.id for s in studies], at, resident_ids)
+    audit.append(
+        "matching.run",
+        actor="system:matching",
+        details={
+            "invited": {str(k): v for k, v in made.items()},
+            "scope": "all" if resident_ids is None else "some",
+        },
+    )
+    return made
+
+
+def _invited(
+    session: Session, study_ids: list[int], resident_ids: list[int] | None
+) -> dict[int, np.ndarray]:
+    """Residents already invited, per study (as arrays: a second run reads millions)."""
+    query = select(Invitation.study_id, Invitation.resident_id).where(
+        Invitation.study_id.in_(study_ids)
+    )
+    if resident_ids is not None:
+        query = query.where(Invitation.resident_id.in_(resident_ids))
+    rows = np.array(session.execute(query).all(), dtype=np.int64).reshape(-1, 2)
+    if not len(rows):
+        return {}
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    studies, starts = np.unique(rows[:, 0], return_index=True)
+    parts = np.split(rows[:, 1], starts[1:])
+    return {int(s): part for s, part in zip(studies, parts, strict=True)}
+
+
+def _insert_invitations(
+    session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
+) -> None:
+    """One INSERT ... SELECT per study and basis, its resident ids passed as one array
+    parameter (a JSON array unpacked by ``json_each`` in SQLite, ``unnest`` in PostgreSQL):
+    a full run writes over a million rows, and row-by-row parameters would cost minutes.
+    A (study, resident) pair that another run inserted meanwhile is skipped."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stamp = DateTime(timezone=True)
+    expires = at + timedelta(days=INVITATION_DAYS)
+    columns = ["study_id", "resident_id", "basis", "status", "created_at", "expires_at"]
+    for study_id, ids, on_records in new:
+        for basis, part in (("records", ids[on_records]), ("self_report", ids[~on_records])):
+            if not len(part):
+                continue
+            values = _id_values(part, dialect)
+            rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
+                          literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
+            statement = insert(Invitation.__table__).from_select(columns, rows)
+            session.execute(
+                statement.on_conflict_do_nothing(index_elements=["study_id", "resident_id"])
+            )
+
+
+def _id_values(ids: np.ndarray, dialect: str) -> Any:
+    """A one-column table ``value`` of the ids, from a single parameter."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger))
+        return func.unnest(array).table_valued("value")
+    text = "[" + ",".join(map(str, ids.tolist())) + "]"
+    return func.json_each(bindparam("ids", text, type_=Text)).table_valued("value")
+
+
+def _made(
+    session: Session, study_ids: list[int], at: Any, resident_ids: list[int] | None
+) -> dict[int, int]:
+    query = (
+        select(Invitation.study_id, func.count())
+        .where(Invitation.study_id.in_(study_ids), Invitation.created_at == at)
+        .group_by(Invitation.study_id)
+    )
+    if resident_ids is not None:
+        query = query.where(Invitation.resident_id.in_(resident_ids))
+    return {int(k): int(v) for k, v in session.execute(query).all()}
 
 
 class RecordsEligibility:
@@ -260,9 +323,9 @@ class RecordsEligibility:
 
         self.region = region if isinstance(region, Region) else Region.open(region)  # type: ignore[arg-type]
         self.engine = engine
-        self._cache: dict[str, set[int]] = {}
+        self._cache: dict[str, np.ndarray] = {}
 
-    def __call__(self, study: Study) -> set[int]:
+    def __call__(self, study: Study) -> np.ndarray:
         from brygga.cohort.feasibility import eligible_persons
 
         criteria = study_criteria(study)
@@ -270,7 +333,7 @@ class RecordsEligibility:
         key = criteria.fingerprint(index_date)
         if key not in self._cache:
             ids = eligible_persons(criteria, self.region, engine=self.engine, index_date=index_date)
-            self._cache[key] = set(ids)
+            self._cache[key] = np.asarray(ids, dtype=np.int64)  # sorted
         return self._cache[key]
 
 

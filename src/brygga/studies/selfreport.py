@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
+
 from brygga.cohort.criteria import (
     Criteria,
     EventSpec,
@@ -43,19 +45,17 @@ _BODY = {codes.LABS[k].code: k for k in ("BMI", "weight", "height")}
 
 
 @dataclass(frozen=True)
-class SelfReport:
-    birth_date: date
-    sex: str  # female | male
-    municipality: str | None
+class Health:
+    """What a profile says about health: all that the rules read (demographics aside).
+
+    Volunteers share few distinct health profiles, so matching evaluates the rules once per
+    distinct ``Health`` and criteria rather than once per person."""
+
     conditions: frozenset[str] = field(default_factory=frozenset)  # ICD10 codes, no dot
     medicines: frozenset[str] = field(default_factory=frozenset)  # ATC codes
     height_cm: float | None = None
     weight_kg: float | None = None
     smoking: str | None = None  # never | former | current
-
-    def age_at(self, day: date) -> int:
-        before_birthday = (day.month, day.day) < (self.birth_date.month, self.birth_date.day)
-        return day.year - self.birth_date.year - before_birthday
 
     def body(self, key: str) -> float | None:
         if key == "height":
@@ -65,6 +65,17 @@ class SelfReport:
         if self.height_cm and self.weight_kg:
             return self.weight_kg / (self.height_cm / 100) ** 2
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfReport(Health):
+    birth_date: date
+    sex: str  # female | male
+    municipality: str | None
+
+    def age_at(self, day: date) -> int:
+        before_birthday = (day.month, day.day) < (self.birth_date.month, self.birth_date.day)
+        return day.year - self.birth_date.year - before_birthday
 
 
 def _kleene_any(values: Iterable[Truth]) -> Truth:
@@ -87,7 +98,7 @@ def _codes_hold(spec: EventSpec, vocabulary: str, reported: frozenset[str]) -> T
     return any(r.startswith(code) for _, code in spec.codeset for r in reported)
 
 
-def _measurement(spec: MeasurementSpec, person: SelfReport) -> Truth:
+def _measurement(spec: MeasurementSpec, person: Health) -> Truth:
     keys = {_BODY.get(code) for _, code in spec.codeset}
     if None in keys or len(keys) != 1 or spec.among is not None:
         return None
@@ -100,7 +111,7 @@ def _measurement(spec: MeasurementSpec, person: SelfReport) -> Truth:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _observation(spec: ObservationSpec, person: SelfReport) -> Truth:
+def _observation(spec: ObservationSpec, person: Health) -> Truth:
     wanted = {code for _, code in spec.codeset}
     if spec.value is not None or not wanted <= set(SMOKING_CODES.values()):
         return None
@@ -109,7 +120,7 @@ def _observation(spec: ObservationSpec, person: SelfReport) -> Truth:
     return SMOKING_CODES[person.smoking] in wanted
 
 
-def rule_truth(rule: object, person: SelfReport) -> Truth:
+def rule_truth(rule: object, person: Health) -> Truth:
     kind, body = rule_kind(rule), rule_body(rule)  # type: ignore[arg-type]
     if kind == "condition":
         return _codes_hold(body, "ICD10", person.conditions)
@@ -145,10 +156,43 @@ def demographics_hold(criteria: Criteria, person: SelfReport, index_date: date) 
     return d.municipalities is None or person.municipality in d.municipalities
 
 
-def may_be_eligible(criteria: Criteria, person: SelfReport, index_date: date) -> bool:
-    """True unless the profile shows the person does not meet the criteria."""
-    if not demographics_hold(criteria, person, index_date):
-        return False
+def health_holds(criteria: Criteria, person: Health) -> bool:
+    """The rules part: no include rule is ``False`` and no exclude rule is ``True``."""
     if any(rule_truth(r, person) is False for r in criteria.include):
         return False
     return not any(rule_truth(r, person) is True for r in criteria.exclude)
+
+
+def may_be_eligible(criteria: Criteria, person: SelfReport, index_date: date) -> bool:
+    """True unless the profile shows the person does not meet the criteria."""
+    return demographics_hold(criteria, person, index_date) and health_holds(criteria, person)
+
+
+def demographics_mask(
+    criteria: Criteria,
+    index_date: date,
+    birth: np.ndarray,
+    male: np.ndarray,
+    municipality: np.ndarray,
+    municipalities: list[str | None],
+) -> np.ndarray:
+    """``demographics_hold`` for many people at once.
+
+    ``birth``: birth dates as YYYYMMDD integers (the age in whole years is then the integer
+    part of (index - birth) / 10000); ``male``: booleans; ``municipality``: indices into
+    ``municipalities``."""
+    d = criteria.demographics
+    keep = np.ones(len(birth), dtype=bool)
+    if d.age is not None:
+        index = index_date.year * 10000 + index_date.month * 100 + index_date.day
+        age = (index - birth) // 10000
+        if d.age.min is not None:
+            keep &= age >= d.age.min
+        if d.age.max is not None:
+            keep &= age <= d.age.max
+    if d.sex is not None:
+        keep &= np.isin(male, [s == "male" for s in d.sex])
+    if d.municipalities is not None:
+        wanted = [i for i, code in enumerate(municipalities) if code in d.municipalities]
+        keep &= np.isin(municipality, wanted)
+    return keep
