@@ -33,7 +33,7 @@ from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
 from brygga.studies.registration import study_criteria
 from brygga.studies.selfreport import demographics_mask, health_holds
-from brygga.studies.volunteers import Volunteer, Volunteers, load
+from brygga.studies.volunteers import NO_PERSON, Volunteer, Volunteers, load
 
 INVITATION_DAYS = 30
 # person ids eligible on the records for a study (internal; never shown): a set, or a sorted
@@ -84,7 +84,7 @@ class RunCache:
         if len(ids):
             pids = self.people.person_id
             at = np.minimum(np.searchsorted(ids, pids), len(ids) - 1)
-            mask = ids[at] == pids
+            mask = (ids[at] == pids) & (pids != NO_PERSON)
         self._records[id(eligible)] = (eligible, mask)
         return mask
 
@@ -297,7 +297,7 @@ def _id_values(ids: np.ndarray, dialect: str) -> Any:
         from sqlalchemy.dialects.postgresql import ARRAY
 
         array = bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger))
-        return func.unnest(array).table_valued("value")
+        return func.unnest(array).table_valued("value").render_derived()
     text = "[" + ",".join(map(str, ids.tolist())) + "]"
     return func.json_each(bindparam("ids", text, type_=Text)).table_valued("value")
 
