@@ -178,7 +178,9 @@ def write_identities(path, n):
         birth = f"19{50 + i % 40:02d}0{1 + i % 9}1{i % 9}"
         digits = [int(c) for c in birth[2:] + f"{100 + i:03d}"]
         check = (
-            10 - sum(sum(divmod(d * w, 10)) for d, w in zip(digits, [2, 1] * 5, strict=True)) % 10
+            10
+            - sum(sum(divmod(d * w, 10)) for d, w in zip(digits, [2, 1] * 4 + [2], strict=True))
+            % 10
         ) % 10
         rows.append({
             "person_id": 1000 + i, "personnummer": f"{birth}-{100 + i:03d}{check}",
