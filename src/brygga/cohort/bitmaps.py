@@ -49,11 +49,11 @@ class Population:
     municipalities: list[str]
     cell: np.ndarray  # int32 index into ``cells``
     cells: list[Cell]
-    lookup: np.ndarray | None  # person_id -> dense index (-1 if absent), when ids are dense
+    table: str  # DuckDB temporary table (person_id, i): the dense index, for rule queries
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> Population:
-        """From ``Compiler.population()`` ordered by person_id."""
+    def from_arrow(cls, table: pa.Table, name: str) -> Population:
+        """From ``Compiler.population()`` ordered by person_id, kept in DuckDB as ``name``."""
         ids = table.column("person_id").to_numpy().astype(np.int64)
         if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
             raise AssertionError("the population must be sorted by person_id, without repeats")
@@ -80,28 +80,16 @@ class Population:
             municipalities=municipalities,
             cell=cell.astype(np.int32),
             cells=cells,
-            lookup=_dense_lookup(ids),
+            table=name,
         )
 
     @property
     def size(self) -> int:
         return len(self.ids)
 
-    def positions(self, person_ids: np.ndarray) -> np.ndarray:
-        """Dense indexes of those of ``person_ids`` who are in the population."""
-        person_ids = np.asarray(person_ids, dtype=np.int64)
-        if self.lookup is not None:
-            inside = person_ids[(person_ids >= 0) & (person_ids < len(self.lookup))]
-            at = self.lookup[inside]
-            return at[at >= 0]
-        if self.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.ids, person_ids), self.size - 1)
-        return at[self.ids[at] == person_ids]
-
-    def bitmap(self, person_ids: np.ndarray) -> np.ndarray:
+    def bitmap(self, positions: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.size, dtype=bool)
-        mask[self.positions(person_ids)] = True
+        mask[positions] = True
         return np.packbits(mask)
 
     def everyone(self) -> np.ndarray:
@@ -152,20 +140,13 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     return indices.astype(np.int32), encoded.dictionary.to_pylist()
 
 
-def _dense_lookup(ids: np.ndarray) -> np.ndarray | None:
-    """A direct person_id -> index table when ids are non-negative and not too sparse."""
-    if len(ids) == 0 or ids[0] < 0 or ids[-1] > 4 * len(ids) + 1_000_000:
-        return None
-    lookup = np.full(int(ids[-1]) + 1, -1, dtype=np.int32)
-    lookup[ids] = np.arange(len(ids), dtype=np.int32)
-    return lookup
-
-
 class Kept:
     """Populations (a few index dates) and rule bitmaps, least recently used dropped first."""
 
-    def __init__(self, max_bytes: int, max_dates: int) -> None:
-        self.max_bytes, self.max_dates = max_bytes, max_dates
+    def __init__(
+        self, max_bytes: int, max_dates: int, forget: Callable[[Population], None]
+    ) -> None:
+        self.max_bytes, self.max_dates, self.forget = max_bytes, max_dates, forget
         self.populations: OrderedDict[date, Population] = OrderedDict()
         self.bitmaps: OrderedDict[tuple[date, str], np.ndarray] = OrderedDict()
         self.units: dict[date, np.ndarray] = {}
@@ -177,11 +158,16 @@ class Kept:
         else:
             self.populations[index_date] = build()
             while len(self.populations) > self.max_dates:
-                old, _ = self.populations.popitem(last=False)
+                old, population = self.populations.popitem(last=False)
+                self.forget(population)
                 self.units.pop(old, None)
                 for key in [k for k in self.bitmaps if k[0] == old]:
                     self.bytes -= self.bitmaps.pop(key).nbytes
         return self.populations[index_date]
+
+    def drop_bitmaps(self) -> None:
+        self.bitmaps.clear()
+        self.bytes = 0
 
     def bitmap(self, key: tuple[date, str], build: Callable[[], np.ndarray]) -> np.ndarray:
         if key in self.bitmaps:
@@ -213,17 +199,36 @@ class BitmapEngine(IbisEngine):
         to_sql: Callable[[Any], str],
         run_sql: Callable[[str], list[dict[str, Any]]],
         fetch: Callable[[str], pa.Table],
+        execute: Callable[[str], None],
     ) -> None:
         super().__init__("duckdb", tables, to_sql, run_sql)
-        self.fetch = fetch
-        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
+        self.fetch, self.execute = fetch, execute
+        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, self._drop)
 
     def population(self, index_date: date) -> Population:
         def build() -> Population:
-            people = Compiler(self.tables, index_date).population().order_by("person_id")
-            return Population.from_arrow(self.fetch(self.to_sql(people)))
+            # DuckDB keeps (person_id, dense index) so that rule queries return indexes:
+            # person ids are 63-bit pseudonyms, and mapping millions of them in NumPy (sorted
+            # search or hashing) costs seconds of cache misses, DuckDB's join a fraction.
+            name = f"brygga_population_{index_date:%Y%m%d}"
+            people = self.to_sql(Compiler(self.tables, index_date).population())
+            self.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, "
+                f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS i FROM ({people})"
+            )
+            return Population.from_arrow(self.fetch(f"SELECT * FROM {name} ORDER BY i"), name)
 
         return self.kept.population(index_date, build)
+
+    def _drop(self, population: Population) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {population.table}")
+
+    def positions(self, population: Population, sql: str) -> np.ndarray:
+        """Dense indexes of the population's people among the ``person_id``s ``sql`` returns."""
+        found = self.fetch(
+            f"SELECT p.i FROM {population.table} p SEMI JOIN ({sql}) r ON p.person_id = r.person_id"
+        )
+        return found.column("i").to_numpy()
 
     def rule_bits(self, rule: Model, index_date: date, population: Population) -> np.ndarray:
         kind, body = rule_kind(rule), rule_body(rule)
@@ -245,8 +250,7 @@ class BitmapEngine(IbisEngine):
 
         def build() -> np.ndarray:
             expr = Compiler(self.tables, index_date).rule(rule)
-            ids = self.fetch(self.to_sql(expr)).column("person_id")
-            return population.bitmap(ids.to_numpy().astype(np.int64))
+            return population.bitmap(self.positions(population, self.to_sql(expr)))
 
         return self.kept.bitmap(key, build)
 
@@ -283,13 +287,14 @@ class BitmapEngine(IbisEngine):
             population, steps = self.steps(criteria, index_date)
             units = self.kept.units.get(index_date)
             if units is None:
-                keys = self.fetch(self.to_sql(self.table_or_fail("person_key")))
-                units = np.zeros(population.size, dtype=np.int64)
-                ids = keys.column("person_id").to_numpy().astype(np.int64)
                 # A person without a key adds nothing (the left join's null in the SQL sum).
-                record = pc.fill_null(keys.column("record_key"), 0.0).to_numpy()
-                inside = np.isin(ids, population.ids)
-                units[np.searchsorted(population.ids, ids[inside])] = key_units(record[inside])
+                keys = self.fetch(
+                    f"SELECT p.i, k.record_key FROM {population.table} p "
+                    f"JOIN ({self.to_sql(self.table_or_fail('person_key'))}) k "
+                    "ON p.person_id = k.person_id WHERE k.record_key IS NOT NULL"
+                )
+                units = np.zeros(population.size, dtype=np.int64)
+                units[keys.column("i").to_numpy()] = key_units(keys.column("record_key").to_numpy())
                 self.kept.units[index_date] = units
             sums = [int(units[population.mask(b)].sum()) for b in steps]
             return FeasibilityKeys(sums, population.cell_sums(steps[-1], units))

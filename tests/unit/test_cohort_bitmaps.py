@@ -1,0 +1,198 @@
+"""The bitmap engine (cohort/bitmaps.py) against the plain SQL plan, and the shared engines.
+
+The spec tests (tests/spec) check every rule kind and edge against the reference evaluator on
+hand-made regions; here the realistic benchmark criteria run on a small synthetic region, where
+the bitmap answers must equal those of ``Compiled.summary`` run as one SQL query.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from brygga.cohort.bitmaps import Kept, Population
+from brygga.cohort.criteria import load_criteria, parse_criteria
+from brygga.cohort.engines import IbisEngine, duckdb_engine, engine_for, forget_engines
+from brygga.cohort.feasibility import eligible_persons
+from brygga.privacy.cellkey import feasibility_keys
+from brygga.records.store import Region
+
+CRITERIA = Path(__file__).resolve().parents[2] / "bench" / "criteria"
+INDEX = date(2024, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def region(small_region) -> Region:
+    return small_region.region
+
+
+@pytest.fixture(scope="module")
+def engines(region):
+    bitmaps = duckdb_engine(region)
+    plain = IbisEngine("duckdb", bitmaps.tables, bitmaps.to_sql, bitmaps.run_sql)
+    return bitmaps, plain
+
+
+# Between them: any_of, at_least, latest values, min_count, visits, deaths, demographics.
+@pytest.mark.parametrize(
+    "name", ["ckd", "prevention_cvd", "healthy_volunteers", "copd_smokers", "oncology_breast"]
+)
+def test_bitmaps_agree_with_the_sql_plan(engines, name):
+    bitmaps, plain = engines
+    criteria = load_criteria(CRITERIA / f"{name}.yaml")
+    expected = plain.evaluate(criteria, INDEX)
+    assert bitmaps.evaluate(criteria, INDEX) == expected
+    assert bitmaps.evaluate(criteria, INDEX) == expected  # from the kept bitmaps
+    assert bitmaps.persons(criteria, INDEX) == plain.persons(criteria, INDEX)
+    assert bitmaps.keys(criteria, INDEX) == feasibility_keys(plain, criteria, INDEX)
+
+
+def test_groups_reuse_the_bitmaps_of_their_rules(engines):
+    bitmaps, _ = engines
+    e11 = {"condition": {"codes": ["E11"], "vocabulary": "ICD10"}}
+    i10 = {"condition": {"codes": ["I10"], "vocabulary": "ICD10"}}
+    bitmaps.kept.drop_bitmaps()
+    bitmaps.evaluate(parse_criteria({"include": [e11], "exclude": [i10]}), INDEX)
+    assert len(bitmaps.kept.bitmaps) == 2
+    grouped = parse_criteria({"include": [{"any_of": [e11, i10]}, {"all_of": [i10, e11]}]})
+    result = bitmaps.evaluate(grouped, INDEX)
+    assert len(bitmaps.kept.bitmaps) == 2  # no new rule set was computed
+    alone = bitmaps.evaluate(parse_criteria({"include": [e11, i10]}), INDEX)
+    assert result.count == alone.count > 0
+
+
+def test_population_cells_and_demographics():
+    table = pa.table(
+        {
+            "person_id": pa.array([3, 10, 11, 40], pa.int64()),
+            "gender_concept_id": [8532, 8507, 8507, 0],
+            "sex": ["female", "male", "male", "unknown"],
+            "age": pa.array([34, 65, 61, 7], pa.int32()),
+            "age_band": pa.array([30, 60, 60, 0], pa.int32()),
+            "municipality": ["0180", "0114", None, "0180"],
+        }
+    )
+    population = Population.from_arrow(table, "t")
+    assert population.cell_counts(population.everyone()) == {
+        ("female", 30, "0180"): 1,
+        ("male", 60, "0114"): 1,
+        ("male", 60, None): 1,
+        ("unknown", 0, "0180"): 1,
+    }
+    men_over_60 = parse_criteria({"demographics": {"sex": ["male"], "age": {"min": 62}}})
+    assert population.mask(population.demographics(men_over_60.demographics)).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    # An unknown municipality never passes a municipality filter.
+    stockholm = parse_criteria({"demographics": {"municipalities": ["0180", "0114"]}})
+    assert population.mask(population.demographics(stockholm.demographics)).tolist() == [
+        True,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_cell_sums_are_exact_beyond_float_precision():
+    n = 2_200_000
+    zeros = pa.array(np.zeros(n, dtype=np.int32))
+    table = pa.table(
+        {
+            "person_id": pa.array(np.arange(n), pa.int64()),
+            "gender_concept_id": np.full(n, 8507),
+            "sex": pa.array(["male"]).take(zeros),
+            "age": pa.array(np.full(n, 50), pa.int32()),
+            "age_band": pa.array(np.full(n, 50), pa.int32()),
+            "municipality": pa.array(["0180"]).take(zeros),
+        }
+    )
+    population = Population.from_arrow(table, "t")
+    units = np.full(n, 2**32 - 1, dtype=np.int64)
+    units[::97] = 2**31 + 12345
+    sevenths = len(units[::97])
+    expected = (n - sevenths) * (2**32 - 1) + sevenths * (2**31 + 12345)
+    assert expected > 2**53  # a float64 sum would round
+    assert population.cell_sums(population.everyone(), units) == {("male", 50, "0180"): expected}
+
+
+def test_kept_bitmaps_are_bounded_and_follow_their_population():
+    dropped = []
+    kept = Kept(max_bytes=3_000, max_dates=1, forget=lambda p: dropped.append(p))
+    day1, day2 = date(2024, 1, 1), date(2025, 1, 1)
+    kept.population(day1, lambda: "population 1")  # type: ignore[arg-type, return-value]
+    for i in range(5):
+        kept.bitmap((day1, str(i)), lambda: np.zeros(1_000, dtype=np.uint8))
+    assert list(kept.bitmaps) == [(day1, "2"), (day1, "3"), (day1, "4")]
+    assert kept.bytes == 3_000
+    kept.bitmap((day1, "2"), lambda: pytest.fail("kept, not rebuilt"))
+    kept.bitmap((day1, "5"), lambda: np.zeros(1_000, dtype=np.uint8))
+    assert list(kept.bitmaps) == [(day1, "4"), (day1, "2"), (day1, "5")]  # least recent out
+    kept.population(day2, lambda: "population 2")  # type: ignore[arg-type, return-value]
+    assert dropped == ["population 1"] and kept.bitmaps == {} and kept.bytes == 0
+
+
+def test_population_table_is_dropped_with_its_population(engines):
+    bitmaps, _ = engines
+    name = bitmaps.population(date(2020, 1, 1)).table
+    for day in (date(2021, 1, 1), date(2022, 1, 1), date(2023, 1, 1)):
+        bitmaps.population(day)
+    assert (
+        bitmaps.run_sql(f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{name}'")[
+            0
+        ]["n"]
+        == 0
+    )
+
+
+def test_one_shared_engine_per_region(region, tmp_path):
+    forget_engines()
+    first = engine_for("duckdb", region)
+    assert engine_for("duckdb", Region.open(region.path)) is first
+
+    # A regenerated region (a new manifest) gets a new engine.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "manifest.json").write_text(region.path.joinpath("manifest.json").read_text())
+    for table in region.path.iterdir():
+        if table.is_dir():
+            (copy / table.name).symlink_to(table)
+    before = engine_for("duckdb", Region.open(copy))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(manifest | {"created": "2030-01-01"}))
+    assert engine_for("duckdb", Region.open(copy)) is not before
+    forget_engines()
+
+
+def test_shared_engine_answers_threads_alike(region):
+    forget_engines()
+    criteria = [load_criteria(p) for p in sorted(CRITERIA.glob("*.yaml"))[:4]]
+    expected = [eligible_persons(c, region, index_date=INDEX) for c in criteria]
+    results: dict[int, list[list[int]]] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            results[k] = [
+                eligible_persons(c, region, index_date=date(2024, 6, 1 + k % 2)) for c in criteria
+            ]
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results[0] == results[2] == expected
+    assert results[1] == results[3]
+    forget_engines()
