@@ -13,7 +13,10 @@ What counts as reached depends on what is given:
   (risk assessment reach: whose risk the health services know).
 
 Every count passes the disclosure policy (under the Cell Key Method with the key of the people
-counted, ``privacy.people``); rates are computed from disclosed counts.
+counted, ``privacy.people``) as one table with secondary suppression: the groups of a dimension
+add up to the region, and within a group the people without complete inputs, not at high risk,
+not targeted or not reached are differences of shown counts, so a small one is protected like a
+suppressed count (``privacy.people.PeopleTable``). Rates are computed from disclosed counts.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ import numpy as np
 from brygga.errors import InputError
 from brygga.prevention.stratify import PopulationRisk, group_keys
 from brygga.privacy.disclosure import DisclosurePolicy
-from brygga.privacy.people import PeopleCounter
+from brygga.privacy.people import PeopleCounter, PeopleTable
 
 EQUITY_DIMENSIONS = ("deprivation_quintile", "municipality")
 HIGH = 1  # category index from which risk counts as high (SCORE2 categories: high, very-high)
+# Within a group: each shown count and the never-shown rest of the set it is taken from.
+GROUP_LINES = (
+    ("people", ("complete_inputs", "incomplete")),
+    ("complete_inputs", ("high_risk", "not_high")),
+    ("people", ("target", "not_target")),
+    ("target", ("reached", "not_reached")),
+)
 
 
 def _rate(num: dict[str, Any], den: dict[str, Any]) -> float | None:
@@ -58,26 +68,53 @@ def equity(
     high = complete & (pr.category >= HIGH)
     target = target & inside
     reached = reached & target
+    table = PeopleTable(counter)
+    # Shown per group, and the differences a reader can take between them (never shown).
+    parts = {
+        "people": lambda rows: rows,
+        "complete_inputs": lambda rows: rows & complete,
+        "high_risk": lambda rows: rows & high,
+        "target": lambda rows: rows & target,
+        "reached": lambda rows: rows & reached,
+    }
+    hidden = {
+        "incomplete": lambda rows: rows & ~complete,
+        "not_high": lambda rows: rows & complete & ~high,
+        "not_target": lambda rows: rows & ~target,
+        "not_reached": lambda rows: rows & target & ~reached,
+    }
 
-    def cell(rows: np.ndarray) -> dict[str, Any]:
-        c = {
-            "people": counter.count(rows),
-            "complete_inputs": counter.count(rows & complete),
-            "high_risk": counter.count(rows & high),
-            "target": counter.count(rows & target),
-            "reached": counter.count(rows & reached),
-        }
+    def add_group(row: tuple, rows: np.ndarray) -> None:
+        for name, part in parts.items():
+            table.add((*row, name), part(rows))
+        for name, part in hidden.items():
+            table.add_hidden((*row, name), part(rows))
+        for total, members in GROUP_LINES:
+            table.line((*row, total), [(*row, m) for m in members])
+
+    add_group(("overall",), inside)
+    labels: dict[str, list[str]] = {}
+    for dim in EQUITY_DIMENSIONS:  # each dimension's groups add up to the region
+        keys = group_keys(pr.inputs, dim, municipality_names or {}).astype(str)
+        labels[dim] = [str(label) for label in np.unique(keys[inside])]
+        for label in labels[dim]:  # a loop over groups (<= 300), not people
+            add_group((dim, label), inside & (keys == label))
+        for name in (*parts, *hidden):
+            table.line(("overall", name), [(dim, label, name) for label in labels[dim]])
+    shown = table.disclose(keep=[("overall", "people")])
+
+    def cell(row: tuple) -> dict[str, Any]:
+        c: dict[str, Any] = {name: shown[(*row, name)] for name in parts}
         c["need"] = _rate(c["high_risk"], c["complete_inputs"])
         c["reach"] = _rate(c["reached"], c["target"])
         return c
 
-    overall = cell(inside)
+    overall = cell(("overall",))
     breakdowns: dict[str, dict[str, Any]] = {}
     for dim in EQUITY_DIMENSIONS:
-        keys = group_keys(pr.inputs, dim, municipality_names or {}).astype(str)
         cells = {}
-        for label in np.unique(keys[inside]):  # a loop over groups (<= 300), not people
-            c = cell(inside & (keys == label))
+        for label in labels[dim]:
+            c = cell((dim, label))
             c["under_reached"] = bool(
                 c["need"] is not None
                 and c["reach"] is not None
@@ -86,7 +123,7 @@ def equity(
                 and c["need"] >= overall["need"]
                 and c["reach"] < margin * overall["reach"]
             )
-            cells[str(label)] = c
+            cells[label] = c
         breakdowns[dim] = cells
     return {
         "index_date": pr.inputs.index_date.isoformat(),

@@ -3,8 +3,10 @@
 ``population_risk`` scores everyone a model applies to (from ``inputs.extract_inputs``);
 ``stratify`` counts people per risk category in each group and passes every count through the
 disclosure policy before it leaves the process (under the Cell Key Method with the key of the
-people counted, ``privacy.people``). Shares are computed from the disclosed counts, so they
-reveal nothing the counts do not.
+people counted, ``privacy.people``), as one table: every group adds up over its categories and
+every dimension's groups add up to the region, so cells are suppressed in addition to the small
+ones until none can be worked out by subtraction (``privacy.people.PeopleTable``). Shares are
+computed from the disclosed counts, so they reveal nothing the counts do not.
 
 With ``model="applicable"`` (the default) each person gets the score the ESC assigns them and
 the categories are merged into the three groups the ESC uses for treatment decisions:
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from brygga.errors import InputError
-from brygga.prevention.inputs import EXCLUSION_LABELS, MISSING_NAMES, RiskInputs
+from brygga.prevention.inputs import EXCLUSION_LABELS, MISSING_NAMES, Exclusion, RiskInputs
 from brygga.prevention.scores import (
     DIABETES_CATEGORIES,
     MODEL_KEYS,
@@ -31,7 +33,7 @@ from brygga.prevention.scores import (
     score_population,
 )
 from brygga.privacy.disclosure import DisclosurePolicy
-from brygga.privacy.people import PeopleCounter
+from brygga.privacy.people import PeopleCounter, PeopleTable
 
 MODEL_CHOICES = ("applicable", *MODEL_KEYS)
 AGE_BANDS = ((40, 49), (50, 59), (60, 69), (70, 79), (80, 89))
@@ -112,21 +114,25 @@ def group_keys(inputs: RiskInputs, dimension: str, names: dict[str, str]) -> np.
     raise InputError(f"unknown dimension {dimension!r}; known: {', '.join(DIMENSIONS)}")
 
 
-def _cell(
-    counts: np.ndarray, sums: np.ndarray, categories: tuple[str, ...], counter: PeopleCounter
-) -> dict:
-    """counts and key sums: [per category..., missing, invalid] -> disclosed cell with shares."""
-
-    def disclose(part: slice | int) -> dict[str, Any]:
-        return counter.disclose(int(counts[part].sum()), int(sums[part].sum()))
-
+def _add_row(
+    table: PeopleTable, row: tuple, counts: np.ndarray, sums: np.ndarray, categories: tuple
+) -> None:
+    """One group's cells (counts and key sums: [per category..., missing, invalid]) and the
+    lines inside it: people = complete + missing + invalid, complete = the categories."""
     k = len(categories)
-    cats = {label: disclose(i) for i, label in enumerate(categories)}
-    total = disclose(slice(None))
-    missing = disclose(k)
-    invalid = disclose(k + 1)
-    complete = disclose(slice(0, k))
-    known = complete["value"]
+    for i, status in enumerate((*categories, "missing", "invalid")):
+        table.add_count((*row, status), int(counts[i]), int(sums[i]))
+    table.add_count((*row, "complete"), int(counts[:k].sum()), int(sums[:k].sum()))
+    table.add_count((*row, "people"), int(counts.sum()), int(sums.sum()))
+    table.line((*row, "complete"), [(*row, label) for label in categories])
+    table.line((*row, "people"), [(*row, s) for s in ("complete", "missing", "invalid")])
+
+
+def _cell(shown: dict, row: tuple, categories: tuple[str, ...]) -> dict[str, Any]:
+    """A group's disclosed counts, with shares computed from them."""
+    cats = {label: shown[(*row, label)] for label in categories}
+    total, missing = shown[(*row, "people")], shown[(*row, "missing")]
+    known = shown[(*row, "complete")]["value"]
     shares = {
         label: (round(v["value"] / known, 3) if known and v["value"] is not None else None)
         for label, v in cats.items()
@@ -138,10 +144,10 @@ def _cell(
     )
     return {
         "people": total,
-        "complete_inputs": complete,
+        "complete_inputs": shown[(*row, "complete")],
         "categories": cats,
         "missing_inputs": missing,
-        "invalid_inputs": invalid,
+        "invalid_inputs": shown[(*row, "invalid")],
         "shares": shares,
         "missing_share": missing_share,
     }
@@ -171,22 +177,26 @@ def stratify(
     counter = everyone.subset(inside)
     status = _status_index(pr)[inside]
     width = len(pr.categories) + 2
+    statuses = (*pr.categories, "missing", "invalid", "complete", "people")
+    table = PeopleTable(everyone)
     overall, overall_sums = counter.tally(status, width)
-    breakdowns: dict[str, dict[str, Any]] = {}
-    for dim in DIMENSIONS:
+    _add_row(table, ("overall",), overall, overall_sums, pr.categories)
+    groups: dict[str, list[str]] = {}
+    for dim in DIMENSIONS:  # each dimension splits the same people: its groups add up to overall
         keys = group_keys(pr.inputs, dim, names)[inside]
         labels, group = np.unique(keys.astype(str), return_inverse=True)
         counts, sums = counter.tally(group * width + status, len(labels) * width)
         counts, sums = counts.reshape(len(labels), width), sums.reshape(len(labels), width)
-        breakdowns[dim] = {
-            str(label): _cell(counts[i], sums[i], pr.categories, counter)
-            for i, label in enumerate(labels)
-        }
-    excluded = {
-        label: everyone.count(pr.inputs.exclusion == code)
-        for code, label in EXCLUSION_LABELS.items()
-    }
+        groups[dim] = [str(label) for label in labels]
+        for i, label in enumerate(groups[dim]):
+            _add_row(table, (dim, label), counts[i], sums[i], pr.categories)
+        for s in statuses:
+            table.line(("overall", s), [(dim, label, s) for label in groups[dim]])
+    _add_population(table, pr, inside)
     miss = pr.inputs.missing[inside]
+    for flag, name in MISSING_NAMES.items():  # overlapping sets: no line ties them
+        table.add_count(("missing_input", name), *_count(counter, (miss & flag) > 0))
+    shown = table.disclose(keep=[("overall", "people"), ("population", "alive")])
     return {
         "region": region_name,
         "index_date": pr.inputs.index_date.isoformat(),
@@ -199,17 +209,39 @@ def stratify(
         "imputation": pr.inputs.imputation,
         "lookback_days": pr.inputs.lookback.as_dict(),
         "population": {
-            "alive_and_observed": everyone.count(np.ones(len(pr.inputs), bool)),
-            "scored_population": everyone.count(inside),
-            "not_scored": excluded,
+            "alive_and_observed": shown[("population", "alive")],
+            "scored_population": shown[("overall", "people")],
+            "not_scored": {k: shown[("not_scored", k)] for k in EXCLUSION_LABELS.values()},
         },
         "missing_inputs": {
-            "any": counter.count(miss > 0),
-            **{name: counter.count((miss & flag) > 0) for flag, name in MISSING_NAMES.items()},
+            "any": shown[("overall", "missing")],  # the same people as the overall cell
+            **{name: shown[("missing_input", name)] for name in MISSING_NAMES.values()},
         },
-        "overall": _cell(overall, overall_sums, pr.categories, counter),
-        "breakdowns": breakdowns,
+        "overall": _cell(shown, ("overall",), pr.categories),
+        "breakdowns": {
+            dim: {label: _cell(shown, (dim, label), pr.categories) for label in labels}
+            for dim, labels in groups.items()
+        },
     }
+
+
+def _count(counter: PeopleCounter, rows: np.ndarray) -> tuple[int, int]:
+    return int(np.count_nonzero(rows)), counter.key_sum(rows)
+
+
+def _add_population(table: PeopleTable, pr: PopulationRisk, inside: np.ndarray) -> None:
+    """Everyone alive and observed = the scored + each exclusion + people another model
+    scores (never shown; zero with ``applicable``)."""
+    everyone = np.ones(len(pr.inputs), bool)
+    table.add(("population", "alive"), everyone)
+    excluded = [
+        table.add(("not_scored", label), pr.inputs.exclusion == code)
+        for code, label in EXCLUSION_LABELS.items()
+    ]
+    other = table.add_hidden(
+        ("not_scored", "other"), ~inside & (pr.inputs.exclusion == Exclusion.NONE)
+    )
+    table.line(("population", "alive"), [("overall", "people"), *excluded, other])
 
 
 def _models_used(choice: str) -> tuple[str, ...]:

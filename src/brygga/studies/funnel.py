@@ -2,7 +2,8 @@
 
 The funnel (matched, invited, seen, interested, enrolled; days from approval to the first
 enrolment) is exact for the study team and passes the disclosure policy when shown to anyone
-else (security property 2). Feasibility combines the regional records (``cohort.feasibility``,
+else (security property 2), with secondary suppression so that no stage or loss between stages
+can be worked out by subtraction. Feasibility combines the regional records (``cohort.feasibility``,
 already disclosed) with the number of registered volunteers who would match, disclosed the
 same way.
 """
@@ -15,9 +16,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.suppression import Line, protect
 from brygga.studies.models import Invitation, OutboxMessage, Study
 
 STAGES = ("matched", "invited", "seen", "interested", "enrolled")
+# (stage, a stage whose people are among its people)
+SUBSETS = (
+    ("matched", "invited"),
+    ("matched", "seen"),
+    ("invited", "seen"),
+    ("seen", "interested"),
+    ("interested", "enrolled"),
+)
 
 
 def funnel_counts(session: Session, study: Study) -> dict[str, int]:
@@ -84,7 +94,7 @@ def funnel(session: Session, study: Study, policy: DisclosurePolicy | None) -> d
             "days_to_first_enrolment": days,
             "disclosure": "exact (study team)",
         }
-    stages = {k: policy.apply(v) for k, v in counts.items()}
+    stages = disclose_stages(policy, counts)
     # The delay is shown only once enough people are enrolled that it does not point at one.
     shown_days = days if stages["enrolled"]["value"] not in (None, 0) else None
     return {
@@ -92,6 +102,22 @@ def funnel(session: Session, study: Study, policy: DisclosurePolicy | None) -> d
         "days_to_first_enrolment": shown_days,
         "disclosure": policy.description,
     }
+
+
+def disclose_stages(policy: DisclosurePolicy, counts: dict[str, int]) -> dict[str, Any]:
+    """The stages through the policy as one table: the people lost between two stages are a
+    difference of shown counts (never shown), so a small loss is protected like a suppressed
+    count and a suppressed stage cannot be recovered from its neighbours (secondary
+    suppression, ``privacy.suppression``). The first stage is suppressed only as a last resort."""
+    cells: dict[Any, int] = dict(counts)
+    lines, lost = [], []
+    for upper, lower in SUBSETS:
+        if counts[lower] <= counts[upper]:  # (not when invitations were never sent)
+            cells[("lost", upper, lower)] = counts[upper] - counts[lower]
+            lost.append(("lost", upper, lower))
+            lines.append(Line(upper, (lower, ("lost", upper, lower))))
+    shown = protect(policy, cells, lines, unpublished=lost, keep=[STAGES[0]])
+    return {stage: shown[stage] for stage in STAGES}
 
 
 def study_feasibility(
