@@ -122,28 +122,50 @@ def set_up(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
 
 def bench_matching(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from brygga.db import session
-    from brygga.studies import matching
+    from brygga.studies import matching, outbox
 
-    records_s = 0.0
     inner = matching.RecordsEligibility(args.region) if args.records else None
+    # Seconds spent in each part of the run: the functions are wrapped for this run only.
+    parts = dict.fromkeys(("volunteers", "records_eligibility", "invitations", "outbox"), 0.0)
 
-    def eligible(study: Any) -> set[int] | None:
-        nonlocal records_s
-        if inner is None:
-            return None
-        t = time.perf_counter()
-        try:
-            return inner(study)
-        finally:
-            records_s += time.perf_counter() - t
+    def timed(part: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                parts[part] += time.perf_counter() - t
 
-    start = time.perf_counter()
-    with session(url) as s:
-        invited = matching.match_all(s, eligible)
-    total = time.perf_counter() - start
-    return {"matching_s": round(total, 2), "records_eligibility_s": round(records_s, 2),
+        return wrapper
+
+    eligible = timed("records_eligibility", inner if inner else lambda _study: None)
+    saved = matching.volunteers, matching._insert_invitations, outbox.queue_invitations
+    matching.volunteers = timed("volunteers", matching.volunteers)
+    matching._insert_invitations = timed("invitations", matching._insert_invitations)
+    outbox.queue_invitations = timed("outbox", outbox.queue_invitations)
+    try:
+        start = time.perf_counter()
+        with session(url) as s:
+            invited = matching.match_all(s, eligible)
+            committing = time.perf_counter()
+        done = time.perf_counter()
+    finally:
+        matching.volunteers, matching._insert_invitations, outbox.queue_invitations = saved
+    total = done - start
+    candidates = total - sum(parts.values()) - (done - committing)
+    return {"matching_s": round(total, 2), "records_eligibility_s": round(parts["records_eligibility"], 2),
+            "read_volunteers_s": round(parts["volunteers"], 2),
+            "candidates_and_rest_s": round(candidates, 2),
+            "write_invitations_s": round(parts["invitations"], 2),
+            "write_outbox_s": round(parts["outbox"], 2), "commit_s": round(done - committing, 2),
             "invitations": sum(invited.values()), "studies_matched": len(invited),
-            "distinct_criteria_queries": len(inner._cache) if inner else 0}  # fmt: skip
+            "distinct_criteria_queries": len(inner._cache) if inner else 0,
+            "optimized_database": _optimized(args.region)}  # fmt: skip
+
+
+def _optimized(region: Path) -> bool:
+    """Whether the records queries could use the region's optimized DuckDB database."""
+    return any(region.glob(".optimized-*.duckdb"))
 
 
 def free_port() -> int:

@@ -48,10 +48,14 @@ class FileSender:
 
 
 def queue_invitations(
-    session: Session, created_at: datetime, resident_ids: list[int] | None = None
+    session: Session,
+    created_at: datetime,
+    resident_ids: list[int] | None = None,
+    *,
+    after_id: int = 0,
 ) -> int:
     """Queue an "invitation" message for every invitation one matching run made (those
-    created at ``created_at``), on the resident's chosen channel.
+    created at ``created_at``, with ids above ``after_id``), on the resident's chosen channel.
 
     One INSERT ... SELECT in the matching transaction: a full run queues over a million
     messages, which would cost minutes as ORM objects."""
@@ -62,7 +66,11 @@ def queue_invitations(
                literal("invitation"), payload, literal(created_at, DateTime(timezone=True)),
                literal(0))
         .join(Profile, Profile.resident_id == Invitation.resident_id)
-        .where(Invitation.created_at == created_at, Invitation.status == "sent")
+        .where(
+            Invitation.id > after_id,
+            Invitation.created_at == created_at,
+            Invitation.status == "sent",
+        )
     )  # fmt: skip
     if resident_ids is not None:
         made = made.where(Invitation.resident_id.in_(resident_ids))
