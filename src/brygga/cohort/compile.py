@@ -4,6 +4,8 @@ Each rule compiles to a one-column table of distinct ``person_id``s. The populat
 under observation at the index date, with sex, age and municipality) is then left-joined to
 every rule's set, giving one boolean flag per rule. From that single "flags" table come the
 attrition counts and the breakdown cells (one group-by, ``Compiled.summary``) and the person list.
+That is the plan Spark runs. The DuckDB engine (``bitmaps.py``) runs only ``Compiler.population``
+and ``Compiler.rule`` and combines the kept person sets itself, with the same answers.
 
 Semantics follow ``reference.py``; keep the two in step.
 """
