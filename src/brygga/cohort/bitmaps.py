@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,7 @@ class Population:
         mask[positions] = True
         return np.packbits(mask)
 
+    @cached_property
     def everyone(self) -> np.ndarray:
         return np.packbits(np.ones(self.size, dtype=bool))
 
@@ -257,8 +259,12 @@ class BitmapEngine(IbisEngine):
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
         """The population and the cumulative bitmap of every attrition step."""
         population = self.population(index_date)
-        current = population.everyone()
-        steps = [current, current & population.demographics(criteria.demographics)]
+        d = criteria.demographics
+        demographics = self.kept.bitmap(
+            (index_date, "demographics " + d.model_dump_json()),
+            lambda: population.demographics(d),
+        )
+        steps = [population.everyone, demographics]
         for kind, _, rule in criteria.steps()[1:]:
             assert rule is not None
             bits = self.rule_bits(rule, index_date, population)
