@@ -57,24 +57,45 @@ def recruiting(study: Study, today: date | None = None) -> bool:
 
 
 class RunCache:
-    """What the studies of one run share, computed once: parsed criteria, the volunteers
-    eligible on each distinct records set, self-report verdicts per distinct health profile and
-    criteria, and each set of sites' reach table (municipality x travel distance)."""
+    """What the studies of one run share, computed once as masks over the volunteers: who is
+    open to each area, who can reach each set of sites, who is eligible on each distinct
+    records set, and who may be eligible on their self-report for each distinct criteria
+    (the rules evaluated once per distinct health profile). A study is then a few ANDs."""
 
     def __init__(self, people: Volunteers) -> None:
         self.people = people
         self._criteria: dict[str, Criteria] = {}
-        self._records: dict[int, tuple[object, np.ndarray]] = {}
-        self._health: dict[str, np.ndarray] = {}
+        self._areas: dict[str, np.ndarray] = {}
         self._reach: dict[tuple[str, ...], np.ndarray] = {}
+        self._records: dict[int, tuple[object, np.ndarray]] = {}
+        self._report: dict[tuple[str, date, bool], np.ndarray] = {}
 
     def criteria(self, study: Study) -> Criteria:
         if study.criteria_yaml not in self._criteria:
             self._criteria[study.criteria_yaml] = study_criteria(study)
         return self._criteria[study.criteria_yaml]
 
-    def in_records(self, eligible: Collection[int] | np.ndarray) -> np.ndarray:
-        """Volunteers whose person id is in ``eligible`` (cached per distinct object)."""
+    def area(self, area: str) -> np.ndarray:
+        if area not in self._areas:
+            self._areas[area] = self.people.area_mask(area)
+        return self._areas[area]
+
+    def reach(self, study: Study) -> np.ndarray:
+        """Who can reach a site: a municipality x distance table, then one lookup each."""
+        sites = [s.municipality_code for s in study.sites]
+        key = tuple(sites)
+        if key not in self._reach:
+            people = self.people
+            table = np.array(
+                [geography.within_reach(home, sites, km)
+                 for home in people.municipalities for km in people.travels],
+                dtype=bool,
+            )  # fmt: skip
+            self._reach[key] = table[people.municipality * len(people.travels) + people.travel]
+        return self._reach[key]
+
+    def on_records(self, eligible: Collection[int] | np.ndarray) -> np.ndarray:
+        """Who consents to records matching and is in ``eligible`` (cached per object)."""
         hit = self._records.get(id(eligible))
         if hit is not None and hit[0] is eligible:
             return hit[1]
@@ -82,33 +103,31 @@ class RunCache:
             ids = np.sort(eligible.astype(np.int64, copy=False))
         else:
             ids = np.sort(np.fromiter(eligible, dtype=np.int64, count=len(eligible)))
-        mask = np.zeros(len(self.people), dtype=bool)
+        pids = self.people.person_id
+        mask = np.zeros(len(pids), dtype=bool)
         if len(ids):
-            pids = self.people.person_id
             at = np.minimum(np.searchsorted(ids, pids), len(ids) - 1)
-            mask = (ids[at] == pids) & (pids != NO_PERSON)
+            mask = (ids[at] == pids) & (pids != NO_PERSON) & self.people.records_consent
         self._records[id(eligible)] = (eligible, mask)
         return mask
 
-    def health(self, study: Study) -> np.ndarray:
-        """Per distinct health profile: may the rules hold? (They do not read the date.)"""
-        if study.criteria_yaml not in self._health:
-            criteria = self.criteria(study)
-            self._health[study.criteria_yaml] = np.array(
-                [health_holds(criteria, h) for h in self.people.profiles], dtype=bool
-            )
-        return self._health[study.criteria_yaml]
-
-    def reach(self, study: Study) -> np.ndarray:
-        sites = [s.municipality_code for s in study.sites]
-        key = tuple(sites)
-        if key not in self._reach:
-            self._reach[key] = np.array(
-                [[geography.within_reach(home, sites, km) for km in self.people.travels]
-                 for home in self.people.municipalities],
-                dtype=bool,
-            ).reshape(len(self.people.municipalities), len(self.people.travels))  # fmt: skip
-        return self._reach[key]
+    def self_report(self, study: Study, today: date | None, everyone: bool) -> np.ndarray:
+        """Who may be eligible on their self-report: everyone (no records available) or
+        those who do not consent to records matching."""
+        criteria = self.criteria(study)
+        index_date = criteria.effective_index_date(today)
+        key = (study.criteria_yaml, index_date, everyone)
+        if key not in self._report:
+            people = self.people
+            # The rules do not read the date: once per distinct health profile.
+            rules = np.array([health_holds(criteria, h) for h in people.profiles], dtype=bool)
+            mask = rules[people.health] if len(rules) else np.zeros(len(people), dtype=bool)
+            if not everyone:
+                mask &= ~people.records_consent
+            mask &= demographics_mask(criteria, index_date, people.birth, people.male,
+                                      people.municipality, people.municipalities)  # fmt: skip
+            self._report[key] = mask
+        return self._report[key]
 
 
 def candidate_masks(
@@ -124,30 +143,13 @@ def candidate_masks(
     meets the criteria on the records when they consent to that and records are available
     (the records decide), otherwise on the self-report (``studies/selfreport.py``)."""
     cache = cache or RunCache(people)
-    if not len(people):
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    fits = people.area_mask(study.area)
+    fits = cache.area(study.area) & cache.reach(study)
     if study.healthy_volunteers:
         fits &= people.healthy
-    fits &= cache.reach(study)[people.municipality, people.travel]
     if eligible_on_records is None:
-        by_records = np.zeros(len(people), dtype=bool)
-        rest = fits
-    else:
-        by_records = fits & people.records_consent & cache.in_records(eligible_on_records)
-        rest = fits & ~people.records_consent
-    by_report = rest & cache.health(study)[people.health]
-    if by_report.any():
-        criteria = cache.criteria(study)
-        by_report &= demographics_mask(
-            criteria,
-            criteria.effective_index_date(today),
-            people.birth,
-            people.male,
-            people.municipality,
-            people.municipalities,
-        )
-    return by_records, by_report
+        return np.zeros(len(people), dtype=bool), fits & cache.self_report(study, today, True)
+    by_records = fits & cache.on_records(eligible_on_records)
+    return by_records, fits & cache.self_report(study, today, False)
 
 
 def candidates(
