@@ -7,7 +7,8 @@ inside configurable look-back windows, type 1 / type 2 diabetes and the age at t
 recorded type 2 diagnosis, and established cardiovascular disease (any time before the index
 date). Which score applies to whom follows the ESC (see ``assign``, docs/prevention.md).
 
-One DuckDB query per table, then numpy: no Python loop per person. Missing inputs are
+One DuckDB query per table (``inputs_sql``: one filtered scan each), then numpy: no Python loop
+per person. Missing inputs are
 reported per person (a bit mask of ``Missing``) and in aggregate; nothing is imputed unless
 ``impute=True`` is asked for, and then the result says which fields were imputed for whom.
 """
@@ -23,27 +24,17 @@ import numpy as np
 import pyarrow as pa
 
 from brygga.errors import InputError
+from brygga.prevention import inputs_sql as S
 from brygga.prevention.egfr import ckd_epi_2021
+from brygga.prevention.inputs_sql import (
+    ESTABLISHED_CVD_ICD10,
+    ESTABLISHED_CVD_KVA,
+    TYPE1_DIABETES_ICD10,
+    TYPE2_DIABETES_ICD10,
+)
 from brygga.prevention.scores import MODEL_KEYS, assign_model
-from brygga.records import codes as K
 from brygga.records.store import Region
 
-# Established atherosclerotic CVD (ESC 2021: prior ACS, angina, coronary revascularisation,
-# stroke or TIA, peripheral artery disease, aortic aneurysm). ICD-10 prefixes, without dots.
-ESTABLISHED_CVD_ICD10: tuple[str, ...] = (
-    "I20", "I21", "I22", "I23", "I24", "I25",  # ischaemic heart disease, incl. MI
-    "I61", "I63", "I64",  # stroke: haemorrhagic, ischaemic, unspecified
-    "G45",  # transient ischaemic attack
-    "I65", "I66",  # occlusion or stenosis of precerebral / cerebral arteries
-    "I70", "I71", "I73", "I74",  # atherosclerosis, aortic aneurysm, PAD, arterial embolism
-)  # fmt: skip
-# Coronary revascularisation (KVÅ): FNG percutaneous coronary intervention, FNC/FND/FNE CABG.
-ESTABLISHED_CVD_KVA: tuple[str, ...] = ("FNG", "FNC", "FND", "FNE")
-TYPE2_DIABETES_ICD10: tuple[str, ...] = ("E11", "E14")  # E14 unspecified: type 2 in practice
-TYPE1_DIABETES_ICD10: tuple[str, ...] = ("E10",)
-
-_LAB_CODE = {key: K.LABS[key].code for key in ("SBP", "TC", "HDL", "HbA1c", "creatinine")}
-_SMOKING_CODE = {key: K.OBSERVATIONS[key].code for key in ("never_smoker", "ex_smoker", "smoker")}
 SMOKING_STATUS = ("never", "ex", "current")
 
 
@@ -152,135 +143,6 @@ class RiskInputs:
         return pa.table(cols)
 
 
-def _prefix_sql(column: str, prefixes: tuple[str, ...]) -> str:
-    return "(" + " OR ".join(f"starts_with({column}, '{p}')" for p in prefixes) + ")"
-
-
-def _population_sql() -> str:
-    return """
-        SELECT p.person_id,
-               p.gender_concept_id = 8532 AS female,
-               p.gender_concept_id IN (8507, 8532) AS known_sex,
-               make_date(p.year_of_birth, coalesce(p.month_of_birth, 1),
-                         coalesce(p.day_of_birth, 1)) AS birth,
-               p.municipality_code, p.deprivation_quintile, p.care_site_id
-        FROM person p
-        WHERE p.person_id IN (
-                SELECT person_id FROM observation_period
-                WHERE observation_period_start_date <= $idx
-                  AND observation_period_end_date >= $idx)
-          AND p.person_id NOT IN (SELECT person_id FROM death WHERE death_date <= $idx)
-        ORDER BY p.person_id
-    """
-
-
-def _labs_sql(lookback: Lookback) -> str:
-    windows = {
-        "SBP": lookback.sbp,
-        "TC": lookback.lipids,
-        "HDL": lookback.lipids,
-        "HbA1c": lookback.hba1c,
-        "creatinine": lookback.creatinine,
-    }
-    values = ", ".join(f"('{_LAB_CODE[k]}', {int(d)})" for k, d in windows.items())
-    pivots = ",\n".join(
-        f"max(v) FILTER (WHERE code = '{_LAB_CODE[k]}') AS {name}, "
-        f"max(d) FILTER (WHERE code = '{_LAB_CODE[k]}') AS {name}_date"
-        for k, name in (
-            ("SBP", "sbp"),
-            ("TC", "total_chol"),
-            ("HDL", "hdl"),
-            ("HbA1c", "hba1c"),
-            ("creatinine", "creatinine"),
-        )
-    )
-    # max_by over (date, id): the latest value, ties on a date broken the same way every run.
-    return f"""
-        WITH w(code, days) AS (VALUES {values}),
-        latest AS (
-            SELECT m.person_id, m.measurement_source_value AS code,
-                   max_by(m.value_as_number, (m.measurement_date, m.measurement_id)) AS v,
-                   max(m.measurement_date) AS d
-            FROM measurement m JOIN w ON m.measurement_source_value = w.code
-            WHERE m.measurement_date <= $idx
-              AND m.measurement_date > $idx - w.days::INTEGER
-              AND m.value_as_number IS NOT NULL
-            GROUP BY ALL)
-        SELECT person_id, {pivots} FROM latest GROUP BY person_id
-    """
-
-
-def _smoking_sql(lookback: Lookback) -> str:
-    codes = ", ".join(f"'{c}'" for c in _SMOKING_CODE.values())
-    status = " ".join(
-        f"WHEN '{_SMOKING_CODE[k]}' THEN {i}"
-        for i, k in enumerate(("never_smoker", "ex_smoker", "smoker"))
-    )
-    return f"""
-        SELECT person_id,
-               max_by(CASE observation_source_value {status} END,
-                      (observation_date, observation_id)) AS smoking
-        FROM observation
-        WHERE observation_source_value IN ({codes})
-          AND observation_date <= $idx AND observation_date > $idx - {int(lookback.smoking)}
-        GROUP BY person_id
-    """
-
-
-def _history_sql() -> str:
-    t2 = _prefix_sql("condition_source_value", TYPE2_DIABETES_ICD10)
-    t1 = _prefix_sql("condition_source_value", TYPE1_DIABETES_ICD10)
-    cvd = _prefix_sql("condition_source_value", ESTABLISHED_CVD_ICD10)
-    proc = _prefix_sql("procedure_source_value", ESTABLISHED_CVD_KVA)
-    return f"""
-        WITH c AS (
-            SELECT person_id,
-                   min(condition_start_date) FILTER (WHERE {t2}) AS t2_first,
-                   count(*) FILTER (WHERE {t2}) AS t2_n,
-                   count(*) FILTER (WHERE {t1}) AS t1_n,
-                   bool_or({cvd}) AS cvd
-            FROM condition_occurrence
-            WHERE condition_start_date <= $idx AND ({t2} OR {t1} OR {cvd})
-            GROUP BY person_id),
-        p AS (
-            SELECT DISTINCT person_id, true AS revasc FROM procedure_occurrence
-            WHERE procedure_date <= $idx AND {proc})
-        SELECT coalesce(c.person_id, p.person_id) AS person_id, c.t2_first,
-               coalesce(c.t2_n, 0) AS t2_n, coalesce(c.t1_n, 0) AS t1_n,
-               coalesce(c.cvd, false) OR coalesce(p.revasc, false) AS cvd
-        FROM c FULL JOIN p ON c.person_id = p.person_id
-    """
-
-
-def _align(person_id: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``person_id`` (sorted) of the rows of ``table`` that belong to it."""
-    ids = table.column("person_id").to_numpy()
-    pos = np.searchsorted(person_id, ids)
-    pos = np.minimum(pos, max(len(person_id) - 1, 0))
-    keep = (len(person_id) > 0) & (person_id[pos] == ids) if len(ids) else np.zeros(0, bool)
-    return pos[keep], np.flatnonzero(keep)
-
-
-def _years(later: np.ndarray, birth: np.ndarray) -> np.ndarray:
-    """Completed years between dates (datetime64[D]); NaN where ``later`` is NaT."""
-    ly, lm, ld = _ymd(later)
-    by, bm, bd = _ymd(birth)
-    before = (lm < bm) | ((lm == bm) & (ld < bd))
-    years = (ly - by - before).astype(np.float64)
-    return np.where(np.isnat(later), np.nan, years)
-
-
-def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    d = days.astype("datetime64[D]")
-    y = d.astype("datetime64[Y]")
-    m = d.astype("datetime64[M]")
-    return (
-        y.astype(np.int64) + 1970,
-        (m - y.astype("datetime64[M]")).astype(np.int64) + 1,
-        (d - m.astype("datetime64[D]")).astype(np.int64) + 1,
-    )
-
-
 def default_index_date(region: Region) -> date:
     end = (region.manifest.get("period") or {}).get("end")
     if not end:
@@ -288,6 +150,14 @@ def default_index_date(region: Region) -> date:
             f"region {region.name!r} has no period end in its manifest; give an index date"
         )
     return date.fromisoformat(str(end))
+
+
+def has_population_table(con: Any) -> bool:
+    """Whether ``con`` (from ``Region.duckdb``) reads an optimized database's ``population``."""
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'population' AND NOT internal"
+    ).fetchall()
+    return rows[0][0] > 0
 
 
 def extract_inputs(
@@ -302,55 +172,85 @@ def extract_inputs(
     idx = index_date or default_index_date(region)
     lookback = lookback or Lookback()
     con = con or region.duckdb()
-    params = {"idx": idx}
-    pop, labs, smoking, history = (
-        con.sql(sql, params=params).to_arrow_table()
-        for sql in (_population_sql(), _labs_sql(lookback), _smoking_sql(lookback), _history_sql())
-    )
+    windows = lookback.as_dict()
 
+    def query(sql: str) -> pa.Table:
+        return con.sql(sql, params={"idx": idx}).to_arrow_table()
+
+    pop = query(S.population_sql(has_population_table(con)))
+    pop = pop.take(pa.array(np.argsort(pop.column("person_id").to_numpy(), kind="stable")))
     person_id = pop.column("person_id").to_numpy()
     n = len(person_id)
-    birth = pop.column("birth").to_numpy().astype("datetime64[D]")
-    female = pop.column("female").to_numpy(zero_copy_only=False).astype(bool)
-    known_sex = pop.column("known_sex").to_numpy(zero_copy_only=False).astype(bool)
-    age = _years(np.full(n, np.datetime64(idx, "D")), birth)
+    born = _floats(pop, "born")  # YYYYMMDD: completed years = floor(difference / 10,000)
+    idx_ymd = idx.year * 10000 + idx.month * 100 + idx.day
+    female, known_sex = _flags(pop, "female"), _flags(pop, "known_sex")
     cols: dict[str, np.ndarray] = {
         "person_id": person_id,
-        "age": age,
+        "age": np.floor((idx_ymd - born) / 10000),
         "sex": np.where(known_sex, np.where(female, "female", "male"), "unknown"),
         "municipality_code": pop.column("municipality_code").to_numpy(zero_copy_only=False),
         "deprivation_quintile": _nullable_int(pop.column("deprivation_quintile"), n),
         "care_site_id": _nullable_int(pop.column("care_site_id"), n),
     }
+
+    labs = query(S.labs_sql(windows))
     dest, rows = _align(person_id, labs)
-    for name in ("sbp", "total_chol", "hdl", "hba1c", "creatinine"):
-        values = np.full(n, np.nan)
-        values[dest] = labs.column(name).to_numpy(zero_copy_only=False)[rows].astype(float)
-        cols[name] = values
-        dates = np.full(n, np.datetime64("NaT"), "datetime64[D]")
-        dates[dest] = labs.column(f"{name}_date").to_numpy(zero_copy_only=False)[rows]
-        cols[f"{name}_date"] = dates
-    cols["egfr"] = _egfr(cols["creatinine"], _years(cols["creatinine_date"], birth), cols["sex"])
+    lab = labs.column("lab").to_numpy()[rows]
+    value = labs.column("v").to_numpy()[rows]
+    day = labs.column("d").to_numpy().astype("datetime64[D]")[rows]
+    day_ymd = labs.column("d_ymd").to_numpy()[rows]
+    creatinine_age = np.full(n, np.nan)
+    for i, name in enumerate(S.LAB_COLUMNS):
+        mine = lab == i
+        cols[name] = np.full(n, np.nan)
+        cols[name][dest[mine]] = value[mine]
+        cols[f"{name}_date"] = np.full(n, np.datetime64("NaT"), "datetime64[D]")
+        cols[f"{name}_date"][dest[mine]] = day[mine]
+        if name == "creatinine":
+            creatinine_age[dest[mine]] = np.floor((day_ymd[mine] - born[dest[mine]]) / 10000)
+    cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
-    status = np.full(n, -1, np.int8)
+    smoking = query(S.smoking_sql(windows["smoking"]))
+    status = np.full(n, -1, np.int8)  # -1 unknown, else index into SMOKING_STATUS
     dest, rows = _align(person_id, smoking)
-    status[dest] = smoking.column("smoking").to_numpy(zero_copy_only=False)[rows]
-    cols["smoking_status"] = status  # -1 unknown, else index into SMOKING_STATUS
+    status[dest] = smoking.column("smoking").to_numpy()[rows]
+    cols["smoking_status"] = status
 
-    t2_first = np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    history = query(S.history_sql())
     t1_n, t2_n, cvd = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+    t2_age = np.full(n, np.nan)
     dest, rows = _align(person_id, history)
-    t2_first[dest] = history.column("t2_first").to_numpy(zero_copy_only=False)[rows]
     t1_n[dest] = history.column("t1_n").to_numpy()[rows]
     t2_n[dest] = history.column("t2_n").to_numpy()[rows]
-    cvd[dest] = history.column("cvd").to_numpy(zero_copy_only=False)[rows]
+    cvd[dest] = _flags(history, "cvd")[rows]
+    t2_age[dest] = np.floor((_floats(history, "t2_first")[rows] - born[dest]) / 10000)
     # Mixed coding happens; the type recorded more often wins (type 1 on a tie).
     type1 = (t1_n > 0) & (t1_n >= t2_n)
     type2 = (t2_n > 0) & ~type1
     cols["type1_diabetes"], cols["type2_diabetes"] = type1, type2
-    cols["age_at_diagnosis"] = np.where(type2, _years(t2_first, birth), np.nan)
+    cols["age_at_diagnosis"] = np.where(type2, t2_age, np.nan)
     cols["established_cvd"] = cvd
     return assign(idx, lookback, cols, impute=impute)
+
+
+def _align(person_id: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``person_id`` (sorted) of the rows of ``table`` that belong to it, and
+    those rows (people outside the population, e.g. dead, are dropped)."""
+    ids = table.column("person_id").to_numpy()
+    if len(person_id) == 0 or len(ids) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(person_id, ids), len(person_id) - 1)
+    keep = person_id[pos] == ids
+    return pos[keep], np.flatnonzero(keep)
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    """As float64, NaN for null."""
+    return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _flags(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _nullable_int(column: pa.ChunkedArray, n: int) -> np.ndarray:
@@ -482,11 +382,14 @@ __all__ = [
     "IMPUTATION",
     "MISSING_NAMES",
     "SMOKING_STATUS",
+    "TYPE1_DIABETES_ICD10",
+    "TYPE2_DIABETES_ICD10",
     "Exclusion",
     "Lookback",
     "Missing",
     "RiskInputs",
     "default_index_date",
     "extract_inputs",
+    "has_population_table",
     "index_minus_years",
 ]

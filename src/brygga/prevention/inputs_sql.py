@@ -1,0 +1,166 @@
+"""The DuckDB statements behind ``inputs.extract_inputs``: every input for everyone at once.
+
+Four statements (population, labs, smoking, history), each one scan of its tables; Python aligns
+their rows by ``person_id`` with numpy. What makes them fast on a large region:
+
+* **one scan per event table** for all the codes it needs: ``code IN (...)`` and the longest
+  look-back window are plain column filters, so DuckDB prunes row groups by their min/max zone
+  maps (the optimized database, ``records/optimize.py``, sorts events by code, date, person;
+  the Parquet parts by code, person, date). Each code's own window is applied inside;
+* **the latest value per (person, code)** by ``arg_max`` over one HUGEINT key (days since
+  1970 in the high 64 bits, the row id in the low 64), which orders exactly like the tuple
+  (date, id) but compares as one number (a struct key is about twice as slow). Labs come back
+  long (one row per person and lab), not pivoted: a second GROUP BY cost more than numpy;
+* **no ORDER BY and no joins of the results** in SQL: sorting and hash-joining 2.4 million
+  wide rows cost more than the scans; numpy sorts the population once and places the other
+  rows by binary search;
+* **the population** from the optimized database's ``population`` table when present (person,
+  observation period and death in one row), else person / observation_period / death;
+* **dates as YYYYMMDD integers** where ages are needed (completed years are a difference
+  divided by 10,000), instead of numpy calendar conversions (seconds at this size);
+* code prefixes as ranges (``'E11' <= code < 'E12'``), which prune like any comparison.
+"""
+
+from __future__ import annotations
+
+from brygga.records import codes as K
+
+# Established atherosclerotic CVD (ESC 2021: prior ACS, angina, coronary revascularisation,
+# stroke or TIA, peripheral artery disease, aortic aneurysm). ICD-10 prefixes, without dots.
+ESTABLISHED_CVD_ICD10: tuple[str, ...] = (
+    "I20", "I21", "I22", "I23", "I24", "I25",  # ischaemic heart disease, incl. MI
+    "I61", "I63", "I64",  # stroke: haemorrhagic, ischaemic, unspecified
+    "G45",  # transient ischaemic attack
+    "I65", "I66",  # occlusion or stenosis of precerebral / cerebral arteries
+    "I70", "I71", "I73", "I74",  # atherosclerosis, aortic aneurysm, PAD, arterial embolism
+)  # fmt: skip
+# Coronary revascularisation (KVÅ): FNG percutaneous coronary intervention, FNC/FND/FNE CABG.
+ESTABLISHED_CVD_KVA: tuple[str, ...] = ("FNG", "FNC", "FND", "FNE")
+TYPE2_DIABETES_ICD10: tuple[str, ...] = ("E11", "E14")  # E14 unspecified: type 2 in practice
+TYPE1_DIABETES_ICD10: tuple[str, ...] = ("E10",)
+
+# (lab key in codes.LABS, output column, look-back field of inputs.Lookback)
+LABS: tuple[tuple[str, str, str], ...] = (
+    ("SBP", "sbp", "sbp"),
+    ("TC", "total_chol", "lipids"),
+    ("HDL", "hdl", "lipids"),
+    ("HbA1c", "hba1c", "hba1c"),
+    ("creatinine", "creatinine", "creatinine"),
+)
+LAB_COLUMNS = tuple(name for _, name, _ in LABS)
+# Smoking status codes in the order of inputs.SMOKING_STATUS (never, ex, current).
+SMOKING_KEYS = ("never_smoker", "ex_smoker", "smoker")
+
+
+def ymd(day: str) -> str:
+    """A date as the integer YYYYMMDD: completed years between two are (later - earlier) // 10000."""
+    return f"(year({day}) * 10000 + month({day}) * 100 + day({day}))"
+
+
+def population_sql(population_table: bool) -> str:
+    """Everyone alive and under observation on ``$idx``, in no particular order."""
+    born = "p.year_of_birth * 10000 + coalesce(p.month_of_birth, 1) * 100 + coalesce(p.day_of_birth, 1)"
+    return f"""
+        SELECT p.person_id,
+               p.gender_concept_id = 8532 AS female,
+               p.gender_concept_id IN (8507, 8532) AS known_sex,
+               {born} AS born,
+               p.municipality_code, p.deprivation_quintile, p.care_site_id
+        FROM {_population_from(population_table)}"""
+
+
+def _population_from(population_table: bool) -> str:
+    if population_table:
+        # Deprivation and care site are not in the population table: a narrow person scan.
+        return """population o JOIN person p ON o.person_id = p.person_id
+            WHERE o.observation_period_start_date <= $idx
+              AND o.observation_period_end_date >= $idx
+              AND (o.death_date IS NULL OR o.death_date > $idx)"""
+    return """person p
+        WHERE p.person_id IN (
+                SELECT person_id FROM observation_period
+                WHERE observation_period_start_date <= $idx
+                  AND observation_period_end_date >= $idx)
+          AND p.person_id NOT IN (SELECT person_id FROM death WHERE death_date <= $idx)"""
+
+
+def _latest_key(day: str, row_id: str) -> str:
+    """One HUGEINT ordered like (day, row id): days in the high 64 bits, the id (offset to be
+    non-negative; a missing id sorts first) in the low 64."""
+    return (
+        f"(({day} - DATE '1970-01-01')::HUGEINT << 64) "
+        f"+ coalesce({row_id}, -9223372036854775808)::HUGEINT + 9223372036854775808"
+    )
+
+
+def labs_sql(windows: dict[str, int]) -> str:
+    """The latest value per (person, lab) in that lab's window: ``lab`` indexes LAB_COLUMNS."""
+    codes = {name: K.LABS[key].code for key, name, _ in LABS}
+    days = {name: int(windows[window]) for _, name, window in LABS}
+    code = "measurement_source_value"
+    index = " ".join(f"WHEN '{codes[n]}' THEN {i}" for i, n in enumerate(LAB_COLUMNS))
+    window = " ".join(f"WHEN '{codes[n]}' THEN {days[n]}" for n in LAB_COLUMNS)
+    # The code list and the longest window are the scan's filters (row-group pruning); each
+    # lab's own window is the CASE.
+    return f"""
+        SELECT person_id, lab, v, d, {ymd("d")} AS d_ymd
+        FROM (
+            SELECT person_id, (CASE {code} {index} END)::UTINYINT AS lab,
+                   arg_max(value_as_number, {_latest_key("measurement_date", "measurement_id")})
+                       AS v,
+                   max(measurement_date) AS d
+            FROM measurement
+            WHERE {code} IN ({", ".join(f"'{c}'" for c in codes.values())})
+              AND measurement_date <= $idx
+              AND measurement_date > $idx - {max(days.values())}
+              AND measurement_date > $idx - CASE {code} {window} END
+              AND value_as_number IS NOT NULL
+            GROUP BY person_id, {code})"""
+
+
+def smoking_sql(days: int) -> str:
+    codes = [K.OBSERVATIONS[key].code for key in SMOKING_KEYS]
+    status = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(codes))
+    return f"""
+        SELECT person_id,
+               arg_max(CASE observation_source_value {status} END,
+                       {_latest_key("observation_date", "observation_id")})::TINYINT AS smoking
+        FROM observation
+        WHERE observation_source_value IN ({", ".join(f"'{c}'" for c in codes)})
+          AND observation_date <= $idx AND observation_date > $idx - {int(days)}
+        GROUP BY person_id"""
+
+
+def prefix_sql(column: str, prefixes: tuple[str, ...]) -> str:
+    """``column`` starts with one of ``prefixes``, as ranges (``'E11' <= c < 'E12'``)."""
+    ranges = (f"({column} >= '{p}' AND {column} < '{_after(p)}')" for p in prefixes)
+    return "(" + " OR ".join(ranges) + ")"
+
+
+def _after(prefix: str) -> str:
+    """The smallest string greater than every string that starts with ``prefix`` (ASCII)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def history_sql() -> str:
+    t2 = prefix_sql("condition_source_value", TYPE2_DIABETES_ICD10)
+    t1 = prefix_sql("condition_source_value", TYPE1_DIABETES_ICD10)
+    cvd = prefix_sql("condition_source_value", ESTABLISHED_CVD_ICD10)
+    proc = prefix_sql("procedure_source_value", ESTABLISHED_CVD_KVA)
+    return f"""
+        WITH c AS (
+            SELECT person_id,
+                   min(condition_start_date) FILTER (WHERE {t2}) AS t2_first,
+                   count(*) FILTER (WHERE {t2}) AS t2_n,
+                   count(*) FILTER (WHERE {t1}) AS t1_n,
+                   bool_or({cvd}) AS cvd
+            FROM condition_occurrence
+            WHERE condition_start_date <= $idx AND ({t2} OR {t1} OR {cvd})
+            GROUP BY person_id),
+        p AS (
+            SELECT DISTINCT person_id, true AS revasc FROM procedure_occurrence
+            WHERE procedure_date <= $idx AND {proc})
+        SELECT coalesce(c.person_id, p.person_id) AS person_id, {ymd("c.t2_first")} AS t2_first,
+               coalesce(c.t2_n, 0) AS t2_n, coalesce(c.t1_n, 0) AS t1_n,
+               coalesce(c.cvd, false) OR coalesce(p.revasc, false) AS cvd
+        FROM c FULL JOIN p ON c.person_id = p.person_id"""
