@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from brygga.cohort.criteria import parse_criteria
 from brygga.db import session as db_session
@@ -130,8 +130,8 @@ def test_vectorized_candidates_are_the_one_by_one_candidates(records):
     cache = matching.RunCache(people)
     texts = [p.read_text(encoding="utf-8") for p in CRITERIA] + [DEMOGRAPHICS]
     total = {"records": 0, "self_report": 0}
-    for i, text in enumerate(texts * 2):  # the second round runs on the cache
-        study = fake_study(i, text)
+    for i, criteria_yaml in enumerate(texts * 2):  # the second round runs on the cache
+        study = fake_study(i, criteria_yaml)
         by_records, by_report = matching.candidate_masks(study, people, eligible, TODAY, cache)
         got = sorted(
             [(int(people.resident_id[j]), "records") for j in np.flatnonzero(by_records)]
@@ -278,8 +278,12 @@ def test_a_run_invites_each_candidate_once_with_one_message_each(db):
         diabetes, oncology, *_ = studies(s, 4)
         everyone = [join(s, pnr) for pnr in p[:12]]
         only_oncology = join(s, p[12], areas=["oncology"], contact_channel="sms")
+        sqlite = s.get_bind().dialect.name == "sqlite"
+        before = s.execute(text("PRAGMA cache_size")).scalar() if sqlite else None
         got = matching.match_all(s, lambda _study: None)
         assert got == {diabetes.id: 12, oncology.id: 13, diabetes.id + 2: 12, oncology.id + 2: 13}
+        if sqlite:  # the larger page cache of the run is given back
+            assert s.execute(text("PRAGMA cache_size")).scalar() == before
         assert matching.match_all(s, lambda _study: None) == dict.fromkeys(got, 0)
         rows = s.execute(select(Invitation.study_id, Invitation.resident_id)).all()
         assert len(rows) == len(set(rows)) == sum(got.values())
