@@ -18,6 +18,9 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 from brygga.errors import BryggaError, InputError
 
 GENESIS = "0" * 64
+TAIL_BLOCK = 8192
 
 
 class AuditLogBroken(BryggaError):
@@ -51,47 +55,115 @@ def record_hash(record: dict[str, Any]) -> str:
 
 
 def _last_record(f: Any) -> dict[str, Any] | None:
-    f.seek(0)
-    last = None
-    for line in f:
-        if line.strip():
-            last = line
-    return json.loads(last) if last else None
+    """The last record, read backwards from the end (appends must not cost O(log size))."""
+    end = f.seek(0, os.SEEK_END)
+    tail, pos = b"", end
+    while pos > 0:
+        step = min(TAIL_BLOCK, pos)
+        pos -= step
+        f.seek(pos)
+        tail = f.read(step) + tail
+        body = tail.rstrip()
+        if b"\n" in body or (pos == 0 and body):
+            return json.loads(body.rpartition(b"\n")[2])
+    return None
 
 
 def append(
     action: str, *, actor: str, details: dict[str, Any], path: str | Path | None = None
 ) -> dict[str, Any]:
-    """Append one record under an exclusive lock; returns the record with its hash."""
+    """Append one record under an exclusive lock; returns the record with its hash.
+
+    Inside ``batch()`` (for the same log) the record is only queued: it gets its ``seq``,
+    ``prev`` and ``hash`` when the batch is written, in the same dict.
+    """
     if not action or not actor:
         raise InputError("an audit record needs an action and an actor")
+    pending = _batch.get()
+    if pending is not None and (path is None or Path(path) == pending.path):
+        return pending.add(action, actor, details)
     path = Path(path) if path is not None else default_path()
+    record = _new_record(action, actor, details)
+    _write(path, [record])
+    return record
+
+
+def _new_record(action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return {"time": now, "actor": actor, "action": action, "details": details}
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> None:
+    """Chain ``records`` onto the log and make them durable: one lock, one write, one fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+", encoding="utf-8") as f:
+    with path.open("ab+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # one writer at a time, so the chain never forks
         try:
             try:
                 last = _last_record(f)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 raise InputError(
                     f"audit log {path} is damaged; run `brygga audit verify`"
                 ) from None
-            record: dict[str, Any] = {
-                "seq": 0 if last is None else int(last["seq"]) + 1,
-                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "actor": actor,
-                "action": action,
-                "details": details,
-                "prev": GENESIS if last is None else last["hash"],
-            }
-            record["hash"] = record_hash(record)
+            seq, prev = (0, GENESIS) if last is None else (int(last["seq"]) + 1, last["hash"])
+            lines = []
+            for record in records:
+                record |= {"seq": seq, "prev": prev}
+                record["hash"] = prev = record_hash(record)
+                seq += 1
+                lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
             f.seek(0, os.SEEK_END)
-            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            f.write("".join(lines).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-    return record
+
+
+class Batch:
+    """Records queued by ``append`` inside ``batch()``, written together by ``flush``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:
+        record = _new_record(action, actor, details)
+        self.records.append(record)
+        return record
+
+    def mark(self) -> int:
+        return len(self.records)
+
+    def discard_after(self, mark: int) -> None:
+        """Drop the records queued after ``mark`` (their action was rolled back)."""
+        del self.records[mark:]
+
+    def flush(self) -> None:
+        if self.records:
+            records, self.records = self.records, []
+            _write(self.path, records)
+
+
+_batch: ContextVar[Batch | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def batch(path: str | Path | None = None) -> Iterator[Batch]:
+    """Queue the appends made inside (in this thread or task) and write them at the end.
+
+    One lock and one fsync for many records: the group commit of the web server's writes
+    (``db.group_commit``) uses it, flushing before the database commit so that no committed
+    action lacks its audit record. Records queued when an exception leaves the block are
+    dropped with the action that failed.
+    """
+    pending = Batch(Path(path) if path is not None else default_path())
+    token = _batch.set(pending)
+    try:
+        yield pending
+    finally:
+        _batch.reset(token)
+    pending.flush()
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PREFIX = "BRYGGA_"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRYGGA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     data_dir: Path = Path("data")
     engine: str = "duckdb"
@@ -17,5 +21,34 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
 
 
+_cache: dict[tuple[tuple[str, str], ...], Settings] = {}
+_cache_lock = threading.Lock()
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """The settings for the current environment.
+
+    Building ``Settings`` costs about a millisecond (pydantic-settings reads and validates the
+    whole environment), and the audit log and database look them up on every request. So they
+    are cached, keyed by the ``BRYGGA_*`` variables: a changed variable (a test's
+    ``monkeypatch.setenv``, a CLI option written to the environment) gives fresh settings
+    without anyone having to clear the cache.
+    """
+    env = os.environ
+    key = tuple(sorted((k, env[k]) for k in env if k[:7].upper() == PREFIX))
+    settings = _cache.get(key)
+    if settings is None:
+        settings = Settings()
+        with _cache_lock:
+            if len(_cache) > 64:  # a long test run sets many data dirs
+                _cache.clear()
+            _cache[key] = settings
+    return settings
+
+
+def clear_settings_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+get_settings.cache_clear = clear_settings_cache  # type: ignore[attr-defined]

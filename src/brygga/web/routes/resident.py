@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.db.group_commit import group_commit
 from brygga.forms import FormError
 from brygga.registry import catalogue, consent, service
 from brygga.registry.models import CONSENT_KINDS, Resident
@@ -58,10 +59,17 @@ def portal(
 
 
 @router.post("/join")
-def join(
-    who: Principal = Depends(resident_only), session: Session = Depends(db, scope="function")
-) -> Response:
-    service.register(session, me(session, who))
+async def join(request: Request, who: Principal = Depends(resident_only)) -> Response:
+    """Joining is the one write every new resident makes, often many at once (a campaign).
+
+    Registrations go through the group commit: many per transaction, fsync and audit fsync,
+    and each is answered only once durable.
+    """
+
+    def register(session: Session) -> None:
+        service.register(session, me(session, who))
+
+    await group_commit(request.app.state.config.database_url).run(register)
     return RedirectResponse("/portal", 303)
 
 
