@@ -323,3 +323,9 @@ def test_optimized_database_gives_the_same_inputs(region, tmp_path):
         np.testing.assert_array_equal(fast.columns[name], column, err_msg=name)
     for name in ("model", "exclusion", "missing"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name))
+
+
+def test_nobody_observed_gives_empty_inputs(edges):
+    empty = extract_inputs(edges, index_date=date(1990, 1, 1))
+    assert len(empty) == 0 and empty.columns["sbp"].shape == (0,)
+    assert empty.missing_counts()["people"] == 0

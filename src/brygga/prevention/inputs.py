@@ -193,12 +193,20 @@ def extract_inputs(
         "care_site_id": _nullable_int(pop.column("care_site_id"), n),
     }
 
-    labs = query(S.labs_sql(windows))
-    dest, rows = _align(person_id, labs)
-    lab = labs.column("lab").to_numpy()[rows]
-    value = labs.column("v").to_numpy()[rows]
-    day = labs.column("d").to_numpy().astype("datetime64[D]")[rows]
-    day_ymd = labs.column("d_ymd").to_numpy()[rows]
+    rows_view = f"brygga_population_rows_{id(person_id)}"
+    con.register(rows_view, pa.table({"person_id": person_id, "pos": np.arange(n)}))
+    try:
+        labs, smoking, history = (
+            query(S.positioned(sql, rows_view))
+            for sql in (S.labs_sql(windows), S.smoking_sql(windows["smoking"]), S.history_sql())
+        )
+    finally:
+        con.unregister(rows_view)
+
+    dest = labs.column("pos").to_numpy()
+    lab = labs.column("lab").to_numpy()
+    value = labs.column("v").to_numpy()
+    day = labs.column("d").to_numpy().astype("datetime64[D]")
     creatinine_age = np.full(n, np.nan)
     for i, name in enumerate(S.LAB_COLUMNS):
         mine = lab == i
@@ -207,23 +215,21 @@ def extract_inputs(
         cols[f"{name}_date"] = np.full(n, np.datetime64("NaT"), "datetime64[D]")
         cols[f"{name}_date"][dest[mine]] = day[mine]
         if name == "creatinine":
-            creatinine_age[dest[mine]] = np.floor((day_ymd[mine] - born[dest[mine]]) / 10000)
+            tested = _floats(labs, "d_ymd")[mine]
+            creatinine_age[dest[mine]] = np.floor((tested - born[dest[mine]]) / 10000)
     cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
-    smoking = query(S.smoking_sql(windows["smoking"]))
     status = np.full(n, -1, np.int8)  # -1 unknown, else index into SMOKING_STATUS
-    dest, rows = _align(person_id, smoking)
-    status[dest] = smoking.column("smoking").to_numpy()[rows]
+    status[smoking.column("pos").to_numpy()] = smoking.column("smoking").to_numpy()
     cols["smoking_status"] = status
 
-    history = query(S.history_sql())
     t1_n, t2_n, cvd = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
     t2_age = np.full(n, np.nan)
-    dest, rows = _align(person_id, history)
-    t1_n[dest] = history.column("t1_n").to_numpy()[rows]
-    t2_n[dest] = history.column("t2_n").to_numpy()[rows]
-    cvd[dest] = _flags(history, "cvd")[rows]
-    t2_age[dest] = np.floor((_floats(history, "t2_first")[rows] - born[dest]) / 10000)
+    dest = history.column("pos").to_numpy()
+    t1_n[dest] = history.column("t1_n").to_numpy()
+    t2_n[dest] = history.column("t2_n").to_numpy()
+    cvd[dest] = _flags(history, "cvd")
+    t2_age[dest] = np.floor((_floats(history, "t2_first") - born[dest]) / 10000)
     # Mixed coding happens; the type recorded more often wins (type 1 on a tie).
     type1 = (t1_n > 0) & (t1_n >= t2_n)
     type2 = (t2_n > 0) & ~type1
@@ -231,17 +237,6 @@ def extract_inputs(
     cols["age_at_diagnosis"] = np.where(type2, t2_age, np.nan)
     cols["established_cvd"] = cvd
     return assign(idx, lookback, cols, impute=impute)
-
-
-def _align(person_id: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``person_id`` (sorted) of the rows of ``table`` that belong to it, and
-    those rows (people outside the population, e.g. dead, are dropped)."""
-    ids = table.column("person_id").to_numpy()
-    if len(person_id) == 0 or len(ids) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pos = np.minimum(np.searchsorted(person_id, ids), len(person_id) - 1)
-    keep = person_id[pos] == ids
-    return pos[keep], np.flatnonzero(keep)
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:

@@ -11,9 +11,9 @@ their rows by ``person_id`` with numpy. What makes them fast on a large region:
   1970 in the high 64 bits, the row id in the low 64), which orders exactly like the tuple
   (date, id) but compares as one number (a struct key is about twice as slow). Labs come back
   long (one row per person and lab), not pivoted: a second GROUP BY cost more than numpy;
-* **no ORDER BY and no joins of the results** in SQL: sorting and hash-joining 2.4 million
-  wide rows cost more than the scans; numpy sorts the population once and places the other
-  rows by binary search;
+* **no ORDER BY and no wide joins** in SQL: sorting and hash-joining 2.4 million wide rows
+  cost more than the scans. numpy sorts the population once; each other query joins only to
+  (person_id, row position) and returns the position (``positioned``);
 * **the population** from the optimized database's ``population`` table when present (person,
   observation period and death in one row), else person / observation_period / death;
 * **dates as YYYYMMDD integers** where ages are needed (completed years are a difference
@@ -67,6 +67,12 @@ def population_sql(population_table: bool) -> str:
                {born} AS born,
                p.municipality_code, p.deprivation_quintile, p.care_site_id
         FROM {_population_from(population_table)}"""
+
+
+def positioned(sql: str, rows: str) -> str:
+    """``sql``'s rows for people in ``rows`` (person_id, pos), with ``pos`` instead of the id:
+    DuckDB's parallel hash join places the rows faster than a binary search in numpy."""
+    return f"SELECT r.pos, q.* EXCLUDE (person_id) FROM ({sql}) q JOIN {rows} r USING (person_id)"
 
 
 def _population_from(population_table: bool) -> str:
