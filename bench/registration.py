@@ -41,6 +41,7 @@ import numpy as np
 
 SECRET = "bench-registration-secret"
 CSRF = "bench-registration-csrf"
+TIMEOUT_S = 30
 
 
 # --- Set-up -------------------------------------------------------------------------------
@@ -172,23 +173,39 @@ async def _response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _client(port: int, refs: list[str], seconds: float, connections: int) -> dict:
+async def _client(
+    port: int, refs: list[str], seconds: float, connections: int, rate: float
+) -> dict:
+    """Closed loop (``rate`` 0: each connection sends its next request when answered) or open
+    loop: request i is due at ``i / rate`` s, and its latency counts from then, so a server
+    that falls behind is charged for the wait (no coordinated omission)."""
     queue = [(request_bytes(ref), ref) for ref in reversed(refs)]  # signed beforehand
     latencies: list[float] = []
     acked: list[str] = []
     errors: dict[str, int] = {}
-    stop = time.perf_counter() + seconds
+    start = time.perf_counter()
+    stop = start + seconds
+    sent = 0
+
+    def due() -> float | None:
+        """When the next request is due (None: stop)."""
+        nonlocal sent
+        if not queue or time.perf_counter() >= stop:
+            return None
+        sent += 1
+        return start + (sent - 1) / rate if rate else time.perf_counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            while queue and time.perf_counter() < stop:
+            while (t := due()) is not None:
                 request, ref = queue.pop()
-                t = time.perf_counter()
+                if t > time.perf_counter():
+                    await asyncio.sleep(t - time.perf_counter())
                 try:
                     writer.write(request)
-                    status = await _response(reader)
-                except (OSError, asyncio.IncompleteReadError) as exc:
+                    status = await asyncio.wait_for(_response(reader), TIMEOUT_S)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     return
                 latencies.append(time.perf_counter() - t)
@@ -199,7 +216,6 @@ async def _client(port: int, refs: list[str], seconds: float, connections: int) 
         finally:
             writer.close()
 
-    start = time.perf_counter()
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*(connection() for _ in range(connections)))
     used = resource.getrusage(resource.RUSAGE_SELF)
@@ -207,20 +223,26 @@ async def _client(port: int, refs: list[str], seconds: float, connections: int) 
             "errors": errors, "cpu_s": used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime}  # fmt: skip
 
 
-def _client_process(conn: Any, port: int, refs: list[str], seconds: float, n: int) -> None:
-    conn.send(asyncio.run(_client(port, refs, seconds, n)))
+def _client_process(
+    conn: Any, port: int, refs: list[str], seconds: float, n: int, rate: float
+) -> None:
+    conn.send(asyncio.run(_client(port, refs, seconds, n, rate)))
     conn.close()
 
 
-def drive(port: int, refs: list[str], seconds: float, concurrency: int, clients: int) -> dict:
-    """Run the load from ``clients`` processes; returns the merged figures and acked refs."""
+def drive(
+    port: int, refs: list[str], seconds: float, concurrency: int, clients: int, rate: float = 0
+) -> dict:
+    """Run the load from ``clients`` processes (``rate``: requests/s in all, 0 for a closed
+    loop); returns the merged figures and the acknowledged refs."""
     ctx = multiprocessing.get_context("spawn")
     procs, pipes = [], []
     for i in range(clients):
         mine, theirs = ctx.Pipe(duplex=False)
         share = refs[i::clients]
         n = concurrency // clients + (i < concurrency % clients)
-        p = ctx.Process(target=_client_process, args=(theirs, port, share, seconds, n))
+        args = (theirs, port, share, seconds, n, rate / clients)
+        p = ctx.Process(target=_client_process, args=args)
         p.start()
         procs.append(p)
         pipes.append(mine)
@@ -265,7 +287,14 @@ def count_registered(url: str, refs: list[str]) -> int:
 
 
 def load_test(
-    url: str, folder: Path, *, seconds: float, concurrency: int, clients: int = 2, workers: int = 1
+    url: str,
+    folder: Path,
+    *,
+    seconds: float,
+    concurrency: int,
+    rate: float = 0,
+    clients: int = 2,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Serve ``url`` and register its unregistered residents under load; the figures."""
     from brygga import audit
@@ -275,7 +304,7 @@ def load_test(
     server = start_server(url, folder, port, workers)
     before, cpu = load_average(), cpu_seconds(server.pid)
     try:
-        result = drive(port, refs, seconds, concurrency, clients)
+        result = drive(port, refs, seconds, concurrency, clients, rate)
         result["server_cpu_s"] = round(cpu_seconds(server.pid) - cpu, 1)
         result["load_average_start_end"] = [before, load_average()]
     finally:
@@ -286,6 +315,7 @@ def load_test(
     log = audit.verify(folder / "audit" / "audit.jsonl")
     result["audit_log"] = {"ok": log.ok, "records": log.records, "problem": log.problem}
     result["database"], result["workers"] = url.split(":", 1)[0], workers
+    result["offered_rate"] = rate or "closed loop"
     result["connections"], result["client_processes"] = concurrency, clients
     if len(refs) <= result["requests"]:
         result["note"] = "ran out of unregistered residents; raise --people"
@@ -297,6 +327,9 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=60_000, help="unregistered residents")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--rate", type=float, default=300.0, help="requests/s offered; 0: closed loop"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="connections in all")
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
@@ -310,7 +343,7 @@ def main() -> None:
         prepare(url, folder, args.people)
         print(json.dumps({"setup_s": round(time.perf_counter() - start, 1)}), flush=True)
         figures = load_test(url, folder, seconds=args.seconds, concurrency=args.concurrency,
-                            clients=args.clients, workers=args.workers)  # fmt: skip
+                            rate=args.rate, clients=args.clients, workers=args.workers)  # fmt: skip
     print(json.dumps(figures), flush=True)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

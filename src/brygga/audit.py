@@ -148,6 +148,11 @@ class Batch:
 _batch: ContextVar[Batch | None] = ContextVar("audit_batch", default=None)
 
 
+def current_batch() -> Batch | None:
+    """The ``batch()`` this thread or task is in, if any."""
+    return _batch.get()
+
+
 @contextmanager
 def batch(path: str | Path | None = None) -> Iterator[Batch]:
     """Queue the appends made inside (in this thread or task) and write them at the end.

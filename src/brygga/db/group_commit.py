@@ -2,16 +2,22 @@
 
 A transaction on SQLite costs an fsync of the WAL at commit, and the audit log another fsync
 per record; with the write lock held meanwhile, one request at a time gets a few milliseconds
-of CPU and then waits for the disk. ``GroupCommit`` runs write jobs (functions of a
-``Session``) on one writer thread per process and database: it takes every job queued by then,
-runs each in its own savepoint, writes all their audit records with one fsync
-(``audit.batch``), commits once, and only then resolves each job's future. So a request that
-awaits its job is answered only when its rows and audit records are durable (acknowledged =
-durable), and one failing job (a 404, an invalid form) rolls back alone.
+of CPU and then waits for the disk. ``GroupCommit`` runs write jobs on one writer thread per
+process and database: it takes every job queued by then, runs them, writes all their audit
+records with one fsync (``audit.batch``), commits once, and only then resolves each job's
+future. So a request that awaits its job is answered only when its rows and audit records are
+durable (acknowledged = durable). While one batch commits, the next one gathers: batches grow
+with the load, no timer needed.
 
-While one batch commits, the next one gathers: batches grow with the load, no timer needed.
+Two kinds of job:
 
-    result = await group_commit(url).run(lambda s: service.register(s, ...))
+* ``run(job)``: ``job(session)``, in its own savepoint, so a failing job rolls back alone;
+* ``run_bulk(bulk, item)``: the batch's items of the same ``bulk`` function go to one call
+  ``bulk(session, items)``, which returns one outcome per item (an exception is raised to that
+  item's caller). A few statements for a whole batch instead of a few per request: the ORM's
+  per-object work, not the disk, is what limits a single writer once commits are grouped.
+
+    await group_commit(url).run_bulk(service.register_refs, ref)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -30,30 +36,50 @@ from brygga import audit
 from brygga.db.session import write_session
 
 T = TypeVar("T")
-Job = tuple[Callable[[Session], Any], Future]
+Bulk = Callable[[Session, Sequence[Any]], Sequence[Any]]
 MAX_BATCH = 256  # bounds a batch's transaction; more waiting jobs go into the next one
 
 
+def _single(session: Session, jobs: Sequence[Callable[[Session], Any]]) -> list[Any]:
+    """The bulk function of plain jobs: each in a savepoint, its error its own outcome."""
+    outcomes: list[Any] = []
+    log = audit.current_batch()
+    for job in jobs:
+        mark = log.mark() if log else 0
+        try:
+            with session.begin_nested():
+                outcomes.append(job(session))
+        except Exception as exc:
+            if log:
+                log.discard_after(mark)  # the action was rolled back, so is its record
+            outcomes.append(exc)
+    return outcomes
+
+
 class GroupCommit:
-    """The writer thread of one database (start it with ``group_commit(url)``)."""
+    """The writer thread of one database (get it with ``group_commit(url)``)."""
 
     def __init__(self, url: str, max_batch: int = MAX_BATCH) -> None:
         self.url = url
         self.max_batch = max_batch
         self.batches = 0  # committed batches, for tests and benchmarks
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Future]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="brygga-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[Session], T]) -> Future[T]:
-        """Queue ``job``; its future resolves after the batch holding it committed."""
-        future: Future[T] = Future()
-        self._jobs.put((job, future))
+    def submit(self, bulk: Bulk, item: Any) -> Future:
+        """Queue ``item`` for ``bulk``; the future resolves after its batch committed."""
+        future: Future = Future()
+        self._jobs.put((bulk, item, future))
         return future
 
     async def run(self, job: Callable[[Session], T]) -> T:
-        """``submit`` for async code: awaits the durable result (or raises the job's error)."""
-        return await asyncio.wrap_future(self.submit(job))
+        """Run ``job(session)`` in the next batch; the durable result (or the job's error)."""
+        return await asyncio.wrap_future(self.submit(_single, job))
+
+    async def run_bulk(self, bulk: Bulk, item: Any) -> Any:
+        """Pass ``item`` to ``bulk`` with the batch's other items; its durable outcome."""
+        return await asyncio.wrap_future(self.submit(bulk, item))
 
     def _loop(self) -> None:
         while True:
@@ -63,35 +89,39 @@ class GroupCommit:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(
-                [(job, future) for job, future in jobs if future.set_running_or_notify_cancel()]
-            )
+            self._commit([job for job in jobs if job[2].set_running_or_notify_cancel()])
 
-    def _commit(self, jobs: list[Job]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+    def _commit(self, jobs: list[tuple[Bulk, Any, Future]]) -> None:
+        groups: dict[Bulk, list[tuple[Any, Future]]] = {}
+        for bulk, item, future in jobs:
+            groups.setdefault(bulk, []).append((item, future))
+        outcomes: list[tuple[Future, Any]] = []
         try:
             with write_session(self.url) as s, audit.batch() as log:
-                for job, _future in jobs:
+                for bulk, entries in groups.items():
+                    items = [item for item, _future in entries]
                     mark = log.mark()
                     try:
                         with s.begin_nested():
-                            outcomes.append((True, job(s)))
-                    except Exception as exc:  # this job's error, reported to its caller alone
+                            results = list(bulk(s, items))
+                        assert len(results) == len(items), f"{bulk.__name__}: one outcome per item"
+                    except Exception as exc:  # this group's error, reported to its callers alone
                         log.discard_after(mark)
-                        outcomes.append((False, exc))
+                        results = [exc] * len(items)
+                    outcomes += [(f, r) for (_item, f), r in zip(entries, results, strict=True)]
                 log.flush()  # audit records are durable before the rows they describe
             self.batches += 1
         except BaseException as exc:  # the commit failed: nothing of this batch is durable
-            for _job, future in jobs:
+            for _bulk, _item, future in jobs:
                 future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_job, future), (ok, value) in zip(jobs, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
+        for future, outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
             else:
-                future.set_exception(value)
+                future.set_result(outcome)
 
 
 _committers: dict[tuple[int, str], GroupCommit] = {}

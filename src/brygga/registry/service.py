@@ -7,16 +7,17 @@ records name the resident only by their random ``ref``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from brygga import audit, identifiers
-from brygga.errors import InputError, NotFoundError
+from brygga.errors import BryggaError, InputError, NotFoundError
 from brygga.forms import validate
 from brygga.records.schema import IDENTITY
 from brygga.registry import catalogue, consent
@@ -78,6 +79,33 @@ def register(session: Session, resident: Resident) -> Resident:
         session.flush()
         audit.append("resident.register", actor=f"resident:{resident.ref}", details={})
     return resident
+
+
+def register_refs(session: Session, refs: Sequence[str]) -> list[BryggaError | None]:
+    """``register`` for many residents at once, named by ``ref``: three statements in all.
+
+    The web server's group commit (``db.group_commit``) joins waiting registrations this way.
+    One outcome per ref, in order: ``None`` (registered now, or already) or the error that
+    ``by_ref`` would raise for it. The rows read are locked (PostgreSQL; SQLite's write
+    transaction already is), so two servers cannot register the same resident twice.
+    """
+    rows = session.execute(
+        select(Resident.id, Resident.ref, Resident.registered_at, Resident.deleted_at)
+        .where(Resident.ref.in_(set(refs)))
+        .with_for_update()
+    )
+    found = {row.ref: row for row in rows}
+    new = {r.ref: r.id for r in found.values() if r.registered_at is None and r.deleted_at is None}
+    if new:
+        at = consent.now()
+        session.execute(update(Resident), [{"id": i, "registered_at": at} for i in new.values()])
+        empty = {"conditions": [], "medicines": [], "areas": [], "healthy_volunteer": False,
+                 "contact_channel": "in_app", "language": "sv"}  # fmt: skip
+        session.execute(insert(Profile), [empty | {"resident_id": i} for i in new.values()])
+        for ref in new:
+            audit.append("resident.register", actor=f"resident:{ref}", details={})
+    gone = NotFoundError("no such resident account")
+    return [None if ref in found and found[ref].deleted_at is None else gone for ref in refs]
 
 
 class ProfileInput(BaseModel):

@@ -62,14 +62,11 @@ def portal(
 async def join(request: Request, who: Principal = Depends(resident_only)) -> Response:
     """Joining is the one write every new resident makes, often many at once (a campaign).
 
-    Registrations go through the group commit: many per transaction, fsync and audit fsync,
-    and each is answered only once durable.
+    Joins go through the group commit: all those waiting in one transaction, with one fsync
+    of the database and one of the audit log, each answered only once durable.
     """
-
-    def register(session: Session) -> None:
-        service.register(session, me(session, who))
-
-    await group_commit(request.app.state.config.database_url).run(register)
+    url = request.app.state.config.database_url
+    await group_commit(url).run_bulk(service.register_refs, who.id or "")
     return RedirectResponse("/portal", 303)
 
 
