@@ -121,7 +121,7 @@ def labs_sql(windows: dict[str, int]) -> str:
               AND measurement_date > $idx - {max(days.values())}
               AND measurement_date > $idx - CASE {code} {window} END
               AND value_as_number IS NOT NULL
-            GROUP BY person_id, {code})"""
+            GROUP BY person_id, lab)"""
 
 
 def smoking_sql(days: int) -> str:
