@@ -178,19 +178,21 @@ def extract_inputs(
         return con.sql(sql, params={"idx": idx}).to_arrow_table()
 
     pop = query(S.population_sql(has_population_table(con)))
-    pop = pop.take(pa.array(np.argsort(pop.column("person_id").to_numpy(), kind="stable")))
-    person_id = pop.column("person_id").to_numpy()
+    # In person_id order (numpy indexing per column: cheaper than an Arrow take of the table).
+    order = np.argsort(pop.column("person_id").to_numpy(), kind="stable")
+    person_id = pop.column("person_id").to_numpy()[order]
     n = len(person_id)
-    born = _floats(pop, "born")  # YYYYMMDD: completed years = floor(difference / 10,000)
+    born = _floats(pop, "born")[order]  # YYYYMMDD: completed years = floor(difference / 10,000)
     idx_ymd = idx.year * 10000 + idx.month * 100 + idx.day
-    female, known_sex = _flags(pop, "female"), _flags(pop, "known_sex")
+    female, known_sex = _flags(pop, "female")[order], _flags(pop, "known_sex")[order]
+    municipality = pop.column("municipality_code").to_numpy(zero_copy_only=False)
     cols: dict[str, np.ndarray] = {
         "person_id": person_id,
         "age": np.floor((idx_ymd - born) / 10000),
         "sex": np.where(known_sex, np.where(female, "female", "male"), "unknown"),
-        "municipality_code": pop.column("municipality_code").to_numpy(zero_copy_only=False),
-        "deprivation_quintile": _nullable_int(pop.column("deprivation_quintile"), n),
-        "care_site_id": _nullable_int(pop.column("care_site_id"), n),
+        "municipality_code": municipality[order],
+        "deprivation_quintile": _nullable_int(pop.column("deprivation_quintile"), n)[order],
+        "care_site_id": _nullable_int(pop.column("care_site_id"), n)[order],
     }
 
     rows_view = f"brygga_population_rows_{id(person_id)}"
@@ -203,20 +205,20 @@ def extract_inputs(
     finally:
         con.unregister(rows_view)
 
-    dest = labs.column("pos").to_numpy()
-    lab = labs.column("lab").to_numpy()
-    value = labs.column("v").to_numpy()
-    day = labs.column("d").to_numpy().astype("datetime64[D]")
-    creatinine_age = np.full(n, np.nan)
+    # One scatter per field into (person, lab) cells; the columns are copies of its columns.
+    cell = labs.column("pos").to_numpy() * len(S.LAB_COLUMNS) + labs.column("lab").to_numpy()
+    value, day, tested = (
+        np.full((n, len(S.LAB_COLUMNS)), empty, dtype)
+        for empty, dtype in ((np.nan, np.float64), ("NaT", "datetime64[D]"), (np.nan, np.float64))
+    )
+    value.reshape(-1)[cell] = labs.column("v").to_numpy()
+    day.reshape(-1)[cell] = labs.column("d").to_numpy().astype("datetime64[D]")
+    tested.reshape(-1)[cell] = _floats(labs, "d_ymd")
     for i, name in enumerate(S.LAB_COLUMNS):
-        mine = lab == i
-        cols[name] = np.full(n, np.nan)
-        cols[name][dest[mine]] = value[mine]
-        cols[f"{name}_date"] = np.full(n, np.datetime64("NaT"), "datetime64[D]")
-        cols[f"{name}_date"][dest[mine]] = day[mine]
-        if name == "creatinine":
-            tested = _floats(labs, "d_ymd")[mine]
-            creatinine_age[dest[mine]] = np.floor((tested - born[dest[mine]]) / 10000)
+        cols[name] = np.ascontiguousarray(value[:, i])
+        cols[f"{name}_date"] = np.ascontiguousarray(day[:, i])
+    creatinine = S.LAB_COLUMNS.index("creatinine")
+    creatinine_age = np.floor((tested[:, creatinine] - born) / 10000)
     cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
     status = np.full(n, -1, np.int8)  # -1 unknown, else index into SMOKING_STATUS
