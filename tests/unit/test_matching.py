@@ -344,3 +344,21 @@ def test_records_decide_for_those_who_consent(db):
         assert matching.match_study(s, study, lambda _study: np.array([on_records.person_id])) == 2
         got = dict(s.execute(select(Invitation.resident_id, Invitation.basis)).all())
         assert got == {on_records.id: "records", self_report.id: "self_report"}
+
+
+def test_a_pair_invited_by_a_racing_run_is_skipped_by_the_database(db, monkeypatch):
+    p = [x["personnummer"] for x in db["people"]]
+    with db_session(db["url"]) as s:
+        (study,) = studies(s, 1)
+        first, raced = join(s, p[0]), join(s, p[1])
+        at = consent.now()
+        s.add(Invitation(study_id=study.id, resident_id=raced.id, basis="self_report",
+                         status="sent", created_at=at, expires_at=at))  # fmt: skip
+        s.flush()
+        # As if the other run committed after this one read the existing invitations.
+        monkeypatch.setattr(matching, "_invited", lambda *_args: {})
+        assert matching.match_study(s, study, lambda _study: None) == 1
+        rows = s.execute(select(Invitation.resident_id, Invitation.created_at)).all()
+        assert sorted(rid for rid, _ in rows) == sorted([first.id, raced.id])
+        messages = s.scalars(select(OutboxMessage.resident_id)).all()
+        assert messages == [first.id]  # the other run queues its own message

@@ -238,9 +238,10 @@ def _match(
     # reading them back scans only the new rows, not every invitation ever made).
     at, after = now(), session.scalar(select(func.max(Invitation.id))) or 0
     with _bulk_cache(session):
-        _insert_invitations(session, new, at)
+        made = _insert_invitations(session, new, at)
         outbox.queue_invitations(session, at, resident_ids, after_id=after)
-    made = _made(session, at, after, resident_ids)
+    if not made:
+        return {}
     audit.append(
         "matching.run",
         actor="system:matching",
@@ -272,11 +273,12 @@ def _invited(
 
 def _insert_invitations(
     session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
-) -> None:
+) -> dict[int, int]:
     """One INSERT ... SELECT per study and basis, its resident ids passed as one array
     parameter (a JSON array unpacked by ``json_each`` in SQLite, ``unnest`` in PostgreSQL):
     a full run writes over a million rows, and row-by-row parameters would cost minutes.
-    A (study, resident) pair that another run inserted meanwhile is skipped."""
+    A (study, resident) pair that another run inserted meanwhile is skipped; returns the rows
+    inserted per study."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -285,6 +287,7 @@ def _insert_invitations(
     stamp = DateTime(timezone=True)
     expires = at + timedelta(days=INVITATION_DAYS)
     columns = ["study_id", "resident_id", "basis", "status", "created_at", "expires_at"]
+    made: dict[int, int] = {}
     for study_id, ids, on_records in new:
         for basis, part in (("records", ids[on_records]), ("self_report", ids[~on_records])):
             if not len(part):
@@ -293,9 +296,12 @@ def _insert_invitations(
             rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
                           literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
             statement = insert(Invitation.__table__).from_select(columns, rows)
-            session.execute(
-                statement.on_conflict_do_nothing(index_elements=["study_id", "resident_id"])
-            )
+            statement = statement.on_conflict_do_nothing(
+                index_elements=["study_id", "resident_id"]
+            ).execution_options(preserve_rowcount=True)  # the rows inserted, on every driver
+            inserted = session.execute(statement).rowcount  # type: ignore[attr-defined]
+            made[study_id] = made.get(study_id, 0) + inserted
+    return {k: v for k, v in made.items() if v}
 
 
 def _id_values(ids: np.ndarray, dialect: str) -> Any:
@@ -307,19 +313,6 @@ def _id_values(ids: np.ndarray, dialect: str) -> Any:
         return func.unnest(array).table_valued("value").render_derived()
     text = "[" + ",".join(map(str, ids.tolist())) + "]"
     return func.json_each(bindparam("ids", text, type_=Text)).table_valued("value")
-
-
-def _made(
-    session: Session, at: Any, after_id: int, resident_ids: list[int] | None
-) -> dict[int, int]:
-    query = (
-        select(Invitation.study_id, func.count())
-        .where(Invitation.id > after_id, Invitation.created_at == at)
-        .group_by(Invitation.study_id)
-    )
-    if resident_ids is not None:
-        query = query.where(Invitation.resident_id.in_(resident_ids))
-    return {int(k): int(v) for k, v in session.execute(query).all()}
 
 
 @contextmanager
