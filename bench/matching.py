@@ -12,8 +12,11 @@
    on their records); ``studies`` approved, recruiting studies cycling through the 15 criteria of
    ``bench/criteria/``, the research areas and the region's hospitals.
 2. **Matching**: one full scheduled run (``matching.match_all``) over every study and volunteer,
-   records eligibility included (a cohort query per distinct criteria on the region, cached), then
-   invitations and outbox messages written. Target <= 30 s on 2 cores.
+   records eligibility included (a cohort query per distinct criteria on the region, cached; the
+   region's optimized database when ``brygga optimize`` built one), then invitations and outbox
+   messages written. Target <= 30 s on 2 cores. Reported with its parts: reading the
+   volunteers, records eligibility, candidates (and the rest), writing invitations, writing
+   outbox messages, commit.
 3. **Registration load**: ``brygga serve`` in a subprocess on 127.0.0.1; ``--concurrency``
    asynchronous httpx clients POST ``/portal/join`` for distinct, not yet registered residents
    (session cookies minted with the server's key) for ``--seconds``. Reports requests/s, p50/p99
