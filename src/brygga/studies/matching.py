@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import BigInteger, DateTime, Text, bindparam, func, literal, select, text, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from brygga import audit
 from brygga.cohort.criteria import Criteria
@@ -64,16 +64,13 @@ class RunCache:
 
     def __init__(self, people: Volunteers) -> None:
         self.people = people
-        self._criteria: dict[str, Criteria] = {}
         self._areas: dict[str, np.ndarray] = {}
         self._reach: dict[tuple[str, ...], np.ndarray] = {}
         self._records: dict[int, tuple[object, np.ndarray]] = {}
         self._report: dict[tuple[str, date, bool], np.ndarray] = {}
 
     def criteria(self, study: Study) -> Criteria:
-        if study.criteria_yaml not in self._criteria:
-            self._criteria[study.criteria_yaml] = study_criteria(study)
-        return self._criteria[study.criteria_yaml]
+        return criteria_of(study)
 
     def area(self, area: str) -> np.ndarray:
         if area not in self._areas:
@@ -130,6 +127,21 @@ class RunCache:
         return self._report[key]
 
 
+def criteria_of(study: Study) -> Criteria:
+    """The study's parsed criteria, parsed once per distinct text: a resident's own run asks
+    for every recruiting study's criteria, and parsing YAML costs milliseconds each."""
+    parsed = _PARSED.get(study.criteria_yaml)
+    if parsed is None:
+        parsed = study_criteria(study)  # raises InputError naming the study
+        if len(_PARSED) >= 1024:
+            _PARSED.clear()
+        _PARSED[study.criteria_yaml] = parsed
+    return parsed
+
+
+_PARSED: dict[str, Criteria] = {}
+
+
 def candidate_masks(
     study: Study,
     people: Volunteers,
@@ -175,7 +187,12 @@ def match_all(
     """Run matching for every recruiting study (the scheduled run, or one resident's change);
     returns the number of new invitations per approved study."""
     studies = list(
-        session.scalars(select(Study).where(Study.status == "approved").order_by(Study.id))
+        session.scalars(
+            select(Study)
+            .where(Study.status == "approved")
+            .order_by(Study.id)
+            .options(selectinload(Study.sites))
+        )
     )
     invited = dict.fromkeys((s.id for s in studies), 0)
     live = [s for s in studies if recruiting(s, today)]
@@ -341,13 +358,16 @@ class RecordsEligibility:
         self.region = region if isinstance(region, Region) else Region.open(region)  # type: ignore[arg-type]
         self.engine = engine
         self._cache: dict[str, np.ndarray] = {}
+        self._keys: dict[tuple[str, date], str] = {}
 
     def __call__(self, study: Study) -> np.ndarray:
         from brygga.cohort.feasibility import eligible_persons
 
-        criteria = study_criteria(study)
+        criteria = criteria_of(study)
         index_date = criteria.index_date or records_date(self.region)
-        key = criteria.fingerprint(index_date)
+        key = self._keys.get((study.criteria_yaml, index_date))
+        if key is None:
+            key = self._keys[(study.criteria_yaml, index_date)] = criteria.fingerprint(index_date)
         if key not in self._cache:
             ids = eligible_persons(criteria, self.region, engine=self.engine, index_date=index_date)
             self._cache[key] = np.asarray(ids, dtype=np.int64)  # sorted

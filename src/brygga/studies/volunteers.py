@@ -131,8 +131,9 @@ def _json_list(raw: Any) -> tuple:
 
 def load(session: Session, resident_ids: list[int] | None = None) -> Volunteers:
     """Read the volunteers (optionally only some) with one select."""
-    records = aliased(Consent)
-    contact = select(Consent.resident_id).where(Consent.kind == "contact", Consent.granted)
+    # Consents joined by (resident, kind), which is unique: with ``resident_ids`` the query
+    # then reads only those residents (an IN subquery would read every contact consent).
+    contact, records = aliased(Consent), aliased(Consent)
     query = (
         select(Resident.id, Resident.person_id, Resident.personnummer,
                Resident.municipality_code, records.id.is_not(None),
@@ -141,13 +142,14 @@ def load(session: Session, resident_ids: list[int] | None = None) -> Volunteers:
                cast(Profile.areas, Text), Profile.healthy_volunteer, Profile.max_travel_km,
                Profile.contact_channel)
         .join(Profile, Profile.resident_id == Resident.id)
+        .join(contact, and_(contact.resident_id == Resident.id,
+                            contact.kind == "contact", contact.granted))
         .outerjoin(records, and_(records.resident_id == Resident.id,
                                  records.kind == "match_records", records.granted))
         .where(
             Resident.registered_at.is_not(None),
             Resident.deleted_at.is_(None),
             Resident.paused_at.is_(None),
-            Resident.id.in_(contact),
         )
         .order_by(Resident.id)
     )  # fmt: skip
