@@ -12,7 +12,10 @@ the server's interpreter) with ``--concurrency`` keep-alive connections in all, 
 sends them) for ``--seconds``. The client is a minimal asyncio HTTP/1.1 client on raw sockets,
 so that the figures measure the server rather than the client library (httpx costs about as much
 CPU per request as the server). Afterwards every acknowledged (303) registration is looked up
-in the database, and the audit log's hash chain is verified.
+in the database (those of a 3 s warm-up before the timed part too), and the audit log's hash
+chain is verified. With ``--rate`` (default 300/s) the load is an open loop: requests are due
+at a fixed rate whether or not the server keeps up, and latency counts from when a request was
+due; ``--rate 0`` is a closed loop (each connection sends again when answered).
 
 Prints one JSON document: requests/s, p50/p99/max latency, errors, lost registrations, CPU
 seconds of the server and of the clients, and the load average before and after.
@@ -42,6 +45,7 @@ import numpy as np
 SECRET = "bench-registration-secret"
 CSRF = "bench-registration-csrf"
 TIMEOUT_S = 30
+WARMUP_S = 3
 
 
 # --- Set-up -------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def free_port() -> int:
 def start_server(url: str, folder: Path, port: int, workers: int) -> subprocess.Popen:
     env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(folder),
                         "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
-    argv = ["serve", "--port", str(port)] + (["--workers", str(workers)] if workers > 1 else [])
+    argv = ["serve", "--port", str(port), "--workers", str(workers)]
     code = f"from brygga.cli import main; main({argv!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     for _ in range(600):
@@ -208,7 +212,7 @@ async def _client(
                 except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     return
-                latencies.append(time.perf_counter() - t)
+                latencies.append((t - start, time.perf_counter() - t))
                 if status == 303:
                     acked.append(ref)
                 else:
@@ -249,7 +253,9 @@ def drive(
     parts = [pipe.recv() for pipe in pipes]
     for p in procs:
         p.join()
-    ms = np.asarray([x for part in parts for x in part["latencies"]]) * 1000
+    pairs = np.asarray([x for part in parts for x in part["latencies"]]).reshape(-1, 2)
+    ms = pairs[:, 1] * 1000
+    seconds_in = pairs[:, 0].astype(int)
     wall = max(part["wall"] for part in parts)
     errors: dict[str, int] = {}
     for part in parts:
@@ -260,6 +266,8 @@ def drive(
             "acknowledged": sum(len(part["acked"]) for part in parts),
             "requests_per_s": round(len(ms) / wall, 1),
             "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100), "errors": errors,
+            "p99_ms_by_second": [round(float(np.percentile(ms[seconds_in == i], 99)))
+                                 for i in range(int(wall)) if (seconds_in == i).any()],
             "client_cpu_s": round(sum(part["cpu_s"] for part in parts), 1),
             "acked_refs": [ref for part in parts for ref in part["acked"]]}  # fmt: skip
 
@@ -302,16 +310,19 @@ def load_test(
     refs = unregistered(url)
     port = free_port()
     server = start_server(url, folder, port, workers)
-    before, cpu = load_average(), cpu_seconds(server.pid)
     try:
-        result = drive(port, refs, seconds, concurrency, clients, rate)
+        # Warm-up, not timed: every worker's first requests import and connect.
+        warm = refs[: int(WARMUP_S * (rate or 100))]
+        warmed = drive(port, warm, WARMUP_S, concurrency, clients, rate)["acked_refs"]
+        before, cpu = load_average(), cpu_seconds(server.pid)
+        result = drive(port, refs[len(warm) :], seconds, concurrency, clients, rate)
         result["server_cpu_s"] = round(cpu_seconds(server.pid) - cpu, 1)
         result["load_average_start_end"] = [before, load_average()]
     finally:
         server.terminate()
         server.wait(30)
-    acked = result.pop("acked_refs")
-    result["lost"] = len(acked) - count_registered(url, acked)
+    acked = result.pop("acked_refs") + warmed
+    result["lost"] = len(acked) - count_registered(url, acked)  # the warm-up's included
     log = audit.verify(folder / "audit" / "audit.jsonl")
     result["audit_log"] = {"ok": log.ok, "records": log.records, "problem": log.problem}
     result["database"], result["workers"] = url.split(":", 1)[0], workers

@@ -754,6 +754,9 @@ def serve(
     raw_counts: Annotated[
         bool, typer.Option(help="Exact counts (synthetic regions only; pages say so).")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes sharing the port (one per core).")
+    ] = 1,
     oidc_issuer: Annotated[
         str | None,
         typer.Option(help="OIDC issuer URL (docs/login.md).", envvar="BRYGGA_OIDC_ISSUER"),
@@ -794,10 +797,9 @@ def serve(
     import os
     import secrets
 
-    import uvicorn
-
     from brygga.db import database_url, upgrade
-    from brygga.web.app import WebConfig, create_app
+    from brygga.web import server
+    from brygga.web.app import WebConfig
     from brygga.web.auth import provider_from_settings
 
     oidc = provider_from_settings(
@@ -817,7 +819,7 @@ def serve(
     label = " (DEMO identity provider enabled)" if demo else ""
     label += f" (OIDC log-in through {oidc.issuer})" if oidc is not None else ""
     err.print(f"Brygga on http://{host}:{port}{label}", highlight=False)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    server.run(config, host, port, workers)
 
 
 @app.command(name="demo-seed")

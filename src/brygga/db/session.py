@@ -12,6 +12,7 @@ the first read; on PostgreSQL callers lock the rows they read with ``SELECT ... 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def write_session(url: str | None = None) -> Iterator[Session]:
             raise
 
 
-_writer_locks: dict[tuple[int, str], threading.Lock] = {}
+_writer_locks: dict[tuple[int, str], tuple[threading.Lock, int | None]] = {}
 
 
 @contextmanager
@@ -110,10 +111,30 @@ def _writer_lock(url: str) -> Iterator[None]:
     # lock, not an RLock: FastAPI may leave a dependency in another thread than it entered it.
     # Waiting is bounded like SQLite's busy timeout, so a nested write session fails, not hangs.
     with _lock:
-        lock = _writer_locks.setdefault((os.getpid(), url), threading.Lock())
+        key = (os.getpid(), url)
+        if key not in _writer_locks:
+            _writer_locks[key] = (threading.Lock(), _lock_file(url))
+        lock, fd = _writer_locks[key]
     if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
         raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("database is locked"))
     try:
-        yield
+        # Between processes (``brygga serve --workers``), the writer that holds the lock held
+        # by this process's threads queues on a file lock, which wakes it as soon as the other
+        # commits, where SQLite's busy handler would poll with sleeps of up to 100 ms.
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         lock.release()
+
+
+def _lock_file(url: str) -> int | None:
+    """A file beside a SQLite database for its writers to queue on (None: in memory)."""
+    path = url.removeprefix("sqlite:///")
+    if not url.startswith("sqlite:///") or path in ("", ":memory:"):
+        return None
+    return os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -22,7 +22,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brygga.errors import BryggaError
 from brygga.forms import FormError
@@ -72,24 +75,51 @@ def create_app(config: WebConfig) -> FastAPI:
         app.include_router(router)
     _errors(app)
 
-    @app.middleware("http")
-    async def csrf_cookie(request: Request, call_next: Any) -> Response:
-        existing = request.cookies.get(security.CSRF_COOKIE)
-        request.state.csrf = existing or security.new_csrf()
-        response = await call_next(request)
-        if existing is None:
-            response.set_cookie(
-                security.CSRF_COOKIE, request.state.csrf, httponly=True, samesite="lax",
-                secure=config.secure_cookies,
-            )  # fmt: skip
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"
-        )
-        return response
-
+    app.add_middleware(SecurityHeaders, secure_cookies=config.secure_cookies)
     return app
+
+
+class SecurityHeaders:
+    """Gives every response the security headers, and a CSRF cookie to a client without one.
+
+    The request's token is ``request.state.csrf``. A plain ASGI middleware: Starlette's
+    ``@app.middleware("http")`` runs each request in an extra task with a stream in between,
+    which costs more CPU than a registration itself (bench/registration.py).
+    """
+
+    HEADERS = (
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
+    )
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        existing = HTTPConnection(scope).cookies.get(security.CSRF_COOKIE)
+        token = existing or security.new_csrf()
+        scope.setdefault("state", {})["csrf"] = token
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if existing is None:
+                    cookie = Response()
+                    cookie.set_cookie(
+                        security.CSRF_COOKIE, token, httponly=True, samesite="lax",
+                        secure=self.secure_cookies,
+                    )  # fmt: skip
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+                for name, value in self.HEADERS:
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _eligibility(config: WebConfig) -> Any:

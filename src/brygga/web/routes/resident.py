@@ -23,6 +23,16 @@ router = APIRouter(prefix="/portal")
 resident_only = allow("resident")
 
 
+async def resident_on_loop(request: Request) -> Principal:
+    """``resident_only`` for async routes: checking a signed cookie needs no thread-pool trip
+    (FastAPI runs a plain ``def`` dependency in a worker thread, which costs more than the check).
+    """
+    return resident_only(request)
+
+
+resident_on_loop.roles = resident_only.roles  # type: ignore[attr-defined]
+
+
 def me(session: Session, who: Principal) -> Resident:
     return service.by_ref(session, who.id or "")
 
@@ -59,7 +69,7 @@ def portal(
 
 
 @router.post("/join")
-async def join(request: Request, who: Principal = Depends(resident_only)) -> Response:
+async def join(request: Request, who: Principal = Depends(resident_on_loop)) -> Response:
     """Joining is the one write every new resident makes, often many at once (a campaign).
 
     Joins go through the group commit: all those waiting in one transaction, with one fsync
