@@ -13,6 +13,11 @@ Candidates for a study are registered residents who
 ``match_study`` is idempotent: an invitation exists at most once per (study, resident); the
 unique constraint also holds when two runs race (insert ... on conflict do nothing).
 Withdrawal and pause take effect at once because every run re-reads consents and pauses.
+
+A run reads the volunteers once into columns (``studies/volunteers.py``); each study is then a
+few ANDs of boolean masks over all of them, cached per area, per set of sites, per records
+set and per criteria (``RunCache``), and its new invitations and outbox messages are written
+with a handful of INSERT ... SELECT statements in the caller's transaction.
 """
 
 from __future__ import annotations

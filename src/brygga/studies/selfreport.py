@@ -13,7 +13,9 @@ profile can answer only some rules, so evaluation is three-valued (Kleene logic)
 * everything else (labs, procedures, visits, death, OMOP concept ids): unknown.
 
 A person is a candidate when no include rule is ``False`` and no exclude rule is ``True``:
-unknowns never exclude, because the screening visit settles them.
+unknowns never exclude, because the screening visit settles them. The rules read only the
+``Health`` part of a report, so matching evaluates them once per distinct health profile and
+applies the demographics to all volunteers at once (``demographics_mask``).
 """
 
 from __future__ import annotations
