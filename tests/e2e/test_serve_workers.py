@@ -1,0 +1,120 @@
+"""``brygga serve --workers 2``: both workers register residents, nothing acknowledged is lost
+when the parent is killed (SIGKILL), and the workers die with it (the port is free again)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from brygga import audit
+from brygga.db import engine as db_engine
+from brygga.db import session as db_session
+from brygga.registry.models import Resident
+from brygga.web.security import Principal, session_token
+
+SECRET = "workers-test-secret"
+CSRF = "workers-csrf-token"
+
+
+def serve(url: str, data_dir, port: int) -> subprocess.Popen:
+    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(data_dir),
+                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
+    argv = ["serve", "--port", str(port), "--workers", "2"]
+    code = f"from brygga.cli import main; main({argv!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
+def join(base: str, refs: list[str], acked: set[str]) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for ref in refs:
+            token = session_token(Principal("resident", ref), SECRET)
+            headers = {"X-CSRF-Token": CSRF,
+                       "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
+            try:
+                if http.post("/portal/join", headers=headers).status_code == 303:
+                    acked.add(ref)
+            except httpx.TransportError:
+                return  # the server is gone
+
+
+def children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_two_workers_lose_nothing_acknowledged_and_die_with_the_parent(fresh_db, tmp_path) -> None:
+    with db_session(fresh_db) as s:
+        s.add_all([Resident(person_id=i) for i in range(800)])
+        s.flush()
+        refs = list(s.scalars(select(Resident.ref).order_by(Resident.id)))
+    db_engine(fresh_db).dispose()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve(fresh_db, tmp_path, port)
+    acked: set[str] = set()
+    base = f"http://127.0.0.1:{port}"
+    workers = [threading.Thread(target=join, args=(base, refs[i::8], acked)) for i in range(8)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pids = children(server.pid)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        for w in workers:
+            w.join(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert 100 <= len(acked) < len(refs), "the kill did not come mid-load"
+    assert len(pids) == 2
+    deadline = time.monotonic() + 20
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, pids)), "a worker outlived its parent"
+    assert port_is_free(port)
+    with db_session(fresh_db) as s:
+        joined = set(s.scalars(select(Resident.ref).where(Resident.registered_at.is_not(None))))
+    db_engine(fresh_db).dispose()
+    assert acked <= joined
+    log = audit.verify(tmp_path / "audit" / "audit.jsonl")
+    assert log.ok and log.records >= len(acked)  # audit records are written before the commit
