@@ -17,21 +17,19 @@
    messages written. Target <= 30 s on 2 cores. Reported with its parts: reading the
    volunteers, records eligibility, candidates (and the rest), writing invitations, writing
    outbox messages, commit.
-3. **Registration load**: ``brygga serve`` in a subprocess on 127.0.0.1; ``--concurrency``
-   asynchronous httpx clients POST ``/portal/join`` for distinct, not yet registered residents
-   (session cookies minted with the server's key) for ``--seconds``. Reports requests/s, p50/p99
-   latency, errors, and counts the registered rows afterwards: every acknowledged (303)
+3. **Registration load**: ``bench/registration.py``'s load on this database: ``brygga serve
+   --workers N`` in a subprocess on 127.0.0.1, load-generator processes POSTing ``/portal/join``
+   for distinct, not yet registered residents at ``--rate`` requests/s (open loop; 0: closed
+   loop on ``--concurrency`` connections) for ``--seconds``. Reports requests/s, p50/p99
+   latency, errors, CPU, and counts the registered rows afterwards: every acknowledged (303)
    registration must be in the database. Targets >= 300 requests/s, p99 < 100 ms, none lost.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,8 +43,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
-SECRET = "bench-matching-secret"
-CSRF = "bench-matching-csrf"
 
 
 def sample_identities(region_path: Path, n: int, out: Path, seed: int) -> int:
@@ -171,99 +167,14 @@ def _optimized(region: Path) -> bool:
     return any(region.glob(".optimized-*.duckdb"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(url: str, folder: Path, port: int) -> subprocess.Popen:
-    import httpx
-
-    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(folder),
-                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
-    code = f"from brygga.cli import main; main(['serve', '--port', '{port}'])"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start")
-
-
-async def load(base: str, refs: list[str], seconds: float, concurrency: int) -> dict[str, Any]:
-    import httpx
-
-    from brygga.web.security import Principal, session_token
-
-    queue = list(reversed(refs))
-    latencies: list[float] = []
-    acked: list[str] = []
-    errors: dict[str, int] = {}
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(http: httpx.AsyncClient) -> None:
-        while queue and time.perf_counter() < stop:
-            ref = queue.pop()
-            token = session_token(Principal("resident", ref), SECRET)
-            headers = {"X-CSRF-Token": CSRF,
-                       "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
-            t = time.perf_counter()
-            try:
-                r = await http.post("/portal/join", headers=headers)
-            except httpx.TransportError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                continue
-            latencies.append(time.perf_counter() - t)
-            if r.status_code == 303:
-                acked.append(ref)
-            else:
-                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
-
-    start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000
-    return {"seconds": round(wall, 1), "requests": len(latencies), "acknowledged": len(acked),
-            "requests_per_s": round(len(latencies) / wall, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
-            "errors": errors, "acked_refs": acked}  # fmt: skip
-
-
 def bench_registration(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
-    from sqlalchemy import func, select
+    """The registration load of ``bench/registration.py`` on this database (after matching)."""
+    sys.path.insert(0, str(HERE))
+    from registration import load_test
 
-    from brygga.db import engine, session
-    from brygga.registry.models import Resident
-
-    with session(url) as s:
-        refs = list(s.scalars(select(Resident.ref).where(Resident.registered_at.is_(None))))
-    engine(url).dispose()
-    port = free_port()
-    server = start_server(url, folder, port)
-    try:
-        result = asyncio.run(load(f"http://127.0.0.1:{port}", refs, args.seconds, args.concurrency))
-    finally:
-        server.terminate()
-        server.wait(30)
-    acked = result.pop("acked_refs")
-    with session(url) as s:
-        found = 0
-        for start in range(0, len(acked), 5000):
-            found += s.scalar(
-                select(func.count()).where(
-                    Resident.ref.in_(acked[start : start + 5000]),
-                    Resident.registered_at.is_not(None),
-                )
-            )
-    result["lost"] = len(acked) - found
-    if len(refs) <= result["requests"]:
+    result = load_test(url, folder, seconds=args.seconds, concurrency=args.concurrency,
+                       rate=args.rate, workers=args.workers)  # fmt: skip
+    if result.get("note"):
         result["note"] = "ran out of unregistered residents; raise --extra"
     return result
 
@@ -277,7 +188,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
     parser.add_argument("--records", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=64, help="load connections")
+    parser.add_argument("--rate", type=float, default=300.0, help="load requests/s; 0: closed")
+    parser.add_argument("--workers", type=int, default=2, help="server processes for the load")
     parser.add_argument("--skip-load", action="store_true", help="matching only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
