@@ -75,8 +75,11 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
     runs = []
     for run in range(repeat):
         t0 = time.perf_counter()
-        inputs = extract_inputs(region, con=con)
+        timings: dict[str, float] = {}
+        cpu0 = _cpu()
+        inputs = extract_inputs(region, con=con, timings=timings)
         t1 = time.perf_counter()
+        cpu = _cpu() - cpu0
         pr = population_risk(inputs, risk_region=risk_region)
         t2 = time.perf_counter()
         runs.append(t2 - t0)
@@ -85,6 +88,8 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
             f"{label}: extract inputs (DuckDB, {threads} threads) {t1 - t0:.2f} s, "
             f"scoring {t2 - t1:.2f} s, total {t2 - t0:.2f} s"
         )
+        print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        print(f"  extraction CPU time (user + system, all threads): {cpu:.2f} s")
     adults = int((inputs["age"] >= 18).sum())
     scored = int((pr.category >= 0).sum())
     print(f"region: {region.name} ({region.path}), index date {inputs.index_date}")
@@ -114,6 +119,11 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
         f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
     )
     print(f"load average after: {_load()}")
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
