@@ -23,6 +23,7 @@ Two kinds of job:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
@@ -63,7 +64,7 @@ class GroupCommit:
         self.url = url
         self.max_batch = max_batch
         self.batches = 0  # committed batches, for tests and benchmarks
-        self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Future]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Any]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="brygga-group-commit", daemon=True)
         self._thread.start()
 
@@ -75,11 +76,15 @@ class GroupCommit:
 
     async def run(self, job: Callable[[Session], T]) -> T:
         """Run ``job(session)`` in the next batch; the durable result (or the job's error)."""
-        return await asyncio.wrap_future(self.submit(_single, job))
+        return await self.run_bulk(_single, job)
 
     async def run_bulk(self, bulk: Bulk, item: Any) -> Any:
         """Pass ``item`` to ``bulk`` with the batch's other items; its durable outcome."""
-        return await asyncio.wrap_future(self.submit(bulk, item))
+        # An asyncio future, settled on its loop once per batch: cheaper per request than a
+        # thread-safe Future wrapped for asyncio.
+        future = asyncio.get_running_loop().create_future()
+        self._jobs.put((bulk, item, future))
+        return await future
 
     def _loop(self) -> None:
         while True:
@@ -89,13 +94,13 @@ class GroupCommit:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            self._commit([job for job in jobs if job[2].set_running_or_notify_cancel()])
+            self._commit([job for job in jobs if _still_wanted(job[2])])
 
-    def _commit(self, jobs: list[tuple[Bulk, Any, Future]]) -> None:
-        groups: dict[Bulk, list[tuple[Any, Future]]] = {}
+    def _commit(self, jobs: list[tuple[Bulk, Any, Any]]) -> None:
+        groups: dict[Bulk, list[tuple[Any, Any]]] = {}
         for bulk, item, future in jobs:
             groups.setdefault(bulk, []).append((item, future))
-        outcomes: list[tuple[Future, Any]] = []
+        outcomes: list[tuple[Any, Any]] = []
         try:
             with write_session(self.url) as s, audit.batch() as log:
                 for bulk, entries in groups.items():
@@ -112,16 +117,40 @@ class GroupCommit:
                 log.flush()  # audit records are durable before the rows they describe
             self.batches += 1
         except BaseException as exc:  # the commit failed: nothing of this batch is durable
-            for _bulk, _item, future in jobs:
-                future.set_exception(exc)
+            _settle_all([(future, exc) for _bulk, _item, future in jobs])
             if not isinstance(exc, Exception):
                 raise
             return
-        for future, outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        _settle_all(outcomes)
+
+
+def _still_wanted(future: Any) -> bool:
+    if isinstance(future, Future):
+        return future.set_running_or_notify_cancel()
+    return not future.cancelled()  # a request that went away (the job would still commit)
+
+
+def _settle(outcomes: list[tuple[Any, Any]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():  # cancelled meanwhile
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def _settle_all(outcomes: list[tuple[Any, Any]]) -> None:
+    """Resolve thread-safe futures here, asyncio ones on their loops (one call per loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+    for future, outcome in outcomes:
+        if isinstance(future, Future):
+            _settle([(future, outcome)])
+        else:
+            by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+    for loop, mine in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, mine)
 
 
 _committers: dict[tuple[int, str], GroupCommit] = {}
