@@ -329,3 +329,13 @@ def test_nobody_observed_gives_empty_inputs(edges):
     empty = extract_inputs(edges, index_date=date(1990, 1, 1))
     assert len(empty) == 0 and empty.columns["sbp"].shape == (0,)
     assert empty.missing_counts()["people"] == 0
+
+
+def test_rows_are_placed_by_person_sorted_or_not():
+    from brygga.prevention.inputs import _place
+
+    population = np.array([3, 7, 9, 20])
+    for ids in ([9, 3, 99, 20], [3, 9, 20, 99], [1, 2]):  # 99, 1, 2: not in the population
+        pos, rows = _place(population, pa.table({"person_id": np.array(ids, np.int64)}))
+        assert population[pos].tolist() == np.array(ids)[rows].tolist()
+        assert sorted(population[pos].tolist()) == sorted(set(ids) & {3, 7, 9, 20})
