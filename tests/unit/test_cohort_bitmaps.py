@@ -76,6 +76,7 @@ def test_population_cells_and_demographics():
             "age": pa.array([34, 65, 61, 7], pa.int32()),
             "age_band": pa.array([30, 60, 60, 0], pa.int32()),
             "municipality": ["0180", "0114", None, "0180"],
+            "i": pa.array(range(4), pa.int32()),
         }
     )
     population = Population.from_arrow(table, "t")
@@ -113,6 +114,7 @@ def test_cell_sums_are_exact_beyond_float_precision():
             "age": pa.array(np.full(n, 50), pa.int32()),
             "age_band": pa.array(np.full(n, 50), pa.int32()),
             "municipality": pa.array(["0180"]).take(zeros),
+            "i": pa.array(np.arange(n, dtype=np.int32)),
         }
     )
     population = Population.from_arrow(table, "t")

@@ -50,7 +50,7 @@ class Population:
     municipalities: list[str]
     cell: np.ndarray  # int32 index into ``cells``
     cells: list[Cell]
-    table: str  # DuckDB temporary table (person_id, i): the dense index, for rule queries
+    table: str  # DuckDB temporary table in person_id order: row id = dense index
 
     @classmethod
     def from_arrow(cls, table: pa.Table, name: str) -> Population:
@@ -58,6 +58,8 @@ class Population:
         ids = table.column("person_id").to_numpy().astype(np.int64)
         if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
             raise AssertionError("the population must be sorted by person_id, without repeats")
+        if not np.array_equal(table.column("i").to_numpy(), np.arange(len(ids))):
+            raise AssertionError("the population's dense index must be its row order")
         municipality, municipalities = _codes(table.column("municipality"))
         sex, sexes = _codes(table.column("sex"))
         band = table.column("age_band").to_numpy().astype(np.int64)
@@ -67,7 +69,7 @@ class Population:
         combined = (sex.astype(np.int64) * span + (band - band_min)) * (len(municipalities) + 1) + (
             municipality + 1
         )
-        distinct, cell = np.unique(combined, return_inverse=True)
+        distinct, cell = _distinct(combined)
         cells: list[Cell] = []
         for value in distinct.tolist():
             rest, m = divmod(value, len(municipalities) + 1)
@@ -129,6 +131,16 @@ class Population:
         low = np.bincount(cell, weights=(u & 0xFFFF).astype(np.float64), minlength=n)
         people = np.bincount(cell, minlength=n)
         return {self.cells[i]: (int(high[i]) << 16) + int(low[i]) for i in np.flatnonzero(people)}
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for small non-negative ints, without a sort."""
+    if len(values) == 0 or values.max() >= 1 << 26:
+        return np.unique(values, return_inverse=True)
+    present = np.zeros(int(values.max()) + 1, dtype=bool)
+    present[values] = True
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present), rank[values]
 
 
 def count(bits: np.ndarray) -> int:
@@ -209,16 +221,19 @@ class BitmapEngine(IbisEngine):
 
     def population(self, index_date: date) -> Population:
         def build() -> Population:
-            # DuckDB keeps (person_id, dense index) so that rule queries return indexes:
+            # DuckDB keeps the population too, so that rule queries return dense indexes:
             # person ids are 63-bit pseudonyms, and mapping millions of them in NumPy (sorted
             # search or hashing) costs seconds of cache misses, DuckDB's join a fraction.
             name = f"brygga_population_{index_date:%Y%m%d}"
             people = self.to_sql(Compiler(self.tables, index_date).population())
+            # Inserted in person_id order, so the row id is the dense index (checked on
+            # reading; numbering rows with a window function cost three times as much).
             self.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT *, "
-                f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS i FROM ({people})"
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM ({people}) "
+                "ORDER BY person_id"
             )
-            return Population.from_arrow(self.fetch(f"SELECT * FROM {name} ORDER BY i"), name)
+            rows = self.fetch(f"SELECT *, rowid::INTEGER AS i FROM {name}")
+            return Population.from_arrow(rows, name)
 
         return self.kept.population(index_date, build)
 
@@ -228,7 +243,7 @@ class BitmapEngine(IbisEngine):
     def positions(self, population: Population, sql: str) -> np.ndarray:
         """Dense indexes of the population's people among the ``person_id``s ``sql`` returns."""
         found = self.fetch(
-            f"SELECT p.i FROM {population.table} p SEMI JOIN ({sql}) r ON p.person_id = r.person_id"
+            f"SELECT p.rowid::INTEGER AS i FROM {population.table} p SEMI JOIN ({sql}) r ON p.person_id = r.person_id"
         )
         return found.column("i").to_numpy()
 
@@ -295,7 +310,7 @@ class BitmapEngine(IbisEngine):
             if units is None:
                 # A person without a key adds nothing (the left join's null in the SQL sum).
                 keys = self.fetch(
-                    f"SELECT p.i, k.record_key FROM {population.table} p "
+                    f"SELECT p.rowid::INTEGER AS i, k.record_key FROM {population.table} p "
                     f"JOIN ({self.to_sql(self.table_or_fail('person_key'))}) k "
                     "ON p.person_id = k.person_id WHERE k.record_key IS NOT NULL"
                 )
