@@ -47,7 +47,6 @@ LABS: tuple[tuple[str, str, str], ...] = (
     ("HbA1c", "hba1c", "hba1c"),
     ("creatinine", "creatinine", "creatinine"),
 )
-LAB_COLUMNS = tuple(name for _, name, _ in LABS)
 # Smoking status codes in the order of inputs.SMOKING_STATUS (never, ex, current).
 SMOKING_KEYS = ("never_smoker", "ex_smoker", "smoker")
 
@@ -59,7 +58,10 @@ def ymd(day: str) -> str:
 
 def population_sql(population_table: bool) -> str:
     """Everyone alive and under observation on ``$idx``, in ``person_id`` order."""
-    born = "p.year_of_birth * 10000 + coalesce(p.month_of_birth, 1) * 100 + coalesce(p.day_of_birth, 1)"
+    born = (
+        "p.year_of_birth * 10000 + coalesce(p.month_of_birth, 1) * 100 "
+        "+ coalesce(p.day_of_birth, 1)"
+    )
     return f"""
         SELECT p.person_id,
                p.gender_concept_id = 8532 AS female,
