@@ -41,11 +41,12 @@ from brygga.prevention.inputs import Lookback, extract_inputs
 from brygga.prevention.programs import Reimbursement
 from brygga.prevention.stratify import population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
-from brygga.privacy.people import PeopleCounter, people_counter
+from brygga.privacy.people import PeopleCounter, PeopleTable, people_counter
 from brygga.records.store import Region
 
 RISK_BANDS = (2.5, 5.0, 7.5, 10.0, 15.0, 20.0)
 MIN_GROUP = 10
+WITHHELD = f"a group has fewer than {MIN_GROUP} people or its count is suppressed"
 Z95 = 1.959963984540054
 OUTCOME_MEASURES = {"sbp": "8480-6", "total_chol": "NPU01566", "hba1c": "NPU27300"}
 EVENT_ICD10 = ("I21", "I22", "I61", "I63", "I64")
@@ -187,18 +188,32 @@ def matched_people(
     return matched & treated, matched & ~treated
 
 
+def _add_outcome(
+    table: PeopleTable, name: str, stratum: np.ndarray, treated: np.ndarray, y: np.ndarray
+) -> None:
+    """The matched people of one outcome, each group with its never-shown rest (the scored
+    people of the group who have no value or no one to match): a reader subtracts one from
+    the group's shown total."""
+    in_t, in_c = matched_people(stratum, treated, y)
+    for group, rows, scored in (("invited", in_t, treated), ("comparison", in_c, ~treated)):
+        table.add((name, group), rows)
+        table.add_hidden((name, group, "rest"), scored & ~rows)
+        table.line(f"{group}_scored", [(name, group), (name, group, "rest")])
+
+
 def _result(
-    stratum: np.ndarray, treated: np.ndarray, y: np.ndarray, counter: PeopleCounter, digits: int
+    shown: dict, name: str, stratum: np.ndarray, treated: np.ndarray, y: np.ndarray, digits: int
 ) -> dict[str, Any]:
+    """An outcome's disclosed group sizes and its estimate, withheld when either group is small
+    or its count is suppressed (a mean says something about the people behind it)."""
+    doc: dict[str, Any] = {"invited": shown[(name, "invited")], "comparison": shown[(name, "comparison")]}  # fmt: skip
     fit = att(stratum, treated, y)
     if fit is None:
-        none = counter.disclose(0, 0)
-        return {"estimate": None, "ci95": None, "invited": none, "comparison": none, "withheld": "no matched people"}  # fmt: skip
+        return {**doc, "estimate": None, "ci95": None, "withheld": "no matched people"}
     est, se, n_t, n_c = fit
-    in_t, in_c = matched_people(stratum, treated, y)
-    doc: dict[str, Any] = {"invited": counter.count(in_t), "comparison": counter.count(in_c)}
-    if min(n_t, n_c) < MIN_GROUP:
-        return {**doc, "estimate": None, "ci95": None, "withheld": f"fewer than {MIN_GROUP} people in a group"}  # fmt: skip
+    disclosed = [doc[g]["value"] for g in ("invited", "comparison")]
+    if min(n_t, n_c) < MIN_GROUP or any(v is None or v < MIN_GROUP for v in disclosed):
+        return {**doc, "estimate": None, "ci95": None, "withheld": WITHHELD}
     return {
         **doc,
         "estimate": round(est, digits),
@@ -249,7 +264,7 @@ def evaluate(
     everyone = people_counter(policy, region, pid)
     counter = everyone.subset(base)
 
-    outcomes: dict[str, Any] = {}
+    ys: dict[str, np.ndarray] = {}
     changes: dict[str, np.ndarray] = {}
     follow = follow_up_values(con, start, end)
     for name, (ids, values) in follow.items():
@@ -258,12 +273,37 @@ def evaluate(
         pos = np.minimum(pos, len(pid) - 1)
         hit = pid[pos] == ids
         after[pos[hit]] = values[hit]
-        change = (after - inputs[name])[base]
-        changes[name] = change
-        outcomes[f"change_{name}"] = _result(stratum, t, change, counter, 2)
-    events = np.isin(pid, first_events(con, start, end))[base].astype(float)
-    outcomes["cvd_event"] = _result(stratum, t, events, counter, 4)
-    pay = _reimburse(stratum, t, changes, reimbursement or Reimbursement(), counter)
+        changes[name] = ys[f"change_{name}"] = (after - inputs[name])[base]
+    ys["cvd_event"] = np.isin(pid, first_events(con, start, end))[base].astype(float)
+    rules = reimbursement or Reimbursement()
+    improved = {
+        name: np.isfinite(change) & (change <= -getattr(rules, name).min_drop)
+        for name, change in changes.items()
+    }
+
+    # Every count as one table (secondary suppression): a group's matched people and its
+    # verified improvements are parts of the group's shown total.
+    table = PeopleTable(counter)
+    table.add("invited_scored", t)
+    table.add("comparison_scored", ~t)
+    unscored = treated & ~base
+    table.add_count("invited_in_region", int(treated.sum()), everyone.key_sum(treated))
+    table.add_count(("invited", "not scored"), int(unscored.sum()), everyone.key_sum(unscored))
+    table.unpublished.add(("invited", "not scored"))
+    table.line("invited_in_region", ["invited_scored", ("invited", "not scored")])
+    for name, y in ys.items():
+        _add_outcome(table, name, stratum, t, y)
+    for name, rows in improved.items():
+        table.add(("improved", name), rows & t)
+        table.add_hidden(("improved", name, "rest"), t & ~rows)
+        table.line("invited_scored", [("improved", name), ("improved", name, "rest")])
+    shown = table.disclose(keep=["invited_in_region", "invited_scored", "comparison_scored"])
+
+    outcomes = {
+        name: _result(shown, name, stratum, t, y, 4 if name == "cvd_event" else 2)
+        for name, y in ys.items()
+    }
+    pay = _reimburse(shown, stratum, t, changes, improved, rules, counter)
     return {
         "region": region.name,
         "start": start.isoformat(),
@@ -272,9 +312,9 @@ def evaluate(
         "enrolment_days": enrolment_days,
         "raw": policy.raw,
         "disclosure": policy.description,
-        "invited_in_region": everyone.count(treated),
-        "invited_scored": counter.count(t),
-        "comparison_scored": counter.count(~t),
+        "invited_in_region": shown["invited_in_region"],
+        "invited_scored": shown["invited_scored"],
+        "comparison_scored": shown["comparison_scored"],
         "matching": "coarsened exact: sex x 5-year age band x baseline risk band "
         + "/".join(f"{b:g}" for b in RISK_BANDS)
         + " %",
@@ -284,9 +324,11 @@ def evaluate(
 
 
 def _reimburse(
+    shown: dict,
     stratum: np.ndarray,
     treated: np.ndarray,
     changes: dict[str, np.ndarray],
+    improved: dict[str, np.ndarray],
     rules: Reimbursement,
     counter: PeopleCounter,
 ) -> dict[str, Any]:
@@ -295,15 +337,16 @@ def _reimburse(
     for name, change in changes.items():
         rule = getattr(rules, name)
         verified = np.isfinite(change)
-        improved = verified & (change <= -rule.min_drop)
+        better = improved[name]
+        disclosed = shown[("improved", name)]
         # Beyond what the comparison achieved: the matched difference in improvement rates
         # times the number of matched invited people (never negative: nothing is clawed back).
-        fit = att(stratum[verified], treated[verified], improved[verified].astype(float))
-        disclosed = counter.count(improved & treated)
+        # Not shown when the improvements themselves are suppressed: it would bound them.
+        fit = att(stratum[verified], treated[verified], better[verified].astype(float))
         excess = (
             None
-            if fit is None
-            else counter.estimate(max(round(fit[0] * fit[2]), 0), improved & treated)
+            if fit is None or disclosed["value"] is None
+            else counter.estimate(max(round(fit[0] * fit[2]), 0), better & treated)
         )
         gross = None if disclosed["value"] is None else disclosed["value"] * rule.payment_sek
         attributable = (

@@ -44,9 +44,14 @@ from brygga.prevention.inputs import RiskInputs, extract_inputs
 from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
-from brygga.privacy.people import people_counter
+from brygga.privacy.people import PeopleTable, people_counter
 from brygga.records.store import Region
 from brygga.util import atomic_path
+
+# The program-wide counts of ``brygga program``, in the order shown.
+SUMMARY_COUNTS = (
+    "target_criteria_met", "eligible", "invited", "beyond_capacity", "not_listed_at_a_unit",
+)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -163,16 +168,13 @@ class ProgramPlan:
         return np.flatnonzero(self.care_site_id == unit)
 
     def summary(self, policy: DisclosurePolicy) -> dict[str, Any]:
-        everyone = people_counter(policy, self.region, self.inputs["person_id"])
-        # The eligible people, in plan order: rows of ``inputs`` (which is in person_id order).
-        eligible = everyone.subset(np.searchsorted(self.inputs["person_id"], self.person_id))
-        all_eligible = np.ones(len(self.person_id), bool)
-        units = np.unique(self.care_site_id)
+        """The plan's counts, disclosed as one table with secondary suppression."""
+        shown, units = self._disclose(policy)
         per_unit = {
-            str(int(u)): {
-                "capacity": self.program.capacity.of(int(u)),
-                "eligible": eligible.count(self.care_site_id == u),
-                "invited": eligible.count(self.invited & (self.care_site_id == u)),
+            str(u): {
+                "capacity": self.program.capacity.of(u),
+                "eligible": shown[("eligible", u)],
+                "invited": shown[("invited", u)],
             }
             for u in units
         }
@@ -184,13 +186,64 @@ class ProgramPlan:
             "score": self.program.score.model_dump(),
             "raw": policy.raw,
             "disclosure": policy.description,
-            "target_criteria_met": everyone.count(self.in_target),
-            "eligible": eligible.count(all_eligible),
-            "invited": eligible.count(self.invited),
-            "beyond_capacity": eligible.count(~self.invited),
-            "not_listed_at_a_unit": everyone.count(self.unlisted),
+            **{name: shown[name] for name in SUMMARY_COUNTS},
             "units": per_unit,
         }
+
+    def _disclose(self, policy: DisclosurePolicy) -> tuple[dict, list[int]]:
+        """Every count with the lines a reader knows (``docs/privacy.md``).
+
+        Units add up to the totals; eligible = invited + beyond capacity; the targeted people
+        are the eligible, those at no unit and a never-shown rest (below the risk threshold or
+        not scored). A unit invites its first ``capacity`` eligible people: one that is not full
+        invites exactly its eligible people (the same cell twice); a full one invites its
+        capacity, a figure of the program that the reader knows exactly. So the invited of the
+        full units are one cell (their capacities' sum, never a complement), and the beyond
+        capacity are the full units' eligible people less that cell.
+        """
+        everyone = people_counter(policy, self.region, self.inputs["person_id"])
+        eligible = everyone.subset(np.searchsorted(self.inputs["person_id"], self.person_id))
+        units, unit_index = np.unique(self.care_site_id, return_inverse=True)
+        # Per unit: [beyond capacity, invited] people and their key sums.
+        counts, sums = eligible.tally(unit_index * 2 + self.invited, 2 * len(units))
+        counts, sums = counts.reshape(-1, 2), sums.reshape(-1, 2)
+        full = counts[:, 0] > 0
+        table = PeopleTable(everyone)
+        table.add("target_criteria_met", self.in_target)
+        table.add("not_listed_at_a_unit", self.unlisted)
+        rest = self.in_target & ~self.unlisted
+        rest[np.searchsorted(self.inputs["person_id"], self.person_id)] = False
+        table.add_hidden("below_threshold_or_not_scored", rest)
+        for i, u in enumerate(int(x) for x in units):
+            table.add_count(("eligible", u), int(counts[i].sum()), int(sums[i].sum()))
+            table.add_count(("invited", u), int(counts[i, 1]), int(sums[i, 1]))
+            if not full[i]:  # the same people
+                table.line(("eligible", u), [("invited", u)])
+
+        def add_sum(cell: str, rows: np.ndarray, column: slice | int = slice(None)) -> str:
+            return table.add_count(
+                cell, int(counts[rows][:, column].sum()), int(sums[rows][:, column].sum())
+            )
+
+        add_sum("eligible", slice(None))
+        add_sum("invited", slice(None), 1)
+        add_sum("beyond_capacity", slice(None), 0)
+        add_sum("invited_at_full_units", full, 1)
+        add_sum("eligible_at_full_units", full)
+        table.unpublished.add("eligible_at_full_units")
+        table.line("eligible", ["invited", "beyond_capacity"])
+        table.line("eligible", [("eligible", int(u)) for u in units])
+        table.line("eligible_at_full_units", [("eligible", int(u)) for u in units[full]])
+        table.line("eligible_at_full_units", ["invited_at_full_units", "beyond_capacity"])
+        table.line(
+            "invited", ["invited_at_full_units", *(("invited", int(u)) for u in units[~full])]
+        )
+        table.line(
+            "target_criteria_met",
+            ["eligible", "not_listed_at_a_unit", "below_threshold_or_not_scored"],
+        )
+        keep = ["target_criteria_met", "eligible", "invited", "invited_at_full_units"]
+        return table.disclose(keep=keep), [int(u) for u in units]
 
 
 def plan_program(
