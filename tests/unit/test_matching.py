@@ -19,7 +19,7 @@ from brygga.db import session as db_session
 from brygga.records.schema import IDENTITY
 from brygga.registry import catalogue, consent, geography, service
 from brygga.registry.models import Resident
-from brygga.studies import matching, registration, staff
+from brygga.studies import matching, outbox, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import Invitation, OutboxMessage
 from brygga.studies.selfreport import (
@@ -272,7 +272,7 @@ def test_load_reads_what_the_profiles_say(db):
         assert len(matching.volunteers(s, [second.id])) == 1
 
 
-def test_a_run_invites_each_candidate_once_with_one_message_each(db):
+def test_a_run_invites_each_candidate_once_and_notifies_each_resident_once(db):
     p = [x["personnummer"] for x in db["people"]]
     with db_session(db["url"]) as s:
         diabetes, oncology, *_ = studies(s, 4)
@@ -287,15 +287,21 @@ def test_a_run_invites_each_candidate_once_with_one_message_each(db):
         assert matching.match_all(s, lambda _study: None) == dict.fromkeys(got, 0)
         rows = s.execute(select(Invitation.study_id, Invitation.resident_id)).all()
         assert len(rows) == len(set(rows)) == sum(got.values())
+        # One digest per resident, however many studies invited them: 13 messages for 50
+        # invitations, each counting that resident's new invitations and naming no study.
+        per_resident: dict[int, int] = {}
+        for _sid, rid in rows:
+            per_resident[rid] = per_resident.get(rid, 0) + 1
         messages = s.execute(
             select(OutboxMessage.resident_id, OutboxMessage.channel, OutboxMessage.payload,
-                   Invitation.id, Invitation.study_id, Invitation.resident_id)
-            .join(Invitation, Invitation.id == OutboxMessage.invitation_id)
+                   OutboxMessage.template, OutboxMessage.invitation_id)
         ).all()  # fmt: skip
-        assert len(messages) == len(rows)
-        for rid, channel, payload, iid, sid, invited in messages:
-            assert rid == invited and payload == {"invitation": iid, "study": sid}
+        assert len(messages) == len(per_resident) == 13
+        for rid, channel, payload, template, invitation_id in messages:
+            assert template == outbox.DIGEST and invitation_id is None
+            assert payload == {"count": per_resident[rid]}
             assert channel == ("sms" if rid == only_oncology.id else "in_app")
+        assert per_resident[only_oncology.id] == 2 and per_resident[everyone[0].id] == 4
         assert {r.id for r in everyone} <= {rid for sid, rid in rows if sid == diabetes.id}
     audit = [json.loads(x) for x in (db["dir"] / "audit" / "audit.jsonl").read_text().splitlines()]
     runs = [x for x in audit if x["action"] == "matching.run"]
@@ -330,6 +336,37 @@ def test_withdrawn_paused_and_already_invited_get_no_new_invitation(db):
         assert s.scalar(select(Resident.id).where(Resident.id == pauses.id)) in {
             rid for (rid,) in s.execute(select(Invitation.resident_id))
         }
+
+
+def test_a_residents_own_run_sends_one_digest(db):
+    p = [x["personnummer"] for x in db["people"]]
+    with db_session(db["url"]) as s:
+        some = studies(s, 3)
+        other = join(s, p[0])
+        assert matching.match_all(s, lambda _study: None) == {x.id: 1 for x in some}
+        # A profile change: the resident's own run invites them to 3 studies, one message.
+        changing = join(s, p[1], areas=["diabetes"])
+        service.update_profile(s, changing, {"conditions": ["t2d"], "areas": []})
+        got = matching.match_all(s, lambda _study: None, resident_ids=[changing.id])
+        assert got == {x.id: 1 for x in some}
+        digests = s.execute(
+            select(OutboxMessage.resident_id, OutboxMessage.payload).order_by(OutboxMessage.id)
+        ).all()
+        assert digests == [(other.id, {"count": 3}), (changing.id, {"count": 3})]
+
+
+def test_digest_text_says_how_many_and_nothing_else():
+    assert outbox.digest_text(3, "sv", "https://brygga.example/portal") == (
+        "Du har 3 nya studieinbjudningar i Brygga. "
+        "Logga in för att läsa och svara: https://brygga.example/portal"
+    )
+    assert outbox.digest_text(1, "sv").startswith("Du har en ny studieinbjudan i Brygga.")
+    assert outbox.digest_text(2, "en").startswith("You have 2 new study invitations in Brygga.")
+    assert outbox.digest_text(1, "en").startswith("You have a new study invitation in Brygga.")
+    digest = OutboxMessage(template=outbox.DIGEST, payload={"count": 5})
+    assert outbox.message_text(digest, "en").startswith("You have 5 new")
+    assert outbox.message_text(digest, "de").startswith("Du har 5 nya")  # Swedish first
+    assert outbox.message_text(digest, "sv").endswith(outbox.PORTAL_URL)
 
 
 def test_records_decide_for_those_who_consent(db):

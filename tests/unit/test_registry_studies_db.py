@@ -494,3 +494,42 @@ def test_outbox_file_sender(env):
     lines = [json.loads(x) for x in (env["dir"] / "outbox.jsonl").read_text().splitlines()]
     assert [(x["channel"], x["to"]) for x in lines] == [("email", p[0]["email"])]
     assert "studie" in lines[0]["text"] and "diabet" not in lines[0]["text"].lower()
+
+
+def test_a_resident_invited_by_several_studies_gets_one_message(env):
+    p = env["people"]
+    with db_session(env["url"]) as s:
+        _, researcher, office = setup_org(s)
+        several = []
+        for i in range(3):
+            study = registration.create_study(
+                s, researcher, study_data(ethics_number=f"2024-0123{i}-01")
+            )
+            registration.submit(s, researcher, study)
+            registration.review(s, office, study, approve=True)
+            several.append(study)
+        english = join(s, p[0]["personnummer"], conditions=["t2d"])
+        service.update_profile(
+            s, english, {"conditions": ["t2d"], "contact_channel": "sms", "language": "en"}
+        )
+        swedish = join(s, p[1]["personnummer"], conditions=["t2d"])
+        service.update_profile(s, swedish, {"conditions": ["t2d"], "contact_channel": "email"})
+        assert matching.match_all(s, no_records) == {x.id: 2 for x in several}
+        assert [funnel.funnel_counts(s, x)["invited"] for x in several] == [0, 0, 0]
+        sender = outbox.FileSender(env["dir"] / "outbox.jsonl")
+        assert outbox.deliver(s, sender, portal_url="https://brygga.example/portal") == {
+            "sent": 2, "in_app": 0, "failed": 0,
+        }  # fmt: skip
+        # Each study's invitations count as sent once the resident's digest went out.
+        assert [funnel.funnel_counts(s, x)["invited"] for x in several] == [2, 2, 2]
+    lines = [json.loads(x) for x in (env["dir"] / "outbox.jsonl").read_text().splitlines()]
+    assert [(x["channel"], x["to"]) for x in lines] == [
+        ("sms", p[0]["phone"]), ("email", p[1]["email"]),
+    ]  # fmt: skip
+    assert lines[0]["text"].startswith("You have 3 new study invitations in Brygga.")
+    assert lines[1]["text"].startswith("Du har 3 nya studieinbjudningar i Brygga.")
+    for line in lines:
+        assert line["text"].endswith("https://brygga.example/portal")
+        # No study or health details travel by e-mail or SMS (only the count).
+        for leak in ("metformin", "diabet", "Lunds", "2024-0123"):
+            assert leak.lower() not in line["text"].lower()

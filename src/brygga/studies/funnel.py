@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from brygga.privacy.disclosure import DisclosurePolicy
 from brygga.privacy.suppression import Line, protect
-from brygga.studies.models import Invitation, OutboxMessage, Study
+from brygga.studies import outbox
+from brygga.studies.models import Invitation, Study
 
 STAGES = ("matched", "invited", "seen", "interested", "enrolled")
 # (stage, a stage whose people are among its people)
@@ -40,15 +41,11 @@ def funnel_counts(session: Session, study: Study) -> dict[str, int]:
         ).all()
     )
     matched = sum(by_status.values())
+    # Invited: the resident was notified (the digest of the run that made it was delivered).
     invited = (
         session.scalar(
-            select(func.count())
-            .select_from(Invitation)
-            .join(OutboxMessage, OutboxMessage.invitation_id == Invitation.id)
-            .where(
-                Invitation.study_id == study.id,
-                OutboxMessage.sent_at.is_not(None),
-                OutboxMessage.error.is_(None),
+            select(func.count()).where(
+                Invitation.study_id == study.id, outbox.invitations_notified(Invitation)
             )
         )
         or 0

@@ -16,8 +16,9 @@ Withdrawal and pause take effect at once because every run re-reads consents and
 
 A run reads the volunteers once into columns (``studies/volunteers.py``); each study is then a
 few ANDs of boolean masks over all of them, cached per area, per set of sites, per records
-set and per criteria (``RunCache``), and its new invitations and outbox messages are written
-with a handful of INSERT ... SELECT statements in the caller's transaction.
+set and per criteria (``RunCache``), and its new invitations are written with a handful of
+INSERT ... SELECT statements in the caller's transaction, followed by one more that queues one
+notification per invited resident (a digest of the run's invitations, ``studies/outbox.py``).
 """
 
 from __future__ import annotations
@@ -261,7 +262,7 @@ def _match(
     at, after = now(), session.scalar(select(func.max(Invitation.id))) or 0
     with _bulk_cache(session):
         made = _insert_invitations(session, new, at)
-        outbox.queue_invitations(session, at, resident_ids, after_id=after)
+        outbox.queue_digest(session, at, resident_ids, after_id=after)
     if not made:
         return {}
     audit.append(

@@ -1,9 +1,15 @@
 """Notifications through an outbox: messages are queued in the database in the same
-transaction as the invitation, and a sender delivers them later (at-least-once).
+transaction as the invitations, and a sender delivers them later (at-least-once).
+
+A matching run queues one message per resident, a digest of that run's new invitations ("Du
+har 3 nya studieinbjudningar"), however many studies invited them: a resident matched by five
+studies gets one e-mail or SMS, not five, and a full run writes one row per resident instead
+of one per invitation.
 
 The message rows hold no personal data; the address is looked up when sending, so a resident
-who deleted their account in between is never contacted. Texts say only that there is a new
-invitation in the portal: no study or health details travel by e-mail or SMS.
+who deleted their account in between is never contacted. Texts say only how many new
+invitations wait in the portal, with a link to it: no study or health details travel by e-mail
+or SMS (the lay summaries are read after logging in).
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import DateTime, func, insert, literal, select
+from sqlalchemy import DateTime, and_, exists, func, insert, literal, null, or_, select
 from sqlalchemy.orm import Session
 
 from brygga import audit
@@ -21,13 +27,29 @@ from brygga.registry.consent import now
 from brygga.registry.models import Profile, Resident
 from brygga.studies.models import Invitation, OutboxMessage
 
-TEXTS = {
-    (
-        "invitation",
-        "sv",
-    ): "Du har fått en ny inbjudan till en studie. Logga in i Brygga för att läsa mer.",
-    ("invitation", "en"): "You have a new invitation to a study. Log in to Brygga to read more.",
-}
+DIGEST = "invitations"  # the template of a run's digest
+# Where residents read and answer their invitations. The demo server's address: a deployment
+# passes its public one to ``deliver`` (there is no setting for it yet).
+PORTAL_URL = "http://127.0.0.1:8000/portal"
+LANGUAGES = ("sv", "en")  # Swedish first: any other or missing language gets Swedish
+
+
+def digest_text(count: int, lang: str, portal_url: str = PORTAL_URL) -> str:
+    """The digest in the resident's language: only the number of new invitations and where
+    to read them (no study, area or health detail: an e-mail or SMS may be read by others)."""
+    if lang == "en":
+        what = "a new study invitation" if count == 1 else f"{count} new study invitations"
+        return f"You have {what} in Brygga. Log in to read and answer: {portal_url}"
+    what = "en ny studieinbjudan" if count == 1 else f"{count} nya studieinbjudningar"
+    return f"Du har {what} i Brygga. Logga in för att läsa och svara: {portal_url}"
+
+
+def message_text(message: OutboxMessage, lang: str, portal_url: str = PORTAL_URL) -> str:
+    lang = lang if lang in LANGUAGES else LANGUAGES[0]
+    if message.template == DIGEST:
+        return digest_text(int((message.payload or {}).get("count", 1)), lang, portal_url)
+    # A per-invitation message queued before digests existed reads as a digest of one.
+    return digest_text(1, lang, portal_url)
 
 
 class Sender(Protocol):
@@ -47,30 +69,32 @@ class FileSender:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-def queue_invitations(
+def queue_digest(
     session: Session,
     created_at: datetime,
     resident_ids: list[int] | None = None,
     *,
     after_id: int = 0,
 ) -> int:
-    """Queue an "invitation" message for every invitation one matching run made (those
-    created at ``created_at``, with ids above ``after_id``), on the resident's chosen channel.
+    """Queue one digest per resident that one matching run invited (the invitations created
+    at ``created_at``, with ids above ``after_id``), on the resident's chosen channel; its
+    payload is the number of new invitations. Returns the messages queued.
 
-    One INSERT ... SELECT in the matching transaction: a full run queues over a million
-    messages, which would cost minutes as ORM objects."""
+    One INSERT ... SELECT ... GROUP BY in the matching transaction: a full run invites over a
+    million times, which as ORM objects or per-invitation rows would cost minutes."""
+    count = func.count(Invitation.id)
     build = func.json_build_object if session.get_bind().dialect.name == "postgresql" else None
-    payload = (build or func.json_object)("invitation", Invitation.id, "study", Invitation.study_id)
+    payload = (build or func.json_object)("count", count)
     made = (
-        select(Invitation.resident_id, Invitation.id, Profile.contact_channel,
-               literal("invitation"), payload, literal(created_at, DateTime(timezone=True)),
-               literal(0))
+        select(Invitation.resident_id, null(), Profile.contact_channel, literal(DIGEST), payload,
+               literal(created_at, DateTime(timezone=True)), literal(0))
         .join(Profile, Profile.resident_id == Invitation.resident_id)
         .where(
             Invitation.id > after_id,
             Invitation.created_at == created_at,
             Invitation.status == "sent",
         )
+        .group_by(Invitation.resident_id, Profile.contact_channel)
     )  # fmt: skip
     if resident_ids is not None:
         made = made.where(Invitation.resident_id.in_(resident_ids))
@@ -80,8 +104,30 @@ def queue_invitations(
     return result.rowcount or 0
 
 
-def deliver(session: Session, sender: Sender, limit: int = 1000) -> dict[str, int]:
-    """Send up to ``limit`` queued messages; in-app messages need no sending."""
+def invitations_notified(invitation: Any) -> Any:
+    """SQL condition: ``invitation`` (the Invitation entity or an alias) was notified, i.e.
+    the digest of the run that made it was delivered without error (for the funnel's
+    "invited"). A digest and its invitations share the resident and the run's timestamp;
+    messages queued per invitation before digests name it directly."""
+    sent = and_(OutboxMessage.sent_at.is_not(None), OutboxMessage.error.is_(None))
+    return exists().where(
+        sent,
+        or_(
+            OutboxMessage.invitation_id == invitation.id,
+            and_(
+                OutboxMessage.template == DIGEST,
+                OutboxMessage.resident_id == invitation.resident_id,
+                OutboxMessage.created_at == invitation.created_at,
+            ),
+        ),
+    )
+
+
+def deliver(
+    session: Session, sender: Sender, limit: int = 1000, *, portal_url: str = PORTAL_URL
+) -> dict[str, int]:
+    """Send up to ``limit`` queued messages; in-app messages need no sending. ``portal_url``:
+    the link in the texts."""
     messages = session.scalars(
         select(OutboxMessage)
         .where(OutboxMessage.sent_at.is_(None))
@@ -109,7 +155,7 @@ def deliver(session: Session, sender: Sender, limit: int = 1000) -> dict[str, in
             continue
         read += 1
         try:
-            sender.send(message.channel, address, TEXTS[(message.template, lang)])
+            sender.send(message.channel, address, message_text(message, lang, portal_url))
         except Exception as exc:  # a failing gateway must not stop the queue
             message.error = type(exc).__name__
             counts["failed"] += 1
