@@ -7,16 +7,26 @@ writer), a busy timeout (writers wait for each other instead of failing) and for
 ``write_session()`` is for read-modify-write transactions that must not interleave (spending a
 privacy budget): on SQLite it starts with ``BEGIN IMMEDIATE``, taking the write lock before
 the first read; on PostgreSQL callers lock the rows they read with ``SELECT ... FOR UPDATE``
-(``select(...).with_for_update()``, which SQLite ignores).
+(``select(...).with_for_update()``, which SQLite ignores). Async code (the web server) first
+awaits ``writer_turn()`` on its event loop, so that waiting writers do not hold threads.
+
+Durability: ``synchronous=FULL``, so a commit returns only after the WAL is fsynced. A server
+process calls ``background_checkpoints(url)``: its connections then stop checkpointing at
+commit (``wal_autocheckpoint=0``; such a checkpoint fsyncs the whole database file while the
+committing request waits) and a background thread checkpoints instead (``checkpoint.py``).
+Checkpoints only copy already durable WAL frames into the database file, so when they run
+does not change what survives a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,18 @@ from brygga.config import Settings, get_settings
 BUSY_TIMEOUT_MS = 30_000
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
+
+
+_no_autocheckpoint: set[tuple[int, str]] = set()
+
+
+def mark_checkpointed(url: str) -> None:
+    """From now on this process's connections to ``url`` leave checkpoints to ``checkpoint.py``."""
+    _no_autocheckpoint.add((os.getpid(), url))
+
+
+def _checkpointed(url: str) -> bool:
+    return (os.getpid(), url) in _no_autocheckpoint
 
 
 def database_url(settings: Settings | None = None) -> str:
@@ -61,9 +83,17 @@ def _create(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # the default, stated: commit = WAL fsynced
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(eng, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Connections opened before the checkpointer started are switched on their next use.
+        if not record.info.get("no_autocheckpoint") and _checkpointed(url):
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+            record.info["no_autocheckpoint"] = True
 
     @event.listens_for(eng, "begin")
     def _begin(conn: Any) -> None:
@@ -100,6 +130,42 @@ def write_session(url: str | None = None) -> Iterator[Session]:
 
 
 _writer_locks: dict[tuple[int, str], tuple[threading.Lock, int | None]] = {}
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def writer_turn(url: str | None = None) -> AsyncIterator[None]:
+    """Wait on the event loop until no other task of this loop is in a write session of ``url``.
+
+    A coroutine that then enters ``write_session`` in a worker thread waits there only for
+    writers outside this loop (the group-commit thread, other processes), which need no thread
+    of this loop's pool. Without it a burst of writers larger than the thread pool filled every
+    thread with waiting for the mutex while its holder needed a thread to finish its request:
+    all of them stalled until the timeout.
+    """
+    from brygga.db.checkpoint import background_checkpoints  # it imports this module
+
+    url = url or database_url()
+    if not url.startswith("sqlite"):
+        yield  # PostgreSQL: concurrent transactions, row locks where needed
+        return
+    background_checkpoints(url)  # a web server's writers leave checkpoints to a thread
+    loop = asyncio.get_running_loop()
+    with _lock:
+        turn = _turns.setdefault(loop, {}).setdefault(url, asyncio.Lock())
+    try:
+        async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
+            await turn.acquire()
+    except TimeoutError:
+        raise OperationalError(
+            "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
+        ) from None
+    try:
+        yield
+    finally:
+        turn.release()
 
 
 @contextmanager

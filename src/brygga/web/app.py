@@ -11,7 +11,7 @@ HTML pages show the same message on an error page, or beside the fields of the f
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,20 +155,30 @@ def render(
     )
 
 
-def db(request: Request) -> Iterator[Session]:
+async def db(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the handler returns, else rolled back.
 
     Requests that may write take the write lock up front (SQLite ``BEGIN IMMEDIATE``), so they
-    queue behind each other instead of failing when a read snapshot went stale.
+    queue behind each other instead of failing when a read snapshot went stale. They wait for
+    their turn on the event loop (``writer_turn``), not in a pool thread: a burst of writers
+    larger than the thread pool would otherwise take every thread while the holder of the
+    lock needs one to finish.
 
     Routes use it as ``Depends(db, scope="function")``: the commit then happens before the
     response is sent, so an acknowledged request is durable and the browser's next request
     (after a redirect) sees it. FastAPI's default would commit after sending.
     """
-    from brygga.db import session, write_session
+    from fastapi.concurrency import contextmanager_in_threadpool
 
-    opener = session if request.method in ("GET", "HEAD") else write_session
-    with opener(request.app.state.config.database_url) as s:
+    from brygga.db import session, write_session
+    from brygga.db.session import writer_turn
+
+    url = request.app.state.config.database_url
+    if request.method in ("GET", "HEAD"):
+        async with contextmanager_in_threadpool(session(url)) as s:
+            yield s
+        return
+    async with writer_turn(url), contextmanager_in_threadpool(write_session(url)) as s:
         yield s
 
 
