@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -34,6 +37,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.db.checkpoint import background_checkpoints
 from brygga.db.session import write_session
 
 T = TypeVar("T")
@@ -64,6 +68,10 @@ class GroupCommit:
         self.url = url
         self.max_batch = max_batch
         self.batches = 0  # committed batches, for tests and benchmarks
+        # One JSON line per batch (jobs; ms waiting for the lock, in statements, writing the
+        # audit records, committing), for finding where a slow request's time went.
+        self.trace = os.environ.get("BRYGGA_GROUP_COMMIT_TRACE")
+        background_checkpoints(url)  # no checkpoint inside a batch's commit
         self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Any]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="brygga-group-commit", daemon=True)
         self._thread.start()
@@ -101,8 +109,10 @@ class GroupCommit:
         for bulk, item, future in jobs:
             groups.setdefault(bulk, []).append((item, future))
         outcomes: list[tuple[Any, Any]] = []
+        times = [time.perf_counter()]
         try:
             with write_session(self.url) as s, audit.batch() as log:
+                times.append(time.perf_counter())
                 for bulk, entries in groups.items():
                     items = [item for item, _future in entries]
                     mark = log.mark()
@@ -114,7 +124,11 @@ class GroupCommit:
                         log.discard_after(mark)
                         results = [exc] * len(items)
                     outcomes += [(f, r) for (_item, f), r in zip(entries, results, strict=True)]
+                s.flush()
+                times.append(time.perf_counter())
                 log.flush()  # audit records are durable before the rows they describe
+                times.append(time.perf_counter())
+            times.append(time.perf_counter())
             self.batches += 1
         except BaseException as exc:  # the commit failed: nothing of this batch is durable
             _settle_all([(future, exc) for _bulk, _item, future in jobs])
@@ -122,6 +136,16 @@ class GroupCommit:
                 raise
             return
         _settle_all(outcomes)
+        if self.trace:
+            self._trace(len(jobs), times)
+
+    def _trace(self, jobs: int, times: list[float]) -> None:
+        ms = [round((b - a) * 1000, 2) for a, b in itertools.pairwise(times)]
+        line = {"time": time.time(), "jobs": jobs} | dict(
+            zip(("lock_ms", "statements_ms", "audit_ms", "commit_ms"), ms, strict=True)
+        )
+        with open(self.trace, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
 
 
 def _still_wanted(future: Any) -> bool:
