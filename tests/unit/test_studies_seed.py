@@ -111,3 +111,24 @@ def test_feasibility_on_submission_is_disclosed(seeded):
     volunteers = result["volunteers"]
     assert volunteers["value"] is None or volunteers["value"] % 5 == 0
     assert "fingerprint" not in result
+
+
+def test_bulk_registration_names_more_rows_than_postgresql_takes_parameters(fresh_db):
+    """70,000 ids: one ``IN (...)`` would exceed PostgreSQL's 65,535 parameters."""
+    from sqlalchemy import String, cast, insert, literal
+
+    from brygga.registry import consent
+    from brygga.studies import seed
+
+    n = 70_000
+    with db_session(fresh_db) as s:
+        # n residents made by the database itself (a recursive count), not sent row by row.
+        count = select(literal(1).label("i")).cte("count", recursive=True)
+        count = count.union_all(select(count.c.i + 1).where(count.c.i < n))
+        refs = select(literal("t", String) + cast(count.c.i, String))
+        s.execute(insert(Resident).from_select(["ref"], refs))
+        ids = s.scalars(select(Resident.id).order_by(Resident.id)).all()
+        seed._mark_registered(s, ids[1:], consent.now())
+        registered = select(func.count()).where(Resident.registered_at.is_not(None))
+        assert s.scalar(registered) == n - 1
+        assert s.get(Resident, ids[0]).registered_at is None

@@ -315,7 +315,7 @@ def _insert_invitations(
         for basis, part in (("records", ids[on_records]), ("self_report", ids[~on_records])):
             if not len(part):
                 continue
-            values = _id_values(part, dialect)
+            values = id_values(part, dialect)
             rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
                           literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
             statement = insert(Invitation.__table__).from_select(columns, rows)
@@ -327,14 +327,15 @@ def _insert_invitations(
     return {k: v for k, v in made.items() if v}
 
 
-def _id_values(ids: np.ndarray, dialect: str) -> Any:
-    """A one-column table ``value`` of the ids, from a single parameter."""
+def id_values(ids: np.ndarray | list[int], dialect: str) -> Any:
+    """A one-column table ``value`` of the ids, from a single parameter (any number of ids:
+    PostgreSQL takes at most 65,535 parameters per statement)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        array = bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger))
+        array = bindparam("ids", np.asarray(ids).tolist(), type_=ARRAY(BigInteger))
         return func.unnest(array).table_valued("value").render_derived()
-    text = "[" + ",".join(map(str, ids.tolist())) + "]"
+    text = "[" + ",".join(map(str, np.asarray(ids).tolist())) + "]"
     return func.json_each(bindparam("ids", text, type_=Text)).table_valued("value")
 
 
