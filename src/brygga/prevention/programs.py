@@ -43,11 +43,12 @@ from brygga.errors import InputError, NotFoundError
 from brygga.prevention.inputs import RiskInputs, extract_inputs
 from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
-from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.disclosure import SECONDARY, DisclosurePolicy
 from brygga.privacy.people import PeopleTable, people_counter
 from brygga.records.store import Region
 from brygga.util import atomic_path
 
+SUPPRESSED = {"value": None, "display": SECONDARY}
 # The program-wide counts of ``brygga program``, in the order shown.
 SUMMARY_COUNTS = (
     "target_criteria_met", "eligible", "invited", "beyond_capacity", "not_listed_at_a_unit",
@@ -191,59 +192,57 @@ class ProgramPlan:
         }
 
     def _disclose(self, policy: DisclosurePolicy) -> tuple[dict, list[int]]:
-        """Every count with the lines a reader knows (``docs/privacy.md``).
+        """Every count, with the lines a reader knows (``docs/privacy.md``).
 
-        Units add up to the totals; eligible = invited + beyond capacity; the targeted people
-        are the eligible, those at no unit and a never-shown rest (below the risk threshold or
-        not scored). A unit invites its first ``capacity`` eligible people: one that is not full
-        invites exactly its eligible people (the same cell twice); a full one invites its
-        capacity, a figure of the program that the reader knows exactly. So the invited of the
-        full units are one cell (their capacities' sum, never a complement), and the beyond
-        capacity are the full units' eligible people less that cell.
+        Units add up to the totals; the targeted people are the eligible, those at no unit and
+        a never-shown rest (below the risk threshold or not scored). A unit invites its first
+        ``capacity`` eligible people, and the reader holds the program: a unit that is not full
+        invited exactly its eligible people (the same cell twice), a full one exactly its
+        capacity. So the invited total tells the reader the eligible of the units that are not
+        full (less the full units' capacities), and the beyond-capacity total those of the full
+        units: those two sums are the cells the table protects, and each total is shown only
+        when its sum is. A full unit's invited count is the capacity the program states.
         """
         everyone = people_counter(policy, self.region, self.inputs["person_id"])
-        eligible = everyone.subset(np.searchsorted(self.inputs["person_id"], self.person_id))
+        rows = np.searchsorted(self.inputs["person_id"], self.person_id)
+        eligible = everyone.subset(rows)
         units, unit_index = np.unique(self.care_site_id, return_inverse=True)
-        # Per unit: [beyond capacity, invited] people and their key sums.
-        counts, sums = eligible.tally(unit_index * 2 + self.invited, 2 * len(units))
-        counts, sums = counts.reshape(-1, 2), sums.reshape(-1, 2)
-        full = counts[:, 0] > 0
+        counts, sums = eligible.tally(unit_index, len(units))
+        full = np.bincount(unit_index, weights=~self.invited, minlength=len(units)) > 0
         table = PeopleTable(everyone)
         table.add("target_criteria_met", self.in_target)
         table.add("not_listed_at_a_unit", self.unlisted)
         rest = self.in_target & ~self.unlisted
-        rest[np.searchsorted(self.inputs["person_id"], self.person_id)] = False
+        rest[rows] = False
         table.add_hidden("below_threshold_or_not_scored", rest)
         for i, u in enumerate(int(x) for x in units):
-            table.add_count(("eligible", u), int(counts[i].sum()), int(sums[i].sum()))
-            table.add_count(("invited", u), int(counts[i, 1]), int(sums[i, 1]))
+            table.add_count(("eligible", u), int(counts[i]), int(sums[i]))
             if not full[i]:  # the same people
+                table.add_count(("invited", u), int(counts[i]), int(sums[i]))
                 table.line(("eligible", u), [("invited", u)])
-
-        def add_sum(cell: str, rows: np.ndarray, column: slice | int = slice(None)) -> str:
-            return table.add_count(
-                cell, int(counts[rows][:, column].sum()), int(sums[rows][:, column].sum())
-            )
-
-        add_sum("eligible", slice(None))
-        add_sum("invited", slice(None), 1)
-        add_sum("beyond_capacity", slice(None), 0)
-        add_sum("invited_at_full_units", full, 1)
-        add_sum("eligible_at_full_units", full)
-        table.unpublished.add("eligible_at_full_units")
-        table.line("eligible", ["invited", "beyond_capacity"])
+        table.add_count("eligible", int(counts.sum()), int(sums.sum()))
+        for cell, part in (("at units not full", ~full), ("at full units", full)):
+            table.add_count(cell, int(counts[part].sum()), int(sums[part].sum()))
+            table.line(cell, [("eligible", int(u)) for u in units[part]])
         table.line("eligible", [("eligible", int(u)) for u in units])
-        table.line("eligible_at_full_units", [("eligible", int(u)) for u in units[full]])
-        table.line("eligible_at_full_units", ["invited_at_full_units", "beyond_capacity"])
-        table.line(
-            "invited", ["invited_at_full_units", *(("invited", int(u)) for u in units[~full])]
-        )
+        table.line("eligible", ["at units not full", "at full units"])
         table.line(
             "target_criteria_met",
             ["eligible", "not_listed_at_a_unit", "below_threshold_or_not_scored"],
         )
-        keep = ["target_criteria_met", "eligible", "invited", "invited_at_full_units"]
-        return table.disclose(keep=keep), [int(u) for u in units]
+        keep = ["target_criteria_met", "eligible", "at units not full"]
+        shown = table.disclose(keep=keep)
+        invited = self.invited
+        for cell, rows_of, behind in (
+            ("invited", invited, "at units not full"),
+            ("beyond_capacity", ~invited, "at full units"),
+        ):
+            hidden = shown[behind]["value"] is None
+            shown[cell] = SUPPRESSED if hidden else eligible.count(rows_of)
+        for i, u in enumerate(int(x) for x in units):
+            if full[i]:  # the capacity, which the program states
+                shown[("invited", u)] = eligible.count(invited & (unit_index == i))
+        return shown, [int(u) for u in units]
 
 
 def plan_program(
