@@ -242,3 +242,90 @@ def _raw() -> Any:
     from brygga.privacy.disclosure import policy_for
 
     return policy_for(synthetic=True, raw=True)
+
+
+# --- brygga evaluate ---------------------------------------------------------------------------
+
+GROUPS = ("invited", "comparison")
+HEADLINE = ("invited_in_region", "invited_scored", "comparison_scored")
+
+
+def evaluation_table(doc: dict, raw: dict) -> tuple[dict, dict, Lines, dict, set]:
+    """(shown, truth, lines, known, never-shown cells) of a ``brygga evaluate`` document."""
+    shown = {k: doc[k] for k in HEADLINE}
+    truth = {k: raw[k]["value"] for k in HEADLINE}
+    truth["invited not scored"] = truth["invited_in_region"] - truth["invited_scored"]
+    lines: Lines = [("invited_in_region", ("invited_scored", "invited not scored"))]
+    hidden = {"invited not scored"}
+    for name, result in doc["outcomes"].items():
+        for g in GROUPS:
+            shown[(name, g)] = result[g]
+            truth[(name, g)] = raw["outcomes"][name][g]["value"]
+            truth[(name, g, "rest")] = truth[f"{g}_scored"] - truth[(name, g)]
+            lines.append((f"{g}_scored", ((name, g), (name, g, "rest"))))
+            hidden.add((name, g, "rest"))
+    for name, m in doc["reimbursement"]["measures"].items():
+        shown[("improved", name)] = m["verified_improvements"]
+        truth[("improved", name)] = raw["reimbursement"]["measures"][name]["verified_improvements"]["value"]  # fmt: skip
+        truth[("improved", name, "rest")] = truth["invited_scored"] - truth[("improved", name)]
+        lines.append(("invited_scored", (("improved", name), ("improved", name, "rest"))))
+        hidden.add(("improved", name, "rest"))
+    return shown, truth, lines, {c: (0, INF) for c in hidden}, hidden
+
+
+@pytest.fixture(scope="module")
+def evaluation_inputs(small_region: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Invitations (a quarter of a program's invited, and three people who cannot be scored,
+    so the invited in the region and the scored invited differ by three) and the exact
+    evaluation on the synthetic original."""
+    from brygga.prevention.evaluation import Invitations, evaluate, write_invitations
+    from brygga.prevention.inputs import extract_inputs
+    from brygga.prevention.programs import parse_program, plan_program
+    from brygga.prevention.stratify import population_risk
+
+    region, day = small_region.region, date.fromisoformat(INDEX)
+    program = PROGRAM.replace("CAPACITY", "2")
+    plan = plan_program(parse_program(yaml.safe_load(program)), region, index_date=day)
+    pr = population_risk(extract_inputs(region, index_date=day))
+    unscored = pr.inputs["person_id"][pr.category < 0][:3]
+    ids = np.sort(np.r_[plan.person_id[plan.invited][::4], unscored])
+    invitations = Invitations(ids, np.full(len(ids), np.datetime64(day, "D")))
+    path = tmp_path_factory.mktemp("evaluation") / "invitations.csv"
+    write_invitations(invitations, path)
+    return path, evaluate(region, invitations, _raw())
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_evaluation_output_resists_subtraction(
+    omop_small: Region,
+    evaluation_inputs: tuple,
+    policy: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env, what = POLICIES[policy]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    invitations, raw = evaluation_inputs
+    doc = run_json(["evaluate", str(invitations), "--region", str(omop_small.path)], capsys)
+    assert doc["raw"] is False and raw["raw"] is True
+    shown, truth, lines, known, hidden = evaluation_table(doc, raw)
+    for total, members in lines:  # the reader's lines are true of the exact counts
+        assert truth[total] == sum(truth[m] for m in members), (total, members)
+    assert secrets_recovered(shown, truth, lines, what, known, hidden) == []
+    # No estimate for a group whose count is suppressed (or below the minimum group size).
+    for result in doc["outcomes"].values():
+        if any(result[g]["value"] is None or result[g]["value"] < 10 for g in GROUPS):
+            assert result["estimate"] is None and result["ci95"] is None
+    for m in doc["reimbursement"]["measures"].values():
+        if m["verified_improvements"]["value"] is None:
+            assert m["beyond_comparison"] is None and m["gross_sek"] is None
+    # Not vacuous: three invited people are not scored (a never-shown difference), some
+    # counts are small, and with exact counts primary suppression alone gives the three away.
+    assert truth["invited not scored"] == 3
+    assert any(d["display"] == "<8" for d in shown.values())
+    assert any(r["estimate"] is not None for r in doc["outcomes"].values())
+    if policy == "rounding-1":
+        naive = {c: RoundingPolicy(THRESHOLD, 1).apply(truth[c]) for c in shown}
+        assert "invited not scored" in secrets_recovered(naive, truth, lines, what, known, hidden)
+        assert any(d["display"] == SECONDARY for d in shown.values())

@@ -297,7 +297,8 @@ def evaluate(
         table.add(("improved", name), rows & t)
         table.add_hidden(("improved", name, "rest"), t & ~rows)
         table.line("invited_scored", [("improved", name), ("improved", name, "rest")])
-    shown = table.disclose(keep=["invited_in_region", "invited_scored", "comparison_scored"])
+    # The groups compared are kept; the invited in the region (scored or not) give way first.
+    shown = table.disclose(keep=["invited_scored", "comparison_scored"])
 
     outcomes = {
         name: _result(shown, name, stratum, t, y, 4 if name == "cvd_event" else 2)
