@@ -22,8 +22,10 @@ It reports the gross payment and the payment attributable to the program (improv
 what matched non-invited people achieved). Counts pass the disclosure policy (under the Cell Key
 Method with the key of the people counted, ``privacy.people``; the estimated improvements
 beyond the comparison with a key of their own); amounts are computed from disclosed counts so
-that they reveal no more than the counts do. Estimates
-resting on fewer than ``MIN_GROUP`` people on either side are withheld.
+that they reveal no more than the counts do. All counts are one table with secondary
+suppression (a measure's matched people and verified improvements are parts of a group's total,
+``privacy.people.PeopleTable``). Estimates resting on fewer than ``MIN_GROUP`` people on either
+side, or on a group whose count is suppressed, are withheld.
 """
 
 from __future__ import annotations

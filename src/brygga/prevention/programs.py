@@ -15,9 +15,11 @@ capacity per care unit (the person's listed vårdcentral, ``person.care_site_id`
 
 ``plan_program`` ranks the eligible people of each unit by risk (highest first) and marks the
 first ``capacity`` as invited. The plan holds pseudonymous ids only; ``summary`` discloses
-counts (under the Cell Key Method with the key of the people counted, ``privacy.people``). The identifiable invitation list is made only by ``invitation_list``, for one care
-unit, with a stated legal basis, and every call writes an audit record (security property 4).
-It is never part of a research output.
+counts (under the Cell Key Method with the key of the people counted, ``privacy.people``) as
+one table with secondary suppression (``ProgramPlan._disclose``, docs/privacy.md). The
+identifiable invitation list is made only by ``invitation_list``, for one care unit, with a
+stated legal basis, and every call writes an audit record (security property 4). It is never
+part of a research output.
 """
 
 from __future__ import annotations
