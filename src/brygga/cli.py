@@ -677,7 +677,7 @@ def evaluate(
         [
             [k, m["verified_improvements"]["display"],
              "" if m["beyond_comparison"] is None else m["beyond_comparison"]["display"],
-             m["gross_sek"], m["attributable_sek"]]
+             *("suppressed" if m[k] is None else m[k] for k in ("gross_sek", "attributable_sek"))]
             for k, m in pay["measures"].items()
         ]
         + [["total", "", "", pay["gross_sek"], pay["attributable_sek"]]],
