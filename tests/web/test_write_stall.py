@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import time
 
 import anyio.to_thread
 
@@ -33,8 +32,5 @@ def test_a_burst_of_writers_larger_than_the_thread_pool_completes(site, monkeypa
         requests = [c.http.post("/portal/consent/contact", data=form) for _ in range(WRITERS)]
         return [r.status_code for r in await asyncio.gather(*requests)]
 
-    started = time.perf_counter()
     statuses = c.loop.run_until_complete(burst())
-    elapsed = time.perf_counter() - started
-    assert statuses == [303] * WRITERS
-    assert elapsed < 2.0, f"{WRITERS} writers on {POOL} threads took {elapsed:.1f} s"
+    assert statuses == [303] * WRITERS  # a stall ends in "database is locked" errors (500)

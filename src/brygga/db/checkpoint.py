@@ -22,16 +22,19 @@ replays whatever WAL it finds, however long.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from brygga.db.session import BUSY_TIMEOUT_MS, _writer_lock, mark_checkpointed
 
 INTERVAL_S = 1.0
-LIMIT_FRAMES = 16_384  # 64 MiB of 4 KiB pages
+LIMIT_FRAMES = 4_096  # 16 MiB of 4 KiB pages
 
 
 @dataclass
@@ -60,8 +63,8 @@ class Checkpointer:
             time.sleep(self.interval_s)
             try:
                 self.checkpoint()
-            except sqlite3.Error:
-                continue  # a busy or vanished file: the next round tries again
+            except (sqlite3.Error, SQLAlchemyError):
+                continue  # a busy or vanished file, a writer lock timeout: try next round
 
     def checkpoint(self) -> tuple[int, int]:
         """One passive checkpoint (forced under the writer lock past the limit); (frames in
@@ -78,9 +81,18 @@ class Checkpointer:
                 self.runs += 1
                 self.seconds.append(time.perf_counter() - started)
                 del self.seconds[:-1000]
+                self._trace(frames, copied)
             return frames, copied
         finally:
             conn.close()
+
+    def _trace(self, frames: int, copied: int) -> None:
+        """A line in the group commit's trace (``BRYGGA_GROUP_COMMIT_TRACE``), if it is on."""
+        if trace := os.environ.get("BRYGGA_GROUP_COMMIT_TRACE"):
+            line = {"time": time.time(), "checkpoint_ms": round(self.seconds[-1] * 1000, 2),
+                    "frames": frames, "copied": copied, "forced": self.forced}  # fmt: skip
+            with open(trace, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
 
     @staticmethod
     def _passive(conn: sqlite3.Connection) -> tuple[int, int]:
