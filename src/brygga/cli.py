@@ -868,7 +868,7 @@ def match(
         invited = matching.match_all(s, eligible)
     sender = outbox.FileSender(get_settings().data_dir / "outbox" / "messages.jsonl")
     with session(url) as s:
-        delivered = outbox.deliver(s, sender, limit=100_000)
+        delivered = outbox.deliver(s, sender, limit=100_000, portal_url=get_settings().portal_url)
     # Counts of people leave through the policy (docs/privacy.md); the database keeps exact ones.
     from brygga.privacy.disclosure import configured_policy
 
@@ -876,7 +876,7 @@ def match(
     doc = {
         "expired": policy.apply(expired),
         "invited": {k: policy.apply(v) for k, v in invited.items()},
-        "notifications": policy.apply(delivered),
+        "notifications": {k: policy.apply(v) for k, v in delivered.items()},
         "disclosure": policy.description,
     }
     if as_json:
@@ -884,9 +884,12 @@ def match(
         return
     rows = [[k, v["display"]] for k, v in doc["invited"].items()]
     print_table("Matching", ["study", "new invitations"], rows)
+    sent = ", ".join(
+        f"{k.replace('_', '-')} {v['display']}" for k, v in doc["notifications"].items()
+    )
     out.print(
-        f"{doc['expired']['display']} invitations expired; notifications: "
-        f"{doc['notifications']['display']} ({doc['disclosure']}).",
+        f"{doc['expired']['display']} invitations expired; notifications: {sent} "
+        f"({doc['disclosure']}).",
         highlight=False,
     )
 

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None
+    # The link in notifications (studies.outbox): where residents log in to read invitations.
+    portal_url: str = "http://127.0.0.1:8000/portal"
 
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}

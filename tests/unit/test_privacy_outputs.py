@@ -391,8 +391,18 @@ def test_match_counts_pass_the_policy(
 
     monkeypatch.setattr(invitations, "expire_due", lambda _s: 5)
     monkeypatch.setattr(matching, "match_all", lambda _s, _e: {1: 3, 2: 41})
-    monkeypatch.setattr(outbox, "deliver", lambda _s, _sender, limit: 44)
+    links: list[str] = []
+
+    def deliver(_s: object, _sender: object, *, limit: int, portal_url: str) -> dict[str, int]:
+        links.append(portal_url)
+        return {"sent": 44, "in_app": 3, "failed": 0}
+
+    monkeypatch.setattr(outbox, "deliver", deliver)
+    monkeypatch.setenv("BRYGGA_PORTAL_URL", "https://brygga.example/portal")
     doc = run_json(["match"], capsys)
     assert small_counts(doc) == []
     assert doc["invited"]["1"]["display"] == "<8" and doc["invited"]["2"]["value"] == 40
-    assert doc["expired"]["display"] == "<8" and doc["notifications"]["value"] == 45
+    assert doc["expired"]["display"] == "<8"
+    assert doc["notifications"]["sent"]["value"] == 45
+    assert doc["notifications"]["in_app"]["display"] == "<8"
+    assert links == ["https://brygga.example/portal"]
