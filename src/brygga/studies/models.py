@@ -107,7 +107,9 @@ class Invitation(Base):
     __table_args__ = (UniqueConstraint("study_id", "resident_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    # No index of its own: the unique (study_id, resident_id) index serves lookups by study, and
+    # another B-tree would be updated for every row of a matching run's bulk insert (0003).
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"))
     resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
     basis: Mapped[str] = mapped_column(String(20))  # records | self_report
     status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
