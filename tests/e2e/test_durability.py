@@ -3,15 +3,12 @@ consent: a request is answered only after its transaction committed."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
+from serving import free_port, start_server
 from sqlalchemy import select
 
 from brygga.db import engine as db_engine
@@ -22,29 +19,6 @@ from brygga.web.security import Principal, session_token
 
 SECRET = "durability-test-secret"
 CSRF = "durability-csrf-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(url: str, data_dir, port: int) -> subprocess.Popen:
-    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(data_dir),
-                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
-    code = f"from brygga.cli import main; main(['serve', '--port', '{port}'])"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, "the server exited while starting"
-        assert time.monotonic() < deadline, "the server did not start within 30 s"
-        time.sleep(0.1)
 
 
 def register(base: str, refs: list[str], acked: dict[str, set[str]]) -> None:
@@ -77,7 +51,7 @@ def test_sigkill_during_registration_loses_nothing_acknowledged(
     db_engine(fresh_db).dispose()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(fresh_db, tmp_path, port)
+    server = start_server(fresh_db, tmp_path, port, secret=SECRET)
     acked: dict[str, set[str]] = {"join": set(), "consent": set()}
     workers = [threading.Thread(target=register, args=(base, refs[i::8], acked)) for i in range(8)]
     try:
@@ -97,7 +71,7 @@ def test_sigkill_during_registration_loses_nothing_acknowledged(
     assert len(acked["consent"]) >= 40, "the load did not get going before the kill"
     assert len(acked["join"]) < len(refs), "the kill came after the load had finished"
 
-    server = start_server(fresh_db, tmp_path, port)  # restarts on the same database
+    server = start_server(fresh_db, tmp_path, port, secret=SECRET)  # restarts on the same database
     try:
         with db_session(fresh_db) as s:
             joined = set(s.scalars(select(Resident.ref).where(Resident.registered_at.is_not(None))))

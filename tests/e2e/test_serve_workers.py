@@ -3,16 +3,14 @@ when the parent is killed (SIGKILL), and the workers die with it (the port is fr
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
+from serving import free_port, start_server
 from sqlalchemy import select
 
 from brygga import audit
@@ -23,23 +21,6 @@ from brygga.web.security import Principal, session_token
 
 SECRET = "workers-test-secret"
 CSRF = "workers-csrf-token"
-
-
-def serve(url: str, data_dir, port: int) -> subprocess.Popen:
-    env = os.environ | {"BRYGGA_DATABASE_URL": url, "BRYGGA_DATA_DIR": str(data_dir),
-                        "BRYGGA_SECRET_KEY": SECRET}  # fmt: skip
-    argv = ["serve", "--port", str(port), "--workers", "2"]
-    code = f"from brygga.cli import main; main({argv!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
 
 
 def join(base: str, refs: list[str], acked: set[str]) -> None:
@@ -83,10 +64,8 @@ def test_two_workers_lose_nothing_acknowledged_and_die_with_the_parent(fresh_db,
         s.flush()
         refs = list(s.scalars(select(Resident.ref).order_by(Resident.id)))
     db_engine(fresh_db).dispose()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve(fresh_db, tmp_path, port)
+    port = free_port()
+    server = start_server(fresh_db, tmp_path, port, secret=SECRET, workers=2)
     acked: set[str] = set()
     base = f"http://127.0.0.1:{port}"
     workers = [threading.Thread(target=join, args=(base, refs[i::8], acked)) for i in range(8)]
