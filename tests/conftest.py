@@ -28,6 +28,26 @@ def small_region(tmp_path_factory: pytest.TempPathFactory):
     return generate(region="skane", out=out, scale=0.01, seed=7, workers=2)
 
 
+@pytest.fixture(scope="session")
+def omop_small(small_region, tmp_path_factory: pytest.TempPathFactory):
+    """The small region's tables under a manifest that says omop-import (symlinks): outputs
+    of a region that is not synthetic, whose true counts ``--raw`` gives on the original."""
+    import json
+
+    from brygga.records.store import Region
+
+    source = small_region.region
+    out = tmp_path_factory.mktemp("omop-small") / "region"
+    out.mkdir()
+    for table in source.tables():
+        (out / table).symlink_to(source.path / table, target_is_directory=True)
+    manifest = {k: v for k, v in source.manifest.items() if k != "identities"}
+    (out / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
+    region = Region.open(out)
+    assert not region.synthetic
+    return region
+
+
 # --- Operational databases: every DB test runs on SQLite and, when a server is given, PostgreSQL.
 # BRYGGA_TEST_POSTGRES_URL names a PostgreSQL database the tests may create databases from
 # (.ci/run sets it). Without it only the SQLite parameter is generated: nothing is skipped.

@@ -287,21 +287,6 @@ capacity: {default: 3}
 """
 
 
-@pytest.fixture(scope="module")
-def omop_small(small_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Region:
-    """The small synthetic region's tables under a manifest that says omop-import (symlinks)."""
-    source = small_region.region
-    out = tmp_path_factory.mktemp("omop-small") / "region"
-    out.mkdir()
-    for table in source.tables():
-        (out / table).symlink_to(source.path / table, target_is_directory=True)
-    manifest = {k: v for k, v in source.manifest.items() if k != "identities"}
-    (out / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
-    region = Region.open(out)
-    assert not region.synthetic
-    return region
-
-
 def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     assert cli.main([*argv, "--json"]) == 0, (argv, capsys.readouterr().err)
     return json.loads(capsys.readouterr().out)

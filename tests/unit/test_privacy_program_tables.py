@@ -50,21 +50,6 @@ capacity: {default: CAPACITY}
 Lines = list[tuple[Hashable, tuple[Hashable, ...]]]
 
 
-@pytest.fixture(scope="module")
-def omop_small(small_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Region:
-    """The small synthetic region's tables under a manifest that says omop-import."""
-    source = small_region.region
-    out = tmp_path_factory.mktemp("omop-program") / "region"
-    out.mkdir()
-    for table in source.tables():
-        (out / table).symlink_to(source.path / table, target_is_directory=True)
-    manifest = {k: v for k, v in source.manifest.items() if k != "identities"}
-    (out / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
-    region = Region.open(out)
-    assert not region.synthetic
-    return region
-
-
 @pytest.fixture(autouse=True)
 def _deployment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("METHOD", "THRESHOLD", "ROUNDING"):

@@ -11,7 +11,6 @@ people, is pinned down to fewer than three possible values.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 from datetime import date
 from typing import Any
@@ -189,19 +188,6 @@ def test_without_secondary_suppression_the_funnel_gives_away_a_small_loss() -> N
 
 
 # --- The real outputs of a small region ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def omop_small(small_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Region:
-    """The small synthetic region's tables under a manifest that says omop-import."""
-    source = small_region.region
-    out = tmp_path_factory.mktemp("omop-tables") / "region"
-    out.mkdir()
-    for table in source.tables():
-        (out / table).symlink_to(source.path / table, target_is_directory=True)
-    manifest = {k: v for k, v in source.manifest.items() if k != "identities"}
-    (out / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
-    return Region.open(out)
 
 
 @pytest.fixture(autouse=True)
