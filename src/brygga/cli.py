@@ -901,12 +901,24 @@ def optimize(
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit.")] = "3GB",
     as_json: JsonFlag = False,
 ) -> None:
-    """Build the region's optimized DuckDB database (sorted native tables, population table),
-    used by every DuckDB query on the region until the region changes."""
+    """Build the region's optimized DuckDB database (sorted native tables, population table,
+    dense person index), used by every DuckDB query on the region until the region changes."""
     from brygga.records import optimize as optimized
     from brygga.records.store import Region
 
-    report = optimized.build(Region.open(region_dir), threads=threads, memory_limit=memory_limit)
+    region = Region.open(region_dir)
+    if as_json:
+        report = optimized.build(region, threads=threads, memory_limit=memory_limit)
+    else:
+        # Tables take from seconds to many minutes each at scale 1.0: say which one is running.
+        with err.status("Optimizing") as status:
+
+            def progress(table: str) -> None:
+                status.update(f"Optimizing {region.name}: {table}")
+
+            report = optimized.build(
+                region, threads=threads, memory_limit=memory_limit, progress=progress
+            )
     doc = {
         "path": str(report.path),
         "seconds": round(report.seconds, 1),

@@ -10,7 +10,12 @@ all) reads native DuckDB storage instead of Parquet:
 * visits sorted by (visit type, date, person), for the same reason;
 * ``population``: person, observation period and death in one row per person, so the
   "alive and under observation" population is one scan instead of two joins (built only when
-  every person has exactly one observation period; otherwise the compiler joins as before).
+  every person has exactly one observation period; otherwise the compiler joins as before);
+* ``person_index``: every person's *dense index* (rank of ``person_id``, 0 to n-1), and the same
+  ``person_index`` column on every event table, visits and deaths. The cohort engine keeps rule
+  results as bitmaps over that index: a rule then fetches the index column of its rows and sets
+  bits in NumPy, instead of asking DuckDB for the distinct 63-bit person ids and joining them
+  back (hash aggregation over tens of millions of rows: 5-10 times slower, measured).
 
 The stamp in the file name is a hash of ``manifest.json`` and ``LAYOUT``: a regenerated region,
 or a new layout, simply has no matching file, and stale files are removed by the next build.
@@ -22,14 +27,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from brygga.records import schema
 
-LAYOUT = 1  # bump when the layout below changes: old files stop matching
+LAYOUT = 2  # bump when the layout below changes: old files stop matching
 PREFIX = ".optimized-"
 POPULATION = "population"
+PERSON_INDEX = "person_index"
 
 
 def stamp(region_path: Path) -> str:
@@ -62,11 +69,25 @@ def order_by(table: schema.Table) -> list[str]:
         return [table.code_column, table.date_column, "person_id"]
     if table.name == "visit_occurrence":
         return ["visit_concept_id", "visit_start_date", "person_id"]
+    if table.name == "death":
+        return ["death_date", "person_id"]
     return []
 
 
-def build(region: object, *, threads: int | None = None, memory_limit: str = "3GB") -> BuildReport:
-    """Write the optimized database of ``region`` (a ``Region``), replacing any stale one."""
+def indexed(table: schema.Table) -> bool:
+    """Whether the optimized copy of ``table`` carries ``person_index`` (the rule tables)."""
+    return bool(order_by(table))
+
+
+def build(
+    region: object,
+    *,
+    threads: int | None = None,
+    memory_limit: str = "3GB",
+    progress: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Write the optimized database of ``region`` (a ``Region``), replacing any stale one.
+    ``progress`` is called with each table's name before it is built."""
     import duckdb
 
     from brygga.records.store import Region
@@ -84,12 +105,28 @@ def build(region: object, *, threads: int | None = None, memory_limit: str = "3G
         # Sorting hundreds of millions of rows spills; insertion order must follow ORDER BY.
         con.execute("SET preserve_insertion_order=true")
         rows: dict[str, int] = {}
-        for name in region.tables():
+        names = sorted(region.tables(), key=lambda n: n != "person")  # the index needs person
+        for name in names:
+            if progress:
+                progress(name)
             glob = region.parquet_glob(name).replace("'", "''")
-            keys = order_by(schema.table(name))
+            table = schema.table(name)
+            keys = order_by(table)
             order = f" ORDER BY {', '.join(keys)}" if keys else ""
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{glob}'){order}")
+            source = f"read_parquet('{glob}')"
+            if indexed(table):
+                # A LEFT join: rows of people missing from ``person`` stay (with no index).
+                source = f"{source} t LEFT JOIN {PERSON_INDEX} USING (person_id)"
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM {source}{order}")
             rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            if name == "person":
+                con.execute(
+                    f"CREATE TABLE {PERSON_INDEX} AS SELECT person_id, "
+                    f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
+                    "FROM person ORDER BY person_id"
+                )
+        if progress:
+            progress(POPULATION)
         population = _build_population(con)
         con.execute("CHECKPOINT")
     except BaseException:
@@ -120,12 +157,13 @@ def _build_population(con: object) -> bool:
     con.execute(  # type: ignore[attr-defined]
         f"""
         CREATE TABLE {POPULATION} AS
-        SELECT p.person_id, p.gender_concept_id, p.year_of_birth, p.month_of_birth,
+        SELECT p.person_id, i.person_index, p.gender_concept_id, p.year_of_birth, p.month_of_birth,
                p.day_of_birth, p.municipality_code,
                op.observation_period_start_date, op.observation_period_end_date,
                d.death_date
         FROM person p
         JOIN observation_period op USING (person_id)
+        JOIN person_index i USING (person_id)
         LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM death GROUP BY 1) d
           USING (person_id)
         ORDER BY p.person_id
