@@ -37,6 +37,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from brygga.cohort.bitmaps import count
 from brygga.cohort.compile import compile_criteria
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engines import Engine, duckdb_engine, quiet_duckdb, spark_engine
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = duckdb_engine(region, optimized=database is not None)
     population_ms = timed(lambda: engine.population(INDEX_DATE), 1)[0][0]
     print(
-        f"population at {INDEX_DATE}: {engine.population(INDEX_DATE).size:,} people, "
+        f"population at {INDEX_DATE}: {count(engine.population(INDEX_DATE).alive):,} people, "
         f"indexed in {population_ms:.0f} ms (once per index date)"
     )
     brygga_times, baseline_times, spark_times = {}, {}, {}

@@ -339,6 +339,25 @@ def test_include_and_exclude_in_combination(spec):
     assert spec.run(criteria, people, rows) == [1]
 
 
+def test_records_of_people_missing_from_the_person_table_count_for_nobody(spec):
+    """A record whose person is not in ``person`` (a broken export) matches no one, and its
+    person does not appear; on an optimized region such rows carry no person index."""
+    day = date(2024, 1, 1)
+    people = [person(1), person(2)]
+    rows = [
+        event("condition", 1, "E119", day),
+        event("condition", 99, "E119", day),
+        event("measurement", 99, "NPU27300", day, value=60.0),
+        event("measurement", 2, "NPU27300", day, value=60.0),
+        visit(99, day),
+        period(99, date(2000, 1, 1), date(2030, 1, 1)),
+    ]
+    assert spec.run({"include": [{"condition": {"codes": ["E11"]}}]}, people, rows) == [1]
+    latest = {"measurement": {"codes": ["HbA1c"], "latest": True, "value": {"min": 53}}}
+    assert spec.run({"include": [latest]}, people, rows) == [2]
+    assert spec.run({"exclude": [{"visit": {}}]}, people, rows) == [1, 2]
+
+
 def test_attrition_and_cells_agree(spec):
     """The feasibility counts (not only the person list) agree across engines."""
     day = date(2024, 1, 1)

@@ -76,11 +76,11 @@ def test_population_cells_and_demographics():
             "age": pa.array([34, 65, 61, 7], pa.int32()),
             "age_band": pa.array([30, 60, 60, 0], pa.int32()),
             "municipality": ["0180", "0114", None, "0180"],
-            "i": pa.array(range(4), pa.int32()),
+            "i": pa.array([0, 1, 3, 4], pa.int32()),
         }
     )
-    population = Population.from_arrow(table, "t")
-    assert population.cell_counts(population.everyone) == {
+    population = Population.from_arrow(table, 6)  # people 2 and 5: not in the population
+    assert population.cell_counts(population.alive) == {
         ("female", 30, "0180"): 1,
         ("male", 60, "0114"): 1,
         ("male", 60, None): 1,
@@ -92,6 +92,8 @@ def test_population_cells_and_demographics():
         True,
         False,
         False,
+        False,
+        False,
     ]
     # An unknown municipality never passes a municipality filter.
     stockholm = parse_criteria({"demographics": {"municipalities": ["0180", "0114"]}})
@@ -99,7 +101,9 @@ def test_population_cells_and_demographics():
         True,
         True,
         False,
+        False,
         True,
+        False,
     ]
 
 
@@ -117,18 +121,17 @@ def test_cell_sums_are_exact_beyond_float_precision():
             "i": pa.array(np.arange(n, dtype=np.int32)),
         }
     )
-    population = Population.from_arrow(table, "t")
+    population = Population.from_arrow(table, n)
     units = np.full(n, 2**32 - 1, dtype=np.int64)
     units[::97] = 2**31 + 12345
     sevenths = len(units[::97])
     expected = (n - sevenths) * (2**32 - 1) + sevenths * (2**31 + 12345)
     assert expected > 2**53  # a float64 sum would round
-    assert population.cell_sums(population.everyone, units) == {("male", 50, "0180"): expected}
+    assert population.cell_sums(population.alive, units) == {("male", 50, "0180"): expected}
 
 
 def test_kept_bitmaps_are_bounded_and_follow_their_population():
-    dropped = []
-    kept = Kept(max_bytes=3_000, max_dates=1, forget=lambda p: dropped.append(p))
+    kept = Kept(max_bytes=3_000, max_dates=1)
     day1, day2 = date(2024, 1, 1), date(2025, 1, 1)
     kept.population(day1, lambda: "population 1")  # type: ignore[arg-type, return-value]
     for i in range(5):
@@ -139,20 +142,7 @@ def test_kept_bitmaps_are_bounded_and_follow_their_population():
     kept.bitmap((day1, "5"), lambda: np.zeros(1_000, dtype=np.uint8))
     assert list(kept.bitmaps) == [(day1, "4"), (day1, "2"), (day1, "5")]  # least recent out
     kept.population(day2, lambda: "population 2")  # type: ignore[arg-type, return-value]
-    assert dropped == ["population 1"] and kept.bitmaps == {} and kept.bytes == 0
-
-
-def test_population_table_is_dropped_with_its_population(engines):
-    bitmaps, _ = engines
-    name = bitmaps.population(date(2020, 1, 1)).table
-    for day in (date(2021, 1, 1), date(2022, 1, 1), date(2023, 1, 1)):
-        bitmaps.population(day)
-    assert (
-        bitmaps.run_sql(f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{name}'")[
-            0
-        ]["n"]
-        == 0
-    )
+    assert list(kept.populations) == [day2] and kept.bitmaps == {} and kept.bytes == 0
 
 
 def test_one_shared_engine_per_region(region, tmp_path):

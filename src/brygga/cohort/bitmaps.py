@@ -1,19 +1,26 @@
-"""Rule person sets as bitmaps over the population at an index date (the DuckDB engine).
+"""Rule person sets as bitmaps over the region's people (the DuckDB engine).
 
 Feasibility questions are refined one rule at a time and share rules (type 2 diabetes, a
-recent visit, smoking status), so the engine keeps, per index date:
+recent visit, smoking status), so the engine keeps:
 
-* the **population**: everyone alive and under observation, sorted by ``person_id`` (its dense
-  index), with age, sex and municipality, and each person's breakdown cell
-  (sex, 10-year age band, municipality) as an index into a short list of cells;
-* one **bitmap per rule** (packed bits over that dense index: 300 kB for 2.4 million people),
-  computed once by DuckDB from the rule's person set (``compile.Compiler.rule``).
+* the **person index**: every person of the region in ``person_id`` order; a person's position
+  is their *dense index*. An optimized region stores it (``person_index`` on every table a rule
+  reads, ``records/optimize.py``); otherwise the engine numbers the ``person`` table once;
+* per index date, the **population**: who is alive and under observation (a bitmap), with age,
+  sex and municipality, and each person's breakdown cell (sex, 10-year age band,
+  municipality) as an index into a short list of cells;
+* one **bitmap per rule** (packed bits over the dense index: 400 kB for 3.3 million people),
+  computed once from the rule's rows: DuckDB returns the dense index of every matching row
+  (duplicates and all) and NumPy sets the bits, which costs a fraction of asking DuckDB for
+  the distinct people. "latest" rules come back as one (person, date, hit) row per candidate
+  record and are decided in NumPy by one ``maximum.at`` over (date, hit) keys.
 
-A question is then NumPy work: the demographics as a mask, the attrition as successive AND /
-AND-NOT with a popcount per step, the breakdowns as one ``bincount`` of the cells of the final
-mask. Groups (``any_of``, ``all_of``, ``at_least``) combine the bitmaps of their rules, so
-every leaf rule is computed once whatever group it appears in. Bitmaps are bounded in total
-bytes and dropped least recently used first; the answers are those of ``Compiled.summary``.
+A question is then NumPy work: the demographics as a mask within the population, the attrition
+as successive AND / AND-NOT with a popcount per step, the breakdowns as one ``bincount`` of the
+cells of the final mask. Groups (``any_of``, ``all_of``, ``at_least``) combine the bitmaps of
+their rules, so every leaf rule is computed once whatever group it appears in. Bitmaps are
+bounded in total bytes and dropped least recently used first; the answers are those of
+``Compiled.summary``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -32,34 +38,44 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from brygga.cohort.compile import Compiler
-from brygga.cohort.criteria import SEX_CONCEPTS, Criteria, Demographics, Model, rule_body, rule_kind
+from brygga.cohort.criteria import (
+    SEX_CONCEPTS,
+    Criteria,
+    Demographics,
+    Model,
+    ValuedSpec,
+    rule_body,
+    rule_kind,
+)
 from brygga.cohort.engines import Evaluation, IbisEngine, alive_and_observed_step
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
+from brygga.records.optimize import PERSON_INDEX
 
 Cell = tuple[str, int, str | None]
 
 
 @dataclass(frozen=True)
 class Population:
-    """The people alive and under observation at one index date, in ``person_id`` order."""
+    """The people alive and under observation at one index date, over the dense person index.
 
-    ids: np.ndarray  # int64, sorted: position = dense index
+    Arrays have one entry per person of the region; only those in ``alive`` are meaningful.
+    """
+
+    alive: np.ndarray  # packed bits: alive and under observation at the index date
     age: np.ndarray  # int32
     gender: np.ndarray  # int64 gender_concept_id
     municipality: np.ndarray  # int32 index into ``municipalities``; -1 when unknown
     municipalities: list[str]
     cell: np.ndarray  # int32 index into ``cells``
     cells: list[Cell]
-    table: str  # DuckDB temporary table in person_id order: row id = dense index
 
     @classmethod
-    def from_arrow(cls, table: pa.Table, name: str) -> Population:
-        """From ``Compiler.population()`` ordered by person_id, kept in DuckDB as ``name``."""
-        ids = table.column("person_id").to_numpy().astype(np.int64)
-        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
-            raise AssertionError("the population must be sorted by person_id, without repeats")
-        if not np.array_equal(table.column("i").to_numpy(), np.arange(len(ids))):
-            raise AssertionError("the population's dense index must be its row order")
+    def from_arrow(cls, table: pa.Table, size: int) -> Population:
+        """From ``Compiler.population()`` with each person's dense index ``i`` (ascending),
+        among ``size`` people in all."""
+        at = table.column("i").to_numpy().astype(np.int64)
+        if len(at) and (at[0] < 0 or at[-1] >= size or not np.all(at[1:] > at[:-1])):
+            raise AssertionError("population indexes must ascend, without repeats, below size")
         municipality, municipalities = _codes(table.column("municipality"))
         sex, sexes = _codes(table.column("sex"))
         band = table.column("age_band").to_numpy().astype(np.int64)
@@ -76,32 +92,23 @@ class Population:
             s, b = divmod(rest, span)
             cells.append((sexes[s], b + band_min, municipalities[m - 1] if m else None))
         return cls(
-            ids=ids,
-            age=table.column("age").to_numpy().astype(np.int32),
-            gender=table.column("gender_concept_id").to_numpy().astype(np.int64),
-            municipality=municipality,
+            alive=_bits(at, size),
+            age=_spread(at, table.column("age").to_numpy().astype(np.int32), size, 0),
+            gender=_spread(at, table.column("gender_concept_id").to_numpy(), size, 0),
+            municipality=_spread(at, municipality, size, -1),
             municipalities=municipalities,
-            cell=cell.astype(np.int32),
+            cell=_spread(at, cell.astype(np.int32), size, 0),
             cells=cells,
-            table=name,
         )
 
     @property
     def size(self) -> int:
-        return len(self.ids)
-
-    def bitmap(self, positions: np.ndarray) -> np.ndarray:
-        mask = np.zeros(self.size, dtype=bool)
-        mask[positions] = True
-        return np.packbits(mask)
-
-    @cached_property
-    def everyone(self) -> np.ndarray:
-        return np.packbits(np.ones(self.size, dtype=bool))
+        return len(self.age)
 
     def demographics(self, d: Demographics) -> np.ndarray:
-        """As ``Compiler.demographics``: an unknown municipality fails a municipality filter."""
-        mask = np.ones(self.size, dtype=bool)
+        """As ``Compiler.demographics``, within the population: an unknown municipality fails
+        a municipality filter."""
+        mask = self.mask(self.alive)
         if d.age is not None and d.age.min is not None:
             mask &= self.age >= d.age.min
         if d.age is not None and d.age.max is not None:
@@ -133,6 +140,19 @@ class Population:
         return {self.cells[i]: (int(high[i]) << 16) + int(low[i]) for i in np.flatnonzero(people)}
 
 
+def _bits(positions: np.ndarray, size: int) -> np.ndarray:
+    """Packed bits, set at ``positions`` (repeats allowed)."""
+    mask = np.zeros(size, dtype=bool)
+    mask[positions] = True
+    return np.packbits(mask)
+
+
+def _spread(at: np.ndarray, values: np.ndarray, size: int, fill: int) -> np.ndarray:
+    out = np.full(size, fill, dtype=values.dtype)
+    out[at] = values
+    return out
+
+
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)`` for small non-negative ints, without a sort."""
     if len(values) == 0 or values.max() >= 1 << 26:
@@ -157,13 +177,10 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
 class Kept:
     """Populations (a few index dates) and rule bitmaps, least recently used dropped first."""
 
-    def __init__(
-        self, max_bytes: int, max_dates: int, forget: Callable[[Population], None]
-    ) -> None:
-        self.max_bytes, self.max_dates, self.forget = max_bytes, max_dates, forget
+    def __init__(self, max_bytes: int, max_dates: int) -> None:
+        self.max_bytes, self.max_dates = max_bytes, max_dates
         self.populations: OrderedDict[date, Population] = OrderedDict()
         self.bitmaps: OrderedDict[tuple[date, str], np.ndarray] = OrderedDict()
-        self.units: dict[date, np.ndarray] = {}
         self.bytes = 0
 
     def population(self, index_date: date, build: Callable[[], Population]) -> Population:
@@ -172,9 +189,7 @@ class Kept:
         else:
             self.populations[index_date] = build()
             while len(self.populations) > self.max_dates:
-                old, population = self.populations.popitem(last=False)
-                self.forget(population)
-                self.units.pop(old, None)
+                old, _ = self.populations.popitem(last=False)
                 for key in [k for k in self.bitmaps if k[0] == old]:
                     self.bytes -= self.bitmaps.pop(key).nbytes
         return self.populations[index_date]
@@ -196,16 +211,21 @@ class Kept:
         return bits
 
 
+# Days since this date, doubled, plus one for a hit: a "latest" rule's record key (int32).
+_EPOCH = "DATE '1800-01-01'"
+
+
 class BitmapEngine(IbisEngine):
-    """DuckDB computes each rule's person set once; NumPy answers the questions.
+    """DuckDB finds each rule's rows once; NumPy keeps them as bitmaps and answers questions.
 
     Still an ``IbisEngine`` (``compile``, ``tables``, ``run_sql``), so code that needs the
     compiled plan keeps working. One engine may be shared between threads: every question
     holds the engine's lock (one DuckDB connection, one set of kept bitmaps).
     """
 
-    MAX_BYTES = 512 * 2**20  # kept bitmaps: about 1,700 rules at 2.4 million people
+    MAX_BYTES = 512 * 2**20  # kept bitmaps: about 1,300 rules at 3.3 million people
     MAX_DATES = 3
+    INDEX_TABLE = "brygga_person_index"  # numbered here when the region has no person_index
 
     def __init__(
         self,
@@ -217,35 +237,48 @@ class BitmapEngine(IbisEngine):
     ) -> None:
         super().__init__("duckdb", tables, to_sql, run_sql)
         self.fetch, self.execute = fetch, execute
-        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, self._drop)
+        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
+        self._ids: np.ndarray | None = None
+        self._units: np.ndarray | None = None
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the region's tables carry ``person_index`` (an optimized region)."""
+        return self.tables.table(PERSON_INDEX) is not None
+
+    @property
+    def index_table(self) -> str:
+        """The table of (person_id, person_index); without one, the person table is numbered."""
+        if self.indexed:
+            return PERSON_INDEX
+        self.ids  # noqa: B018 - numbers the person table on first use
+        return self.INDEX_TABLE
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Every person's ``person_id``, by dense index."""
+        if self._ids is None:
+            if not self.indexed:  # (index_table asks for the ids first)
+                self.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {self.INDEX_TABLE} AS SELECT person_id, "
+                    f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
+                    "FROM person"
+                )
+            table = PERSON_INDEX if self.indexed else self.INDEX_TABLE
+            found = self.fetch(f"SELECT person_id FROM {table} ORDER BY {PERSON_INDEX}")
+            self._ids = found.column("person_id").to_numpy().astype(np.int64)
+        return self._ids
 
     def population(self, index_date: date) -> Population:
         def build() -> Population:
-            # DuckDB keeps the population too, so that rule queries return dense indexes:
-            # person ids are 63-bit pseudonyms, and mapping millions of them in NumPy (sorted
-            # search or hashing) costs seconds of cache misses, DuckDB's join a fraction.
-            name = f"brygga_population_{index_date:%Y%m%d}"
             people = self.to_sql(Compiler(self.tables, index_date).population())
-            # Inserted in person_id order, so the row id is the dense index (checked on
-            # reading; numbering rows with a window function cost three times as much).
-            self.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM ({people}) "
-                "ORDER BY person_id"
+            rows = self.fetch(
+                f"SELECT x.{PERSON_INDEX} AS i, p.* FROM ({people}) p "
+                f"JOIN {self.index_table} x ON p.person_id = x.person_id ORDER BY 1"
             )
-            rows = self.fetch(f"SELECT *, rowid::INTEGER AS i FROM {name}")
-            return Population.from_arrow(rows, name)
+            return Population.from_arrow(rows, len(self.ids))
 
         return self.kept.population(index_date, build)
-
-    def _drop(self, population: Population) -> None:
-        self.execute(f"DROP TABLE IF EXISTS {population.table}")
-
-    def positions(self, population: Population, sql: str) -> np.ndarray:
-        """Dense indexes of the population's people among the ``person_id``s ``sql`` returns."""
-        found = self.fetch(
-            f"SELECT p.rowid::INTEGER AS i FROM {population.table} p SEMI JOIN ({sql}) r ON p.person_id = r.person_id"
-        )
-        return found.column("i").to_numpy()
 
     def rule_bits(self, rule: Model, index_date: date, population: Population) -> np.ndarray:
         kind, body = rule_kind(rule), rule_body(rule)
@@ -264,12 +297,33 @@ class BitmapEngine(IbisEngine):
             separators=(",", ":"),
         )
         key = (index_date, hashlib.sha256(canonical.encode()).hexdigest())
+        return self.kept.bitmap(key, lambda: self._leaf_bits(body, index_date, population.size))
 
-        def build() -> np.ndarray:
-            expr = Compiler(self.tables, index_date).rule(rule)
-            return population.bitmap(self.positions(population, self.to_sql(expr)))
+    def _leaf_bits(self, spec: Any, index_date: date, size: int) -> np.ndarray:
+        """One DuckDB query over the rule's rows; NumPy does the per-person part."""
+        person = PERSON_INDEX if self.indexed else "person_id"
+        compiler = Compiler(self.tables, index_date, key=person, distinct=False)
+        if isinstance(spec, ValuedSpec) and spec.latest:
+            rows = self.to_sql(compiler.latest_candidates(spec))
+            found = self._indexed(rows, f"(hit::INTEGER + 2 * (day - {_EPOCH}))::INTEGER AS k")
+            best = np.full(size, -1, dtype=np.int32)
+            np.maximum.at(best, found[PERSON_INDEX], found["k"])
+            # The latest record matches when one of the records on the latest date is a hit.
+            return np.packbits((best >= 0) & (best % 2 == 1))
+        rows = self.to_sql(compiler.leaf(spec))
+        return _bits(self._indexed(rows)[PERSON_INDEX], size)
 
-        return self.kept.bitmap(key, build)
+    def _indexed(self, rows: str, *extra: str) -> dict[str, np.ndarray]:
+        """``rows`` (with the person column the compiler was given) as NumPy columns with
+        ``person_index``; people missing from ``person`` are left out."""
+        if self.indexed:
+            index, source = f"r.{PERSON_INDEX}", f"({rows}) r WHERE r.{PERSON_INDEX} IS NOT NULL"
+        else:
+            index = f"x.{PERSON_INDEX}"
+            source = f"({rows}) r JOIN {self.index_table} x ON r.person_id = x.person_id"
+        sql = f"SELECT {', '.join((index, *extra))} FROM {source}"
+        table = self.fetch(sql)
+        return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
         """The population and the cumulative bitmap of every attrition step."""
@@ -279,7 +333,7 @@ class BitmapEngine(IbisEngine):
             (index_date, "demographics " + d.model_dump_json()),
             lambda: population.demographics(d),
         )
-        steps = [population.everyone, demographics]
+        steps = [population.alive, demographics]
         for kind, _, rule in criteria.steps()[1:]:
             assert rule is not None
             bits = self.rule_bits(rule, index_date, population)
@@ -300,28 +354,31 @@ class BitmapEngine(IbisEngine):
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
         with self.lock:
             population, steps = self.steps(criteria, index_date)
-            return population.ids[population.mask(steps[-1])].tolist()
+            return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
         """Record-key sums per attrition step and per cell (``cellkey.feasibility_keys``)."""
         with self.lock:
             population, steps = self.steps(criteria, index_date)
-            units = self.kept.units.get(index_date)
-            if units is None:
-                # A person without a key adds nothing (the left join's null in the SQL sum).
-                keys = self.fetch(
-                    f"SELECT p.rowid::INTEGER AS i, k.record_key FROM {population.table} p "
-                    f"JOIN ({self.to_sql(self.table_or_fail('person_key'))}) k "
-                    "ON p.person_id = k.person_id WHERE k.record_key IS NOT NULL"
-                )
-                units = np.zeros(population.size, dtype=np.int64)
-                units[keys.column("i").to_numpy()] = key_units(keys.column("record_key").to_numpy())
-                self.kept.units[index_date] = units
+            units = self.units()
             sums = [int(units[population.mask(b)].sum()) for b in steps]
             return FeasibilityKeys(sums, population.cell_sums(steps[-1], units))
 
-    def table_or_fail(self, name: str) -> Any:
-        table = self.tables.table(name)
-        if table is None:
-            raise AssertionError(f"region has no {name} table")
-        return table.select("person_id", "record_key")
+    def units(self) -> np.ndarray:
+        """Every person's record-key units; a person without a key adds nothing (the left
+        join's null in the SQL sum)."""
+        if self._units is None:
+            keys = self.tables.table("person_key")
+            if keys is None:
+                raise AssertionError("region has no person_key table")
+            rows = self.to_sql(
+                keys.filter(keys.record_key.notnull()).select("person_id", "record_key")
+            )
+            found = self.fetch(
+                f"SELECT x.{PERSON_INDEX} AS i, r.record_key FROM ({rows}) r "
+                f"JOIN {self.index_table} x ON r.person_id = x.person_id"
+            )
+            units = np.zeros(len(self.ids), dtype=np.int64)
+            units[found.column("i").to_numpy()] = key_units(found.column("record_key").to_numpy())
+            self._units = units
+        return self._units

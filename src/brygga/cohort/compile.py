@@ -75,9 +75,18 @@ def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Co
 
 
 class Compiler:
-    def __init__(self, tables: Tables, index_date: date) -> None:
+    """``key`` names the person column rules return: ``person_id``, or ``person_index`` on an
+    optimized region (``records/optimize.py``). With ``distinct=False`` a rule that needs no
+    grouping returns one row per matching record (the bitmap engine sets bits; it needs no
+    distinct people, which cost a hash aggregation)."""
+
+    def __init__(
+        self, tables: Tables, index_date: date, *, key: str = "person_id", distinct: bool = True
+    ) -> None:
         self.tables = tables
         self.index_date = index_date
+        self.key = key
+        self.distinct = distinct
 
     def compile(self, criteria: Criteria) -> Compiled:
         flags = self.population()
@@ -165,38 +174,55 @@ class Compiler:
             stacked = ibis.union(*(self.rule(r) for r in body.of), distinct=False)
             counted = stacked.group_by("person_id").aggregate(n=stacked.count())
             return counted.filter(counted.n >= body.n).select("person_id")
-        if kind == "visit":
-            return self.visits(body)
-        if kind == "death":
-            return self.deaths(body)
-        return self.events(body)
+        return self.leaf(body)
+
+    def leaf(self, spec: EventSpec | VisitSpec | DeathSpec) -> ir.Table:
+        if isinstance(spec, VisitSpec):
+            return self.visits(spec)
+        if isinstance(spec, DeathSpec):
+            return self.deaths(spec)
+        return self.events(spec)
 
     def events(self, spec: EventSpec) -> ir.Table:
         table_def = schema.table(spec.TABLE)
-        t = self.table(spec.TABLE)
-        rows = t.filter(self.window(t[table_def.date_column], spec.within))
-        value = getattr(spec, "value", None)
         if isinstance(spec, ValuedSpec) and spec.latest:
-            among = self.code_predicate(rows, table_def, spec.among_codeset)
-            if value is not None:  # only records with a value compete for "latest"
-                among &= rows.value_as_number.notnull()
-            candidates = rows.filter(among)
             # The latest record matches when some matching record falls on the latest date:
             # one grouping pass (no join back to the rows), "max date of the matching records
             # equals the max date of all candidates".
-            day = candidates[table_def.date_column]
-            hit = self.code_predicate(candidates, table_def, spec.codeset) & self._value_ok(
-                candidates, value
-            )
-            last = candidates.group_by("person_id").aggregate(
-                last=day.max(), last_hit=day.max(where=hit)
-            )
+            c = self.latest_candidates(spec)
+            last = c.group_by(self.key).aggregate(last=c.day.max(), last_hit=c.day.max(where=c.hit))
             last = last.filter(last.last_hit == last["last"])
-            return last.select(person_id=last.person_id.cast("int64"))
+            return self.persons(last)
+        t = self.table(spec.TABLE)
+        rows = t.filter(self.window(t[table_def.date_column], spec.within))
+        value = getattr(spec, "value", None)
         matching = rows.filter(
             self.code_predicate(rows, table_def, spec.codeset) & self._value_ok(rows, value)
         )
         return self.at_least_dates(matching, table_def.date_column, spec.min_count)
+
+    def latest_candidates(self, spec: ValuedSpec) -> ir.Table:
+        """The records competing to be a "latest" rule's latest: person, ``day`` and ``hit``
+        (the record matches the rule's codes and value)."""
+        table_def = schema.table(spec.TABLE)
+        t = self.table(spec.TABLE)
+        rows = t.filter(self.window(t[table_def.date_column], spec.within))
+        among = self.code_predicate(rows, table_def, spec.among_codeset)
+        if spec.value is not None:  # only records with a value compete for "latest"
+            among &= rows.value_as_number.notnull()
+        candidates = rows.filter(among)
+        hit = self.code_predicate(candidates, table_def, spec.codeset) & self._value_ok(
+            candidates, spec.value
+        )
+        return candidates.select(
+            self.key, day=candidates[table_def.date_column], hit=hit.fill_null(False)
+        )
+
+    def persons(self, t: ir.Table) -> ir.Table:
+        """The rule's result: the key column (``person_id`` as int64), distinct unless told."""
+        key = t[self.key].cast("int64") if self.key == "person_id" else t[self.key]
+        out = t.select(**{self.key: key})
+        return out.distinct() if self.distinct else out
 
     @staticmethod
     def _value_ok(t: ir.Table, value: Any) -> ir.BooleanValue:
@@ -221,20 +247,18 @@ class Compiler:
     def deaths(self, spec: DeathSpec) -> ir.Table:
         t = self.table("death")
         lo, hi = spec.within.bounds(self.index_date)
-        rows = t.filter((t.death_date >= lo) & (t.death_date <= hi))
-        return rows.select(person_id=rows.person_id.cast("int64")).distinct()
+        return self.persons(t.filter((t.death_date >= lo) & (t.death_date <= hi)))
 
     def window(self, day: ir.DateValue, within: Any) -> ir.BooleanValue:
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)
 
-    @staticmethod
-    def at_least_dates(rows: ir.Table, date_column: str, n: int) -> ir.Table:
+    def at_least_dates(self, rows: ir.Table, date_column: str, n: int) -> ir.Table:
         if n == 1:
-            return rows.select(person_id=rows.person_id.cast("int64")).distinct()
-        counted = rows.group_by("person_id").aggregate(n=rows[date_column].nunique())
-        return counted.filter(counted.n >= n).select(person_id=counted.person_id.cast("int64"))
+            return self.persons(rows)
+        counted = rows.group_by(self.key).aggregate(n=rows[date_column].nunique())
+        return self.persons(counted.filter(counted.n >= n))
 
     def code_predicate(
         self, t: ir.Table, table_def: schema.Table, codeset: tuple[tuple[str, str], ...]
