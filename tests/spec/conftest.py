@@ -1,7 +1,8 @@
 """Spec-test fixtures: tiny hand-made regions and one fixture per engine.
 
 Every spec test takes ``engine`` and therefore runs on the reference evaluator, DuckDB and Spark;
-they must all return the expected persons. Spark starts once per test session.
+they must all return the expected persons. Spark starts once per test session. A chosen subset
+also runs on Spark through a real Spark Connect server (``spark_connect.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from spark_connect import CONNECT_SPEC_TESTS, spark_connect_url  # noqa: F401 (a fixture)
 
 from brygga.cohort.criteria import Criteria, parse_criteria
 from brygga.cohort.engines import ENGINES, Engine, open_engine
@@ -154,12 +156,16 @@ def open_spec_engine(name: str, region: Region) -> Engine:
     if name == "duckdb-optimized":
         optimize.build(region, threads=1, memory_limit="500MB")
         return open_engine("duckdb", region)
+    if name == "spark-connect":  # the ``spec`` fixture has set BRYGGA_SPARK_REMOTE
+        return open_engine("spark", region)
     return open_engine(name, region)
 
 
-@pytest.fixture(params=SPEC_ENGINES)
-def engine_name(request: pytest.FixtureRequest) -> str:
-    return request.param
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``engine_name``: every spec engine; and "spark-connect" for the tests chosen for it."""
+    if "engine_name" in metafunc.fixturenames:
+        chosen = (metafunc.module.__name__, metafunc.function.__name__) in CONNECT_SPEC_TESTS
+        metafunc.parametrize("engine_name", [*SPEC_ENGINES, *(["spark-connect"] * chosen)])
 
 
 class Spec:
@@ -210,5 +216,12 @@ class Spec:
 
 
 @pytest.fixture
-def spec(engine_name: str, tmp_path: Path) -> Spec:
+def spec(
+    engine_name: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Spec:
+    if engine_name == "spark-connect":
+        monkeypatch.setenv("BRYGGA_SPARK_REMOTE", request.getfixturevalue("spark_connect_url"))
     return Spec(engine_name, tmp_path)

@@ -8,11 +8,13 @@ cells) and ``persons`` (eligible pseudonymous ids), from the same compiled Ibis 
 Spark is configured through the environment:
 
 * ``BRYGGA_SPARK_MASTER`` - master URL (default ``local[2]``), e.g. ``spark://host:7077``;
-* ``BRYGGA_SPARK_REMOTE`` - a Spark Connect URL (``sc://host:15002``), used instead of a master;
+* ``BRYGGA_SPARK_REMOTE`` - a Spark Connect URL (``sc://host:15002``), used instead of a master
+  (the server reads the region's Parquet files by their path, so it must see the same storage);
 * ``BRYGGA_SPARK_SHUFFLE_PARTITIONS`` (default 4) and ``BRYGGA_SPARK_DRIVER_MEMORY`` (``2g``).
 
-One Spark session serves the whole process; each region's Parquet files are registered as
-temporary views named after the region folder, so several regions can be open at once.
+One Spark session serves the whole process (and one per Spark Connect URL); each region's
+Parquet files are registered as temporary views named after the region folder, so several
+regions can be open at once.
 PostgreSQL is not offered: regions are Parquet folders, and DuckDB and Spark read them in place.
 """
 
@@ -266,7 +268,7 @@ class SparkSettings(BaseSettings):
 
 
 _spark_lock = threading.Lock()
-_spark: dict[str, Any] = {}
+_spark: dict[str, Any] = {}  # sessions by Spark Connect URL; "" is the classic session
 
 
 @contextmanager
@@ -281,33 +283,64 @@ def quiet_spark() -> Iterator[None]:
 
 
 def spark_session() -> Any:
-    """The process-wide Spark session (created on first use)."""
-    with _spark_lock:
-        if "session" not in _spark:
-            with quiet_spark():
-                from pyspark.sql import SparkSession
+    """The process's Spark session for the configured master or Connect URL (made on first use).
 
-                settings = SparkSettings()
-                builder = SparkSession.builder.appName("brygga")
-                if settings.remote:
-                    builder = builder.remote(settings.remote)
-                else:
-                    builder = (
-                        builder.master(settings.master)
-                        .config("spark.driver.memory", settings.driver_memory)
-                        .config("spark.ui.enabled", "false")
-                        .config("spark.ui.showConsoleProgress", "false")
-                    )
-                builder = builder.config(
-                    "spark.sql.shuffle.partitions", settings.shuffle_partitions
-                ).config("spark.sql.session.timeZone", "UTC")
-                for key, value in settings.conf.items():
-                    builder = builder.config(key, value)
-                session = builder.getOrCreate()
-                if not settings.remote:
-                    session.sparkContext.setLogLevel("ERROR")
-                _spark["session"] = session
-        return _spark["session"]
+    Sessions are kept per ``BRYGGA_SPARK_REMOTE``, so a classic session (local mode or a
+    master) and Spark Connect sessions can serve one process side by side.
+    """
+    settings = SparkSettings()
+    key = settings.remote or ""
+    with _spark_lock:
+        if key not in _spark:
+            with quiet_spark():
+                make = _connect_session if settings.remote else _classic_session
+                _spark[key] = make(settings)
+        return _spark[key]
+
+
+def stop_spark_session(remote: str | None = None) -> None:
+    """Stop and forget the session for a Connect URL (``None``: the classic session)."""
+    with _spark_lock:
+        session = _spark.pop(remote or "", None)
+    if session is not None:
+        with quiet_spark():
+            session.stop()
+
+
+def _session_conf(settings: SparkSettings) -> dict[str, str]:
+    return {
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        **settings.conf,
+    }
+
+
+def _classic_session(settings: SparkSettings) -> Any:
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.appName("brygga")
+        .master(settings.master)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config(map=_session_conf(settings))
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _connect_session(settings: SparkSettings) -> Any:
+    """A Spark Connect client session. Built with the Connect session's own builder: PySpark's
+    general builder would switch the whole process into Connect mode (an environment variable)
+    and then refuse to make a classic session, or refuse Connect once a classic one exists."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    assert settings.remote is not None
+    builder = ConnectSession.builder.remote(settings.remote).appName("brygga")
+    # Only runtime SQL settings apply to a Connect session; static ones are dropped silently.
+    return builder.config(map=_session_conf(settings)).create()
 
 
 def spark_engine(region: Region) -> IbisEngine:
