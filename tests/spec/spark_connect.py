@@ -101,7 +101,7 @@ def start_server(workdir: Path, timeout: float = START_TIMEOUT) -> ConnectServer
         command += ["--conf", f"{key}={value}"]
     # As sbin/start-connect-server.sh: the server itself is a classic Spark application.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
-    env |= {"SPARK_HOME": str(home), "SPARK_CONNECT_MODE": "0"}
+    env |= {"SPARK_HOME": str(home), "SPARK_CONNECT_MODE": "0", "SPARK_LOCAL_IP": "127.0.0.1"}
     log = workdir / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
