@@ -200,3 +200,60 @@ def test_reference_duckdb_and_spark_agree(region_data, document):
         optimized = open_engine("duckdb", region)
         assert optimized.evaluate(criteria, INDEX) == expected
         assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
+
+
+# Rules that the optimized database answers from its summaries (first dates, observation runs):
+# no lower window bound, no value range; many records share a day (12 possible dates).
+summary_windows = st.none() | st.fixed_dictionaries({"days_after": st.sampled_from([0, 30])})
+summary_rules = st.one_of(
+    *(
+        st.fixed_dictionaries(
+            {"codes": st.lists(st.sampled_from(codes), min_size=1, max_size=2)},
+            optional={"within": summary_windows},
+        ).map(lambda spec, k=k: {k: drop_none(spec)})
+        for k, codes in {
+            "condition": ["E11", "E119", "I10"],
+            "drug": ["A10", "C10"],
+            "observation": ["smoker", "ex_smoker", "never_smoker"],
+        }.items()
+    ),
+    st.fixed_dictionaries(
+        {
+            "codes": st.lists(st.sampled_from(["smoker", "ex_smoker"]), min_size=1, max_size=2),
+            "latest": st.just(True),
+        },
+        optional={
+            "within": summary_windows,
+            "among": st.lists(
+                st.sampled_from(["smoker", "ex_smoker", "never_smoker"]), min_size=1, max_size=3
+            ),
+        },
+    ).map(lambda spec: {"observation": spec}),
+)
+
+
+@settings(
+    max_examples=EXAMPLES * 2,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    region_data=regions(),
+    document=st.fixed_dictionaries(
+        {
+            "include": st.lists(summary_rules, max_size=2),
+            "exclude": st.lists(summary_rules, max_size=1),
+        }
+    ),
+)
+def test_optimized_summaries_agree_with_the_reference(region_data, document):
+    criteria = parse_criteria(document)
+    people, rows = region_data
+    with tempfile.TemporaryDirectory() as tmp:
+        region = build_region(Path(tmp) / "region", people, rows, observe_all=False)
+        reference = open_engine("reference", region)
+        optimize.build(region, threads=1, memory_limit="500MB")
+        optimized = open_engine("duckdb", region)
+        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
+        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)

@@ -35,7 +35,7 @@ from brygga.cohort.criteria import (
 )
 from brygga.records import codes as codebook
 from brygga.records import schema
-from brygga.records.optimize import POPULATION
+from brygga.records.optimize import POPULATION, first_table, runs_table
 
 
 class Tables(Protocol):
@@ -193,7 +193,7 @@ class Compiler:
             last = c.group_by(self.key).aggregate(last=c.day.max(), last_hit=c.day.max(where=c.hit))
             last = last.filter(last.last_hit == last["last"])
             return self.persons(last)
-        t = self.table(spec.TABLE)
+        t = self.source(spec, latest=False)
         rows = t.filter(self.window(t[table_def.date_column], spec.within))
         value = getattr(spec, "value", None)
         matching = rows.filter(
@@ -205,7 +205,7 @@ class Compiler:
         """The records competing to be a "latest" rule's latest: person, ``day`` and ``hit``
         (the record matches the rule's codes and value)."""
         table_def = schema.table(spec.TABLE)
-        t = self.table(spec.TABLE)
+        t = self.source(spec, latest=True)
         rows = t.filter(self.window(t[table_def.date_column], spec.within))
         among = self.code_predicate(rows, table_def, spec.among_codeset)
         if spec.value is not None:  # only records with a value compete for "latest"
@@ -217,6 +217,30 @@ class Compiler:
         return candidates.select(
             self.key, day=candidates[table_def.date_column], hit=hit.fill_null(False)
         )
+
+    def source(self, spec: EventSpec, *, latest: bool) -> ir.Table:
+        """The table a rule reads: its event table, or a smaller summary built by
+        ``brygga optimize`` (``records/optimize.py``) when the rule cannot tell them apart.
+
+        Both summaries keep the code columns and the date, none of the values, so they serve
+        only rules without a value range and without a lower window bound (window end ``hi``):
+
+        * ``<table>_first`` (first date per code and person), for ``min_count: 1``: a record
+          on or before ``hi`` exists exactly when the first date is on or before ``hi``;
+        * ``<table>_runs`` (a person's records on days whose set of codes differs from their
+          previous recorded day), for "latest": let d* be the latest day <= hi with a candidate
+          record and R the run of identical days holding it. R's first day s <= d* <= hi has
+          the same records, and every later run starting <= hi has no candidate (its days are
+          after d*), so the latest run start with a candidate is s, with d*'s records.
+        """
+        lo, _ = window_bounds(spec.within, self.index_date)
+        value = getattr(spec, "value", None)
+        if lo is None and value is None and (latest or spec.min_count == 1):
+            name = runs_table(spec.TABLE) if latest else first_table(spec.TABLE)
+            summary = self.tables.table(name)
+            if summary is not None and self.key in summary.columns:
+                return summary
+        return self.table(spec.TABLE)
 
     def persons(self, t: ir.Table) -> ir.Table:
         """The rule's result: the key column (``person_id`` as int64), distinct unless told."""

@@ -33,10 +33,19 @@ from pathlib import Path
 
 from brygga.records import schema
 
-LAYOUT = 2  # bump when the layout below changes: old files stop matching
+LAYOUT = 3  # bump when the layout below changes: old files stop matching
 PREFIX = ".optimized-"
 POPULATION = "population"
 PERSON_INDEX = "person_index"
+RUN_TABLES = ("observation",)  # status-like records: long runs of identical days
+
+
+def first_table(name: str) -> str:
+    return f"{name}_first"
+
+
+def runs_table(name: str) -> str:
+    return f"{name}_runs"
 
 
 def stamp(region_path: Path) -> str:
@@ -125,6 +134,16 @@ def build(
                     f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
                     "FROM person ORDER BY person_id"
                 )
+        for name in names:
+            table = schema.table(name)
+            if table.code_column and table.date_column:
+                if progress:
+                    progress(first_table(name))
+                _build_first(con, table)
+                if name in RUN_TABLES:
+                    if progress:
+                        progress(runs_table(name))
+                    _build_runs(con, table)
         if progress:
             progress(POPULATION)
         population = _build_population(con)
@@ -170,3 +189,49 @@ def _build_population(con: object) -> bool:
         """
     )
     return True
+
+
+def _code_columns(table: schema.Table) -> tuple[str, str, str, str]:
+    assert table.vocabulary_column and table.code_column and table.concept_column
+    assert table.date_column
+    return table.vocabulary_column, table.code_column, table.concept_column, table.date_column
+
+
+def _build_first(con: object, table: schema.Table) -> None:
+    """Each (vocabulary, code, concept, person)'s first date, sorted like the event table."""
+    v, c, k, d = _code_columns(table)
+    con.execute(  # type: ignore[attr-defined]
+        f"""
+        CREATE TABLE {first_table(table.name)} AS
+        SELECT {v}, {c}, {k}, {PERSON_INDEX}, min({d}) AS {d}
+        FROM {table.name} WHERE {PERSON_INDEX} IS NOT NULL
+        GROUP BY ALL
+        ORDER BY {c}, {d}, {PERSON_INDEX}
+        """
+    )
+
+
+def _build_runs(con: object, table: schema.Table) -> None:
+    """The distinct (vocabulary, code, concept) records of each person's days whose set of
+    them differs from the person's previous recorded day."""
+    v, c, k, d = _code_columns(table)
+    con.execute(  # type: ignore[attr-defined]
+        f"""
+        CREATE TABLE {runs_table(table.name)} AS
+        WITH days AS (
+            SELECT {PERSON_INDEX}, {d},
+                   list_sort(list(DISTINCT struct_pack(v := {v}, c := {c}, k := {k}))) AS s
+            FROM {table.name} WHERE {PERSON_INDEX} IS NOT NULL
+            GROUP BY {PERSON_INDEX}, {d}
+        ), starts AS (
+            SELECT {PERSON_INDEX}, {d}, s FROM (
+                SELECT *, s IS DISTINCT FROM
+                          lag(s) OVER (PARTITION BY {PERSON_INDEX} ORDER BY {d}) AS new
+                FROM days
+            ) WHERE new
+        ), records AS (SELECT {PERSON_INDEX}, {d}, unnest(s) AS r FROM starts)
+        SELECT r.v AS {v}, r.c AS {c}, r.k AS {k}, {PERSON_INDEX}, {d}
+        FROM records
+        ORDER BY {c}, {d}, {PERSON_INDEX}
+        """
+    )
