@@ -194,10 +194,12 @@ class Compiler:
             last = last.filter(last.last_hit == last["last"])
             return self.persons(last)
         t = self.source(spec, latest=False)
-        rows = t.filter(self.window(t[table_def.date_column], spec.within))
         value = getattr(spec, "value", None)
-        matching = rows.filter(
-            self.code_predicate(rows, table_def, spec.codeset) & self._value_ok(rows, value)
+        # One filter (not a filter on a filter): Ibis compiles it in half the time.
+        matching = t.filter(
+            self.window(t[table_def.date_column], spec.within)
+            & self.code_predicate(t, table_def, spec.codeset)
+            & self._value_ok(t, value)
         )
         return self.at_least_dates(matching, table_def.date_column, spec.min_count)
 
@@ -206,17 +208,14 @@ class Compiler:
         (the record matches the rule's codes and value)."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        rows = t.filter(self.window(t[table_def.date_column], spec.within))
-        among = self.code_predicate(rows, table_def, spec.among_codeset)
+        day = t[table_def.date_column]
+        among = self.window(day, spec.within) & self.code_predicate(
+            t, table_def, spec.among_codeset
+        )
         if spec.value is not None:  # only records with a value compete for "latest"
-            among &= rows.value_as_number.notnull()
-        candidates = rows.filter(among)
-        hit = self.code_predicate(candidates, table_def, spec.codeset) & self._value_ok(
-            candidates, spec.value
-        )
-        return candidates.select(
-            self.key, day=candidates[table_def.date_column], hit=hit.fill_null(False)
-        )
+            among &= t.value_as_number.notnull()
+        hit = self.code_predicate(t, table_def, spec.codeset) & self._value_ok(t, spec.value)
+        return t.filter(among).select(t[self.key], day=day, hit=hit.fill_null(False))
 
     def source(self, spec: EventSpec, *, latest: bool) -> ir.Table:
         """The table a rule reads: its event table, or a smaller summary built by
