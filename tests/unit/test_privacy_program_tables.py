@@ -50,6 +50,14 @@ capacity: {default: CAPACITY}
 Lines = list[tuple[Hashable, tuple[Hashable, ...]]]
 
 
+def use_policy(policy: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Set the disclosure policy's environment; returns what the policy is called."""
+    env, what = POLICIES[policy]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return what
+
+
 @pytest.fixture(autouse=True)
 def _deployment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("METHOD", "THRESHOLD", "ROUNDING"):
@@ -142,9 +150,7 @@ def test_program_output_resists_subtraction(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env, what = POLICIES[policy]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    what = use_policy(policy, monkeypatch)
     program = tmp_path / "program.yaml"
     program.write_text(PROGRAM.replace("CAPACITY", str(capacity)))
     raw_program = raw_programs[capacity]
@@ -288,9 +294,7 @@ def test_evaluation_output_resists_subtraction(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env, what = POLICIES[policy]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    what = use_policy(policy, monkeypatch)
     invitations, raw = evaluation_inputs
     doc = run_json(["evaluate", str(invitations), "--region", str(omop_small.path)], capsys)
     assert doc["raw"] is False and raw["raw"] is True
