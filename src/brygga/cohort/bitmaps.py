@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -239,7 +240,6 @@ class BitmapEngine(IbisEngine):
         super().__init__("duckdb", tables, to_sql, run_sql)
         self.fetch, self.execute = fetch, execute
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
-        self._ids: np.ndarray | None = None
         self._units: np.ndarray | None = None
 
     @property
@@ -247,28 +247,24 @@ class BitmapEngine(IbisEngine):
         """Whether the region's tables carry ``person_index`` (an optimized region)."""
         return self.tables.table(PERSON_INDEX) is not None
 
-    @property
+    @cached_property
     def index_table(self) -> str:
-        """The table of (person_id, person_index); without one, the person table is numbered."""
+        """The table of (person_id, person_index); a region without one has its person
+        table numbered here, once."""
         if self.indexed:
             return PERSON_INDEX
-        self.ids  # noqa: B018 - numbers the person table on first use
+        self.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.INDEX_TABLE} AS SELECT person_id, "
+            f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
+            "FROM person"
+        )
         return self.INDEX_TABLE
 
-    @property
+    @cached_property
     def ids(self) -> np.ndarray:
         """Every person's ``person_id``, by dense index."""
-        if self._ids is None:
-            if not self.indexed:  # (index_table asks for the ids first)
-                self.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {self.INDEX_TABLE} AS SELECT person_id, "
-                    f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
-                    "FROM person"
-                )
-            table = PERSON_INDEX if self.indexed else self.INDEX_TABLE
-            found = self.fetch(f"SELECT person_id FROM {table} ORDER BY {PERSON_INDEX}")
-            self._ids = found.column("person_id").to_numpy().astype(np.int64)
-        return self._ids
+        found = self.fetch(f"SELECT person_id FROM {self.index_table} ORDER BY {PERSON_INDEX}")
+        return found.column("person_id").to_numpy().astype(np.int64)
 
     def population(self, index_date: date) -> Population:
         def build() -> Population:
