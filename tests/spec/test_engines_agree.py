@@ -257,3 +257,84 @@ def test_optimized_summaries_agree_with_the_reference(region_data, document):
         optimized = open_engine("duckdb", region)
         assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
         assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+
+
+# Rules that the optimized database answers from each code's latest record as of the window's
+# end (next and previous dates): windows with a start, two dates, latest values among several
+# codes; few people and many records, so records of one code crowd the same days.
+as_of_windows = st.fixed_dictionaries(
+    {"days_before": st.sampled_from([30, 365])},
+    optional={"days_after": st.sampled_from([0, 30])},
+)
+as_of_rules = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "codes": st.lists(st.sampled_from(["A10", "A10BA02", "C10"]), min_size=1, max_size=2),
+            "within": as_of_windows,
+            "min_count": st.integers(1, 3),
+        }
+    ).map(lambda spec: {"drug": spec}),
+    st.fixed_dictionaries(
+        {"within": st.none() | as_of_windows, "min_count": st.integers(1, 3)},
+        optional={"types": st.lists(st.sampled_from(["inpatient", "outpatient"]), min_size=1)},
+    ).map(lambda spec: {"visit": drop_none(spec)}),
+    st.fixed_dictionaries(
+        {
+            "codes": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=2),
+            "latest": st.just(True),
+        },
+        optional={
+            "within": as_of_windows,
+            "value": value_ranges(),
+            "among": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=3),
+        },
+    ).map(lambda spec: {"measurement": spec}),
+)
+
+
+@st.composite
+def crowded_regions(draw):
+    """One or two people, observed throughout, with many records of few codes: a code's
+    records crowd the window edges and share days."""
+    people = [person(pid) for pid in range(1, draw(st.integers(1, 2)) + 1)]
+    rows = []
+    for _ in range(draw(st.integers(0, 30))):
+        pid = draw(st.integers(1, len(people)))
+        day = draw(dates)
+        kind = draw(st.sampled_from(["drug", "measurement", "visit"]))
+        if kind == "visit":
+            rows.append(visit(pid, day, draw(st.sampled_from([9201, 9202]))))
+        elif kind == "drug":
+            rows.append(event(kind, pid, draw(st.sampled_from(["A10BA02", "C10AA05"])), day))
+        else:
+            code = draw(st.sampled_from(["NPU27300", "NPU01566"]))
+            value = draw(st.sampled_from([None, 40.0, 53.0, 60.0]))
+            rows.append(event(kind, pid, code, day, value=value))
+    return people, rows
+
+
+@settings(
+    max_examples=EXAMPLES * 2,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    region_data=crowded_regions(),
+    document=st.fixed_dictionaries(
+        {
+            "include": st.lists(as_of_rules, min_size=1, max_size=2),
+            "exclude": st.lists(as_of_rules, max_size=1),
+        }
+    ),
+)
+def test_optimized_latest_records_agree_with_the_reference(region_data, document):
+    criteria = parse_criteria(document)
+    people, rows = region_data
+    with tempfile.TemporaryDirectory() as tmp:
+        region = build_region(Path(tmp) / "region", people, rows)
+        reference = open_engine("reference", region)
+        optimize.build(region, threads=1, memory_limit="500MB")
+        optimized = open_engine("duckdb", region)
+        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
+        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)

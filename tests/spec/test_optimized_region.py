@@ -11,7 +11,7 @@ from brygga.cohort.criteria import parse_criteria, rule_body
 from brygga.cohort.engines import duckdb_engine
 from brygga.records import optimize
 from brygga.records.store import Region
-from conftest import build_region, event, period, person
+from conftest import build_region, event, period, person, visit
 
 
 def small_region(tmp_path: Path, *, one_period_each: bool = True) -> Region:
@@ -118,8 +118,92 @@ def test_person_index_and_summaries(tmp_path):
     assert "condition_occurrence_first" in reads({"condition": {"codes": ["I10"]}})
     windowed = {"condition": {"codes": ["I10"], "within": {"days_before": 365}}}
     assert "condition_occurrence_first" not in reads(windowed)
+    assert "next_date" in reads(windowed)  # each code's latest record as of the window's end
     twice = {"condition": {"codes": ["I10"], "min_count": 2}}
-    assert "condition_occurrence_first" not in reads(twice)
+    assert "second_date" in reads(twice)
+    thrice = {"condition": {"codes": ["I10"], "min_count": 3}}
+    assert "condition_occurrence_first" not in reads(thrice)
+    valued = {"measurement": {"codes": ["TC"], "value": {"min": 5}, "within": {"days_before": 9}}}
+    assert "next_date" not in reads(valued)  # a value range needs every record
     latest = {"observation": {"codes": ["smoker"], "latest": True}}
     assert "observation_runs" in reads(latest)
     assert engine.persons(parse_criteria({"include": [latest]}), date(2021, 6, 1)) == [1]
+
+
+def test_as_of_columns_and_the_rules_they_answer(tmp_path):
+    """Layout 4: each record's next and previous date of the same code (and next date with a
+    value); a first-dates summary with second dates; the person's next observation run."""
+    smoker, never = "77176002", "266919005"
+    tc = "NPU01566"
+    rows = [
+        event("measurement", 1, tc, date(2020, 1, 1), value=7.0),
+        event("measurement", 1, tc, date(2020, 6, 1), value=4.0),
+        event("measurement", 1, tc, date(2020, 6, 1), value=6.6),  # same day: one is high
+        event("measurement", 1, tc, date(2020, 9, 1)),  # no value: not a latest value
+        event("measurement", 2, tc, date(2020, 3, 1), value=7.0),
+        event("measurement", 2, tc, date(2020, 8, 1), value=5.0),
+        visit(1, date(2015, 1, 1)),
+        event("drug", 1, "C10AA05", date(2020, 1, 1)),
+        event("drug", 1, "C10AA05", date(2020, 3, 1)),
+        visit(2, date(2020, 2, 1)),
+        visit(2, date(2020, 2, 1), 9201),
+        visit(2, date(2020, 5, 1)),
+        event("observation", 1, smoker, date(2019, 1, 1)),
+        event("observation", 1, never, date(2020, 1, 1)),
+        event("observation", 2, smoker, date(2020, 1, 1)),
+        event("observation", 2, smoker, date(2020, 2, 1)),
+    ]
+    region = build_region(tmp_path / "r", [person(1), person(2)], rows)
+    optimize.build(region, threads=1)
+    con = region.duckdb()
+    measured = con.execute(
+        "SELECT person_id, measurement_date, value_as_number, next_date, next_valued_date, "
+        "prev_date FROM measurement ORDER BY 1, 2, 3"
+    ).fetchall()
+    jan, mar, jun, aug, sep = (date(2020, m, 1) for m in (1, 3, 6, 8, 9))
+    assert measured == [
+        (1, jan, 7.0, jun, jun, None),
+        (1, jun, 4.0, sep, None, jan),
+        (1, jun, 6.6, sep, None, jan),
+        (1, sep, None, None, None, jun),
+        (2, mar, 7.0, aug, aug, None),
+        (2, aug, 5.0, None, None, mar),
+    ]
+    first = con.execute(
+        "SELECT person_index, measurement_date, second_date FROM measurement_first ORDER BY 1"
+    ).fetchall()
+    assert first == [(0, jan, jun), (1, mar, aug)]
+    assert con.execute(
+        "SELECT measurement_source_value, persons FROM measurement_codes"
+    ).fetchall() == [(tc, 2)]
+    runs = con.execute(
+        "SELECT person_index, observation_date, next_start FROM observation_runs ORDER BY 1, 2"
+    ).fetchall()
+    assert runs == [(0, date(2019, 1, 1), jan), (0, jan, None), (1, jan, None)]
+
+    engine = duckdb_engine(region)
+
+    def persons(rule: dict, index: date) -> list[int]:
+        return engine.persons(parse_criteria({"include": [rule]}), index)
+
+    latest_high = {"measurement": {"codes": ["TC"], "value": {"min": 6.5}, "latest": True}}
+    assert persons(latest_high, date(2020, 7, 1)) == [1, 2]  # 1: 6.6 on 1 June; 2: 7.0
+    assert persons(latest_high, date(2020, 12, 1)) == [1]  # 2's latest is 5.0
+    in_window = {**latest_high["measurement"], "within": {"days_before": 100}}
+    assert persons({"measurement": in_window}, date(2020, 12, 1)) == []
+    recent_visit = {"visit": {"within": {"days_before": 120}}}
+    assert persons(recent_visit, date(2020, 6, 1)) == [2]
+    two_visits = {"visit": {"within": {"days_before": 150}, "min_count": 2}}
+    assert persons(two_visits, date(2020, 6, 1)) == [2]
+    assert persons(two_visits, date(2020, 4, 1)) == []  # two visits, one date
+    # The window's first day counts: 1 January is 60 days before 1 March 2020.
+    statin = {"codes": ["C10"], "min_count": 2}
+    assert persons({"drug": {**statin, "within": {"days_before": 60}}}, date(2020, 3, 1)) == [1]
+    assert persons({"drug": {**statin, "within": {"days_before": 59}}}, date(2020, 3, 1)) == []
+    statuses = ["smoker", "ex_smoker", "never_smoker"]
+    smoking = {"observation": {"codes": ["smoker"], "latest": True, "among": statuses}}
+    assert persons(smoking, date(2020, 6, 1)) == [2]
+    assert persons(smoking, date(2019, 6, 1)) == [1]
+    # Person 1's latest day holds "never" only; among smoker alone it is 2019's "smoker".
+    smoking_only = {"observation": {**smoking["observation"], "among": ["smoker"]}}
+    assert persons(smoking_only, date(2020, 6, 1)) == [1, 2]

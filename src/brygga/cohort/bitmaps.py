@@ -42,6 +42,7 @@ from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
     SEX_CONCEPTS,
     Criteria,
+    DeathSpec,
     Demographics,
     Model,
     ValuedSpec,
@@ -241,6 +242,7 @@ class BitmapEngine(IbisEngine):
         self.fetch, self.execute = fetch, execute
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
         self._units: np.ndarray | None = None
+        self._code_counts: dict[tuple[str, Any, bool], int] = {}
 
     @property
     def indexed(self) -> bool:
@@ -301,14 +303,63 @@ class BitmapEngine(IbisEngine):
         person = PERSON_INDEX if self.indexed else "person_id"
         compiler = Compiler(self.tables, index_date, key=person, distinct=False)
         if isinstance(spec, ValuedSpec) and spec.latest:
-            rows = self.to_sql(compiler.latest_candidates(spec))
-            found = self._indexed(rows, f"(hit::INTEGER + 2 * (day - {_EPOCH}))::INTEGER AS k")
-            best = np.full(size, -1, dtype=np.int32)
-            np.maximum.at(best, found[PERSON_INDEX], found["k"])
-            # The latest record matches when one of the records on the latest date is a hit.
-            return np.packbits((best >= 0) & (best % 2 == 1))
-        rows = self.to_sql(compiler.leaf(spec))
-        return _bits(self._indexed(rows)[PERSON_INDEX], size)
+            return self._latest_bits(compiler, spec, size)
+        two_dates = not isinstance(spec, DeathSpec) and spec.min_count == 2
+        if two_dates and (rows := compiler.date_rows(spec)) is not None:
+            return self._two_dates_bits(rows, size)
+        return self._leaf_rows(compiler.leaf(spec), size)
+
+    def _two_dates_bits(self, rows: Any, size: int) -> np.ndarray:
+        """``Compiler.two_dates`` in NumPy, without grouping: a person has two dates when a
+        row says so (``twice``) or their rows' days differ. Any one row's day, written for
+        each person, differs from some other row's day exactly when the days are not all
+        equal, whichever write wins."""
+        found = self._indexed(self.to_sql(rows), f"(day - {_EPOCH})::INTEGER AS d", "twice")
+        index, day, twice = found[PERSON_INDEX], found["d"], found["twice"]
+        some_day = np.zeros(size, dtype=np.int32)
+        some_day[index] = day
+        return _bits(index[twice | (some_day[index] != day)], size)
+
+    def _latest_bits(self, compiler: Compiler, spec: ValuedSpec, size: int) -> np.ndarray:
+        """A "latest" rule by the cheapest exact route the region's tables allow."""
+        state = compiler.latest_state(spec)
+        if state is not None:
+            found = self._indexed(self.to_sql(state), "among")
+            index, among = found[PERSON_INDEX], found["among"]
+            bits = _bits(index[among], size)
+            others = _bits(index[~among], size)
+            if others.any():  # latest days holding other codes only: look further back
+                decided = self._leaf_rows(compiler.latest_state(spec, decided=True), size)
+                bits |= self._latest_max(compiler, spec, size) & others & ~decided
+            return bits
+        if self._single_code(compiler, spec):
+            return self._leaf_rows(compiler.latest_hits(spec), size)
+        return self._latest_max(compiler, spec, size)
+
+    def _leaf_rows(self, rows: Any, size: int) -> np.ndarray:
+        """The bits of the people in ``rows`` (an Ibis table of the compiler's person key)."""
+        return _bits(self._indexed(self.to_sql(rows))[PERSON_INDEX], size)
+
+    def _latest_max(self, compiler: Compiler, spec: ValuedSpec, size: int) -> np.ndarray:
+        """Every candidate record as (person, 2 x day + hit); the largest per person wins."""
+        rows = self.to_sql(compiler.latest_candidates(spec))
+        found = self._indexed(rows, f"(hit::INTEGER + 2 * (day - {_EPOCH}))::INTEGER AS k")
+        best = np.full(size, -1, dtype=np.int32)
+        np.maximum.at(best, found[PERSON_INDEX], found["k"])
+        # The latest record matches when one of the records on the latest date is a hit.
+        return np.packbits((best >= 0) & (best % 2 == 1))
+
+    def _single_code(self, compiler: Compiler, spec: ValuedSpec) -> bool:
+        """Whether at most one code competes (``Compiler.among_codes``). The answer depends
+        on the region's codes only, so it is kept like the person index."""
+        key = (spec.TABLE, spec.among_codeset, spec.value is None)
+        if key not in self._code_counts:
+            codes = compiler.among_codes(spec)
+            if codes is None:
+                return False
+            found = self.fetch(f"SELECT count(*) AS n FROM ({self.to_sql(codes)})")
+            self._code_counts[key] = int(found.column("n")[0].as_py())
+        return self._code_counts[key] <= 1
 
     def _indexed(self, rows: str, *extra: str) -> dict[str, np.ndarray]:
         """``rows`` (with the person column the compiler was given) as NumPy columns with

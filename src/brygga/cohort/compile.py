@@ -35,7 +35,17 @@ from brygga.cohort.criteria import (
 )
 from brygga.records import codes as codebook
 from brygga.records import schema
-from brygga.records.optimize import POPULATION, first_table, runs_table
+from brygga.records.optimize import (
+    NEXT_DATE,
+    NEXT_START,
+    NEXT_VALUED_DATE,
+    POPULATION,
+    PREV_DATE,
+    SECOND_DATE,
+    codes_table,
+    first_table,
+    runs_table,
+)
 
 
 class Tables(Protocol):
@@ -193,29 +203,142 @@ class Compiler:
             last = c.group_by(self.key).aggregate(last=c.day.max(), last_hit=c.day.max(where=c.hit))
             last = last.filter(last.last_hit == last["last"])
             return self.persons(last)
+        if spec.min_count == 2 and (rows := self.date_rows(spec)) is not None:
+            return self.two_dates(rows)
+        if (rows := self.dated(spec)) is not None:
+            return self.persons(rows)
         t = self.source(spec, latest=False)
-        value = getattr(spec, "value", None)
         # One filter (not a filter on a filter): Ibis compiles it in half the time.
-        matching = t.filter(
+        matching = t.filter(self._event_condition(t, spec))
+        return self.at_least_dates(matching, table_def.date_column, spec.min_count)
+
+    def _event_condition(self, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:
+        table_def = schema.table(spec.TABLE)
+        return (
             self.window(t[table_def.date_column], spec.within)
             & self.code_predicate(t, table_def, spec.codeset)
-            & self._value_ok(t, value)
+            & self._value_ok(t, getattr(spec, "value", None))
         )
-        return self.at_least_dates(matching, table_def.date_column, spec.min_count)
+
+    def _visit_condition(self, t: ir.Table, spec: VisitSpec) -> ir.BooleanValue:
+        condition = self.window(t.visit_start_date, spec.within)
+        if spec.concept_ids is not None:
+            condition &= t.visit_concept_id.isin(spec.concept_ids)
+        return condition
+
+    def dated(self, spec: EventSpec | VisitSpec) -> ir.Table | None:
+        """For a rule on at most two dates without a value range, when the optimized database
+        answers it: its rows, at most one per code and person, such that the rule holds for
+        a person on one date exactly when they have a row (``date_rows`` for two dates).
+        None otherwise.
+
+        * From ``<table>_first`` (no lower window bound; ``source``): each code's first date,
+          on or before the window's end ``hi``.
+        * From the next dates: each code's latest record in the window (``latest_of_key``;
+          a code has a record in the window exactly when its latest on or before ``hi`` is
+          in it).
+        """
+        if spec.min_count > 2 or getattr(spec, "value", None) is not None:
+            return None
+        if isinstance(spec, VisitSpec):
+            t = self.table("visit_occurrence")
+            condition = self._visit_condition(t, spec)
+        else:
+            t = self.source(spec, latest=False)
+            condition = self._event_condition(t, spec)
+        if SECOND_DATE in t.columns:
+            return t.filter(condition)
+        if NEXT_DATE in t.columns:
+            return t.filter(condition & self.latest_of_key(t, NEXT_DATE, spec.within))
+        return None
+
+    def date_rows(self, spec: EventSpec | VisitSpec) -> ir.Table | None:
+        """``dated`` rows as (person, ``day``, ``twice``): the rule on two dates holds for a
+        person exactly when they have a row with ``twice`` or two rows on different days.
+        ``twice``: the code's second date is on or before ``hi`` too (first dates), or its
+        previous date is in the window too (next dates)."""
+        rows = self.dated(spec)
+        if rows is None:
+            return None
+        lo, hi = window_bounds(spec.within, self.index_date)
+        if SECOND_DATE in rows.columns:
+            twice = rows[SECOND_DATE] <= hi
+        else:
+            twice = rows[PREV_DATE].notnull() if lo is None else rows[PREV_DATE] >= lo
+        day = "visit_start_date" if isinstance(spec, VisitSpec) else None
+        day = day or schema.table(spec.TABLE).date_column
+        return rows.select(rows[self.key], day=rows[day], twice=twice.fill_null(False))
+
+    def two_dates(self, rows: ir.Table) -> ir.Table:
+        """The people of ``date_rows`` for whom the rule on two dates holds."""
+        spread = rows.group_by(self.key).aggregate(
+            first=rows.day.min(), last=rows.day.max(), twice=rows.twice.any()
+        )
+        return self.persons(spread.filter((spread["first"] < spread["last"]) | spread.twice))
 
     def latest_candidates(self, spec: ValuedSpec) -> ir.Table:
         """The records competing to be a "latest" rule's latest: person, ``day`` and ``hit``
         (the record matches the rule's codes and value)."""
+        t, candidate, hit = self._latest_parts(spec)
+        day = t[schema.table(spec.TABLE).date_column]
+        return t.filter(candidate).select(t[self.key], day=day, hit=hit.fill_null(False))
+
+    def _latest_parts(self, spec: ValuedSpec) -> tuple[ir.Table, ir.BooleanValue, ir.BooleanValue]:
+        """The table a "latest" rule reads, which of its records compete, which are hits."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        day = t[table_def.date_column]
-        among = self.window(day, spec.within) & self.code_predicate(
+        candidate = self.window(t[table_def.date_column], spec.within) & self.code_predicate(
             t, table_def, spec.among_codeset
         )
         if spec.value is not None:  # only records with a value compete for "latest"
-            among &= t.value_as_number.notnull()
+            candidate &= t.value_as_number.notnull()
+        # With the next-date columns, only each code's latest record(s) compete: the latest
+        # of them all is the latest candidate.
+        as_of = NEXT_VALUED_DATE if spec.value is not None else NEXT_DATE
+        if as_of in t.columns:
+            candidate &= self.latest_of_key(t, as_of, spec.within)
         hit = self.code_predicate(t, table_def, spec.codeset) & self._value_ok(t, spec.value)
-        return t.filter(among).select(t[self.key], day=day, hit=hit.fill_null(False))
+        return t, candidate, hit
+
+    def among_codes(self, spec: ValuedSpec) -> ir.Table | None:
+        """The distinct codes competing for a "latest" rule, when the optimized database lists
+        them and the rule reads its table's next dates; else None. With at most one code,
+        ``latest_hits`` answers the rule."""
+        table_def = schema.table(spec.TABLE)
+        codes = self.tables.table(codes_table(spec.TABLE))
+        t = self.source(spec, latest=True)
+        as_of = NEXT_VALUED_DATE if spec.value is not None else NEXT_DATE
+        if codes is None or as_of not in t.columns:
+            return None
+        return codes.filter(self.code_predicate(codes, table_def, spec.among_codeset))
+
+    def latest_hits(self, spec: ValuedSpec) -> ir.Table:
+        """The people with a competing record that is a hit: with a single competing code
+        read through its next dates (``among_codes``), each person's competing records all
+        fall on one date, so these are the people whose latest record matches."""
+        t, candidate, hit = self._latest_parts(spec)
+        return self.persons(t.filter(candidate & hit))
+
+    def latest_state(self, spec: ValuedSpec, *, decided: bool = False) -> ir.Table | None:
+        """For a "latest" rule read from observation runs with ``next_start``: each person's
+        records on their latest recorded day on or before the window's end, whatever its codes
+        (the run holding that day started on a day with the same records). A person with a
+        competing record there is decided by it. Returns (person, ``among``) for the records
+        there that are hits (``among`` true) or do not compete (``among`` false); with
+        ``decided``, the people with a competing record there. None when the rule does not
+        read runs."""
+        table_def = schema.table(spec.TABLE)
+        t = self.source(spec, latest=True)
+        if NEXT_START not in t.columns:
+            return None
+        among = self.code_predicate(t, table_def, spec.among_codeset).fill_null(False)
+        state = self.window(t[table_def.date_column], spec.within) & self.latest_of_key(
+            t, NEXT_START, spec.within
+        )
+        if decided:
+            return self.persons(t.filter(state & among))
+        hit = among & self.code_predicate(t, table_def, spec.codeset)
+        return t.filter(state & (hit | ~among)).select(t[self.key], among=among)
 
     def source(self, spec: EventSpec, *, latest: bool) -> ir.Table:
         """The table a rule reads: its event table, or a smaller summary built by
@@ -224,8 +347,10 @@ class Compiler:
         Both summaries keep the code columns and the date, none of the values, so they serve
         only rules without a value range and without a lower window bound (window end ``hi``):
 
-        * ``<table>_first`` (first date per code and person), for ``min_count: 1``: a record
-          on or before ``hi`` exists exactly when the first date is on or before ``hi``;
+        * ``<table>_first`` (first and second date per code and person), for ``min_count``
+          1 and 2: a record on or before ``hi`` exists exactly when the first date is on or
+          before ``hi``; two dates exist when some code's second date is too, or two codes'
+          first dates are and differ (``first_dates``);
         * ``<table>_runs`` (a person's records on days whose set of codes differs from their
           previous recorded day), for "latest": let d* be the latest day <= hi with a candidate
           record and R the run of identical days holding it. R's first day s <= d* <= hi has
@@ -234,10 +359,12 @@ class Compiler:
         """
         lo, _ = window_bounds(spec.within, self.index_date)
         value = getattr(spec, "value", None)
-        if lo is None and value is None and (latest or spec.min_count == 1):
+        if lo is None and value is None and (latest or spec.min_count <= 2):
             name = runs_table(spec.TABLE) if latest else first_table(spec.TABLE)
             summary = self.tables.table(name)
-            if summary is not None and self.key in summary.columns:
+            columns = [] if summary is None else summary.columns
+            usable = latest or spec.min_count == 1 or SECOND_DATE in columns
+            if summary is not None and self.key in columns and usable:
                 return summary
         return self.table(spec.TABLE)
 
@@ -261,11 +388,13 @@ class Compiler:
         return ok
 
     def visits(self, spec: VisitSpec) -> ir.Table:
+        if spec.min_count == 2 and (rows := self.date_rows(spec)) is not None:
+            return self.two_dates(rows)
+        if (rows := self.dated(spec)) is not None:
+            return self.persons(rows)
         t = self.table("visit_occurrence")
-        condition = self.window(t.visit_start_date, spec.within)
-        if spec.concept_ids is not None:
-            condition &= t.visit_concept_id.isin(spec.concept_ids)
-        return self.at_least_dates(t.filter(condition), "visit_start_date", spec.min_count)
+        matching = t.filter(self._visit_condition(t, spec))
+        return self.at_least_dates(matching, "visit_start_date", spec.min_count)
 
     def deaths(self, spec: DeathSpec) -> ir.Table:
         t = self.table("death")
@@ -276,6 +405,12 @@ class Compiler:
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)
+
+    def latest_of_key(self, t: ir.Table, next_column: str, within: Any) -> ir.BooleanValue:
+        """The record is its key's latest on or before the window's end ``hi`` (with the
+        window's ``day <= hi``): its key's next date, if any, is after ``hi``."""
+        _, hi = window_bounds(within, self.index_date)
+        return t[next_column].isnull() | (t[next_column] > hi)
 
     def at_least_dates(self, rows: ir.Table, date_column: str, n: int) -> ir.Table:
         if n == 1:

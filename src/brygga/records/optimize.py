@@ -15,7 +15,16 @@ all) reads native DuckDB storage instead of Parquet:
   ``person_index`` column on every event table, visits and deaths. The cohort engine keeps rule
   results as bitmaps over that index: a rule then fetches the index column of its rows and sets
   bits in NumPy, instead of asking DuckDB for the distinct 63-bit person ids and joining them
-  back (hash aggregation over tens of millions of rows: 5-10 times slower, measured).
+  back (hash aggregation over tens of millions of rows: 5-10 times slower, measured);
+* ``next_date`` on every event table and visits: the next later date on which the same person
+  has a record of the same key (code, or visit type); ``next_valued_date`` likewise among
+  records with a value (measurements, observations); ``prev_date``, the previous earlier date.
+  A record is its key's latest on or before a date ``hi`` exactly when its date is <= ``hi`` <
+  its next date, so "any visit in five years" and "the latest cholesterol" read one row per
+  (key, person) instead of every record (``Compiler.as_of``);
+* summaries, for rules that cannot tell them from the table: ``<table>_first`` (first and second
+  date per code and person), ``<table>_codes`` (the distinct codes) and ``observation_runs``
+  (``Compiler.source`` argues why each is exact).
 
 The stamp in the file name is a hash of ``manifest.json`` and ``LAYOUT``: a regenerated region,
 or a new layout, simply has no matching file, and stale files are removed by the next build.
@@ -33,11 +42,16 @@ from pathlib import Path
 
 from brygga.records import schema
 
-LAYOUT = 3  # bump when the layout below changes: old files stop matching
+LAYOUT = 4  # bump when the layout below changes: old files stop matching
 PREFIX = ".optimized-"
 POPULATION = "population"
 PERSON_INDEX = "person_index"
 RUN_TABLES = ("observation",)  # status-like records: long runs of identical days
+NEXT_DATE = "next_date"
+NEXT_VALUED_DATE = "next_valued_date"
+PREV_DATE = "prev_date"
+SECOND_DATE = "second_date"
+NEXT_START = "next_start"
 
 
 def first_table(name: str) -> str:
@@ -46,6 +60,23 @@ def first_table(name: str) -> str:
 
 def runs_table(name: str) -> str:
     return f"{name}_runs"
+
+
+def codes_table(name: str) -> str:
+    return f"{name}_codes"
+
+
+def record_key(table: schema.Table) -> list[str]:
+    """The columns that, with the person, make a rule's unit: the code, or the visit type."""
+    if table.code_column and table.date_column:
+        return list(_code_columns(table)[:3])
+    if table.name == "visit_occurrence":
+        return ["visit_concept_id"]
+    return []
+
+
+def valued(table: schema.Table) -> bool:
+    return "value_as_number" in table.column_names
 
 
 def stamp(region_path: Path) -> str:
@@ -126,7 +157,7 @@ def build(
             if indexed(table):
                 # A LEFT join: rows of people missing from ``person`` stay (with no index).
                 source = f"{source} t LEFT JOIN {PERSON_INDEX} USING (person_id)"
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM {source}{order}")
+            con.execute(f"CREATE TABLE {name} AS SELECT *{_next_dates(table)} FROM {source}{order}")
             rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
             if name == "person":
                 con.execute(
@@ -140,6 +171,9 @@ def build(
                 if progress:
                     progress(first_table(name))
                 _build_first(con, table)
+                if progress:
+                    progress(codes_table(name))
+                _build_codes(con, table)
                 if name in RUN_TABLES:
                     if progress:
                         progress(runs_table(name))
@@ -197,13 +231,36 @@ def _code_columns(table: schema.Table) -> tuple[str, str, str, str]:
     return table.vocabulary_column, table.code_column, table.concept_column, table.date_column
 
 
+def _next_dates(table: schema.Table) -> str:
+    """The select-list tail adding ``next_date``, ``prev_date`` (and ``next_valued_date``)."""
+    key = record_key(table)
+    if not key:
+        return ""
+    d = table.date_column
+    # RANGE from one day on: records on the same day share their next (later) date.
+    partition = f"PARTITION BY {', '.join(key)}, person_id ORDER BY {d}"
+    after = f"({partition} RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING)"
+    before = f"({partition} RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 1 DAY PRECEDING)"
+    columns = f", first_value({d}) OVER {after} AS {NEXT_DATE}"
+    columns += f", last_value({d}) OVER {before} AS {PREV_DATE}"
+    if valued(table):
+        columns += (
+            f", first_value(CASE WHEN value_as_number IS NOT NULL THEN {d} END IGNORE NULLS) "
+            f"OVER {after} AS {NEXT_VALUED_DATE}"
+        )
+    return columns
+
+
 def _build_first(con: object, table: schema.Table) -> None:
-    """Each (vocabulary, code, concept, person)'s first date, sorted like the event table."""
+    """Each (vocabulary, code, concept, person)'s first date and second (distinct) date,
+    sorted like the event table. The records of the first date share one ``next_date``: the
+    second date."""
     v, c, k, d = _code_columns(table)
     con.execute(  # type: ignore[attr-defined]
         f"""
         CREATE TABLE {first_table(table.name)} AS
-        SELECT {v}, {c}, {k}, {PERSON_INDEX}, min({d}) AS {d}
+        SELECT {v}, {c}, {k}, {PERSON_INDEX}, min({d}) AS {d},
+               arg_min({NEXT_DATE}, {d}) AS {SECOND_DATE}
         FROM {table.name} WHERE {PERSON_INDEX} IS NOT NULL
         GROUP BY ALL
         ORDER BY {c}, {d}, {PERSON_INDEX}
@@ -211,9 +268,22 @@ def _build_first(con: object, table: schema.Table) -> None:
     )
 
 
+def _build_codes(con: object, table: schema.Table) -> None:
+    """The distinct (vocabulary, code, concept) of a table, with how many people have each."""
+    v, c, k, _ = _code_columns(table)
+    con.execute(  # type: ignore[attr-defined]
+        f"""
+        CREATE TABLE {codes_table(table.name)} AS
+        SELECT {v}, {c}, {k}, count(*) AS persons FROM {first_table(table.name)}
+        GROUP BY ALL ORDER BY {c}
+        """
+    )
+
+
 def _build_runs(con: object, table: schema.Table) -> None:
     """The distinct (vocabulary, code, concept) records of each person's days whose set of
-    them differs from the person's previous recorded day."""
+    them differs from the person's previous recorded day, with ``next_start``: the person's
+    next such day (whatever its codes)."""
     v, c, k, d = _code_columns(table)
     con.execute(  # type: ignore[attr-defined]
         f"""
@@ -230,7 +300,11 @@ def _build_runs(con: object, table: schema.Table) -> None:
                 FROM days
             ) WHERE new
         ), records AS (SELECT {PERSON_INDEX}, {d}, unnest(s) AS r FROM starts)
-        SELECT r.v AS {v}, r.c AS {c}, r.k AS {k}, {PERSON_INDEX}, {d}
+        SELECT r.v AS {v}, r.c AS {c}, r.k AS {k}, {PERSON_INDEX}, {d},
+               first_value({d}) OVER (
+                   PARTITION BY {PERSON_INDEX} ORDER BY {d}
+                   RANGE BETWEEN INTERVAL 1 DAY FOLLOWING AND UNBOUNDED FOLLOWING
+               ) AS {NEXT_START}
         FROM records
         ORDER BY {c}, {d}, {PERSON_INDEX}
         """
