@@ -248,13 +248,19 @@ def duckdb_engine(region: Region, *, optimized: bool = True) -> BitmapEngine:
     return engine
 
 
+_settled = threading.Event()
+
+
 def settle_garbage_collector() -> None:
-    """Take what is alive now (modules, engines) out of the collector's generations. An
-    engine lives as long as its process; otherwise every full collection walks Ibis', DuckDB's
-    and pydantic's objects again: about 140,000 here, a 100-130 ms pause in the middle of
-    whichever question triggers it (measured). Garbage is collected first so none is kept."""
-    gc.collect()
-    gc.freeze()
+    """Once per process, when the first engine opens: take what is alive then (the modules
+    above all) out of the collector's generations. Otherwise every full collection walks
+    Ibis', DuckDB's and pydantic's objects again: about 140,000 here, a 100-130 ms pause in
+    the middle of whichever question triggers it (measured). Garbage is collected first, so
+    none is kept."""
+    if not _settled.is_set():
+        _settled.set()
+        gc.collect()
+        gc.freeze()
 
 
 @contextmanager
