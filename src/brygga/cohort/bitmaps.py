@@ -13,7 +13,10 @@ recent visit, smoking status), so the engine keeps:
   computed once from the rule's rows: DuckDB returns the dense index of every matching row
   (duplicates and all) and NumPy sets the bits, which costs a fraction of asking DuckDB for
   the distinct people. "latest" rules come back as one (person, date, hit) row per candidate
-  record and are decided in NumPy by one ``maximum.at`` over (date, hit) keys.
+  record and are decided in NumPy by one ``maximum.at`` over (date, hit) keys; on an optimized
+  region only each code's latest records compete, and with one competing code only the hits
+  come back (``_latest_bits``). Rules on two dates come back as (person, day, twice) rows and
+  are decided without grouping (``_two_dates_bits``).
 
 A question is then NumPy work: the demographics as a mask within the population, the attrition
 as successive AND / AND-NOT with a popcount per step, the breakdowns as one ``bincount`` of the
