@@ -202,6 +202,27 @@ def test_reference_duckdb_and_spark_agree(region_data, document):
         assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
 
 
+# The optimized-database properties below run on small regions: twice the examples.
+twice_as_many = settings(
+    max_examples=EXAMPLES * 2,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def assert_optimized_agrees(document, people, rows, *, observe_all: bool) -> None:
+    """The DuckDB engine on the region's optimized database answers as the reference does."""
+    criteria = parse_criteria(document)
+    with tempfile.TemporaryDirectory() as tmp:
+        region = build_region(Path(tmp) / "region", people, rows, observe_all=observe_all)
+        reference = open_engine("reference", region)
+        optimize.build(region, threads=1, memory_limit="500MB")
+        optimized = open_engine("duckdb", region)
+        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
+        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+
+
 # Rules that the optimized database answers from its summaries (first dates, observation runs):
 # no lower window bound, no value range; many records share a day (12 possible dates).
 summary_windows = st.none() | st.fixed_dictionaries({"days_after": st.sampled_from([0, 30])})
@@ -232,12 +253,7 @@ summary_rules = st.one_of(
 )
 
 
-@settings(
-    max_examples=EXAMPLES * 2,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@twice_as_many
 @given(
     region_data=regions(),
     document=st.fixed_dictionaries(
@@ -248,15 +264,7 @@ summary_rules = st.one_of(
     ),
 )
 def test_optimized_summaries_agree_with_the_reference(region_data, document):
-    criteria = parse_criteria(document)
-    people, rows = region_data
-    with tempfile.TemporaryDirectory() as tmp:
-        region = build_region(Path(tmp) / "region", people, rows, observe_all=False)
-        reference = open_engine("reference", region)
-        optimize.build(region, threads=1, memory_limit="500MB")
-        optimized = open_engine("duckdb", region)
-        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
-        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+    assert_optimized_agrees(document, *region_data, observe_all=False)
 
 
 # Rules that the optimized database answers from each code's latest record as of the window's
@@ -313,12 +321,7 @@ def crowded_regions(draw):
     return people, rows
 
 
-@settings(
-    max_examples=EXAMPLES * 2,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@twice_as_many
 @given(
     region_data=crowded_regions(),
     document=st.fixed_dictionaries(
@@ -329,12 +332,4 @@ def crowded_regions(draw):
     ),
 )
 def test_optimized_latest_records_agree_with_the_reference(region_data, document):
-    criteria = parse_criteria(document)
-    people, rows = region_data
-    with tempfile.TemporaryDirectory() as tmp:
-        region = build_region(Path(tmp) / "region", people, rows)
-        reference = open_engine("reference", region)
-        optimize.build(region, threads=1, memory_limit="500MB")
-        optimized = open_engine("duckdb", region)
-        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
-        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+    assert_optimized_agrees(document, *region_data, observe_all=True)
