@@ -265,8 +265,8 @@ class Compiler:
             twice = rows[SECOND_DATE] <= hi
         else:
             twice = rows[PREV_DATE].notnull() if lo is None else rows[PREV_DATE] >= lo
-        day = "visit_start_date" if isinstance(spec, VisitSpec) else None
-        day = day or schema.table(spec.TABLE).date_column
+        visit = isinstance(spec, VisitSpec)
+        day = "visit_start_date" if visit else schema.table(spec.TABLE).date_column
         return rows.select(rows[self.key], day=rows[day], twice=twice.fill_null(False))
 
     def two_dates(self, rows: ir.Table) -> ir.Table:
@@ -350,7 +350,7 @@ class Compiler:
         * ``<table>_first`` (first and second date per code and person), for ``min_count``
           1 and 2: a record on or before ``hi`` exists exactly when the first date is on or
           before ``hi``; two dates exist when some code's second date is too, or two codes'
-          first dates are and differ (``first_dates``);
+          first dates are and differ (``date_rows``);
         * ``<table>_runs`` (a person's records on days whose set of codes differs from their
           previous recorded day), for "latest": let d* be the latest day <= hi with a candidate
           record and R the run of identical days holding it. R's first day s <= d* <= hi has
