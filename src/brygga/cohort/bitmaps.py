@@ -313,7 +313,7 @@ class BitmapEngine(IbisEngine):
         return self._leaf_rows(compiler.leaf(spec), size)
 
     def _two_dates_bits(self, rows: Any, size: int) -> np.ndarray:
-        """``Compiler.two_dates`` in NumPy, without grouping: a person has two dates when a
+        """``Compiler.dated_persons`` on two dates in NumPy, without grouping: a person has two dates when a
         row says so (``twice``) or their rows' days differ. Any one row's day, written for
         each person, differs from some other row's day exactly when the days are not all
         equal, whichever write wins."""

@@ -203,10 +203,8 @@ class Compiler:
             last = c.group_by(self.key).aggregate(last=c.day.max(), last_hit=c.day.max(where=c.hit))
             last = last.filter(last.last_hit == last["last"])
             return self.persons(last)
-        if spec.min_count == 2 and (rows := self.date_rows(spec)) is not None:
-            return self.two_dates(rows)
         if (rows := self.dated(spec)) is not None:
-            return self.persons(rows)
+            return self.dated_persons(rows, spec)
         t = self.source(spec, latest=False)
         # One filter (not a filter on a filter): Ibis compiles it in half the time.
         matching = t.filter(self._event_condition(t, spec))
@@ -258,8 +256,9 @@ class Compiler:
         ``twice``: the code's second date is on or before ``hi`` too (first dates), or its
         previous date is in the window too (next dates)."""
         rows = self.dated(spec)
-        if rows is None:
-            return None
+        return None if rows is None else self._mark_twice(rows, spec)
+
+    def _mark_twice(self, rows: ir.Table, spec: EventSpec | VisitSpec) -> ir.Table:
         lo, hi = window_bounds(spec.within, self.index_date)
         if SECOND_DATE in rows.columns:
             twice = rows[SECOND_DATE] <= hi
@@ -269,8 +268,11 @@ class Compiler:
         day = "visit_start_date" if visit else schema.table(spec.TABLE).date_column
         return rows.select(rows[self.key], day=rows[day], twice=twice.fill_null(False))
 
-    def two_dates(self, rows: ir.Table) -> ir.Table:
-        """The people of ``date_rows`` for whom the rule on two dates holds."""
+    def dated_persons(self, rows: ir.Table, spec: EventSpec | VisitSpec) -> ir.Table:
+        """The people of ``dated`` rows for whom the rule (one or two dates) holds."""
+        if spec.min_count == 1:
+            return self.persons(rows)
+        rows = self._mark_twice(rows, spec)
         spread = rows.group_by(self.key).aggregate(
             first=rows.day.min(), last=rows.day.max(), twice=rows.twice.any()
         )
@@ -294,11 +296,16 @@ class Compiler:
             candidate &= t.value_as_number.notnull()
         # With the next-date columns, only each code's latest record(s) compete: the latest
         # of them all is the latest candidate.
-        as_of = NEXT_VALUED_DATE if spec.value is not None else NEXT_DATE
-        if as_of in t.columns:
-            candidate &= self.latest_of_key(t, as_of, spec.within)
+        if self._as_of(spec) in t.columns:
+            candidate &= self.latest_of_key(t, self._as_of(spec), spec.within)
         hit = self.code_predicate(t, table_def, spec.codeset) & self._value_ok(t, spec.value)
         return t, candidate, hit
+
+    @staticmethod
+    def _as_of(spec: ValuedSpec) -> str:
+        """The next-date column a "latest" rule reads: with a value range only records with
+        a value compete."""
+        return NEXT_VALUED_DATE if spec.value is not None else NEXT_DATE
 
     def among_codes(self, spec: ValuedSpec) -> ir.Table | None:
         """The distinct codes competing for a "latest" rule, when the optimized database lists
@@ -307,8 +314,7 @@ class Compiler:
         table_def = schema.table(spec.TABLE)
         codes = self.tables.table(codes_table(spec.TABLE))
         t = self.source(spec, latest=True)
-        as_of = NEXT_VALUED_DATE if spec.value is not None else NEXT_DATE
-        if codes is None or as_of not in t.columns:
+        if codes is None or self._as_of(spec) not in t.columns:
             return None
         return codes.filter(self.code_predicate(codes, table_def, spec.among_codeset))
 
@@ -388,10 +394,8 @@ class Compiler:
         return ok
 
     def visits(self, spec: VisitSpec) -> ir.Table:
-        if spec.min_count == 2 and (rows := self.date_rows(spec)) is not None:
-            return self.two_dates(rows)
         if (rows := self.dated(spec)) is not None:
-            return self.persons(rows)
+            return self.dated_persons(rows, spec)
         t = self.table("visit_occurrence")
         matching = t.filter(self._visit_condition(t, spec))
         return self.at_least_dates(matching, "visit_start_date", spec.min_count)
