@@ -18,9 +18,9 @@ from brygga.cohort.criteria import parse_criteria
 from brygga.db import session as db_session
 from brygga.records.schema import IDENTITY
 from brygga.registry import catalogue, consent, geography, service
+from brygga.registry.areas import AREAS
 from brygga.registry.models import Resident
 from brygga.studies import matching, outbox, registration, staff
-from brygga.studies.areas import AREAS
 from brygga.studies.models import Invitation, OutboxMessage
 from brygga.studies.selfreport import (
     Health,

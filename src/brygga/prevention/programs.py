@@ -47,7 +47,7 @@ from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
 from brygga.privacy.disclosure import SECONDARY, DisclosurePolicy
 from brygga.privacy.people import PeopleTable, people_counter
-from brygga.records.store import Region
+from brygga.records.store import Region, identities_path
 from brygga.util import atomic_path
 
 SUPPRESSED = {"value": None, "display": SECONDARY}
@@ -320,7 +320,6 @@ def invitation_list(
     never who they are.
     """
     from brygga import audit
-    from brygga.synth import identities_path
 
     if len(legal_basis.strip()) < 5:
         raise InputError("--legal-basis must state the legal basis (e.g. 'HSL 2017:30 3 kap')")

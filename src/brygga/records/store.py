@@ -34,6 +34,12 @@ MANIFEST = "manifest.json"
 SOURCES = ("synthetic", "omop-import")
 
 
+def identities_path(region_path: Path) -> Path:
+    """The identities file (``schema.IDENTITY``) beside a region: kept outside the region's
+    folder so the health tables can be shared without it."""
+    return region_path.parent / f"{region_path.name}.identities.parquet"
+
+
 @dataclass(frozen=True)
 class Region:
     path: Path

@@ -21,8 +21,8 @@ from brygga.errors import BryggaError, InputError, NotFoundError
 from brygga.forms import validate
 from brygga.records.schema import IDENTITY
 from brygga.registry import catalogue, consent
+from brygga.registry.areas import AREAS
 from brygga.registry.models import ConsentEvent, Profile, Resident, new_ref
-from brygga.studies.areas import AREAS
 
 IDENTITY_FIELDS = tuple(c.name for c in IDENTITY.columns)
 BATCH = 5_000

@@ -1,27 +1,7 @@
-"""Research (therapeutic) areas: what studies are about and what residents are interested in.
+"""Moved to ``brygga.registry.areas`` (residents' preferences and studies share the list, and
+``registry`` sits below ``studies``). This alias keeps ``web/`` and ``bench/`` imports working
+until they import from ``registry``; new code imports ``brygga.registry.areas``."""
 
-One list, Swedish and English labels, so a study's area and a resident's preferences are
-always compared by key.
-"""
+from brygga.registry.areas import AREAS, label
 
-from __future__ import annotations
-
-AREAS: dict[str, tuple[str, str]] = {
-    "cardiovascular": ("Hjärta och kärl", "Heart and circulation"),
-    "diabetes": ("Diabetes och ämnesomsättning", "Diabetes and metabolism"),
-    "respiratory": ("Lungor och andning", "Lungs and breathing"),
-    "oncology": ("Cancer", "Cancer"),
-    "haematology": ("Blodsjukdomar", "Blood disorders"),
-    "neurology": ("Hjärna, nerver och demens", "Brain, nerves and dementia"),
-    "mental_health": ("Psykisk hälsa", "Mental health"),
-    "kidney": ("Njurar", "Kidneys"),
-    "musculoskeletal": ("Muskler och leder", "Muscles and joints"),
-    "infection": ("Infektioner och vaccin", "Infections and vaccines"),
-    "children": ("Barn och unga", "Children and young people"),
-    "healthy_ageing": ("Friskt åldrande och prevention", "Healthy ageing and prevention"),
-}
-
-
-def label(key: str, lang: str = "sv") -> str:
-    sv, en = AREAS[key]
-    return sv if lang == "sv" else en
+__all__ = ["AREAS", "label"]

@@ -21,8 +21,8 @@ from brygga.cohort.criteria import Criteria, parse_criteria
 from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError, validate
 from brygga.registry import geography
+from brygga.registry.areas import AREAS
 from brygga.registry.consent import now
-from brygga.studies.areas import AREAS
 from brygga.studies.models import StaffAccount, Study, StudySite
 
 MAX_SUMMARY = 2000

@@ -24,14 +24,13 @@ from sqlalchemy.orm import Session
 from brygga import audit
 from brygga.db import session as db_session
 from brygga.db import upgrade
-from brygga.records.store import Region
+from brygga.records.store import Region, identities_path
 from brygga.registry import consent, service
+from brygga.registry.areas import AREAS
 from brygga.registry.catalogue import CONDITIONS
 from brygga.registry.models import Consent, ConsentEvent, Profile, Resident
 from brygga.studies import ctgov, matching, registration, staff
-from brygga.studies.areas import AREAS
 from brygga.studies.models import StaffAccount, Study
-from brygga.synth import identities_path
 
 DEMO_PASSWORD = "brygga-demo-2026"  # demo accounts only; printed by the demo
 ACCOUNTS = (

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from brygga.errors import InputError
 from brygga.privacy.pseudonym import key_configured, load_key, pseudonyms_of_canonical
 from brygga.records import codes as K
-from brygga.records.store import Region, RegionWriter
+from brygga.records.store import Region, RegionWriter, identities_path
 from brygga.synth import params as P
 from brygga.synth.care import CareGenerator
 from brygga.synth.identity import make_identities, personnummer
@@ -75,10 +75,6 @@ class SynthResult:
             "calibration": {"within": within, "total": len(self.calibration)},
             "elapsed_s": round(self.elapsed_s, 1),
         }
-
-
-def identities_path(out: Path) -> Path:
-    return out.parent / f"{out.name}.identities.parquet"
 
 
 def _validate(scale: float, years: int, seed: int) -> None:
