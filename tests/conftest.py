@@ -52,7 +52,10 @@ def omop_small(small_region, tmp_path_factory: pytest.TempPathFactory):
 # BRYGGA_TEST_POSTGRES_URL names a PostgreSQL database the tests may create databases from
 # (.ci/run sets it). Without it only the SQLite parameter is generated: nothing is skipped.
 POSTGRES_URL = os.environ.get("BRYGGA_TEST_POSTGRES_URL", "")
-DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+# The PostgreSQL parameter is ``slow``: ``make test-fast`` runs the database tests on SQLite only.
+DATABASES = (
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)] if POSTGRES_URL else ["sqlite"]
+)
 
 
 class Databases:

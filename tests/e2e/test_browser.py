@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+# slow: a real Chromium against a served app
+pytestmark = pytest.mark.slow
+
 TITLE = "Blodtryck och sömn"
 PASSWORD = "correct horse battery"  # the staff accounts of tests/e2e/conftest.py
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1, MPL-2.0

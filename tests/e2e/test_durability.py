@@ -8,6 +8,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from serving import free_port, start_server
 from sqlalchemy import select
 
@@ -16,6 +17,9 @@ from brygga.db import session as db_session
 from brygga.registry import consent, service
 from brygga.registry.models import Consent, Resident
 from brygga.web.security import Principal, session_token
+
+# slow: `brygga serve` in a subprocess under load, killed and restarted
+pytestmark = pytest.mark.slow
 
 SECRET = "durability-test-secret"
 CSRF = "durability-csrf-token"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from serving import free_port, start_server
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.registry.models import Resident
 from brygga.web.security import Principal, session_token
+
+# slow: `brygga serve --workers 2` in a subprocess, killed
+pytestmark = pytest.mark.slow
 
 SECRET = "workers-test-secret"
 CSRF = "workers-csrf-token"

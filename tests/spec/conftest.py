@@ -165,7 +165,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``engine_name``: every spec engine; and "spark-connect" for the tests chosen for it."""
     if "engine_name" in metafunc.fixturenames:
         chosen = (metafunc.module.__name__, metafunc.function.__name__) in CONNECT_SPEC_TESTS
-        metafunc.parametrize("engine_name", [*SPEC_ENGINES, *(["spark-connect"] * chosen)])
+        names = [*SPEC_ENGINES, *(["spark-connect"] * chosen)]
+        metafunc.parametrize("engine_name", [engine_param(name) for name in names])
+
+
+def engine_param(name: str) -> Any:
+    """Spark (local and through Connect) starts a JVM and answers each question in seconds: its
+    parameters are ``slow`` (about 100 s of the suite); ``make test-fast`` runs the others."""
+    marks = [pytest.mark.slow] if name.startswith("spark") else []
+    return pytest.param(name, marks=marks)
 
 
 class Spec:

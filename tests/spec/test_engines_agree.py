@@ -12,6 +12,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import open_engine
 from brygga.records import optimize
 from conftest import INDEX, ancestor, build_region, death, event, period, person, visit
+
+# slow: random regions on every engine, Spark included (about 90 s of the suite)
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("BRYGGA_HYPOTHESIS_EXAMPLES", "15"))
 

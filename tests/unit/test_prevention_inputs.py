@@ -313,6 +313,7 @@ def test_small_region_matches_the_plain_evaluation(region, index_date, lookback)
     assert_same(fast, reference(region, fast.index_date, lookback))
 
 
+@pytest.mark.slow  # builds the small region's optimized database (about 15 s)
 def test_optimized_database_gives_the_same_inputs(region, tmp_path):
     copy = Region.open(shutil.copytree(region.path, tmp_path / "r"))
     optimize.build(copy, threads=2, memory_limit="1GB")

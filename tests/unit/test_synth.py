@@ -39,6 +39,7 @@ def test_region_opens_with_every_core_table(small_region) -> None:
         assert table.num_rows == region.row_counts[name], name
 
 
+@pytest.mark.slow  # generates three regions (about 40 s of the suite)
 def test_same_seed_same_region_other_seed_differs(tmp_path: Path) -> None:
     a = generate(region="skane", out=tmp_path / "a", scale=0.002, seed=3, workers=1)
     b = generate(region="skane", out=tmp_path / "b", scale=0.002, seed=3, workers=2)
