@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from brygga.config import get_settings, secret
 from brygga.errors import BryggaError
 from brygga.records.store import Region
 from brygga.synth import generate, identities_path
@@ -147,7 +148,6 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
             f".venv/bin/brygga serve --demo --region {region.path}"
         )
         return
-    import os
     import secrets
 
     import uvicorn
@@ -159,7 +159,7 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         region=region.path,
         demo=True,
         raw_counts=False,
-        secret_key=os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32),
+        secret_key=secret(get_settings().secret_key) or secrets.token_hex(32),
     )
     console.print(
         f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."

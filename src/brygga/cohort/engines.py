@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
+from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError
 from brygga.records import optimize, schema
 from brygga.records.store import Region
@@ -274,17 +273,6 @@ def quiet_duckdb() -> Iterator[None]:
 # --- Spark ----------------------------------------------------------------------------------
 
 
-class SparkSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRYGGA_SPARK_", extra="ignore")
-
-    master: str = "local[2]"
-    remote: str | None = None
-    shuffle_partitions: int = 4
-    driver_memory: str = "2g"
-    # Any further Spark settings, as JSON: BRYGGA_SPARK_CONF='{"spark.executor.memory": "8g"}'.
-    conf: dict[str, str] = {}
-
-
 _spark_lock = threading.Lock()
 _spark: dict[str, Any] = {}  # sessions by Spark Connect URL; "" is the classic session
 
@@ -306,7 +294,7 @@ def spark_session() -> Any:
     Sessions are kept per ``BRYGGA_SPARK_REMOTE``, so a classic session (local mode or a
     master) and Spark Connect sessions can serve one process side by side.
     """
-    settings = SparkSettings()
+    settings = get_settings().spark
     key = settings.remote or ""
     with _spark_lock:
         if key not in _spark:
