@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
+from brygga.cohort.population import step_description
 from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError
 from brygga.records import optimize, schema
@@ -55,10 +56,6 @@ class Evaluation:
     @property
     def count(self) -> int:
         return self.steps[-1][1]
-
-
-def alive_and_observed_step(index_date: date) -> str:
-    return f"Alive and under observation on {index_date.isoformat()}"
 
 
 class Engine(Protocol):
@@ -108,7 +105,7 @@ class IbisEngine:
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         rows = self.run_sql(self.sql("summary", criteria, index_date))
-        descriptions = [alive_and_observed_step(index_date)] + [d for _, d, _ in criteria.steps()]
+        descriptions = [step_description(index_date)] + [d for _, d, _ in criteria.steps()]
         last = len(descriptions) - 1
         steps = [
             (d, sum(int(r["n"]) for r in rows if r["reached"] >= i))

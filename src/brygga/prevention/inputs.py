@@ -182,13 +182,13 @@ def extract_inputs(
     timings = {} if timings is None else timings
     started = time.perf_counter()
 
-    def query(name: str, sql: str) -> pa.Table:
+    def query(name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         t0 = time.perf_counter()
-        table = con.sql(sql, params={"idx": idx}).to_arrow_table()
+        table = con.sql(sql, params={"idx": idx} if params is None else params).to_arrow_table()
         timings[name] = time.perf_counter() - t0
         return table
 
-    pop = query("population", S.population_sql(has_population_table(con)))
+    pop = query("population", S.population_sql(con, idx), params={})
     if not _ascending(pop.column("person_id").to_numpy()):  # the query sorts; numpy relies on it
         pop = pop.sort_by("person_id")
     person_id = pop.column("person_id").to_numpy()
