@@ -37,7 +37,7 @@ from brygga.cohort.population import step_description
 from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError
 from brygga.records import optimize, schema
-from brygga.records.store import Region
+from brygga.records.store import Region, quiet_duckdb
 
 if TYPE_CHECKING:
     from brygga.cohort.bitmaps import BitmapEngine
@@ -257,14 +257,6 @@ def settle_garbage_collector() -> None:
         _settled.set()
         gc.collect()
         gc.freeze()
-
-
-@contextmanager
-def quiet_duckdb() -> Iterator[None]:
-    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; not ours to fix."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
-        yield
 
 
 # --- Spark ----------------------------------------------------------------------------------

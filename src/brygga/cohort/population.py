@@ -15,13 +15,14 @@ engines are tested against, so it must not share their code.
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
 
 from brygga.records import codes as codebook
 from brygga.records.optimize import POPULATION
+from brygga.records.store import quiet_duckdb
 
 
 class Tables(Protocol):
@@ -94,6 +95,27 @@ def population(tables: Tables, index_date: date) -> ir.Table:
         age_band=((age // 10) * 10).cast("int32"),
         municipality=p.municipality_code,
     )
+
+
+class DuckDBViews:
+    """A DuckDB connection's views as Ibis tables, for callers that run SQL of their own
+    (prevention's inputs, the calibration report): they take the population from here and
+    compile it with ``sql``."""
+
+    def __init__(self, con: Any) -> None:
+        with quiet_duckdb():  # Ibis reads schemas through a DuckDB call that now warns
+            self.backend = ibis.duckdb.from_connection(con)
+        self.views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+
+    def table(self, name: str) -> Any:
+        if name not in self.views:
+            return None
+        with quiet_duckdb():
+            return self.backend.table(name)
+
+    def sql(self, expr: ir.Table) -> str:
+        with quiet_duckdb():
+            return str(self.backend.compile(expr))
 
 
 def _required(tables: Tables, name: str) -> ir.Table:

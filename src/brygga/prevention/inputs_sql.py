@@ -27,10 +27,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import ibis
-
-from brygga.cohort.engines import quiet_duckdb
-from brygga.cohort.population import born_ymd, counted
+from brygga.cohort.population import DuckDBViews, born_ymd, counted
 from brygga.records import codes as K
 
 # Established atherosclerotic CVD (ESC 2021: prior ACS, angina, coronary revascularisation,
@@ -67,19 +64,13 @@ def ymd(day: str) -> str:
 def population_sql(con: Any, index_date: date) -> str:
     """Everyone who counts on ``index_date`` (``cohort.population``, the one definition), with
     what the scores need, in ``person_id`` order: one DuckDB statement compiled by Ibis."""
-    with quiet_duckdb():  # Ibis reads schemas through a DuckDB call that now warns
-        ib = ibis.duckdb.from_connection(con)
-        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-        p = counted(_Views(ib, views), index_date)
-        if "deprivation_quintile" not in p.columns:
-            # The optimized population table is narrow: deprivation and care site from person.
-            person = ib.table("person")
-            p = person.semi_join(p.select("person_id"), "person_id")
-        return str(ib.compile(_scored(p)))
-
-
-def _scored(p: Any) -> Any:
-    return p.select(
+    views = DuckDBViews(con)
+    p = counted(views, index_date)
+    if "deprivation_quintile" not in p.columns:
+        # The optimized population table is narrow: deprivation and care site from person.
+        person = views.table("person")
+        p = person.semi_join(p.select("person_id"), "person_id")
+    query = p.select(
         "person_id",
         female=p.gender_concept_id == K.GENDER_FEMALE,
         known_sex=p.gender_concept_id.isin(list(K.SEX_OF_GENDER)),
@@ -87,17 +78,8 @@ def _scored(p: Any) -> Any:
         municipality_code=p.municipality_code,
         deprivation_quintile=p.deprivation_quintile,
         care_site_id=p.care_site_id,
-    ).order_by("person_id")
-
-
-class _Views:
-    """The connection's views as Ibis tables, for ``cohort.population``."""
-
-    def __init__(self, backend: Any, views: set[str]) -> None:
-        self.backend, self.views = backend, views
-
-    def table(self, name: str) -> Any:
-        return self.backend.table(name) if name in self.views else None
+    )
+    return views.sql(query.order_by("person_id"))
 
 
 def _latest_key(day: str, row_id: str) -> str:
