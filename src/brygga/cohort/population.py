@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 
 from brygga.records import codes as codebook
 from brygga.records.optimize import POPULATION
@@ -74,6 +75,17 @@ def born_ymd(p: ir.Table) -> ir.IntegerValue:
     return (
         p.year_of_birth * 10000 + p.month_of_birth.fill_null(1) * 100 + p.day_of_birth.fill_null(1)
     ).cast("int64")
+
+
+def ymd(day: date) -> int:
+    """A date as the integer YYYYMMDD."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def completed_years(later_ymd: Any, born: Any) -> Any:
+    """``age_on`` for YYYYMMDD integers (scalars or NumPy arrays; NaN stays NaN): a birthday
+    counts from its day, so the completed years are the difference's ten-thousands."""
+    return np.floor((later_ymd - born) / 10000)
 
 
 def sex_of(p: ir.Table) -> ir.StringValue:
