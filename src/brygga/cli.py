@@ -794,9 +794,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the web front door (resident e-service, studies, JSON API) under uvicorn."""
-    import os
     import secrets
 
+    from brygga.config import get_settings, secret
     from brygga.db import database_url, upgrade
     from brygga.web import server
     from brygga.web.app import WebConfig
@@ -805,12 +805,13 @@ def serve(
     oidc = provider_from_settings(
         oidc_issuer, oidc_client_id, oidc_redirect_uri, oidc_client_secret_file,
         oidc_personnummer_claim, oidc_staff_claim, oidc_scope,
+        client_secret=secret(get_settings().oidc_client_secret),
     )  # fmt: skip
     url = upgrade(database_url())
     # Sessions are signed with this key; set BRYGGA_SECRET_KEY so they survive a restart.
-    secret = os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32)
+    secret_key = secret(get_settings().secret_key) or secrets.token_hex(32)
     config = WebConfig(
-        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret
+        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret_key
     )
     if oidc is not None:
         config.oidc = oidc

@@ -1,18 +1,77 @@
-"""Settings for a deployment, read from the environment (prefix ``BRYGGA_``)."""
+"""The one settings tree of a deployment, read from the environment (prefix ``BRYGGA_``).
+
+This module is the only reader of the environment (a test walks ``src/`` for other reads).
+Sections are nested models; a variable names its section and field joined by ``_``:
+``BRYGGA_DISCLOSURE_THRESHOLD`` is ``settings.disclosure.threshold``,
+``BRYGGA_NOISE_EPSILON`` is ``settings.noise.epsilon``, ``BRYGGA_SPARK_REMOTE`` is
+``settings.spark.remote``. A bad value is an ``InputError`` naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from brygga.errors import InputError
 
 PREFIX = "BRYGGA_"
 
 
+class DisclosureSettings(BaseModel):
+    """The deployment's disclosure policy (``BRYGGA_DISCLOSURE_*``; privacy/disclosure.py)."""
+
+    method: Literal["rounding", "cell-key"] = "rounding"
+    # Counts 1 .. threshold-1 are suppressed; the smallest count shown is ``threshold``.
+    threshold: int = Field(default=8, ge=1)
+    rounding: int = Field(default=5, ge=1)
+    # Cell Key Method: the largest perturbation and the p-table's variance (SCB/ABS-style
+    # parameters), or a p-table CSV (columns perturbation,probability) instead of them.
+    ckm_max_perturbation: int = Field(default=2, ge=1)
+    ckm_variance: float = Field(default=1.0, gt=0)
+    ckm_ptable: Path | None = None
+
+    @model_validator(mode="after")
+    def _noise_below_threshold(self) -> DisclosureSettings:
+        # A perturbation at least as large as the threshold could turn a shown count into 0.
+        if self.method == "cell-key" and self.ckm_max_perturbation >= self.threshold:
+            raise ValueError("ckm_max_perturbation must be smaller than threshold")
+        return self
+
+
+class NoiseSettings(BaseModel):
+    """Noisy feasibility answers (``BRYGGA_NOISE_*``; privacy/noise.py)."""
+
+    mechanism: Literal["none", "laplace", "gaussian"] = "none"
+    epsilon: float = Field(default=0.5, gt=0)  # MII feasibility uses 0.5
+    delta: float = Field(default=1e-6, gt=0, lt=1)  # Gaussian only
+    rounding: int = Field(default=10, ge=1)
+    rate_limit: int = Field(default=60, ge=1)  # requests per user per window
+    rate_window_minutes: int = Field(default=60, ge=1)
+
+
+class SparkSettings(BaseModel):
+    """The Spark engine (``BRYGGA_SPARK_*``; cohort/engines.py, docs/spark.md)."""
+
+    master: str = "local[2]"
+    remote: str | None = None
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    # Any further Spark settings, as JSON: BRYGGA_SPARK_CONF='{"spark.executor.memory": "8g"}'.
+    conf: dict[str, str] = {}
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    # Nested sections split once at the first "_" after the prefix, so the variables keep
+    # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
+    # plain fields (BRYGGA_DATA_DIR) are matched whole.
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", env_nested_delimiter="_", env_nested_max_split=1
+    )
 
     data_dir: Path = Path("data")
     engine: str = "duckdb"
@@ -21,6 +80,44 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
     # The link in notifications (studies.outbox): where residents log in to read invitations.
     portal_url: str = "http://127.0.0.1:8000/portal"
+    # Signs the web's session and CSRF cookies; a random one per process when unset (sessions
+    # then end when the server restarts).
+    secret_key: SecretStr | None = None
+    # The pseudonym key (privacy/pseudonym.py): a file holding it, or the key itself.
+    pseudonym_key_file: Path | None = None
+    pseudonym_key: SecretStr | None = None
+    oidc_client_secret: SecretStr | None = None  # never a command-line argument
+    # Who asks, for the noisy-answer rate limit when no web user is logged in (else the OS user).
+    user: str | None = None
+    # A file to append one JSON line per group-commit batch and checkpoint to (diagnostics).
+    group_commit_trace: Path | None = None
+
+    disclosure: DisclosureSettings = DisclosureSettings()
+    noise: NoiseSettings = NoiseSettings()
+    spark: SparkSettings = SparkSettings()
+
+
+class SettingsError(InputError):
+    """A setting in the environment has a value that is not allowed."""
+
+
+def variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a field path: ("disclosure", "threshold") ->
+    BRYGGA_DISCLOSURE_THRESHOLD."""
+    return PREFIX + "_".join(str(p) for p in loc).upper()
+
+
+def settings_error(exc: ValidationError, section: str = "") -> SettingsError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    if section and (not loc or loc[0] != section):
+        loc = (section, *loc)
+    sections = {n for n, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
+    name = variable(loc) if loc else f"{PREFIX}{section.upper()}"
+    if len(loc) == 1 and loc[0] in sections:
+        name += "_*"  # a rule across the section's fields
+    label = f"{loc[0]} settings: " if loc and loc[0] in sections else "settings: "
+    return SettingsError(f"{label}{name}: {first['msg']}")
 
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -40,7 +137,10 @@ def get_settings() -> Settings:
     key = tuple(sorted((k, env[k]) for k in env if k[:7].upper() == PREFIX))
     settings = _cache.get(key)
     if settings is None:
-        settings = Settings()
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise settings_error(exc) from None
         with _cache_lock:
             if len(_cache) > 64:  # a long test run sets many data dirs
                 _cache.clear()
@@ -51,6 +151,11 @@ def get_settings() -> Settings:
 def clear_settings_cache() -> None:
     with _cache_lock:
         _cache.clear()
+
+
+def secret(value: SecretStr | None) -> str | None:
+    """The plain text of a secret setting, or None when unset or empty."""
+    return (value.get_secret_value() or None) if value is not None else None
 
 
 get_settings.cache_clear = clear_settings_cache  # type: ignore[attr-defined]

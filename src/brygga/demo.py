@@ -13,6 +13,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from brygga.cohort.criteria import parse_criteria
+from brygga.cohort.feasibility import eligible_persons
+from brygga.config import get_settings, secret
 from brygga.errors import BryggaError
 from brygga.records.store import Region
 from brygga.synth import generate, identities_path
@@ -33,24 +36,22 @@ HIGHLIGHTS = (
 )
 
 # Type 2 diabetes, 40-75, metformin dispensed in the last year, latest HbA1c >= 53 mmol/mol.
-EXAMPLE_SQL = """
-WITH params AS (SELECT DATE '{end}' AS d),
-people AS (SELECT *, make_date(year_of_birth, month_of_birth, day_of_birth) AS born FROM person)
-SELECT count(*) FROM people p, params
-WHERE date_diff('year', p.born, params.d)  -- completed years: minus one before the birthday
-      - (strftime(p.born, '%m%d') > strftime(params.d, '%m%d'))::INT BETWEEN 40 AND 75
-  AND EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = p.person_id
-              AND params.d BETWEEN o.observation_period_start_date AND o.observation_period_end_date)
-  AND NOT EXISTS (SELECT 1 FROM death x WHERE x.person_id = p.person_id AND x.death_date <= params.d)
-  AND EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = p.person_id
-              AND c.condition_source_value LIKE 'E11%' AND c.condition_start_date <= params.d)
-  AND EXISTS (SELECT 1 FROM drug_exposure x WHERE x.person_id = p.person_id
-              AND x.drug_source_value = 'A10BA02'
-              AND x.drug_exposure_start_date BETWEEN params.d - INTERVAL 1 YEAR AND params.d)
-  AND (SELECT arg_max(m.value_as_number, m.measurement_date) FROM measurement m
-       WHERE m.person_id = p.person_id AND m.measurement_source_value = 'NPU27300'
-         AND m.measurement_date BETWEEN params.d - INTERVAL 1 YEAR AND params.d) >= 53
-"""
+EXAMPLE = {
+    "name": "Type 2 diabetes on metformin, latest HbA1c >= 53, age 40-75",
+    "demographics": {"age": {"min": 40, "max": 75}},
+    "include": [
+        {"condition": {"codes": ["E11"], "vocabulary": "ICD10"}},
+        {"drug": {"codes": ["A10BA02"], "vocabulary": "ATC", "within": {"days_before": 365}}},
+        {
+            "measurement": {
+                "codes": ["HbA1c"],
+                "value": {"min": 53},
+                "latest": True,
+                "within": {"days_before": 365},
+            }
+        },
+    ],
+}
 
 
 def _region(out: Path, fresh: bool, console: Console) -> Region:
@@ -102,10 +103,10 @@ def run(out: Path, fresh: bool = False) -> Region:
         f"{region.path / 'calibration.md'}"
     )
     end = region.manifest["period"]["end"]
-    count = region.duckdb().execute(EXAMPLE_SQL.format(end=end)).fetchone()[0]
+    count = len(eligible_persons(parse_criteria(EXAMPLE | {"index_date": end}), region))
     console.print(
-        f"\nExample count (plain DuckDB, index date {end}): residents aged 40-75 with type 2 "
-        f"diabetes, metformin dispensed in the last year and latest HbA1c >= 53 mmol/mol: "
+        f"\nExample count (DuckDB cohort engine, index date {end}): residents aged 40-75 with "
+        f"type 2 diabetes, metformin dispensed in the last year and latest HbA1c >= 53 mmol/mol: "
         f"[bold]{count:,}[/] [dim](raw count: this region is synthetic)[/]"
     )
     console.print(
@@ -147,7 +148,6 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
             f".venv/bin/brygga serve --demo --region {region.path}"
         )
         return
-    import os
     import secrets
 
     import uvicorn
@@ -159,7 +159,7 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         region=region.path,
         demo=True,
         raw_counts=False,
-        secret_key=os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32),
+        secret_key=secret(get_settings().secret_key) or secrets.token_hex(32),
     )
     console.print(
         f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."

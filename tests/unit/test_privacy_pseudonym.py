@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from brygga import cli
+from brygga.config import Settings
 from brygga.errors import InputError
 from brygga.privacy.pseudonym import (
     PseudonymKeyError,
@@ -61,17 +62,21 @@ def test_errors_never_contain_the_number(bad: str) -> None:
     assert "row 2" in str(many.value)
 
 
-def test_key_from_file_or_environment_never_from_code(tmp_path: Path) -> None:
+def test_key_from_file_or_environment_never_from_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BRYGGA_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("BRYGGA_PSEUDONYM_KEY_FILE", raising=False)
     with pytest.raises(PseudonymKeyError, match="BRYGGA_PSEUDONYM_KEY_FILE"):
-        load_key({})
+        load_key(Settings())
     key_file = tmp_path / "key"
     key_file.write_bytes(b"s" * 40 + b"\n")
-    assert load_key({"BRYGGA_PSEUDONYM_KEY_FILE": str(key_file)}) == b"s" * 40
-    assert load_key({"BRYGGA_PSEUDONYM_KEY": "e" * 32}) == b"e" * 32
+    assert load_key(Settings(pseudonym_key_file=key_file)) == b"s" * 40
+    assert load_key(Settings(pseudonym_key="e" * 32)) == b"e" * 32
     with pytest.raises(PseudonymKeyError, match="at least 32 bytes"):
-        load_key({"BRYGGA_PSEUDONYM_KEY": "short"})
+        load_key(Settings(pseudonym_key="short"))
     with pytest.raises(PseudonymKeyError, match="cannot read"):
-        load_key({"BRYGGA_PSEUDONYM_KEY_FILE": str(tmp_path / "missing")})
+        load_key(Settings(pseudonym_key_file=tmp_path / "missing"))
 
 
 PERSON = (

@@ -412,56 +412,47 @@ FULL = {
 
 
 def test_unconfigured_means_no_provider():
-    assert provider_from_settings(None, None, None, environ={}) is None
+    assert provider_from_settings(None, None, None) is None
 
 
 def test_configured_provider_reads_the_secret_from_env_or_file(tmp_path):
     p = provider_from_settings(
-        **FULL, staff_claim="upn", environ={"BRYGGA_OIDC_CLIENT_SECRET": "s"}
+        **FULL, staff_claim="upn", client_secret="s"
     )
     assert p is not None and p.client_secret == "s" and p.staff_claim == "upn"
     assert p.personnummer_claim == "personal_identity_number"
     (tmp_path / "secret").write_text("from-file\n")
-    p = provider_from_settings(**FULL, client_secret_file=tmp_path / "secret", environ={})
+    p = provider_from_settings(**FULL, client_secret_file=tmp_path / "secret")
     assert p is not None and p.client_secret == "from-file"
 
 
 @pytest.mark.parametrize(
-    ("settings", "env", "message"),
+    ("settings", "client_secret", "message"),
     [
-        ({"issuer": "https://broker.example"}, {}, "missing --oidc-client-id"),
-        (FULL, {}, "missing a client secret"),
-        ({"client_id": "x"}, {"BRYGGA_OIDC_CLIENT_SECRET": "s"}, "missing --oidc-issuer"),
-        (
-            FULL | {"issuer": "http://broker.example"},
-            {"BRYGGA_OIDC_CLIENT_SECRET": "s"},
-            "https://",
-        ),
-        (
-            FULL | {"redirect_uri": "https://b.example/cb"},
-            {"BRYGGA_OIDC_CLIENT_SECRET": "s"},
-            "must end in /login/oidc/callback",
-        ),
+        ({"issuer": "https://broker.example"}, None, "missing --oidc-client-id"),
+        (FULL, None, "missing a client secret"),
+        ({"client_id": "x"}, "s", "missing --oidc-issuer"),
+        (FULL | {"issuer": "http://broker.example"}, "s", "https://"),
+        (FULL | {"redirect_uri": "https://b.example/cb"}, "s", "must end in /login/oidc/callback"),
     ],
 )
-def test_partial_or_wrong_configuration_is_a_clear_error(settings, env, message):
+def test_partial_or_wrong_configuration_is_a_clear_error(settings, client_secret, message):
     args = {"issuer": None, "client_id": None, "redirect_uri": None} | settings
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        provider_from_settings(**args, environ=env)
+        provider_from_settings(**args, client_secret=client_secret)
 
 
 def test_secret_file_problems_name_the_file(tmp_path):
-    env: dict[str, str] = {}
     with pytest.raises(InputError, match="cannot read"):
-        provider_from_settings(**FULL, client_secret_file=tmp_path / "absent", environ=env)
+        provider_from_settings(**FULL, client_secret_file=tmp_path / "absent")
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(InputError, match="empty"):
-        provider_from_settings(**FULL, client_secret_file=tmp_path / "empty", environ=env)
+        provider_from_settings(**FULL, client_secret_file=tmp_path / "empty")
     with pytest.raises(InputError, match="not both"):
         provider_from_settings(
             **FULL,
             client_secret_file=tmp_path / "empty",
-            environ={"BRYGGA_OIDC_CLIENT_SECRET": "s"},
+            client_secret="s",
         )
 
 

@@ -52,7 +52,8 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
-from brygga.cohort.engines import Evaluation, IbisEngine, alive_and_observed_step
+from brygga.cohort.engines import Evaluation, IbisEngine
+from brygga.cohort.population import step_description
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
 from brygga.records.optimize import PERSON_INDEX
 
@@ -394,7 +395,7 @@ class BitmapEngine(IbisEngine):
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         with self.lock:
             population, steps = self.steps(criteria, index_date)
-            descriptions = [alive_and_observed_step(index_date)]
+            descriptions = [step_description(index_date)]
             descriptions += [d for _, d, _ in criteria.steps()]
             return Evaluation(
                 index_date=index_date,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -33,25 +33,19 @@ from brygga.cohort.criteria import (
     rule_kind,
     window_bounds,
 )
+from brygga.cohort.population import Tables, population
 from brygga.records import codes as codebook
 from brygga.records import schema
 from brygga.records.optimize import (
     NEXT_DATE,
     NEXT_START,
     NEXT_VALUED_DATE,
-    POPULATION,
     PREV_DATE,
     SECOND_DATE,
     codes_table,
     first_table,
     runs_table,
 )
-
-
-class Tables(Protocol):
-    """What the compiler needs from an engine: an Ibis table per region table, or None."""
-
-    def table(self, name: str) -> ir.Table | None: ...
 
 
 @dataclass(frozen=True)
@@ -118,44 +112,8 @@ class Compiler:
     # --- Population ---------------------------------------------------------------------------
 
     def population(self) -> ir.Table:
-        """Alive (no death on or before the index date) and under observation on it."""
-        idx = self.index_date
-        # An optimized region has person, period and death in one row per person.
-        p = self.tables.table(POPULATION)
-        if p is not None:
-            p = p.filter(
-                (p.observation_period_start_date <= idx)
-                & (p.observation_period_end_date >= idx)
-                & (p.death_date.isnull() | (p.death_date > idx))
-            )
-        else:
-            person, op, death = (
-                self.table("person"),
-                self.table("observation_period"),
-                self.table("death"),
-            )
-            observed = op.filter(
-                (op.observation_period_start_date <= idx) & (op.observation_period_end_date >= idx)
-            ).select("person_id")
-            dead = death.filter(death.death_date <= idx).select("person_id")
-            p = person.semi_join(observed, "person_id").anti_join(dead, "person_id")
-        month = p.month_of_birth.fill_null(1)
-        day = p.day_of_birth.fill_null(1)
-        before_birthday = (month > idx.month) | ((month == idx.month) & (day > idx.day))
-        age = (idx.year - p.year_of_birth - ibis.ifelse(before_birthday, 1, 0)).cast("int32")
-        sex = ibis.cases(
-            (p.gender_concept_id == codebook.GENDER_MALE, "male"),
-            (p.gender_concept_id == codebook.GENDER_FEMALE, "female"),
-            else_="unknown",
-        )
-        return p.select(
-            person_id=p.person_id.cast("int64"),
-            gender_concept_id=p.gender_concept_id,
-            sex=sex,
-            age=age,
-            age_band=((age // 10) * 10).cast("int32"),
-            municipality=p.municipality_code,
-        )
+        """Everyone who counts on the index date (``population.py``, the one definition)."""
+        return population(self.tables, self.index_date)
 
     @staticmethod
     def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:

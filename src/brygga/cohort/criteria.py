@@ -42,7 +42,7 @@ Days = Annotated[int, Strict(), Field(ge=0)]
 Years = Annotated[int, Strict(), Field(ge=0, le=150)]
 
 OMOP = "OMOP"
-SEX_CONCEPTS = {"male": codebook.GENDER_MALE, "female": codebook.GENDER_FEMALE}
+SEX_CONCEPTS = codebook.GENDER_OF_SEX
 VISIT_TYPES = {
     "outpatient": codebook.VISIT_OUTPATIENT,
     "inpatient": codebook.VISIT_INPATIENT,

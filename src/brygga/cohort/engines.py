@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
+from brygga.cohort.population import step_description
+from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError
 from brygga.records import optimize, schema
-from brygga.records.store import Region
+from brygga.records.store import Region, quiet_duckdb
 
 if TYPE_CHECKING:
     from brygga.cohort.bitmaps import BitmapEngine
@@ -56,10 +56,6 @@ class Evaluation:
     @property
     def count(self) -> int:
         return self.steps[-1][1]
-
-
-def alive_and_observed_step(index_date: date) -> str:
-    return f"Alive and under observation on {index_date.isoformat()}"
 
 
 class Engine(Protocol):
@@ -109,7 +105,7 @@ class IbisEngine:
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         rows = self.run_sql(self.sql("summary", criteria, index_date))
-        descriptions = [alive_and_observed_step(index_date)] + [d for _, d, _ in criteria.steps()]
+        descriptions = [step_description(index_date)] + [d for _, d, _ in criteria.steps()]
         last = len(descriptions) - 1
         steps = [
             (d, sum(int(r["n"]) for r in rows if r["reached"] >= i))
@@ -263,26 +259,7 @@ def settle_garbage_collector() -> None:
         gc.freeze()
 
 
-@contextmanager
-def quiet_duckdb() -> Iterator[None]:
-    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; not ours to fix."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
-        yield
-
-
 # --- Spark ----------------------------------------------------------------------------------
-
-
-class SparkSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRYGGA_SPARK_", extra="ignore")
-
-    master: str = "local[2]"
-    remote: str | None = None
-    shuffle_partitions: int = 4
-    driver_memory: str = "2g"
-    # Any further Spark settings, as JSON: BRYGGA_SPARK_CONF='{"spark.executor.memory": "8g"}'.
-    conf: dict[str, str] = {}
 
 
 _spark_lock = threading.Lock()
@@ -306,7 +283,7 @@ def spark_session() -> Any:
     Sessions are kept per ``BRYGGA_SPARK_REMOTE``, so a classic session (local mode or a
     master) and Spark Connect sessions can serve one process side by side.
     """
-    settings = SparkSettings()
+    settings = get_settings().spark
     key = settings.remote or ""
     with _spark_lock:
         if key not in _spark:

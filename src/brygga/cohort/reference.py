@@ -27,7 +27,8 @@ from brygga.cohort.criteria import (
     rule_kind,
     window_bounds,
 )
-from brygga.cohort.engines import Evaluation, alive_and_observed_step
+from brygga.cohort.engines import Evaluation
+from brygga.cohort.population import step_description
 from brygga.records import codes as codebook
 from brygga.records import schema
 from brygga.records.store import Region
@@ -49,7 +50,7 @@ class ReferenceEngine:
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         population = self.population(index_date)
-        steps = [(alive_and_observed_step(index_date), len(population))]
+        steps = [(step_description(index_date), len(population))]
         remaining = {
             p
             for p, row in population.items()
@@ -237,9 +238,7 @@ def age_at(person: Row, index_date: date) -> int:
 
 
 def sex_label(gender_concept_id: int | None) -> str:
-    return {codebook.GENDER_MALE: "male", codebook.GENDER_FEMALE: "female"}.get(
-        gender_concept_id or 0, "unknown"
-    )
+    return codebook.SEX_OF_GENDER.get(gender_concept_id or 0, "unknown")
 
 
 def in_window(day: date, spec: EventSpec, index_date: date) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from brygga.config import get_settings
 from brygga.db.session import BUSY_TIMEOUT_MS, _writer_lock, mark_checkpointed
 
 INTERVAL_S = 1.0
@@ -88,7 +89,7 @@ class Checkpointer:
 
     def _trace(self, frames: int, copied: int) -> None:
         """A line in the group commit's trace (``BRYGGA_GROUP_COMMIT_TRACE``), if it is on."""
-        if trace := os.environ.get("BRYGGA_GROUP_COMMIT_TRACE"):
+        if trace := get_settings().group_commit_trace:
             line = {"time": time.time(), "checkpoint_ms": round(self.seconds[-1] * 1000, 2),
                     "frames": frames, "copied": copied, "forced": self.forced}  # fmt: skip
             with open(trace, "a", encoding="utf-8") as f:

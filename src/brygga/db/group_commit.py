@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.config import get_settings
 from brygga.db.checkpoint import background_checkpoints
 from brygga.db.session import write_session
 
@@ -70,7 +71,7 @@ class GroupCommit:
         self.batches = 0  # committed batches, for tests and benchmarks
         # One JSON line per batch (jobs; ms waiting for the lock, in statements, writing the
         # audit records, committing), for finding where a slow request's time went.
-        self.trace = os.environ.get("BRYGGA_GROUP_COMMIT_TRACE")
+        self.trace = get_settings().group_commit_trace
         background_checkpoints(url)  # no checkpoint inside a batch's commit
         self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Any]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="brygga-group-commit", daemon=True)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from brygga.cohort.population import completed_years, ymd
 from brygga.errors import InputError
 from brygga.prevention import inputs_sql as S
 from brygga.prevention.egfr import ckd_epi_2021
@@ -182,23 +183,22 @@ def extract_inputs(
     timings = {} if timings is None else timings
     started = time.perf_counter()
 
-    def query(name: str, sql: str) -> pa.Table:
+    def query(name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         t0 = time.perf_counter()
-        table = con.sql(sql, params={"idx": idx}).to_arrow_table()
+        table = con.sql(sql, params={"idx": idx} if params is None else params).to_arrow_table()
         timings[name] = time.perf_counter() - t0
         return table
 
-    pop = query("population", S.population_sql(has_population_table(con)))
+    pop = query("population", S.population_sql(con, idx), params={})
     if not _ascending(pop.column("person_id").to_numpy()):  # the query sorts; numpy relies on it
         pop = pop.sort_by("person_id")
     person_id = pop.column("person_id").to_numpy()
     n = len(person_id)
     born = _floats(pop, "born")  # YYYYMMDD: completed years = floor(difference / 10,000)
-    idx_ymd = idx.year * 10000 + idx.month * 100 + idx.day
     female, known_sex = _flags(pop, "female"), _flags(pop, "known_sex")
     cols: dict[str, np.ndarray] = {
         "person_id": person_id,
-        "age": np.floor((idx_ymd - born) / 10000),
+        "age": completed_years(ymd(idx), born),
         "sex": np.where(known_sex, np.where(female, "female", "male"), "unknown"),
         "municipality_code": _strings(pop.column("municipality_code")),
         "deprivation_quintile": _nullable_int(pop.column("deprivation_quintile"), n),
@@ -215,7 +215,7 @@ def extract_inputs(
         cols[f"{name}_date"][pos] = table.column("d").to_numpy().astype("datetime64[D]")[rows]
         if name == "creatinine":
             tested = _floats(table, "d_ymd")[rows]
-            creatinine_age[pos] = np.floor((tested - born[pos]) / 10000)
+            creatinine_age[pos] = completed_years(tested, born[pos])
     cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
     smoking = query("smoking", S.smoking_sql(windows["smoking"]))
@@ -231,7 +231,7 @@ def extract_inputs(
     t1_n[pos] = history.column("t1_n").to_numpy()[rows]
     t2_n[pos] = history.column("t2_n").to_numpy()[rows]
     cvd[pos] = _flags(history, "cvd")[rows]
-    t2_age[pos] = np.floor((_floats(history, "t2_first")[rows] - born[pos]) / 10000)
+    t2_age[pos] = completed_years(_floats(history, "t2_first")[rows], born[pos])
     # Mixed coding happens; the type recorded more often wins (type 1 on a tie).
     type1 = (t1_n > 0) & (t1_n >= t2_n)
     type2 = (t2_n > 0) & ~type1

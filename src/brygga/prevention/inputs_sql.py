@@ -14,8 +14,9 @@ numpy assembles their rows by ``person_id``. What makes them fast on a large reg
   people cost more than the scans, and DuckDB sorts on both cores where numpy would use one.
   numpy places each result's rows in the population by binary search of the sorted ids
   (``inputs._place``), which stays in cache;
-* **the population** from the optimized database's ``population`` table when present (person,
-  observation period and death in one row), else person / observation_period / death;
+* **the population** from ``cohort.population`` (the one definition, compiled by Ibis): the
+  optimized database's ``population`` table when present, else person / observation_period /
+  death;
 * **dates as YYYYMMDD integers** where ages are needed (completed years are a difference
   divided by 10,000), instead of numpy calendar conversions (seconds at this size);
 * code prefixes as ranges (``'E11' <= code < 'E12'``), which prune like any comparison.
@@ -23,6 +24,10 @@ numpy assembles their rows by ``person_id``. What makes them fast on a large reg
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
+from brygga.cohort.population import DuckDBViews, born_ymd, counted
 from brygga.records import codes as K
 
 # Established atherosclerotic CVD (ESC 2021: prior ACS, angina, coronary revascularisation,
@@ -56,35 +61,25 @@ def ymd(day: str) -> str:
     return f"(year({day}) * 10000 + month({day}) * 100 + day({day}))"
 
 
-def population_sql(population_table: bool) -> str:
-    """Everyone alive and under observation on ``$idx``, in ``person_id`` order."""
-    born = (
-        "p.year_of_birth * 10000 + coalesce(p.month_of_birth, 1) * 100 "
-        "+ coalesce(p.day_of_birth, 1)"
+def population_sql(con: Any, index_date: date) -> str:
+    """Everyone who counts on ``index_date`` (``cohort.population``, the one definition), with
+    what the scores need, in ``person_id`` order: one DuckDB statement compiled by Ibis."""
+    views = DuckDBViews(con)
+    p = counted(views, index_date)
+    if "deprivation_quintile" not in p.columns:
+        # The optimized population table is narrow: deprivation and care site from person.
+        person = views.table("person")
+        p = person.semi_join(p.select("person_id"), "person_id")
+    query = p.select(
+        "person_id",
+        female=p.gender_concept_id == K.GENDER_FEMALE,
+        known_sex=p.gender_concept_id.isin(list(K.SEX_OF_GENDER)),
+        born=born_ymd(p),
+        municipality_code=p.municipality_code,
+        deprivation_quintile=p.deprivation_quintile,
+        care_site_id=p.care_site_id,
     )
-    return f"""
-        SELECT p.person_id,
-               p.gender_concept_id = 8532 AS female,
-               p.gender_concept_id IN (8507, 8532) AS known_sex,
-               {born} AS born,
-               p.municipality_code, p.deprivation_quintile, p.care_site_id
-        FROM {_population_from(population_table)}
-        ORDER BY p.person_id"""
-
-
-def _population_from(population_table: bool) -> str:
-    if population_table:
-        # Deprivation and care site are not in the population table: a narrow person scan.
-        return """population o JOIN person p ON o.person_id = p.person_id
-            WHERE o.observation_period_start_date <= $idx
-              AND o.observation_period_end_date >= $idx
-              AND (o.death_date IS NULL OR o.death_date > $idx)"""
-    return """person p
-        WHERE p.person_id IN (
-                SELECT person_id FROM observation_period
-                WHERE observation_period_start_date <= $idx
-                  AND observation_period_end_date >= $idx)
-          AND p.person_id NOT IN (SELECT person_id FROM death WHERE death_date <= $idx)"""
+    return views.sql(query.order_by("person_id"))
 
 
 def _latest_key(day: str, row_id: str) -> str:

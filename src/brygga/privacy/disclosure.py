@@ -22,51 +22,18 @@ suppression of tables with totals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from brygga.config import DisclosureSettings, get_settings
 from brygga.errors import InputError, PermissionDenied
 
 # Shown for a count suppressed only to protect another cell (it may be large).
 SECONDARY = "suppressed"
 
 
-class DisclosureSettings(BaseSettings):
-    """The deployment's disclosure policy (environment variables ``BRYGGA_DISCLOSURE_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="BRYGGA_DISCLOSURE_", extra="ignore")
-
-    method: Literal["rounding", "cell-key"] = "rounding"
-    # Counts 1 .. threshold-1 are suppressed; the smallest count shown is ``threshold``.
-    threshold: int = Field(default=8, ge=1)
-    rounding: int = Field(default=5, ge=1)
-    # Cell Key Method: the largest perturbation and the p-table's variance (SCB/ABS-style
-    # parameters), or a p-table CSV (columns perturbation,probability) instead of them.
-    ckm_max_perturbation: int = Field(default=2, ge=1)
-    ckm_variance: float = Field(default=1.0, gt=0)
-    ckm_ptable: Path | None = None
-
-    @model_validator(mode="after")
-    def _noise_below_threshold(self) -> DisclosureSettings:
-        # A perturbation at least as large as the threshold could turn a shown count into 0.
-        if self.method == "cell-key" and self.ckm_max_perturbation >= self.threshold:
-            raise ValueError("ckm_max_perturbation must be smaller than threshold")
-        return self
-
-
 def load_settings() -> DisclosureSettings:
-    """The settings from the environment, with errors that name the variable."""
-    try:
-        return DisclosureSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "_".join(str(p) for p in first["loc"]) or "method"
-        raise InputError(
-            f"disclosure settings: BRYGGA_DISCLOSURE_{name.upper()}: {first['msg']}"
-        ) from None
+    """The disclosure settings of the one settings tree, with errors that name the variable."""
+    return get_settings().disclosure
 
 
 class DisclosurePolicy(Protocol):

@@ -16,39 +16,32 @@ Configuration: ``BRYGGA_NOISE_*`` (``NoiseSettings``); ``brygga feasibility --no
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from brygga.config import NoiseSettings, get_settings, settings_error
 from brygga.errors import InputError, PermissionDenied
 
 MECHANISMS = ("laplace", "gaussian")
 
 
-class NoiseSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRYGGA_NOISE_", extra="ignore")
-
-    mechanism: Literal["none", "laplace", "gaussian"] = "none"
-    epsilon: float = Field(default=0.5, gt=0)  # MII feasibility uses 0.5
-    delta: float = Field(default=1e-6, gt=0, lt=1)  # Gaussian only
-    rounding: int = Field(default=10, ge=1)
-    rate_limit: int = Field(default=60, ge=1)  # requests per user per window
-    rate_window_minutes: int = Field(default=60, ge=1)
-
-
 def load_noise_settings(**overrides: Any) -> NoiseSettings:
+    """The noise settings of the one settings tree, with command-line overrides applied."""
+    base = get_settings().noise
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return base
     try:
-        return NoiseSettings(**{k: v for k, v in overrides.items() if v is not None})
+        return NoiseSettings.model_validate(base.model_dump() | given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "_".join(str(p) for p in first["loc"]).upper()
-        raise InputError(f"noise settings: BRYGGA_NOISE_{name}: {first['msg']}") from None
+        raise settings_error(exc, "noise") from None
 
 
 # --- OpenDP helpers (also used by budget.py) -------------------------------------------------
@@ -263,7 +256,4 @@ def noisy_request(
 
 def current_user() -> str:
     """Who is asking: ``BRYGGA_USER`` (set by the web layer or a wrapper), else the OS user."""
-    import getpass
-    import os
-
-    return os.environ.get("BRYGGA_USER") or getpass.getuser()
+    return get_settings().user or getpass.getuser()

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from brygga.config import Settings, get_settings, secret
 from brygga.errors import InputError
 
 KEY_FILE_ENV = "BRYGGA_PSEUDONYM_KEY_FILE"
@@ -38,18 +38,18 @@ class PseudonymKeyError(InputError):
     """No usable pseudonym key is configured."""
 
 
-def load_key(environ: dict[str, str] | None = None) -> bytes:
+def load_key(settings: Settings | None = None) -> bytes:
     """The pseudonym key from ``BRYGGA_PSEUDONYM_KEY_FILE`` or ``BRYGGA_PSEUDONYM_KEY``."""
-    env = os.environ if environ is None else environ
-    if path := env.get(KEY_FILE_ENV):
+    settings = settings or get_settings()
+    if path := settings.pseudonym_key_file:
         try:
             key = Path(path).read_bytes().strip()
         except OSError as exc:
             raise PseudonymKeyError(
-                f"{KEY_FILE_ENV}: cannot read the key file {path!r} ({exc.strerror})"
+                f"{KEY_FILE_ENV}: cannot read the key file {str(path)!r} ({exc.strerror})"
             ) from None
-        source = f"the key file {path!r}"
-    elif value := env.get(KEY_ENV):
+        source = f"the key file {str(path)!r}"
+    elif value := secret(settings.pseudonym_key):
         key, source = value.encode("utf-8"), KEY_ENV
     else:
         raise PseudonymKeyError(
@@ -63,9 +63,9 @@ def load_key(environ: dict[str, str] | None = None) -> bytes:
     return key
 
 
-def key_configured(environ: dict[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return bool(env.get(KEY_FILE_ENV) or env.get(KEY_ENV))
+def key_configured(settings: Settings | None = None) -> bool:
+    settings = settings or get_settings()
+    return bool(settings.pseudonym_key_file or secret(settings.pseudonym_key))
 
 
 def canonical(personnummer: str, *, where: str = "") -> str:

@@ -211,6 +211,9 @@ def resolve_alias(name: str) -> Code | None:
 
 GENDER_MALE = 8507
 GENDER_FEMALE = 8532
+# The sexes the criteria language, breakdowns and risk scores use; other concepts are unknown.
+SEX_OF_GENDER: dict[int, str] = {GENDER_MALE: "male", GENDER_FEMALE: "female"}
+GENDER_OF_SEX: dict[str, int] = {sex: concept for concept, sex in SEX_OF_GENDER.items()}
 VISIT_OUTPATIENT = 9202
 VISIT_INPATIENT = 9201
 VISIT_EMERGENCY = 9203

@@ -18,7 +18,9 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,3 +266,11 @@ def iter_batches(region: Region, name: str, batch_size: int = 500_000) -> Iterat
 
     dataset = ds.dataset(region.parquet_glob(name).removesuffix("/*.parquet"), format="parquet")
     yield from dataset.to_batches(batch_size=batch_size)
+
+
+@contextmanager
+def quiet_duckdb() -> Iterator[None]:
+    """Ibis 12 still calls DuckDB 2's deprecated ``fetch_arrow_table``; not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+        yield

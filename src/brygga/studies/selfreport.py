@@ -34,6 +34,7 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
+from brygga.cohort.population import completed_years, ymd
 from brygga.records import codes
 
 Truth = bool | None
@@ -186,8 +187,7 @@ def demographics_mask(
     d = criteria.demographics
     keep = np.ones(len(birth), dtype=bool)
     if d.age is not None:
-        index = index_date.year * 10000 + index_date.month * 100 + index_date.day
-        age = (index - birth) // 10000
+        age = completed_years(ymd(index_date), birth)
         if d.age.min is not None:
             keep &= age >= d.age.min
         if d.age.max is not None:

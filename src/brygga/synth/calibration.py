@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from brygga.cohort.population import DuckDBViews, counted
+from brygga.records.codes import GENDER_MALE
 from brygga.records.store import Region
 from brygga.synth.targets import AGE_SHARES, DEATHS_PER_1000, LIFE_EXPECTANCY, REGIONS
 from brygga.util import atomic_write_text
@@ -61,7 +63,7 @@ def calibration_report(region: Region) -> list[Row]:
     con = region.duckdb()
     end = date.fromisoformat(region.manifest.get("period", {}).get("end", "2026-06-30"))
     con.execute(f"SET VARIABLE end_date = DATE '{end.isoformat()}'")
-    con.execute(_RESIDENTS)
+    con.execute(_residents(con, end))
     rows: list[Row] = []
     rows += _population(con, region)
     rows += _age_and_mortality(con)
@@ -72,17 +74,18 @@ def calibration_report(region: Region) -> list[Row]:
     return rows
 
 
-_RESIDENTS = """
+def _residents(con: Any, end: date) -> str:
+    """The people counted at the end date (``cohort.population``) with the calibration's own
+    age: fractional years, a missing month of birth taken as July (the mid-year estimate)."""
+    views = DuckDBViews(con)
+    counted_ids = views.sql(counted(views, end).select("person_id"))
+    return f"""
 CREATE TEMP TABLE residents AS
-SELECT p.person_id, p.gender_concept_id = 8507 AS male, p.municipality_code,
+SELECT p.person_id, p.gender_concept_id = {GENDER_MALE} AS male, p.municipality_code,
        date_diff('day', make_date(p.year_of_birth, coalesce(p.month_of_birth, 7),
                  coalesce(p.day_of_birth, 1)), getvariable('end_date')) / 365.25 AS age
 FROM person p
-WHERE EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = p.person_id
-              AND o.observation_period_start_date <= getvariable('end_date')
-              AND o.observation_period_end_date >= getvariable('end_date'))
-  AND NOT EXISTS (SELECT 1 FROM death d WHERE d.person_id = p.person_id
-                  AND d.death_date <= getvariable('end_date'))
+WHERE p.person_id IN ({counted_ids})
 """
 
 
@@ -166,14 +169,14 @@ def _life_expectancy(con: Any, male: bool) -> tuple[float | None, float]:
       SELECT least(floor(date_diff('day', make_date(p.year_of_birth, coalesce(p.month_of_birth, 7),
                      coalesce(p.day_of_birth, 1)), mid.d) / 365.25 / 5), 20) AS band, count(*) AS py
       FROM person p JOIN observation_period o USING (person_id), mid
-      WHERE (p.gender_concept_id = 8507) = {male}
+      WHERE (p.gender_concept_id = {GENDER_MALE}) = {male}
         AND o.observation_period_start_date <= mid.d AND o.observation_period_end_date >= mid.d
       GROUP BY 1),
     dead AS (
       SELECT least(floor(date_diff('day', make_date(p.year_of_birth, coalesce(p.month_of_birth, 7),
                      coalesce(p.day_of_birth, 1)), d.death_date) / 365.25 / 5), 20) AS band, count(*) AS n
       FROM death d JOIN person p USING (person_id)
-      WHERE (p.gender_concept_id = 8507) = {male}
+      WHERE (p.gender_concept_id = {GENDER_MALE}) = {male}
         AND d.death_date > getvariable('end_date') - INTERVAL 5 YEAR AND d.death_date <= getvariable('end_date')
       GROUP BY 1)
     SELECT pop.band, pop.py, coalesce(dead.n, 0) FROM pop LEFT JOIN dead USING (band) ORDER BY 1
@@ -282,7 +285,7 @@ def _events(con: Any) -> list[Row]:
             )
         )
     mi = con.execute(
-        f"""SELECT avg((p.gender_concept_id = 8507)::INT), count(*),
+        f"""SELECT avg((p.gender_concept_id = {GENDER_MALE})::INT), count(*),
                    avg(date_diff('day', make_date(p.year_of_birth, coalesce(p.month_of_birth, 7), 1), c.condition_start_date) / 365.25),
                    stddev(date_diff('day', make_date(p.year_of_birth, coalesce(p.month_of_birth, 7), 1), c.condition_start_date) / 365.25)
             FROM (SELECT DISTINCT person_id, condition_start_date FROM condition_occurrence c

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import threading
 import time
@@ -335,16 +334,16 @@ def provider_from_settings(
     personnummer_claim: str | None = None,
     staff_claim: str | None = None,
     scope: str | None = None,
-    environ: dict[str, str] | None = None,
+    client_secret: str | None = None,
 ) -> OIDCProvider | None:
     """The configured provider, None when OIDC is not configured at all, or ``InputError``
     naming every missing or wrong setting when it is configured only in part.
 
-    The client secret comes from ``client_secret_file`` or ``BRYGGA_OIDC_CLIENT_SECRET``
-    (never a command-line argument: those are visible to every user of the machine).
+    The client secret comes from ``client_secret_file`` or ``client_secret`` (the setting
+    ``BRYGGA_OIDC_CLIENT_SECRET``; never a command-line argument: those are visible to every
+    user of the machine).
     """
-    env = os.environ if environ is None else environ
-    secret = env.get("BRYGGA_OIDC_CLIENT_SECRET") or None
+    secret = client_secret or None
     given = {
         "--oidc-issuer (BRYGGA_OIDC_ISSUER)": issuer,
         "--oidc-client-id (BRYGGA_OIDC_CLIENT_ID)": client_id,
