@@ -416,9 +416,7 @@ def test_unconfigured_means_no_provider():
 
 
 def test_configured_provider_reads_the_secret_from_env_or_file(tmp_path):
-    p = provider_from_settings(
-        **FULL, staff_claim="upn", client_secret="s"
-    )
+    p = provider_from_settings(**FULL, staff_claim="upn", client_secret="s")
     assert p is not None and p.client_secret == "s" and p.staff_claim == "upn"
     assert p.personnummer_claim == "personal_identity_number"
     (tmp_path / "secret").write_text("from-file\n")
