@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brygga import audit, identifiers
-from brygga.cohort.criteria import Criteria, parse_criteria
+from brygga.cohort.criteria import Criteria, criteria_from_text
 from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError, validate
 from brygga.registry import geography
@@ -115,14 +115,9 @@ def _plain(check: Any, value: str) -> str:
 
 
 def criteria_from_yaml(text: str) -> Criteria:
+    """The study's criteria; a ValueError (for the form's criteria field) names the problem."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ValueError(f"{where}invalid YAML") from None
-    try:
-        return parse_criteria(data, "criteria")
+        return criteria_from_text(text, "criteria")
     except BryggaError as exc:
         raise ValueError(exc.message.removeprefix("criteria: ")) from None
 
