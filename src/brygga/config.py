@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
     # The link in notifications (studies.outbox): where residents log in to read invitations.
     portal_url: str = "http://127.0.0.1:8000/portal"
+    # Web request bodies (security property 8): a larger one is answered 413 before it is read,
+    # routed or its sender checked. The study form carries a criteria file of up to 2 MB.
+    max_body_bytes: int = 1_000_000
+    max_upload_body_bytes: int = 3_000_000
 
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}

@@ -33,7 +33,7 @@ class SiteInput(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=2, max_length=200)
-    municipality_code: str
+    municipality_code: str = Field(max_length=10)
 
     @field_validator("municipality_code")
     @classmethod
@@ -52,12 +52,12 @@ class StudyInput(BaseModel):
     summary_en: str = Field(min_length=10, max_length=MAX_SUMMARY)
     sponsor: str = Field(min_length=2, max_length=200)
     phase: Literal["1", "1/2", "2", "2/3", "3", "4", "not_applicable"]
-    area: str
+    area: str = Field(max_length=100)
     drug_trial: bool = False
     healthy_volunteers: bool = False
-    ethics_number: str | None = None
-    eu_ct_number: str | None = None
-    nct_id: str | None = None
+    ethics_number: str | None = Field(default=None, max_length=100)
+    eu_ct_number: str | None = Field(default=None, max_length=100)
+    nct_id: str | None = Field(default=None, max_length=100)
     target_enrolment: int = Field(ge=1, le=1_000_000)
     recruitment_start: date
     recruitment_end: date

@@ -17,7 +17,7 @@ from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import db, render
+from brygga.web.app import Id, db, render
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -145,7 +145,7 @@ async def import_ctgov(
 
 @router.get("/studies/{study_id}")
 def study_page(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(any_staff),
     session: Session = Depends(db, scope="function"),
@@ -163,7 +163,7 @@ def study_page(
 
 @router.post("/studies/{study_id}/submit")
 def submit_study(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(researcher),
     session: Session = Depends(db, scope="function"),
@@ -188,7 +188,7 @@ def refresh_feasibility(request: Request, session: Session, study: Study) -> Non
 
 @router.post("/studies/{study_id}/feasibility")
 def feasibility(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(db, scope="function"),
@@ -203,7 +203,7 @@ def feasibility(
 
 @router.post("/studies/{study_id}/review")
 def review(
-    study_id: int,
+    study_id: Id,
     request: Request,
     decision: str = Form(pattern="^(approve|reject)$"),
     reason: str = Form("", max_length=2000),
@@ -220,7 +220,7 @@ def review(
 
 @router.get("/studies/{study_id}/contacts")
 def contacts(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(team),
     session: Session = Depends(db, scope="function"),
@@ -233,7 +233,7 @@ def contacts(
 
 @router.post("/invitations/{invitation_id}/outcome")
 def outcome(
-    invitation_id: int,
+    invitation_id: Id,
     outcome: str = Form(pattern="^(screened|enrolled|not_eligible)$"),
     who: Principal = Depends(team),
     session: Session = Depends(db, scope="function"),
