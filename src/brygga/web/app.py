@@ -96,7 +96,8 @@ def create_app(config: WebConfig) -> FastAPI:
 
 class BodyTooLarge(HTTPException):
     def __init__(self, request: Request, limit: int) -> None:
-        super().__init__(413, i18n.translate("body_too_large", lang(request)).format(limit=limit))
+        language = "en" if wants_json(request) else lang(request)  # the API speaks English
+        super().__init__(413, i18n.translate("body_too_large", language).format(limit=limit))
 
 
 class BodyLimit:
