@@ -9,7 +9,6 @@ import asyncio
 from brygga.forms import FormError, validate
 from brygga.registry.service import ProfileInput
 from brygga.studies.areas import AREAS
-from conftest import study_form
 
 BOMB = (
     "a: &a {condition: {codes: [E11]}}\n"
@@ -50,6 +49,12 @@ def raw_request(app, method, path, headers, chunks):
     start = messages[0]
     body = b"".join(m.get("body", b"") for m in messages[1:])
     return start["status"], dict(start["headers"]), body, read
+
+
+def study_form(**kw):
+    from conftest import study_form  # tests/web/conftest.py (not importable at collection)
+
+    return study_form(**kw)
 
 
 def api_study(**kw):
@@ -154,3 +159,11 @@ def test_list_lengths_are_capped(site):
         assert exc.fields == {"areas": f"has more than {len(AREAS)} items (the limit)"}
     else:
         raise AssertionError("5 million areas were accepted")
+
+
+def test_a_deeply_nested_import_file_is_a_form_error(site):
+    c = site["client"]("researcher")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = c.post("/studies/import", files={"file": ("deep.json", deep, "application/json")})
+    assert r.status_code == 422
+    assert "nested deeper than 50 levels (the limit)" in r.text

@@ -3,7 +3,6 @@ feasibility, interested volunteers (study team only), outcomes, funnel."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -126,14 +125,10 @@ async def import_ctgov(
         if len(raw) > MAX_UPLOAD:
             raise InputError("the file is too large")
         try:
-            record = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            records = ctgov.records_from_text(raw.decode("utf-8"), "the file")
+        except UnicodeDecodeError:
             raise InputError("the file is not JSON") from None
-        if isinstance(record, dict) and "studies" in record:
-            record = record["studies"]
-        if isinstance(record, list):
-            record = record[0] if record else {}
-        imported = ctgov.import_record(record)
+        imported = ctgov.import_record(records[0] if records else {})
     except InputError as exc:
         return form_page(request, {}, {"file": exc.message}, 422)
     data = registration.from_ctgov(imported)
