@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     user: str | None = None
     # A file to append one JSON line per group-commit batch and checkpoint to (diagnostics).
     group_commit_trace: Path | None = None
+    # Web request bodies (security property 8): a larger one is answered 413 before it is read,
+    # routed or its sender checked. The study form carries a criteria file of up to 2 MB.
+    max_body_bytes: int = 1_000_000
+    max_upload_body_bytes: int = 3_000_000
 
     disclosure: DisclosureSettings = DisclosureSettings()
     noise: NoiseSettings = NoiseSettings()

@@ -49,3 +49,16 @@ class PermissionDenied(BryggaError):
     """The caller may not do this (role, consent or disclosure policy)."""
 
     http_status = 403
+
+
+class DocumentError(InputError):
+    """A YAML/JSON document (criteria, program, anonymization config...) that cannot be used.
+
+    The message names the source (file), and for each problem its line where known and its
+    field path; ``problems`` holds them as ``(field path, line or None, problem)`` so a web
+    form can show them beside its field. Made by ``brygga.documents``.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, int | None, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []

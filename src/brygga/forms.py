@@ -19,6 +19,7 @@ _MESSAGES = {
     "missing": "is required",
     "string_too_long": "is too long (at most {max_length} characters)",
     "string_too_short": "is required",
+    "too_long": "has more than {max_length} items (the limit)",
     "int_parsing": "must be a whole number",
     "int_type": "must be a whole number",
     "greater_than_equal": "must be at least {ge}",

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from brygga import documents
+from brygga.cohort import criteria
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import open_engine
 from conftest import build_region, death, event, person, visit
@@ -60,3 +62,12 @@ def test_example_validates_and_runs(text, region):
     index_date = criteria.effective_index_date(date(2025, 1, 1))
     expected = open_engine("reference", region).evaluate(criteria, index_date)
     assert open_engine("duckdb", region).evaluate(criteria, index_date) == expected
+
+
+def test_the_limits_are_documented_with_their_values():
+    text = DOC.read_text(encoding="utf-8")
+    for module, name in [(criteria, "MAX_RULES"), (criteria, "MAX_NESTING"),
+                         (criteria, "MAX_CODES"), (criteria, "MAX_MUNICIPALITIES"),
+                         (criteria, "MAX_NAME"), (criteria, "MAX_DESCRIPTION"),
+                         (documents, "MAX_DEPTH"), (documents, "MAX_NODES")]:  # fmt: skip
+        assert re.search(rf"\(`{name}`\) \| {getattr(module, name)} \|", text), name

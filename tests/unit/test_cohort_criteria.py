@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from brygga.cohort.criteria import load_criteria, parse_criteria
-from brygga.errors import InputError
+from brygga.errors import InputError, NotFoundError
 
 
 def error_of(data) -> str:
@@ -216,5 +216,5 @@ def test_load_errors_name_the_file_and_line(tmp_path, name, text, expected):
 
 
 def test_missing_file():
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(NotFoundError, match="does not exist"):
         load_criteria("/nonexistent/criteria.yaml")

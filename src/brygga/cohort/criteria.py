@@ -5,8 +5,10 @@ requests. The semantics are documented in ``docs/criteria.md`` and pinned down e
 ``cohort/reference.py``; every engine is tested against that evaluator.
 
 A rule is a one-key mapping (``{condition: {...}}``, ``{any_of: [...]}``); the key picks the
-model. Validation errors are turned into one :class:`InputError` whose lines name the field path
-and the problem, e.g. ``include[2].measurement.value.min: must be a number``.
+model. Documents are read by ``brygga.documents`` (no YAML aliases, bounded depth and size) and
+validation errors are turned into one :class:`DocumentError` whose lines name the field path, the
+line and the problem, e.g. ``include[2].measurement.value.min (line 9): must be a number``.
+Limits on size (``MAX_RULES``...) are defined below and documented in ``docs/criteria.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,14 +28,24 @@ from pydantic import (
     PrivateAttr,
     Strict,
     Tag,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from brygga.errors import InputError
+from brygga import documents
+from brygga.errors import DocumentError, InputError
 from brygga.records import codes as codebook
+
+# Limits (docs/criteria.md, "Limits"): criteria come from researchers over the web, and a
+# question must not be able to exhaust the service. Every rule counts towards MAX_RULES, groups
+# and the rules inside them alike; MAX_NESTING counts groups inside groups.
+MAX_RULES = 200
+MAX_NESTING = 6
+MAX_CODES = 500  # per rule, in codes and in among
+MAX_MUNICIPALITIES = 300  # Sweden has 290
+MAX_NAME = 200  # characters
+MAX_DESCRIPTION = 5000  # characters
 
 Number = Annotated[float, Strict()]  # YAML/JSON numbers only: "53" and true are rejected
 Count = Annotated[int, Strict(), Field(ge=1)]
@@ -152,8 +163,8 @@ class EventSpec(Model):
     ALIASES: ClassVar[bool] = False
 
     # Declared before ``codes`` so that the codes validator sees it.
-    vocabulary: str | None = None
-    codes: list[str] = Field(min_length=1)
+    vocabulary: str | None = Field(default=None, max_length=MAX_NAME)
+    codes: list[str] = Field(min_length=1, max_length=MAX_CODES)
     within: Window | None = None
     min_count: Count = 1
     _codeset: tuple[tuple[str, str], ...] = PrivateAttr(default=())
@@ -234,7 +245,7 @@ class ValuedSpec(EventSpec):
 
     value: ValueRange | None = None
     latest: bool = False
-    among: list[str] | None = Field(default=None, min_length=1)
+    among: list[str] | None = Field(default=None, min_length=1, max_length=MAX_CODES)
     _among: tuple[tuple[str, str], ...] = PrivateAttr(default=())
 
     @field_validator("among")
@@ -284,7 +295,7 @@ class VisitSpec(Model):
     """Visits starting in the window, of the given types (default: any)."""
 
     types: list[Literal["outpatient", "inpatient", "emergency"]] | None = Field(
-        default=None, min_length=1
+        default=None, min_length=1, max_length=len(VISIT_TYPES)
     )
     within: Window | None = None
     min_count: Count = 1
@@ -463,8 +474,10 @@ MUNICIPALITY = re.compile(r"[0-9]{4}")
 
 class Demographics(Model):
     age: AgeRange | None = None
-    sex: list[Literal["female", "male"]] | None = Field(default=None, min_length=1)
-    municipalities: list[str] | None = Field(default=None, min_length=1)
+    sex: list[Literal["female", "male"]] | None = Field(default=None, min_length=1, max_length=2)
+    municipalities: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_MUNICIPALITIES
+    )
 
     @field_validator("municipalities", mode="before")
     @classmethod
@@ -494,13 +507,53 @@ class Demographics(Model):
         return "Demographics: " + ("; ".join(parts) if parts else "any")
 
 
+def check_size(data: Any) -> None:
+    """Refuse more than MAX_RULES rules or groups nested deeper than MAX_NESTING.
+
+    Runs on the raw document, before the rules are validated one by one, and walks it without
+    recursion: the size of what is refused does not matter.
+    """
+    if not isinstance(data, dict):
+        return
+    stack: list[tuple[str, Any, int]] = []
+    for side in ("exclude", "include"):
+        rules = data.get(side)
+        if isinstance(rules, list):
+            stack += [(f"{side}[{i}]", r, 0) for i, r in reversed(list(enumerate(rules)))]
+    count = 0
+    while stack:
+        path, rule, depth = stack.pop()
+        count += 1
+        if count > MAX_RULES:
+            raise ValueError(
+                f"more than {MAX_RULES} rules (the limit; groups and the rules in them all count)"
+            )
+        if not isinstance(rule, dict) or len(rule) != 1:
+            continue
+        kind, body = next(iter(rule.items()))
+        inner, where = body, f"{path}.{kind}"
+        if kind == "at_least" and isinstance(body, dict):
+            inner, where = body.get("of"), f"{path}.at_least.of"
+        if kind not in ("any_of", "all_of", "at_least") or not isinstance(inner, list):
+            continue
+        if depth + 1 > MAX_NESTING:
+            raise ValueError(f"{path}: groups nested more than {MAX_NESTING} deep (the limit)")
+        stack += [(f"{where}[{i}]", r, depth + 1) for i, r in reversed(list(enumerate(inner)))]
+
+
 class Criteria(Model):
-    name: str = "Unnamed criteria"
-    description: str | None = None
+    name: str = Field(default="Unnamed criteria", max_length=MAX_NAME)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     index_date: date | None = None
     demographics: Demographics = Demographics()
     include: list[Rule] = Field(default_factory=list)
     exclude: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size(cls, data: Any) -> Any:
+        check_size(data)
+        return data
 
     @field_validator("index_date", mode="before")
     @classmethod
@@ -544,84 +597,24 @@ class Criteria(Model):
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# --- Loading and error messages ---------------------------------------------------------------
-
-_MESSAGES = {
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be a text string (put it in quotes)",
-    "list_type": "must be a list",
-    "missing": "is required",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping of fields",
-    "model_attributes_type": "must be a mapping of fields",
-    "dict_type": "must be a mapping of fields",
-}
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    previous: Any = None
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part != previous:  # the rule discriminator repeats the key: include[0].drug.drug
-            out += f".{part}" if out else str(part)
-        previous = part
-    return out or "(top level)"
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "value_error":
-        return str(error["ctx"]["error"])
-    if kind in _MESSAGES:
-        return _MESSAGES[kind]
-    if kind == "literal_error":
-        return f"must be one of {error['ctx']['expected']}"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        op = ">=" if kind == "greater_than_equal" else "<="
-        bound = error["ctx"]["ge" if op == ">=" else "le"]
-        return f"must be {op} {bound}"
-    if kind == "too_short":
-        return "must not be empty"
-    return error["msg"][0].lower() + error["msg"][1:]
-
-
-def format_errors(exc: ValidationError, source: str) -> str:
-    lines = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
-    header = f"{source}: invalid criteria"
-    return header + ("\n  " if len(lines) > 1 else ": ") + "\n  ".join(lines)
+# --- Loading ---------------------------------------------------------------------------------
 
 
 def parse_criteria(data: Any, source: str = "criteria") -> Criteria:
-    """Validate a decoded YAML/JSON document; raise InputError naming every problem."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: the criteria must be a mapping (name, demographics, ...)")
-    try:
-        return Criteria.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_errors(exc, source)) from None
+    """Validate decoded YAML/JSON (or a ``documents.Document``); one error names every problem."""
+    document = data if isinstance(data, documents.Document) else documents.Document(data, source)
+    if not isinstance(document.data, dict):
+        raise DocumentError(
+            f"{document.source}: the criteria must be a mapping (name, demographics, ...)"
+        )
+    return documents.validate(Criteria, document, "criteria")
+
+
+def criteria_from_text(text: str, source: str = "criteria") -> Criteria:
+    """Criteria from YAML text (JSON is YAML too), within the document limits."""
+    return parse_criteria(documents.parse_yaml(text, source))
 
 
 def load_criteria(path: str | Path) -> Criteria:
     """Read criteria from a YAML or JSON file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"criteria file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(f"{path}: {where}invalid YAML ({problem})") from None
-    return parse_criteria(data, str(path))
+    return parse_criteria(documents.read_file(path, "criteria"))

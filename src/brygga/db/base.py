@@ -15,6 +15,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+# Ids are 64-bit signed integers (SQLite INTEGER, PostgreSQL BIGINT): a larger one cannot exist,
+# and SQLite's driver raises OverflowError (a 500) if asked for one. Inputs are bounded by this.
+MAX_ID = 2**63 - 1
 
 
 class Base(DeclarativeBase):

@@ -38,10 +38,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from brygga.cohort.criteria import Criteria, format_errors
-from brygga.errors import InputError, NotFoundError
+from brygga import documents
+from brygga.cohort.criteria import Criteria
+from brygga.errors import DocumentError, InputError, NotFoundError
 from brygga.prevention.inputs import RiskInputs, extract_inputs
 from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
@@ -109,26 +110,17 @@ class Program(_Model):
 
 
 def parse_program(data: Any, source: str = "program") -> Program:
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: a program must be a mapping (name, criteria, score, ...)")
-    try:
-        return Program.model_validate(data)
-    except ValidationError as exc:
-        message = format_errors(exc, source).replace("invalid criteria", "invalid program")
-        raise InputError(message) from None
+    """Validate decoded YAML (or a ``documents.Document``); one error names every problem."""
+    document = data if isinstance(data, documents.Document) else documents.Document(data, source)
+    if not isinstance(document.data, dict):
+        raise DocumentError(
+            f"{document.source}: a program must be a mapping (name, criteria, score, ...)"
+        )
+    return documents.validate(Program, document, "program")
 
 
 def load_program(path: str | Path) -> Program:
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"program file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}:{where} not valid YAML") from None
-    return parse_program(data, str(path))
+    return parse_program(documents.read_file(path, "program"))
 
 
 def target_persons(criteria: Criteria, region: Region, index_date: date) -> np.ndarray:

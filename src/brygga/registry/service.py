@@ -116,7 +116,7 @@ class ProfileInput(BaseModel):
     height_cm: int | None = Field(default=None, ge=50, le=250)
     weight_kg: int | None = Field(default=None, ge=20, le=300)
     smoking: Literal["never", "former", "current"] | None = None
-    areas: list[str] = Field(default_factory=list)
+    areas: list[str] = Field(default_factory=list, max_length=len(AREAS))
     healthy_volunteer: bool = False
     max_travel_km: int | None = Field(default=None, ge=0, le=1000)
     contact_channel: Literal["in_app", "email", "sms"] = "in_app"

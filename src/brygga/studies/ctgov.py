@@ -10,15 +10,15 @@ the researcher to translate; they are not parsed. Conditions that no term matche
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from brygga import documents
 from brygga.cohort.criteria import Criteria, parse_criteria
-from brygga.errors import InputError
+from brygga.errors import InputError, NotFoundError
 
 # (pattern, ICD-10 prefixes, area). First match wins, so specific terms come before generic.
 CONDITION_TERMS: tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...] = tuple(
@@ -176,15 +176,17 @@ def import_record(record: dict[str, Any]) -> Imported:
     )
 
 
-def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """A file with one record, a list of records, or an API page ``{"studies": [...]}``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+def records_from_text(text: str, source: str) -> list[Any]:
+    """One record, a list of records, or an API page ``{"studies": [...]}`` (JSON text)."""
+    data = documents.parse_json(text, source, count_nodes=False).data
     if isinstance(data, dict) and "studies" in data:
         data = data["studies"]
     return data if isinstance(data, list) else [data]
+
+
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records from a file (see ``records_from_text``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"records file {str(path)!r} does not exist")
+    return records_from_text(path.read_text(encoding="utf-8"), str(path))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brygga import audit, identifiers
-from brygga.cohort.criteria import Criteria, parse_criteria
+from brygga.cohort.criteria import Criteria, criteria_from_text
 from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError, validate
 from brygga.registry import geography
@@ -33,7 +33,7 @@ class SiteInput(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=2, max_length=200)
-    municipality_code: str
+    municipality_code: str = Field(max_length=10)
 
     @field_validator("municipality_code")
     @classmethod
@@ -52,12 +52,12 @@ class StudyInput(BaseModel):
     summary_en: str = Field(min_length=10, max_length=MAX_SUMMARY)
     sponsor: str = Field(min_length=2, max_length=200)
     phase: Literal["1", "1/2", "2", "2/3", "3", "4", "not_applicable"]
-    area: str
+    area: str = Field(max_length=100)
     drug_trial: bool = False
     healthy_volunteers: bool = False
-    ethics_number: str | None = None
-    eu_ct_number: str | None = None
-    nct_id: str | None = None
+    ethics_number: str | None = Field(default=None, max_length=100)
+    eu_ct_number: str | None = Field(default=None, max_length=100)
+    nct_id: str | None = Field(default=None, max_length=100)
     target_enrolment: int = Field(ge=1, le=1_000_000)
     recruitment_start: date
     recruitment_end: date
@@ -115,14 +115,9 @@ def _plain(check: Any, value: str) -> str:
 
 
 def criteria_from_yaml(text: str) -> Criteria:
+    """The study's criteria; a ValueError (for the form's criteria field) names the problem."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ValueError(f"{where}invalid YAML") from None
-    try:
-        return parse_criteria(data, "criteria")
+        return criteria_from_text(text, "criteria")
     except BryggaError as exc:
         raise ValueError(exc.message.removeprefix("criteria: ")) from None
 

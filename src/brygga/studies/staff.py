@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.db.base import MAX_ID
 from brygga.errors import InputError, PermissionDenied
 from brygga.forms import FormError, validate
 from brygga.registry.consent import now
@@ -49,7 +50,7 @@ class StaffInput(BaseModel):
     email: str = Field(max_length=200)
     display_name: str = Field(min_length=1, max_length=200)
     role: Literal["researcher", "research_office", "care_provider", "admin"]
-    organization_id: int | None = None
+    organization_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     password: str | None = Field(default=None, max_length=200)
 
     @field_validator("email")

@@ -14,9 +14,10 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,13 +28,21 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from brygga.config import get_settings
+from brygga.db.base import MAX_ID
 from brygga.errors import BryggaError
 from brygga.forms import FormError
 from brygga.web import i18n, security
 
 HERE = Path(__file__).parent
 CODES = {400: "bad_request", 401: "not_logged_in", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 409: "conflict", 422: "invalid_input", 429: "too_many_requests"}  # fmt: skip
+         405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_input",
+         429: "too_many_requests"}  # fmt: skip
+# Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
+# ``max_upload_body_bytes``; every other body up to ``max_body_bytes``.
+UPLOAD_PATHS = frozenset({"/studies", "/studies/import"})
+# A record id in a path: out of range is a 422 like any invalid input (not a database overflow).
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 @dataclass
@@ -46,6 +55,8 @@ class WebConfig:
     raw_counts: bool = False  # synthetic regions only; outputs then say so
     oidc: Any = None  # web.auth.OIDCProvider
     secure_cookies: bool = False  # True behind HTTPS
+    max_body_bytes: int = field(default_factory=lambda: get_settings().max_body_bytes)
+    max_upload_body_bytes: int = field(default_factory=lambda: get_settings().max_upload_body_bytes)
 
 
 def routers() -> tuple[Any, ...]:
@@ -75,8 +86,68 @@ def create_app(config: WebConfig) -> FastAPI:
         app.include_router(router)
     _errors(app)
 
+    # Added first, so it runs inside SecurityHeaders: a 413 gets the headers and a CSRF token.
+    app.add_middleware(
+        BodyLimit, limit=config.max_body_bytes, upload_limit=config.max_upload_body_bytes
+    )
     app.add_middleware(SecurityHeaders, secure_cookies=config.secure_cookies)
     return app
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, request: Request, limit: int) -> None:
+        language = "en" if wants_json(request) else lang(request)  # the API speaks English
+        super().__init__(413, i18n.translate("body_too_large", language).format(limit=limit))
+
+
+class BodyLimit:
+    """Answers 413 to a request body over the limit, before routing, log-in or parsing.
+
+    A declared ``Content-Length`` over the limit is refused without reading a byte. A body
+    without one (chunked) is counted as it is read: the read that passes the limit raises
+    ``BodyTooLarge``, which the app's error handler answers (JSON error shape, or the error
+    page) - so at most the limit is ever held in memory, whoever sends it.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload_limit if scope["path"] in UPLOAD_PATHS else self.limit
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            request = Request(scope, receive)
+            response = error_response(request, 413, BodyTooLarge(request, limit).detail)
+            response.headers["Connection"] = "close"  # the unread body is not worth reading
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(Request(scope), limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before the app sees it
+    return None
 
 
 class SecurityHeaders:

@@ -7,12 +7,11 @@ the file without reading code. The format is documented in ``docs/anonymize.md``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from brygga.errors import InputError, NotFoundError
+from brygga import documents
 
 
 class _Model(BaseModel):
@@ -157,55 +156,23 @@ class AnonymizeConfig(_Model):
         return self
 
 
-_BRANCH_TAGS = {"str", "interval", "date", "icd10", "municipality", "prefix", "flat"}
+_BRANCH_TAGS = frozenset({"str", "interval", "date", "icd10", "municipality", "prefix", "flat"})
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in _BRANCH_TAGS or any(ch in part for ch in "[(,"):
-            continue  # pydantic's union-branch names are noise to a user
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(top level)"
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    """One line per field; a hierarchy is 'a path or an automatic spec', not two failed guesses."""
-    by_path: dict[str, list[tuple[str, str]]] = {}
-    for e in exc.errors():
-        by_path.setdefault(_field_path(tuple(e["loc"])), []).append(
-            (e["type"], e["msg"].removeprefix("Value error, "))
-        )
-    lines = []
-    for path, errors in by_path.items():
-        if len(errors) > 1:
-            errors = [e for e in errors if e[0] != "string_type"] or errors
-        for kind, msg in errors:
-            if kind in {"model_attributes_type", "dict_type"} and path.endswith("hierarchy"):
-                msg = "expected a file path or an automatic hierarchy such as {type: flat}"
-            lines.append(f"  {path}: {msg}")
-    return lines
+def _explain(path: str, error: Any) -> str | None:
+    """A hierarchy is 'a path or an automatic spec', not two failed guesses."""
+    if error["type"] in {"model_attributes_type", "dict_type"} and path.endswith("hierarchy"):
+        return "expected a file path or an automatic hierarchy such as {type: flat}"
+    return None
 
 
 def parse_config(data: object, source: str) -> AnonymizeConfig:
-    try:
-        return AnonymizeConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "\n".join(_problems(exc))
-        raise InputError(f"{source}: invalid anonymization config:\n{problems}") from None
+    """Validate decoded YAML (or a ``documents.Document``); one error names every problem."""
+    document = data if isinstance(data, documents.Document) else documents.Document(data, source)
+    return documents.validate(
+        AnonymizeConfig, document, "anonymization config", branches=_BRANCH_TAGS, explain=_explain
+    )
 
 
 def load_config(path: str | Path) -> AnonymizeConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: not valid YAML") from None
-    return parse_config(data, str(path))
+    return parse_config(documents.read_file(path, "config"), str(path))

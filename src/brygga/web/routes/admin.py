@@ -38,8 +38,8 @@ def admin(
 @router.post("/organizations")
 def add_organization(
     request: Request,
-    name: str = Form(""),
-    kind: str = Form(""),
+    name: str = Form("", max_length=200),
+    kind: str = Form("", max_length=40),
     who: Principal = Depends(admin_only),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
@@ -53,11 +53,11 @@ def add_organization(
 @router.post("/staff")
 def add_staff(
     request: Request,
-    email: str = Form(""),
-    display_name: str = Form(""),
-    role: str = Form(""),
-    organization_id: str = Form(""),
-    password: str = Form(""),
+    email: str = Form("", max_length=200),
+    display_name: str = Form("", max_length=200),
+    role: str = Form("", max_length=40),
+    organization_id: str = Form("", max_length=20),
+    password: str = Form("", max_length=200),
     who: Principal = Depends(admin_only),
     session: Session = Depends(db, scope="function"),
 ) -> Response:

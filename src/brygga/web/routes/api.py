@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from brygga.registry import consent, service
 from brygga.studies import funnel, registration, staff
 from brygga.studies.models import Study
-from brygga.web.app import db
+from brygga.web.app import Id, db
 from brygga.web.routes.resident import me, rematch
 from brygga.web.routes.staff import disclosure
 from brygga.web.security import Principal, allow
@@ -60,7 +60,7 @@ def create_study(
 
 @router.get("/studies/{study_id}")
 def get_study(
-    study_id: int,
+    study_id: Id,
     who: Principal = Depends(any_staff),
     session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def get_study(
 
 @router.get("/studies/{study_id}/funnel")
 def get_funnel(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(any_staff),
     session: Session = Depends(db, scope="function"),
@@ -103,7 +103,7 @@ def put_profile(
 
 @router.post("/me/consents/{kind}")
 def post_consent(
-    kind: str,
+    kind: Annotated[str, Path(max_length=40)],
     request: Request,
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("resident")),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,7 +51,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/lang/{code}", dependencies=[public])
-def set_language(code: str, request: Request) -> Response:
+def set_language(code: Annotated[str, Path(max_length=10)], request: Request) -> Response:
     back = request.headers.get("referer", "/")
     response = RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
     response.set_cookie("lang", "en" if code == "en" else "sv", samesite="lax")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from brygga.registry import catalogue, consent, service
 from brygga.registry.models import CONSENT_KINDS, Resident
 from brygga.studies import invitations, matching
 from brygga.studies.areas import AREAS
-from brygga.web.app import db, render
+from brygga.web.app import Id, db, render
 from brygga.web.security import SESSION_COOKIE, Principal, allow
 
 router = APIRouter(prefix="/portal")
@@ -118,7 +118,7 @@ async def profile(
 
 @router.post("/consent/{kind}")
 def set_consent(
-    kind: str,
+    kind: Annotated[str, Path(max_length=40)],
     request: Request,
     action: str = Form(pattern="^(grant|withdraw)$"),
     text_version: str = Form(max_length=20),
@@ -148,7 +148,7 @@ def pause(
 
 @router.post("/invitations/{invitation_id}")
 def answer(
-    invitation_id: int,
+    invitation_id: Id,
     answer: str = Form(pattern="^(interested|declined|seen)$"),
     who: Principal = Depends(resident_only),
     session: Session = Depends(db, scope="function"),
@@ -188,7 +188,10 @@ def delete(
 
 @router.get("/search")
 def search(
-    request: Request, kind: str = "conditions", q: str = "", who: Principal = Depends(resident_only)
+    request: Request,
+    kind: str = Query("conditions", max_length=20),
+    q: str = Query("", max_length=200),
+    who: Principal = Depends(resident_only),
 ) -> Response:
     """HTMX: conditions or medicines whose name contains ``q``."""
     source = catalogue.MEDICINES if kind == "medicines" else catalogue.CONDITIONS

@@ -3,7 +3,6 @@ feasibility, interested volunteers (study team only), outcomes, funnel."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -17,7 +16,7 @@ from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import db, render
+from brygga.web.app import Id, db, render
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -126,14 +125,10 @@ async def import_ctgov(
         if len(raw) > MAX_UPLOAD:
             raise InputError("the file is too large")
         try:
-            record = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            records = ctgov.records_from_text(raw.decode("utf-8"), "the file")
+        except UnicodeDecodeError:
             raise InputError("the file is not JSON") from None
-        if isinstance(record, dict) and "studies" in record:
-            record = record["studies"]
-        if isinstance(record, list):
-            record = record[0] if record else {}
-        imported = ctgov.import_record(record)
+        imported = ctgov.import_record(records[0] if records else {})
     except InputError as exc:
         return form_page(request, {}, {"file": exc.message}, 422)
     data = registration.from_ctgov(imported)
@@ -145,7 +140,7 @@ async def import_ctgov(
 
 @router.get("/studies/{study_id}")
 def study_page(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(any_staff),
     session: Session = Depends(db, scope="function"),
@@ -163,7 +158,7 @@ def study_page(
 
 @router.post("/studies/{study_id}/submit")
 def submit_study(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(researcher),
     session: Session = Depends(db, scope="function"),
@@ -188,7 +183,7 @@ def refresh_feasibility(request: Request, session: Session, study: Study) -> Non
 
 @router.post("/studies/{study_id}/feasibility")
 def feasibility(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(db, scope="function"),
@@ -203,7 +198,7 @@ def feasibility(
 
 @router.post("/studies/{study_id}/review")
 def review(
-    study_id: int,
+    study_id: Id,
     request: Request,
     decision: str = Form(pattern="^(approve|reject)$"),
     reason: str = Form("", max_length=2000),
@@ -220,7 +215,7 @@ def review(
 
 @router.get("/studies/{study_id}/contacts")
 def contacts(
-    study_id: int,
+    study_id: Id,
     request: Request,
     who: Principal = Depends(team),
     session: Session = Depends(db, scope="function"),
@@ -233,7 +228,7 @@ def contacts(
 
 @router.post("/invitations/{invitation_id}/outcome")
 def outcome(
-    invitation_id: int,
+    invitation_id: Id,
     outcome: str = Form(pattern="^(screened|enrolled|not_eligible)$"),
     who: Principal = Depends(team),
     session: Session = Depends(db, scope="function"),
