@@ -797,6 +797,7 @@ def serve(
     import os
     import secrets
 
+    from brygga.config import get_settings
     from brygga.db import database_url, upgrade
     from brygga.web import server
     from brygga.web.app import WebConfig
@@ -809,13 +810,15 @@ def serve(
     url = upgrade(database_url())
     # Sessions are signed with this key; set BRYGGA_SECRET_KEY so they survive a restart.
     secret = os.environ.get("BRYGGA_SECRET_KEY") or secrets.token_hex(32)
+    web = get_settings().web  # BRYGGA_WEB__BEHIND_TLS, BRYGGA_WEB__TRUSTED_PROXIES
     config = WebConfig(
-        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret
-    )
+        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret,
+        behind_tls=web.behind_tls, trusted_proxies=web.trusted_proxies,
+    )  # fmt: skip
     if oidc is not None:
         config.oidc = oidc
         # A public https callback means browsers reach us over TLS: keep cookies off plain http.
-        config.secure_cookies = oidc.redirect_uri.startswith("https://")
+        config.secure_cookies |= oidc.redirect_uri.startswith("https://")
     label = " (DEMO identity provider enabled)" if demo else ""
     label += f" (OIDC log-in through {oidc.issuer})" if oidc is not None else ""
     err.print(f"Brygga on http://{host}:{port}{label}", highlight=False)

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "BRYGGA_"
 
 
+class WebSettings(BaseModel):
+    """``brygga serve`` behind a reverse proxy (``BRYGGA_WEB__...``)."""
+
+    # Browsers reach the server over https (a TLS-terminating proxy): session and CSRF cookies
+    # get ``Secure`` and every response ``Strict-Transport-Security``.
+    behind_tls: bool = False
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated). Only
+    # a request whose immediate peer is one of them gets its client address from the header;
+    # by default none is trusted, so a forged header changes nothing.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for item in value if isinstance(value, list | tuple) else ():
+            try:
+                ipaddress.ip_network(str(item), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Path("data")
     engine: str = "duckdb"
@@ -21,6 +48,7 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
     # The link in notifications (studies.outbox): where residents log in to read invitations.
     portal_url: str = "http://127.0.0.1:8000/portal"
+    web: WebSettings = WebSettings()
 
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}

@@ -3,7 +3,8 @@
 Add a line here when a package gets models of its own.
 """
 
+from brygga import logins as login_models
 from brygga.db.base import Base
 from brygga.privacy import models as privacy_models
 
-__all__ = ["Base", "privacy_models"]
+__all__ = ["Base", "login_models", "privacy_models"]
