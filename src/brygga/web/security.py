@@ -31,6 +31,7 @@ from fastapi import Request
 
 from brygga import logins
 from brygga.db import session as db_session
+from brygga.db import write_session
 from brygga.errors import BryggaError, PermissionDenied
 
 ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
@@ -95,6 +96,21 @@ def session_cookie(session_id: str, secret: str, *, demo: bool) -> str:
     return sign(
         {"sid": session_id, "demo": demo, "exp": int(time.time()) + SESSION_SECONDS}, secret
     )
+
+
+def session_tokens(
+    who: list[Principal], secret: str, database_url: str, *, demo: bool = False
+) -> list[str]:
+    """Session cookies for many principals at once, without logging in: for load tests and
+    benchmarks that act as thousands of residents (one transaction for all)."""
+    with write_session(database_url) as s:
+        ids = [
+            logins.open_session(
+                s, "staff" if p.role in STAFF_ROLES else "resident", p.id or "", p.role, demo=demo
+            )
+            for p in who
+        ]
+    return [session_cookie(sid, secret, demo=demo) for sid in ids]
 
 
 def session_id(request: Request) -> str | None:
