@@ -30,7 +30,6 @@ from typing import Any
 from fastapi import Request
 
 from brygga import logins
-from brygga.db import session as db_session
 from brygga.db import write_session
 from brygga.errors import BryggaError, PermissionDenied
 
@@ -134,10 +133,9 @@ def principal(request: Request) -> Principal:
     sid = session_id(request)
     if sid is not None:
         config = request.app.state.config
-        with db_session(config.database_url) as s:
-            row = logins.live_session(s, sid, demo=config.demo)
-            if row is not None and row.role in ROLES:
-                who = Principal(row.role, row.subject)
+        found = logins.who(config.database_url, sid, demo=config.demo)
+        if found is not None and found[0] in ROLES:
+            who = Principal(*found)
     request.state.principal = who
     return who
 
