@@ -199,6 +199,13 @@ def test_new_password_and_deactivation_end_sessions(site):
     assert attempt(site["client"](), "care_provider@example.com", PASSWORD) == 403
 
 
+def test_deleting_the_account_ends_its_other_sessions(site):
+    phone, laptop = site["client"]("resident"), site["client"]("resident")
+    assert laptop.get("/api/me").status_code == 200
+    assert phone.post("/portal/delete", data={"confirm": "yes"}).status_code == 303
+    assert laptop.get("/api/me").status_code == 401
+
+
 def test_a_demo_session_is_refused_by_a_server_without_demo(site):
     resident = site["client"]("resident")  # the site's app runs with --demo
     plain = Client(app_on(site, demo=False))  # same key, same database

@@ -75,6 +75,8 @@ def test_sensitive_routes_have_the_expected_roles():
     assert by_path[("/studies/{study_id}/review", "POST")] == {"research_office"}
     assert by_path[("/portal/export", "GET")] == {"resident"}
     assert by_path[("/admin/staff", "POST")] == {"admin"}
+    assert by_path[("/admin/staff/{staff_id}/deactivate", "POST")] == {"admin"}
+    assert by_path[("/admin/staff/{staff_id}/password", "POST")] == {"admin"}
 
 
 def test_csrf_is_required_on_posts(site):
