@@ -85,16 +85,20 @@ def prepare(url: str, folder: Path, people: int) -> None:
     engine(url).dispose()
 
 
-def unregistered(url: str) -> list[str]:
+def unregistered(url: str) -> list[tuple[str, str]]:
+    """(ref, session cookie) of every resident not registered yet: sessions are server-side
+    records, made here beforehand, outside the timed part."""
     from sqlalchemy import select
 
     from brygga.db import engine, session
     from brygga.registry.models import Resident
+    from brygga.web.security import Principal, session_tokens
 
     with session(url) as s:
         refs = list(s.scalars(select(Resident.ref).where(Resident.registered_at.is_(None))))
+    tokens = session_tokens([Principal("resident", ref) for ref in refs], SECRET, url)
     engine(url).dispose()
-    return refs
+    return list(zip(refs, tokens, strict=True))
 
 
 # --- Server ---------------------------------------------------------------------------------
@@ -149,10 +153,7 @@ def load_average() -> list[float]:
 # --- Load generator -------------------------------------------------------------------------
 
 
-def request_bytes(ref: str) -> bytes:
-    from brygga.web.security import Principal, session_token
-
-    token = session_token(Principal("resident", ref), SECRET)
+def request_bytes(token: str) -> bytes:
     return (
         "POST /portal/join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
         f"X-CSRF-Token: {CSRF}\r\nCookie: brygga_session={token}; brygga_csrf={CSRF}\r\n\r\n"
@@ -178,12 +179,12 @@ async def _response(reader: asyncio.StreamReader) -> int:
 
 
 async def _client(
-    port: int, refs: list[str], seconds: float, connections: int, rate: float
+    port: int, refs: list[tuple[str, str]], seconds: float, connections: int, rate: float
 ) -> dict:
     """Closed loop (``rate`` 0: each connection sends its next request when answered) or open
     loop: request i is due at ``i / rate`` s, and its latency counts from then, so a server
     that falls behind is charged for the wait (no coordinated omission)."""
-    queue = [(request_bytes(ref), ref) for ref in reversed(refs)]  # signed beforehand
+    queue = [(request_bytes(token), ref) for ref, token in reversed(refs)]  # signed beforehand
     latencies: list[float] = []
     acked: list[str] = []
     errors: dict[str, int] = {}
@@ -228,14 +229,19 @@ async def _client(
 
 
 def _client_process(
-    conn: Any, port: int, refs: list[str], seconds: float, n: int, rate: float
+    conn: Any, port: int, refs: list[tuple[str, str]], seconds: float, n: int, rate: float
 ) -> None:
     conn.send(asyncio.run(_client(port, refs, seconds, n, rate)))
     conn.close()
 
 
 def drive(
-    port: int, refs: list[str], seconds: float, concurrency: int, clients: int, rate: float = 0
+    port: int,
+    refs: list[tuple[str, str]],
+    seconds: float,
+    concurrency: int,
+    clients: int,
+    rate: float = 0,
 ) -> dict:
     """Run the load from ``clients`` processes (``rate``: requests/s in all, 0 for a closed
     loop); returns the merged figures and the acknowledged refs."""

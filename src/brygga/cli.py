@@ -810,13 +810,15 @@ def serve(
     url = upgrade(database_url())
     # Sessions are signed with this key; set BRYGGA_SECRET_KEY so they survive a restart.
     secret_key = secret(get_settings().secret_key) or secrets.token_hex(32)
+    web = get_settings().web  # BRYGGA_WEB_BEHIND_TLS, BRYGGA_WEB_TRUSTED_PROXIES
     config = WebConfig(
-        database_url=url, region=region, demo=demo, raw_counts=raw_counts, secret_key=secret_key
-    )
+        database_url=url, region=region, demo=demo, raw_counts=raw_counts,
+        secret_key=secret_key, behind_tls=web.behind_tls, trusted_proxies=web.trusted_proxies,
+    )  # fmt: skip
     if oidc is not None:
         config.oidc = oidc
         # A public https callback means browsers reach us over TLS: keep cookies off plain http.
-        config.secure_cookies = oidc.redirect_uri.startswith("https://")
+        config.secure_cookies |= oidc.redirect_uri.startswith("https://")
     label = " (DEMO identity provider enabled)" if demo else ""
     label += f" (OIDC log-in through {oidc.issuer})" if oidc is not None else ""
     err.print(f"Brygga on http://{host}:{port}{label}", highlight=False)

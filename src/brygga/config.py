@@ -9,13 +9,21 @@ Sections are nested models; a variable names its section and field joined by ``_
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from brygga.errors import InputError
 
@@ -65,6 +73,30 @@ class SparkSettings(BaseModel):
     conf: dict[str, str] = {}
 
 
+class WebSettings(BaseModel):
+    """``brygga serve`` behind a reverse proxy (``BRYGGA_WEB_*``)."""
+
+    # Browsers reach the server over https (a TLS-terminating proxy): session and CSRF cookies
+    # get ``Secure`` and every response ``Strict-Transport-Security``.
+    behind_tls: bool = False
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated). Only
+    # a request whose immediate peer is one of them gets its client address from the header;
+    # by default none is trusted, so a forged header changes nothing.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for item in value if isinstance(value, list | tuple) else ():
+            try:
+                ipaddress.ip_network(str(item), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -99,6 +131,7 @@ class Settings(BaseSettings):
     disclosure: DisclosureSettings = DisclosureSettings()
     noise: NoiseSettings = NoiseSettings()
     spark: SparkSettings = SparkSettings()
+    web: WebSettings = WebSettings()
 
 
 class SettingsError(InputError):

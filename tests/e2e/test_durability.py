@@ -16,7 +16,7 @@ from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.registry import consent, service
 from brygga.registry.models import Consent, Resident
-from brygga.web.security import Principal, session_token
+from brygga.web.security import Principal, session_tokens
 
 # slow: `brygga serve` in a subprocess under load, killed and restarted
 pytestmark = pytest.mark.slow
@@ -25,12 +25,14 @@ SECRET = "durability-test-secret"
 CSRF = "durability-csrf-token"
 
 
-def register(base: str, refs: list[str], acked: dict[str, set[str]]) -> None:
+def register(
+    base: str, refs: list[str], tokens: dict[str, str], acked: dict[str, set[str]]
+) -> None:
     """Join and give the contact consent for each resident; note what the server acknowledged."""
     version = consent.TEXTS["contact"].version
     with httpx.Client(base_url=base, timeout=10) as http:
         for ref in refs:
-            token = session_token(Principal("resident", ref), SECRET)
+            token = tokens[ref]
             headers = {"X-CSRF-Token": CSRF,
                        "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
             try:
@@ -52,12 +54,16 @@ def test_sigkill_during_registration_loses_nothing_acknowledged(
     with db_session(fresh_db) as s:
         service.load_identities(s, tmp_path / "ids.parquet")
         refs = list(s.scalars(select(Resident.ref).order_by(Resident.id)))
+    who = [Principal("resident", ref) for ref in refs]
+    tokens = dict(zip(refs, session_tokens(who, SECRET, fresh_db), strict=True))
     db_engine(fresh_db).dispose()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(fresh_db, tmp_path, port, secret=SECRET)
     acked: dict[str, set[str]] = {"join": set(), "consent": set()}
-    workers = [threading.Thread(target=register, args=(base, refs[i::8], acked)) for i in range(8)]
+    workers = [
+        threading.Thread(target=register, args=(base, refs[i::8], tokens, acked)) for i in range(8)
+    ]
     try:
         for w in workers:
             w.start()
@@ -90,7 +96,7 @@ def test_sigkill_during_registration_loses_nothing_acknowledged(
         assert acked["consent"] <= consented
         # The restarted server takes registrations again.
         last: dict[str, set[str]] = {"join": set(), "consent": set()}
-        register(base, [r for r in refs if r not in joined][:1], last)
+        register(base, [r for r in refs if r not in joined][:1], tokens, last)
         assert len(last["consent"]) == 1
     finally:
         server.kill()

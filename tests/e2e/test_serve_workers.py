@@ -18,7 +18,7 @@ from brygga import audit
 from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.registry.models import Resident
-from brygga.web.security import Principal, session_token
+from brygga.web.security import Principal, session_tokens
 
 # slow: `brygga serve --workers 2` in a subprocess, killed
 pytestmark = pytest.mark.slow
@@ -27,10 +27,10 @@ SECRET = "workers-test-secret"
 CSRF = "workers-csrf-token"
 
 
-def join(base: str, refs: list[str], acked: set[str]) -> None:
+def join(base: str, refs: list[str], tokens: dict[str, str], acked: set[str]) -> None:
     with httpx.Client(base_url=base, timeout=10) as http:
         for ref in refs:
-            token = session_token(Principal("resident", ref), SECRET)
+            token = tokens[ref]
             headers = {"X-CSRF-Token": CSRF,
                        "Cookie": f"brygga_session={token}; brygga_csrf={CSRF}"}  # fmt: skip
             try:
@@ -67,12 +67,16 @@ def test_two_workers_lose_nothing_acknowledged_and_die_with_the_parent(fresh_db,
         s.add_all([Resident(person_id=i) for i in range(800)])
         s.flush()
         refs = list(s.scalars(select(Resident.ref).order_by(Resident.id)))
+    who = [Principal("resident", ref) for ref in refs]
+    tokens = dict(zip(refs, session_tokens(who, SECRET, fresh_db), strict=True))
     db_engine(fresh_db).dispose()
     port = free_port()
     server = start_server(fresh_db, tmp_path, port, secret=SECRET, workers=2)
     acked: set[str] = set()
     base = f"http://127.0.0.1:{port}"
-    workers = [threading.Thread(target=join, args=(base, refs[i::8], acked)) for i in range(8)]
+    workers = [
+        threading.Thread(target=join, args=(base, refs[i::8], tokens, acked)) for i in range(8)
+    ]
     try:
         for w in workers:
             w.start()

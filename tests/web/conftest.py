@@ -165,18 +165,24 @@ def site(tmp_path, monkeypatch, migrated_db):
     app = create_app(config)
     clients = []
 
-    def client(role: str = "public") -> Client:
-        c = Client(app)
-        clients.append(c)
+    def log_in(c: Client, role: str) -> str | None:
+        """Log ``c`` in as ``role``; returns the new session cookie."""
+        c.http.cookies.delete("brygga_session")
         if role == "resident":
             r = c.post("/login/demo", data={"ref": ids["resident_ref"]})
             assert r.status_code == 303, r.text
         elif role != "public":
             r = c.post("/login/staff", data={"email": f"{role}@example.com", "password": PASSWORD})
             assert r.status_code == 303, r.text
+        return c.http.cookies.get("brygga_session")
+
+    def client(role: str = "public") -> Client:
+        c = Client(app)
+        clients.append(c)
+        log_in(c, role)
         return c
 
-    yield {"app": app, "url": url, "client": client, "ids": ids, "people": people,
-           "accounts": accounts, "dir": tmp_path}  # fmt: skip
+    yield {"app": app, "url": url, "client": client, "log_in": log_in, "ids": ids,
+           "people": people, "accounts": accounts, "dir": tmp_path}  # fmt: skip
     for c in clients:
         c.close()

@@ -23,6 +23,7 @@ def concrete(path: str, site) -> str:
         "invitation_id": 999999,
         "kind": "contact",
         "code": "en",
+        "staff_id": 999999,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
@@ -55,8 +56,10 @@ def test_every_route_declares_roles_and_enforces_them(site):
                     expected = 401 if role == "public" else 403
                     assert r.status_code == expected, (method, route.path, role, r.status_code)
                     assert r.json()["error"]["status"] == expected
-                if sessions[role]:  # log-out and account deletion end sessions; restore them
+                if sessions[role]:  # log-out ends the session for good: log in again
                     c.http.cookies.set("brygga_session", sessions[role])
+                    if route.path == "/logout":
+                        sessions[role] = site["log_in"](c, role)
                 checked += 1
     assert checked >= 30 * len(ROLES)
 
@@ -72,6 +75,8 @@ def test_sensitive_routes_have_the_expected_roles():
     assert by_path[("/studies/{study_id}/review", "POST")] == {"research_office"}
     assert by_path[("/portal/export", "GET")] == {"resident"}
     assert by_path[("/admin/staff", "POST")] == {"admin"}
+    assert by_path[("/admin/staff/{staff_id}/deactivate", "POST")] == {"admin"}
+    assert by_path[("/admin/staff/{staff_id}/password", "POST")] == {"admin"}
 
 
 def test_csrf_is_required_on_posts(site):

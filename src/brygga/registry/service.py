@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from brygga import audit, identifiers
+from brygga import audit, identifiers, logins
 from brygga.errors import BryggaError, InputError, NotFoundError
 from brygga.forms import validate
 from brygga.records.schema import IDENTITY
@@ -192,6 +192,7 @@ def delete_account(session: Session, resident: Resident) -> None:
     resident.paused_at = None
     resident.deleted_at = consent.now()
     session.execute(delete(OutboxMessage).where(OutboxMessage.resident_id == resident.id))
+    logins.revoke_all(session, "resident", resident.ref)  # signed in elsewhere: out too
     session.flush()
     audit.append("resident.delete", actor=f"resident:{resident.ref}", details={})
 

@@ -160,8 +160,10 @@ def get_study(session: Session, study_id: int) -> Study:
 
 
 def can_view(staff: StaffAccount, study: Study) -> bool:
-    if staff.role in ("admin", "research_office"):
+    if staff.role == "admin":
         return True
+    if staff.role == "research_office":  # as in its list (studies_for): drafts stay private
+        return study.status != "draft"
     return staff.organization_id == study.organization_id
 
 

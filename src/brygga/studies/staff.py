@@ -1,7 +1,8 @@
 """Organizations and staff accounts: argon2 password hashes, roles.
 
 Staff log in with a password in demo and small deployments, and through OIDC in production
-(``web/auth.py``); a staff account without a password hash can only use OIDC.
+(``web/auth.py``); a staff account without a password hash can only use OIDC. A new password
+and a deactivation end the account's web sessions at once (``logins.revoke_all``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brygga import audit
+from brygga import audit, logins
 from brygga.db.base import MAX_ID
 from brygga.errors import InputError, PermissionDenied
 from brygga.forms import FormError, validate
@@ -121,6 +122,43 @@ def authenticate(session: Session, email: str, password: str) -> StaffAccount:
         raise PermissionDenied("wrong e-mail address or password")
     if _hasher.check_needs_rehash(stored):
         account.password_hash = _hasher.hash(password)
+    return account
+
+
+def exists(session: Session, email: str) -> bool:
+    """Whether an active account has this e-mail address (for the log-in limits' bookkeeping,
+    never shown to the caller)."""
+    account = session.scalar(
+        select(StaffAccount).where(func.lower(StaffAccount.email) == email.strip().lower())
+    )
+    return account is not None and account.active
+
+
+def set_password(
+    session: Session, account: StaffAccount, password: str, *, actor: str
+) -> StaffAccount:
+    """A new password; every session of the account ends (whoever knew the old one is out)."""
+    if len(password) < MIN_PASSWORD:
+        raise FormError({"password": f"must be at least {MIN_PASSWORD} characters"})
+    if len(password) > 200:
+        raise FormError({"password": "must be at most 200 characters"})
+    account.password_hash = _hasher.hash(password)
+    ended = logins.revoke_all(session, "staff", str(account.id))
+    session.flush()
+    audit.append(
+        "staff.password", actor=actor, details={"staff": account.id, "sessions_ended": ended}
+    )
+    return account
+
+
+def deactivate(session: Session, account: StaffAccount, *, actor: str) -> StaffAccount:
+    """The account can no longer log in, and its sessions end at once."""
+    account.active = False
+    ended = logins.revoke_all(session, "staff", str(account.id))
+    session.flush()
+    audit.append(
+        "staff.deactivate", actor=actor, details={"staff": account.id, "sessions_ended": ended}
+    )
     return account
 
 

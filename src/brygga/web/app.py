@@ -57,6 +57,14 @@ class WebConfig:
     secure_cookies: bool = False  # True behind HTTPS
     max_body_bytes: int = field(default_factory=lambda: get_settings().max_body_bytes)
     max_upload_body_bytes: int = field(default_factory=lambda: get_settings().max_upload_body_bytes)
+    # Browsers reach us over https only (Settings.web.behind_tls): Secure cookies and HSTS.
+    behind_tls: bool = False
+    # Proxies whose X-Forwarded-For names the client (Settings.web.trusted_proxies).
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.behind_tls:
+            self.secure_cookies = True
 
 
 def routers() -> tuple[Any, ...]:
@@ -77,8 +85,7 @@ def create_app(config: WebConfig) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.config = config
-    app.state.login_limiter = security.RateLimiter(limit=5, window=60)  # per address+e-mail
-    app.state.address_limiter = security.RateLimiter(limit=30, window=60)
+    app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
     app.state.templates = templates()
     app.state.eligibility = _eligibility(config)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -90,7 +97,9 @@ def create_app(config: WebConfig) -> FastAPI:
     app.add_middleware(
         BodyLimit, limit=config.max_body_bytes, upload_limit=config.max_upload_body_bytes
     )
-    app.add_middleware(SecurityHeaders, secure_cookies=config.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders, secure_cookies=config.secure_cookies, hsts=config.behind_tls
+    )
     return app
 
 
@@ -153,6 +162,11 @@ def _content_length(scope: Scope) -> int | None:
 class SecurityHeaders:
     """Gives every response the security headers, and a CSRF cookie to a client without one.
 
+    Every response but a static asset gets ``Cache-Control: no-store``: pages and API answers
+    may name a resident or carry their data (``/portal``, ``/api/me``, contacts, exports), and
+    neither a shared cache nor the browser's back button after log-out may keep them. Behind
+    TLS (``hsts``) browsers are also told to use https only, for a year.
+
     The request's token is ``request.state.csrf``. A plain ASGI middleware: Starlette's
     ``@app.middleware("http")`` runs each request in an extra task with a stream in between,
     which costs more CPU than a registration itself (bench/registration.py).
@@ -164,9 +178,12 @@ class SecurityHeaders:
         ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
     )
 
-    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
+    HSTS = ("Strict-Transport-Security", "max-age=31536000")
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool = False, hsts: bool = False) -> None:
         self.app = app
         self.secure_cookies = secure_cookies
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +192,7 @@ class SecurityHeaders:
         existing = HTTPConnection(scope).cookies.get(security.CSRF_COOKIE)
         token = existing or security.new_csrf()
         scope.setdefault("state", {})["csrf"] = token
+        cacheable = scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -188,6 +206,10 @@ class SecurityHeaders:
                     headers.append("set-cookie", cookie.headers["set-cookie"])
                 for name, value in self.HEADERS:
                     headers.setdefault(name, value)
+                if not cacheable:
+                    headers["Cache-Control"] = "no-store"
+                if self.hsts:
+                    headers.setdefault(*self.HSTS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -4,8 +4,12 @@ Every route declares its roles with ``Depends(allow(...))`` (security property 6
 every route with every role. Roles: ``public`` (anyone), ``resident``, and the staff roles
 ``researcher``, ``research_office``, ``care_provider``, ``admin``.
 
-Sessions are an HMAC-SHA256-signed cookie (no server state) holding the kind of user, their id
-and an expiry. CSRF uses a double-submit token: a random ``brygga_csrf`` cookie that every
+Sessions live in the operational database (``brygga/logins.py``): the cookie holds only the
+session's random id, HMAC-SHA256-signed with the server's mode (demo or not) and an expiry, and
+every request reads the session's row, so log-out, password change and deactivation end a
+session at once in every worker. A session made by a ``--demo`` server is refused elsewhere.
+The caller's client address (for the log-in limits) comes from ``X-Forwarded-For`` only when the
+immediate peer is a configured trusted proxy (``client_address``). CSRF uses a double-submit token: a random ``brygga_csrf`` cookie that every
 unsafe request must repeat in the ``csrf_token`` form field or the ``X-CSRF-Token`` header; a
 cross-site page can neither read the cookie nor set the header.
 """
@@ -15,24 +19,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
+from brygga import logins
+from brygga.db import write_session
 from brygga.errors import BryggaError, PermissionDenied
 
 ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 STAFF_ROLES = ("researcher", "research_office", "care_provider", "admin")
 SESSION_COOKIE = "brygga_session"
 CSRF_COOKIE = "brygga_csrf"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = logins.SESSION_SECONDS
 
 
 class NotLoggedIn(BryggaError):
@@ -85,21 +90,96 @@ def unsign(token: str, secret: str) -> dict[str, Any] | None:
     return payload
 
 
-def session_token(principal: Principal, secret: str) -> str:
+def session_cookie(session_id: str, secret: str, *, demo: bool) -> str:
+    """The cookie value for a session made by ``logins.open_session``."""
     return sign(
-        {"role": principal.role, "id": principal.id, "exp": int(time.time()) + SESSION_SECONDS},
-        secret,
+        {"sid": session_id, "demo": demo, "exp": int(time.time()) + SESSION_SECONDS}, secret
     )
 
 
-def principal(request: Request) -> Principal:
+def session_tokens(
+    who: list[Principal], secret: str, database_url: str, *, demo: bool = False
+) -> list[str]:
+    """Session cookies for many principals at once, without logging in: for load tests and
+    benchmarks that act as thousands of residents (one transaction for all)."""
+    with write_session(database_url) as s:
+        ids = [
+            logins.open_session(
+                s, "staff" if p.role in STAFF_ROLES else "resident", p.id or "", p.role, demo=demo
+            )
+            for p in who
+        ]
+    return [session_cookie(sid, secret, demo=demo) for sid in ids]
+
+
+def session_id(request: Request) -> str | None:
+    """The id in the request's session cookie, if the cookie is ours, unexpired and was made
+    by a server in this server's mode (demo or not); the database has the last word."""
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return ANONYMOUS
-    payload = unsign(token, request.app.state.config.secret_key)
-    if payload is None or payload.get("role") not in ROLES:
-        return ANONYMOUS
-    return Principal(payload["role"], payload.get("id"))
+    config = request.app.state.config
+    payload = unsign(token, config.secret_key) if token else None
+    if payload is None or payload.get("demo") is not config.demo:
+        return None
+    sid = payload.get("sid")
+    return sid if isinstance(sid, str) and sid else None
+
+
+def principal(request: Request) -> Principal:
+    """Who is calling: looked up once per request (the session's row, see ``logins``)."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    who = ANONYMOUS
+    sid = session_id(request)
+    if sid is not None:
+        config = request.app.state.config
+        found = logins.who(config.database_url, sid, demo=config.demo)
+        if found is not None and found[0] in ROLES:
+            who = Principal(*found)
+    request.state.principal = who
+    return who
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+    address in ``X-Forwarded-For`` that is not a trusted proxy. None when a trusted proxy sent
+    no such address (then the address is the proxy's own and says nothing about the client).
+    """
+    trusted = request.app.state.trusted_proxies
+    peer = request.client.host if request.client else None
+    if peer is None or not _within(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for header in request.headers.getlist("x-forwarded-for")
+        for hop in header.split(",")
+    ]
+    for hop in reversed(hops):  # each proxy appends the address it saw: read from the right
+        if not _within(hop, trusted):
+            return hop if _ip(hop) is not None else None
+    return None
+
+
+def trusted_networks(
+    proxies: Iterable[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    return ip is not None and any(ip in net for net in networks)
 
 
 def allow(*roles: str) -> Callable[[Request], Principal]:
@@ -140,22 +220,3 @@ async def check_csrf(request: Request) -> None:
 
 def new_csrf() -> str:
     return secrets.token_urlsafe(24)
-
-
-class RateLimiter:
-    """At most ``limit`` attempts per key in ``window`` seconds (in process memory)."""
-
-    def __init__(self, limit: int = 5, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise TooManyAttempts("too many log-in attempts; wait a minute and try again")
-            hits.append(now)

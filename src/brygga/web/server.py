@@ -28,7 +28,10 @@ import uvicorn
 from brygga.web.app import WebConfig, create_app
 
 PR_SET_PDEATHSIG = 1
-UVICORN = {"log_level": "warning", "access_log": False}
+# uvicorn would by default believe X-Forwarded-For from 127.0.0.1 and rewrite the client's
+# address before the app sees it: a local client could then forge any address. The app reads
+# the header itself, and only from the proxies it is told to trust (security.client_address).
+UVICORN = {"log_level": "warning", "access_log": False, "proxy_headers": False}
 
 
 def run(config: WebConfig, host: str, port: int, workers: int = 1) -> None:

@@ -1,4 +1,4 @@
-"""Administration: organizations and staff accounts."""
+"""Administration: organizations and staff accounts (create, new password, deactivate)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from brygga.forms import FormError
 from brygga.studies import staff
 from brygga.studies.models import Organization, StaffAccount
-from brygga.web.app import db, render
+from brygga.web.app import Id, db, render
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/admin")
@@ -67,4 +67,32 @@ def add_staff(
         staff.create_staff(session, data, actor=f"staff:{who.id}")
     except FormError as exc:
         return page(request, session, exc.fields)
+    return RedirectResponse("/admin", 303)
+
+
+@router.post("/staff/{staff_id}/password")
+def set_password(
+    request: Request,
+    staff_id: Id,
+    password: str = Form("", max_length=200),
+    who: Principal = Depends(admin_only),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    """A new password for an account; its sessions end at once (``staff.set_password``)."""
+    account = staff.get(session, staff_id)
+    try:
+        staff.set_password(session, account, password, actor=f"staff:{who.id}")
+    except FormError as exc:
+        return page(request, session, {f"password-{staff_id}": exc.fields["password"]})
+    return RedirectResponse("/admin", 303)
+
+
+@router.post("/staff/{staff_id}/deactivate")
+def deactivate(
+    staff_id: Id,
+    who: Principal = Depends(admin_only),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    """The account can no longer log in and its sessions end at once."""
+    staff.deactivate(session, staff.get(session, staff_id), actor=f"staff:{who.id}")
     return RedirectResponse("/admin", 303)

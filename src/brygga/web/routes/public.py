@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brygga import audit
-from brygga.errors import BryggaError, NotFoundError
+from brygga import audit, logins
+from brygga.errors import BryggaError, NotFoundError, PermissionDenied
 from brygga.registry import service
 from brygga.registry.models import Resident
 from brygga.studies import staff as staff_accounts
@@ -19,10 +20,14 @@ from brygga.web.app import db, error_response, render
 from brygga.web.auth import OIDCProvider
 from brygga.web.security import (
     SESSION_COOKIE,
+    STAFF_ROLES,
     Principal,
+    TooManyAttempts,
     allow,
+    client_address,
     principal,
-    session_token,
+    session_cookie,
+    session_id,
 )
 
 router = APIRouter()
@@ -30,12 +35,18 @@ public = Depends(allow("public"))
 DEMO_PEOPLE = 12
 
 
-def logged_in(request: Request, who: Principal, to: str) -> Response:
-    response = RedirectResponse(to, status_code=303)
+def logged_in(request: Request, session: Session, who: Principal, to: str) -> Response:
+    """A new server-side session for ``who`` (a previous one in this browser ends)."""
     config = request.app.state.config
+    old = session_id(request)
+    if old is not None:
+        logins.revoke(session, old)
+    kind = "staff" if who.role in STAFF_ROLES else "resident"
+    sid = logins.open_session(session, kind, who.id or "", who.role, demo=config.demo)
+    response = RedirectResponse(to, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, session_token(who, config.secret_key), httponly=True, samesite="lax",
-        secure=config.secure_cookies,
+        SESSION_COOKIE, session_cookie(sid, config.secret_key, demo=config.demo), httponly=True,
+        samesite="lax", secure=config.secure_cookies,
     )  # fmt: skip
     return response
 
@@ -51,11 +62,29 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/lang/{code}", dependencies=[public])
-def set_language(code: Annotated[str, Path(max_length=10)], request: Request) -> Response:
-    back = request.headers.get("referer", "/")
-    response = RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+def set_language(
+    code: Annotated[str, Path(max_length=10)],
+    request: Request,
+    next: str = Query("", max_length=2000),
+) -> Response:
+    # Back to the page the user came from, as a path on this site only: the Host header and
+    # the Referer are the client's to choose, so neither may name where we redirect.
+    back = same_site_path(next) or same_site_path(request.headers.get("referer", "")) or "/"
+    response = RedirectResponse(back, 303)
     response.set_cookie("lang", "en" if code == "en" else "sv", samesite="lax")
     return response
+
+
+def same_site_path(url: str) -> str | None:
+    """The path and query of ``url`` if they make a relative redirect that stays on this site
+    (not ``//host``, ``/\\host`` or anything with control characters); else None."""
+    parts = urlsplit(url.strip())
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not path.startswith("/") or path[1:2] in ("/", "\\"):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in path):
+        return None
+    return path
 
 
 @router.get("/login", dependencies=[public])
@@ -91,7 +120,7 @@ def login_demo(
         raise NotFoundError("the demo identity provider is not enabled")
     resident = service.by_ref(session, ref)
     audit.append("resident.login", actor=f"resident:{resident.ref}", details={"provider": "demo"})
-    return logged_in(request, Principal("resident", resident.ref), "/portal")
+    return logged_in(request, session, Principal("resident", resident.ref), "/portal")
 
 
 def _provider(request: Request) -> OIDCProvider:
@@ -154,14 +183,14 @@ def login_oidc_callback(
 def _resident_logged_in(request: Request, session: Session, pnr: str) -> Response:
     resident = service.by_personnummer(session, pnr)
     audit.append("resident.login", actor=f"resident:{resident.ref}", details={"provider": "oidc"})
-    return logged_in(request, Principal("resident", resident.ref), "/portal")
+    return logged_in(request, session, Principal("resident", resident.ref), "/portal")
 
 
 def _staff_logged_in(request: Request, session: Session, email: str) -> Response:
     account = staff_accounts.by_identity_provider(session, email)
     audit.append("staff.login", actor=f"staff:{account.id}", details={"provider": "oidc"})
     to = "/studies" if account.role != "admin" else "/admin"
-    return logged_in(request, Principal(account.role, str(account.id)), to)
+    return logged_in(request, session, Principal(account.role, str(account.id)), to)
 
 
 @router.post("/login/staff", dependencies=[public])
@@ -171,20 +200,47 @@ def login_staff(
     password: str = Form(max_length=200),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    client = request.client.host if request.client else "unknown"
-    request.app.state.login_limiter.hit(f"{client}|{email.strip().lower()}")
-    request.app.state.address_limiter.hit(client)  # and per address, whatever the e-mail
-    account = staff_accounts.authenticate(session, email, password)
+    """Password log-in, limited per account and per client address (``brygga/logins.py``).
+
+    The write session serializes log-ins of every worker, so the counts are exact. A failure
+    is recorded and answered without raising: raising would roll the count back.
+    """
+    secret = request.app.state.config.secret_key
+    account_key = logins.account_key(secret, email)
+    address = client_address(request)
+    address_key = logins.address_key(secret, address) if address is not None else None
+    wait = logins.locked_for(session, [k for k in (account_key, address_key) if k])
+    if wait:
+        raise TooManyAttempts(
+            f"too many failed log-ins; wait {wait} seconds and try again",
+        )
+    try:
+        account = staff_accounts.authenticate(session, email, password)
+    except PermissionDenied as e:
+        known = staff_accounts.exists(session, email)
+        counts = logins.record_failure(session, account_key, address_key, known=known)
+        # The keys are HMACs with the server's key: the audit log holds no e-mail address.
+        audit.append(
+            "staff.login_failed",
+            actor="anonymous",
+            details={"account": account_key, "address": address_key, **counts},
+        )
+        return error_response(request, e.http_status, e.message)
+    logins.record_success(session, account_key)
     audit.append("staff.login", actor=f"staff:{account.id}", details={})
     return logged_in(
         request,
+        session,
         Principal(account.role, str(account.id)),
         "/studies" if account.role != "admin" else "/admin",
     )
 
 
 @router.post("/logout", dependencies=[public])
-def logout(request: Request) -> Response:
+def logout(request: Request, session: Session = Depends(db, scope="function")) -> Response:
+    sid = session_id(request)
+    if sid is not None:
+        logins.revoke(session, sid)  # the cookie is worthless from now on, wherever it is kept
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

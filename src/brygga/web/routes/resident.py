@@ -24,8 +24,9 @@ resident_only = allow("resident")
 
 
 async def resident_on_loop(request: Request) -> Principal:
-    """``resident_only`` for async routes: checking a signed cookie needs no thread-pool trip
-    (FastAPI runs a plain ``def`` dependency in a worker thread, which costs more than the check).
+    """``resident_only`` for async routes, on the event loop: the check is a signed cookie and
+    one primary-key read of the session (about 0.1 ms on SQLite, ``logins.who``), less than
+    the trip to a worker thread that FastAPI makes for a plain ``def`` dependency.
     """
     return resident_only(request)
 
