@@ -49,3 +49,10 @@ class PermissionDenied(BryggaError):
     """The caller may not do this (role, consent or disclosure policy)."""
 
     http_status = 403
+
+
+class MissingExtra(BryggaError):
+    """An optional feature whose packages (a ``pyproject.toml`` extra) are not installed."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {module}: pip install 'brygga[{extra}]'")

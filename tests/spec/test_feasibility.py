@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 
 import pytest
@@ -153,6 +154,15 @@ def test_raw_is_refused_for_a_non_synthetic_region(tmp_path, criteria_file, caps
 def test_cli_bad_options(region, criteria_file, capsys, args, message):
     code, out, err = run_cli(capsys, criteria_file, "--region", region.path, *args)
     assert code == 2 and out == "" and message in err
+
+
+def test_spark_without_pyspark_names_the_extra_in_one_line(
+    region, criteria_file, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # what an install without the extra sees
+    code, out, err = run_cli(capsys, criteria_file, "--region", region.path, "--engine", "spark")
+    assert code == 2 and out == ""
+    assert err.strip() == "error: the Spark engine needs PySpark: pip install 'brygga[spark]'"
 
 
 def test_cli_bad_criteria_and_regions(region, tmp_path, criteria_file, capsys):
