@@ -182,6 +182,24 @@ async def db(request: Request) -> AsyncIterator[Session]:
         yield s
 
 
+async def read_db(request: Request) -> AsyncIterator[Session]:
+    """A read transaction for a request of any method, without the write lock.
+
+    For POST routes whose work is mostly a long read (a feasibility question: seconds for
+    large criteria): under ``db`` it would hold the write lock throughout, and a resident's
+    pause or withdrawal would wait behind it (security properties 5 and 8). Such a route
+    writes its result in a short ``write_session`` of its own after the read; it must not
+    write through this session (on SQLite a read transaction cannot take the write lock
+    once another writer has committed).
+    """
+    from fastapi.concurrency import contextmanager_in_threadpool
+
+    from brygga.db import session
+
+    async with contextmanager_in_threadpool(session(request.app.state.config.database_url)) as s:
+        yield s
+
+
 def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
         "accept", ""

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from brygga.db import write_session
 from brygga.errors import InputError
 from brygga.forms import FormError
 from brygga.privacy.disclosure import load_settings, policy_for
@@ -17,7 +18,7 @@ from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import db, render
+from brygga.web.app import db, read_db, render
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -166,24 +167,35 @@ def submit_study(
     study_id: int,
     request: Request,
     who: Principal = Depends(researcher),
-    session: Session = Depends(db, scope="function"),
+    session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    registration.submit(session, me, study)
+    # The submission commits in a short write of its own; the feasibility question after it
+    # reads without the write lock (``refresh_feasibility``).
+    with write_session(request.app.state.config.database_url) as write:
+        me = account(write, who)
+        registration.submit(write, me, registration.visible_study(write, me, study_id))
+    # The read transaction begins here, after the submission's commit: it sees it.
+    study = registration.visible_study(session, account(session, who), study_id)
     refresh_feasibility(request, session, study)
     return RedirectResponse(f"/studies/{study.id}", 303)
 
 
 def refresh_feasibility(request: Request, session: Session, study: Study) -> None:
-    """Feasibility on submission and on demand (needs a configured region)."""
+    """Feasibility on submission and on demand (needs a configured region).
+
+    The question (seconds for large criteria) runs in ``session``, a read transaction; only
+    its result is written, in a short write transaction: a long read never holds the write
+    lock, so a resident's pause or withdrawal does not wait behind it (security property 8).
+    """
     config = request.app.state.config
     if config.region is None:
         return
     region = Region.open(config.region)
-    study.feasibility = funnel.study_feasibility(
+    result = funnel.study_feasibility(
         session, study, region, request.app.state.eligibility, disclosure(request)
     )
+    with write_session(config.database_url) as write:
+        funnel.save_feasibility(write, study.id, result, study.criteria_yaml)
 
 
 @router.post("/studies/{study_id}/feasibility")
@@ -191,7 +203,7 @@ def feasibility(
     study_id: int,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
-    session: Session = Depends(db, scope="function"),
+    session: Session = Depends(read_db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
