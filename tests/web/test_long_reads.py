@@ -161,3 +161,24 @@ def test_a_result_for_criteria_changed_meanwhile_is_not_saved(served) -> None:
         assert study.feasibility is None
         assert funnel.save_feasibility(s, study.id, {"count": 1}, criteria)
         assert study.feasibility == {"count": 1}
+
+
+def test_a_submission_that_would_be_refused_is_refused_before_the_question(
+    served, monkeypatch
+) -> None:
+    asked = threading.Event()
+    monkeypatch.setattr(cohort_feasibility, "feasibility", lambda *a, **k: asked.set())
+    with db_session(served["url"]) as s:
+        s.get(Study, served["draft"]).ethics_number = None
+    researcher = logged_in(
+        served["base"], "/login/staff", {"email": "researcher@example.com", "password": PASSWORD}
+    )
+    try:
+        r = post(researcher, f"/studies/{served['draft']}/submit", {})
+    finally:
+        researcher.close()
+    assert r.status_code == 422 and "ethics" in r.text
+    assert not asked.is_set()
+    with db_session(served["url"]) as s:
+        draft = s.get(Study, served["draft"])
+        assert (draft.status, draft.feasibility) == ("draft", None)

@@ -169,33 +169,34 @@ def submit_study(
     who: Principal = Depends(researcher),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    # The submission commits in a short write of its own; the feasibility question after it
-    # reads without the write lock (``refresh_feasibility``).
+    me = account(session, who)
+    study = registration.visible_study(session, me, study_id)
+    registration.check_submit(me, study)  # refused at once, not after the question
+    result = feasibility_result(request, session, study)
+    # The submission and its feasibility in one short write: both or neither.
     with write_session(request.app.state.config.database_url) as write:
         me = account(write, who)
         registration.submit(write, me, registration.visible_study(write, me, study_id))
-    # The read transaction begins here, after the submission's commit: it sees it.
-    study = registration.visible_study(session, account(session, who), study_id)
-    refresh_feasibility(request, session, study)
-    return RedirectResponse(f"/studies/{study.id}", 303)
+        if result is not None:
+            funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+    return RedirectResponse(f"/studies/{study_id}", 303)
 
 
-def refresh_feasibility(request: Request, session: Session, study: Study) -> None:
-    """Feasibility on submission and on demand (needs a configured region).
+def feasibility_result(request: Request, session: Session, study: Study) -> dict[str, Any] | None:
+    """Feasibility on submission and on demand (None: no region is configured).
 
-    The question (seconds for large criteria) runs in ``session``, a read transaction; only
-    its result is written, in a short write transaction: a long read never holds the write
-    lock, so a resident's pause or withdrawal does not wait behind it (security property 8).
+    The question (seconds for large criteria) runs in ``session``, a read transaction (the
+    route's ``read_db``); the route writes the result in a short write transaction after it.
+    So a long read never holds the write lock, and a resident's pause or withdrawal does not
+    wait behind it (security property 8).
     """
     config = request.app.state.config
     if config.region is None:
-        return
+        return None
     region = Region.open(config.region)
-    result = funnel.study_feasibility(
+    return funnel.study_feasibility(
         session, study, region, request.app.state.eligibility, disclosure(request)
     )
-    with write_session(config.database_url) as write:
-        funnel.save_feasibility(write, study.id, result, study.criteria_yaml)
 
 
 @router.post("/studies/{study_id}/feasibility")
@@ -209,7 +210,10 @@ def feasibility(
     study = registration.visible_study(session, me, study_id)
     if request.app.state.config.region is None:
         raise InputError("no regional records are configured for feasibility")
-    refresh_feasibility(request, session, study)
+    result = feasibility_result(request, session, study)
+    assert result is not None  # a region is configured
+    with write_session(request.app.state.config.database_url) as write:
+        funnel.save_feasibility(write, study.id, result, study.criteria_yaml)
     return RedirectResponse(f"/studies/{study.id}#feasibility", 303)
 
 
