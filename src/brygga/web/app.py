@@ -167,6 +167,9 @@ async def db(request: Request) -> AsyncIterator[Session]:
     Routes use it as ``Depends(db, scope="function")``: the commit then happens before the
     response is sent, so an acknowledged request is durable and the browser's next request
     (after a redirect) sees it. FastAPI's default would commit after sending.
+
+    A POST whose work is a long read (a feasibility question) uses ``read_db`` instead, and
+    writes its result in a short ``write_session``: the write lock is never held for long.
     """
     from fastapi.concurrency import contextmanager_in_threadpool
 
