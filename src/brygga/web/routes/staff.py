@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from brygga.db import write_session
 from brygga.errors import InputError
 from brygga.forms import FormError
 from brygga.privacy.disclosure import load_settings, policy_for
@@ -18,7 +18,7 @@ from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import db, read_db, render
+from brygga.web.app import db, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -163,22 +163,26 @@ def study_page(
 
 
 @router.post("/studies/{study_id}/submit")
-def submit_study(
+async def submit_study(
     study_id: int,
     request: Request,
     who: Principal = Depends(researcher),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    registration.check_submit(me, study)  # refused at once, not after the question
-    result = feasibility_result(request, session, study)
-    # The submission and its feasibility in one short write: both or neither.
-    with write_session(request.app.state.config.database_url) as write:
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        me = account(session, who)
+        study = registration.visible_study(session, me, study_id)
+        registration.check_submit(me, study)  # refused at once, not after the question
+        return study, feasibility_result(request, session, study)
+
+    def submit(write: Session) -> None:  # the submission and its feasibility: both or neither
         me = account(write, who)
         registration.submit(write, me, registration.visible_study(write, me, study_id))
         if result is not None:
             funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+
+    study, result = await run_in_threadpool(ask)
+    await short_write(request, submit)
     return RedirectResponse(f"/studies/{study_id}", 303)
 
 
@@ -186,9 +190,9 @@ def feasibility_result(request: Request, session: Session, study: Study) -> dict
     """Feasibility on submission and on demand (None: no region is configured).
 
     The question (seconds for large criteria) runs in ``session``, a read transaction (the
-    route's ``read_db``); the route writes the result in a short write transaction after it.
-    So a long read never holds the write lock, and a resident's pause or withdrawal does not
-    wait behind it (security property 8).
+    route's ``read_db``); the route writes the result after it with ``short_write``. So a long
+    read never holds the write lock, and a resident's pause or withdrawal does not wait behind
+    it (security property 8).
     """
     config = request.app.state.config
     if config.region is None:
@@ -200,21 +204,24 @@ def feasibility_result(request: Request, session: Session, study: Study) -> dict
 
 
 @router.post("/studies/{study_id}/feasibility")
-def feasibility(
+async def feasibility(
     study_id: int,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    if request.app.state.config.region is None:
-        raise InputError("no regional records are configured for feasibility")
-    result = feasibility_result(request, session, study)
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        study = registration.visible_study(session, account(session, who), study_id)
+        if request.app.state.config.region is None:
+            raise InputError("no regional records are configured for feasibility")
+        return study, feasibility_result(request, session, study)
+
+    study, result = await run_in_threadpool(ask)
     assert result is not None  # a region is configured
-    with write_session(request.app.state.config.database_url) as write:
-        funnel.save_feasibility(write, study.id, result, study.criteria_yaml)
-    return RedirectResponse(f"/studies/{study.id}#feasibility", 303)
+    await short_write(
+        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+    )
+    return RedirectResponse(f"/studies/{study_id}#feasibility", 303)
 
 
 @router.post("/studies/{study_id}/review")
