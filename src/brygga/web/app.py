@@ -174,11 +174,6 @@ async def db(request: Request) -> AsyncIterator[Session]:
     A POST whose work is a long read (a feasibility question) uses ``read_db`` instead, and
     writes its result with ``short_write``: the write lock is never held for long.
     """
-    from fastapi.concurrency import contextmanager_in_threadpool
-
-    from brygga.db import session, write_session
-    from brygga.db.session import writer_turn
-
     url = request.app.state.config.database_url
     if request.method in ("GET", "HEAD"):
         async with contextmanager_in_threadpool(session(url)) as s:
