@@ -158,9 +158,9 @@ def batch(path: str | Path | None = None) -> Iterator[Batch]:
     """Queue the appends made inside (in this thread or task) and write them at the end.
 
     One lock and one fsync for many records: the group commit of the web server's writes
-    (``db.group_commit``) uses it, flushing before the database commit so that no committed
-    action lacks its audit record. Records queued when an exception leaves the block are
-    dropped with the action that failed.
+    (``db.group_commit``) uses it, flushing after the database commit so that no record
+    claims an action that the commit (or a crash before it) took back. Records queued when
+    an exception leaves the block are dropped with the action that failed.
     """
     pending = Batch(Path(path) if path is not None else default_path())
     token = _batch.set(pending)

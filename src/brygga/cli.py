@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import ClickException
 
@@ -946,7 +947,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except BryggaError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        # Escaped: a message's own brackets (``brygga[spark]``) are not Rich markup.
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

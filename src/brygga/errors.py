@@ -62,3 +62,10 @@ class DocumentError(InputError):
     def __init__(self, message: str, problems: list[tuple[str, int | None, str]] | None = None):
         super().__init__(message)
         self.problems = problems or []
+
+
+class MissingExtra(BryggaError):
+    """An optional feature whose packages (a ``pyproject.toml`` extra) are not installed."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {module}: pip install 'brygga[{extra}]'")

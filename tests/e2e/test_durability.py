@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-from serving import free_port, start_server
 from sqlalchemy import select
 
 from brygga.db import engine as db_engine
@@ -17,6 +16,7 @@ from brygga.db import session as db_session
 from brygga.registry import consent, service
 from brygga.registry.models import Consent, Resident
 from brygga.web.security import Principal, session_tokens
+from tests.e2e.serving import free_port, start_server
 
 # slow: `brygga serve` in a subprocess under load, killed and restarted
 pytestmark = pytest.mark.slow

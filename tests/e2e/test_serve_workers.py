@@ -3,6 +3,7 @@ when the parent is killed (SIGKILL), and the workers die with it (the port is fr
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import free_port, start_server
 from sqlalchemy import select
 
 from brygga import audit
@@ -19,6 +19,7 @@ from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.registry.models import Resident
 from brygga.web.security import Principal, session_tokens
+from tests.e2e.serving import free_port, start_server
 
 # slow: `brygga serve --workers 2` in a subprocess, killed
 pytestmark = pytest.mark.slow
@@ -103,5 +104,12 @@ def test_two_workers_lose_nothing_acknowledged_and_die_with_the_parent(fresh_db,
         joined = set(s.scalars(select(Resident.ref).where(Resident.registered_at.is_not(None))))
     db_engine(fresh_db).dispose()
     assert acked <= joined
-    log = audit.verify(tmp_path / "audit" / "audit.jsonl")
-    assert log.ok and log.records >= len(acked)  # audit records are written before the commit
+    path = tmp_path / "audit" / "audit.jsonl"
+    log = audit.verify(path)
+    assert log.ok and log.records >= len(acked)  # acknowledged after their audit records
+    # Written after the commit, so no record claims a registration the kill took back.
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    claimed = {
+        r["actor"].removeprefix("resident:") for r in records if r["action"] == "resident.register"
+    }
+    assert acked <= claimed <= joined

@@ -13,12 +13,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from spark_connect import CONNECT_SPEC_TESTS, spark_connect_url  # noqa: F401 (a fixture)
 
 from brygga.cohort.criteria import Criteria, parse_criteria
 from brygga.cohort.engines import ENGINES, Engine, open_engine
 from brygga.records import optimize, schema
 from brygga.records.store import Region, RegionWriter
+from tests.spec.spark_connect import CONNECT_SPEC_TESTS, spark_connect_url  # noqa: F401 (a fixture)
 
 INDEX = date(2025, 6, 15)
 EVENT_TABLES = {

@@ -14,7 +14,7 @@ from brygga import documents
 from brygga.cohort import criteria
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import open_engine
-from conftest import build_region, death, event, person, visit
+from tests.spec.conftest import build_region, death, event, person, visit
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "criteria.md"
 BLOCKS = re.findall(r"```(yaml|json)\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)

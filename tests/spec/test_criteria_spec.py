@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from conftest import INDEX, ancestor, death, event, period, person, visit
+from tests.spec.conftest import INDEX, ancestor, death, event, period, person, visit
 
 DAY = timedelta(days=1)
 

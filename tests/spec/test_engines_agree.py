@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import open_engine
 from brygga.records import optimize
-from conftest import INDEX, ancestor, build_region, death, event, period, person, visit
+from tests.spec.conftest import INDEX, ancestor, build_region, death, event, period, person, visit
 
 # slow: random regions on every engine, Spark included (about 90 s of the suite)
 pytestmark = pytest.mark.slow

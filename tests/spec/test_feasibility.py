@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from brygga.cli import main
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.feasibility import eligible_persons, feasibility
-from conftest import build_region, death, event, person
+from tests.spec.conftest import build_region, death, event, person
 
 CRITERIA = """\
 name: Diabetes without MI
@@ -155,11 +156,20 @@ def test_cli_bad_options(region, criteria_file, capsys, args, message):
     assert code == 2 and out == "" and message in err
 
 
+def test_spark_without_pyspark_names_the_extra_in_one_line(
+    region, criteria_file, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # what an install without the extra sees
+    code, out, err = run_cli(capsys, criteria_file, "--region", region.path, "--engine", "spark")
+    assert code == 2 and out == ""
+    assert err.strip() == "error: the Spark engine needs PySpark: pip install 'brygga[spark]'"
+
+
 def test_cli_bad_criteria_and_regions(region, tmp_path, criteria_file, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("include:\n  - measurement: {codes: [HbA1c], value: {min: 60, max: 50}}\n")
     code, _, err = run_cli(capsys, bad, "--region", region.path)
-    assert code == 2 and "include[0].measurement.value: min (60) is greater than max (50)" in err
+    assert code == 2 and "include[0].measurement.value (line 2): min (60) is greater than max (50)" in err
     code, _, err = run_cli(capsys, criteria_file, "--region", tmp_path / "nowhere")
     assert code == 2 and "does not exist" in err
     old = build_region(tmp_path / "old", [person(1)])

@@ -11,7 +11,7 @@ from brygga.cohort.criteria import parse_criteria, rule_body
 from brygga.cohort.engines import duckdb_engine
 from brygga.records import optimize
 from brygga.records.store import Region
-from conftest import build_region, event, period, person, visit
+from tests.spec.conftest import build_region, event, period, person, visit
 
 
 def small_region(tmp_path: Path, *, one_period_each: bool = True) -> Region:

@@ -59,6 +59,20 @@ def test_score2_diabetes_with_egfr(capsys):
     assert (doc["risk_percent"], doc["category"]) == (31.2, "very-high")  # risk-scores.md
 
 
+def test_score2_diabetes_without_diabetes(capsys):
+    # RiskScorescvd's SCORE2_Diabetes with diabetes = 0 (its diabetes terms drop out, HbA1c
+    # and eGFR stay): 6.1 % for a low-region man of 60, non-smoker, SBP 140, TC 5.5, HDL 1.3.
+    code, out, _ = run(
+        capsys, "risk-calc", "--model", "score2-diabetes", "--risk-region", "low",
+        "--age", "60", "--sex", "male", "--sbp", "140", "--total-chol", "5.5", "--hdl", "1.3",
+        "--hba1c", "50", "--egfr", "90", "--json",
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["model"] == "score2-diabetes"
+    assert (doc["risk_percent"], doc["category"]) == (6.1, "moderate")
+
+
 def test_creatinine_instead_of_egfr(capsys):
     # 60-year-old man, creatinine 1.09 mg/dL = 96.36 µmol/L. eGFR by CKD-EPI 2021, by hand:
     # 142 x (1.09/0.9)^-1.2 x 0.9938^60 = 142 x 0.794656 x 0.688556 = 77.70.
@@ -84,7 +98,9 @@ def test_creatinine_instead_of_egfr(capsys):
         ([*PERSON, "--hba1c", "50"], "hba1c only apply to score2-diabetes, not score2"),
         ([*PERSON, "--diabetes", "--hba1c", "50", "--age-at-diagnosis", "45"], "exactly one of egfr and creatinine"),
         ([*PERSON, "--diabetes", "--egfr", "90", "--creatinine", "80", "--hba1c", "50", "--age-at-diagnosis", "45"], "exactly one of egfr and creatinine"),
-        ([*PERSON, "--diabetes", "--egfr", "90"], "needs age_at_diagnosis and hba1c"),
+        ([*PERSON, "--diabetes", "--egfr", "90"], "score2-diabetes needs hba1c"),
+        ([*PERSON, "--diabetes", "--egfr", "90", "--hba1c", "50"], "needs age_at_diagnosis for a person with diabetes"),
+        ([*PERSON, "--model", "score2-diabetes", "--egfr", "90", "--hba1c", "50", "--age-at-diagnosis", "45"], "age_at_diagnosis only applies to a person with diabetes"),
         ([*PERSON, "--sex", "other"], 'sex must be "male" or "female"'),
     ],
 )  # fmt: skip

@@ -105,6 +105,27 @@ def test_score2_diabetes_smokers_mdcalc():
     assert r.category_labels() == ["high", "moderate"]
 
 
+def test_score2_diabetes_scores_a_person_without_diabetes():
+    # The published equation has a diabetes term; RiskScorescvd's SCORE2_Diabetes computes it
+    # with diabetes = 0 (diabetes terms 0, HbA1c and eGFR terms kept): low-region man of 60,
+    # non-smoker, SBP 140, TC 5.5, HDL 1.3, HbA1c 50, eGFR 90 -> 6.1 %. Beside him the same
+    # man with diabetes diagnosed at 60 (8.4 %, the published example).
+    r = score2_diabetes(
+        age=60, sex="male", smoker=False, **BASE, hba1c=50, egfr=90, risk_region="low",
+        diabetes=[False, True], age_at_diagnosis=[np.nan, 60],
+    )  # fmt: skip
+    assert [percent(r, 0), percent(r, 1)] == [Decimal("6.1"), Decimal("8.4")]
+    assert r.category_labels() == ["moderate", "moderate"]
+    # The age at diagnosis of a person without diabetes does not enter the model.
+    ignored = score2_diabetes(
+        age=60, sex="male", smoker=False, **BASE, hba1c=50, egfr=90, risk_region="low",
+        diabetes=False, age_at_diagnosis=45,
+    )  # fmt: skip
+    assert ignored.risk[0] == r.risk[0]
+    with pytest.raises(InputError, match="age_at_diagnosis is missing"):
+        score2_diabetes(age=60, sex="male", smoker=False, **BASE, hba1c=50, egfr=90, diabetes=True)
+
+
 # --- HeartScore (heartscore.org) whole-percent values, as recorded in RiskScorescvd's tests ---
 # tests/testthat/test-SCORE2_func.R: "Supplementary methods Table 4 of SCORE2 paper" (50-year-old
 # smoker, SBP 140, TC 6.3, HDL 1.4) and further HeartScore cases. HeartScore shows whole percent.

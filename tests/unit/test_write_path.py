@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from concurrent.futures import wait
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
 
+import brygga.db.group_commit as group_commit_module
 from brygga import audit
 from brygga.config import get_settings
 from brygga.db import session
@@ -134,3 +137,33 @@ def test_a_failing_job_rolls_back_alone_with_its_audit_record(
     log = tmp_path / "audit" / "audit.jsonl"
     actors = [json.loads(line)["actor"] for line in log.read_text().splitlines()]
     assert f"resident:{residents[1]}" not in actors and f"resident:{residents[2]}" in actors
+
+
+def test_a_failed_commit_leaves_no_audit_record_of_its_registrations(
+    fresh_db, residents, tmp_path, monkeypatch
+) -> None:
+    real = group_commit_module.write_session
+
+    @contextmanager
+    def commit_fails(url: str) -> Iterator:
+        # The batch's statements run; then the commit does not happen (a crash, a full disk):
+        # write_session rolls back, as the database does on recovery from a crash.
+        with real(url) as s:
+            yield s
+            raise OSError("power lost before the commit")
+
+    monkeypatch.setattr(group_commit_module, "write_session", commit_fails)
+    committer = GroupCommit(fresh_db)
+    futures = [committer.submit(service.register_refs, ref) for ref in residents[:5]]
+    wait(futures, timeout=60)
+    assert all(isinstance(f.exception(), OSError) for f in futures)
+    assert registered(fresh_db) == set()
+    log = tmp_path / "audit" / "audit.jsonl"
+    claimed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert [r for r in claimed if r["action"] == "resident.register"] == []
+
+    monkeypatch.setattr(group_commit_module, "write_session", real)  # the disk is back
+    retried = committer.submit(service.register_refs, residents[0])
+    assert retried.result(timeout=60) is None
+    actors = [json.loads(line)["actor"] for line in log.read_text().splitlines()]
+    assert actors == [f"resident:{residents[0]}"] and registered(fresh_db) == {residents[0]}

@@ -15,7 +15,7 @@ from brygga import logins
 from brygga.db import session as db_session
 from brygga.db.base import utcnow
 from brygga.web.app import WebConfig, create_app
-from conftest import PASSWORD, Client
+from tests.web.conftest import PASSWORD, Client, study_form
 
 JSON = {"Accept": "application/json"}
 
@@ -322,7 +322,6 @@ def _static_files() -> list[str]:
 
 
 def test_research_office_cannot_read_a_draft_by_id(site):
-    from conftest import study_form
 
     researcher = site["client"]("researcher")
     r = researcher.post("/studies", data=study_form(title_sv="Utkast"))

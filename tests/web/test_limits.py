@@ -9,6 +9,7 @@ import asyncio
 from brygga.forms import FormError, validate
 from brygga.registry.service import ProfileInput
 from brygga.studies.areas import AREAS
+from tests.web.conftest import study_form
 
 BOMB = (
     "a: &a {condition: {codes: [E11]}}\n"
@@ -49,12 +50,6 @@ def raw_request(app, method, path, headers, chunks):
     start = messages[0]
     body = b"".join(m.get("body", b"") for m in messages[1:])
     return start["status"], dict(start["headers"]), body, read
-
-
-def study_form(**kw):
-    from conftest import study_form  # tests/web/conftest.py (not importable at collection)
-
-    return study_form(**kw)
 
 
 def api_study(**kw):

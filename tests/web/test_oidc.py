@@ -29,7 +29,7 @@ from brygga.studies import staff
 from brygga.web import auth
 from brygga.web.app import WebConfig, create_app
 from brygga.web.auth import OIDCProvider, provider_from_settings
-from conftest import Client
+from tests.web.conftest import Client
 
 ISSUER = "https://idp.example"
 CLIENT_ID = "brygga"

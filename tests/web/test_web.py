@@ -6,6 +6,7 @@ import json
 import re
 
 from brygga.web.app import routers
+from tests.web.conftest import Client, study_form
 
 ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 SCRIPT = "<script>alert(1)</script>"
@@ -129,7 +130,6 @@ def test_staff_login_wrong_password_is_vague(site):
 
 
 def test_field_errors_on_the_study_form(site):
-    from conftest import study_form
 
     c = site["client"]("researcher")
     r = c.post(
@@ -150,7 +150,6 @@ def test_field_errors_on_the_study_form(site):
 
 
 def test_user_text_is_escaped_everywhere(site):
-    from conftest import study_form
 
     c = site["client"]("researcher")
     fields = ("title_sv", "title_en", "summary_sv", "summary_en", "sponsor", "site_name")
@@ -184,7 +183,6 @@ def test_demo_provider_is_labelled_and_only_in_demo(site):
     page = site["client"]().get("/login")
     assert "DEMO" in page.text and "Förnamn0" in page.text
     from brygga.web.app import WebConfig, create_app
-    from conftest import Client
 
     plain = Client(create_app(WebConfig(database_url=site["url"], demo=False)))
     try:
@@ -200,7 +198,6 @@ def test_demo_provider_is_labelled_and_only_in_demo(site):
 
 
 def test_full_flow_resident_researcher_office(site):
-    from conftest import study_form
 
     resident = site["client"]("resident")
     version = "2026-1"

@@ -35,7 +35,7 @@ from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.population import step_description
 from brygga.config import SparkSettings, get_settings
-from brygga.errors import InputError
+from brygga.errors import InputError, MissingExtra
 from brygga.records import optimize, schema
 from brygga.records.store import Region, quiet_duckdb
 
@@ -283,6 +283,7 @@ def spark_session() -> Any:
     Sessions are kept per ``BRYGGA_SPARK_REMOTE``, so a classic session (local mode or a
     master) and Spark Connect sessions can serve one process side by side.
     """
+    _require_pyspark()
     settings = get_settings().spark
     key = settings.remote or ""
     with _spark_lock:
@@ -291,6 +292,14 @@ def spark_session() -> Any:
                 make = _connect_session if settings.remote else _classic_session
                 _spark[key] = make(settings)
         return _spark[key]
+
+
+def _require_pyspark() -> None:
+    """PySpark is an optional extra: without it, one line naming the extra, not a traceback."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise MissingExtra("the Spark engine", "PySpark", "spark") from None
 
 
 def stop_spark_session(remote: str | None = None) -> None:

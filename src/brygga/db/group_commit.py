@@ -3,11 +3,18 @@
 A transaction on SQLite costs an fsync of the WAL at commit, and the audit log another fsync
 per record; with the write lock held meanwhile, one request at a time gets a few milliseconds
 of CPU and then waits for the disk. ``GroupCommit`` runs write jobs on one writer thread per
-process and database: it takes every job queued by then, runs them, writes all their audit
-records with one fsync (``audit.batch``), commits once, and only then resolves each job's
+process and database: it takes every job queued by then, runs them, commits once, then writes
+all their audit records with one fsync (``audit.batch``), and only then resolves each job's
 future. So a request that awaits its job is answered only when its rows and audit records are
 durable (acknowledged = durable). While one batch commits, the next one gathers: batches grow
 with the load, no timer needed.
+
+The audit records follow the commit, not precede it: a record then never claims an action
+that a failed commit or a crash took back (a registration the database does not have). The
+price is the opposite window: a crash between the commit and the audit fsync leaves that
+batch's committed rows without their records; none of them was acknowledged, and the rows
+themselves say what happened (``registered_at``). Still one audit fsync per batch, as before,
+and it is made after the write lock is released, so other writers no longer wait for it.
 
 Two kinds of job:
 
@@ -69,8 +76,8 @@ class GroupCommit:
         self.url = url
         self.max_batch = max_batch
         self.batches = 0  # committed batches, for tests and benchmarks
-        # One JSON line per batch (jobs; ms waiting for the lock, in statements, writing the
-        # audit records, committing), for finding where a slow request's time went.
+        # One JSON line per batch (jobs; ms waiting for the lock, in statements, committing,
+        # writing the audit records), for finding where a slow request's time went.
         self.trace = get_settings().group_commit_trace
         background_checkpoints(url)  # no checkpoint inside a batch's commit
         self._jobs: queue.SimpleQueue[tuple[Bulk, Any, Any]] = queue.SimpleQueue()
@@ -112,26 +119,33 @@ class GroupCommit:
         outcomes: list[tuple[Any, Any]] = []
         times = [time.perf_counter()]
         try:
-            with write_session(self.url) as s, audit.batch() as log:
+            # The batch's audit records are queued (audit.batch) while its jobs run, and
+            # written only once the transaction has committed: a failed commit drops them.
+            with audit.batch() as log:
+                with write_session(self.url) as s:
+                    times.append(time.perf_counter())
+                    for bulk, entries in groups.items():
+                        items = [item for item, _future in entries]
+                        mark = log.mark()
+                        try:
+                            with s.begin_nested():
+                                results = list(bulk(s, items))
+                            assert len(results) == len(items), (
+                                f"{bulk.__name__}: one outcome per item"
+                            )
+                        except Exception as exc:  # this group's error, to its callers alone
+                            log.discard_after(mark)
+                            results = [exc] * len(items)
+                        outcomes += [(f, r) for (_item, f), r in zip(entries, results, strict=True)]
+                    s.flush()
+                    times.append(time.perf_counter())
+                times.append(time.perf_counter())  # committed: the rows are durable
+                log.flush()  # then their audit records (one fsync, outside the write lock)
                 times.append(time.perf_counter())
-                for bulk, entries in groups.items():
-                    items = [item for item, _future in entries]
-                    mark = log.mark()
-                    try:
-                        with s.begin_nested():
-                            results = list(bulk(s, items))
-                        assert len(results) == len(items), f"{bulk.__name__}: one outcome per item"
-                    except Exception as exc:  # this group's error, reported to its callers alone
-                        log.discard_after(mark)
-                        results = [exc] * len(items)
-                    outcomes += [(f, r) for (_item, f), r in zip(entries, results, strict=True)]
-                s.flush()
-                times.append(time.perf_counter())
-                log.flush()  # audit records are durable before the rows they describe
-                times.append(time.perf_counter())
-            times.append(time.perf_counter())
             self.batches += 1
-        except BaseException as exc:  # the commit failed: nothing of this batch is durable
+        except BaseException as exc:
+            # The commit failed (nothing of the batch is durable, and no record was written),
+            # or the audit write after it did: the callers get the error, not a success.
             _settle_all([(future, exc) for _bulk, _item, future in jobs])
             if not isinstance(exc, Exception):
                 raise
@@ -143,7 +157,7 @@ class GroupCommit:
     def _trace(self, jobs: int, times: list[float]) -> None:
         ms = [round((b - a) * 1000, 2) for a, b in itertools.pairwise(times)]
         line = {"time": time.time(), "jobs": jobs} | dict(
-            zip(("lock_ms", "statements_ms", "audit_ms", "commit_ms"), ms, strict=True)
+            zip(("lock_ms", "statements_ms", "commit_ms", "audit_ms"), ms, strict=True)
         )
         with open(self.trace, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")

@@ -134,3 +134,18 @@ def study_feasibility(
     result.pop("fingerprint", None)
     result["volunteers"] = policy.apply(would_match)
     return result
+
+
+def save_feasibility(
+    session: Session, study_id: int, result: dict[str, Any], criteria_yaml: str
+) -> bool:
+    """Store a feasibility ``result`` computed (in a read transaction) for ``criteria_yaml``.
+
+    The question runs without the write lock, so the criteria may have changed meanwhile:
+    then the result describes criteria the study no longer has and is not stored (False).
+    """
+    study = session.get(Study, study_id, with_for_update=True)
+    if study is None or study.criteria_yaml != criteria_yaml:
+        return False
+    study.feasibility = result
+    return True

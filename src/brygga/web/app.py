@@ -11,13 +11,14 @@ HTML pages show the same message on an error page, or beside the fields of the f
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -30,11 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brygga.config import get_settings
 from brygga.db.base import MAX_ID
+from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import BryggaError
 from brygga.forms import FormError
 from brygga.web import i18n, security
 
 HERE = Path(__file__).parent
+T = TypeVar("T")
 CODES = {400: "bad_request", 401: "not_logged_in", 403: "forbidden", 404: "not_found",
          405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_input",
          429: "too_many_requests"}  # fmt: skip
@@ -260,12 +263,10 @@ async def db(request: Request) -> AsyncIterator[Session]:
     Routes use it as ``Depends(db, scope="function")``: the commit then happens before the
     response is sent, so an acknowledged request is durable and the browser's next request
     (after a redirect) sees it. FastAPI's default would commit after sending.
+
+    A POST whose work is a long read (a feasibility question) uses ``read_db`` instead, and
+    writes its result with ``short_write``: the write lock is never held for long.
     """
-    from fastapi.concurrency import contextmanager_in_threadpool
-
-    from brygga.db import session, write_session
-    from brygga.db.session import writer_turn
-
     url = request.app.state.config.database_url
     if request.method in ("GET", "HEAD"):
         async with contextmanager_in_threadpool(session(url)) as s:
@@ -273,6 +274,36 @@ async def db(request: Request) -> AsyncIterator[Session]:
         return
     async with writer_turn(url), contextmanager_in_threadpool(write_session(url)) as s:
         yield s
+
+
+async def read_db(request: Request) -> AsyncIterator[Session]:
+    """A read transaction for a request of any method, without the write lock.
+
+    For POST routes whose work is mostly a long read (a feasibility question: seconds for
+    large criteria): under ``db`` it would hold the write lock throughout, and a resident's
+    pause or withdrawal would wait behind it (security properties 5 and 8). Such a route
+    writes its result afterwards with ``short_write``; it must not write through this session
+    (on SQLite a read transaction cannot take the write lock once another writer committed).
+    """
+    async with contextmanager_in_threadpool(session(request.app.state.config.database_url)) as s:
+        yield s
+
+
+async def short_write(request: Request, job: Callable[[Session], T]) -> T:
+    """``job(session)`` in a write transaction of its own, committed when this returns.
+
+    The turn is awaited on the event loop like ``db``'s (``writer_turn``), and the whole
+    transaction then runs in one pool thread: no thread waits for the write lock while the
+    holder might need one.
+    """
+    url = request.app.state.config.database_url
+    async with writer_turn(url):
+        return await run_in_threadpool(_write, url, job)
+
+
+def _write(url: str, job: Callable[[Session], T]) -> T:
+    with write_session(url) as s:
+        return job(s)
 
 
 def wants_json(request: Request) -> bool:

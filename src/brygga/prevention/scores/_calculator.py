@@ -46,11 +46,18 @@ def calculate_cvd_risk(
     result: RiskResult
     if key == "score2-diabetes":
         egfr_value, extra = _egfr(egfr, creatinine, age, sex)
-        if age_at_diagnosis is None or hba1c is None:
-            raise InputError("score2-diabetes needs age_at_diagnosis and hba1c")
+        if hba1c is None:
+            raise InputError("score2-diabetes needs hba1c")
+        # Without diabetes the model's diabetes terms are 0 (as RiskScorescvd and MDCalc
+        # compute it); an age at diagnosis would then be silently ignored, so it is refused.
+        if diabetes and age_at_diagnosis is None:
+            raise InputError("score2-diabetes needs age_at_diagnosis for a person with diabetes")
+        if not diabetes and age_at_diagnosis is not None:
+            raise InputError("age_at_diagnosis only applies to a person with diabetes")
         result = score2_diabetes(
-            **common, age_at_diagnosis=age_at_diagnosis, hba1c=hba1c, egfr=egfr_value
-        )
+            **common, age_at_diagnosis=age_at_diagnosis if diabetes else float("nan"),
+            hba1c=hba1c, egfr=egfr_value, diabetes=diabetes,
+        )  # fmt: skip
     else:
         unused = {"age_at_diagnosis": age_at_diagnosis, "hba1c": hba1c}
         unused |= {"egfr": egfr, "creatinine": creatinine}

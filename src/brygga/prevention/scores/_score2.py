@@ -111,15 +111,20 @@ def score2_diabetes(
     sbp: Any,
     total_chol: Any,
     hdl: Any,
-    age_at_diagnosis: Any,
     hba1c: Any,
     egfr: Any,
+    age_at_diagnosis: Any = np.nan,
+    diabetes: Any = True,
     risk_region: str = SWEDEN_RISK_REGION,
     on_invalid: OnInvalid = "raise",
 ) -> RiskResult:
-    """SCORE2-Diabetes for people with type 2 diabetes aged 40-69.
+    """SCORE2-Diabetes for people aged 40-69, meant for type 2 diabetes.
 
     HbA1c in mmol/mol (IFCC), eGFR in mL/min/1.73m² (CKD-EPI; see ``prevention.egfr``).
+    ``diabetes`` is a term of the published model, so a person without diabetes is scored
+    too, as the reference implementations do (RiskScorescvd's ``SCORE2_Diabetes``, MDCalc):
+    the diabetes terms (dm, age x dm, dm x age at diagnosis) are 0, HbA1c and eGFR still
+    count, and ``age_at_diagnosis`` is needed only where ``diabetes`` holds (ignored elsewhere).
     """
     region = check_region(risk_region)
     cols = columns(
@@ -132,13 +137,17 @@ def score2_diabetes(
         age_at_diagnosis=age_at_diagnosis,
         hba1c=hba1c,
         egfr=egfr,
+        dm=diabetes,
     )
     check = Validator("SCORE2-Diabetes", len(cols["age"]), on_invalid)
     x = cardio_inputs(check, cols, "score2-diabetes")
-    x["dm"] = np.ones(len(x["age"]))
+    dm = check.yes_no("diabetes", cols["dm"], Invalid.DIABETES)
+    x["dm"] = dm.astype(np.float64)
+    # Without diabetes the age at diagnosis enters only multiplied by dm = 0: any valid
+    # placeholder (the current age) keeps it from being checked or turning the sum into NaN.
     x["age_dx"] = check.number(
         "age_at_diagnosis",
-        cols["age_at_diagnosis"],
+        np.where(dm, cols["age_at_diagnosis"], x["age"]),
         PLAUSIBLE["age_at_diagnosis"],
         Invalid.AGE_AT_DIAGNOSIS,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import Id, db, render
+from brygga.web.app import Id, db, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -157,43 +158,65 @@ def study_page(
 
 
 @router.post("/studies/{study_id}/submit")
-def submit_study(
+async def submit_study(
     study_id: Id,
     request: Request,
     who: Principal = Depends(researcher),
-    session: Session = Depends(db, scope="function"),
+    session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    registration.submit(session, me, study)
-    refresh_feasibility(request, session, study)
-    return RedirectResponse(f"/studies/{study.id}", 303)
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        me = account(session, who)
+        study = registration.visible_study(session, me, study_id)
+        registration.check_submit(me, study)  # refused at once, not after the question
+        return study, feasibility_result(request, session, study)
+
+    def submit(write: Session) -> None:  # the submission and its feasibility: both or neither
+        me = account(write, who)
+        registration.submit(write, me, registration.visible_study(write, me, study_id))
+        if result is not None:
+            funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+
+    study, result = await run_in_threadpool(ask)
+    await short_write(request, submit)
+    return RedirectResponse(f"/studies/{study_id}", 303)
 
 
-def refresh_feasibility(request: Request, session: Session, study: Study) -> None:
-    """Feasibility on submission and on demand (needs a configured region)."""
+def feasibility_result(request: Request, session: Session, study: Study) -> dict[str, Any] | None:
+    """Feasibility on submission and on demand (None: no region is configured).
+
+    The question (seconds for large criteria) runs in ``session``, a read transaction (the
+    route's ``read_db``); the route writes the result after it with ``short_write``. So a long
+    read never holds the write lock, and a resident's pause or withdrawal does not wait behind
+    it (security property 8).
+    """
     config = request.app.state.config
     if config.region is None:
-        return
+        return None
     region = Region.open(config.region)
-    study.feasibility = funnel.study_feasibility(
+    return funnel.study_feasibility(
         session, study, region, request.app.state.eligibility, disclosure(request)
     )
 
 
 @router.post("/studies/{study_id}/feasibility")
-def feasibility(
+async def feasibility(
     study_id: Id,
     request: Request,
     who: Principal = Depends(allow("researcher", "research_office")),
-    session: Session = Depends(db, scope="function"),
+    session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    if request.app.state.config.region is None:
-        raise InputError("no regional records are configured for feasibility")
-    refresh_feasibility(request, session, study)
-    return RedirectResponse(f"/studies/{study.id}#feasibility", 303)
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        study = registration.visible_study(session, account(session, who), study_id)
+        if request.app.state.config.region is None:
+            raise InputError("no regional records are configured for feasibility")
+        return study, feasibility_result(request, session, study)
+
+    study, result = await run_in_threadpool(ask)
+    assert result is not None  # a region is configured
+    await short_write(
+        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+    )
+    return RedirectResponse(f"/studies/{study_id}#feasibility", 303)
 
 
 @router.post("/studies/{study_id}/review")
