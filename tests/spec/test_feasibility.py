@@ -169,7 +169,10 @@ def test_cli_bad_criteria_and_regions(region, tmp_path, criteria_file, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("include:\n  - measurement: {codes: [HbA1c], value: {min: 60, max: 50}}\n")
     code, _, err = run_cli(capsys, bad, "--region", region.path)
-    assert code == 2 and "include[0].measurement.value (line 2): min (60) is greater than max (50)" in err
+    assert (
+        code == 2
+        and "include[0].measurement.value (line 2): min (60) is greater than max (50)" in err
+    )
     code, _, err = run_cli(capsys, criteria_file, "--region", tmp_path / "nowhere")
     assert code == 2 and "does not exist" in err
     old = build_region(tmp_path / "old", [person(1)])

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from test_privacy_tables import INF, POLICIES, THRESHOLD, attack, rounding_range
 
 from brygga import cli
 from brygga.privacy.disclosure import SECONDARY, RoundingPolicy
 from brygga.records.store import Region
+from tests.unit.test_privacy_tables import INF, POLICIES, THRESHOLD, attack, rounding_range
 
 INDEX = "2025-06-30"
 # On the small region units have 2-19 eligible people. Capacity 10: the small units are not
