@@ -294,8 +294,9 @@ class ObservationSpec(ValuedSpec):
 class VisitSpec(Model):
     """Visits starting in the window, of the given types (default: any)."""
 
+    # A repeated type is harmless (and was accepted before the caps), so the cap leaves room.
     types: list[Literal["outpatient", "inpatient", "emergency"]] | None = Field(
-        default=None, min_length=1, max_length=len(VISIT_TYPES)
+        default=None, min_length=1, max_length=3 * len(VISIT_TYPES)
     )
     within: Window | None = None
     min_count: Count = 1
