@@ -20,7 +20,8 @@ import pytest
 from brygga.cli import main
 from brygga.cohort.engines import IbisEngine, query_engine
 from brygga.errors import InputError
-from brygga.prevention.inputs import Lookback, Missing, RiskInputs, extract_inputs
+from brygga.prevention import inputs as inputs_module
+from brygga.prevention.inputs import Lookback, Missing, RiskInputs, extract_inputs, id_range
 from brygga.records import optimize
 from brygga.records.store import Region
 from conftest import INDEX, build_region, death, event, period, person
@@ -226,3 +227,14 @@ def test_an_unknown_engine_is_a_user_error(small_region, capsys):
     region = str(small_region.region.path)
     assert main(["risk", "--region", region, "--engine", "reference", "--json"]) == 2
     assert "unknown engine 'reference'; available: duckdb, spark" in capsys.readouterr().err
+
+
+def test_the_struct_key_gives_the_same_inputs(prepared, inputs, monkeypatch):
+    """Row ids too far apart for one BIGINT key (no range known) take the (date, id) struct."""
+    region, engine = prepared
+    assert id_range(region, "measurement", "measurement_id") == (1, 999)
+    monkeypatch.setattr(inputs_module, "id_range", lambda *_: None)
+    wide = extract_inputs(region, index_date=INDEX, engine=engine)
+    assert wide["sbp"][row(wide, 5)] == 112.0 and wide["smoking_status"][row(wide, 7)] == 1
+    for name, column in inputs.columns.items():
+        np.testing.assert_array_equal(wide[name], column, err_msg=name)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from brygga.cohort.engines import IbisEngine, query_engine
 from brygga.cohort.population import completed_years, ymd
@@ -216,8 +217,9 @@ def extract_inputs(
         "care_site_id": _nullable_int(pop.column("care_site_id"), n),
     }
 
+    ids = id_range(region, "measurement", "measurement_id")
     labs = {
-        name: query(name, Q.lab_query(engine, key, idx, windows[window]))
+        name: query(name, Q.lab_query(engine, key, idx, windows[window], ids))
         for key, name, window in Q.LABS
     }
     creatinine_age = np.full(n, np.nan)  # eGFR takes the age on the day of the test
@@ -232,7 +234,8 @@ def extract_inputs(
             creatinine_age[pos] = completed_years(tested, born[pos])
     cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
-    smoking = query("smoking", Q.smoking_query(engine, idx, windows["smoking"]))
+    ids = id_range(region, "observation", "observation_id")
+    smoking = query("smoking", Q.smoking_query(engine, idx, windows["smoking"], ids))
     status = np.full(n, -1, np.int8)  # -1 unknown, else index into SMOKING_STATUS
     pos, rows = _place(person_id, smoking)
     status[pos] = smoking.column("smoking").to_numpy()[rows]
@@ -255,6 +258,32 @@ def extract_inputs(
     inputs = assign(idx, lookback, cols, impute=impute)
     timings["numpy"] = time.perf_counter() - started - sum(timings.values())
     return inputs
+
+
+def id_range(region: Region, table: str, column: str) -> Q.IdRange | None:
+    """The smallest and largest ``column`` of ``table`` from its Parquet files' statistics
+    (their footers: no scan; every engine reads these files or a database built from them),
+    or None when a file has none. It lets the latest-value queries use a BIGINT key."""
+    path = region.table_path(table)
+    if path is None:
+        return None
+    lo: int | None = None
+    hi: int | None = None
+    for part in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+        meta = pq.ParquetFile(part).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if column not in names:
+            return None
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            stats = group.column(names.index(column)).statistics
+            if group.num_rows == 0 or (stats is not None and stats.null_count == group.num_rows):
+                continue
+            if stats is None or not stats.has_min_max:
+                return None
+            lo = int(stats.min) if lo is None else min(lo, int(stats.min))
+            hi = int(stats.max) if hi is None else max(hi, int(stats.max))
+    return None if lo is None or hi is None else (lo, hi)
 
 
 def _place(person_id: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
