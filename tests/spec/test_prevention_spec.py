@@ -21,7 +21,9 @@ from brygga.cli import main
 from brygga.cohort.engines import IbisEngine, query_engine
 from brygga.errors import InputError
 from brygga.prevention import inputs as inputs_module
+from brygga.prevention.evaluation import simulate_invitations
 from brygga.prevention.inputs import Lookback, Missing, RiskInputs, extract_inputs, id_range
+from brygga.prevention.stratify import population_risk
 from brygga.records import optimize
 from brygga.records.store import Region
 from conftest import INDEX, build_region, death, event, period, person
@@ -238,3 +240,41 @@ def test_the_struct_key_gives_the_same_inputs(prepared, inputs, monkeypatch):
     assert wide["sbp"][row(wide, 5)] == 112.0 and wide["smoking_status"][row(wide, 7)] == 1
     for name, column in inputs.columns.items():
         np.testing.assert_array_equal(wide[name], column, err_msg=name)
+
+
+PROGRAM = """
+name: Heart check 50-69
+criteria:
+  demographics: {age: {min: 50, max: 69}}
+  exclude:
+    - drug: {codes: ["C10AA"], vocabulary: ATC, within: {days_before: 365}}
+score: {model: applicable, min_risk_percent: 5}
+capacity: {default: 3}
+"""
+
+
+def test_program_equity_and_evaluate_agree_on_duckdb_and_spark(small_region, tmp_path, capsys):
+    region = small_region.region
+    program = tmp_path / "program.yaml"
+    program.write_text(PROGRAM, encoding="utf-8")
+    start = date(2025, 6, 30)
+    at_start = extract_inputs(region, index_date=start, engine="duckdb")
+    scored = at_start["person_id"][population_risk(at_start).category >= 0]
+    invited = simulate_invitations(scored, start, seed=2)
+    invitations = tmp_path / "invitations.csv"
+    lines = [f"{p},{start.isoformat()}" for p in invited.person_id.tolist()]
+    invitations.write_text("person_id,invitation_date\n" + "\n".join(lines) + "\n")
+    where = ["--region", str(region.path), "--raw", "--json"]
+    commands = {
+        "program": ["program", str(program), *where],
+        "equity": ["equity", "--program", str(program), *where],
+        "evaluate": ["evaluate", str(invitations), "--start", start.isoformat(), *where],
+    }
+    docs: dict[str, dict[str, Any]] = {}
+    for name, args in commands.items():
+        for engine in ("duckdb", "spark"):
+            assert main([*args, "--engine", engine]) == 0, (name, engine)
+            docs[f"{name} {engine}"] = json.loads(capsys.readouterr().out)
+        assert docs[f"{name} spark"] == docs[f"{name} duckdb"], name
+    assert docs["program duckdb"]["invited"]["value"] > 0
+    assert docs["evaluate duckdb"]["invited_scored"]["value"] > 100
