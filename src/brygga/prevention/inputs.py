@@ -270,7 +270,7 @@ def id_range(region: Region, table: str, column: str) -> Q.IdRange | None:
     lo: int | None = None
     hi: int | None = None
     for part in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
-        meta = pq.ParquetFile(part).metadata
+        meta = pq.read_metadata(part)
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         if column not in names:
             return None

@@ -9,14 +9,14 @@ assembles the rows by ``person_id``. What keeps them fast on a large region:
   min/max zone maps (the optimized database, ``records/optimize.py``, sorts events by code,
   date, person, so a window reads only its dates; the Parquet parts by code, person, date);
   one query per lab (see ``lab_query``), one scan for smoking, one for the diagnoses;
-* **the latest value per person** by an ``argmax`` over one (date, row id) key: the latest
-  date, ties to the larger row id (a missing id counts as the smallest): ``max_by`` (DuckDB's
-  ``arg_max``; Ibis' own ``argmax`` becomes an ordered ``first`` there, 20 % slower). The key
-  is one BIGINT (days into the window times the
-  span of the table's row ids, plus the id's offset) whenever that fits in 63 bits, which the
-  ids' range from the Parquet footers tells (``inputs.id_range``, no scan); else a struct
-  (date, id), which orders the same but made DuckDB's lab queries about 1.5 times slower. (The
-  hand-written DuckDB SQL this replaced used one HUGEINT, which other engines lack.)
+* **the latest value per person** by ``max_by`` over one (date, row id) key: the latest
+  date, ties to the larger row id (a missing id counts as the smallest). ``max_by`` is DuckDB's
+  ``arg_max`` and Spark's own; Ibis' ``argmax`` becomes an ordered ``first`` on DuckDB, 20 %
+  slower. The key is one BIGINT (days into the window times the span of the table's row ids,
+  plus the id's offset) whenever that fits in 63 bits, which the ids' range from the Parquet
+  footers tells (``inputs.id_range``, no scan); else a struct (date, id), which orders the same
+  but made DuckDB's lab queries about 1.5 times slower. (The hand-written DuckDB SQL this
+  replaced used one HUGEINT, which other engines lack.)
 * **results sorted by ``person_id`` but not joined**: hash-joining them to millions of people
   cost more than the scans. numpy places each result's rows in the population by binary search
   of the sorted ids (``inputs._place``), which stays in cache;
@@ -116,7 +116,7 @@ def _max_by_float(arg: dt.float64, key: dt.int64) -> dt.float64:  # type: ignore
 
 @ibis.udf.agg.builtin(name="max_by")
 def _max_by_int8(arg: dt.int8, key: dt.int64) -> dt.int8:  # type: ignore[empty-body]
-    """As ``_max_by_float``, for small integers."""
+    """As ``_max_by_float``, for small integers (smoking status)."""
 
 
 def latest(value: ir.Value, key: ir.Value) -> ir.Scalar:
