@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/risk.py [--n 2000000] [--seed 1] [--risk-region moderate]
     .venv/bin/python bench/risk.py --region bench/data/stockholm-1 [--threads 2]
-        [--layout auto|optimized|parquet] [--repeat 1]
+        [--layout auto|optimized|parquet] [--repeat 1] [--engine duckdb|spark]
 
 Without --region the people are random but plausible arrays made here (fixed seed): this
 measures the scoring itself. With --region it scores everyone alive and under observation at
@@ -13,7 +13,8 @@ index date 10 years before the region's end (target >= 0.70). Target (issue 5): 
 a Stockholm region at scale 1.0 (~1.9 million) in at most 10 s on 2 cores. Prints elapsed
 seconds, throughput, peak memory (resource.getrusage) and the load average before and after.
 --layout: the region's optimized DuckDB database (``brygga optimize``; "auto" uses it when it
-exists, as every command does) or its Parquet files.
+exists, as every command does) or its Parquet files. --engine spark reads the Parquet files
+through Spark (BRYGGA_SPARK_*) instead of DuckDB (--threads, --layout are DuckDB's).
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def synthetic_adults(n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat: int) -> None:
-    from brygga.prevention.inputs import extract_inputs, has_population_table
+def bench_region(
+    path: str, threads: int, risk_region: str, layout: str, repeat: int, engine_name: str
+) -> None:
+    from brygga.cohort.engines import duckdb_engine, query_engine
+    from brygga.prevention.inputs import extract_inputs
     from brygga.prevention.stratify import population_risk
     from brygga.prevention.validation import score2_c_statistic
     from brygga.records import optimize
@@ -67,17 +71,21 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
     if layout == "optimized" and database is None:
         raise SystemExit(f"no optimized database in {path}: run brygga optimize {path} first")
     t_open = time.perf_counter()
-    con = region.duckdb(threads=threads, optimized=layout != "parquet")
+    if engine_name == "duckdb":
+        engine = duckdb_engine(region, optimized=layout != "parquet", threads=threads)
+    else:
+        engine = query_engine(engine_name, region)
     opened = time.perf_counter() - t_open
-    used = f"optimized database {database.name}" if has_population_table(con) else "Parquet"
-    print(f"layout: {used}; load average before: {_load()}")
-    print(f"open the DuckDB connection: {opened:.2f} s")
+    optimized = engine.table("population") is not None
+    used = f"optimized database {database.name}" if optimized else "Parquet"
+    print(f"engine: {engine_name}; layout: {used}; load average before: {_load()}")
+    print(f"open the engine: {opened:.2f} s")
     runs = []
     for run in range(repeat):
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         cpu0 = _cpu()
-        inputs = extract_inputs(region, con=con, timings=timings)
+        inputs = extract_inputs(region, engine=engine, timings=timings)
         t1 = time.perf_counter()
         cpu = _cpu() - cpu0
         pr = population_risk(inputs, risk_region=risk_region)
@@ -85,7 +93,7 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
         runs.append(t2 - t0)
         label = "first run" if run == 0 else f"run {run + 1}"
         print(
-            f"{label}: extract inputs (DuckDB, {threads} threads) {t1 - t0:.2f} s, "
+            f"{label}: extract inputs ({engine_name}) {t1 - t0:.2f} s, "
             f"scoring {t2 - t1:.2f} s, total {t2 - t0:.2f} s"
         )
         print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
@@ -107,7 +115,7 @@ def bench_region(path: str, threads: int, risk_region: str, layout: str, repeat:
     if repeat > 1:
         print(f"later runs (warm connection), median: {statistics.median(runs[1:]):.2f} s")
     t3 = time.perf_counter()
-    c = score2_c_statistic(region, con=con)
+    c = score2_c_statistic(region, engine=engine)
     t4 = time.perf_counter()
     print(
         f"SCORE2 C-statistic, 10-year CVD events, 40-69 without prior CVD, index "
@@ -141,9 +149,14 @@ def main() -> None:
     parser.add_argument(
         "--layout", choices=("auto", "optimized", "parquet"), default="auto", help="(--region)"
     )
+    parser.add_argument(
+        "--engine", choices=("duckdb", "spark"), default="duckdb", help="(--region)"
+    )
     args = parser.parse_args()
     if args.region:
-        bench_region(args.region, args.threads, args.risk_region, args.layout, args.repeat)
+        bench_region(
+            args.region, args.threads, args.risk_region, args.layout, args.repeat, args.engine
+        )
         return
 
     t0 = time.perf_counter()

@@ -384,6 +384,13 @@ def _index_date_option(value: str | None) -> Any:
         raise InputError(f"--index-date {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+# Prevention's commands read their inputs through a cohort engine (prevention/inputs_sql.py).
+EngineOption = Annotated[
+    str | None,
+    typer.Option(help="duckdb or spark (default: BRYGGA_ENGINE, else duckdb); same answers."),
+]
+
+
 @app.command()
 def risk(
     region_dir: RegionOption,
@@ -405,6 +412,7 @@ def risk(
     impute: Annotated[
         bool, typer.Option("--impute", help="Impute missing inputs (documented; output says so).")
     ] = False,
+    engine: EngineOption = None,
     raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -413,7 +421,7 @@ def risk(
 
     doc = risk_report(
         region_dir, model=model, index_date=_index_date_option(index_date),
-        risk_region=risk_region, impute=impute, raw=raw, chart_dir=out_dir,
+        risk_region=risk_region, impute=impute, raw=raw, chart_dir=out_dir, engine=engine,
     )  # fmt: skip
     if as_json:
         print_json(doc)
@@ -488,6 +496,7 @@ def program(
     index_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD; default: the program's, else region end.")
     ] = None,
+    engine: EngineOption = None,
     raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -499,8 +508,9 @@ def program(
     region = Region.open(region_dir)
     policy = policy_for(synthetic=region.synthetic, raw=raw)
     plan = plan_program(
-        load_program(program_file), region, index_date=_index_date_option(index_date)
-    )
+        load_program(program_file), region, index_date=_index_date_option(index_date),
+        engine=engine,
+    )  # fmt: skip
     doc = plan.summary(policy)
     if as_json:
         print_json(doc)
@@ -584,6 +594,7 @@ def equity(
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="Write PNG charts here.")
     ] = None,
+    engine: EngineOption = None,
     raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -593,6 +604,7 @@ def equity(
     doc = equity_report(
         region_dir, program_file=program_file, invitations_file=invitations,
         index_date=_index_date_option(index_date), raw=raw, margin=margin, chart_dir=out_dir,
+        engine=engine,
     )  # fmt: skip
     if as_json:
         print_json(doc)
@@ -634,6 +646,7 @@ def evaluate(
     program_file: Annotated[
         Path | None, typer.Option("--program", help="Program YAML (reimbursement parameters).")
     ] = None,
+    engine: EngineOption = None,
     raw: RawFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -649,7 +662,7 @@ def evaluate(
     rules = load_program(program_file).reimbursement if program_file else None
     doc = run_evaluation(
         region, read_invitations(invitations), policy, start=_index_date_option(start),
-        months=months, enrolment_days=enrolment_days, reimbursement=rules,
+        months=months, enrolment_days=enrolment_days, reimbursement=rules, engine=engine,
     )  # fmt: skip
     if as_json:
         print_json(doc)

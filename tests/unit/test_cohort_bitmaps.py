@@ -35,7 +35,7 @@ def region(small_region) -> Region:
 @pytest.fixture(scope="module")
 def engines(region):
     bitmaps = duckdb_engine(region)
-    plain = IbisEngine("duckdb", bitmaps.tables, bitmaps.to_sql, bitmaps.run_sql)
+    plain = IbisEngine("duckdb", bitmaps.tables, bitmaps.to_sql, bitmaps.run_sql, bitmaps.fetch)
     return bitmaps, plain
 
 

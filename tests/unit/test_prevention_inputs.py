@@ -1,8 +1,8 @@
 """The fast input extraction (prevention/inputs.py, inputs_sql.py) against a plain evaluation.
 
 ``reference`` below reads the region's tables with pyarrow and finds each input with Python
-loops and dictionaries, the obvious way; the fast path (one filtered DuckDB scan per table,
-HUGEINT arg_max keys, numpy alignment, YYYYMMDD ages) must agree with it exactly, on a
+loops and dictionaries, the obvious way; the fast path (one filtered scan per table,
+(date, id) argmax keys, numpy alignment, YYYYMMDD ages) must agree with it exactly, on a
 hand-made region with the edge cases (same-day ties, window edges, dead and unobserved people,
 mixed diabetes coding, code-prefix boundaries) and on the small synthetic region, on its
 Parquet files and on its optimized database.
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from brygga.cohort.engines import duckdb_engine
 from brygga.prevention.egfr import ckd_epi_2021
 from brygga.prevention.inputs import (
     ESTABLISHED_CVD_ICD10,
@@ -286,9 +287,8 @@ def test_edge_cases_match_the_plain_evaluation(edges):
 def test_edge_cases_on_the_optimized_database(edges, tmp_path):
     copy = Region.open(shutil.copytree(edges.path, tmp_path / "r"))
     optimize.build(copy, threads=1, memory_limit="500MB")
-    con = copy.duckdb(threads=1)
-    assert has_population_table(con)
-    assert_same(extract_inputs(copy, con=con), reference(copy, IDX, Lookback()))
+    assert has_population_table(copy.duckdb(threads=1))
+    assert_same(extract_inputs(copy, engine="duckdb"), reference(copy, IDX, Lookback()))
 
 
 # --- The small synthetic region -----------------------------------------------------------------
@@ -317,7 +317,9 @@ def test_small_region_matches_the_plain_evaluation(region, index_date, lookback)
 def test_optimized_database_gives_the_same_inputs(region, tmp_path):
     copy = Region.open(shutil.copytree(region.path, tmp_path / "r"))
     optimize.build(copy, threads=2, memory_limit="1GB")
-    fast, plain = extract_inputs(copy), extract_inputs(copy, con=copy.duckdb(optimized=False))
+    plain_engine = duckdb_engine(copy, optimized=False)
+    fast, plain = extract_inputs(copy), extract_inputs(copy, engine=plain_engine)
+    assert plain_engine.table("population") is None
     assert has_population_table(copy.duckdb()) and not has_population_table(
         copy.duckdb(optimized=False))  # fmt: skip
     for name, column in plain.columns.items():

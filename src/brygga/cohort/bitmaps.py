@@ -242,11 +242,15 @@ class BitmapEngine(IbisEngine):
         fetch: Callable[[str], pa.Table],
         execute: Callable[[str], None],
     ) -> None:
-        super().__init__("duckdb", tables, to_sql, run_sql)
-        self.fetch, self.execute = fetch, execute
+        super().__init__("duckdb", tables, to_sql, run_sql, fetch)
+        self.execute = execute
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
+
+    def to_arrow(self, expr: Any) -> pa.Table:
+        with self.lock:  # one DuckDB connection, shared between threads
+            return super().to_arrow(expr)
 
     @property
     def indexed(self) -> bool:

@@ -2,7 +2,9 @@
 
 Every engine answers the same two questions, ``evaluate`` (attrition counts and breakdown
 cells) and ``persons`` (eligible pseudonymous ids), from the same compiled Ibis expressions
-(``compile.py``); only how tables are opened and results fetched differs. The pure-Python
+(``compile.py``); only how tables are opened and results fetched differs. DuckDB's and Spark's
+engines also give their tables to queries written elsewhere (``IbisEngine.table``, ``to_arrow``;
+prevention's inputs), so those too are written once for both. The pure-Python
 ``reference`` engine is the specification the others are tested against (small regions only).
 
 Spark is configured through the environment:
@@ -31,6 +33,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+import ibis.expr.types as ir
+import pyarrow as pa
+
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.population import step_description
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
     from brygga.cohort.bitmaps import BitmapEngine
 
 ENGINES = ("duckdb", "spark", "reference")
+# The engines that also run queries other than criteria (``IbisEngine.to_arrow``).
+QUERY_ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -82,13 +89,25 @@ class IbisEngine:
         tables: Any,
         to_sql: Callable[[Any], str],
         run_sql: Callable[[str], list[dict[str, Any]]],
+        fetch: Callable[[str], pa.Table],
     ) -> None:
         self.name = name
         self.tables = tables
         self.to_sql = to_sql
         self.run_sql = run_sql
+        self.fetch = fetch
         self.lock = threading.RLock()  # engines are shared between threads (engine_for)
         self._sql: dict[tuple[str, str, date], str] = {}
+
+    def table(self, name: str) -> ir.Table | None:
+        """The region's table ``name`` as an Ibis table (None when the region lacks it), for
+        callers that write queries of their own (prevention's inputs): the engine is then a
+        ``population.Tables``, so those queries take their people from ``cohort.population``."""
+        return self.tables.table(name)
+
+    def to_arrow(self, expr: ir.Table) -> pa.Table:
+        """Run an Ibis expression over this engine's tables; the rows as Arrow."""
+        return self.fetch(self.to_sql(expr))
 
     def compile(self, criteria: Criteria, index_date: date) -> Compiled:
         return compile_criteria(criteria, self.tables, index_date)
@@ -172,6 +191,16 @@ def engine_for(name: str, region: Region) -> Engine:
     return engine
 
 
+def query_engine(name: str, region: Region) -> IbisEngine:
+    """The shared engine (``engine_for``) of a region for queries of one's own over its Ibis
+    tables: DuckDB or Spark (the reference evaluator answers criteria only)."""
+    if name not in QUERY_ENGINES:
+        raise InputError(f"unknown engine {name!r}; available: {', '.join(QUERY_ENGINES)}")
+    engine = engine_for(name, region)
+    assert isinstance(engine, IbisEngine)
+    return engine
+
+
 def forget_engines() -> None:
     """Drop every shared engine (tests; or to release memory)."""
     with _engines_lock:
@@ -198,8 +227,11 @@ class _RegionTables:
         return self._tables[name]
 
 
-def duckdb_engine(region: Region, *, optimized: bool = True) -> BitmapEngine:
-    """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them."""
+def duckdb_engine(
+    region: Region, *, optimized: bool = True, threads: int | None = None
+) -> BitmapEngine:
+    """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them.
+    ``threads``: DuckDB's (default: BRYGGA_DUCKDB_THREADS, else every core)."""
     from brygga.cohort.bitmaps import BitmapEngine
     from brygga.config import get_settings
 
@@ -207,7 +239,7 @@ def duckdb_engine(region: Region, *, optimized: bool = True) -> BitmapEngine:
     import ibis
 
     raw = region.duckdb(
-        threads=settings.duckdb_threads,
+        threads=threads or settings.duckdb_threads,
         memory_limit=settings.duckdb_memory_limit,
         optimized=optimized,
     )
@@ -377,7 +409,11 @@ def spark_engine(region: Region) -> IbisEngine:
         with quiet_spark():
             return [row.asDict() for row in session.sql(sql).collect()]
 
-    return IbisEngine("spark", _RegionTables(present, get), to_sql, run_sql)
+    def fetch(sql: str) -> pa.Table:
+        with quiet_spark():
+            return session.sql(sql).toArrow()
+
+    return IbisEngine("spark", _RegionTables(present, get), to_sql, run_sql, fetch)
 
 
 def spark_schema(arrow: Any) -> Any:

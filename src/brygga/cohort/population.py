@@ -110,9 +110,9 @@ def population(tables: Tables, index_date: date) -> ir.Table:
 
 
 class DuckDBViews:
-    """A DuckDB connection's views as Ibis tables, for callers that run SQL of their own
-    (prevention's inputs, the calibration report): they take the population from here and
-    compile it with ``sql``."""
+    """A DuckDB connection's views as Ibis tables, for callers that run SQL of their own (the
+    calibration report): they take the population from here and compile it with ``sql``.
+    (Prevention's inputs take the engine's tables: ``engines.IbisEngine.table``.)"""
 
     def __init__(self, con: Any) -> None:
         with quiet_duckdb():  # Ibis reads schemas through a DuckDB call that now warns

@@ -166,10 +166,12 @@ def equity_report(
     raw: bool = False,
     margin: float = 0.8,
     chart_dir: Path | None = None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
-    """``brygga equity``: need and reach by deprivation quintile and municipality."""
+    """``brygga equity``: need and reach by deprivation quintile and municipality.
+    ``engine``: duckdb or spark (default: the configured engine)."""
     from brygga.prevention.evaluation import read_invitations
-    from brygga.prevention.inputs import extract_inputs
+    from brygga.prevention.inputs import extract_inputs, input_engine
     from brygga.prevention.programs import load_program, plan_program
     from brygga.prevention.stratify import municipality_names, population_risk
     from brygga.privacy.disclosure import region_policy
@@ -182,16 +184,18 @@ def equity_report(
         raise InputError("--margin must be above 0 and at most 1")
     region = Region.open(region_dir)
     policy = region_policy(region, raw=raw)  # refuse --raw before any work
-    con = region.duckdb()
+    runner = input_engine(region, engine)
     if program_file is not None:
-        plan = plan_program(load_program(program_file), region, index_date=index_date, con=con)
+        plan = plan_program(
+            load_program(program_file), region, index_date=index_date, engine=runner
+        )
         pr = plan.risk
         pid = pr.inputs["person_id"]
         target = np.isin(pid, plan.person_id)
         reached = np.isin(pid, plan.person_id[plan.invited])
         definition = f"invited within capacity among the eligible of program {plan.program.name!r}"
     else:
-        pr = population_risk(extract_inputs(region, index_date=index_date, con=con))
+        pr = population_risk(extract_inputs(region, index_date=index_date, engine=runner))
         pid = pr.inputs["person_id"]
         target = pr.in_population
         if invitations_file is not None:
@@ -200,7 +204,7 @@ def equity_report(
         else:
             reached = pr.category >= 0
             definition = "every risk input recorded (risk assessed), among the scored population"
-    names = municipality_names(con)
+    names = municipality_names(runner)
     units = population_units(policy, region, pid)
     doc = equity(pr, target, reached, policy, reach_definition=definition,
                  municipality_names=names, margin=margin, units=units)  # fmt: skip

@@ -36,10 +36,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import ibis
 import numpy as np
 
+from brygga.cohort.engines import IbisEngine
 from brygga.errors import InputError, NotFoundError
-from brygga.prevention.inputs import Lookback, extract_inputs
+from brygga.prevention.inputs import Lookback, extract_inputs, input_engine
+from brygga.prevention.inputs_sql import latest_key, required
 from brygga.prevention.programs import Reimbursement
 from brygga.prevention.stratify import population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
@@ -95,41 +98,51 @@ def add_months(day: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-def follow_up_values(con: Any, start: date, end: date) -> dict[str, dict[int, float]]:
-    """Latest SBP, total cholesterol, HbA1c per person in (start, end]."""
-    codes = ", ".join(f"'{c}'" for c in OUTCOME_MEASURES.values())
-    rows = con.sql(
-        f"""
-        SELECT measurement_source_value, person_id,
-               max_by(value_as_number, (measurement_date, measurement_id))
-        FROM measurement
-        WHERE measurement_source_value IN ({codes}) AND value_as_number IS NOT NULL
-          AND measurement_date > $start AND measurement_date <= $end
-        GROUP BY ALL""",
-        params={"start": start, "end": end},
-    ).to_arrow_table()
+def follow_up_values(
+    engine: IbisEngine, start: date, end: date
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Latest SBP, total cholesterol, HbA1c per person in (start, end]: (ids, values) by
+    outcome, ids ascending; the latest as in ``inputs`` (date, then row id)."""
+    m = required(engine, "measurement")
+    m = m.filter(
+        m.measurement_source_value.isin(list(OUTCOME_MEASURES.values())),
+        m.value_as_number.notnull() & ~m.value_as_number.isnan(),
+        m.measurement_date > start,
+        m.measurement_date <= end,
+    )
+    latest = m.group_by("measurement_source_value", "person_id").aggregate(
+        v=m.value_as_number.argmax(latest_key(m.measurement_date, m.measurement_id))
+    )
+    rows = engine.to_arrow(
+        latest.select("measurement_source_value", latest.person_id.cast("int64"), "v").order_by(
+            "measurement_source_value", "person_id"
+        )
+    )
     code = rows.column(0).to_numpy(zero_copy_only=False)
-    out = {}
-    for name, c in OUTCOME_MEASURES.items():
-        sel = code == c
-        out[name] = (rows.column(1).to_numpy()[sel], rows.column(2).to_numpy()[sel])
-    return out  # type: ignore[return-value]
+    ids = rows.column(1).to_numpy()
+    values = rows.column(2).to_numpy(zero_copy_only=False).astype(np.float64)
+    return {name: (ids[code == c], values[code == c]) for name, c in OUTCOME_MEASURES.items()}
 
 
-def first_events(con: Any, start: date, end: date) -> np.ndarray:
-    """Person ids with a cardiovascular event in (start, end]."""
-    cond = " OR ".join(f"starts_with(condition_source_value, '{c}')" for c in EVENT_ICD10)
-    rows = con.sql(
-        f"""
-        SELECT person_id FROM condition_occurrence
-        WHERE ({cond}) AND condition_start_date > $start AND condition_start_date <= $end
-        UNION
-        SELECT person_id FROM death
-        WHERE cause_source_value >= 'I00' AND cause_source_value < 'J'
-          AND death_date > $start AND death_date <= $end""",
-        params={"start": start, "end": end},
-    ).fetchnumpy()
-    return np.unique(rows["person_id"]).astype(np.int64)
+def first_events(engine: IbisEngine, start: date, end: date) -> np.ndarray:
+    """Person ids with a cardiovascular event in (start, end], ascending."""
+    c = required(engine, "condition_occurrence")
+    c = c.filter(
+        ibis.or_(*(c.condition_source_value.startswith(code) for code in EVENT_ICD10)),
+        c.condition_start_date > start,
+        c.condition_start_date <= end,
+    )
+    d = required(engine, "death")
+    d = d.filter(
+        (d.cause_source_value >= "I00") & (d.cause_source_value < "J"),
+        d.death_date > start,
+        d.death_date <= end,
+    )
+    ids = c.select(person_id=c.person_id.cast("int64")).union(
+        d.select(person_id=d.person_id.cast("int64")), distinct=True
+    )
+    rows = engine.to_arrow(ids)
+    return np.unique(rows.column("person_id").to_numpy()).astype(np.int64)
 
 
 def strata(sex: np.ndarray, age: np.ndarray, risk: np.ndarray) -> np.ndarray:
@@ -235,9 +248,10 @@ def evaluate(
     enrolment_days: int = 90,
     reimbursement: Reimbursement | None = None,
     lookback: Lookback | None = None,
-    con: Any = None,
+    engine: IbisEngine | str | None = None,
 ) -> dict[str, Any]:
-    """Matched comparison of invited and not-yet-invited people; see the module docstring."""
+    """Matched comparison of invited and not-yet-invited people; see the module docstring.
+    ``engine``: duckdb or spark (default: the configured engine)."""
     if months < 1:
         raise InputError("--months must be at least 1")
     if not len(invitations.person_id):
@@ -250,8 +264,8 @@ def evaluate(
             f"follow-up ends {end.isoformat()}, after the region's records end ({period_end}); "
             "choose an earlier start or fewer months"
         )
-    con = con or region.duckdb()
-    inputs = extract_inputs(region, index_date=start, lookback=lookback, con=con)
+    runner = input_engine(region, engine)
+    inputs = extract_inputs(region, index_date=start, lookback=lookback, engine=runner)
     pr = population_risk(inputs)
     pid = inputs["person_id"]
     day = invitations.invitation_date
@@ -268,7 +282,7 @@ def evaluate(
 
     ys: dict[str, np.ndarray] = {}
     changes: dict[str, np.ndarray] = {}
-    follow = follow_up_values(con, start, end)
+    follow = follow_up_values(runner, start, end)
     for name, (ids, values) in follow.items():
         after = np.full(len(pid), np.nan)
         pos = np.searchsorted(pid, ids)
@@ -276,7 +290,7 @@ def evaluate(
         hit = pid[pos] == ids
         after[pos[hit]] = values[hit]
         changes[name] = ys[f"change_{name}"] = (after - inputs[name])[base]
-    ys["cvd_event"] = np.isin(pid, first_events(con, start, end))[base].astype(float)
+    ys["cvd_event"] = np.isin(pid, first_events(runner, start, end))[base].astype(float)
     rules = reimbursement or Reimbursement()
     improved = {
         name: np.isfinite(change) & (change <= -getattr(rules, name).min_drop)

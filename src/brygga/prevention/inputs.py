@@ -7,8 +7,8 @@ inside configurable look-back windows, type 1 / type 2 diabetes and the age at t
 recorded type 2 diagnosis, and established cardiovascular disease (any time before the index
 date). Which score applies to whom follows the ESC (see ``assign``, docs/prevention.md).
 
-A few DuckDB queries (``inputs_sql``: one filtered scan each), then numpy: no Python loop per
-person. Missing inputs are
+A few queries (``inputs_sql``: one filtered scan each, written once in Ibis, run on the
+region's DuckDB or Spark engine), then numpy: no Python loop per person. Missing inputs are
 reported per person (a bit mask of ``Missing``) and in aggregate; nothing is imputed unless
 ``impute=True`` is asked for, and then the result says which fields were imputed for whom.
 """
@@ -24,10 +24,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from brygga.cohort.engines import IbisEngine, query_engine
 from brygga.cohort.population import completed_years, ymd
+from brygga.config import get_settings
 from brygga.errors import InputError
-from brygga.prevention import inputs_sql as S
+from brygga.prevention import inputs_sql as Q
 from brygga.prevention.egfr import ckd_epi_2021
 from brygga.prevention.inputs_sql import (
     ESTABLISHED_CVD_ICD10,
@@ -163,33 +166,42 @@ def has_population_table(con: Any) -> bool:
     return rows[0][0] > 0
 
 
+def input_engine(region: Region, engine: IbisEngine | str | None = None) -> IbisEngine:
+    """The engine that reads a region's inputs: given, named (duckdb, spark), or the
+    configured default (``BRYGGA_ENGINE``)."""
+    if isinstance(engine, IbisEngine):
+        return engine
+    return query_engine(engine or get_settings().engine, region)
+
+
 def extract_inputs(
     region: Region,
     *,
     index_date: date | None = None,
     lookback: Lookback | None = None,
     impute: bool = False,
-    con: Any = None,
+    engine: IbisEngine | str | None = None,
     timings: dict[str, float] | None = None,
 ) -> RiskInputs:
-    """Inputs for everyone alive and under observation on ``index_date``.
+    """Inputs for everyone alive and under observation on ``index_date``, read through
+    ``engine`` (see ``input_engine``; the same answers on DuckDB and Spark).
 
     ``timings``, if given, receives the seconds of each query by name and of the rest
     ("numpy"), for benchmarks."""
+    engine = input_engine(region, engine)
     idx = index_date or default_index_date(region)
     lookback = lookback or Lookback()
-    con = con or region.duckdb()
     windows = lookback.as_dict()
     timings = {} if timings is None else timings
     started = time.perf_counter()
 
-    def query(name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def query(name: str, expr: Any) -> pa.Table:
         t0 = time.perf_counter()
-        table = con.sql(sql, params={"idx": idx} if params is None else params).to_arrow_table()
+        table = engine.to_arrow(expr)
         timings[name] = time.perf_counter() - t0
         return table
 
-    pop = query("population", S.population_sql(con, idx), params={})
+    pop = query("population", Q.population_query(engine, idx))
     if not _ascending(pop.column("person_id").to_numpy()):  # the query sorts; numpy relies on it
         pop = pop.sort_by("person_id")
     person_id = pop.column("person_id").to_numpy()
@@ -205,26 +217,31 @@ def extract_inputs(
         "care_site_id": _nullable_int(pop.column("care_site_id"), n),
     }
 
-    labs = {name: query(name, S.lab_sql(key, windows[window])) for key, name, window in S.LABS}
+    ids = id_range(region, "measurement", "measurement_id")
+    labs = {
+        name: query(name, Q.lab_query(engine, key, idx, windows[window], ids))
+        for key, name, window in Q.LABS
+    }
     creatinine_age = np.full(n, np.nan)  # eGFR takes the age on the day of the test
     for name, table in labs.items():
         pos, rows = _place(person_id, table)
         cols[name] = np.full(n, np.nan)
-        cols[name][pos] = table.column("v").to_numpy()[rows]
+        cols[name][pos] = _floats(table, "v")[rows]
         cols[f"{name}_date"] = np.full(n, np.datetime64("NaT"), "datetime64[D]")
-        cols[f"{name}_date"][pos] = table.column("d").to_numpy().astype("datetime64[D]")[rows]
+        cols[f"{name}_date"][pos] = _days(table, "d")[rows]
         if name == "creatinine":
             tested = _floats(table, "d_ymd")[rows]
             creatinine_age[pos] = completed_years(tested, born[pos])
     cols["egfr"] = _egfr(cols["creatinine"], creatinine_age, cols["sex"])
 
-    smoking = query("smoking", S.smoking_sql(windows["smoking"]))
+    ids = id_range(region, "observation", "observation_id")
+    smoking = query("smoking", Q.smoking_query(engine, idx, windows["smoking"], ids))
     status = np.full(n, -1, np.int8)  # -1 unknown, else index into SMOKING_STATUS
     pos, rows = _place(person_id, smoking)
     status[pos] = smoking.column("smoking").to_numpy()[rows]
     cols["smoking_status"] = status
 
-    history = query("history", S.history_sql())
+    history = query("history", Q.history_query(engine, idx))
     t1_n, t2_n, cvd = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
     t2_age = np.full(n, np.nan)
     pos, rows = _place(person_id, history)
@@ -241,6 +258,32 @@ def extract_inputs(
     inputs = assign(idx, lookback, cols, impute=impute)
     timings["numpy"] = time.perf_counter() - started - sum(timings.values())
     return inputs
+
+
+def id_range(region: Region, table: str, column: str) -> Q.IdRange | None:
+    """The smallest and largest ``column`` of ``table`` from its Parquet files' statistics
+    (their footers: no scan; every engine reads these files or a database built from them),
+    or None when a file has none. It lets the latest-value queries use a BIGINT key."""
+    path = region.table_path(table)
+    if path is None:
+        return None
+    lo: int | None = None
+    hi: int | None = None
+    for part in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+        meta = pq.read_metadata(part)
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if column not in names:
+            return None
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            stats = group.column(names.index(column)).statistics
+            if group.num_rows == 0 or (stats is not None and stats.null_count == group.num_rows):
+                continue
+            if stats is None or not stats.has_min_max:
+                return None
+            lo = int(stats.min) if lo is None else min(lo, int(stats.min))
+            hi = int(stats.max) if hi is None else max(hi, int(stats.max))
+    return None if lo is None or hi is None else (lo, hi)
 
 
 def _place(person_id: np.ndarray, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -272,6 +315,11 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     """As float64, NaN for null."""
     return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _days(table: pa.Table, name: str) -> np.ndarray:
+    """A date column as datetime64[D] (NaT for null)."""
+    return table.column(name).to_numpy(zero_copy_only=False).astype("datetime64[D]")
 
 
 def _flags(table: pa.Table, name: str) -> np.ndarray:
@@ -417,4 +465,5 @@ __all__ = [
     "extract_inputs",
     "has_population_table",
     "index_minus_years",
+    "input_engine",
 ]

@@ -42,8 +42,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from brygga import documents
 from brygga.cohort.criteria import Criteria
+from brygga.cohort.engines import IbisEngine
 from brygga.errors import DocumentError, InputError, NotFoundError
-from brygga.prevention.inputs import RiskInputs, extract_inputs
+from brygga.prevention.inputs import RiskInputs, extract_inputs, input_engine
 from brygga.prevention.scores import MODEL_KEYS
 from brygga.prevention.stratify import MODEL_CHOICES, PopulationRisk, population_risk
 from brygga.privacy.disclosure import SECONDARY, DisclosurePolicy
@@ -123,11 +124,13 @@ def load_program(path: str | Path) -> Program:
     return parse_program(documents.read_file(path, "program"))
 
 
-def target_persons(criteria: Criteria, region: Region, index_date: date) -> np.ndarray:
-    """Pseudonymous ids meeting the target criteria: the one place the cohort engine is used."""
+def target_persons(
+    criteria: Criteria, region: Region, index_date: date, engine: str = "duckdb"
+) -> np.ndarray:
+    """Pseudonymous ids meeting the target criteria, by the cohort engine ``engine``."""
     from brygga.cohort.feasibility import eligible_persons
 
-    ids = eligible_persons(criteria, region, index_date=index_date)
+    ids = eligible_persons(criteria, region, engine=engine, index_date=index_date)
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -240,14 +243,19 @@ class ProgramPlan:
 
 
 def plan_program(
-    program: Program, region: Region, *, index_date: date | None = None, con: Any = None
+    program: Program,
+    region: Region,
+    *,
+    index_date: date | None = None,
+    engine: IbisEngine | str | None = None,
 ) -> ProgramPlan:
-    """Criteria ∩ risk ≥ threshold, ranked by risk within each care unit, capped by capacity."""
-    con = con or region.duckdb()
-    inputs = extract_inputs(region, index_date=index_date or program.index_date, con=con)
+    """Criteria ∩ risk ≥ threshold, ranked by risk within each care unit, capped by capacity.
+    Inputs and criteria both run on ``engine`` (duckdb or spark; default: the configured)."""
+    runner = input_engine(region, engine)
+    inputs = extract_inputs(region, index_date=index_date or program.index_date, engine=runner)
     idx = inputs.index_date
     pr = population_risk(inputs, model=program.score.model)
-    targets = target_persons(program.criteria, region, idx)
+    targets = target_persons(program.criteria, region, idx, runner.name)
     pid = inputs["person_id"]
     in_target = np.isin(pid, targets, assume_unique=True)
     risk = pr.risk_percent
@@ -285,13 +293,18 @@ IDENTITY_COLUMNS = (
 LIST_COLUMNS = ("rank", *IDENTITY_COLUMNS, "risk_percent", "model")
 
 
-def care_units(region: Region, con: Any = None) -> dict[int, str]:
-    con = con or region.duckdb()
-    rows = con.sql(
-        "SELECT care_site_id, care_site_name FROM care_site "
-        "WHERE coalesce(place_of_service_source_value, 'primary care') = 'primary care'"
-    ).fetchall()
-    return {int(i): str(name) for i, name in rows}
+def care_units(engine: IbisEngine) -> dict[int, str]:
+    """care_site_id -> name of the region's primary-care units."""
+    site = engine.table("care_site")
+    if site is None:
+        return {}
+    kind = site.place_of_service_source_value.fill_null("primary care")
+    rows = engine.to_arrow(
+        site.filter(kind == "primary care").select("care_site_id", "care_site_name")
+    ).to_pydict()
+    return {
+        int(i): str(n) for i, n in zip(rows["care_site_id"], rows["care_site_name"], strict=True)
+    }
 
 
 def invitation_list(
@@ -317,7 +330,7 @@ def invitation_list(
         raise InputError("--legal-basis must state the legal basis (e.g. 'HSL 2017:30 3 kap')")
     if not actor.strip():
         raise InputError("--actor must name who asks for the list")
-    units = care_units(plan.region)
+    units = care_units(input_engine(plan.region))
     if care_unit not in units:
         raise NotFoundError(f"care unit {care_unit} is not a primary-care unit of the region")
     identities = identities or identities_path(plan.region.path)

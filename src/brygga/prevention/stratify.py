@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from brygga.cohort.engines import IbisEngine
 from brygga.errors import InputError
 from brygga.prevention.inputs import EXCLUSION_LABELS, MISSING_NAMES, Exclusion, RiskInputs
 from brygga.prevention.scores import (
@@ -248,9 +249,14 @@ def _models_used(choice: str) -> tuple[str, ...]:
     return MODEL_KEYS if choice == "applicable" else (choice,)
 
 
-def municipality_names(con: Any) -> dict[str, str]:
-    rows = con.sql("SELECT location_source_value, city FROM location").fetchall()
-    return {str(code): str(city) for code, city in rows if code and city}
+def municipality_names(engine: IbisEngine) -> dict[str, str]:
+    """Municipality code -> name, from the region's ``location`` table (if it has one)."""
+    location = engine.table("location")
+    if location is None:
+        return {}
+    rows = engine.to_arrow(location.select("location_source_value", "city")).to_pydict()
+    pairs = zip(rows["location_source_value"], rows["city"], strict=True)
+    return {str(code): str(city) for code, city in pairs if code and city}
 
 
 def risk_report(
@@ -262,10 +268,12 @@ def risk_report(
     impute: bool = False,
     raw: bool = False,
     chart_dir: Path | None = None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
-    """``brygga risk``: stratify a region; optionally write one PNG chart per dimension."""
+    """``brygga risk``: stratify a region; optionally write one PNG chart per dimension.
+    ``engine``: duckdb or spark (default: the configured engine); the same document on both."""
     from brygga.prevention.charts import risk_charts
-    from brygga.prevention.inputs import extract_inputs
+    from brygga.prevention.inputs import extract_inputs, input_engine
     from brygga.privacy.disclosure import region_policy
     from brygga.privacy.people import population_units
     from brygga.records.store import Region
@@ -274,12 +282,12 @@ def risk_report(
     policy = region_policy(region, raw=raw)  # refuse --raw before any work
     if model not in MODEL_CHOICES:
         raise InputError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {model!r}")
-    con = region.duckdb()
-    inputs = extract_inputs(region, index_date=index_date, impute=impute, con=con)
+    runner = input_engine(region, engine)
+    inputs = extract_inputs(region, index_date=index_date, impute=impute, engine=runner)
     pr = population_risk(inputs, model=model, risk_region=risk_region)
     units = population_units(policy, region, inputs["person_id"])
     doc = stratify(
-        pr, policy, municipality_names=municipality_names(con), region_name=region.name,
+        pr, policy, municipality_names=municipality_names(runner), region_name=region.name,
         units=units,
     )  # fmt: skip
     if chart_dir is not None:

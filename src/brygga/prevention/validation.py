@@ -18,10 +18,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import ibis
 import numpy as np
-import pyarrow as pa
 
-from brygga.prevention.inputs import default_index_date, extract_inputs, index_minus_years
+from brygga.cohort.engines import IbisEngine
+from brygga.prevention.inputs import (
+    default_index_date,
+    extract_inputs,
+    index_minus_years,
+    input_engine,
+)
+from brygga.prevention.inputs_sql import required
 from brygga.prevention.scores import score2
 from brygga.records.store import Region
 
@@ -96,13 +103,17 @@ class CStatistic:
 
 
 def score2_c_statistic(
-    region: Region, *, years: int = 10, ages: tuple[int, int] = (40, 69), con: Any = None
+    region: Region,
+    *,
+    years: int = 10,
+    ages: tuple[int, int] = (40, 69),
+    engine: IbisEngine | str | None = None,
 ) -> CStatistic:
     """SCORE2 C-statistic for ``years``-year CVD events (see the module docstring)."""
-    con = con or region.duckdb()
+    runner = input_engine(region, engine)
     end = default_index_date(region)
     idx = index_minus_years(end, years)
-    inputs = extract_inputs(region, index_date=idx, con=con)
+    inputs = extract_inputs(region, index_date=idx, engine=runner)
     c = inputs.columns
     age = np.floor(c["age"])
     cohort = (age >= ages[0]) & (age <= ages[1]) & ~c["established_cvd"] & (c["sex"] != "unknown")
@@ -119,7 +130,7 @@ def score2_c_statistic(
     )  # fmt: skip
     valid = np.isfinite(result.risk)
     rows, risk = rows[valid], result.risk[valid]
-    time, event = _follow_up(con, c["person_id"][rows], idx, end)
+    time, event = _follow_up(runner, c["person_id"][rows], idx, end)
     value, pairs = harrell_c(risk, time, event)
     return CStatistic(
         c=value,
@@ -133,44 +144,64 @@ def score2_c_statistic(
 
 
 def _follow_up(
-    con: Any, person_id: np.ndarray, start: date, end: date
+    engine: IbisEngine, person_id: np.ndarray, start: date, end: date
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Days to the first CVD event, or to censoring (observation end, other death, ``end``)."""
-    cond = " OR ".join(f"starts_with(condition_source_value, '{c}')" for c in OUTCOME_ICD10)
-    con.register("cohort_ids", pa.table({"person_id": pa.array(person_id, pa.int64())}))
-    try:
-        table = con.sql(
-            f"""
-            WITH ev AS (
-                SELECT person_id, min(condition_start_date) AS d FROM condition_occurrence
-                WHERE ({cond}) AND condition_start_date > $start AND condition_start_date <= $end
-                GROUP BY person_id
-                UNION ALL
-                SELECT person_id, min(death_date) FROM death
-                WHERE cause_source_value >= 'I00' AND cause_source_value < 'J'
-                  AND death_date > $start AND death_date <= $end
-                GROUP BY person_id),
-            first_event AS (SELECT person_id, min(d) AS d FROM ev GROUP BY person_id),
-            leaves AS (
-                SELECT person_id, max(observation_period_end_date) AS d FROM observation_period
-                WHERE observation_period_start_date <= $start GROUP BY person_id),
-            dies AS (SELECT person_id, min(death_date) AS d FROM death GROUP BY person_id)
-            SELECT c.person_id,
-                   f.d IS NOT NULL AS event,
-                   coalesce(f.d, least(coalesce(l.d, $end), coalesce(x.d, $end), $end)) - $start
-                       AS days
-            FROM cohort_ids c
-            LEFT JOIN first_event f USING (person_id)
-            LEFT JOIN leaves l USING (person_id)
-            LEFT JOIN dies x USING (person_id)
-            ORDER BY c.person_id""",
-            params={"start": start, "end": end},
-        ).fetchnumpy()
-    finally:
-        con.unregister("cohort_ids")
-    order = np.argsort(person_id)
-    time = np.empty(len(person_id))
-    event = np.empty(len(person_id), bool)
-    time[order] = table["days"].astype(np.float64)
-    event[order] = table["event"].astype(bool)
-    return time, event
+    """Days to the first CVD event, or to censoring (observation end, other death, ``end``).
+
+    Three aggregates for everyone (first event, last observation end, death), placed by
+    person in numpy: the cohort stays in this process instead of being sent to the engine."""
+    c = required(engine, "condition_occurrence")
+    c = c.filter(
+        ibis.or_(*(c.condition_source_value.startswith(code) for code in OUTCOME_ICD10)),
+        c.condition_start_date > start,
+        c.condition_start_date <= end,
+    )
+    d = required(engine, "death")
+    cvd_death = d.filter(
+        (d.cause_source_value >= "I00") & (d.cause_source_value < "J"),
+        d.death_date > start,
+        d.death_date <= end,
+    )
+    events = c.select(person_id=c.person_id.cast("int64"), d=c.condition_start_date).union(
+        cvd_death.select(person_id=cvd_death.person_id.cast("int64"), d=cvd_death.death_date)
+    )
+    op = required(engine, "observation_period")
+    op = op.filter(op.observation_period_start_date <= start)
+    first = _by_person(engine, events.group_by("person_id").aggregate(d=events.d.min()))
+    leaves = _by_person(engine, op.group_by(op.person_id.cast("int64").name("person_id"))
+                        .aggregate(d=op.observation_period_end_date.max()))  # fmt: skip
+    dies = _by_person(engine, d.group_by(d.person_id.cast("int64").name("person_id"))
+                      .aggregate(d=d.death_date.min()))  # fmt: skip
+    s64, e64 = np.datetime64(start, "D"), np.datetime64(end, "D")
+    event_day = _lookup(first, person_id)
+    censor = np.minimum(
+        np.minimum(_lookup(leaves, person_id, e64), _lookup(dies, person_id, e64)), e64
+    )
+    event = ~np.isnat(event_day)
+    days = np.where(event, event_day, censor) - s64
+    return days.astype(np.float64), event
+
+
+def _by_person(engine: IbisEngine, expr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(person ids ascending, their dates as datetime64[D])."""
+    rows = engine.to_arrow(expr.order_by("person_id"))
+    ids = rows.column("person_id").to_numpy()
+    days = rows.column("d").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    order = np.argsort(ids, kind="stable")  # engines may return their rows in any order
+    return ids[order], days[order]
+
+
+def _lookup(
+    found: tuple[np.ndarray, np.ndarray],
+    person_id: np.ndarray,
+    missing: np.datetime64 = np.datetime64("NaT"),
+) -> np.ndarray:
+    """Each person's date in ``found`` (``missing`` for those without one)."""
+    ids, days = found
+    out = np.full(len(person_id), missing, "datetime64[D]")
+    if len(ids) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(ids, person_id), len(ids) - 1)
+    hit = ids[pos] == person_id
+    out[hit] = days[pos[hit]]
+    return np.where(np.isnat(out), missing, out)
