@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from typer._click.exceptions import ClickException
 
 from brygga.errors import BryggaError
+
+if TYPE_CHECKING:
+    from brygga.platform import Brygga
 
 app = typer.Typer(
     name="brygga",
@@ -32,6 +35,15 @@ err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RawFlag = Annotated[bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")]
 RegionOption = Annotated[Path, typer.Option("--region", help="The region folder.")]
+
+
+def core() -> Brygga:
+    """The process's platform (``platform.Brygga``): every command's operations go through it.
+    Imported here, not at the top: ``brygga --help`` and light commands start without loading
+    the engines (the same reason as every command's own imports)."""
+    from brygga.platform import Brygga
+
+    return Brygga()
 
 
 def print_json(document: Any) -> None:
@@ -417,9 +429,9 @@ def risk(
     as_json: JsonFlag = False,
 ) -> None:
     """Risk categories of a region's population by sex, age band, municipality, deprivation."""
-    from brygga.prevention.stratify import DIMENSIONS, risk_report
+    from brygga.prevention.stratify import DIMENSIONS
 
-    doc = risk_report(
+    doc = core().risk(
         region_dir, model=model, index_date=_index_date_option(index_date),
         risk_region=risk_region, impute=impute, raw=raw, chart_dir=out_dir, engine=engine,
     )  # fmt: skip
@@ -501,17 +513,10 @@ def program(
     as_json: JsonFlag = False,
 ) -> None:
     """Plan a prevention program: eligible and invited people per care unit (counts only)."""
-    from brygga.prevention.programs import load_program, plan_program
-    from brygga.privacy.disclosure import policy_for
-    from brygga.records.store import Region
-
-    region = Region.open(region_dir)
-    policy = policy_for(synthetic=region.synthetic, raw=raw)
-    plan = plan_program(
-        load_program(program_file), region, index_date=_index_date_option(index_date),
+    doc = core().program(
+        program_file, region_dir, raw=raw, index_date=_index_date_option(index_date),
         engine=engine,
     )  # fmt: skip
-    doc = plan.summary(policy)
     if as_json:
         print_json(doc)
         return
@@ -555,13 +560,9 @@ def prevention_list(
     as_json: JsonFlag = False,
 ) -> None:
     """IDENTIFIABLE: one care unit's prioritized invitation list. Audited; not for research."""
-    from brygga.prevention.programs import invitation_list, load_program, plan_program
-    from brygga.records.store import Region
+    from brygga.prevention.programs import invitation_list
 
-    plan = plan_program(
-        load_program(program_file), Region.open(region_dir),
-        index_date=_index_date_option(index_date),
-    )  # fmt: skip
+    plan = core().plan(program_file, region_dir, index_date=_index_date_option(index_date))
     doc = invitation_list(
         plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor, out=out_file,
         identities=identities, audit_log=audit_log, force=force,
@@ -599,9 +600,9 @@ def equity(
     as_json: JsonFlag = False,
 ) -> None:
     """Need and reach by deprivation quintile and municipality; flags the inverse care law."""
-    from brygga.prevention.equity import EQUITY_DIMENSIONS, equity_report
+    from brygga.prevention.equity import EQUITY_DIMENSIONS
 
-    doc = equity_report(
+    doc = core().equity(
         region_dir, program_file=program_file, invitations_file=invitations,
         index_date=_index_date_option(index_date), raw=raw, margin=margin, chart_dir=out_dir,
         engine=engine,
@@ -651,18 +652,9 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate a program: invited vs matched not-yet-invited people; reimbursement."""
-    from brygga.prevention.evaluation import evaluate as run_evaluation
-    from brygga.prevention.evaluation import read_invitations
-    from brygga.prevention.programs import load_program
-    from brygga.privacy.disclosure import policy_for
-    from brygga.records.store import Region
-
-    region = Region.open(region_dir)
-    policy = policy_for(synthetic=region.synthetic, raw=raw)
-    rules = load_program(program_file).reimbursement if program_file else None
-    doc = run_evaluation(
-        region, read_invitations(invitations), policy, start=_index_date_option(start),
-        months=months, enrolment_days=enrolment_days, reimbursement=rules, engine=engine,
+    doc = core().evaluate(
+        invitations, region_dir, raw=raw, program=program_file, start=_index_date_option(start),
+        months=months, enrolment_days=enrolment_days, engine=engine,
     )  # fmt: skip
     if as_json:
         print_json(doc)
@@ -874,28 +866,7 @@ def match(
 ) -> None:
     """The scheduled matching run: expire old invitations, invite new candidates, and deliver
     queued notifications (demo file sender: <data dir>/outbox/messages.jsonl)."""
-    from brygga.config import get_settings
-    from brygga.db import database_url, session, upgrade
-    from brygga.studies import invitations, matching, outbox
-
-    url = upgrade(database_url())
-    eligible = matching.RecordsEligibility(region) if region else (lambda _study: None)
-    with session(url) as s:
-        expired = invitations.expire_due(s)
-        invited = matching.match_all(s, eligible)
-    sender = outbox.FileSender(get_settings().data_dir / "outbox" / "messages.jsonl")
-    with session(url) as s:
-        delivered = outbox.deliver(s, sender, limit=100_000, portal_url=get_settings().portal_url)
-    # Counts of people leave through the policy (docs/privacy.md); the database keeps exact ones.
-    from brygga.privacy.disclosure import configured_policy
-
-    policy = configured_policy()
-    doc = {
-        "expired": policy.apply(expired),
-        "invited": {k: policy.apply(v) for k, v in invited.items()},
-        "notifications": {k: policy.apply(v) for k, v in delivered.items()},
-        "disclosure": policy.description,
-    }
+    doc = core().match(region)
     if as_json:
         print_json(doc)
         return

@@ -26,7 +26,7 @@ from brygga.prevention.inputs import Lookback, Missing, RiskInputs, extract_inpu
 from brygga.prevention.stratify import population_risk
 from brygga.records import optimize
 from brygga.records.store import Region
-from conftest import INDEX, build_region, death, event, period, person
+from tests.spec.conftest import INDEX, build_region, death, event, period, person
 
 DAY = timedelta(days=1)
 SBP_EDGE = INDEX - timedelta(days=Lookback().sbp)  # 2022-06-16: just outside the window

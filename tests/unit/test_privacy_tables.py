@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from brygga.platform import Brygga
 from brygga.privacy.disclosure import SECONDARY, RoundingPolicy
 from brygga.privacy.people import PeopleCounter, PeopleTable
 from brygga.records.store import Region
@@ -286,13 +287,10 @@ POLICIES = {
 @pytest.fixture(scope="module")
 def raw_docs(small_region: Any) -> dict[str, dict]:
     """Exact counts of the same people (the synthetic original allows --raw): the truth."""
-    from brygga.prevention.equity import equity_report
-    from brygga.prevention.stratify import risk_report
-
     path, day = small_region.region.path, date.fromisoformat(INDEX)
     return {
-        "risk": risk_report(path, index_date=day, raw=True),
-        "equity": equity_report(path, index_date=day, raw=True),
+        "risk": Brygga().risk(path, index_date=day, raw=True),
+        "equity": Brygga().equity(path, index_date=day, raw=True),
     }
 
 
@@ -305,13 +303,11 @@ def test_risk_and_equity_outputs_resist_subtraction(
     policy: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from brygga.prevention.equity import equity_report
-    from brygga.prevention.stratify import risk_report
-
     env, what = POLICIES[policy]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    report = risk_report if command == "risk" else equity_report
+    core = Brygga()  # after the environment: the platform chooses the policy from it
+    report = core.risk if command == "risk" else core.equity
     doc = report(omop_small.path, index_date=date.fromisoformat(INDEX))
     assert doc["raw"] is False
     cells, lines, hidden = (risk_table if command == "risk" else equity_table)(doc)

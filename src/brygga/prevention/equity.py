@@ -31,6 +31,7 @@ from brygga.errors import InputError
 from brygga.prevention.stratify import PopulationRisk, group_keys
 from brygga.privacy.disclosure import DisclosurePolicy
 from brygga.privacy.people import PeopleCounter, PeopleTable
+from brygga.records.store import Region
 
 EQUITY_DIMENSIONS = ("deprivation_quintile", "municipality")
 HIGH = 1  # category index from which risk counts as high (SCORE2 categories: high, very-high)
@@ -158,12 +159,12 @@ def need_reach_gradient(cells: dict[str, Any]) -> dict[str, Any]:
 
 
 def equity_report(
-    region_dir: str | Path,
+    region: Region,
+    policy: DisclosurePolicy,
     *,
     program_file: Path | None = None,
     invitations_file: Path | None = None,
     index_date: date | None = None,
-    raw: bool = False,
     margin: float = 0.8,
     chart_dir: Path | None = None,
     engine: str | None = None,
@@ -174,16 +175,12 @@ def equity_report(
     from brygga.prevention.inputs import extract_inputs, input_engine
     from brygga.prevention.programs import load_program, plan_program
     from brygga.prevention.stratify import municipality_names, population_risk
-    from brygga.privacy.disclosure import region_policy
     from brygga.privacy.people import population_units
-    from brygga.records.store import Region
 
     if program_file is not None and invitations_file is not None:
         raise InputError("give --program or --invitations, not both")
     if not 0 < margin <= 1:
         raise InputError("--margin must be above 0 and at most 1")
-    region = Region.open(region_dir)
-    policy = region_policy(region, raw=raw)  # refuse --raw before any work
     runner = input_engine(region, engine)
     if program_file is not None:
         plan = plan_program(

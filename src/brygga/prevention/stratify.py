@@ -35,6 +35,7 @@ from brygga.prevention.scores import (
 )
 from brygga.privacy.disclosure import DisclosurePolicy
 from brygga.privacy.people import PeopleCounter, PeopleTable
+from brygga.records.store import Region
 
 MODEL_CHOICES = ("applicable", *MODEL_KEYS)
 AGE_BANDS = ((40, 49), (50, 59), (60, 69), (70, 79), (80, 89))
@@ -260,13 +261,13 @@ def municipality_names(engine: IbisEngine) -> dict[str, str]:
 
 
 def risk_report(
-    region_dir: str | Path,
+    region: Region,
+    policy: DisclosurePolicy,
     *,
     model: str = "applicable",
     index_date: date | None = None,
     risk_region: str = "moderate",
     impute: bool = False,
-    raw: bool = False,
     chart_dir: Path | None = None,
     engine: str | None = None,
 ) -> dict[str, Any]:
@@ -274,12 +275,8 @@ def risk_report(
     ``engine``: duckdb or spark (default: the configured engine); the same document on both."""
     from brygga.prevention.charts import risk_charts
     from brygga.prevention.inputs import extract_inputs, input_engine
-    from brygga.privacy.disclosure import region_policy
     from brygga.privacy.people import population_units
-    from brygga.records.store import Region
 
-    region = Region.open(region_dir)
-    policy = region_policy(region, raw=raw)  # refuse --raw before any work
     if model not in MODEL_CHOICES:
         raise InputError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {model!r}")
     runner = input_engine(region, engine)
