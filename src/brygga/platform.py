@@ -37,7 +37,12 @@ from brygga.prevention.evaluation import evaluate as evaluate_program
 from brygga.prevention.evaluation import read_invitations
 from brygga.prevention.programs import ProgramPlan, load_program, plan_program
 from brygga.prevention.stratify import risk_report
-from brygga.privacy.disclosure import DisclosurePolicy, configured_policy, region_policy
+from brygga.privacy.disclosure import (
+    DisclosurePolicy,
+    TeamPolicy,
+    configured_policy,
+    region_policy,
+)
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
 
@@ -90,10 +95,15 @@ class Brygga:
         """The region's shared cohort engine (``BRYGGA_ENGINE`` unless ``name`` says)."""
         return engine_for(name or self.settings.engine, self.region(region))
 
-    def policy(self, region: str | Path | Region | None = None, *, raw: bool = False) -> Any:
+    def policy(
+        self, region: str | Path | Region | None = None, *, raw: bool = False, team: bool = False
+    ) -> Any:
         """The disclosure policy for outputs about ``region`` (or the operational database's
         own counts when ``region`` is None): the one place the policy is chosen. ``raw`` is
-        refused unless the region is synthetic."""
+        refused unless the region is synthetic; ``team`` is a study team looking at its own
+        recruitment (exact, ``TeamPolicy``)."""
+        if team:
+            return TeamPolicy()
         if region is None:
             if raw:
                 raise InputError("raw counts are only for a synthetic region's outputs")

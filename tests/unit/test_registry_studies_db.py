@@ -17,7 +17,7 @@ from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError
-from brygga.privacy.disclosure import RoundingPolicy
+from brygga.privacy.disclosure import RoundingPolicy, TeamPolicy
 from brygga.records.schema import IDENTITY
 from brygga.registry import consent, service
 from brygga.registry.models import ConsentEvent, Resident
@@ -457,7 +457,7 @@ def test_identity_reaches_the_team_only_after_interested(env):
         invitations.record_outcome(s, researcher, inv_yes.id, "enrolled")
         with pytest.raises(InputError):
             invitations.record_outcome(s, researcher, inv_no.id, "enrolled")
-        exact = funnel.funnel(s, study, None)
+        exact = funnel.funnel(s, study, TeamPolicy())
         assert {k: v["value"] for k, v in exact["stages"].items()} == {
             "matched": 2, "invited": 0, "seen": 2, "interested": 1, "enrolled": 1
         }  # fmt: skip

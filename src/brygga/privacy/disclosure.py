@@ -134,6 +134,18 @@ class RawPolicy:
 
 
 @dataclass(frozen=True)
+class TeamPolicy(RawPolicy):
+    """Exact counts of a study's own recruitment, for its own team: an explicit policy (the
+    team knows its volunteers once they answer), never for counts from the region's records."""
+
+    raw: bool = False
+
+    @property
+    def description(self) -> str:
+        return "exact (study team)"
+
+
+@dataclass(frozen=True)
 class CellKeyPolicy:
     """The Cell Key Method: deterministic perturbation picked by the cell's key.
 

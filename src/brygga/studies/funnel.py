@@ -80,17 +80,10 @@ def days_to_first_enrolment(session: Session, study: Study) -> int | None:
     return (first.replace(tzinfo=None) - reviewed).days
 
 
-def funnel(session: Session, study: Study, policy: DisclosurePolicy | None) -> dict[str, Any]:
-    """The funnel; ``policy`` None means exact (study team), else every count is disclosed."""
+def funnel(session: Session, study: Study, policy: DisclosurePolicy) -> dict[str, Any]:
+    """The funnel, every count through ``policy`` (``TeamPolicy`` for the study's team)."""
     counts = funnel_counts(session, study)
     days = days_to_first_enrolment(session, study)
-    if policy is None:
-        stages = {k: {"value": v, "display": str(v)} for k, v in counts.items()}
-        return {
-            "stages": stages,
-            "days_to_first_enrolment": days,
-            "disclosure": "exact (study team)",
-        }
     stages = disclose_stages(policy, counts)
     # The delay is shown only once enough people are enrolled that it does not point at one.
     shown_days = days if stages["enrolled"]["value"] not in (None, 0) else None

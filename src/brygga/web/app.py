@@ -34,6 +34,7 @@ from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import BryggaError
 from brygga.forms import FormError
+from brygga.platform import Brygga
 from brygga.web import i18n, security
 
 HERE = Path(__file__).parent
@@ -90,7 +91,9 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
     app.state.templates = templates()
-    app.state.eligibility = _eligibility(config)
+    # The one core object: regions, engines and the disclosure policy come from it.
+    app.state.brygga = Brygga(get_settings())
+    app.state.eligibility = app.state.brygga.eligibility(config.region)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in routers():
         app.include_router(router)
@@ -218,12 +221,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _eligibility(config: WebConfig) -> Any:
-    if config.region is None:
-        return lambda _study: None  # no records: match on self-reports only
-    from brygga.studies.matching import RecordsEligibility
-
-    return RecordsEligibility(config.region)
+def platform(request: Request) -> Brygga:
+    """The app's core object (``platform.Brygga``)."""
+    return request.app.state.brygga
 
 
 def templates() -> Jinja2Templates:

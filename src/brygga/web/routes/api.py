@@ -77,8 +77,7 @@ def get_funnel(
 ) -> dict[str, Any]:
     me_ = staff.get(session, who.staff_id)
     study = registration.visible_study(session, me_, study_id)
-    policy = None if registration.is_team(me_, study) else disclosure(request)
-    return funnel.funnel(session, study, policy)
+    return funnel.funnel(session, study, disclosure(request, team=registration.is_team(me_, study)))
 
 
 @router.get("/me")

@@ -12,12 +12,10 @@ from sqlalchemy.orm import Session
 
 from brygga.errors import InputError
 from brygga.forms import FormError
-from brygga.privacy.disclosure import load_settings, policy_for
-from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import Id, db, read_db, render, short_write
+from brygga.web.app import Id, db, platform, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -33,10 +31,10 @@ def account(session: Session, who: Principal) -> StaffAccount:
     return staff.get(session, who.staff_id)
 
 
-def disclosure(request: Request) -> Any:
+def disclosure(request: Request, *, team: bool = False) -> Any:
+    """The policy for counts shown on this request (the platform chooses it)."""
     config = request.app.state.config
-    synthetic = config.region is not None and Region.open(config.region).synthetic
-    return policy_for(synthetic=synthetic, raw=config.raw_counts, settings=load_settings())
+    return platform(request).policy(config.region, raw=config.raw_counts, team=team)
 
 
 def form_page(
@@ -149,7 +147,7 @@ def study_page(
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
     on_team = registration.is_team(me, study)
-    counts = funnel.funnel(session, study, None if on_team else disclosure(request))
+    counts = funnel.funnel(session, study, disclosure(request, team=on_team))
     return render(
         request,
         "study.html",
@@ -192,7 +190,7 @@ def feasibility_result(request: Request, session: Session, study: Study) -> dict
     config = request.app.state.config
     if config.region is None:
         return None
-    region = Region.open(config.region)
+    region = platform(request).region(config.region)
     return funnel.study_feasibility(
         session, study, region, request.app.state.eligibility, disclosure(request)
     )
