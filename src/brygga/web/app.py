@@ -226,6 +226,12 @@ def platform(request: Request) -> Brygga:
     return request.app.state.brygga
 
 
+def disclosure(request: Request, *, team: bool = False) -> Any:
+    """The policy for counts shown on this request (the platform chooses it)."""
+    config = request.app.state.config
+    return platform(request).policy(config.region, raw=config.raw_counts, team=team)
+
+
 def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     t.env.globals["t"] = i18n.translate

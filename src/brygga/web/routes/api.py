@@ -7,12 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from brygga.registry import consent, service
-from brygga.studies import funnel, registration, staff
+from brygga.registry import service
+from brygga.studies import funnel, participation, registration, staff
 from brygga.studies.models import Study
-from brygga.web.app import Id, db
-from brygga.web.routes.resident import me, rematch
-from brygga.web.routes.staff import disclosure
+from brygga.web.app import Id, db, disclosure
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/api")
@@ -84,7 +82,7 @@ def get_funnel(
 def my_data(
     who: Principal = Depends(allow("resident")), session: Session = Depends(db, scope="function")
 ) -> dict[str, Any]:
-    return service.export_data(session, me(session, who))
+    return service.export_data(session, service.by_ref(session, who.id or ""))
 
 
 @router.put("/me/profile")
@@ -94,9 +92,8 @@ def put_profile(
     who: Principal = Depends(allow("resident")),
     session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
-    resident = me(session, who)
-    profile = service.update_profile(session, resident, data)
-    rematch(request, session, resident)
+    resident = service.by_ref(session, who.id or "")
+    profile = participation.update_profile(session, resident, data, request.app.state.eligibility)
     return {k: getattr(profile, k) for k in service.ProfileInput.model_fields}
 
 
@@ -108,11 +105,10 @@ def post_consent(
     who: Principal = Depends(allow("resident")),
     session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
-    resident = me(session, who)
+    resident = service.by_ref(session, who.id or "")
     granted = data.get("granted") is True
-    changed = consent.set_consent(
-        session, resident, kind, granted, text_version=str(data.get("text_version", ""))
-    )
-    if granted:
-        rematch(request, session, resident)
+    changed = participation.set_consent(
+        session, resident, kind, granted, text_version=str(data.get("text_version", "")),
+        eligibility=request.app.state.eligibility,
+    )  # fmt: skip
     return {"kind": kind, "granted": granted, "changed": changed}

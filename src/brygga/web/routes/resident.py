@@ -14,7 +14,7 @@ from brygga.db.group_commit import group_commit
 from brygga.forms import FormError
 from brygga.registry import catalogue, consent, service
 from brygga.registry.models import CONSENT_KINDS, Resident
-from brygga.studies import invitations, matching
+from brygga.studies import invitations, participation
 from brygga.studies.areas import AREAS
 from brygga.web.app import Id, db, render
 from brygga.web.security import SESSION_COOKIE, Principal, allow
@@ -36,11 +36,6 @@ resident_on_loop.roles = resident_only.roles  # type: ignore[attr-defined]
 
 def me(session: Session, who: Principal) -> Resident:
     return service.by_ref(session, who.id or "")
-
-
-def rematch(request: Request, session: Session, resident: Resident) -> None:
-    """Matching runs when a profile or consent changes (for this resident only)."""
-    matching.match_all(session, request.app.state.eligibility, resident_ids=[resident.id])
 
 
 def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
@@ -110,10 +105,11 @@ async def profile(
 ) -> Response:
     resident = me(session, who)
     try:
-        service.update_profile(session, resident, await _profile_form(request))
+        participation.update_profile(
+            session, resident, await _profile_form(request), request.app.state.eligibility
+        )
     except FormError as exc:
         return page(request, session, resident, errors=exc.fields)
-    rematch(request, session, resident)
     return page(request, session, resident, saved=True)
 
 
@@ -127,9 +123,10 @@ def set_consent(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
-    consent.set_consent(session, resident, kind, action == "grant", text_version=text_version)
-    if action == "grant":
-        rematch(request, session, resident)
+    participation.set_consent(
+        session, resident, kind, action == "grant", text_version=text_version,
+        eligibility=request.app.state.eligibility,
+    )  # fmt: skip
     return RedirectResponse("/portal#consents", 303)
 
 
@@ -141,9 +138,7 @@ def pause(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
-    service.pause(session, resident, paused == "yes")
-    if paused == "no":
-        rematch(request, session, resident)
+    participation.pause(session, resident, paused == "yes", request.app.state.eligibility)
     return RedirectResponse("/portal", 303)
 
 

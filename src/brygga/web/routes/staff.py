@@ -15,7 +15,7 @@ from brygga.forms import FormError
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import Id, db, platform, read_db, render, short_write
+from brygga.web.app import Id, db, disclosure, platform, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -29,12 +29,6 @@ SITE_ROWS = 3
 
 def account(session: Session, who: Principal) -> StaffAccount:
     return staff.get(session, who.staff_id)
-
-
-def disclosure(request: Request, *, team: bool = False) -> Any:
-    """The policy for counts shown on this request (the platform chooses it)."""
-    config = request.app.state.config
-    return platform(request).policy(config.region, raw=config.raw_counts, team=team)
 
 
 def form_page(
