@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from brygga.forms import FormError
 from brygga.studies import staff
 from brygga.studies.models import Organization, StaffAccount
-from brygga.web.app import Id, db, render
+from brygga.web.deps import Id, db, render
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/admin")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from brygga.registry import service
 from brygga.studies import funnel, participation, registration, staff
 from brygga.studies.models import Study
-from brygga.web.app import Id, db, disclosure
+from brygga.web.deps import Id, db, disclosure
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/api")

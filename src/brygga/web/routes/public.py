@@ -16,8 +16,8 @@ from brygga.registry import service
 from brygga.registry.models import Resident
 from brygga.studies import staff as staff_accounts
 from brygga.web import auth
-from brygga.web.app import db, error_response, render
 from brygga.web.auth import OIDCProvider
+from brygga.web.deps import db, error_response, render
 from brygga.web.security import (
     SESSION_COOKIE,
     STAFF_ROLES,

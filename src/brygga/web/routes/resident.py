@@ -16,7 +16,7 @@ from brygga.registry import catalogue, consent, service
 from brygga.registry.models import CONSENT_KINDS, Resident
 from brygga.studies import invitations, participation
 from brygga.studies.areas import AREAS
-from brygga.web.app import Id, db, render
+from brygga.web.deps import Id, db, render
 from brygga.web.security import SESSION_COOKIE, Principal, allow
 
 router = APIRouter(prefix="/portal")

@@ -15,7 +15,7 @@ from brygga.forms import FormError
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.app import Id, db, disclosure, platform, read_db, render, short_write
+from brygga.web.deps import Id, db, disclosure, platform, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()

@@ -1,0 +1,132 @@
+"""What routes need from the app, without importing the app factory: the core object, the
+disclosure policy, database sessions, templates and the one JSON error shape.
+
+Routes import this module (and the domain packages), never ``web/app.py`` or each other
+(import-linter contracts in ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Path as PathParam
+from fastapi import Request
+from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from brygga.db.base import MAX_ID
+from brygga.db.session import session, write_session, writer_turn
+from brygga.platform import Brygga
+from brygga.web import i18n, security
+
+T = TypeVar("T")
+CODES = {400: "bad_request", 401: "not_logged_in", 403: "forbidden", 404: "not_found",
+         405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_input",
+         429: "too_many_requests"}  # fmt: skip
+# A record id in a path: out of range is a 422 like any invalid input (not a database overflow).
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+
+def platform(request: Request) -> Brygga:
+    """The app's core object (``platform.Brygga``)."""
+    return request.app.state.brygga
+
+
+def disclosure(request: Request, *, team: bool = False) -> Any:
+    """The policy for counts shown on this request (the platform chooses it)."""
+    config = request.app.state.config
+    return platform(request).policy(config.region, raw=config.raw_counts, team=team)
+
+
+def lang(request: Request) -> str:
+    value = request.cookies.get("lang", "sv")
+    return value if value in i18n.LANGUAGES else "sv"
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HTMLResponse:
+    base = {
+        "lang": lang(request),
+        "csrf": request.state.csrf,
+        "who": security.principal(request),
+        "demo": request.app.state.config.demo,
+    }
+    return request.app.state.templates.TemplateResponse(
+        request, name, base | (context or {}), status_code=status
+    )
+
+
+async def db(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the handler returns, else rolled back.
+
+    Requests that may write take the write lock up front (SQLite ``BEGIN IMMEDIATE``), so they
+    queue behind each other instead of failing when a read snapshot went stale. They wait for
+    their turn on the event loop (``writer_turn``), not in a pool thread: a burst of writers
+    larger than the thread pool would otherwise take every thread while the holder of the
+    lock needs one to finish.
+
+    Routes use it as ``Depends(db, scope="function")``: the commit then happens before the
+    response is sent, so an acknowledged request is durable and the browser's next request
+    (after a redirect) sees it. FastAPI's default would commit after sending.
+
+    A POST whose work is a long read (a feasibility question) uses ``read_db`` instead, and
+    writes its result with ``short_write``: the write lock is never held for long.
+    """
+    url = request.app.state.config.database_url
+    if request.method in ("GET", "HEAD"):
+        async with contextmanager_in_threadpool(session(url)) as s:
+            yield s
+        return
+    async with writer_turn(url), contextmanager_in_threadpool(write_session(url)) as s:
+        yield s
+
+
+async def read_db(request: Request) -> AsyncIterator[Session]:
+    """A read transaction for a request of any method, without the write lock.
+
+    For POST routes whose work is mostly a long read (a feasibility question: seconds for
+    large criteria): under ``db`` it would hold the write lock throughout, and a resident's
+    pause or withdrawal would wait behind it (security properties 5 and 8). Such a route
+    writes its result afterwards with ``short_write``; it must not write through this session
+    (on SQLite a read transaction cannot take the write lock once another writer committed).
+    """
+    async with contextmanager_in_threadpool(session(request.app.state.config.database_url)) as s:
+        yield s
+
+
+async def short_write(request: Request, job: Callable[[Session], T]) -> T:
+    """``job(session)`` in a write transaction of its own, committed when this returns.
+
+    The turn is awaited on the event loop like ``db``'s (``writer_turn``), and the whole
+    transaction then runs in one pool thread: no thread waits for the write lock while the
+    holder might need one.
+    """
+    url = request.app.state.config.database_url
+    async with writer_turn(url):
+        return await run_in_threadpool(_write, url, job)
+
+
+def _write(url: str, job: Callable[[Session], T]) -> T:
+    with write_session(url) as s:
+        return job(s)
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_response(
+    request: Request, status: int, message: str, fields: dict[str, str] | None = None
+) -> Response:
+    if wants_json(request):
+        body = {"status": status, "code": CODES.get(status, "error"), "message": message}
+        body["fields"] = fields or {}
+        return JSONResponse({"error": body}, status_code=status)
+    if status == 401:
+        return Response(status_code=303, headers={"Location": "/login"})
+    return render(request, "error.html", {"status": status, "message": message}, status)
