@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.cohort.feasibility import eligible_persons
 from brygga.config import get_settings, secret
 from brygga.errors import BryggaError
+from brygga.platform import Brygga
 from brygga.records.store import Region
 from brygga.synth import generate, identities_path
 from brygga.synth.calibration import calibration_report
@@ -103,11 +103,13 @@ def run(out: Path, fresh: bool = False) -> Region:
         f"{region.path / 'calibration.md'}"
     )
     end = region.manifest["period"]["end"]
-    count = len(eligible_persons(parse_criteria(EXAMPLE | {"index_date": end}), region))
+    # Through the platform like every output: raw counts, allowed because the region is
+    # synthetic, and the output says so.
+    result = Brygga().feasibility(parse_criteria(EXAMPLE | {"index_date": end}), region, raw=True)
     console.print(
         f"\nExample count (DuckDB cohort engine, index date {end}): residents aged 40-75 with "
         f"type 2 diabetes, metformin dispensed in the last year and latest HbA1c >= 53 mmol/mol: "
-        f"[bold]{count:,}[/] [dim](raw count: this region is synthetic)[/]"
+        f"[bold]{result.count['display']}[/] [dim]({result.disclosure})[/]"
     )
     console.print(
         f"\nThe region is in [bold]{region.path}[/]; identities (kept apart) in "
