@@ -6,13 +6,36 @@ import os
 import threading
 from pathlib import Path
 
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "BRYGGA_"
 
 
+class QuestionSettings(BaseModel):
+    """Limits on feasibility questions (``privacy.questions``, security property 7), from
+    ``BRYGGA_QUESTIONS__<NAME>`` (e.g. ``BRYGGA_QUESTIONS__USER_BUDGET=100``).
+
+    The defaults let a researcher refine a study's criteria for a working day, and stop a
+    differencing sweep (many near-identical questions whose answers are subtracted) after a
+    handful of answers: docs/privacy.md says what that leaves an attacker.
+    """
+
+    rate_limit: int = Field(default=10, ge=1)  # questions per user per rate window
+    rate_window_minutes: int = Field(default=10, ge=1)
+    user_budget: int = Field(default=60, ge=1)  # answered questions per user per budget window
+    study_budget: int = Field(default=20, ge=1)  # answered questions per study per budget window
+    budget_window_days: int = Field(default=30, ge=1)
+    # Distinct near-identical questions (same criteria up to numbers, or a similar set of
+    # rules and codes) answered per user or study in the sweep window; one more is refused and
+    # reported to the research office.
+    sweep_limit: int = Field(default=6, ge=1)
+    sweep_window_days: int = Field(default=30, ge=1)
+    similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_nested_delimiter="__")
 
     data_dir: Path = Path("data")
     engine: str = "duckdb"
@@ -21,6 +44,7 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
     # The link in notifications (studies.outbox): where residents log in to read invitations.
     portal_url: str = "http://127.0.0.1:8000/portal"
+    questions: QuestionSettings = QuestionSettings()
 
 
 _cache: dict[tuple[tuple[str, str], ...], Settings] = {}

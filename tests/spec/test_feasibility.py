@@ -43,6 +43,14 @@ def region(tmp_path_factory):
     return build_region(tmp_path_factory.mktemp("feas") / "region", people, rows)
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """The command records every question (operational database, audit log) here."""
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("BRYGGA_DATABASE_URL", raising=False)
+    return tmp_path / "data"
+
+
 @pytest.fixture
 def criteria_file(tmp_path):
     path = tmp_path / "criteria.yaml"

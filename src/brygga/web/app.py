@@ -27,8 +27,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from brygga.config import QuestionSettings
 from brygga.errors import BryggaError
 from brygga.forms import FormError
+from brygga.privacy.questions import QuestionGuard
 from brygga.web import i18n, security
 
 HERE = Path(__file__).parent
@@ -46,6 +48,7 @@ class WebConfig:
     raw_counts: bool = False  # synthetic regions only; outputs then say so
     oidc: Any = None  # web.auth.OIDCProvider
     secure_cookies: bool = False  # True behind HTTPS
+    questions: QuestionSettings | None = None  # feasibility limits; None: from the settings
 
 
 def routers() -> tuple[Any, ...]:
@@ -70,6 +73,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.address_limiter = security.RateLimiter(limit=30, window=60)
     app.state.templates = templates()
     app.state.eligibility = _eligibility(config)
+    app.state.questions = QuestionGuard(config.questions)  # every feasibility question
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in routers():
         app.include_router(router)
@@ -204,7 +208,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(BryggaError)
     async def brygga_error(request: Request, exc: BryggaError) -> Response:
         fields = exc.fields if isinstance(exc, FormError) else None
-        return error_response(request, exc.http_status, exc.message, fields)
+        message = exc.message
+        if not wants_json(request):  # the JSON API keeps the English text, as for every error
+            message = i18n.translate_error(exc, lang(request)) or message
+        return error_response(request, exc.http_status, message, fields)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

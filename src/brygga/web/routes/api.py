@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from sqlalchemy.orm import Session
 
+from brygga.errors import InputError
+from brygga.privacy import questions
 from brygga.registry import consent, service
 from brygga.studies import funnel, registration, staff
 from brygga.studies.models import Study
 from brygga.web.app import db
 from brygga.web.routes.resident import me, rematch
-from brygga.web.routes.staff import disclosure
+from brygga.web.routes.staff import disclosure, refresh_feasibility
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/api")
@@ -79,6 +81,31 @@ def get_funnel(
     study = registration.visible_study(session, me_, study_id)
     policy = None if registration.is_team(me_, study) else disclosure(request)
     return funnel.funnel(session, study, policy)
+
+
+@router.post("/studies/{study_id}/feasibility")
+def post_feasibility(
+    study_id: int,
+    request: Request,
+    who: Principal = Depends(allow("researcher", "research_office")),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    """Ask feasibility again (after editing the criteria): through the question guard."""
+    study = registration.visible_study(session, staff.get(session, who.staff_id), study_id)
+    if request.app.state.config.region is None:
+        raise InputError("no regional records are configured for feasibility")
+    refresh_feasibility(request, session, study, who)
+    return {"id": study.id, "feasibility": study.feasibility}
+
+
+@router.get("/feasibility/flags")
+def feasibility_flags(
+    reviewed: bool = False,
+    who: Principal = Depends(allow("research_office")),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    """Sweeps of near-identical feasibility questions the guard refused (security property 7)."""
+    return {"flags": questions.flags(session, include_reviewed=reviewed)}
 
 
 @router.get("/me")

@@ -3,6 +3,7 @@ feasibility, interested volunteers (study team only), outcomes, funnel."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from brygga.errors import InputError
 from brygga.forms import FormError
 from brygga.privacy.disclosure import load_settings, policy_for
+from brygga.privacy.questions import Asker, QuestionRefused
 from brygga.records.store import Region
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
@@ -171,19 +173,33 @@ def submit_study(
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
     registration.submit(session, me, study)
-    refresh_feasibility(request, session, study)
+    # Submitted all the same when the question is refused: the refusal is recorded, and the
+    # research office can ask later.
+    with contextlib.suppress(QuestionRefused):
+        refresh_feasibility(request, session, study, who)
     return RedirectResponse(f"/studies/{study.id}", 303)
 
 
-def refresh_feasibility(request: Request, session: Session, study: Study) -> None:
-    """Feasibility on submission and on demand (needs a configured region)."""
+def refresh_feasibility(request: Request, session: Session, study: Study, who: Principal) -> None:
+    """Feasibility on submission and on demand (needs a configured region); the question
+    passes the question guard (``privacy.questions``) first."""
     config = request.app.state.config
     if config.region is None:
         return
     region = Region.open(config.region)
     study.feasibility = funnel.study_feasibility(
-        session, study, region, request.app.state.eligibility, disclosure(request)
+        session,
+        study,
+        region,
+        request.app.state.eligibility,
+        disclosure(request),
+        request.app.state.questions,
+        asker(who),
     )
+
+
+def asker(who: Principal) -> Asker:
+    return Asker(f"staff:{who.staff_id}")
 
 
 @router.post("/studies/{study_id}/feasibility")
@@ -197,7 +213,7 @@ def feasibility(
     study = registration.visible_study(session, me, study_id)
     if request.app.state.config.region is None:
         raise InputError("no regional records are configured for feasibility")
-    refresh_feasibility(request, session, study)
+    refresh_feasibility(request, session, study, who)
     return RedirectResponse(f"/studies/{study.id}#feasibility", 303)
 
 
