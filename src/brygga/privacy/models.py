@@ -75,8 +75,9 @@ class FeasibilityQuestion(Base):
 
 
 class QuestionFlag(Base):
-    """A refused sweep, reported to the research office: one open flag per asker, study and
-    reason, counting its refusals until someone in the research office marks it reviewed."""
+    """A refused sweep, reported to the research office: one open flag per asker and reason,
+    counting its refusals (``study_id``: the latest study asked about) until someone in the
+    research office marks it reviewed."""
 
     __tablename__ = "question_flag"
 

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from brygga import audit
 from brygga.config import QuestionSettings, get_settings
-from brygga.errors import PermissionDenied
+from brygga.errors import NotFoundError, PermissionDenied
 from brygga.privacy.models import FeasibilityQuestion, QuestionFlag
 
 # The nesting of rules; atoms leave it out, so rearranged rules keep their atoms.
@@ -307,14 +307,11 @@ class QuestionGuard:
         raise refusal
 
     def _report(self, session: Session, asker: Asker, now: datetime) -> QuestionFlag:
-        """The research office's flag for this asker and study: one open flag per pair,
-        counting refusals."""
+        """The research office's flag for this asker: one open flag per asker (a sweep spans
+        many draft studies), counting refusals and naming the latest study."""
         flag = session.execute(
             select(QuestionFlag).where(
                 QuestionFlag.asker == asker.actor,
-                QuestionFlag.study_id.is_(None)
-                if asker.study_id is None
-                else QuestionFlag.study_id == asker.study_id,
                 QuestionFlag.reason == "sweep",
                 QuestionFlag.reviewed_by.is_(None),
             )
@@ -328,6 +325,7 @@ class QuestionGuard:
         else:
             flag.refusals += 1
             flag.last_at = now
+            flag.study_id = asker.study_id
         session.flush()
         return flag
 
@@ -336,6 +334,19 @@ class QuestionGuard:
     ) -> None:
         body = {"study": asker.study_id, "fingerprint": fingerprint, "result": result}
         audit.append(action, actor=asker.actor, details=body | details, path=self.audit_path)
+
+
+def review_flag(session: Session, flag_id: int, reviewer: str) -> dict[str, Any]:
+    """The research office has looked into a reported sweep: the flag is closed (the next
+    refused sweep of that asker opens a new one). Audited."""
+    flag = session.get(QuestionFlag, flag_id)
+    if flag is None:
+        raise NotFoundError(f"no reported sweep with id {flag_id}")
+    if flag.reviewed_by is None:
+        flag.reviewed_by = reviewer
+        audit.append("feasibility.flag_reviewed", actor=reviewer, details={"flag": flag.id})
+    session.flush()
+    return {"id": flag.id, "reviewed_by": flag.reviewed_by}
 
 
 def flags(session: Session, *, include_reviewed: bool = False) -> list[dict[str, Any]]:

@@ -108,6 +108,15 @@ def feasibility_flags(
     return {"flags": questions.flags(session, include_reviewed=reviewed)}
 
 
+@router.post("/feasibility/flags/{flag_id}/reviewed")
+def review_flag(
+    flag_id: int,
+    who: Principal = Depends(allow("research_office")),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    return questions.review_flag(session, flag_id, f"staff:{who.staff_id}")
+
+
 @router.get("/me")
 def my_data(
     who: Principal = Depends(allow("resident")), session: Session = Depends(db, scope="function")
