@@ -23,7 +23,7 @@ class QuestionSettings(BaseModel):
 
     rate_limit: int = Field(default=10, ge=1)  # questions per user per rate window
     rate_window_minutes: int = Field(default=10, ge=1)
-    user_budget: int = Field(default=60, ge=1)  # answered questions per user per budget window
+    user_budget: int = Field(default=30, ge=1)  # answered questions per user per budget window
     study_budget: int = Field(default=20, ge=1)  # answered questions per study per budget window
     budget_window_days: int = Field(default=30, ge=1)
     # Distinct near-identical questions (same criteria up to numbers, or a similar set of
