@@ -348,8 +348,10 @@ def feasibility(
     from datetime import date
 
     from brygga.cohort.criteria import load_criteria
-    from brygga.cohort.feasibility import feasibility as run_feasibility
+    from brygga.cohort.feasibility import asked_feasibility
     from brygga.errors import InputError
+    from brygga.privacy.noise import current_user
+    from brygga.privacy.questions import Asker
 
     when = None
     if index_date is not None:
@@ -358,9 +360,11 @@ def feasibility(
         except ValueError:
             raise InputError(f"--index-date {index_date!r} is not a date (YYYY-MM-DD)") from None
     criteria = load_criteria(criteria_file)
-    result = run_feasibility(
-        criteria, region_dir, engine=engine, index_date=when, raw=raw, noise=noise
-    )
+    who = current_user()
+    result = asked_feasibility(
+        criteria, region_dir, asker=Asker(f"cli:{who}"), engine=engine, index_date=when,
+        raw=raw, noise=noise, user=who,
+    )  # fmt: skip
     if as_json:
         print_json(result.as_dict())
         return

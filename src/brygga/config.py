@@ -97,6 +97,28 @@ class WebSettings(BaseModel):
         return value
 
 
+class QuestionSettings(BaseModel):
+    """Limits on feasibility questions (``privacy.questions``, security property 7), from
+    ``BRYGGA_QUESTIONS_<NAME>`` (e.g. ``BRYGGA_QUESTIONS_USER_BUDGET=100``).
+
+    The defaults let a researcher refine a study's criteria for a working day, and stop a
+    differencing sweep (many near-identical questions whose answers are subtracted) after a
+    handful of answers: docs/privacy.md says what that leaves an attacker.
+    """
+
+    rate_limit: int = Field(default=10, ge=1)  # questions per user per rate window
+    rate_window_minutes: int = Field(default=10, ge=1)
+    user_budget: int = Field(default=30, ge=1)  # answered questions per user per budget window
+    study_budget: int = Field(default=20, ge=1)  # answered questions per study per budget window
+    budget_window_days: int = Field(default=30, ge=1)
+    # Distinct near-identical questions (same criteria up to numbers, or a similar set of
+    # rules and codes) answered per user or study in the sweep window; one more is refused and
+    # reported to the research office.
+    sweep_limit: int = Field(default=6, ge=1)
+    sweep_window_days: int = Field(default=30, ge=1)
+    similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -132,6 +154,7 @@ class Settings(BaseSettings):
     noise: NoiseSettings = NoiseSettings()
     spark: SparkSettings = SparkSettings()
     web: WebSettings = WebSettings()
+    questions: QuestionSettings = QuestionSettings()
 
 
 class SettingsError(InputError):

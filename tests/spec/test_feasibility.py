@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from datetime import date
 
@@ -42,6 +43,14 @@ def region(tmp_path_factory):
     rows += [event("condition", i, "I219", date(2024, 2, 1)) for i in (31, 32, 33)]
     rows.append(death(34, date(2020, 1, 1)))
     return build_region(tmp_path_factory.mktemp("feas") / "region", people, rows)
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """The command records every question (operational database, audit log) here."""
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("BRYGGA_DATABASE_URL", raising=False)
+    return tmp_path / "data"
 
 
 @pytest.fixture
@@ -180,3 +189,27 @@ def test_cli_bad_criteria_and_regions(region, tmp_path, criteria_file, capsys):
     (old.path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 0}))
     code, _, err = run_cli(capsys, criteria_file, "--region", old.path)
     assert code == 2 and "schema version 0" in err
+
+
+def test_the_command_audits_every_question_and_guards_other_regions(
+    region, criteria_file, data_dir, capsys, tmp_path, monkeypatch
+):
+    code, _, err = run_cli(capsys, criteria_file, "--region", region.path, "--json")
+    assert code == 0, err
+    log = data_dir / "audit" / "audit.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["action"] for r in records] == ["feasibility.question"]
+    assert records[0]["actor"].startswith("cli:")
+    assert records[0]["details"]["result"] == "shown" and "E11" not in log.read_text()
+    # On a region that is not synthetic the question guard's limits hold for the command too.
+    other = tmp_path / "omop"
+    shutil.copytree(region.path, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps(manifest | {"source": "omop-import"}))
+    monkeypatch.setenv("BRYGGA_QUESTIONS_SWEEP_LIMIT", "1")
+    assert run_cli(capsys, criteria_file, "--region", other, "--json")[0] == 0
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(CRITERIA.replace("min: 18", "min: 19"))
+    code, out, err = run_cli(capsys, moved, "--region", other, "--json")
+    assert code == 2 and out == ""
+    assert "reported to the research office" in err

@@ -134,6 +134,7 @@ def _deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(f"BRYGGA_DISCLOSURE_{name}", raising=False)
     monkeypatch.delenv("BRYGGA_NOISE_MECHANISM", raising=False)
     monkeypatch.setenv("BRYGGA_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path / "data"))  # the audit log
 
 
 def test_every_command_is_classified() -> None:

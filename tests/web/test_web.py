@@ -22,6 +22,7 @@ def concrete(path: str, site) -> str:
     values = {
         "study_id": site["ids"]["study"],
         "invitation_id": 999999,
+        "flag_id": 999999,
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,

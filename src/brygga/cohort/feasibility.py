@@ -14,11 +14,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engines import Evaluation, engine_for
+from brygga.db.migrate import ensure_current
+from brygga.db.session import write_session
+from brygga.errors import InputError
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key, feasibility_keys
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
 from brygga.privacy.noise import NoisyCounts, noisy_request
+from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.privacy.suppression import Line, protect
 from brygga.records.store import Region
 
@@ -71,12 +77,20 @@ def feasibility(
     raw: bool = False,
     noise: str | None = None,
     user: str | None = None,
+    noisy: NoisyCounts | None = None,
+    session: Session | None = None,
 ) -> FeasibilityResult:
     """Count, attrition and breakdowns, every count disclosed under the region's policy, or
-    noisy (``noise``: laplace or gaussian, privacy/noise.py; rate-limited per ``user``)."""
+    noisy (``noise``: laplace or gaussian, privacy/noise.py; rate-limited per ``user``).
+
+    ``noisy``: noise for a question the question guard already admitted (no second rate
+    limit); ``session``: the caller's write transaction for the cache of noisy answers."""
     region = _region(region)
     policy = region_policy(region, raw=raw)  # refuse --raw before any work
-    noisy = noisy_request(noise, raw=raw, user=user)
+    if noisy is None:
+        noisy = noisy_request(noise, raw=raw, user=user)
+    elif raw:
+        raise InputError("exact (raw) and noisy counts cannot be combined")
     effective = criteria.effective_index_date(index_date)
     started = time.perf_counter()
     runner = engine_for(engine, region)  # shared: kept rule sets serve later questions
@@ -109,7 +123,7 @@ def feasibility(
     if noisy is None:
         count, attrition, by_group = disclose(evaluation, policy, keys)
     else:
-        count, attrition, by_group = disclose_noisy(evaluation, noisy, fingerprint)
+        count, attrition, by_group = disclose_noisy(evaluation, noisy, fingerprint, session)
     return FeasibilityResult(
         name=criteria.name,
         region=region.name,
@@ -125,6 +139,32 @@ def feasibility(
         warnings=warnings,
         noise=noisy.info() if noisy else None,
     )
+
+
+def asked_feasibility(
+    criteria: Criteria,
+    region: Region | str | Path,
+    *,
+    asker: Asker,
+    guard: QuestionGuard | None = None,
+    url: str | None = None,
+    index_date: date | None = None,
+    **options: Any,
+) -> FeasibilityResult:
+    """``feasibility`` for someone outside the web (``brygga feasibility``), through the
+    question guard: budgets, rate limit and sweep refusal on a region that is not synthetic,
+    an audit record always (security property 7). The data owner's questions on a local
+    synthetic region are only audited. Two short transactions, none held while counting."""
+    region = _region(region)
+    guard = guard or QuestionGuard(enforce=not region.synthetic)
+    url = ensure_current(url)
+    effective = criteria.effective_index_date(index_date)
+    with write_session(url) as s:
+        ticket = guard.admit(s, asker, criteria, effective)
+    result = feasibility(criteria, region, index_date=effective, **options)
+    with write_session(url) as s:
+        guard.answered(s, ticket, result.count, region=result.region)
+    return result
 
 
 def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dict[str, int]]:
@@ -144,6 +184,24 @@ def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dic
     }
 
 
+def table(
+    evaluation: Evaluation,
+) -> tuple[dict[Any, int], list[Line], list[Any], dict[str, dict[str, int]]]:
+    """The feasibility answer as one table: cells ``("step", i)``, ``(dimension, group)`` and
+    the unpublished ``("removed", i)``, with the lines that tie them together (each breakdown
+    adds up to the count; step i-1 = step i + the people rule i removed)."""
+    last = len(evaluation.steps) - 1
+    groups = group_counts(evaluation.cells)
+    counts: dict[Any, int] = {("step", i): n for i, (_, n) in enumerate(evaluation.steps)}
+    counts |= {(dim, k): n for dim, cells in groups.items() for k, n in cells.items()}
+    lines = [Line(("step", last), tuple((dim, k) for k in cells)) for dim, cells in groups.items()]
+    removed = [("removed", i) for i in range(1, last + 1)]
+    for i in range(1, last + 1):
+        counts[("removed", i)] = evaluation.steps[i - 1][1] - evaluation.steps[i][1]
+        lines.append(Line(("step", i - 1), (("step", i), ("removed", i))))
+    return counts, lines, removed, groups
+
+
 def disclose(
     evaluation: Evaluation, policy: DisclosurePolicy, keys: FeasibilityKeys | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
@@ -152,15 +210,8 @@ def disclose(
     suppression). So is the number of people each rule removes (the difference of two
     consecutive steps): it is never shown, and a small one is protected like a suppressed
     cell. With the cell key method, ``keys`` gives every cell its key."""
+    counts, lines, removed, groups = table(evaluation)
     last = len(evaluation.steps) - 1
-    groups = group_counts(evaluation.cells)
-    counts: dict[Any, int] = {("step", i): n for i, (_, n) in enumerate(evaluation.steps)}
-    counts |= {(dim, k): n for dim, cells in groups.items() for k, n in cells.items()}
-    lines = [Line(("step", last), tuple((dim, k) for k in cells)) for dim, cells in groups.items()]
-    removed = [("removed", i) for i in range(1, last + 1)]
-    for i in range(1, last + 1):  # step i-1 = step i + the people rule i removed
-        counts[("removed", i)] = evaluation.steps[i - 1][1] - evaluation.steps[i][1]
-        lines.append(Line(("step", i - 1), (("step", i), ("removed", i))))
     cell_keys: dict[Any, float] = {}
     if keys is not None:
         cell_keys = {("step", i): cell_key(k) for i, k in enumerate(keys.steps)}
@@ -178,18 +229,29 @@ def disclose(
 
 
 def disclose_noisy(
-    evaluation: Evaluation, noisy: NoisyCounts, fingerprint: str
+    evaluation: Evaluation,
+    noisy: NoisyCounts,
+    fingerprint: str,
+    session: Session | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
-    """Every count with its own cached noise (the count is the last attrition step)."""
-    groups = group_counts(evaluation.cells)
-    counts = {f"step:{i}": n for i, (_, n) in enumerate(evaluation.steps)}
-    counts |= {f"{dim}:{k}": n for dim, cells in groups.items() for k, n in cells.items()}
-    shown = noisy.disclose(fingerprint, counts)
+    """Every published count with its own cached noise, then secondary suppression over the
+    same table as ``disclose`` (a noisy breakdown must not give away a suppressed group by
+    subtraction either)."""
+    counts, lines, removed, groups = table(evaluation)
+    last = len(evaluation.steps) - 1
+    published = {cell: n for cell, n in counts.items() if cell[0] != "removed"}
+    # Cache keys as before this table existed ("step:0", "sex:female"): cached answers stay.
+    names = {cell: f"{cell[0]}:{cell[1]}" for cell in published}
+    values = noisy.values(fingerprint, {names[c]: n for c, n in published.items()}, session)
+    noisy_values = {cell: float(values[names[cell]]) for cell in published}
+    shown = protect(
+        noisy.policy(), counts, lines, noisy_values, unpublished=removed, keep=[("step", last)]
+    )
     attrition = [
-        {"step": step, "count": shown[f"step:{i}"]} for i, (step, _) in enumerate(evaluation.steps)
+        {"step": step, "count": shown[("step", i)]} for i, (step, _) in enumerate(evaluation.steps)
     ]
-    by_group = {dim: {k: shown[f"{dim}:{k}"] for k in cells} for dim, cells in groups.items()}
-    return shown[f"step:{len(evaluation.steps) - 1}"], attrition, by_group
+    by_group = {dim: {k: shown[(dim, k)] for k in cells} for dim, cells in groups.items()}
+    return shown[("step", last)], attrition, by_group
 
 
 def eligible_persons(

@@ -6,10 +6,14 @@ vetted samplers, is rounded (default: to 10) and shown as ``<threshold`` when it
 fingerprint, cell, true count, noise settings), so asking again returns the same answer and
 averaging repeated answers learns nothing. The cache key is a hash; the true count is not
 stored. Each noisy count comes with its expected error: the half-width of a 95 % interval
-(OpenDP's accuracy for the noise, plus half the rounding step).
+(OpenDP's accuracy for the noise, plus half the rounding step). A feasibility table (count,
+attrition, breakdowns) also gets secondary suppression (``NoisyPolicy`` with
+``suppression.protect``).
 
-Requests are rate-limited per user (default 60 per hour), so nobody can probe many slightly
-different criteria quickly.
+Asking slightly *different* questions draws fresh noise each time, and averaging those can
+still recover a count: ``brygga feasibility --noise`` requests are rate-limited per user
+(default 60 per hour), and the web's questions pass the question guard (``privacy.questions``:
+budgets, rate limit, sweep refusal).
 
 Configuration: ``BRYGGA_NOISE_*`` (``NoiseSettings``); ``brygga feasibility --noise laplace``.
 """
@@ -18,16 +22,22 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import math
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from brygga.config import NoiseSettings, get_settings, settings_error
+from brygga.db.session import write_session
 from brygga.errors import InputError, PermissionDenied
+from brygga.privacy.disclosure import SECONDARY
+from brygga.privacy.models import FeasibilityRequest, NoisyAnswer
 
 MECHANISMS = ("laplace", "gaussian")
 
@@ -177,13 +187,14 @@ class NoisyCounts:
         step = self.rounding
         return max(0, step * ((value + step // 2) // step))
 
-    def disclose(self, fingerprint: str, counts: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-        """Each named count, noisy and cached (the same question gets the same answer)."""
-        from brygga.db.session import write_session
-        from brygga.privacy.models import NoisyAnswer
-
-        keys = {cell: self._key(fingerprint, cell, n) for cell, n in counts.items()}
-        with write_session(self.url) as s:
+    def values(
+        self, fingerprint: str, counts: Mapping[Any, int], session: Session | None = None
+    ) -> dict[Any, int]:
+        """Each named count with its noise, rounded, from the cache or drawn and cached (the
+        same question gets the same answer). ``session``: the caller's write transaction (the
+        web's request); without one a write session of its own."""
+        keys = {cell: self._key(fingerprint, str(cell), n) for cell, n in counts.items()}
+        with nullcontext(session) if session is not None else write_session(self.url) as s:
             cached = dict(
                 s.execute(
                     select(NoisyAnswer.key, NoisyAnswer.value).where(
@@ -195,23 +206,62 @@ class NoisyCounts:
                 if key not in cached:
                     cached[key] = self._noisy(counts[cell])
                     s.add(NoisyAnswer(key=key, value=cached[key]))
-        error = self.error95
-        out = {}
-        for cell, key in keys.items():
-            value = cached[key]
-            if 0 < value < self.threshold:
-                out[cell] = {"value": None, "display": f"<{self.threshold}", "error95": error}
-            else:
-                out[cell] = {"value": value, "display": str(value), "error95": error}
-        return out
+            s.flush()
+        return {cell: cached[key] for cell, key in keys.items()}
+
+    def disclose(self, fingerprint: str, counts: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+        """Each named count, noisy and cached; a noisy count from 1 to threshold-1 is shown
+        ``<threshold``. For a table with totals use ``policy()`` with ``suppression.protect``
+        instead (cohort.feasibility does), which also protects cells from subtraction."""
+        policy = self.policy()
+        noisy = self.values(fingerprint, counts)
+        return {cell: policy.apply(counts[cell], noisy[cell]) for cell in counts}
+
+    def policy(self) -> NoisyPolicy:
+        """These noisy counts as a disclosure policy for ``suppression.protect``: pass each
+        cell's noisy value (``values``) as its cell key."""
+        return NoisyPolicy(self.threshold, self.error95, self.description)
+
+
+@dataclass(frozen=True)
+class NoisyPolicy:
+    """The disclosure policy of cached noisy counts, for secondary suppression: a cell's
+    "cell key" is its noisy value. A noisy value from 1 to threshold-1 is suppressed; a cell
+    given no noisy value (one that is never published, such as the people a rule removes) is
+    judged by its true count, so a small one is protected from subtraction."""
+
+    threshold: int
+    error95: float
+    description: str
+    raw: bool = False
+
+    @property
+    def needs_record_keys(self) -> bool:
+        return False
+
+    @property
+    def spread(self) -> int:
+        return math.ceil(self.error95)
+
+    def apply(self, count: int, cell_key: float | None = None) -> dict[str, Any]:
+        value = count if cell_key is None else int(cell_key)
+        if 0 < value < self.threshold:
+            return {"value": None, "display": f"<{self.threshold}", "error95": self.error95}
+        return {"value": value, "display": str(value), "error95": self.error95}
+
+    def interval(self, disclosed: dict[str, Any]) -> tuple[int, int | None]:
+        """What a reader learns of the true count (95 % of the time) from a disclosed value."""
+        value = disclosed["value"]
+        if value is None:
+            if disclosed["display"] == SECONDARY:
+                return (0, None)
+            return (0, self.threshold - 1 + self.spread)
+        return (max(0, value - self.spread), value + self.spread)
 
 
 def check_rate_limit(user: str, settings: NoiseSettings, *, url: str | None = None) -> int:
     """Record one feasibility request by ``user``, or refuse it past the limit; returns how
     many requests are left in the window."""
-    from brygga.db.session import write_session
-    from brygga.privacy.models import FeasibilityRequest
-
     now = datetime.now(UTC)
     since = now - timedelta(minutes=settings.rate_window_minutes)
     with write_session(url) as s:
@@ -252,6 +302,15 @@ def noisy_request(
     counts = NoisyCounts.from_settings(settings, mechanism, load_settings().threshold, url)
     check_rate_limit(user or current_user(), settings, url=url)
     return counts
+
+
+def guarded_noise(threshold: int, url: str | None = None) -> NoisyCounts:
+    """The noise for a question the question guard (``privacy.questions``) admitted, so no
+    second rate limit: the configured mechanism, or Laplace when ``BRYGGA_NOISE_MECHANISM``
+    is ``none`` (the web's answers on a region that is not synthetic are always noisy)."""
+    settings = load_noise_settings()
+    mechanism = "laplace" if settings.mechanism == "none" else settings.mechanism
+    return NoisyCounts.from_settings(settings, mechanism, threshold, url)
 
 
 def current_user() -> str:

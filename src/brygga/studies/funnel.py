@@ -15,7 +15,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.db.session import write_session
+from brygga.privacy.disclosure import DisclosurePolicy, load_settings
+from brygga.privacy.noise import guarded_noise
+from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.privacy.suppression import Line, protect
 from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
@@ -111,16 +114,39 @@ def disclose_stages(policy: DisclosurePolicy, counts: dict[str, int]) -> dict[st
 
 
 def study_feasibility(
-    session: Session, study: Study, region: Any, eligible: Any, policy: DisclosurePolicy
+    session: Session,
+    study: Study,
+    region: Any,
+    eligible: Any,
+    policy: DisclosurePolicy,
+    guard: QuestionGuard,
+    asker: Asker,
+    *,
+    url: str,
 ) -> dict[str, Any]:
-    """Records feasibility (disclosed) plus registered volunteers who would match (disclosed)."""
+    """Records feasibility (disclosed) plus registered volunteers who would match (disclosed).
+
+    The question passes ``guard`` first (budgets, rate limit, sweeps; audited: security
+    property 7). On a region that is not synthetic the records' counts are noisy and cached
+    per question (``privacy.noise``), so near-identical questions cannot be averaged down
+    to a hidden count within the budgets either.
+
+    ``session`` may be a read transaction: the guard's records go to the database at ``url``
+    in two short write transactions of their own (before and after the count), and the noisy
+    answers' cache in one of its own, so no write lock is held while counting."""
     from brygga.cohort.feasibility import feasibility
     from brygga.studies.matching import candidates, records_date, volunteers
     from brygga.studies.registration import study_criteria
 
     criteria = study_criteria(study)
     index_date = criteria.index_date or records_date(region)
-    result = feasibility(criteria, region, index_date=index_date, raw=policy.raw).as_dict()
+    with write_session(url) as w:  # a refusal is committed (and reported) before it raises
+        ticket = guard.admit(w, asker.for_study(study.id), criteria, index_date)
+    noisy = None if region.synthetic else guarded_noise(load_settings().threshold, url)
+    answer = feasibility(criteria, region, index_date=index_date, raw=policy.raw, noisy=noisy)
+    with write_session(url) as w:
+        guard.answered(w, ticket, answer.count, region=answer.region)
+    result = answer.as_dict()
     people = volunteers(session)
     on_records = eligible(study) if any(v.records_consent for v in people) else None
     would_match = len(candidates(study, people, on_records))

@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from brygga.config import get_settings
+from brygga.config import QuestionSettings, get_settings
 from brygga.errors import BryggaError
 from brygga.forms import FormError
 from brygga.platform import Brygga
+from brygga.privacy.questions import QuestionGuard
 from brygga.web import i18n, security
 from brygga.web.deps import error_response, lang, wants_json
 
@@ -59,6 +60,8 @@ class WebConfig:
         if self.behind_tls:
             self.secure_cookies = True
 
+    questions: QuestionSettings | None = None  # feasibility limits; None: from the settings
+
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
@@ -83,6 +86,7 @@ def create_app(config: WebConfig) -> FastAPI:
     # The one core object: regions, engines and the disclosure policy come from it.
     app.state.brygga = Brygga(get_settings())
     app.state.eligibility = app.state.brygga.eligibility(config.region)
+    app.state.questions = QuestionGuard(config.questions)  # every feasibility question
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in routers():
         app.include_router(router)
@@ -220,7 +224,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(BryggaError)
     async def brygga_error(request: Request, exc: BryggaError) -> Response:
         fields = exc.fields if isinstance(exc, FormError) else None
-        return error_response(request, exc.http_status, exc.message, fields)
+        message = exc.message
+        if not wants_json(request):  # the JSON API keeps the English text, as for every error
+            message = i18n.translate_error(exc, lang(request)) or message
+        return error_response(request, exc.http_status, message, fields)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

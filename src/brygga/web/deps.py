@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.platform import Brygga
+from brygga.privacy.questions import Asker
+from brygga.studies import funnel
+from brygga.studies.models import Study
 from brygga.web import i18n, security
+from brygga.web.security import Principal
 
 T = TypeVar("T")
 CODES = {400: "bad_request", 401: "not_logged_in", 403: "forbidden", 404: "not_found",
@@ -38,6 +42,31 @@ def disclosure(request: Request, *, team: bool = False) -> Any:
     """The policy for counts shown on this request (the platform chooses it)."""
     config = request.app.state.config
     return platform(request).policy(config.region, raw=config.raw_counts, team=team)
+
+
+def ask_feasibility(
+    request: Request, session: Session, study: Study, who: Principal
+) -> dict[str, Any] | None:
+    """A study's feasibility question from a staff member (None: no region is configured).
+
+    Runs in ``session``, a read transaction (the route's ``read_db``); the question guard's
+    records and the noisy answers' cache are written in short transactions of their own, and
+    the route saves the result after it with ``short_write``. So a long read never holds the
+    write lock, and a resident's pause or withdrawal does not wait behind it (security
+    properties 7 and 8)."""
+    config = request.app.state.config
+    if config.region is None:
+        return None
+    return funnel.study_feasibility(
+        session,
+        study,
+        platform(request).region(config.region),
+        request.app.state.eligibility,
+        disclosure(request),
+        request.app.state.questions,
+        Asker(f"staff:{who.staff_id}"),
+        url=config.database_url,
+    )
 
 
 def lang(request: Request) -> str:

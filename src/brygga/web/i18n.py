@@ -100,7 +100,45 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Det du skickade är för stort (högst {limit} byte).",
         "What you sent is too large (at most {limit} bytes).",
     ),
+    # Refused feasibility questions (privacy.questions.QuestionRefused; {params} filled in).
+    "question_refused_rate": (
+        "För många genomförbarhetsfrågor: högst {limit} per {minutes} minuter per användare. "
+        "Vänta en stund och fråga igen.",
+        "Too many feasibility questions: at most {limit} per {minutes} minutes per user. "
+        "Wait a while and ask again.",
+    ),
+    "question_refused_user_budget": (
+        "Din kvot av genomförbarhetsfrågor är slut: högst {limit} frågor per {days} dagar "
+        "per användare. Forskningskontoret kan hjälpa dig.",
+        "Your feasibility budget is used up: at most {limit} questions per {days} days per "
+        "user. The research office can help.",
+    ),
+    "question_refused_study_budget": (
+        "Studiens kvot av genomförbarhetsfrågor är slut: högst {limit} frågor per {days} dagar "
+        "per studie. Forskningskontoret kan hjälpa dig.",
+        "This study's feasibility budget is used up: at most {limit} questions per {days} "
+        "days per study. The research office can help.",
+    ),
+    "question_refused_sweep": (
+        "Frågan nekades: den är nästan likadan som {count} andra genomförbarhetsfrågor de "
+        "senaste {days} dagarna (bara tal, koder eller reglernas ordning skiljer). En serie "
+        "nästan likadana frågor kan avslöja dolda antal, så forskningskontoret har fått en "
+        "rapport.",
+        "Refused: this question is nearly the same as {count} other feasibility questions "
+        "asked in the last {days} days (only numbers, codes or the order of rules differ). "
+        "Series of near-identical questions can reveal counts that are hidden, so this has "
+        "been reported to the research office.",
+    ),
 }
+
+
+def translate_error(exc: Exception, lang: str) -> str | None:
+    """The catalogue's text for an error that names its message (``key`` and ``params``, as
+    ``privacy.questions.QuestionRefused`` does), or None."""
+    key, params = getattr(exc, "key", None), getattr(exc, "params", None)
+    if not isinstance(key, str) or key not in MESSAGES or not isinstance(params, dict):
+        return None
+    return translate(key, lang).format(**params)
 
 
 def translate(key: str, lang: str) -> str:

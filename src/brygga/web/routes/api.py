@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from brygga.errors import InputError
+from brygga.privacy import questions
 from brygga.registry import service
 from brygga.studies import funnel, participation, registration, staff
 from brygga.studies.models import Study
-from brygga.web.deps import Id, db, disclosure
+from brygga.web.deps import Id, ask_feasibility, db, disclosure, read_db, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/api")
@@ -76,6 +79,49 @@ def get_funnel(
     me_ = staff.get(session, who.staff_id)
     study = registration.visible_study(session, me_, study_id)
     return funnel.funnel(session, study, disclosure(request, team=registration.is_team(me_, study)))
+
+
+@router.post("/studies/{study_id}/feasibility")
+async def post_feasibility(
+    study_id: Id,
+    request: Request,
+    who: Principal = Depends(allow("researcher", "research_office")),
+    session: Session = Depends(read_db, scope="function"),
+) -> dict[str, Any]:
+    """Ask feasibility again (after editing the criteria): through the question guard, on a
+    read transaction; the result is saved in a short write (as the page's route does)."""
+
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        study = registration.visible_study(session, staff.get(session, who.staff_id), study_id)
+        if request.app.state.config.region is None:
+            raise InputError("no regional records are configured for feasibility")
+        return study, ask_feasibility(request, session, study, who)
+
+    study, result = await run_in_threadpool(ask)
+    assert result is not None  # a region is configured
+    await short_write(
+        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+    )
+    return {"id": study_id, "feasibility": result}
+
+
+@router.get("/feasibility/flags")
+def feasibility_flags(
+    reviewed: bool = False,
+    who: Principal = Depends(allow("research_office")),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    """Sweeps of near-identical feasibility questions the guard refused (security property 7)."""
+    return {"flags": questions.flags(session, include_reviewed=reviewed)}
+
+
+@router.post("/feasibility/flags/{flag_id}/reviewed")
+def review_flag(
+    flag_id: Id,
+    who: Principal = Depends(allow("research_office")),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    return questions.review_flag(session, flag_id, f"staff:{who.staff_id}")
 
 
 @router.get("/me")

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from brygga.errors import InputError
 from brygga.forms import FormError
+from brygga.privacy.questions import QuestionRefused
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.deps import Id, db, disclosure, platform, read_db, render, short_write
+from brygga.web.deps import Id, ask_feasibility, db, disclosure, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -160,7 +161,10 @@ async def submit_study(
         me = account(session, who)
         study = registration.visible_study(session, me, study_id)
         registration.check_submit(me, study)  # refused at once, not after the question
-        return study, feasibility_result(request, session, study)
+        try:
+            return study, ask_feasibility(request, session, study, who)
+        except QuestionRefused:  # recorded and reported; submitted all the same, the
+            return study, None  # research office can ask later
 
     def submit(write: Session) -> None:  # the submission and its feasibility: both or neither
         me = account(write, who)
@@ -171,23 +175,6 @@ async def submit_study(
     study, result = await run_in_threadpool(ask)
     await short_write(request, submit)
     return RedirectResponse(f"/studies/{study_id}", 303)
-
-
-def feasibility_result(request: Request, session: Session, study: Study) -> dict[str, Any] | None:
-    """Feasibility on submission and on demand (None: no region is configured).
-
-    The question (seconds for large criteria) runs in ``session``, a read transaction (the
-    route's ``read_db``); the route writes the result after it with ``short_write``. So a long
-    read never holds the write lock, and a resident's pause or withdrawal does not wait behind
-    it (security property 8).
-    """
-    config = request.app.state.config
-    if config.region is None:
-        return None
-    region = platform(request).region(config.region)
-    return funnel.study_feasibility(
-        session, study, region, request.app.state.eligibility, disclosure(request)
-    )
 
 
 @router.post("/studies/{study_id}/feasibility")
@@ -201,7 +188,7 @@ async def feasibility(
         study = registration.visible_study(session, account(session, who), study_id)
         if request.app.state.config.region is None:
             raise InputError("no regional records are configured for feasibility")
-        return study, feasibility_result(request, session, study)
+        return study, ask_feasibility(request, session, study, who)
 
     study, result = await run_in_threadpool(ask)
     assert result is not None  # a region is configured

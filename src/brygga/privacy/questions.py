@@ -1,0 +1,369 @@
+"""The question guard: every feasibility question passes it before it is answered.
+
+Rounding, the cell key method and cached noise protect one answer. A *sequence* of answers can
+still give a hidden count away: ask "HbA1c >= x, excluding group T" and "HbA1c >= x, or in
+T" for x = 30 .. 99 and the mean difference of the answers converges on the size of T, however
+each answer is rounded or perturbed (security property 7). So every feasibility path (the web
+page, the JSON API, ``brygga feasibility``) calls ``QuestionGuard.admit`` first and
+``QuestionGuard.answered`` after disclosure. The guard
+
+* refuses a question past the rate limit (per asker), the asker's budget or the study's
+  budget (``config.QuestionSettings``; rows in ``feasibility_question``, so the limits hold
+  across processes and server workers);
+* refuses a *sweep*: one more distinct question that resembles at least ``sweep_limit``
+  questions the same asker, or anyone on the same study, had answered in the sweep window.
+  Two questions resemble each other when their *atoms* (every setting of every rule, with
+  numbers replaced by ``#`` and without the include/exclude/any_of nesting; see ``atoms``)
+  are the same, or their Jaccard similarity reaches ``similarity``. Rearranging the same rules
+  (the include/exclude vs. any_of pair above) or moving a threshold does not make a new
+  question. A refused sweep is reported to the research office (``question_flag``, listed by
+  ``flags``) and audited;
+* audits every question (``feasibility.question``, or ``feasibility.refused``) with who asked,
+  the study, the criteria fingerprint (a hash of the canonical criteria) and the result class
+  (``shown``, ``suppressed``, ``zero``, ``refused``). Never the criteria text, a count or
+  personal data.
+
+Asking the same question again (same fingerprint) is never a sweep: it gets the same answer.
+It still counts against the rate limit and the budgets.
+
+A refusal must be recorded even though the request then fails, so ``admit`` commits the
+caller's session before it raises ``QuestionRefused`` (the web's request transaction: a
+refused request has written nothing else by then).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from brygga import audit
+from brygga.config import QuestionSettings, get_settings
+from brygga.errors import NotFoundError, PermissionDenied
+from brygga.privacy.models import FeasibilityQuestion, QuestionFlag
+
+# The nesting of rules; atoms leave it out, so rearranged rules keep their atoms.
+STRUCTURE = frozenset({"include", "exclude", "any_of", "all_of"})
+ASKED = "asked"  # admitted, not (yet) answered: the computation failed or is running
+REFUSED = "refused"
+REASONS = ("rate", "user_budget", "study_budget", "sweep")
+
+
+class QuestionRefused(PermissionDenied):
+    """A feasibility question the guard refused (HTTP 429, exit code 2).
+
+    ``key`` and ``params`` name the message in the web's catalogue (``web/i18n.py``), so the
+    page says it in the reader's language; ``message`` is the English text."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, reason: str, params: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.key = f"question_refused_{reason}"
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asks (``staff:<id>`` on the web, ``cli:<user>`` on the command line) and for which
+    study (None outside a study)."""
+
+    actor: str
+    study_id: int | None = None
+
+    def for_study(self, study_id: int | None) -> Asker:
+        return Asker(self.actor, study_id)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An admitted question, to be closed with ``QuestionGuard.answered``."""
+
+    question_id: int
+    asker: Asker
+    fingerprint: str
+
+
+def atoms(criteria: Any) -> frozenset[str]:
+    """What a question asks, as a set of ``path=value`` strings: every setting the asker gave
+    (defaults left out), numbers as ``#``, codes and other words kept, the include/exclude/
+    any_of/all_of nesting and list positions dropped. The index date is left out too (moving
+    it a day is no new question)."""
+    document = criteria.model_dump(
+        mode="json", exclude={"name", "description", "index_date"}, exclude_defaults=True
+    )
+    return frozenset(_atoms(document, ()))
+
+
+def _atoms(node: Any, path: tuple[str, ...]) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _atoms(value, path if key in STRUCTURE else (*path, str(key)))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _atoms(item, path)
+    elif node is not None:
+        if isinstance(node, bool):
+            value = str(node).lower()
+        elif isinstance(node, int | float):
+            value = "#"
+        else:
+            value = str(node)
+        yield ".".join(path) + "=" + value
+
+
+def atom_hashes(found: frozenset[str]) -> list[str]:
+    """Atoms as short hashes: enough to compare questions, without storing the criteria."""
+    return sorted(hashlib.sha256(a.encode("utf-8")).hexdigest()[:16] for a in found)
+
+
+def similarity(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
+    """Jaccard similarity; two questions without any atoms (the whole region) are the same."""
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def classify(count: Mapping[str, Any]) -> str:
+    """The result class of a disclosed count: ``zero``, ``suppressed`` or ``shown``."""
+    if count.get("value") is None:
+        return "suppressed"
+    return "zero" if count["value"] == 0 else "shown"
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+class QuestionGuard:
+    """Budgets, rate limit, sweep detection and audit for feasibility questions.
+
+    ``enforce=False`` only audits (the data owner's CLI on a local synthetic region)."""
+
+    def __init__(
+        self,
+        settings: QuestionSettings | None = None,
+        *,
+        enforce: bool = True,
+        audit_path: Any = None,
+    ) -> None:
+        self.settings = settings or get_settings().questions
+        self.enforce = enforce
+        self.audit_path = audit_path
+
+    def admit(
+        self, session: Session, asker: Asker, criteria: Any, index_date: date | None = None
+    ) -> Ticket:
+        """Record the question, or refuse it (recorded, committed, audited, and for a sweep
+        reported) with ``QuestionRefused``."""
+        now = datetime.now(UTC)
+        fingerprint = criteria.fingerprint(index_date)
+        found = atom_hashes(atoms(criteria))
+        if self.enforce:
+            refusal = self._refusal(session, asker, fingerprint, set(found), now)
+            if refusal is not None:
+                self._refuse(session, asker, fingerprint, found, now, refusal)
+        question = FeasibilityQuestion(
+            at=now,
+            asker=asker.actor,
+            study_id=asker.study_id,
+            fingerprint=fingerprint,
+            atoms=found,
+            result=ASKED,
+        )
+        session.add(question)
+        session.flush()
+        return Ticket(question.id, asker, fingerprint)
+
+    def answered(
+        self, session: Session, ticket: Ticket, count: Mapping[str, Any], **details: Any
+    ) -> str:
+        """Close an admitted question with the class of its disclosed headline count; audited.
+        ``details``: more non-personal facts for the audit record (region, disclosure)."""
+        result = classify(count)
+        question = session.get(FeasibilityQuestion, ticket.question_id)
+        if question is not None:
+            question.result = result
+        self._audit("feasibility.question", ticket.asker, ticket.fingerprint, result, details)
+        return result
+
+    # --- Limits ---------------------------------------------------------------------------
+
+    def _refusal(
+        self, session: Session, asker: Asker, fingerprint: str, found: set[str], now: datetime
+    ) -> QuestionRefused | None:
+        s = self.settings
+        rate_since = now - timedelta(minutes=s.rate_window_minutes)
+        recent = session.scalar(
+            select(func.count()).where(
+                FeasibilityQuestion.asker == asker.actor, FeasibilityQuestion.at > rate_since
+            )
+        )
+        if (recent or 0) >= s.rate_limit:
+            return QuestionRefused(
+                f"too many feasibility questions: at most {s.rate_limit} per "
+                f"{s.rate_window_minutes} minutes per user; wait a while and ask again",
+                reason="rate",
+                params={"limit": s.rate_limit, "minutes": s.rate_window_minutes},
+            )
+        budget_since = now - timedelta(days=s.budget_window_days)
+        answered = FeasibilityQuestion.result.not_like(f"{REFUSED}%")
+        used = session.scalar(
+            select(func.count()).where(
+                FeasibilityQuestion.asker == asker.actor,
+                FeasibilityQuestion.at > budget_since,
+                answered,
+            )
+        )
+        if (used or 0) >= s.user_budget:
+            return QuestionRefused(
+                f"your feasibility budget is used up: at most {s.user_budget} questions per "
+                f"{s.budget_window_days} days per user; the research office can help",
+                reason="user_budget",
+                params={"limit": s.user_budget, "days": s.budget_window_days},
+            )
+        if asker.study_id is not None:
+            used = session.scalar(
+                select(func.count()).where(
+                    FeasibilityQuestion.study_id == asker.study_id,
+                    FeasibilityQuestion.at > budget_since,
+                    answered,
+                )
+            )
+            if (used or 0) >= s.study_budget:
+                return QuestionRefused(
+                    f"this study's feasibility budget is used up: at most {s.study_budget} "
+                    f"questions per {s.budget_window_days} days per study; the research "
+                    "office can help",
+                    reason="study_budget",
+                    params={"limit": s.study_budget, "days": s.budget_window_days},
+                )
+        resembling = self._resembling(session, asker, fingerprint, found, now)
+        if resembling is not None and resembling >= s.sweep_limit:
+            return QuestionRefused(
+                f"refused: this question is nearly the same as {resembling} other feasibility "
+                f"questions asked in the last {s.sweep_window_days} days (only numbers, codes "
+                "or the order of rules differ). Series of near-identical questions can reveal "
+                "counts that are hidden, so this has been reported to the research office",
+                reason="sweep",
+                params={"count": resembling, "days": s.sweep_window_days},
+            )
+        return None
+
+    def _resembling(
+        self, session: Session, asker: Asker, fingerprint: str, found: set[str], now: datetime
+    ) -> int | None:
+        """How many distinct answered questions of this asker or study resemble this one;
+        None when this very question was answered before (a repeat is no sweep)."""
+        since = now - timedelta(days=self.settings.sweep_window_days)
+        whose = FeasibilityQuestion.asker == asker.actor
+        if asker.study_id is not None:
+            whose = or_(whose, FeasibilityQuestion.study_id == asker.study_id)
+        rows = session.execute(
+            select(FeasibilityQuestion.fingerprint, FeasibilityQuestion.atoms).where(
+                whose,
+                FeasibilityQuestion.at > since,
+                FeasibilityQuestion.result.not_like(f"{REFUSED}%"),
+            )
+        ).all()
+        seen: dict[str, set[str]] = {fp: set(a) for fp, a in rows}
+        if fingerprint in seen:
+            return None
+        threshold = self.settings.similarity
+        return sum(1 for other in seen.values() if similarity(found, other) >= threshold)
+
+    def _refuse(
+        self,
+        session: Session,
+        asker: Asker,
+        fingerprint: str,
+        found: list[str],
+        now: datetime,
+        refusal: QuestionRefused,
+    ) -> NoReturn:
+        session.add(
+            FeasibilityQuestion(
+                at=now,
+                asker=asker.actor,
+                study_id=asker.study_id,
+                fingerprint=fingerprint,
+                atoms=found,
+                result=f"{REFUSED}:{refusal.reason}",
+            )
+        )
+        details: dict[str, Any] = {"reason": refusal.reason}
+        if refusal.reason == "sweep":
+            flag = self._report(session, asker, now)
+            details["flag"] = flag.id
+        self._audit("feasibility.refused", asker, fingerprint, REFUSED, details)
+        # The refusal, its flag and the rate-limit row must outlive the failed request.
+        session.commit()
+        raise refusal
+
+    def _report(self, session: Session, asker: Asker, now: datetime) -> QuestionFlag:
+        """The research office's flag for this asker: one open flag per asker (a sweep spans
+        many draft studies), counting refusals and naming the latest study."""
+        flag = session.execute(
+            select(QuestionFlag).where(
+                QuestionFlag.asker == asker.actor,
+                QuestionFlag.reason == "sweep",
+                QuestionFlag.reviewed_by.is_(None),
+            )
+        ).scalar_one_or_none()
+        if flag is None:
+            flag = QuestionFlag(
+                at=now, last_at=now, asker=asker.actor, study_id=asker.study_id,
+                reason="sweep", refusals=1,
+            )  # fmt: skip
+            session.add(flag)
+        else:
+            flag.refusals += 1
+            flag.last_at = now
+            flag.study_id = asker.study_id
+        session.flush()
+        return flag
+
+    def _audit(
+        self, action: str, asker: Asker, fingerprint: str, result: str, details: dict[str, Any]
+    ) -> None:
+        body = {"study": asker.study_id, "fingerprint": fingerprint, "result": result}
+        audit.append(action, actor=asker.actor, details=body | details, path=self.audit_path)
+
+
+def review_flag(session: Session, flag_id: int, reviewer: str) -> dict[str, Any]:
+    """The research office has looked into a reported sweep: the flag is closed (the next
+    refused sweep of that asker opens a new one). Audited."""
+    flag = session.get(QuestionFlag, flag_id)
+    if flag is None:
+        raise NotFoundError(f"no reported sweep with id {flag_id}")
+    if flag.reviewed_by is None:
+        flag.reviewed_by = reviewer
+        audit.append("feasibility.flag_reviewed", actor=reviewer, details={"flag": flag.id})
+    session.flush()
+    return {"id": flag.id, "reviewed_by": flag.reviewed_by}
+
+
+def flags(session: Session, *, include_reviewed: bool = False) -> list[dict[str, Any]]:
+    """Reported sweeps for the research office, newest first."""
+    query = select(QuestionFlag).order_by(QuestionFlag.last_at.desc(), QuestionFlag.id.desc())
+    if not include_reviewed:
+        query = query.where(QuestionFlag.reviewed_by.is_(None))
+    return [
+        {
+            "id": f.id,
+            "asker": f.asker,
+            "study": f.study_id,
+            "reason": f.reason,
+            "refusals": f.refusals,
+            "first": _aware(f.at).isoformat(timespec="seconds"),
+            "last": _aware(f.last_at).isoformat(timespec="seconds"),
+            "reviewed_by": f.reviewed_by,
+        }
+        for f in session.execute(query).scalars()
+    ]
