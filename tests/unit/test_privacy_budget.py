@@ -97,7 +97,9 @@ def test_concurrent_threads_cannot_overspend(db: str) -> None:
 
 def test_concurrent_processes_cannot_overspend(db: str) -> None:
     create_budget("race", 1.0, url=db)
-    with multiprocessing.get_context("fork").Pool(8) as pool:
+    # forkserver: workers forked from a fresh process, not from this one, whose threads (web
+    # tests, DuckDB) may hold locks at fork time; a forked worker could then hang the pool.
+    with multiprocessing.get_context("forkserver").Pool(8) as pool:
         results = pool.map(_spend, [db] * 8)
     assert sum(results) == 3
     status = budget_status("race", url=db)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from brygga.cohort.feasibility import eligible_persons
 from brygga.db import session as db_session
 from brygga.privacy.disclosure import RoundingPolicy
+from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
 from brygga.registry.models import Resident
 from brygga.studies import funnel, matching, registration
@@ -94,13 +95,17 @@ def test_records_matches_are_eligible_on_the_records(seeded):
         assert set(on_records) <= eligible
 
 
-def test_feasibility_on_submission_is_disclosed(seeded):
+def test_feasibility_on_submission_is_disclosed(seeded, tmp_path):
     region = Region.open(seeded["region"])
+    guard = QuestionGuard(audit_path=tmp_path / "audit.jsonl")
     with db_session(seeded["url"]) as s:
         study = s.scalar(select(Study).where(Study.area == "cardiovascular"))
         result = funnel.study_feasibility(
-            s, study, region, matching.RecordsEligibility(region), RoundingPolicy()
-        )
+            s, study, region, matching.RecordsEligibility(region), RoundingPolicy(), guard,
+            Asker("staff:1"),
+        )  # fmt: skip
+    # The question passed the question guard, which audited it.
+    assert '"feasibility.question"' in (tmp_path / "audit.jsonl").read_text()
     count = result["count"]["value"]
     assert count is not None and count > 0 and count % 5 == 0
     assert result["raw"] is False

@@ -28,7 +28,8 @@ It still counts against the rate limit and the budgets.
 
 A refusal must be recorded even though the request then fails, so ``admit`` commits the
 caller's session before it raises ``QuestionRefused`` (the web's request transaction: a
-refused request has written nothing else by then).
+feasibility request has written nothing else by then; on submission the study's submission is
+committed with it, and the route keeps it).
 """
 
 from __future__ import annotations
