@@ -347,11 +347,7 @@ def feasibility(
     """Count the people meeting eligibility criteria, with attrition and breakdowns."""
     from datetime import date
 
-    from brygga.cohort.criteria import load_criteria
-    from brygga.cohort.feasibility import asked_feasibility
     from brygga.errors import InputError
-    from brygga.privacy.noise import current_user
-    from brygga.privacy.questions import Asker
 
     when = None
     if index_date is not None:
@@ -359,12 +355,9 @@ def feasibility(
             when = date.fromisoformat(index_date)
         except ValueError:
             raise InputError(f"--index-date {index_date!r} is not a date (YYYY-MM-DD)") from None
-    criteria = load_criteria(criteria_file)
-    who = current_user()
-    result = asked_feasibility(
-        criteria, region_dir, asker=Asker(f"cli:{who}"), engine=engine, index_date=when,
-        raw=raw, noise=noise, user=who,
-    )  # fmt: skip
+    result = core().feasibility(
+        criteria_file, region_dir, engine=engine, index_date=when, raw=raw, noise=noise
+    )
     if as_json:
         print_json(result.as_dict())
         return

@@ -27,7 +27,7 @@ from typing import Any
 from brygga import audit
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engines import Engine, engine_for
-from brygga.cohort.feasibility import FeasibilityResult, feasibility
+from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
@@ -43,6 +43,8 @@ from brygga.privacy.disclosure import (
     configured_policy,
     region_policy,
 )
+from brygga.privacy.noise import current_user
+from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
 
@@ -126,13 +128,20 @@ class Brygga:
         raw: bool = False,
         noise: str | None = None,
         user: str | None = None,
+        asker: Asker | None = None,
     ) -> FeasibilityResult:
-        """Count, attrition and breakdowns for ``criteria`` (a document or a file), disclosed."""
+        """Count, attrition and breakdowns for ``criteria`` (a document or a file), disclosed,
+        through the question guard (``privacy.questions``: audited always; budgets, rate limit
+        and sweep refusal on a region that is not synthetic). ``user``/``asker``: who asks
+        (default: ``BRYGGA_USER`` or the OS user, as ``cli:<user>``)."""
         if not isinstance(criteria, Criteria):
             criteria = load_criteria(criteria)
-        return feasibility(
+        user = user or current_user()
+        return asked_feasibility(
             criteria,
             self.region(region),
+            asker=asker or Asker(f"cli:{user}"),
+            url=self.database,
             engine=engine or self.settings.engine,
             index_date=index_date,
             raw=raw,

@@ -102,7 +102,7 @@ def test_feasibility_on_submission_is_disclosed(seeded, tmp_path):
         study = s.scalar(select(Study).where(Study.area == "cardiovascular"))
         result = funnel.study_feasibility(
             s, study, region, matching.RecordsEligibility(region), RoundingPolicy(), guard,
-            Asker("staff:1"),
+            Asker("staff:1"), url=seeded["url"],
         )  # fmt: skip
     # The question passed the question guard, which audited it.
     assert '"feasibility.question"' in (tmp_path / "audit.jsonl").read_text()
