@@ -61,7 +61,7 @@ def sample_identities(region_path: Path, n: int, out: Path, seed: int) -> int:
 
 
 def study_forms(n: int, region: Any) -> list[dict[str, Any]]:
-    from brygga.studies.areas import AREAS
+    from brygga.registry.areas import AREAS
     from brygga.studies.seed import _hospital_sites
 
     criteria = sorted((HERE / "criteria").glob("*.yaml"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from brygga.forms import FormError, validate
+from brygga.registry.areas import AREAS
 from brygga.registry.service import ProfileInput
-from brygga.studies.areas import AREAS
 from tests.web.conftest import study_form
 
 BOMB = (

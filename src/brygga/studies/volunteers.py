@@ -25,8 +25,8 @@ from sqlalchemy import Text, and_, cast, select
 from sqlalchemy.orm import Session, aliased
 
 from brygga.registry import catalogue
+from brygga.registry.areas import AREAS
 from brygga.registry.models import Consent, Profile, Resident
-from brygga.studies.areas import AREAS
 from brygga.studies.selfreport import Health, SelfReport
 
 NO_PERSON = -1  # person_id of a volunteer without one (never eligible on the records)

@@ -13,9 +13,9 @@ from brygga import audit
 from brygga.db.group_commit import group_commit
 from brygga.forms import FormError
 from brygga.registry import catalogue, consent, service
+from brygga.registry.areas import AREAS
 from brygga.registry.models import CONSENT_KINDS, Resident
 from brygga.studies import invitations, participation
-from brygga.studies.areas import AREAS
 from brygga.web.deps import Id, db, render
 from brygga.web.security import SESSION_COOKIE, Principal, allow
 

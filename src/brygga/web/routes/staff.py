@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from brygga.errors import InputError
 from brygga.forms import FormError
 from brygga.privacy.questions import QuestionRefused
+from brygga.registry.areas import AREAS
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
-from brygga.studies.areas import AREAS
 from brygga.studies.models import PHASES, StaffAccount, Study
 from brygga.web.deps import Id, ask_feasibility, db, disclosure, read_db, render, short_write
 from brygga.web.security import Principal, allow
