@@ -288,7 +288,9 @@ as_of_rules = st.one_of(
     ).map(lambda spec: {"drug": spec}),
     st.fixed_dictionaries(
         {"within": st.none() | as_of_windows, "min_count": st.integers(1, 3)},
-        optional={"types": st.lists(st.sampled_from(["inpatient", "outpatient"]), min_size=1)},
+        optional={
+            "types": st.lists(st.sampled_from(["inpatient", "outpatient"]), min_size=1, max_size=4)
+        },
     ).map(lambda spec: {"visit": drop_none(spec)}),
     st.fixed_dictionaries(
         {
