@@ -40,7 +40,8 @@ from typing import Any
 from brygga.cohort.bitmaps import count
 from brygga.cohort.compile import compile_criteria
 from brygga.cohort.criteria import Criteria, load_criteria
-from brygga.cohort.engines import Engine, duckdb_engine, quiet_duckdb, spark_engine
+from brygga.cohort.engine import Engine
+from brygga.cohort.engines import duckdb_engine, quiet_duckdb, spark_engine
 from brygga.records import optimize
 from brygga.records.store import Region
 

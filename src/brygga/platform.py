@@ -26,7 +26,8 @@ from typing import Any
 
 from brygga import audit
 from brygga.cohort.criteria import Criteria, load_criteria
-from brygga.cohort.engines import Engine, engine_for
+from brygga.cohort.engine import Engine
+from brygga.cohort.engines import engine_for
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current

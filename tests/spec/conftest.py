@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from brygga.cohort.criteria import Criteria, parse_criteria
-from brygga.cohort.engines import ENGINES, Engine, open_engine
+from brygga.cohort.engine import Engine
+from brygga.cohort.engines import ENGINES, open_engine
 from brygga.records import optimize, schema
 from brygga.records.store import Region, RegionWriter
 from tests.spec.spark_connect import CONNECT_SPEC_TESTS, spark_connect_url  # noqa: F401 (a fixture)

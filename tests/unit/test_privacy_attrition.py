@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brygga.cohort.engines import Evaluation
+from brygga.cohort.engine import Evaluation
 from brygga.cohort.feasibility import disclose
 from brygga.privacy.cellkey import FeasibilityKeys, PTable
 from brygga.privacy.disclosure import SECONDARY, CellKeyPolicy, RoundingPolicy

@@ -52,7 +52,8 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
-from brygga.cohort.engines import Evaluation, IbisEngine
+from brygga.cohort.engine import Evaluation
+from brygga.cohort.engines import IbisEngine
 from brygga.cohort.population import step_description
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
 from brygga.records.optimize import PERSON_INDEX
@@ -413,7 +414,7 @@ class BitmapEngine(IbisEngine):
             return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
-        """Record-key sums per attrition step and per cell (``cellkey.feasibility_keys``)."""
+        """Record-key sums per attrition step and per cell, over the kept bitmaps."""
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             units = self.units()

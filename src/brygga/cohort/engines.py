@@ -29,18 +29,20 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
+from brygga.cohort.engine import Engine, Evaluation
 from brygga.cohort.population import step_description
 from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError, MissingExtra
+from brygga.privacy.cellkey import SCALE, FeasibilityKeys
 from brygga.records import optimize, schema
 from brygga.records.store import Region, quiet_duckdb
 
@@ -50,27 +52,6 @@ if TYPE_CHECKING:
 ENGINES = ("duckdb", "spark", "reference")
 # The engines that also run queries other than criteria (``IbisEngine.to_arrow``).
 QUERY_ENGINES = ("duckdb", "spark")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Raw (undisclosed) results: never print these; feasibility applies the policy."""
-
-    index_date: date
-    steps: list[tuple[str, int]]  # (description, people remaining after the step)
-    cells: dict[tuple[str, int, str | None], int]  # (sex, age band start, municipality) -> n
-
-    @property
-    def count(self) -> int:
-        return self.steps[-1][1]
-
-
-class Engine(Protocol):
-    name: str
-
-    def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation: ...
-
-    def persons(self, criteria: Criteria, index_date: date) -> list[int]: ...
 
 
 class IbisEngine:
@@ -136,6 +117,35 @@ class IbisEngine:
                 key = (r["sex"], int(r["age_band"]), r["municipality"])
                 cells[key] = cells.get(key, 0) + int(r["n"])
         return Evaluation(index_date=index_date, steps=steps, cells=cells)
+
+    def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
+        """The same grouping as ``Compiled.summary`` with each group's record-key units
+        summed where the data is (the cell key method; ``privacy/cellkey.py``)."""
+        with self.lock:
+            compiled = self.compile(criteria, index_date)
+            keys = self.tables.table("person_key")
+            reached = sum(
+                (ibis.ifelse(c, 1, 0) for c in compiled.conditions[1:]), start=ibis.literal(0)
+            ).cast("int32")
+            t = compiled.flags.mutate(reached=reached).select(
+                "person_id", "sex", "age_band", "municipality", "reached"
+            )
+            units = keys.select(
+                key_person=keys.person_id, units=(keys.record_key * SCALE).floor().cast("int64")
+            )
+            t = t.left_join(units, t.person_id == units.key_person)
+            summary = t.group_by(["sex", "age_band", "municipality", "reached"]).aggregate(
+                k=t.units.sum().cast("int64")
+            )
+            rows = self.run_sql(self.to_sql(summary))
+        last = len(compiled.conditions) - 1
+        steps = [sum(int(r["k"] or 0) for r in rows if r["reached"] >= i) for i in range(last + 1)]
+        cells: dict[tuple[str, int, str | None], int] = {}
+        for r in rows:
+            if r["reached"] == last:
+                key = (r["sex"], int(r["age_band"]), r["municipality"])
+                cells[key] = cells.get(key, 0) + int(r["k"] or 0)
+        return FeasibilityKeys(steps, cells)
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
         rows = self.run_sql(self.sql("persons", criteria, index_date))

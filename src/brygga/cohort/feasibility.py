@@ -8,7 +8,6 @@ use by matching and prevention; the CLI never prints them.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,11 +16,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from brygga.cohort.criteria import Criteria
-from brygga.cohort.engines import Evaluation, engine_for
+from brygga.cohort.engine import Evaluation
+from brygga.cohort.engines import engine_for
 from brygga.db.migrate import ensure_current
 from brygga.db.session import write_session
 from brygga.errors import InputError
-from brygga.privacy.cellkey import FeasibilityKeys, cell_key, feasibility_keys
+from brygga.privacy.cellkey import FeasibilityKeys, cell_key
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
 from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.questions import Asker, QuestionGuard
@@ -97,11 +97,7 @@ def feasibility(
     evaluation = runner.evaluate(criteria, effective)
     keys = None
     if policy.needs_record_keys and noisy is None:
-        if hasattr(runner, "keys"):  # DuckDB: sums over the kept bitmaps
-            keys = runner.keys(criteria, effective)
-        else:
-            with getattr(runner, "lock", nullcontext()):
-                keys = feasibility_keys(runner, criteria, effective)
+        keys = runner.keys(criteria, effective)  # DuckDB: sums over the kept bitmaps
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
     if criteria.whole_region:

@@ -27,8 +27,9 @@ from brygga.cohort.criteria import (
     rule_kind,
     window_bounds,
 )
-from brygga.cohort.engines import Evaluation
+from brygga.cohort.engine import Evaluation, FeasibilityKeys
 from brygga.cohort.population import step_description
+from brygga.errors import InputError
 from brygga.records import codes as codebook
 from brygga.records import schema
 from brygga.records.store import Region
@@ -70,6 +71,9 @@ class ReferenceEngine:
                 (sex_label(row["gender_concept_id"]), age // 10 * 10, row["municipality_code"])
             ] += 1
         return Evaluation(index_date=index_date, steps=steps, cells=dict(cells))
+
+    def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
+        raise InputError("the cell key method needs the duckdb or spark engine, not 'reference'")
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
         population = self.population(index_date)

@@ -16,7 +16,6 @@ import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -134,47 +133,11 @@ class PTable:
 
 @dataclass(frozen=True)
 class FeasibilityKeys:
-    """Key-unit sums for each attrition step and each (sex, age band, municipality) cell."""
+    """Key-unit sums for each attrition step and each (sex, age band, municipality) cell,
+    summed by the cohort engine where the data is (``Engine.keys``)."""
 
     steps: list[int]
     cells: dict[tuple[str, int, str | None], int]
-
-
-def feasibility_keys(engine: Any, criteria: Any, index_date: date) -> FeasibilityKeys:
-    """The same grouping as ``Compiled.summary`` with each group's key-unit sum.
-
-    Needs an Ibis engine (duckdb or spark): the cell keys are summed where the data is.
-    """
-    import ibis
-
-    if not hasattr(engine, "compile"):
-        raise InputError(
-            f"the cell key method needs the duckdb or spark engine, not {engine.name!r}"
-        )
-    compiled = engine.compile(criteria, index_date)
-    keys = engine.tables.table("person_key")
-    reached = sum(
-        (ibis.ifelse(c, 1, 0) for c in compiled.conditions[1:]), start=ibis.literal(0)
-    ).cast("int32")
-    t = compiled.flags.mutate(reached=reached).select(
-        "person_id", "sex", "age_band", "municipality", "reached"
-    )
-    units = keys.select(
-        key_person=keys.person_id, units=(keys.record_key * SCALE).floor().cast("int64")
-    )
-    t = t.left_join(units, t.person_id == units.key_person)
-    summary = t.group_by(["sex", "age_band", "municipality", "reached"]).aggregate(
-        k=t.units.sum().cast("int64")
-    )
-    rows = engine.run_sql(engine.to_sql(summary))
-    last = len(compiled.conditions) - 1
-    steps = [sum(int(r["k"] or 0) for r in rows if r["reached"] >= i) for i in range(last + 1)]
-    cells: dict[tuple[str, int, str | None], int] = {}
-    for r in rows:
-        if r["reached"] == last:
-            key = (r["sex"], int(r["age_band"]), r["municipality"])
-            cells[key] = cells.get(key, 0) + int(r["k"] or 0)
-    return FeasibilityKeys(steps, cells)
 
 
 def region_units(region: Any, person_ids: Sequence[int] | np.ndarray) -> np.ndarray:

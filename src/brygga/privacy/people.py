@@ -1,6 +1,6 @@
 """Counts of people computed in Python, disclosed under the policy with their cell keys.
 
-Feasibility sums its cell keys where the data is (``cellkey.feasibility_keys``). The prevention
+Feasibility sums its cell keys where the data is (``cohort`` engines' ``keys``). The prevention
 outputs (``brygga risk``, ``program``, ``equity``, ``evaluate``) count people with numpy over one
 population: everyone alive and observed at an index date, in ``person_id`` order
 (``prevention.inputs.RiskInputs``). A ``PeopleCounter`` holds that population's key units when
