@@ -13,6 +13,8 @@ import yaml
 from brygga.cli import main
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.feasibility import eligible_persons, feasibility
+from brygga.cohort.reference import ReferenceEngine
+from brygga.errors import InputError
 from tests.spec.conftest import build_region, death, event, person
 
 CRITERIA = """\
@@ -213,3 +215,11 @@ def test_the_command_audits_every_question_and_guards_other_regions(
     code, out, err = run_cli(capsys, moved, "--region", other, "--json")
     assert code == 2 and out == ""
     assert "reported to the research office" in err
+
+
+def test_the_reference_engine_refuses_cell_keys_with_a_user_error():
+    """The engine interface is complete: the reference evaluator has ``keys`` too, and says
+    (exit code 2, no traceback) that the cell key method needs another engine."""
+    criteria = parse_criteria({"name": "everyone", "index_date": "2026-01-01"})
+    with pytest.raises(InputError, match="needs the duckdb or spark engine, not 'reference'"):
+        ReferenceEngine({}).keys(criteria, date(2026, 1, 1))
