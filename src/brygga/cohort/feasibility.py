@@ -23,9 +23,9 @@ from brygga.db.session import write_session
 from brygga.errors import InputError
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
+from brygga.privacy.gate import CountTable, Line
 from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.questions import Asker, QuestionGuard
-from brygga.privacy.suppression import Line, protect
 from brygga.records.store import Region
 
 SEXES = ("female", "male")
@@ -213,9 +213,7 @@ def disclose(
         cell_keys = {("step", i): cell_key(k) for i, k in enumerate(keys.steps)}
         for dim, cells in group_counts(keys.cells).items():
             cell_keys |= {(dim, k): cell_key(units) for k, units in cells.items()}
-    disclosed = protect(
-        policy, counts, lines, cell_keys, unpublished=removed, keep=[("step", last)]
-    )
+    disclosed = release(policy, counts, lines, cell_keys, removed, keep=("step", last))
     attrition = [
         {"step": step, "count": disclosed[("step", i)]}
         for i, (step, _) in enumerate(evaluation.steps)
@@ -240,14 +238,29 @@ def disclose_noisy(
     names = {cell: f"{cell[0]}:{cell[1]}" for cell in published}
     values = noisy.values(fingerprint, {names[c]: n for c, n in published.items()}, session)
     noisy_values = {cell: float(values[names[cell]]) for cell in published}
-    shown = protect(
-        noisy.policy(), counts, lines, noisy_values, unpublished=removed, keep=[("step", last)]
-    )
+    shown = release(noisy.policy(), counts, lines, noisy_values, removed, keep=("step", last))
     attrition = [
         {"step": step, "count": shown[("step", i)]} for i, (step, _) in enumerate(evaluation.steps)
     ]
     by_group = {dim: {k: shown[(dim, k)] for k in cells} for dim, cells in groups.items()}
     return shown[("step", last)], attrition, by_group
+
+
+def release(
+    policy: DisclosurePolicy,
+    counts: dict[Any, int],
+    lines: list[Line],
+    keys: dict[Any, float],
+    hidden: list[Any],
+    *,
+    keep: Any,
+) -> dict[Any, dict[str, Any]]:
+    """The feasibility table through the release gate (``privacy.gate``)."""
+    table = CountTable(policy)
+    for cell, count in counts.items():
+        (table.hide if cell in hidden else table.add)(cell, count, keys.get(cell))
+    table.lines.extend(lines)  # built from the evaluation's own steps: true by construction
+    return table.release(keep=[keep])
 
 
 def eligible_persons(

@@ -304,8 +304,9 @@ def evaluate(
     table.add("comparison_scored", ~t)
     unscored = treated & ~base
     table.add_count("invited_in_region", int(treated.sum()), everyone.key_sum(treated))
-    table.add_count(("invited", "not scored"), int(unscored.sum()), everyone.key_sum(unscored))
-    table.unpublished.add(("invited", "not scored"))
+    table.add_hidden_count(
+        ("invited", "not scored"), int(unscored.sum()), everyone.key_sum(unscored)
+    )
     table.line("invited_in_region", ["invited_scored", ("invited", "not scored")])
     for name, y in ys.items():
         _add_outcome(table, name, stratum, t, y)

@@ -11,8 +11,8 @@ back to rounding. Under the other policies the units are not needed and not read
 
 A ``PeopleTable`` collects the counts of one output together with the additive lines between
 them (a group is the sum of its categories, a region the sum of its groups) and discloses them
-all at once through ``suppression.protect``, so that no suppressed count can be worked out by
-subtraction from the totals around it.
+all at once through the release gate (``gate.CountTable``), so that no suppressed count can be
+worked out by subtraction from the totals around it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import numpy as np
 
 from brygga.privacy.cellkey import SCALE, cell_key, region_units
 from brygga.privacy.disclosure import DisclosurePolicy, require_record_keys
-from brygga.privacy.suppression import Line, protect
+from brygga.privacy.gate import CountTable
+from brygga.privacy.suppression import Line
 
 # An estimated number of people (not a count of a set) is perturbed with the key of the people
 # it is about plus this constant, so that it draws its own perturbation rather than repeating
@@ -92,14 +93,23 @@ class PeopleCounter:
 
 @dataclass
 class PeopleTable:
-    """Counts of people with the lines that tie them, disclosed together (secondary
-    suppression). Cells are any hashable ids; add each cell once, then the lines."""
+    """Counts of people with the lines that tie them, disclosed together through the release
+    gate (``gate.CountTable``). Cells are any hashable ids; add each cell once, then the lines."""
 
     counter: PeopleCounter
-    counts: dict[Hashable, int] = field(default_factory=dict)
     key_sums: dict[Hashable, int] = field(default_factory=dict)
-    lines: list[Line] = field(default_factory=list)
-    unpublished: set[Hashable] = field(default_factory=set)
+    table: CountTable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.table = CountTable(self.counter.policy)
+
+    @property
+    def counts(self) -> dict[Hashable, int]:
+        return self.table.counts
+
+    @property
+    def lines(self) -> list[Line]:
+        return self.table.lines
 
     def add(self, cell: Hashable, rows: np.ndarray) -> Hashable:
         """The people in ``rows`` (a boolean mask) as ``cell``."""
@@ -107,36 +117,32 @@ class PeopleTable:
 
     def add_count(self, cell: Hashable, count: int, key_sum: int) -> Hashable:
         """A cell whose count and key-unit sum are known (``PeopleCounter.tally``)."""
-        if cell in self.counts:
-            raise ValueError(f"cell {cell!r} added twice")
-        self.counts[cell] = count
         self.key_sums[cell] = key_sum % SCALE
-        return cell
+        return self.table.add(cell, count, self._key(key_sum))
 
     def add_hidden(self, cell: Hashable, rows: np.ndarray) -> Hashable:
         """People who are never shown but can be worked out as a difference of shown counts
         (e.g. those in a group without complete inputs); a small one is protected."""
-        self.unpublished.add(cell)
-        return self.add(cell, rows)
+        key_sum = self.counter.key_sum(rows)
+        self.key_sums[cell] = key_sum % SCALE
+        return self.table.hide(cell, int(np.count_nonzero(rows)), self._key(key_sum))
+
+    def add_hidden_count(self, cell: Hashable, count: int, key_sum: int) -> Hashable:
+        """``add_hidden`` for a cell whose count and key-unit sum are known."""
+        self.key_sums[cell] = key_sum % SCALE
+        return self.table.hide(cell, count, self._key(key_sum))
 
     def line(self, total: Hashable, members: Iterable[Hashable]) -> None:
         """``total`` is the sum of ``members`` (the caller's sets must partition it)."""
-        members = tuple(members)
-        if self.counts[total] != sum(self.counts[m] for m in members):
-            raise ValueError(f"cell {total!r} is not the sum of its members")  # a bug
-        self.lines.append(Line(total, members))
+        self.table.line(total, members)
 
     def disclose(self, keep: Collection[Hashable] = ()) -> dict[Hashable, dict[str, Any]]:
-        """Every published cell through the policy and secondary suppression; ``keep`` (the
-        headline counts) suppressed only as a last resort."""
-        keys = None
-        if self.counter.units is not None:
-            keys = {c: cell_key(s) for c, s in self.key_sums.items()}
-        shown = protect(
-            self.counter.policy, self.counts, self.lines, keys,
-            unpublished=self.unpublished, keep=keep,
-        )  # fmt: skip
-        return {c: d for c, d in shown.items() if c not in self.unpublished}
+        """Every published cell through the gate; ``keep`` (the headline counts) suppressed
+        only as a last resort."""
+        return self.table.release(keep)
+
+    def _key(self, key_sum: int) -> float | None:
+        return None if self.counter.units is None else cell_key(key_sum % SCALE)
 
 
 def population_units(

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from brygga.db.session import write_session
 from brygga.privacy.disclosure import DisclosurePolicy, load_settings
+from brygga.privacy.gate import CountTable
 from brygga.privacy.noise import guarded_noise
 from brygga.privacy.questions import Asker, QuestionGuard
-from brygga.privacy.suppression import Line, protect
 from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
 
@@ -102,14 +102,14 @@ def disclose_stages(policy: DisclosurePolicy, counts: dict[str, int]) -> dict[st
     difference of shown counts (never shown), so a small loss is protected like a suppressed
     count and a suppressed stage cannot be recovered from its neighbours (secondary
     suppression, ``privacy.suppression``). The first stage is suppressed only as a last resort."""
-    cells: dict[Any, int] = dict(counts)
-    lines, lost = [], []
+    table = CountTable(policy)
+    for stage, n in counts.items():
+        table.add(stage, n)
     for upper, lower in SUBSETS:
         if counts[lower] <= counts[upper]:  # (not when invitations were never sent)
-            cells[("lost", upper, lower)] = counts[upper] - counts[lower]
-            lost.append(("lost", upper, lower))
-            lines.append(Line(upper, (lower, ("lost", upper, lower))))
-    shown = protect(policy, cells, lines, unpublished=lost, keep=[STAGES[0]])
+            table.hide(("lost", upper, lower), counts[upper] - counts[lower])
+            table.line(upper, (lower, ("lost", upper, lower)))
+    shown = table.release(keep=[STAGES[0]])
     return {stage: shown[stage] for stage in STAGES}
 
 
