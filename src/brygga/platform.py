@@ -39,11 +39,11 @@ from brygga.prevention.evaluation import read_invitations
 from brygga.prevention.programs import ProgramPlan, load_program, plan_program
 from brygga.prevention.stratify import risk_report
 from brygga.privacy.disclosure import (
-    DisclosurePolicy,
     TeamPolicy,
     configured_policy,
     region_policy,
 )
+from brygga.privacy.gate import single
 from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker
 from brygga.records.store import Region
@@ -150,11 +150,6 @@ class Brygga:
             user=user,
         )
 
-    def disclose(self, counts: dict[str, int], region: Any = None, *, raw: bool = False) -> dict:
-        """Single counts (each its own table) through the policy, with the policy's name."""
-        policy: DisclosurePolicy = self.policy(region, raw=raw)
-        return {k: policy.apply(v) for k, v in counts.items()} | {"disclosure": policy.description}
-
     # --- Prevention -------------------------------------------------------------------------
 
     def risk(
@@ -229,8 +224,8 @@ class Brygga:
             )
         policy = self.policy()
         return {
-            "expired": policy.apply(expired),
-            "invited": {k: policy.apply(v) for k, v in invited.items()},
-            "notifications": {k: policy.apply(v) for k, v in delivered.items()},
+            "expired": single(policy, expired),
+            "invited": {k: single(policy, v) for k, v in invited.items()},
+            "notifications": {k: single(policy, v) for k, v in delivered.items()},
             "disclosure": policy.description,
         }

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from brygga.db.session import write_session
 from brygga.privacy.disclosure import DisclosurePolicy, load_settings
-from brygga.privacy.gate import CountTable
+from brygga.privacy.gate import CountTable, single
 from brygga.privacy.noise import guarded_noise
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.studies import outbox
@@ -151,7 +151,7 @@ def study_feasibility(
     on_records = eligible(study) if any(v.records_consent for v in people) else None
     would_match = len(candidates(study, people, on_records))
     result.pop("fingerprint", None)
-    result["volunteers"] = policy.apply(would_match)
+    result["volunteers"] = single(policy, would_match)
     return result
 
 
