@@ -6,9 +6,11 @@ profile can answer only some rules, so evaluation is three-valued (Kleene logic)
 
 * demographics: age and sex from the personnummer, municipality from the identity;
 * ``condition`` (ICD10) and ``drug`` (ATC) rules: against the reported conditions and medicines,
-  with the language's prefix matching; a self-report has no dates, so windows and ``min_count``
-  are not checked (the study team screens anyway);
-* ``measurement`` rules on BMI, weight or height with a value range: from reported height/weight;
+  with the language's prefix matching; a self-report has no dates, so with a window or a
+  ``min_count`` above 1 a reported code makes the rule unknown, not true (the study team
+  screens anyway), and an unreported one still makes it false;
+* ``measurement`` rules on BMI, weight or height with a value range: from reported height/weight
+  (the current values: in any window; with a ``min_count`` above 1, unknown);
 * ``observation`` rules on the smoking-status codes: from the reported smoking status;
 * everything else (labs, procedures, visits, death, OMOP concept ids): unknown.
 
@@ -123,16 +125,26 @@ def _observation(spec: ObservationSpec, person: Health) -> Truth:
     return SMOKING_CODES[person.smoking] in wanted
 
 
+def _undated(truth: Truth, spec: EventSpec, current: bool) -> Truth:
+    """A report says that, not when or how often: a reported condition or medicine may or may
+    not fall in a rule's window, and one report is not ``min_count`` dates, so such a "yes" is
+    only "cannot tell" (an exclude rule must not drop someone the records could keep).
+    Measurements and smoking are reported as they are now, inside any window."""
+    if truth and (spec.min_count > 1 or (spec.within is not None and not current)):
+        return None
+    return truth
+
+
 def rule_truth(rule: object, person: Health) -> Truth:
     kind, body = rule_kind(rule), rule_body(rule)  # type: ignore[arg-type]
     if kind == "condition":
-        return _codes_hold(body, "ICD10", person.conditions)
+        return _undated(_codes_hold(body, "ICD10", person.conditions), body, current=False)
     if kind == "drug":
-        return _codes_hold(body, "ATC", person.medicines)
+        return _undated(_codes_hold(body, "ATC", person.medicines), body, current=False)
     if kind == "measurement":
-        return _measurement(body, person)
+        return _undated(_measurement(body, person), body, current=True)
     if kind == "observation":
-        return _observation(body, person)
+        return _undated(_observation(body, person), body, current=True)
     if kind == "any_of":
         return _kleene_any(rule_truth(r, person) for r in body)
     if kind == "all_of":
