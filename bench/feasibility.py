@@ -42,6 +42,7 @@ from brygga.cohort.compile import compile_criteria
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import duckdb_engine, quiet_duckdb, spark_engine
+from brygga.platform import Brygga
 from brygga.records import optimize
 from brygga.records.store import Region
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             check=True,
         )
-    region = Region.open(args.region)
+    region = Brygga().region(args.region)  # the engine itself is built below: it is measured
     optimize_s = None
     if args.layout == "optimized" and optimize.find(region.path) is None:
         # A separate process, so that the build's memory does not count as the engine's.

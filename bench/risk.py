@@ -60,13 +60,15 @@ def bench_region(
     path: str, threads: int, risk_region: str, layout: str, repeat: int, engine_name: str
 ) -> None:
     from brygga.cohort.engines import duckdb_engine, query_engine
+    from brygga.platform import Brygga
     from brygga.prevention.inputs import extract_inputs
     from brygga.prevention.stratify import population_risk
     from brygga.prevention.validation import score2_c_statistic
     from brygga.records import optimize
-    from brygga.records.store import Region
 
-    region = Region.open(path)
+    # The region comes from the platform like everywhere; the engine is built here, with the
+    # benchmark's thread count and layout, because it is what is being measured.
+    region = Brygga().region(path)
     database = optimize.find(region.path)
     if layout == "optimized" and database is None:
         raise SystemExit(f"no optimized database in {path}: run brygga optimize {path} first")
