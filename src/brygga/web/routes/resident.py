@@ -161,7 +161,7 @@ def answer(
 def export(
     who: Principal = Depends(resident_only), session: Session = Depends(db, scope="function")
 ) -> Response:
-    document = service.export_data(session, me(session, who))
+    document = participation.export_data(session, me(session, who))
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
     return Response(
         body,
@@ -176,7 +176,7 @@ def delete(
     who: Principal = Depends(resident_only),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    service.delete_account(session, me(session, who))
+    participation.delete_account(session, me(session, who))
     response = RedirectResponse("/", 303)
     response.delete_cookie(SESSION_COOKIE)
     return response
