@@ -275,6 +275,24 @@ def test_export_my_data(env):
     assert audit_lines(env)[-1]["action"] == "identity.read"
 
 
+def test_identity_for_the_portal_and_the_demo_list_is_an_audited_read(env):
+    """Security property 4 in the domain: the functions that return identity write the read
+    record themselves, so no caller (web page, API, script) can show identity unaudited."""
+    pnr = env["people"][0]["personnummer"]
+    with db_session(env["url"]) as s:
+        r = service.register(s, service.by_personnummer(s, pnr))
+        shown = service.portal_identity(r)
+        assert shown["personnummer"] == pnr and "person_id" not in shown
+        last = audit_lines(env)[-1]
+        assert (last["action"], last["actor"]) == ("identity.read", f"resident:{r.ref}")
+        assert last["details"] == {"purpose": "portal"}
+        people = service.demo_login_people(s, 2)
+        assert len(people) == 2 and people[0].id == r.id  # the registered resident first
+        last = audit_lines(env)[-1]
+        assert (last["action"], last["actor"]) == ("identity.read", "demo-login")
+        assert last["details"] == {"purpose": "demo log-in list", "count": 2}
+
+
 # --- staff and studies -------------------------------------------------------------------------
 
 

@@ -199,6 +199,34 @@ def identity(resident: Resident) -> dict[str, Any]:
     return {field: getattr(resident, field) for field in IDENTITY_FIELDS if field != "person_id"}
 
 
+def portal_identity(resident: Resident) -> dict[str, Any]:
+    """The resident's identity as their own portal page shows it; every call is an audited
+    read (security property 4), whoever renders the page.
+    """
+    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
+    return identity(resident)
+
+
+def demo_login_people(session: Session, limit: int) -> list[Resident]:
+    """Registered-first residents for the demo identity provider's list (synthetic regions
+    only; the caller checks demo mode). The list shows names, so it is an audited read.
+    """
+    people = list(
+        session.scalars(
+            select(Resident)
+            .where(Resident.deleted_at.is_(None), Resident.personnummer.is_not(None))
+            .order_by(Resident.registered_at.is_(None), Resident.id)
+            .limit(limit)
+        )
+    )
+    audit.append(
+        "identity.read",
+        actor="demo-login",
+        details={"purpose": "demo log-in list", "count": len(people)},
+    )
+    return people
+
+
 def export_registry_data(session: Session, resident: Resident) -> dict[str, Any]:
     """What the registry stores about the resident, as one JSON-able document: the registry's
     half of "download my data" (``studies.participation.export_data`` adds the invitations).

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from brygga import audit
 from brygga.db.group_commit import group_commit
 from brygga.forms import FormError
 from brygga.registry import catalogue, consent, service
@@ -39,9 +38,9 @@ def me(session: Session, who: Principal) -> Resident:
 
 
 def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
-    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
     context = {
         "resident": resident,
+        "identity": service.portal_identity(resident),
         "profile": resident.profile,
         "areas": AREAS,
         "conditions": catalogue.CONDITIONS,
