@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from brygga import clock
 from brygga.errors import BryggaError, InputError
 
 GENESIS = "0" * 64
@@ -89,7 +89,7 @@ def append(
 
 
 def _new_record(action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    now = clock.now().isoformat(timespec="microseconds")
     return {"time": now, "actor": actor, "action": action, "details": details}
 
 

@@ -12,6 +12,7 @@ from datetime import date
 
 from personnummer import personnummer as _pnr
 
+from brygga import clock
 from brygga.errors import InputError
 
 # The Swedish Ethical Review Authority (Etikprövningsmyndigheten): YYYY-NNNNN-NN, e.g.
@@ -59,7 +60,7 @@ def ethics_number(value: str, field: str = "ethics_number", today: date | None =
             f"{field}: write the ethics approval number as YYYY-NNNNN-NN, e.g. 2024-01234-01"
         )
     year = int(m["year"])
-    if not ETHICS_FIRST_YEAR <= year <= (today or date.today()).year:
+    if not ETHICS_FIRST_YEAR <= year <= (today or clock.today()).year:
         raise InputError(
             f"{field}: the year must be between {ETHICS_FIRST_YEAR} (when the Swedish Ethical "
             "Review Authority started) and this year"
@@ -78,7 +79,7 @@ def eu_ct_number(value: str, field: str = "eu_ct_number", today: date | None = N
             f"{field}: write the EU CT number as YYYY-5NNNNN-NN-NN, e.g. 2024-512345-12-00"
         )
     year = int(m["year"])
-    if not EU_CT_FIRST_YEAR <= year <= (today or date.today()).year:
+    if not EU_CT_FIRST_YEAR <= year <= (today or clock.today()).year:
         raise InputError(
             f"{field}: the year must be between {EU_CT_FIRST_YEAR} (when CTIS started) and this year"
         )

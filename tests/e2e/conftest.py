@@ -146,7 +146,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
         other = service.register(s, service.by_personnummer(s, people[1]["personnummer"]))
         service.update_profile(s, other, {"conditions": ["hypertension"]})
         version = consent.TEXTS["contact"].version
-        consent.set_consent(s, other, "contact", True, text_version=version)
+        consent.record_consent(s, other, "contact", True, text_version=version)
         seeded_study = study.id
     from brygga.studies import invitations, matching
 

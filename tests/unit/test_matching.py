@@ -14,13 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select, text
 
+from brygga import clock
 from brygga.cohort.criteria import parse_criteria
 from brygga.db import session as db_session
 from brygga.records.schema import IDENTITY
 from brygga.registry import catalogue, consent, geography, service
 from brygga.registry.areas import AREAS
 from brygga.registry.models import Resident
-from brygga.studies import matching, outbox, registration, staff
+from brygga.studies import matching, outbox, participation, registration, staff
 from brygga.studies.models import Invitation, OutboxMessage
 from brygga.studies.selfreport import (
     Health,
@@ -206,7 +207,7 @@ def db(tmp_path, monkeypatch, fresh_db):
 def join(s, pnr, **profile):
     r = service.register(s, service.by_personnummer(s, pnr))
     service.update_profile(s, r, {"conditions": ["t2d"]} | profile)
-    consent.set_consent(s, r, "contact", True, text_version=VERSION)
+    consent.record_consent(s, r, "contact", True, text_version=VERSION)
     return r
 
 
@@ -250,7 +251,7 @@ def test_load_reads_what_the_profiles_say(db):
         join(s, p[0], areas=["oncology", "diabetes"], max_travel_km=20, healthy_volunteer=True,
              height_cm=180, weight_kg=90, smoking="former", contact_channel="email")  # fmt: skip
         second = join(s, p[1], conditions=["hypertension", "t2d"], medicines=["metformin"])
-        consent.set_consent(s, second, "match_records", True, text_version=VERSION)
+        consent.record_consent(s, second, "match_records", True, text_version=VERSION)
         paused = join(s, p[2])
         service.pause(s, paused, True)
         service.register(s, service.by_personnummer(s, p[3]))  # no contact consent
@@ -315,9 +316,11 @@ def test_withdrawn_paused_and_already_invited_get_no_new_invitation(db):
         (study,) = studies(s, 1)
         stays, pauses, withdraws, raced = (join(s, x) for x in p[:4])
         service.pause(s, pauses, True)
-        consent.set_consent(s, withdraws, "contact", False, text_version=VERSION)
+        participation.set_consent(
+            s, withdraws, "contact", False, text_version=VERSION, eligibility=lambda _study: set()
+        )
         # Another run got there first: the unique pair is skipped, not duplicated.
-        at = consent.now()
+        at = clock.now()
         s.add(Invitation(study_id=study.id, resident_id=raced.id, basis="self_report",
                          status="declined", created_at=at, expires_at=at))  # fmt: skip
         s.flush()
@@ -376,7 +379,7 @@ def test_records_decide_for_those_who_consent(db):
         on_records = join(s, p[0], conditions=[])
         not_on_records = join(s, p[1])
         for r in (on_records, not_on_records):
-            consent.set_consent(s, r, "match_records", True, text_version=VERSION)
+            consent.record_consent(s, r, "match_records", True, text_version=VERSION)
         self_report = join(s, p[2])
         assert matching.match_study(s, study, lambda _study: np.array([on_records.person_id])) == 2
         got = dict(s.execute(select(Invitation.resident_id, Invitation.basis)).all())
@@ -388,7 +391,7 @@ def test_a_pair_invited_by_a_racing_run_is_skipped_by_the_database(db, monkeypat
     with db_session(db["url"]) as s:
         (study,) = studies(s, 1)
         first, raced = join(s, p[0]), join(s, p[1])
-        at = consent.now()
+        at = clock.now()
         s.add(Invitation(study_id=study.id, resident_id=raced.id, basis="self_report",
                          status="sent", created_at=at, expires_at=at))  # fmt: skip
         s.flush()

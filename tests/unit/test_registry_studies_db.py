@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.errors import InputError, NotFoundError, PermissionDenied
@@ -21,7 +22,15 @@ from brygga.privacy.disclosure import RoundingPolicy, TeamPolicy
 from brygga.records.schema import IDENTITY
 from brygga.registry import consent, service
 from brygga.registry.models import ConsentEvent, Resident
-from brygga.studies import funnel, invitations, matching, outbox, registration, staff
+from brygga.studies import (
+    funnel,
+    invitations,
+    matching,
+    outbox,
+    participation,
+    registration,
+    staff,
+)
 from brygga.studies.models import Invitation, OutboxMessage
 
 TODAY = date.today()
@@ -94,9 +103,9 @@ def join(s, pnr, *, areas=(), travel=None, healthy=False, conditions=(), records
             "conditions": list(conditions),
         },
     )
-    consent.set_consent(s, r, "contact", True, text_version=VERSION)
+    consent.record_consent(s, r, "contact", True, text_version=VERSION)
     if records:
-        consent.set_consent(s, r, "match_records", True, text_version=VERSION)
+        consent.record_consent(s, r, "match_records", True, text_version=VERSION)
     return r
 
 
@@ -206,11 +215,11 @@ def test_consents_are_versioned_with_history_and_audit(env):
     with db_session(env["url"]) as s:
         r = service.register(s, service.by_personnummer(s, pnr))
         with pytest.raises(InputError, match="consent text has changed"):
-            consent.set_consent(s, r, "contact", True, text_version="2020-1")
-        assert consent.set_consent(s, r, "contact", True, text_version=VERSION)
-        assert not consent.set_consent(s, r, "contact", True, text_version=VERSION)
-        assert consent.set_consent(s, r, "contact", False, text_version=VERSION)
-        assert consent.set_consent(s, r, "donate_data", True, text_version=VERSION)
+            consent.record_consent(s, r, "contact", True, text_version="2020-1")
+        assert consent.record_consent(s, r, "contact", True, text_version=VERSION)
+        assert not consent.record_consent(s, r, "contact", True, text_version=VERSION)
+        assert consent.record_consent(s, r, "contact", False, text_version=VERSION)
+        assert consent.record_consent(s, r, "donate_data", True, text_version=VERSION)
         events = [(e.kind, e.action) for e in consent.history(s, r)]
         assert events == [("contact", "grant"), ("contact", "withdraw"), ("donate_data", "grant")]
         assert r.consent("contact") is None and r.consent("donate_data") is not None
@@ -227,7 +236,7 @@ def test_delete_erases_identity_and_keeps_anonymous_audit(env):
         study, *_ = approved_study(s)
         r = join(s, person["personnummer"], conditions=["t2d"])
         assert matching.match_study(s, study, no_records) == 1
-        service.delete_account(s, r)
+        participation.delete_account(s, r)
         rid = r.id
     with db_session(env["url"]) as s:
         gone = s.get(Resident, rid)
@@ -255,14 +264,33 @@ def test_export_my_data(env):
     pnr = env["people"][1]["personnummer"]
     with db_session(env["url"]) as s:
         r = join(s, pnr, areas=["diabetes"])
-        document = service.export_data(s, r)
+        document = participation.export_data(s, r)
     text = json.dumps(document, default=str, ensure_ascii=False)
     assert document["identity"]["personnummer"] == pnr
     assert document["profile"]["areas"] == ["diabetes"]
     assert document["consents"]["contact"]["granted"] is True
     assert [e["action"] for e in document["consent_history"]] == ["grant"]
+    assert document["invitations"] == []
     assert "Förnamn1" in text
     assert audit_lines(env)[-1]["action"] == "identity.read"
+
+
+def test_identity_for_the_portal_and_the_demo_list_is_an_audited_read(env):
+    """Security property 4 in the domain: the functions that return identity write the read
+    record themselves, so no caller (web page, API, script) can show identity unaudited."""
+    pnr = env["people"][0]["personnummer"]
+    with db_session(env["url"]) as s:
+        r = service.register(s, service.by_personnummer(s, pnr))
+        shown = service.portal_identity(r)
+        assert shown["personnummer"] == pnr and "person_id" not in shown
+        last = audit_lines(env)[-1]
+        assert (last["action"], last["actor"]) == ("identity.read", f"resident:{r.ref}")
+        assert last["details"] == {"purpose": "portal"}
+        people = service.demo_login_people(s, 2)
+        assert len(people) == 2 and people[0].id == r.id  # the registered resident first
+        last = audit_lines(env)[-1]
+        assert (last["action"], last["actor"]) == ("identity.read", "demo-login")
+        assert last["details"] == {"purpose": "demo log-in list", "count": 2}
 
 
 # --- staff and studies -------------------------------------------------------------------------
@@ -380,8 +408,8 @@ def test_matching_is_idempotent_and_respects_preferences(env):
                 study_id=study.id,
                 resident_id=fits.id,
                 basis="records",
-                created_at=consent.now(),
-                expires_at=consent.now(),
+                created_at=clock.now(),
+                expires_at=clock.now(),
             )
         )
         with pytest.raises(IntegrityError):
@@ -408,7 +436,9 @@ def test_pause_and_withdrawal_take_effect_at_once(env):
         service.pause(s, paused, True)
         withdrawn = join(s, p[2], conditions=["t2d"])
         assert matching.match_study(s, study, no_records) == 1
-        consent.set_consent(s, withdrawn, "contact", False, text_version=VERSION)
+        participation.set_consent(
+            s, withdrawn, "contact", False, text_version=VERSION, eligibility=no_records
+        )
         assert (
             s.scalar(select(Invitation.status).where(Invitation.resident_id == withdrawn.id))
             == "withdrawn"
@@ -419,6 +449,37 @@ def test_pause_and_withdrawal_take_effect_at_once(env):
         assert (
             s.scalar(select(Invitation.resident_id).where(Invitation.status == "sent")) == paused.id
         )
+
+
+def test_withdrawing_contact_closes_invitations_even_if_the_registry_had_it_withdrawn(env):
+    """The studies-level withdrawal closes invitations whatever the registry's state: an
+    invitation left open by a registry-only withdrawal is closed by the next withdrawal."""
+    p = [x["personnummer"] for x in env["people"]]
+    with db_session(env["url"]) as s:
+        study, *_ = approved_study(s)
+        r = join(s, p[0], conditions=["t2d"])
+        assert matching.match_study(s, study, no_records) == 1
+        assert consent.record_consent(s, r, "contact", False, text_version=VERSION)
+        status = select(Invitation.status).where(Invitation.resident_id == r.id)
+        assert s.scalar(status) == "sent"  # the registry's half alone does not touch it
+        changed = participation.set_consent(
+            s, r, "contact", False, text_version=VERSION, eligibility=no_records
+        )
+        assert changed is False and s.scalar(status) == "withdrawn"
+
+
+def test_only_participation_calls_the_registry_halves_of_withdrawal_and_deletion():
+    """Security property 5: withdrawal and deletion must also close invitations, which the
+    registry cannot see; so outside the registry only studies/participation.py may call the
+    registry's halves (a web route calling them would leave invitations open)."""
+    src = Path(__file__).resolve().parents[2] / "src" / "brygga"
+    halves = re.compile(r"\b(record_consent|erase_registry_data|export_registry_data)\(")
+    callers = {
+        path.relative_to(src).as_posix()
+        for path in src.rglob("*.py")
+        if halves.search(path.read_text(encoding="utf-8"))
+    }
+    assert callers == {"registry/consent.py", "registry/service.py", "studies/participation.py"}
 
 
 def test_not_recruiting_studies_do_not_match(env):
@@ -473,7 +534,7 @@ def test_expired_invitations_cannot_be_answered(env):
         r = join(s, env["people"][0]["personnummer"], conditions=["t2d"])
         matching.match_study(s, study, no_records)
         [inv] = invitations.for_resident(s, r)
-        inv.expires_at = consent.now() - timedelta(days=1)
+        inv.expires_at = clock.now() - timedelta(days=1)
         s.flush()
         assert invitations.expire_due(s) == 1
         with pytest.raises(InputError, match="expired"):
@@ -490,7 +551,7 @@ def test_outbox_file_sender(env):
         leaving = join(s, p[4]["personnummer"], conditions=["t2d"])
         service.update_profile(s, leaving, {"conditions": ["t2d"], "contact_channel": "sms"})
         assert matching.match_study(s, study, no_records) == 3
-        service.delete_account(s, leaving)
+        participation.delete_account(s, leaving)
         sender = outbox.FileSender(env["dir"] / "outbox.jsonl")
         assert outbox.deliver(s, sender) == {"sent": 1, "in_app": 1, "failed": 0}
         assert outbox.deliver(s, sender) == {"sent": 0, "in_app": 0, "failed": 0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from brygga import clock
 from brygga.cohort.feasibility import eligible_persons
 from brygga.db import session as db_session
 from brygga.privacy.disclosure import RoundingPolicy
@@ -122,7 +123,6 @@ def test_bulk_registration_names_more_rows_than_postgresql_takes_parameters(fres
     """70,000 ids: one ``IN (...)`` would exceed PostgreSQL's 65,535 parameters."""
     from sqlalchemy import String, cast, insert, literal
 
-    from brygga.registry import consent
     from brygga.studies import seed
 
     n = 70_000
@@ -133,7 +133,7 @@ def test_bulk_registration_names_more_rows_than_postgresql_takes_parameters(fres
         refs = select(literal("t", String) + cast(count.c.i, String))
         s.execute(insert(Resident).from_select(["ref"], refs))
         ids = s.scalars(select(Resident.id).order_by(Resident.id)).all()
-        seed._mark_registered(s, ids[1:], consent.now())
+        seed._mark_registered(s, ids[1:], clock.now())
         registered = select(func.count()).where(Resident.registered_at.is_not(None))
         assert s.scalar(registered) == n - 1
         assert s.get(Resident, ids[0]).registered_at is None

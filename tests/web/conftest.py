@@ -159,7 +159,7 @@ def site(tmp_path, monkeypatch, migrated_db):
         resident = service.register(s, service.by_personnummer(s, people[0]["personnummer"]))
         service.update_profile(s, resident, {"conditions": ["t2d"]})
         version = consent.TEXTS["contact"].version
-        consent.set_consent(s, resident, "contact", True, text_version=version)
+        consent.record_consent(s, resident, "contact", True, text_version=version)
         ids = {"study": study.id, "resident_ref": resident.ref}
     config = WebConfig(database_url=url, demo=True, outbox_path=tmp_path / "outbox.jsonl")
     app = create_app(config)

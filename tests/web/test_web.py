@@ -253,3 +253,21 @@ def test_full_flow_resident_researcher_office(site):
     assert "Förnamn0" not in researcher.get(contacts_url).text  # deletion withdraws the contact
     audit_text = (site["dir"] / "audit" / "audit.jsonl").read_text()
     assert "Förnamn0" not in audit_text and site["people"][0]["personnummer"] not in audit_text
+
+
+def test_pages_that_show_identity_leave_an_identity_read_record(site):
+    """The portal page and the demo log-in list show names; the registry functions that return
+    them write the read records (security property 4), the routes write none themselves."""
+    path = site["dir"] / "audit" / "audit.jsonl"
+
+    def reads() -> list[tuple[str, dict]]:
+        lines = [json.loads(x) for x in path.read_text().splitlines()]
+        return [(x["actor"], x["details"]) for x in lines if x["action"] == "identity.read"]
+
+    before = reads()
+    assert "Förnamn" in site["client"]("public").get("/login").text
+    resident = site["client"]("resident")
+    assert "Förnamn0 Efternamn0" in resident.get("/portal").text
+    new = reads()[len(before) :]
+    assert new[0][0] == "demo-login" and new[0][1]["purpose"] == "demo log-in list"
+    assert (f"resident:{site['ids']['resident_ref']}", {"purpose": "portal"}) in new

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from brygga import documents
+from brygga import clock, documents
 from brygga.errors import DocumentError, InputError
 from brygga.records import codes as codebook
 
@@ -575,7 +575,7 @@ class Criteria(Model):
         return self.demographics.empty and not self.include and not self.exclude
 
     def effective_index_date(self, override: date | None = None) -> date:
-        return override or self.index_date or date.today()
+        return override or self.index_date or clock.today()
 
     def steps(self) -> list[tuple[str, str, Model | None]]:
         """Attrition steps in order: (kind, description, rule); kind is include/exclude."""

@@ -26,13 +26,14 @@ import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from brygga import clock
 from brygga.config import NoiseSettings, get_settings, settings_error
 from brygga.db.session import write_session
 from brygga.errors import InputError, PermissionDenied
@@ -262,7 +263,7 @@ class NoisyPolicy:
 def check_rate_limit(user: str, settings: NoiseSettings, *, url: str | None = None) -> int:
     """Record one feasibility request by ``user``, or refuse it past the limit; returns how
     many requests are left in the window."""
-    now = datetime.now(UTC)
+    now = clock.now()
     since = now - timedelta(minutes=settings.rate_window_minutes)
     with write_session(url) as s:
         rows = s.execute(

@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.config import QuestionSettings, get_settings
 from brygga.errors import NotFoundError, PermissionDenied
 from brygga.privacy.models import FeasibilityQuestion, QuestionFlag
@@ -163,7 +163,7 @@ class QuestionGuard:
     ) -> Ticket:
         """Record the question, or refuse it (recorded, committed, audited, and for a sweep
         reported) with ``QuestionRefused``."""
-        now = datetime.now(UTC)
+        now = clock.now()
         fingerprint = criteria.fingerprint(index_date)
         found = atom_hashes(atoms(criteria))
         if self.enforce:

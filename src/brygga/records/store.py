@@ -22,13 +22,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from brygga import clock
 from brygga.errors import InputError, OutputExistsError, RegionError
 from brygga.records import schema
 
@@ -209,7 +209,7 @@ class RegionWriter:
     def commit(self, manifest: dict[str, Any]) -> Region:
         manifest = {
             "schema_version": schema.SCHEMA_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": clock.now().isoformat(timespec="seconds"),
             "row_counts": dict(sorted(self._rows.items())),
             **manifest,
         }

@@ -6,18 +6,20 @@
 
 Every change appends a ``ConsentEvent`` (what, which text version, when) and an audit record
 (security property 4). Withdrawing ``contact`` takes effect at once (security property 5): open
-invitations are withdrawn, so the study team never sees them, and no new ones are made.
+invitations are withdrawn, so the study team never sees them, and no new ones are made. The
+invitations are studies' rows, so that half is ``studies.participation.set_consent``, the one
+function callers use; ``record_consent`` here records the registry's half only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.clock import now
 from brygga.errors import InputError
 from brygga.registry.models import CONSENT_KINDS, Consent, ConsentEvent, Resident
 
@@ -64,19 +66,17 @@ TEXTS: dict[str, ConsentText] = {
 }
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _check_kind(kind: str) -> None:
     if kind not in CONSENT_KINDS:
         raise InputError(f"consent: unknown kind {kind!r}; one of {', '.join(CONSENT_KINDS)}")
 
 
-def set_consent(
+def record_consent(
     session: Session, resident: Resident, kind: str, granted: bool, *, text_version: str
 ) -> bool:
-    """Grant or withdraw one consent; returns False when nothing changed.
+    """Record a grant or withdrawal of one consent in the registry; returns False when nothing
+    changed. The registry's half only: a withdrawal of ``contact`` leaves the resident's open
+    invitations open, so callers use ``studies.participation.set_consent``, which closes them.
 
     ``text_version`` is the version the resident was shown; granting to an outdated text is
     refused so nobody consents to words they did not see.
@@ -109,8 +109,6 @@ def set_consent(
     session.add(
         ConsentEvent(resident_id=resident.id, kind=kind, action=action, text_version=version, at=at)
     )
-    if kind == "contact" and not granted:
-        withdraw_open_invitations(session, resident)
     session.flush()
     audit.append(
         f"consent.{action}",
@@ -118,21 +116,6 @@ def set_consent(
         details={"kind": kind, "text_version": version},
     )
     return True
-
-
-def withdraw_open_invitations(session: Session, resident: Resident) -> int:
-    """Withdraw every invitation the resident has not closed (sent, seen or interested)."""
-    from brygga.studies.models import Invitation
-
-    result = session.execute(
-        update(Invitation)
-        .where(
-            Invitation.resident_id == resident.id,
-            Invitation.status.in_(("sent", "seen", "interested")),
-        )
-        .values(status="withdrawn", answered_at=now())
-    )
-    return result.rowcount or 0
 
 
 def history(session: Session, resident: Resident) -> list[ConsentEvent]:

@@ -13,14 +13,14 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from brygga import audit, identifiers, logins
+from brygga import audit, clock, identifiers, logins
 from brygga.errors import BryggaError, InputError, NotFoundError
 from brygga.forms import validate
 from brygga.records.schema import IDENTITY
-from brygga.registry import catalogue, consent
+from brygga.registry import catalogue
 from brygga.registry.areas import AREAS
 from brygga.registry.models import ConsentEvent, Profile, Resident, new_ref
 
@@ -72,7 +72,7 @@ def register(session: Session, resident: Resident) -> Resident:
     if resident.deleted_at is not None:
         raise InputError("this account was deleted")
     if resident.registered_at is None:
-        resident.registered_at = consent.now()
+        resident.registered_at = clock.now()
         resident.profile = Profile(
             conditions=[], medicines=[], areas=[], contact_channel="in_app", language="sv"
         )
@@ -97,7 +97,7 @@ def register_refs(session: Session, refs: Sequence[str]) -> list[BryggaError | N
     found = {row.ref: row for row in rows}
     new = {r.ref: r.id for r in found.values() if r.registered_at is None and r.deleted_at is None}
     if new:
-        at = consent.now()
+        at = clock.now()
         session.execute(update(Resident), [{"id": i, "registered_at": at} for i in new.values()])
         empty = {"conditions": [], "medicines": [], "areas": [], "healthy_volunteer": False,
                  "contact_channel": "in_app", "language": "sv"}  # fmt: skip
@@ -160,7 +160,7 @@ def update_profile(session: Session, resident: Resident, data: dict[str, Any]) -
         raise FormError({"contact_channel": "no mobile number is known for you"})
     for key, value in values.model_dump().items():
         setattr(resident.profile, key, value)
-    resident.profile.updated_at = consent.now()
+    resident.profile.updated_at = clock.now()
     session.flush()
     return resident.profile
 
@@ -168,7 +168,7 @@ def update_profile(session: Session, resident: Resident, data: dict[str, Any]) -
 def pause(session: Session, resident: Resident, paused: bool) -> None:
     """Pause: no invitations until resumed (open ones stay; the resident may still answer)."""
     if paused and resident.paused_at is None:
-        resident.paused_at = consent.now()
+        resident.paused_at = clock.now()
     elif not paused:
         resident.paused_at = None
     session.flush()
@@ -176,22 +176,20 @@ def pause(session: Session, resident: Resident, paused: bool) -> None:
     audit.append(action, actor=f"resident:{resident.ref}", details={})
 
 
-def delete_account(session: Session, resident: Resident) -> None:
-    """Erase identity, profile, consents and queued messages; keep only the anonymous ``ref``.
+def erase_registry_data(session: Session, resident: Resident) -> None:
+    """Erase identity, profile, consents and log-ins; keep only the anonymous ``ref``.
 
-    Consent history rows and invitations remain without anything that identifies the person
-    (funnel counts stay right); audit entries name only the ``ref``.
+    The registry's half of deleting an account: the resident's open invitations and queued
+    messages are studies' rows, so callers use ``studies.participation.delete_account``.
+    Consent history rows remain without anything that identifies the person (funnel counts
+    stay right); audit entries name only the ``ref``.
     """
-    from brygga.studies.models import OutboxMessage
-
-    consent.withdraw_open_invitations(session, resident)
     for field in IDENTITY_FIELDS:
         setattr(resident, field, None)
     resident.profile = None
     resident.consents.clear()
     resident.paused_at = None
-    resident.deleted_at = consent.now()
-    session.execute(delete(OutboxMessage).where(OutboxMessage.resident_id == resident.id))
+    resident.deleted_at = clock.now()
     logins.revoke_all(session, "resident", resident.ref)  # signed in elsewhere: out too
     session.flush()
     audit.append("resident.delete", actor=f"resident:{resident.ref}", details={})
@@ -201,19 +199,44 @@ def identity(resident: Resident) -> dict[str, Any]:
     return {field: getattr(resident, field) for field in IDENTITY_FIELDS if field != "person_id"}
 
 
-def export_data(session: Session, resident: Resident) -> dict[str, Any]:
-    """Everything stored about the resident, as one JSON-able document ("download my data")."""
-    from brygga.studies.models import Invitation
+def portal_identity(resident: Resident) -> dict[str, Any]:
+    """The resident's identity as their own portal page shows it; every call is an audited
+    read (security property 4), whoever renders the page.
+    """
+    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
+    return identity(resident)
 
+
+def demo_login_people(session: Session, limit: int) -> list[Resident]:
+    """Registered-first residents for the demo identity provider's list (synthetic regions
+    only; the caller checks demo mode). The list shows names, so it is an audited read.
+    """
+    people = list(
+        session.scalars(
+            select(Resident)
+            .where(Resident.deleted_at.is_(None), Resident.personnummer.is_not(None))
+            .order_by(Resident.registered_at.is_(None), Resident.id)
+            .limit(limit)
+        )
+    )
+    audit.append(
+        "identity.read",
+        actor="demo-login",
+        details={"purpose": "demo log-in list", "count": len(people)},
+    )
+    return people
+
+
+def export_registry_data(session: Session, resident: Resident) -> dict[str, Any]:
+    """What the registry stores about the resident, as one JSON-able document: the registry's
+    half of "download my data" (``studies.participation.export_data`` adds the invitations).
+    """
     p = resident.profile
     profile = None
     if p is not None:
         profile = {k: getattr(p, k) for k in ProfileInput.model_fields} | {
             "updated_at": p.updated_at
         }
-    invitations = session.scalars(
-        select(Invitation).where(Invitation.resident_id == resident.id).order_by(Invitation.id)
-    )
     events = session.scalars(
         select(ConsentEvent)
         .where(ConsentEvent.resident_id == resident.id)
@@ -236,17 +259,6 @@ def export_data(session: Session, resident: Resident) -> dict[str, Any]:
         "consent_history": [
             {"kind": e.kind, "action": e.action, "text_version": e.text_version, "at": e.at}
             for e in events
-        ],
-        "invitations": [
-            {
-                "study": i.study.title_sv,
-                "status": i.status,
-                "basis": i.basis,
-                "created_at": i.created_at,
-                "answered_at": i.answered_at,
-                "outcome": i.outcome,
-            }
-            for i in invitations
         ],
     }
     audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "export"})

@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from brygga import audit
+from brygga.clock import now
 from brygga.errors import InputError, NotFoundError, PermissionDenied
-from brygga.registry.consent import now
 from brygga.registry.models import Resident
 from brygga.studies.models import OUTCOMES, Invitation, StaffAccount, Study
 from brygga.studies.registration import is_team
@@ -73,6 +73,39 @@ def answer(
         },
     )
     return invitation
+
+
+def withdraw_open(session: Session, resident: Resident) -> int:
+    """Withdraw every invitation the resident has not closed (sent, seen or interested), so the
+    study team never sees it (withdrawal of contact and deletion: security property 5).
+    """
+    result = session.execute(
+        update(Invitation)
+        .where(
+            Invitation.resident_id == resident.id,
+            Invitation.status.in_(("sent", "seen", "interested")),
+        )
+        .values(status="withdrawn", answered_at=now())
+    )
+    return result.rowcount or 0
+
+
+def export(session: Session, resident: Resident) -> list[dict[str, Any]]:
+    """The resident's invitations as "download my data" lists them."""
+    rows = session.scalars(
+        select(Invitation).where(Invitation.resident_id == resident.id).order_by(Invitation.id)
+    )
+    return [
+        {
+            "study": i.study.title_sv,
+            "status": i.status,
+            "basis": i.basis,
+            "created_at": i.created_at,
+            "answered_at": i.answered_at,
+            "outcome": i.outcome,
+        }
+        for i in rows
+    ]
 
 
 def expire_due(session: Session) -> int:

@@ -32,10 +32,10 @@ import numpy as np
 from sqlalchemy import BigInteger, DateTime, Text, bindparam, func, literal, select, text, true
 from sqlalchemy.orm import Session, selectinload
 
-from brygga import audit
+from brygga import audit, clock
+from brygga.clock import now
 from brygga.cohort.criteria import Criteria
 from brygga.registry import geography
-from brygga.registry.consent import now
 from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
 from brygga.studies.registration import study_criteria
@@ -58,7 +58,7 @@ def volunteers(session: Session, resident_ids: list[int] | None = None) -> Volun
 
 
 def recruiting(study: Study, today: date | None = None) -> bool:
-    today = today or date.today()
+    today = today or clock.today()
     return study.status == "approved" and study.recruitment_start <= today <= study.recruitment_end
 
 
@@ -384,6 +384,6 @@ class RecordsEligibility:
 def records_date(region: object, today: date | None = None) -> date:
     """The day the records describe: today, or the end of the region's extract if earlier
     (a synthetic region ends on the day its extract was taken)."""
-    today = today or date.today()
+    today = today or clock.today()
     end = (getattr(region, "manifest", {}) or {}).get("period", {}).get("end")
     return min(today, date.fromisoformat(end)) if end else today

@@ -19,11 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import DateTime, and_, exists, func, insert, literal, null, or_, select
+from sqlalchemy import DateTime, and_, delete, exists, func, insert, literal, null, or_, select
 from sqlalchemy.orm import Session
 
 from brygga import audit
-from brygga.registry.consent import now
+from brygga.clock import now
 from brygga.registry.models import Profile, Resident
 from brygga.studies.models import Invitation, OutboxMessage
 
@@ -101,6 +101,12 @@ def queue_digest(
     columns = ["resident_id", "invitation_id", "channel", "template", "payload", "created_at",
                "attempts"]  # fmt: skip
     result = session.execute(insert(OutboxMessage.__table__).from_select(columns, made))
+    return result.rowcount or 0
+
+
+def discard_queued(session: Session, resident: Resident) -> int:
+    """Drop the resident's undelivered messages (account deletion); returns how many."""
+    result = session.execute(delete(OutboxMessage).where(OutboxMessage.resident_id == resident.id))
     return result.rowcount or 0
 
 

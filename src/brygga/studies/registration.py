@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brygga import audit, identifiers
+from brygga import audit, clock, identifiers
+from brygga.clock import now
 from brygga.cohort.criteria import Criteria, criteria_from_text
 from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError, validate
 from brygga.registry import geography
 from brygga.registry.areas import AREAS
-from brygga.registry.consent import now
 from brygga.studies.models import StaffAccount, Study, StudySite
 
 MAX_SUMMARY = 2000
@@ -275,7 +275,7 @@ def from_ctgov(
 
     The Swedish texts are the English ones until a researcher translates them.
     """
-    start = imported.recruitment_start or date.today()
+    start = imported.recruitment_start or clock.today()
     end = (
         imported.recruitment_end
         if imported.recruitment_end and imported.recruitment_end > start

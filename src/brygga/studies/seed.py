@@ -13,7 +13,7 @@ one record per synthetic person.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.db import session as db_session
 from brygga.db import upgrade
 from brygga.records.store import Region, identities_path
@@ -154,7 +154,7 @@ def _studies(
     existing = list(s.scalars(select(Study)))
     if existing:
         return existing
-    today = date.today()
+    today = clock.today()
     sites = _hospital_sites(region)
     researcher = accounts["forskare@demo.brygga.se"]
     sponsor = accounts["sponsor@demo.brygga.se"]
@@ -190,11 +190,11 @@ def _volunteers(s: Session, n: int, seed: int) -> int:
     if s.scalar(select(Resident.id).where(Resident.registered_at.is_not(None)).limit(1)):
         return 0
     rows = s.execute(select(Resident.id, Resident.personnummer)).all()
-    this_year = date.today().year
+    this_year = clock.today().year
     adults = [rid for rid, pnr in rows if pnr and 18 <= this_year - int(pnr[:4]) <= 90]
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(adults, size=min(n, len(adults)), replace=False).tolist())
-    at = consent.now()
+    at = clock.now()
     areas, conditions = list(AREAS), list(CONDITIONS)
     profiles, consents, events = [], [], []
     for rid in chosen:

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brygga import audit, logins
+from brygga.clock import now
 from brygga.db.base import MAX_ID
 from brygga.errors import InputError, PermissionDenied
 from brygga.forms import FormError, validate
-from brygga.registry.consent import now
 from brygga.studies.models import Organization, StaffAccount
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (t=3, m=64 MiB)

@@ -30,7 +30,6 @@ import base64
 import hashlib
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import jwt
 
-from brygga import identifiers
+from brygga import clock, identifiers
 from brygga.errors import InputError, PermissionDenied
 from brygga.web import security
 
@@ -72,7 +71,7 @@ class Pending:
 def pending_cookie(pending: Pending, secret: str) -> str:
     return security.sign(
         {"state": pending.state, "nonce": pending.nonce, "for": pending.purpose,
-         "pkce": pending.verifier, "exp": int(time.time()) + PENDING_SECONDS},
+         "pkce": pending.verifier, "exp": int(clock.now().timestamp()) + PENDING_SECONDS},
         secret,
     )  # fmt: skip
 

@@ -22,14 +22,13 @@ import hmac
 import ipaddress
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
-from brygga import logins
+from brygga import clock, logins
 from brygga.db import write_session
 from brygga.errors import BryggaError, PermissionDenied
 
@@ -85,7 +84,7 @@ def unsign(token: str, secret: str) -> dict[str, Any] | None:
         payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except ValueError:
         return None
-    if not isinstance(payload, dict) or payload.get("exp", 0) < time.time():
+    if not isinstance(payload, dict) or payload.get("exp", 0) < clock.now().timestamp():
         return None
     return payload
 
@@ -93,7 +92,8 @@ def unsign(token: str, secret: str) -> dict[str, Any] | None:
 def session_cookie(session_id: str, secret: str, *, demo: bool) -> str:
     """The cookie value for a session made by ``logins.open_session``."""
     return sign(
-        {"sid": session_id, "demo": demo, "exp": int(time.time()) + SESSION_SECONDS}, secret
+        {"sid": session_id, "demo": demo, "exp": int(clock.now().timestamp()) + SESSION_SECONDS},
+        secret,
     )
 
 

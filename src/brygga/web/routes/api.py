@@ -128,7 +128,7 @@ def review_flag(
 def my_data(
     who: Principal = Depends(allow("resident")), session: Session = Depends(db, scope="function")
 ) -> dict[str, Any]:
-    return service.export_data(session, service.by_ref(session, who.id or ""))
+    return participation.export_data(session, service.by_ref(session, who.id or ""))
 
 
 @router.put("/me/profile")

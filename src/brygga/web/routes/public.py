@@ -7,13 +7,11 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brygga import audit, logins
 from brygga.errors import BryggaError, NotFoundError, PermissionDenied
 from brygga.registry import service
-from brygga.registry.models import Resident
 from brygga.studies import staff as staff_accounts
 from brygga.web import auth
 from brygga.web.auth import OIDCProvider
@@ -91,20 +89,8 @@ def same_site_path(url: str) -> str | None:
 def login_page(request: Request, session: Session = Depends(db, scope="function")) -> Response:
     people = []
     if request.app.state.config.demo:
-        # Synthetic people only (demo mode); the list itself is a read of identity data.
-        people = list(
-            session.scalars(
-                select(Resident)
-                .where(Resident.deleted_at.is_(None), Resident.personnummer.is_not(None))
-                .order_by(Resident.registered_at.is_(None), Resident.id)
-                .limit(DEMO_PEOPLE)
-            )
-        )
-        audit.append(
-            "identity.read",
-            actor="demo-login",
-            details={"purpose": "demo log-in list", "count": len(people)},
-        )
+        # Synthetic people only (demo mode); the read is audited in the registry.
+        people = service.demo_login_people(session, DEMO_PEOPLE)
     return render(
         request, "login.html", {"people": people, "oidc": request.app.state.config.oidc is not None}
     )

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from brygga import audit
 from brygga.db.group_commit import group_commit
 from brygga.forms import FormError
 from brygga.registry import catalogue, consent, service
@@ -39,9 +38,9 @@ def me(session: Session, who: Principal) -> Resident:
 
 
 def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
-    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
     context = {
         "resident": resident,
+        "identity": service.portal_identity(resident),
         "profile": resident.profile,
         "areas": AREAS,
         "conditions": catalogue.CONDITIONS,
@@ -161,7 +160,7 @@ def answer(
 def export(
     who: Principal = Depends(resident_only), session: Session = Depends(db, scope="function")
 ) -> Response:
-    document = service.export_data(session, me(session, who))
+    document = participation.export_data(session, me(session, who))
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
     return Response(
         body,
@@ -176,7 +175,7 @@ def delete(
     who: Principal = Depends(resident_only),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    service.delete_account(session, me(session, who))
+    participation.delete_account(session, me(session, who))
     response = RedirectResponse("/", 303)
     response.delete_cookie(SESSION_COOKIE)
     return response
