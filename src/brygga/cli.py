@@ -136,7 +136,7 @@ def import_omop(
     as_json: JsonFlag = False,
 ) -> None:
     """Import an OMOP CDM v5.4 CSV export into a region."""
-    from brygga.records.omop_import import import_omop as run_import
+    from brygga.ingest.omop import import_omop as run_import
 
     region = run_import(source, out_dir, name=name, force=force, pseudonymize=pseudonymize)
     if as_json:

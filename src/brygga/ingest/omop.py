@@ -37,6 +37,8 @@ import pyarrow as pa
 
 from brygga.config import get_settings
 from brygga.errors import InputError, NotFoundError
+from brygga.privacy.cellkey import write_record_keys
+from brygga.privacy.pseudonym import load_key, pseudonymize_parts
 from brygga.records import schema
 from brygga.records.store import Region, RegionWriter
 
@@ -98,9 +100,6 @@ def import_omop(
     with the deployment's pseudonym key (privacy/pseudonym.py) and leave the numbers out.
     Every region gets fresh record keys for the cell key method (table ``person_key``).
     """
-    from brygga.privacy.cellkey import write_record_keys
-    from brygga.privacy.pseudonym import load_key, pseudonymize_parts
-
     source, out = Path(source), Path(out)
     key = load_key() if pseudonymize else None  # no key, no work
     files = find_files(source)
