@@ -6,6 +6,8 @@ is a bug and shows its traceback. ``--json`` prints exactly one JSON document on
 
 from __future__ import annotations
 
+__all__ = ["app", "main"]
+
 import json
 import sys
 from pathlib import Path

@@ -7,4 +7,15 @@ It sits above ``privacy`` (it calls ``privacy.pseudonym`` and ``privacy.cellkey`
 front ends; ``records`` describes a region, ``ingest`` fills one.
 """
 
-__all__ = ["omop"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from brygga.util import lazy_exports
+
+if TYPE_CHECKING:
+    from brygga.ingest.omop import import_omop
+
+__all__ = ["import_omop"]
+
+__getattr__ = lazy_exports(__name__, {"import_omop": "omop"})

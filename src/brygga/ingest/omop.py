@@ -19,6 +19,22 @@ value). ICD-10 source values are stored without the dot, as ``codes.normalize_ic
 
 from __future__ import annotations
 
+__all__ = [
+    "BATCH_ROWS",
+    "BLANK",
+    "DEFAULT_MEMORY_LIMIT",
+    "DUCKDB_TYPES",
+    "IMPORT_ORDER",
+    "LOCATE_CHUNK",
+    "PERSONNUMMER_LIKE",
+    "PROBLEMS",
+    "QUOTED",
+    "CsvSource",
+    "find_files",
+    "import_omop",
+    "read_header",
+]
+
 import contextlib
 import csv
 import gzip

@@ -11,6 +11,8 @@ invitations are withdrawn, so the study team never sees them, and no new ones ar
 
 from __future__ import annotations
 
+__all__ = ["TEXTS", "ConsentText", "history", "now", "set_consent", "withdraw_open_invitations"]
+
 from dataclasses import dataclass
 from datetime import UTC, datetime
 

@@ -7,6 +7,22 @@ records name the resident only by their random ``ref``.
 
 from __future__ import annotations
 
+__all__ = [
+    "BATCH",
+    "IDENTITY_FIELDS",
+    "ProfileInput",
+    "by_personnummer",
+    "by_ref",
+    "delete_account",
+    "export_data",
+    "identity",
+    "load_identities",
+    "pause",
+    "register",
+    "register_refs",
+    "update_profile",
+]
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
