@@ -14,6 +14,21 @@ personnummer, name or contact detail (security property 1).
 
 from __future__ import annotations
 
+__all__ = [
+    "FIELDS",
+    "GENESIS",
+    "TAIL_BLOCK",
+    "AuditLogBroken",
+    "Batch",
+    "Verification",
+    "append",
+    "batch",
+    "current_batch",
+    "default_path",
+    "record_hash",
+    "verify",
+]
+
 import fcntl
 import hashlib
 import json

@@ -6,6 +6,8 @@ is a bug and shows its traceback. ``--json`` prints exactly one JSON document on
 
 from __future__ import annotations
 
+__all__ = ["app", "main"]
+
 import json
 import sys
 from pathlib import Path
@@ -136,7 +138,7 @@ def import_omop(
     as_json: JsonFlag = False,
 ) -> None:
     """Import an OMOP CDM v5.4 CSV export into a region."""
-    from brygga.records.omop_import import import_omop as run_import
+    from brygga.ingest.omop import import_omop as run_import
 
     region = run_import(source, out_dir, name=name, force=force, pseudonymize=pseudonymize)
     if as_json:

@@ -9,6 +9,22 @@ Sections are nested models; a variable names its section and field joined by ``_
 
 from __future__ import annotations
 
+__all__ = [
+    "PREFIX",
+    "DisclosureSettings",
+    "NoiseSettings",
+    "QuestionSettings",
+    "Settings",
+    "SettingsError",
+    "SparkSettings",
+    "WebSettings",
+    "clear_settings_cache",
+    "get_settings",
+    "secret",
+    "settings_error",
+    "variable",
+]
+
 import ipaddress
 import os
 import threading

@@ -6,6 +6,8 @@ on later runs (delete the folder, or pass ``--fresh``, to generate it again).
 
 from __future__ import annotations
 
+__all__ = ["CTGOV_SAMPLE", "EXAMPLE", "HIGHLIGHTS", "SCALE", "SEED", "front_door", "main", "run"]
+
 import argparse
 import sys
 from pathlib import Path

@@ -15,6 +15,22 @@ same error style:
 
 from __future__ import annotations
 
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "Document",
+    "Explain",
+    "describe",
+    "field_path",
+    "parse_json",
+    "parse_text",
+    "parse_yaml",
+    "problem_text",
+    "problems",
+    "read_file",
+    "validate",
+]
+
 import json
 import re
 from collections.abc import Callable

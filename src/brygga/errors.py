@@ -10,6 +10,17 @@ and the kind of problem, not the value of a personnummer, name or contact detail
 
 from __future__ import annotations
 
+__all__ = [
+    "BryggaError",
+    "DocumentError",
+    "InputError",
+    "MissingExtra",
+    "NotFoundError",
+    "OutputExistsError",
+    "PermissionDenied",
+    "RegionError",
+]
+
 
 class BryggaError(Exception):
     """A problem the user can fix. ``http_status`` is used by the web layer."""

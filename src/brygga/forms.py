@@ -7,6 +7,8 @@ never repeat the submitted value (it may be personal data).
 
 from __future__ import annotations
 
+__all__ = ["FormError", "validate"]
+
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError

@@ -7,6 +7,18 @@ property 1).
 
 from __future__ import annotations
 
+__all__ = [
+    "ETHICS",
+    "ETHICS_FIRST_YEAR",
+    "EU_CT",
+    "EU_CT_FIRST_YEAR",
+    "birth_date",
+    "ethics_number",
+    "eu_ct_number",
+    "personnummer",
+    "sex",
+]
+
 import re
 from datetime import date
 

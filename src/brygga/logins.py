@@ -26,6 +26,29 @@ client address: no personal data in clear, here or in the audit records that nam
 
 from __future__ import annotations
 
+__all__ = [
+    "ACCOUNT_BASE_SECONDS",
+    "ACCOUNT_FREE",
+    "ACCOUNT_MAX_SECONDS",
+    "ADDRESS_FAILURES",
+    "ADDRESS_WINDOW_SECONDS",
+    "FORGET_SECONDS",
+    "MAX_ROWS",
+    "SESSION_SECONDS",
+    "LoginAttempt",
+    "WebSession",
+    "account_key",
+    "address_key",
+    "keyed",
+    "locked_for",
+    "open_session",
+    "record_failure",
+    "record_success",
+    "revoke",
+    "revoke_all",
+    "who",
+]
+
 import hashlib
 import hmac
 import ipaddress

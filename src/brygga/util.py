@@ -1,10 +1,14 @@
-"""Small helpers shared across modules: atomic file writes."""
+"""Small helpers shared across modules: atomic file writes, lazy re-exports of a package."""
 
 from __future__ import annotations
 
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "lazy_exports"]
+
+import importlib
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,3 +39,23 @@ def atomic_write_text(target: str | Path, text: str) -> None:
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], object]:
+    """A package's ``__getattr__`` (PEP 562) for the names it re-exports from its submodules.
+
+    ``exports`` maps each name to the submodule defining it. The submodule is imported when the
+    name is first asked for, not on ``import package``: importing a package (which every import
+    of one of its modules does) must not load DuckDB, Ibis or SQLAlchemy, and must not create
+    import cycles between sibling modules.
+    """
+
+    def __getattr__(name: str) -> object:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)  # later look-ups skip __getattr__
+        return value
+
+    return __getattr__

@@ -13,8 +13,9 @@ import pytest
 
 from brygga import cli
 from brygga.errors import InputError, NotFoundError, OutputExistsError
-from brygga.records import codes, omop_import, schema
-from brygga.records.omop_import import import_omop
+from brygga.ingest import omop
+from brygga.ingest.omop import import_omop
+from brygga.records import codes, schema
 from brygga.records.store import Region
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -256,7 +257,7 @@ def test_icd10_source_values_lose_the_dot_and_vocabulary_fallback(tmp_path: Path
 
 
 def test_many_batches_become_parquet_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(omop_import, "BATCH_ROWS", 2)
+    monkeypatch.setattr(omop, "BATCH_ROWS", 2)
     people = PERSON_CSV + "".join(f"{i},8507,{1950 + i},0,0\n" for i in range(1, 8))
     region = import_omop(export(tmp_path / "omop", {"person.csv": people}), tmp_path / "r")
     assert len(list((tmp_path / "r" / "person").glob("*.parquet"))) > 1
@@ -298,7 +299,7 @@ def test_malformed_number_names_file_line_and_column(
 def test_error_line_across_chunks_blank_lines_and_quoted_newlines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(omop_import, "LOCATE_CHUNK", 3)  # the bad record is in a later chunk
+    monkeypatch.setattr(omop, "LOCATE_CHUNK", 3)  # the bad record is in a later chunk
     people = (
         PERSON_CSV.replace("\n", ",person_source_value\n")
         + '1,8507,1960,0,0,"a\nb\nc"\n'  # lines 2-4

@@ -12,6 +12,7 @@ import pytest
 from brygga import cli
 from brygga.config import Settings
 from brygga.errors import InputError
+from brygga.ingest.omop import import_omop
 from brygga.privacy.pseudonym import (
     PseudonymKeyError,
     canonical,
@@ -19,7 +20,6 @@ from brygga.privacy.pseudonym import (
     pseudonym,
     pseudonyms,
 )
-from brygga.records.omop_import import import_omop
 
 KEY = b"k" * 32
 # Test numbers from Skatteverket's published test series (not real people).

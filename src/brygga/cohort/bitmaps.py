@@ -28,6 +28,8 @@ bounded in total bytes and dropped least recently used first; the answers are th
 
 from __future__ import annotations
 
+__all__ = ["BitmapEngine", "Cell", "Kept", "Population", "count"]
+
 import hashlib
 import json
 from collections import OrderedDict

@@ -12,6 +12,8 @@ Semantics follow ``reference.py``; keep the two in step.
 
 from __future__ import annotations
 
+__all__ = ["Compiled", "Compiler", "compile_criteria", "prefix_range"]
+
 from dataclasses import dataclass
 from datetime import date
 from typing import Any

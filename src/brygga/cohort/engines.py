@@ -22,6 +22,24 @@ PostgreSQL is not offered: regions are Parquet folders, and DuckDB and Spark rea
 
 from __future__ import annotations
 
+__all__ = [
+    "ENGINES",
+    "QUERY_ENGINES",
+    "SHARED_ENGINES",
+    "IbisEngine",
+    "duckdb_engine",
+    "engine_for",
+    "forget_engines",
+    "open_engine",
+    "query_engine",
+    "quiet_spark",
+    "settle_garbage_collector",
+    "spark_engine",
+    "spark_schema",
+    "spark_session",
+    "stop_spark_session",
+]
+
 import gc
 import hashlib
 import threading

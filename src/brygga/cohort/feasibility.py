@@ -7,6 +7,18 @@ use by matching and prevention; the CLI never prints them.
 
 from __future__ import annotations
 
+__all__ = [
+    "SEXES",
+    "FeasibilityResult",
+    "asked_feasibility",
+    "disclose",
+    "disclose_noisy",
+    "eligible_persons",
+    "feasibility",
+    "group_counts",
+    "table",
+]
+
 import time
 from dataclasses import dataclass, field
 from datetime import date

@@ -14,6 +14,19 @@ engines are tested against, so it must not share their code.
 
 from __future__ import annotations
 
+__all__ = [
+    "DuckDBViews",
+    "Tables",
+    "age_on",
+    "born_ymd",
+    "completed_years",
+    "counted",
+    "population",
+    "sex_of",
+    "step_description",
+    "ymd",
+]
+
 from datetime import date
 from typing import Any, Protocol
 

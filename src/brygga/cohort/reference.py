@@ -8,6 +8,8 @@ regions only (tests, documentation examples).
 
 from __future__ import annotations
 
+__all__ = ["ReferenceEngine", "Row", "age_at", "at_least_dates", "in_window", "sex_label"]
+
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date

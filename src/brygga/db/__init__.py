@@ -6,6 +6,10 @@
   timeout) (``db/session.py``);
 * ``upgrade(url)`` - run the Alembic migrations in ``db/migrations`` up to the newest.
 
+Public modules: ``base``, ``session``, ``group_commit`` (many requests' writes in one
+transaction), ``checkpoint`` (WAL checkpoints in the background), ``migrate`` and ``models`` (the
+list of every package's models, for Alembic).
+
 Models live beside the code that owns them (``privacy/models.py``, ...) and are listed in
 ``db/models.py`` so that Alembic sees them all.
 """

@@ -3,6 +3,8 @@ are stable across SQLite and PostgreSQL and Alembic can alter them later."""
 
 from __future__ import annotations
 
+__all__ = ["MAX_ID", "NAMING_CONVENTION", "Base", "utcnow"]
+
 from datetime import datetime
 
 from sqlalchemy import MetaData

@@ -22,6 +22,8 @@ replays whatever WAL it finds, however long.
 
 from __future__ import annotations
 
+__all__ = ["INTERVAL_S", "LIMIT_FRAMES", "Checkpointer", "background_checkpoints"]
+
 import json
 import os
 import sqlite3

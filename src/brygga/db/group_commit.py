@@ -29,6 +29,8 @@ Two kinds of job:
 
 from __future__ import annotations
 
+__all__ = ["MAX_BATCH", "Bulk", "GroupCommit", "group_commit"]
+
 import asyncio
 import contextlib
 import itertools

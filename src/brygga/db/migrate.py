@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["MIGRATIONS", "alembic_config", "ensure_current", "upgrade"]
+
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -20,6 +20,16 @@ does not change what survives a crash.
 
 from __future__ import annotations
 
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "database_url",
+    "engine",
+    "mark_checkpointed",
+    "session",
+    "write_session",
+    "writer_turn",
+]
+
 import asyncio
 import fcntl
 import os

@@ -11,6 +11,8 @@ Swedish laboratories report creatinine in µmol/L; 1 mg/dL = 88.4 µmol/L.
 
 from __future__ import annotations
 
+__all__ = ["UMOL_PER_MG_DL", "EgfrResult", "ckd_epi_2021"]
+
 from dataclasses import dataclass
 from typing import Any
 

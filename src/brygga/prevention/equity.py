@@ -21,6 +21,16 @@ suppressed count (``privacy.people.PeopleTable``). Rates are computed from discl
 
 from __future__ import annotations
 
+__all__ = [
+    "EQUITY_DIMENSIONS",
+    "GROUP_LINES",
+    "HIGH",
+    "equity",
+    "equity_charts",
+    "equity_report",
+    "need_reach_gradient",
+]
+
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -212,7 +222,7 @@ def equity_report(
 
 
 def equity_charts(doc: dict[str, Any], out_dir: Path) -> list[str]:
-    from brygga.prevention.charts import bar_chart
+    from brygga.prevention._charts import bar_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

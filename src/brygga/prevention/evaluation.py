@@ -30,6 +30,26 @@ side, or on a group whose count is suppressed, are withheld.
 
 from __future__ import annotations
 
+__all__ = [
+    "EVENT_ICD10",
+    "MIN_GROUP",
+    "OUTCOME_MEASURES",
+    "RISK_BANDS",
+    "WITHHELD",
+    "Z95",
+    "Invitations",
+    "add_months",
+    "att",
+    "evaluate",
+    "first_events",
+    "follow_up_values",
+    "matched_people",
+    "read_invitations",
+    "simulate_invitations",
+    "strata",
+    "write_invitations",
+]
+
 import csv
 from dataclasses import dataclass
 from datetime import date

@@ -29,6 +29,27 @@ assembles the rows by ``person_id``. What keeps them fast on a large region:
 
 from __future__ import annotations
 
+__all__ = [
+    "ESTABLISHED_CVD_ICD10",
+    "ESTABLISHED_CVD_KVA",
+    "LABS",
+    "SMOKING_KEYS",
+    "TYPE1_DIABETES_ICD10",
+    "TYPE2_DIABETES_ICD10",
+    "IdRange",
+    "history_query",
+    "in_window",
+    "lab_query",
+    "latest",
+    "latest_key",
+    "population_query",
+    "prefix",
+    "required",
+    "smoking_query",
+    "window",
+    "ymd",
+]
+
 from datetime import date, timedelta
 
 import ibis

@@ -24,6 +24,25 @@ part of a research output.
 
 from __future__ import annotations
 
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "LIST_COLUMNS",
+    "SUMMARY_COUNTS",
+    "SUPPRESSED",
+    "Capacity",
+    "Payment",
+    "Program",
+    "ProgramPlan",
+    "Reimbursement",
+    "ScoreRule",
+    "care_units",
+    "invitation_list",
+    "load_program",
+    "parse_program",
+    "plan_program",
+    "target_persons",
+]
+
 import csv
 import hashlib
 import io

@@ -13,6 +13,18 @@ Messages name fields, ranges and row positions, never values: a value could be h
 
 from __future__ import annotations
 
+__all__ = [
+    "ON_INVALID_MODES",
+    "PLAUSIBLE",
+    "SEXES",
+    "Invalid",
+    "OnInvalid",
+    "Range",
+    "Validator",
+    "columns",
+    "describe_invalid",
+]
+
 import enum
 from dataclasses import dataclass
 from typing import Any, Literal

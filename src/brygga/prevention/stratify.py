@@ -15,6 +15,18 @@ SCORE2-Diabetes "low" and "moderate" both count as ``low-to-moderate``.
 
 from __future__ import annotations
 
+__all__ = [
+    "AGE_BANDS",
+    "DIMENSIONS",
+    "MODEL_CHOICES",
+    "PopulationRisk",
+    "group_keys",
+    "municipality_names",
+    "population_risk",
+    "risk_report",
+    "stratify",
+]
+
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -273,7 +285,7 @@ def risk_report(
 ) -> dict[str, Any]:
     """``brygga risk``: stratify a region; optionally write one PNG chart per dimension.
     ``engine``: duckdb or spark (default: the configured engine); the same document on both."""
-    from brygga.prevention.charts import risk_charts
+    from brygga.prevention._charts import risk_charts
     from brygga.prevention.inputs import extract_inputs, input_engine
     from brygga.privacy.people import population_units
 

@@ -14,6 +14,8 @@ events: MI (I21-I22) or stroke (I61, I63, I64) recorded, or death from a cardiov
 
 from __future__ import annotations
 
+__all__ = ["OUTCOME_ICD10", "CStatistic", "harrell_c", "score2_c_statistic"]
+
 from dataclasses import dataclass
 from datetime import date
 from typing import Any

@@ -14,6 +14,17 @@ Privacy losses add up (basic composition), the conservative rule.
 
 from __future__ import annotations
 
+__all__ = [
+    "TOLERANCE",
+    "BudgetExceeded",
+    "BudgetStatus",
+    "DPResult",
+    "ProjectQueries",
+    "budget_status",
+    "charge",
+    "create_budget",
+]
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise

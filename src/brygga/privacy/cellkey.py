@@ -12,6 +12,18 @@ integers are added modulo 2**32, so engines that add in different orders agree t
 
 from __future__ import annotations
 
+__all__ = [
+    "SCALE",
+    "FeasibilityKeys",
+    "PTable",
+    "cell_key",
+    "cell_key_of",
+    "key_units",
+    "new_record_keys",
+    "region_units",
+    "write_record_keys",
+]
+
 import csv
 import math
 from collections.abc import Iterable, Sequence

@@ -21,6 +21,22 @@ suppression of tables with totals.
 
 from __future__ import annotations
 
+__all__ = [
+    "SECONDARY",
+    "CellKeyPolicy",
+    "DisclosurePolicy",
+    "MinimalPolicy",
+    "RawPolicy",
+    "RoundingPolicy",
+    "TeamPolicy",
+    "configured_policy",
+    "load_settings",
+    "policy_for",
+    "region_policy",
+    "require_record_keys",
+    "suppressed",
+]
+
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

@@ -11,6 +11,15 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "FeasibilityQuestion",
+    "FeasibilityRequest",
+    "NoisyAnswer",
+    "PrivacyBudget",
+    "PrivacySpend",
+    "QuestionFlag",
+]
+
 from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String

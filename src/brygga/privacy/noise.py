@@ -20,6 +20,22 @@ Configuration: ``BRYGGA_NOISE_*`` (``NoiseSettings``); ``brygga feasibility --no
 
 from __future__ import annotations
 
+__all__ = [
+    "MECHANISMS",
+    "Calibrated",
+    "NoisyCounts",
+    "NoisyPolicy",
+    "calibrate",
+    "check_rate_limit",
+    "current_user",
+    "guarded_noise",
+    "load_noise_settings",
+    "noise_step",
+    "noisy_request",
+    "opendp",
+    "privacy_loss",
+]
+
 import getpass
 import hashlib
 import math

@@ -17,6 +17,8 @@ worked out by subtraction from the totals around it.
 
 from __future__ import annotations
 
+__all__ = ["ESTIMATE_SALT", "PeopleCounter", "PeopleTable", "people_counter", "population_units"]
+
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -17,6 +17,20 @@ The canonical form is the 12-digit ``YYYYMMDDNNNC`` (century resolved, separator
 
 from __future__ import annotations
 
+__all__ = [
+    "KEY_ENV",
+    "KEY_FILE_ENV",
+    "MIN_KEY_BYTES",
+    "PseudonymKeyError",
+    "canonical",
+    "key_configured",
+    "load_key",
+    "pseudonym",
+    "pseudonymize_parts",
+    "pseudonyms",
+    "pseudonyms_of_canonical",
+]
+
 import hashlib
 import hmac
 from collections.abc import Iterable

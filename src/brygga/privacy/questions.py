@@ -34,6 +34,23 @@ committed with it, and the route keeps it).
 
 from __future__ import annotations
 
+__all__ = [
+    "ASKED",
+    "REASONS",
+    "REFUSED",
+    "STRUCTURE",
+    "Asker",
+    "QuestionGuard",
+    "QuestionRefused",
+    "Ticket",
+    "atom_hashes",
+    "atoms",
+    "classify",
+    "flags",
+    "review_flag",
+    "similarity",
+]
+
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass

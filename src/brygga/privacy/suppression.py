@@ -25,6 +25,17 @@ count) only when nothing else near the exposed cell can be suppressed.
 
 from __future__ import annotations
 
+__all__ = [
+    "INF",
+    "MIN_WIDTH",
+    "UNPUBLISHED",
+    "Line",
+    "exposed_cells",
+    "primary",
+    "propagate",
+    "protect",
+]
+
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -10,6 +10,31 @@ as the data model prescribes.
 
 from __future__ import annotations
 
+__all__ = [
+    "ALIASES",
+    "CONDITIONS",
+    "DRUGS",
+    "GENDER_FEMALE",
+    "GENDER_MALE",
+    "GENDER_OF_SEX",
+    "LABS",
+    "OBSERVATIONS",
+    "PROCEDURES",
+    "SEX_OF_GENDER",
+    "TYPE_DISPENSING",
+    "TYPE_EHR",
+    "VISIT_EMERGENCY",
+    "VISIT_INPATIENT",
+    "VISIT_OUTPATIENT",
+    "VOCABULARIES",
+    "Code",
+    "Lab",
+    "Vocabulary",
+    "normalize_icd10",
+    "resolve_alias",
+    "vocabulary",
+]
+
 import re
 from dataclasses import dataclass
 

@@ -33,6 +33,31 @@ The file is built under a temporary name and renamed into place, so readers neve
 
 from __future__ import annotations
 
+__all__ = [
+    "LAYOUT",
+    "NEXT_DATE",
+    "NEXT_START",
+    "NEXT_VALUED_DATE",
+    "PERSON_INDEX",
+    "POPULATION",
+    "PREFIX",
+    "PREV_DATE",
+    "RUN_TABLES",
+    "SECOND_DATE",
+    "BuildReport",
+    "build",
+    "codes_table",
+    "database_path",
+    "find",
+    "first_table",
+    "indexed",
+    "order_by",
+    "record_key",
+    "runs_table",
+    "stamp",
+    "valued",
+]
+
 import hashlib
 import os
 import time

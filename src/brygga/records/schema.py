@@ -15,6 +15,39 @@ which describes the separate identities file the generator writes beside a regio
 
 from __future__ import annotations
 
+__all__ = [
+    "CARE_SITE",
+    "CONCEPT",
+    "CONCEPT_ANCESTOR",
+    "CONCEPT_TABLE",
+    "CONDITION_OCCURRENCE",
+    "CORE_TABLES",
+    "DATE",
+    "DEATH",
+    "DRUG_EXPOSURE",
+    "ID",
+    "IDENTITY",
+    "INT",
+    "LOCATION",
+    "MEASUREMENT",
+    "NUMBER",
+    "OBSERVATION",
+    "OBSERVATION_PERIOD",
+    "PERSON",
+    "PERSON_KEY",
+    "PROCEDURE_OCCURRENCE",
+    "SCHEMA_VERSION",
+    "SMALL",
+    "TABLES",
+    "TEXT",
+    "VISIT_OCCURRENCE",
+    "C",
+    "Column",
+    "Table",
+    "render_markdown",
+    "table",
+]
+
 from dataclasses import dataclass, field
 
 import pyarrow as pa

@@ -14,6 +14,18 @@ renames it into place only when complete, so a failed run leaves nothing half-wr
 
 from __future__ import annotations
 
+__all__ = [
+    "MANIFEST",
+    "SOURCES",
+    "Region",
+    "RegionWriter",
+    "check_output_dir",
+    "conform",
+    "identities_path",
+    "iter_batches",
+    "quiet_duckdb",
+]
+
 import json
 import os
 import shutil

@@ -6,6 +6,8 @@ always compared by key.
 
 from __future__ import annotations
 
+__all__ = ["AREAS", "label"]
+
 AREAS: dict[str, tuple[str, str]] = {
     "cardiovascular": ("Hjärta och kärl", "Heart and circulation"),
     "diabetes": ("Diabetes och ämnesomsättning", "Diabetes and metabolism"),

@@ -7,6 +7,8 @@ Searching is by substring of either name, case-insensitive.
 
 from __future__ import annotations
 
+__all__ = ["CONDITIONS", "MEDICINES", "Entry", "search"]
+
 from dataclasses import dataclass
 
 from brygga.records import codes

@@ -13,6 +13,8 @@ function callers use; ``record_consent`` here records the registry's half only.
 
 from __future__ import annotations
 
+__all__ = ["TEXTS", "ConsentText", "history", "record_consent"]
+
 from dataclasses import dataclass
 
 from sqlalchemy import select

@@ -7,6 +7,8 @@ municipality, and the question is "Malmö to Lund" rather than door to door.
 
 from __future__ import annotations
 
+__all__ = ["EARTH_RADIUS_KM", "SEATS", "distance_km", "known", "within_reach"]
+
 import math
 
 # SCB kommunkod -> (latitude, longitude) of the municipality seat.

@@ -7,6 +7,17 @@ keeps only ``ref`` and ``deleted_at``, so audit entries stay but no longer point
 
 from __future__ import annotations
 
+__all__ = [
+    "CONSENT_KINDS",
+    "CONTACT_CHANNELS",
+    "SMOKING",
+    "Consent",
+    "ConsentEvent",
+    "Profile",
+    "Resident",
+    "new_ref",
+]
+
 import secrets
 from datetime import datetime
 

@@ -7,6 +7,24 @@ records name the resident only by their random ``ref``.
 
 from __future__ import annotations
 
+__all__ = [
+    "BATCH",
+    "IDENTITY_FIELDS",
+    "ProfileInput",
+    "by_personnummer",
+    "by_ref",
+    "demo_login_people",
+    "erase_registry_data",
+    "export_registry_data",
+    "identity",
+    "load_identities",
+    "pause",
+    "portal_identity",
+    "register",
+    "register_refs",
+    "update_profile",
+]
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal

@@ -10,6 +10,16 @@ the researcher to translate; they are not parsed. Conditions that no term matche
 
 from __future__ import annotations
 
+__all__ = [
+    "CONDITION_TERMS",
+    "PHASES",
+    "Imported",
+    "import_record",
+    "load_records",
+    "map_conditions",
+    "records_from_text",
+]
+
 import re
 from dataclasses import dataclass, field
 from datetime import date

@@ -10,6 +10,17 @@ same way.
 
 from __future__ import annotations
 
+__all__ = [
+    "STAGES",
+    "SUBSETS",
+    "days_to_first_enrolment",
+    "disclose_stages",
+    "funnel",
+    "funnel_counts",
+    "save_feasibility",
+    "study_feasibility",
+]
+
 from typing import Any
 
 from sqlalchemy import func, select

@@ -8,6 +8,16 @@ the outcome: screened, enrolled or not eligible.
 
 from __future__ import annotations
 
+__all__ = [
+    "OPEN",
+    "answer",
+    "expire_due",
+    "for_resident",
+    "mark_seen",
+    "record_outcome",
+    "team_view",
+]
+
 from typing import Any
 
 from sqlalchemy import select, update

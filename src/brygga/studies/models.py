@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "INVITATION_STATES",
+    "ORGANIZATION_KINDS",
+    "OUTCOMES",
+    "PHASES",
+    "ROLES",
+    "STUDY_STATES",
+    "Invitation",
+    "Organization",
+    "OutboxMessage",
+    "StaffAccount",
+    "Study",
+    "StudySite",
+]
+
 from datetime import date, datetime
 
 from sqlalchemy import (

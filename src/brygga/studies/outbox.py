@@ -14,6 +14,19 @@ or SMS (the lay summaries are read after logging in).
 
 from __future__ import annotations
 
+__all__ = [
+    "DIGEST",
+    "LANGUAGES",
+    "PORTAL_URL",
+    "FileSender",
+    "Sender",
+    "deliver",
+    "digest_text",
+    "invitations_notified",
+    "message_text",
+    "queue_digest",
+]
+
 import json
 from datetime import datetime
 from pathlib import Path

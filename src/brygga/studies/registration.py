@@ -7,6 +7,27 @@ raises for bad input with anything but a ``BryggaError``.
 
 from __future__ import annotations
 
+__all__ = [
+    "MAX_SUMMARY",
+    "NCT",
+    "SiteInput",
+    "StudyInput",
+    "can_view",
+    "check_submit",
+    "create_study",
+    "criteria_from_yaml",
+    "from_ctgov",
+    "get_study",
+    "is_team",
+    "review",
+    "studies_for",
+    "study_criteria",
+    "study_form_data",
+    "submit",
+    "update_study",
+    "visible_study",
+]
+
 import re
 from datetime import date
 from typing import Any, Literal

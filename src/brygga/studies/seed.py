@@ -12,6 +12,8 @@ one record per synthetic person.
 
 from __future__ import annotations
 
+__all__ = ["ACCOUNTS", "DEMO_PASSWORD", "ORGANIZATIONS", "STUDIES", "SeedResult", "seed_demo"]
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path

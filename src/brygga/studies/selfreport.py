@@ -22,6 +22,18 @@ applies the demographics to all volunteers at once (``demographics_mask``).
 
 from __future__ import annotations
 
+__all__ = [
+    "SMOKING_CODES",
+    "Health",
+    "SelfReport",
+    "Truth",
+    "demographics_hold",
+    "demographics_mask",
+    "health_holds",
+    "may_be_eligible",
+    "rule_truth",
+]
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date

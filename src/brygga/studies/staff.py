@@ -7,6 +7,21 @@ and a deactivation end the account's web sessions at once (``logins.revoke_all``
 
 from __future__ import annotations
 
+__all__ = [
+    "MIN_PASSWORD",
+    "OrganizationInput",
+    "StaffInput",
+    "authenticate",
+    "by_identity_provider",
+    "create_organization",
+    "create_staff",
+    "deactivate",
+    "exists",
+    "get",
+    "set_password",
+    "use_hasher",
+]
+
 from typing import Literal
 
 from argon2 import PasswordHasher

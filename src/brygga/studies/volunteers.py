@@ -14,6 +14,8 @@ matching compares is encoded for vectorized tests:
 
 from __future__ import annotations
 
+__all__ = ["NO_PERSON", "Volunteer", "Volunteers", "load"]
+
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -9,6 +9,8 @@ sampling noise that says nothing about the model, so the report shows the SE too
 
 from __future__ import annotations
 
+__all__ = ["Row", "calibration_report", "render_report", "write_report"]
+
 import math
 from dataclasses import asdict, dataclass
 from datetime import date

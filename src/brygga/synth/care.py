@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from brygga.records import codes as K
-from brygga.synth import params as P
-from brygga.synth.lifecourse import CANCERS, CHRONIC, NONE, YEAR, Events, LifeCourse
+from brygga.synth import _params as P
+from brygga.synth._lifecourse import CANCERS, CHRONIC, NONE, YEAR, Events, LifeCourse
 
 ROWS_PER_CHUNK = 10_000_000_000  # id space per chunk: ids are chunk * this + running number
 

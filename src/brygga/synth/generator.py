@@ -15,6 +15,17 @@ Plan (deterministic for a seed and scale, whatever the number of workers):
 
 from __future__ import annotations
 
+__all__ = [
+    "CHUNK_SIZE",
+    "EVENT_TABLES",
+    "GENERATOR_VERSION",
+    "ROW_GROUP_SIZE",
+    "SynthResult",
+    "generate",
+    "plan",
+    "synthetic_key",
+]
+
 import hashlib
 import math
 import os
@@ -33,10 +44,10 @@ from brygga.errors import InputError
 from brygga.privacy.pseudonym import key_configured, load_key, pseudonyms_of_canonical
 from brygga.records import codes as K
 from brygga.records.store import Region, RegionWriter, identities_path
-from brygga.synth import params as P
+from brygga.synth import _params as P
+from brygga.synth._lifecourse import age_weights, draw_people, realized_survival, simulate
 from brygga.synth.care import CareGenerator
 from brygga.synth.identity import make_identities, personnummer
-from brygga.synth.lifecourse import age_weights, draw_people, realized_survival, simulate
 from brygga.synth.targets import RegionFacts, region_facts
 from brygga.util import atomic_path
 

@@ -11,6 +11,8 @@ reserved domain example.com, and postal codes only have the right shape.
 
 from __future__ import annotations
 
+__all__ = ["luhn_check_digit", "make_identities", "personnummer"]
+
 import numpy as np
 import pyarrow as pa
 from faker.providers.address.sv_SE import Provider as Address

@@ -8,6 +8,18 @@ suburbs low, areas with many low-income households high), not official statistic
 
 from __future__ import annotations
 
+__all__ = [
+    "AGE_SHARES",
+    "DEATHS_PER_1000",
+    "LIFE_EXPECTANCY",
+    "REGIONS",
+    "SKANE",
+    "STOCKHOLM",
+    "Municipality",
+    "RegionFacts",
+    "region_facts",
+]
+
 from dataclasses import dataclass
 
 from brygga.errors import InputError

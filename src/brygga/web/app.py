@@ -10,6 +10,18 @@ HTML pages show the same message on an error page, or beside the fields of the f
 
 from __future__ import annotations
 
+__all__ = [
+    "HERE",
+    "UPLOAD_PATHS",
+    "BodyLimit",
+    "BodyTooLarge",
+    "SecurityHeaders",
+    "WebConfig",
+    "create_app",
+    "routers",
+    "templates",
+]
+
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -26,6 +26,21 @@ on, and its page says so (``routes/public.py``).
 
 from __future__ import annotations
 
+__all__ = [
+    "ALGORITHMS",
+    "CALLBACK_PATH",
+    "LEEWAY_SECONDS",
+    "PENDING_COOKIE",
+    "PENDING_SECONDS",
+    "PURPOSES",
+    "LoginRefused",
+    "OIDCProvider",
+    "Pending",
+    "pending_cookie",
+    "provider_from_settings",
+    "read_pending",
+]
+
 import base64
 import hashlib
 import secrets

@@ -7,6 +7,21 @@ Routes import this module (and the domain packages), never ``web/app.py`` or eac
 
 from __future__ import annotations
 
+__all__ = [
+    "CODES",
+    "Id",
+    "ask_feasibility",
+    "db",
+    "disclosure",
+    "error_response",
+    "lang",
+    "platform",
+    "read_db",
+    "render",
+    "short_write",
+    "wants_json",
+]
+
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 

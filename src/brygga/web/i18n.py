@@ -6,6 +6,8 @@ key falls back to Swedish, then to the key itself, so a page never breaks over a
 
 from __future__ import annotations
 
+__all__ = ["LANGUAGES", "MESSAGES", "translate", "translate_error"]
+
 LANGUAGES = ("sv", "en")
 
 MESSAGES: dict[str, tuple[str, str]] = {

@@ -16,6 +16,31 @@ cross-site page can neither read the cookie nor set the header.
 
 from __future__ import annotations
 
+__all__ = [
+    "ANONYMOUS",
+    "CSRF_COOKIE",
+    "ROLES",
+    "SESSION_COOKIE",
+    "SESSION_SECONDS",
+    "STAFF_ROLES",
+    "CsrfError",
+    "NotLoggedIn",
+    "Principal",
+    "TooManyAttempts",
+    "allow",
+    "check_csrf",
+    "client_address",
+    "csrf_token",
+    "new_csrf",
+    "principal",
+    "session_cookie",
+    "session_id",
+    "session_tokens",
+    "sign",
+    "trusted_networks",
+    "unsign",
+]
+
 import base64
 import hashlib
 import hmac

@@ -14,6 +14,8 @@ it committed, and on SQLite the workers' writers queue on one lock (``db.session
 
 from __future__ import annotations
 
+__all__ = ["PR_SET_PDEATHSIG", "UVICORN", "run"]
+
 import contextlib
 import ctypes
 import gc

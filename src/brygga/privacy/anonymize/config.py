@@ -6,6 +6,24 @@ the file without reading code. The format is documented in ``docs/anonymize.md``
 
 from __future__ import annotations
 
+__all__ = [
+    "AnonymizeConfig",
+    "AutoHierarchy",
+    "DateHierarchy",
+    "DateLevel",
+    "FlatHierarchy",
+    "HierarchySpec",
+    "Icd10Hierarchy",
+    "IntervalHierarchy",
+    "Metric",
+    "MunicipalityHierarchy",
+    "PrefixHierarchy",
+    "QuasiIdentifier",
+    "Sensitive",
+    "load_config",
+    "parse_config",
+]
+
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

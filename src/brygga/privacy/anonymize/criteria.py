@@ -8,6 +8,16 @@ table's distribution with equal, ordered or hierarchical ground distance.
 
 from __future__ import annotations
 
+__all__ = [
+    "EPS",
+    "Pairs",
+    "distinct_l",
+    "emd_equal",
+    "emd_hierarchical",
+    "emd_ordered",
+    "entropy_l",
+]
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 

@@ -13,6 +13,17 @@ from np.unique otherwise.
 
 from __future__ import annotations
 
+__all__ = [
+    "Evaluation",
+    "FreqSet",
+    "Node",
+    "Problem",
+    "SensitiveModel",
+    "combine",
+    "dense_ids",
+    "evaluate",
+]
+
 from dataclasses import dataclass
 
 import numpy as np

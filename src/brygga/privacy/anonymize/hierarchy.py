@@ -9,6 +9,17 @@ That requires each level to be a tree over the next, which is checked here.
 
 from __future__ import annotations
 
+__all__ = [
+    "TOP",
+    "Hierarchy",
+    "Unmapped",
+    "arx_label_rows",
+    "auto_label_rows",
+    "find_hierarchy_file",
+    "from_label_rows",
+    "read_arx_file",
+]
+
 import csv
 import math
 import re

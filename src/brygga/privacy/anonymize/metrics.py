@@ -11,6 +11,8 @@ indistinguishable from all n records (discernibility) and as one extra class (AE
 
 from __future__ import annotations
 
+__all__ = ["Metrics", "intensity", "intensity_grid", "measure", "node_bounds", "successor_bound"]
+
 from dataclasses import asdict, dataclass
 
 import numpy as np

@@ -3,6 +3,8 @@ writes. Nothing is written unless a transformation satisfying every criterion wa
 
 from __future__ import annotations
 
+__all__ = ["MAX_LATTICE", "Result", "anonymize"]
+
 import math
 import time
 from dataclasses import dataclass, field

@@ -22,6 +22,8 @@ frequency set below it.
 
 from __future__ import annotations
 
+__all__ = ["Outcome", "Search", "evaluate_node"]
+
 import math
 from dataclasses import dataclass
 

@@ -7,6 +7,8 @@ this works on codes, never on strings.
 
 from __future__ import annotations
 
+__all__ = ["Table", "read_table", "write_table"]
+
 import csv
 from dataclasses import dataclass
 from pathlib import Path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["router"]
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select

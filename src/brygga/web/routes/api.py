@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["router"]
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["router"]
+
 from typing import Annotated
 from urllib.parse import urlsplit
 

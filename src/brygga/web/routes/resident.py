@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["router"]
+
 import json
 from typing import Annotated, Any
 

@@ -3,6 +3,8 @@ feasibility, interested volunteers (study team only), outcomes, funnel."""
 
 from __future__ import annotations
 
+__all__ = ["router"]
+
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile

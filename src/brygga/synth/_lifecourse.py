@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from brygga.synth import params as P
-from brygga.synth.outcome import cvd_yearly_hazard
+from brygga.synth import _params as P
+from brygga.synth._outcome import cvd_yearly_hazard
 
 YEAR = 365.25
 NONE = np.iinfo(np.int32).max  # "never happened" for day columns

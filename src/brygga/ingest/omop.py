@@ -19,6 +19,22 @@ value). ICD-10 source values are stored without the dot, as ``codes.normalize_ic
 
 from __future__ import annotations
 
+__all__ = [
+    "BATCH_ROWS",
+    "BLANK",
+    "DEFAULT_MEMORY_LIMIT",
+    "DUCKDB_TYPES",
+    "IMPORT_ORDER",
+    "LOCATE_CHUNK",
+    "PERSONNUMMER_LIKE",
+    "PROBLEMS",
+    "QUOTED",
+    "CsvSource",
+    "find_files",
+    "import_omop",
+    "read_header",
+]
+
 import contextlib
 import csv
 import gzip
@@ -37,6 +53,8 @@ import pyarrow as pa
 
 from brygga.config import get_settings
 from brygga.errors import InputError, NotFoundError
+from brygga.privacy.cellkey import write_record_keys
+from brygga.privacy.pseudonym import load_key, pseudonymize_parts
 from brygga.records import schema
 from brygga.records.store import Region, RegionWriter
 
@@ -98,9 +116,6 @@ def import_omop(
     with the deployment's pseudonym key (privacy/pseudonym.py) and leave the numbers out.
     Every region gets fresh record keys for the cell key method (table ``person_key``).
     """
-    from brygga.privacy.cellkey import write_record_keys
-    from brygga.privacy.pseudonym import load_key, pseudonymize_parts
-
     source, out = Path(source), Path(out)
     key = load_key() if pseudonymize else None  # no key, no work
     files = find_files(source)
