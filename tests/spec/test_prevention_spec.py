@@ -26,7 +26,7 @@ from brygga.prevention.inputs import Lookback, Missing, RiskInputs, extract_inpu
 from brygga.prevention.stratify import population_risk
 from brygga.records import optimize
 from brygga.records.store import Region
-from tests.spec.conftest import INDEX, build_region, death, event, period, person
+from tests.spec.conftest import INDEX, build_region, death, engine_param, event, period, person
 
 DAY = timedelta(days=1)
 SBP_EDGE = INDEX - timedelta(days=Lookback().sbp)  # 2022-06-16: just outside the window
@@ -118,7 +118,7 @@ ROWS = [
 ENGINES = ("duckdb", "duckdb-optimized", "spark")
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=[engine_param(name) for name in ENGINES])
 def prepared(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Region, IbisEngine]:
@@ -215,6 +215,7 @@ def test_the_reference_engine_reads_no_inputs(prepared):
         extract_inputs(prepared[0], engine="reference")
 
 
+@pytest.mark.slow  # starts Spark
 def test_brygga_risk_gives_the_same_document_on_duckdb_and_spark(small_region, capsys):
     region = str(small_region.region.path)
     docs = {}
@@ -253,6 +254,7 @@ capacity: {default: 3}
 """
 
 
+@pytest.mark.slow  # starts Spark
 def test_program_equity_and_evaluate_agree_on_duckdb_and_spark(small_region, tmp_path, capsys):
     region = small_region.region
     program = tmp_path / "program.yaml"
