@@ -138,9 +138,11 @@ class Brygga:
         if not isinstance(criteria, Criteria):
             criteria = load_criteria(criteria)
         user = user or current_user()
+        region = self.region(region)
         return asked_feasibility(
             criteria,
-            self.region(region),
+            region,
+            policy=self.policy(region, raw=raw),
             asker=asker or Asker(f"cli:{user}"),
             url=self.database,
             engine=engine or self.settings.engine,

@@ -91,14 +91,20 @@ def feasibility(
     user: str | None = None,
     noisy: NoisyCounts | None = None,
     session: Session | None = None,
+    policy: DisclosurePolicy | None = None,
 ) -> FeasibilityResult:
-    """Count, attrition and breakdowns, every count disclosed under the region's policy, or
-    noisy (``noise``: laplace or gaussian, privacy/noise.py; rate-limited per ``user``).
+    """Count, attrition and breakdowns, every count disclosed under ``policy``, or noisy
+    (``noise``: laplace or gaussian, privacy/noise.py; rate-limited per ``user``).
 
-    ``noisy``: noise for a question the question guard already admitted (no second rate
-    limit); ``session``: the caller's write transaction for the cache of noisy answers."""
+    ``policy``: the one the platform chose (``platform.Brygga.policy``); without one (a
+    library caller, the tests) the region's policy from the settings, ``raw`` allowed only on
+    a synthetic region. ``noisy``: noise for a question the question guard already admitted
+    (no second rate limit); ``session``: the caller's write transaction for the cache of
+    noisy answers."""
     region = _region(region)
-    policy = region_policy(region, raw=raw)  # refuse --raw before any work
+    if policy is None:
+        policy = region_policy(region, raw=raw)  # refuse --raw before any work
+    raw = policy.raw
     if noisy is None:
         noisy = noisy_request(noise, raw=raw, user=user)
     elif raw:

@@ -154,7 +154,7 @@ def study_feasibility(
     with write_session(url) as w:  # a refusal is committed (and reported) before it raises
         ticket = guard.admit(w, asker.for_study(study.id), criteria, index_date)
     noisy = None if region.synthetic else guarded_noise(load_settings().threshold, url)
-    answer = feasibility(criteria, region, index_date=index_date, raw=policy.raw, noisy=noisy)
+    answer = feasibility(criteria, region, index_date=index_date, policy=policy, noisy=noisy)
     with write_session(url) as w:
         guard.answered(w, ticket, answer.count, region=answer.region)
     result = answer.as_dict()
