@@ -111,10 +111,9 @@ def synth_report(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare a region with the calibration targets (region-facts.md)."""
-    from brygga.records.store import Region
     from brygga.synth.calibration import calibration_report, render_report
 
-    region = Region.open(region_dir)
+    region = core().region(region_dir)
     rows = calibration_report(region)
     if as_json:
         print_json([r.as_dict() for r in rows])
@@ -273,9 +272,7 @@ def region_info(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a region folder and show its manifest: name, source, schema version, row counts."""
-    from brygga.records.store import Region
-
-    region = Region.open(region_dir)
+    region = core().region(region_dir)
     if as_json:
         print_json({"path": str(region.path), **region.manifest, "tables": region.tables()})
         return
@@ -489,7 +486,7 @@ def audit_verify(
     """Check every record's hash and link; exit 1 if the log was changed."""
     from brygga.audit import AuditLogBroken, verify
 
-    result = verify(log, anchor=anchor)
+    result = verify(log or core().audit_log, anchor=anchor)
     if as_json:
         print_json(result.as_dict())
     elif result.ok:
@@ -698,9 +695,7 @@ app.add_typer(budget_app, name="budget")
 @app.command(name="db-upgrade")
 def db_upgrade(as_json: JsonFlag = False) -> None:
     """Create or migrate the operational database (BRYGGA_DATABASE_URL) to the newest schema."""
-    from brygga.db import upgrade
-
-    url = upgrade()
+    url = core().database
     if as_json:
         print_json({"database": url, "upgraded": True})
         return
@@ -728,10 +723,9 @@ def budget_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Give an approved data project its privacy-loss budget."""
-    from brygga.db.migrate import ensure_current
     from brygga.privacy.budget import create_budget
 
-    _print_budget(create_budget(project, epsilon, delta, url=ensure_current()).as_dict(), as_json)
+    _print_budget(create_budget(project, epsilon, delta, url=core().database).as_dict(), as_json)
 
 
 @budget_app.command("show")
@@ -740,10 +734,9 @@ def budget_show(
     as_json: JsonFlag = False,
 ) -> None:
     """What a project has spent of its privacy-loss budget and what is left."""
-    from brygga.db.migrate import ensure_current
     from brygga.privacy.budget import budget_status
 
-    _print_budget(budget_status(project, url=ensure_current()).as_dict(), as_json)
+    _print_budget(budget_status(project, url=core().database).as_dict(), as_json)
 
 
 @app.command()
@@ -891,9 +884,8 @@ def optimize(
     """Build the region's optimized DuckDB database (sorted native tables, population table,
     dense person index), used by every DuckDB query on the region until the region changes."""
     from brygga.records import optimize as optimized
-    from brygga.records.store import Region
 
-    region = Region.open(region_dir)
+    region = core().region(region_dir)
     if as_json:
         report = optimized.build(region, threads=threads, memory_limit=memory_limit)
     else:
