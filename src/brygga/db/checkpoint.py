@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,6 +51,10 @@ class Checkpointer:
     runs: int = 0  # checkpoints that copied frames, for tests and benchmarks
     forced: int = 0  # of them, under the writer lock (the WAL had passed the limit)
     seconds: list[float] = field(default_factory=list)  # duration of each run that copied
+    # The trace file (``BRYGGA_GROUP_COMMIT_TRACE``), read once when the thread starts: the
+    # thread never reads the settings itself, so a setting changed or broken later cannot
+    # raise inside it.
+    trace: Path | None = None
     _thread: threading.Thread | None = None
 
     @property
@@ -57,6 +62,7 @@ class Checkpointer:
         return self.url.removeprefix("sqlite:///")
 
     def start(self) -> None:
+        self.trace = get_settings().group_commit_trace
         name = "brygga-checkpoint"
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -91,7 +97,7 @@ class Checkpointer:
 
     def _trace(self, frames: int, copied: int) -> None:
         """A line in the group commit's trace (``BRYGGA_GROUP_COMMIT_TRACE``), if it is on."""
-        if trace := get_settings().group_commit_trace:
+        if trace := self.trace:
             line = {"time": time.time(), "checkpoint_ms": round(self.seconds[-1] * 1000, 2),
                     "frames": frames, "copied": copied, "forced": self.forced}  # fmt: skip
             with open(trace, "a", encoding="utf-8") as f:
