@@ -14,6 +14,7 @@ __all__ = [
     "db",
     "disclosure",
     "error_response",
+    "feasibility_now",
     "lang",
     "platform",
     "read_db",
@@ -33,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
+from brygga.errors import InputError
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
-from brygga.studies import funnel
+from brygga.studies import funnel, registration, staff
 from brygga.studies.models import Study
 from brygga.web import i18n, security
 from brygga.web.security import Principal
@@ -82,6 +84,28 @@ def ask_feasibility(
         Asker(f"staff:{who.staff_id}"),
         url=config.database_url,
     )
+
+
+async def feasibility_now(
+    request: Request, session: Session, who: Principal, study_id: int
+) -> dict[str, Any]:
+    """Ask a study's feasibility again and save the answer (the page's and the API's route):
+    the question on the request's read transaction in a pool thread, the result in a short
+    write, so the write lock is held only to save it."""
+
+    def ask() -> tuple[Study, dict[str, Any] | None]:
+        me = staff.get(session, who.staff_id)
+        study = registration.visible_study(session, me, study_id)
+        if request.app.state.config.region is None:
+            raise InputError("no regional records are configured for feasibility")
+        return study, ask_feasibility(request, session, study, who)
+
+    study, result = await run_in_threadpool(ask)
+    assert result is not None  # a region is configured
+    await short_write(
+        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
+    )
+    return result
 
 
 def lang(request: Request) -> str:

@@ -7,15 +7,19 @@ __all__ = ["router"]
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from brygga.errors import InputError
 from brygga.privacy import questions
 from brygga.registry import service
 from brygga.studies import funnel, participation, registration, staff
 from brygga.studies.models import Study
-from brygga.web.deps import Id, ask_feasibility, db, disclosure, read_db, short_write
+from brygga.web.deps import (
+    Id,
+    db,
+    disclosure,
+    feasibility_now,
+    read_db,
+)
 from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/api")
@@ -93,17 +97,7 @@ async def post_feasibility(
     """Ask feasibility again (after editing the criteria): through the question guard, on a
     read transaction; the result is saved in a short write (as the page's route does)."""
 
-    def ask() -> tuple[Study, dict[str, Any] | None]:
-        study = registration.visible_study(session, staff.get(session, who.staff_id), study_id)
-        if request.app.state.config.region is None:
-            raise InputError("no regional records are configured for feasibility")
-        return study, ask_feasibility(request, session, study, who)
-
-    study, result = await run_in_threadpool(ask)
-    assert result is not None  # a region is configured
-    await short_write(
-        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
-    )
+    result = await feasibility_now(request, session, who, study_id)
     return {"id": study_id, "feasibility": result}
 
 

@@ -18,7 +18,16 @@ from brygga.privacy.questions import QuestionRefused
 from brygga.registry.areas import AREAS
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
 from brygga.studies.models import PHASES, StaffAccount, Study
-from brygga.web.deps import Id, ask_feasibility, db, disclosure, read_db, render, short_write
+from brygga.web.deps import (
+    Id,
+    ask_feasibility,
+    db,
+    disclosure,
+    feasibility_now,
+    read_db,
+    render,
+    short_write,
+)
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -186,17 +195,7 @@ async def feasibility(
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    def ask() -> tuple[Study, dict[str, Any] | None]:
-        study = registration.visible_study(session, account(session, who), study_id)
-        if request.app.state.config.region is None:
-            raise InputError("no regional records are configured for feasibility")
-        return study, ask_feasibility(request, session, study, who)
-
-    study, result = await run_in_threadpool(ask)
-    assert result is not None  # a region is configured
-    await short_write(
-        request, lambda write: funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
-    )
+    await feasibility_now(request, session, who, study_id)
     return RedirectResponse(f"/studies/{study_id}#feasibility", 303)
 
 
