@@ -199,6 +199,14 @@ def test_new_password_and_deactivation_end_sessions(site):
     assert attempt(site["client"](), "care_provider@example.com", PASSWORD) == 403
 
 
+def test_an_administrator_cannot_deactivate_their_own_account(site):
+    admin = site["client"]("admin")
+    r = admin.post(f"/admin/staff/{site['accounts']['admin']}/deactivate")
+    assert r.status_code == 400
+    assert "Du kan inte inaktivera ditt eget konto" in r.text
+    assert admin.get("/api/studies").status_code == 200  # still logged in, still active
+
+
 def test_deleting_the_account_ends_its_other_sessions(site):
     phone, laptop = site["client"]("resident"), site["client"]("resident")
     assert laptop.get("/api/me").status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "MIN_PASSWORD",
     "OrganizationInput",
+    "OwnAccount",
     "StaffInput",
     "authenticate",
     "by_identity_provider",
@@ -166,8 +167,18 @@ def set_password(
     return account
 
 
+class OwnAccount(InputError):
+    """An administrator may not deactivate their own account (the last one would lock every
+    administrator out); another administrator does it."""
+
+    key = "own_account"
+    params: dict[str, str] = {}  # noqa: RUF012 (read-only: the catalogue text has no fields)
+
+
 def deactivate(session: Session, account: StaffAccount, *, actor: str) -> StaffAccount:
     """The account can no longer log in, and its sessions end at once."""
+    if actor == f"staff:{account.id}":
+        raise OwnAccount("you cannot deactivate your own account; ask another administrator")
     account.active = False
     ended = logins.revoke_all(session, "staff", str(account.id))
     session.flush()

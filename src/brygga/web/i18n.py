@@ -98,6 +98,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "admin": ("Administration", "Administration"),
     "error": ("Något gick fel", "Something went wrong"),
     "fix_errors": ("Rätta felen nedan.", "Please correct the errors below."),
+    "own_account": (
+        "Du kan inte inaktivera ditt eget konto. Be en annan administratör.",
+        "You cannot deactivate your own account. Ask another administrator.",
+    ),
     "body_too_large": (
         "Det du skickade är för stort (högst {limit} byte).",
         "What you sent is too large (at most {limit} bytes).",
