@@ -56,13 +56,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import ibis
 import numpy as np
 
 from brygga.cohort.engines import IbisEngine
 from brygga.errors import InputError, NotFoundError
 from brygga.prevention.inputs import Lookback, extract_inputs, input_engine
-from brygga.prevention.inputs_sql import latest_key, required
+from brygga.prevention.inputs_sql import CVD_EVENT_ICD10, cvd_events, latest_key, required
 from brygga.prevention.programs import Reimbursement
 from brygga.prevention.stratify import population_risk
 from brygga.privacy.disclosure import DisclosurePolicy
@@ -74,7 +73,7 @@ MIN_GROUP = 10
 WITHHELD = f"a group has fewer than {MIN_GROUP} people or its count is suppressed"
 Z95 = 1.959963984540054
 OUTCOME_MEASURES = {"sbp": "8480-6", "total_chol": "NPU01566", "hba1c": "NPU27300"}
-EVENT_ICD10 = ("I21", "I22", "I61", "I63", "I64")
+EVENT_ICD10 = CVD_EVENT_ICD10
 
 
 @dataclass(frozen=True)
@@ -146,21 +145,7 @@ def follow_up_values(
 
 def first_events(engine: IbisEngine, start: date, end: date) -> np.ndarray:
     """Person ids with a cardiovascular event in (start, end], ascending."""
-    c = required(engine, "condition_occurrence")
-    c = c.filter(
-        ibis.or_(*(c.condition_source_value.startswith(code) for code in EVENT_ICD10)),
-        c.condition_start_date > start,
-        c.condition_start_date <= end,
-    )
-    d = required(engine, "death")
-    d = d.filter(
-        (d.cause_source_value >= "I00") & (d.cause_source_value < "J"),
-        d.death_date > start,
-        d.death_date <= end,
-    )
-    ids = c.select(person_id=c.person_id.cast("int64")).union(
-        d.select(person_id=d.person_id.cast("int64")), distinct=True
-    )
+    ids = cvd_events(engine, start, end).select("person_id").distinct()
     rows = engine.to_arrow(ids)
     return np.unique(rows.column("person_id").to_numpy()).astype(np.int64)
 

@@ -30,6 +30,7 @@ assembles the rows by ``person_id``. What keeps them fast on a large region:
 from __future__ import annotations
 
 __all__ = [
+    "CVD_EVENT_ICD10",
     "ESTABLISHED_CVD_ICD10",
     "ESTABLISHED_CVD_KVA",
     "LABS",
@@ -37,6 +38,7 @@ __all__ = [
     "TYPE1_DIABETES_ICD10",
     "TYPE2_DIABETES_ICD10",
     "IdRange",
+    "cvd_events",
     "history_query",
     "in_window",
     "lab_query",
@@ -96,6 +98,30 @@ def required(tables: Tables, name: str) -> ir.Table:
     if table is None:
         raise KeyError(f"the region has no {name} table")
     return table
+
+
+# A cardiovascular event for program evaluation and score validation: MI (I21-I22) or stroke
+# (I61, I63, I64) recorded, or a death from a cardiovascular cause (I00-I99).
+CVD_EVENT_ICD10: tuple[str, ...] = ("I21", "I22", "I61", "I63", "I64")
+
+
+def cvd_events(tables: Tables, start: date, end: date) -> ir.Table:
+    """Every cardiovascular event in (start, end]: ``person_id`` and the day ``d``."""
+    c = required(tables, "condition_occurrence")
+    c = c.filter(
+        ibis.or_(*(c.condition_source_value.startswith(code) for code in CVD_EVENT_ICD10)),
+        c.condition_start_date > start,
+        c.condition_start_date <= end,
+    )
+    d = required(tables, "death")
+    d = d.filter(
+        (d.cause_source_value >= "I00") & (d.cause_source_value < "J"),
+        d.death_date > start,
+        d.death_date <= end,
+    )
+    return c.select(person_id=c.person_id.cast("int64"), d=c.condition_start_date).union(
+        d.select(person_id=d.person_id.cast("int64"), d=d.death_date)
+    )
 
 
 def population_query(tables: Tables, index_date: date) -> ir.Table:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import ibis
 import numpy as np
 
 from brygga.cohort.engines import IbisEngine
@@ -30,11 +29,11 @@ from brygga.prevention.inputs import (
     index_minus_years,
     input_engine,
 )
-from brygga.prevention.inputs_sql import required
+from brygga.prevention.inputs_sql import CVD_EVENT_ICD10, cvd_events, required
 from brygga.prevention.scores import score2
 from brygga.records.store import Region
 
-OUTCOME_ICD10 = ("I21", "I22", "I61", "I63", "I64")
+OUTCOME_ICD10 = CVD_EVENT_ICD10
 
 
 def _fenwick_add(tree: np.ndarray, idx: np.ndarray) -> None:
@@ -152,21 +151,8 @@ def _follow_up(
 
     Three aggregates for everyone (first event, last observation end, death), placed by
     person in numpy: the cohort stays in this process instead of being sent to the engine."""
-    c = required(engine, "condition_occurrence")
-    c = c.filter(
-        ibis.or_(*(c.condition_source_value.startswith(code) for code in OUTCOME_ICD10)),
-        c.condition_start_date > start,
-        c.condition_start_date <= end,
-    )
+    events = cvd_events(engine, start, end)
     d = required(engine, "death")
-    cvd_death = d.filter(
-        (d.cause_source_value >= "I00") & (d.cause_source_value < "J"),
-        d.death_date > start,
-        d.death_date <= end,
-    )
-    events = c.select(person_id=c.person_id.cast("int64"), d=c.condition_start_date).union(
-        cvd_death.select(person_id=cvd_death.person_id.cast("int64"), d=cvd_death.death_date)
-    )
     op = required(engine, "observation_period")
     op = op.filter(op.observation_period_start_date <= start)
     first = _by_person(engine, events.group_by("person_id").aggregate(d=events.d.min()))
