@@ -136,6 +136,13 @@ def build_region(
     for name, row in rows:
         by_table.setdefault(name, []).append(row)
     by_table["person"] = persons
+    return write_tables(out, by_table, region="spec", source=source)
+
+
+def write_tables(
+    out: Path, by_table: dict[str, list[dict[str, Any]]], *, region: str, source: str
+) -> Region:
+    """Rows per table written as a region (record ids numbered where a row has none)."""
     with RegionWriter(out) as writer:
         for name, table_rows in by_table.items():
             t = schema.table(name)
@@ -146,7 +153,7 @@ def build_region(
             data = {c: [r.get(c) for r in table_rows] for c in t.column_names}
             writer.write(name, pa.Table.from_pydict(data, schema=t.arrow_schema()))
         writer.ensure_tables(schema.CORE_TABLES)
-        return writer.commit({"region": "spec", "source": source})
+        return writer.commit({"region": region, "source": source})
 
 
 # "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``).

@@ -15,7 +15,6 @@ from datetime import date
 from pathlib import Path
 from statistics import mean
 
-import pyarrow as pa
 import pytest
 import yaml
 
@@ -23,9 +22,9 @@ from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.feasibility import feasibility
 from brygga.config import QuestionSettings
 from brygga.privacy.questions import QuestionGuard
-from brygga.records import schema
-from brygga.records.store import Region, RegionWriter
+from brygga.records.store import Region
 from brygga.studies.matching import RecordsEligibility
+from tests.spec.conftest import write_tables
 from tests.web.conftest import study_form
 
 T_SIZE = 2
@@ -88,17 +87,7 @@ def write_region(out: Path, source: str) -> Region:
             {"person_id": i, "record_key": (i * 0.6180339887) % 1} for i in range(PEOPLE)
         ],
     }
-    with RegionWriter(out) as writer:
-        for name, rows in tables.items():
-            t = schema.table(name)
-            id_col = f"{name}_id"
-            for n, r in enumerate(rows, start=1):
-                if id_col in t.column_names:
-                    r.setdefault(id_col, n)
-            data = {c: [r.get(c) for r in rows] for c in t.column_names}
-            writer.write(name, pa.Table.from_pydict(data, schema=t.arrow_schema()))
-        writer.ensure_tables(schema.CORE_TABLES)
-        return writer.commit({"region": "differencing", "source": source})
+    return write_tables(out, tables, region="differencing", source=source)
 
 
 HBA1C = "{{measurement: {{codes: [HbA1c], value: {{min: {x}}}, latest: true}}}}"

@@ -9,16 +9,8 @@ import asyncio
 from brygga.forms import FormError, validate
 from brygga.registry.areas import AREAS
 from brygga.registry.service import ProfileInput
+from tests.unit.test_documents import BOMB
 from tests.web.conftest import study_form
-
-BOMB = (
-    "a: &a {condition: {codes: [E11]}}\n"
-    "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-    "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-    "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
-    "include: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-)
 
 
 def raw_request(app, method, path, headers, chunks):
