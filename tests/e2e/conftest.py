@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.serving import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -110,7 +109,6 @@ def make_identities():
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
     """A seeded SQLite database and the app serving it over real HTTP on 127.0.0.1."""
-    import uvicorn
     from argon2 import PasswordHasher
 
     from brygga.db import session as db_session
@@ -158,25 +156,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
 
     config = WebConfig(database_url=url, demo=True, outbox_path=folder / "outbox.jsonl")
     app = create_app(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start within 20 s"
-        time.sleep(0.05)
     try:
-        yield {"base": f"http://127.0.0.1:{port}", "url": url, "people": people,
-               "study": seeded_study, "dir": folder}  # fmt: skip
+        with serve_in_thread(app) as base:
+            yield {"base": base, "url": url, "people": people, "study": seeded_study,
+                   "dir": folder}  # fmt: skip
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         staff.use_hasher(PasswordHasher())
         if old_dir is None:
             os.environ.pop("BRYGGA_DATA_DIR", None)

@@ -1,4 +1,5 @@
-"""``brygga serve`` in a subprocess for the tests that kill it."""
+"""Servers for the tests: ``brygga serve`` in a subprocess (for the tests that kill it), and an
+app under uvicorn in a thread of the test process (``serve_in_thread``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 
 def free_port() -> int:
@@ -37,3 +43,25 @@ def start_server(
         assert proc.poll() is None, "the server exited while starting"
         assert time.monotonic() < deadline, "the server did not start within 30 s"
         time.sleep(0.1)
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start within 20 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -9,7 +9,6 @@ the request's write transaction and the pause waited for it.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 import brygga.cohort.feasibility as cohort_feasibility
@@ -30,6 +28,7 @@ from brygga.registry.models import Resident
 from brygga.studies import funnel, registration, staff
 from brygga.studies.models import Study
 from brygga.web.app import WebConfig, create_app
+from tests.e2e.serving import serve_in_thread
 
 PASSWORD = "correct horse battery"
 QUESTION_S = 3.0
@@ -73,23 +72,8 @@ def served(fresh_db, tmp_path, monkeypatch) -> Iterator[dict[str, Any]]:
         writer.ensure_tables(schema.CORE_TABLES)
         writer.commit({"region": "web", "source": "synthetic"})
     app = create_app(WebConfig(database_url=fresh_db, region=tmp_path / "region", demo=True))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start within 20 s"
-        time.sleep(0.05)
-    try:
-        yield {"base": f"http://127.0.0.1:{sock.getsockname()[1]}", "url": fresh_db, **ids}
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_in_thread(app) as base:
+        yield {"base": base, "url": fresh_db, **ids}
 
 
 def logged_in(base: str, path: str, form: dict[str, str]) -> httpx.Client:
