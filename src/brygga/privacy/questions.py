@@ -75,7 +75,7 @@ REASONS = ("rate", "user_budget", "study_budget", "sweep")
 class QuestionRefused(PermissionDenied):
     """A feasibility question the guard refused (HTTP 429, exit code 2).
 
-    ``key`` and ``params`` name the message in the web's catalogue (``web/i18n.py``), so the
+    ``key`` and ``params`` name the message in the message catalogues (``brygga/messages.py``), so the
     page says it in the reader's language; ``message`` is the English text."""
 
     http_status = 429
