@@ -34,7 +34,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from brygga.db import Base
 
-ROLES = ("researcher", "research_office", "care_provider", "admin")
+# data_steward: the region's health-data stewards (audit, privacy budgets, data access);
+# strategy: the strategy group following up the life-science agendas.
+ROLES = ("researcher", "research_office", "care_provider", "data_steward", "strategy", "admin")
 ORGANIZATION_KINDS = ("company", "university", "care_unit", "region")
 STUDY_STATES = ("draft", "submitted", "approved", "rejected", "closed")
 PHASES = ("1", "1/2", "2", "2/3", "3", "4", "not_applicable")

@@ -40,6 +40,8 @@ ACCOUNTS = (
     ("sponsor@demo.brygga.se", "Sponsor Nordic Pharma", "researcher", "Nordic Pharma AB"),
     ("fou@demo.brygga.se", "FoU-kansliet", "research_office", None),
     ("vard@demo.brygga.se", "Vårdcentralen Centrum", "care_provider", "Lunds universitet"),
+    ("data@demo.brygga.se", "Dataförvaltningen", "data_steward", "Region FoU"),
+    ("strategi@demo.brygga.se", "Strategigruppen life science", "strategy", "Region FoU"),
     ("admin@demo.brygga.se", "Administratör", "admin", None),
 )
 ORGANIZATIONS = (

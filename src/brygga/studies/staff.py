@@ -66,7 +66,9 @@ class StaffInput(BaseModel):
 
     email: str = Field(max_length=200)
     display_name: str = Field(min_length=1, max_length=200)
-    role: Literal["researcher", "research_office", "care_provider", "admin"]
+    role: Literal[
+        "researcher", "research_office", "care_provider", "data_steward", "strategy", "admin"
+    ]
     organization_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     password: str | None = Field(default=None, max_length=200)
 

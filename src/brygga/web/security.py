@@ -2,7 +2,8 @@
 
 Every route declares its roles with ``Depends(allow(...))`` (security property 6); a test walks
 every route with every role. Roles: ``public`` (anyone), ``resident``, and the staff roles
-``researcher``, ``research_office``, ``care_provider``, ``admin``.
+``researcher``, ``research_office``, ``care_provider``, ``data_steward`` (health-data
+stewards), ``strategy`` (the strategy group) and ``admin``.
 
 Sessions live in the operational database (``brygga/logins.py``): the cookie holds only the
 session's random id, HMAC-SHA256-signed with the server's mode (demo or not) and an expiry, and
@@ -56,9 +57,10 @@ from fastapi import Request
 from brygga import clock, logins
 from brygga.db import write_session
 from brygga.errors import BryggaError, PermissionDenied
+from brygga.studies import models as studies_models
 
-ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
-STAFF_ROLES = ("researcher", "research_office", "care_provider", "admin")
+STAFF_ROLES = studies_models.ROLES  # one list of staff roles (studies/models.py)
+ROLES = ("public", "resident", *STAFF_ROLES)
 SESSION_COOKIE = "brygga_session"
 CSRF_COOKIE = "brygga_csrf"
 SESSION_SECONDS = logins.SESSION_SECONDS
