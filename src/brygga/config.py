@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "AccessSettings",
     "DisclosureSettings",
     "NoiseSettings",
     "QuestionSettings",
@@ -135,6 +136,24 @@ class QuestionSettings(BaseModel):
     similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
 
 
+class AccessSettings(BaseModel):
+    """Health-data access (``BRYGGA_ACCESS_*``; access/): deadlines and output checking."""
+
+    # EHDS art. 68: a health data access body decides on an application within 90 days (it
+    # may extend once); the data is then made available within this many days of the permit.
+    decision_days: int = Field(default=90, ge=1)
+    delivery_days: int = Field(default=60, ge=1)
+    # Output checking (OpenSAFELY's model): every combination of an extract's quasi-identifiers
+    # must occur at least k times; an anonymised extract is made k-anonymous with this k.
+    extract_k: int = Field(default=5, ge=2)
+    # The (n, k) dominance rule for sums: the n largest contributors to a cell may make up at
+    # most this share of it (2 and 0.85: the usual NSI parameters).
+    dominance_n: int = Field(default=2, ge=1)
+    dominance_share: float = Field(default=0.85, gt=0, le=1)
+    # Records an anonymised extract may drop (the anonymizer's suppression limit).
+    anonymise_suppression: float = Field(default=0.05, ge=0, le=1)
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -171,6 +190,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
+    access: AccessSettings = AccessSettings()
 
 
 class SettingsError(InputError):

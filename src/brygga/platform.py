@@ -19,25 +19,49 @@ render them.
 
 from __future__ import annotations
 
+import csv
+import json
+import secrets
+import shutil
 import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sqlalchemy import select
+
 from brygga import audit
+from brygga.access import applications as access_applications
+from brygga.access import checking as access_checking
+from brygga.access import review as access_review
+from brygga.access import views as access_views
+from brygga.access.applications import Actor
+from brygga.access.donors import donor_ids
+from brygga.access.extracts import write_extract
+from brygga.access.models import AccessOutput, Permit
+from brygga.access.people import People, cohort_people, visits_before
+from brygga.access.statistics import (
+    RequestSpec,
+    disclosed_total,
+    dp_statistics,
+    gated_statistics,
+)
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
-from brygga.db.session import database_url, session
-from brygga.errors import InputError
+from brygga.db.session import database_url, session, write_session
+from brygga.errors import InputError, NotFoundError, PermissionDenied
+from brygga.forms import validate
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
 from brygga.prevention.evaluation import read_invitations
 from brygga.prevention.programs import ProgramPlan, load_program, plan_program
 from brygga.prevention.stratify import risk_report
+from brygga.privacy.budget import ProjectQueries
 from brygga.privacy.disclosure import (
     TeamPolicy,
     configured_policy,
@@ -45,9 +69,10 @@ from brygga.privacy.disclosure import (
 )
 from brygga.privacy.gate import single
 from brygga.privacy.noise import current_user
-from brygga.privacy.questions import Asker
+from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
+from brygga.studies.models import StaffAccount
 
 __all__ = ["Brygga"]
 
@@ -231,3 +256,375 @@ class Brygga:
             "notifications": {k: single(policy, v) for k, v in delivered.items()},
             "disclosure": policy.description,
         }
+
+    # --- Health-data access (access/) -------------------------------------------------------
+
+    def access_actor(self, who: int | str) -> Actor:
+        """The active staff account with id or e-mail ``who``, as ``access`` sees it."""
+        with session(self.database) as s:
+            if isinstance(who, int):
+                staff = s.get(StaffAccount, who)
+            else:
+                staff = s.scalar(select(StaffAccount).where(StaffAccount.email == who.lower()))
+            if staff is None or not staff.active:
+                raise NotFoundError(f"no active staff account {who!r}")
+            return Actor(
+                staff.id,
+                staff.role,
+                staff.email,
+                staff.organization_id,
+                staff.organization.name if staff.organization else None,
+            )
+
+    def _cohort(
+        self,
+        actor: Actor,
+        criteria: Criteria,
+        region: Region,
+        *,
+        donors_only: bool,
+        within: Criteria | None = None,
+    ) -> tuple[People, Any]:
+        """The people of ``criteria`` (and of ``within``: a permit's cohort), donors only when
+        asked, after the question guard admitted the question (audited always; limited on a
+        region that is not synthetic). Returns them with the ticket to close."""
+        guard = QuestionGuard(enforce=not region.synthetic)
+        effective = criteria.effective_index_date()
+        with write_session(self.database) as s:
+            ticket = guard.admit(s, Asker(actor.ref), criteria, effective)
+        donors = None
+        if donors_only:
+            with session(self.database) as s:
+                donors = donor_ids(s)  # read now: a withdrawal counts from this moment
+        engine = self.engine(region)
+        people = cohort_people(engine, region, criteria, effective, donors)
+        if within is not None:
+            allowed = engine.persons(within, within.effective_index_date())
+            keep = np.isin(people.person_id, np.asarray(allowed, dtype=np.int64))
+            people = cohort_people(engine, region, criteria, effective, people.person_id[keep])
+        return people, (guard, ticket)
+
+    def _close(self, question: Any, count: dict[str, Any], region: Region) -> None:
+        guard, ticket = question
+        with write_session(self.database) as s:
+            guard.answered(s, ticket, count, region=region.name)
+
+    def access_feasibility(
+        self, actor: Actor, criteria_yaml: str, region: str | Path | Region, *,
+        donors_only: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """How many people the application's cohort finds (donors only for a donation-based
+        application), disclosed: what the applicant sees before applying."""
+        criteria = access_applications.application_criteria(criteria_yaml)
+        region = self.region(region)
+        policy = self.policy(region)
+        people, question = self._cohort(actor, criteria, region, donors_only=donors_only)
+        count = disclosed_total(people, policy, region)
+        self._close(question, count, region)
+        return {
+            "region": region.name,
+            "index_date": people.index_date,
+            "count": count,
+            "disclosure": policy.description,
+            "donors_only": donors_only,
+        }
+
+    def access_apply(
+        self,
+        actor: Actor,
+        data: dict[str, Any],
+        *,
+        region: str | Path | Region | None = None,
+        submit: bool = False,
+    ) -> dict[str, Any]:
+        """A new application (a draft, or submitted at once with ``submit`` and a region)."""
+        with write_session(self.database) as s:
+            application = access_applications.create_application(s, actor, data)
+            application_id = application.id
+        if submit:
+            if region is None:
+                raise InputError("submitting needs a region for the feasibility count")
+            return self.access_submit(actor, application_id, region)
+        return self.access_show(actor, application_id)
+
+    def access_update(
+        self, actor: Actor, application_id: int, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        with write_session(self.database) as s:
+            application = access_applications.visible_application(s, actor, application_id)
+            access_applications.update_application(s, actor, application, data)
+        return self.access_show(actor, application_id)
+
+    def access_submit(
+        self, actor: Actor, application_id: int, region: str | Path | Region
+    ) -> dict[str, Any]:
+        """Submit with the disclosed feasibility count of its cohort."""
+        with session(self.database) as s:
+            application = access_applications.visible_application(s, actor, application_id)
+            access_applications.check_submit(actor, application)
+            criteria_yaml, donors_only = application.criteria_yaml, application.donation_based
+        count = self.access_feasibility(actor, criteria_yaml, region, donors_only=donors_only)
+        with write_session(self.database) as s:
+            application = access_applications.visible_application(s, actor, application_id)
+            access_applications.submit(s, actor, application, json.loads(_dumps(count)))
+        return self.access_show(actor, application_id)
+
+    def access_list(self, actor: Actor) -> dict[str, Any]:
+        """The applications and permits ``actor`` may see."""
+        settings = self.settings.access
+        with session(self.database) as s:
+            return {
+                "applications": [
+                    access_views.application_doc(a, settings)
+                    for a in access_applications.applications_for(s, actor)
+                ],
+                "permits": [
+                    access_views.permit_doc(s, p) for p in access_review.permits_for(s, actor)
+                ],
+            }
+
+    def access_show(self, actor: Actor, application_id: int) -> dict[str, Any]:
+        """One application with its decision, permit and the permit's outputs."""
+        with session(self.database) as s:
+            application = access_applications.visible_application(s, actor, application_id)
+            doc = access_views.application_doc(application, self.settings.access)
+            permit = s.scalar(select(Permit).where(Permit.application_id == application.id))
+            doc["permit"] = None if permit is None else access_views.permit_doc(s, permit)
+            if permit is not None:
+                doc["outputs"] = [
+                    access_views.output_doc(o) for o in access_checking.outputs_of(s, permit)
+                ]
+            return doc
+
+    def access_decide(
+        self, actor: Actor, application_id: int, decision: access_review.Decision
+    ) -> dict[str, Any]:
+        """The data steward's decision; an approval makes the permit (and its budget)."""
+        with write_session(self.database) as s:
+            application = access_applications.visible_application(s, actor, application_id)
+            access_review.decide(s, actor, application, decision, self.settings.access)
+        return self.access_show(actor, application_id)
+
+    def access_permit(self, actor: Actor, permit_id: int) -> dict[str, Any]:
+        with session(self.database) as s:
+            permit = access_review.visible_permit(s, actor, permit_id)
+            doc = access_views.permit_doc(s, permit)
+            doc["outputs"] = [
+                access_views.output_doc(o) for o in access_checking.outputs_of(s, permit)
+            ]
+            return doc
+
+    def access_register(self) -> list[dict[str, Any]]:
+        """The public register of granted permits."""
+        with session(self.database) as s:
+            return access_review.register(s)
+
+    def access_request(
+        self,
+        actor: Actor,
+        criteria: Criteria | str | Path,
+        spec: dict[str, Any] | RequestSpec,
+        region: str | Path | Region,
+        *,
+        permit_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A data request: counts of the cohort by the breakdowns asked, through the release
+        gate. Without a permit the answer is returned at once (counts only). Under a permit
+        it covers the permit's cohort (donors only if donation-based), is noisy and charged
+        to the permit's budget if it has one, and becomes an output that leaves only through
+        output checking (``access_release``)."""
+        if not isinstance(criteria, Criteria):
+            criteria = load_criteria(criteria)
+        if not isinstance(spec, RequestSpec):
+            spec = validate(RequestSpec, spec)
+        region = self.region(region)
+        policy = self.policy(region)
+        if permit_id is None:
+            if spec.measure is not None:
+                raise InputError(
+                    "measure: sums are only given under a permit, where output checking "
+                    "reviews them; ask for counts"
+                )
+            people, question = self._cohort(actor, criteria, region, donors_only=False)
+            stats = gated_statistics(spec, people, policy, region)
+            self._close(question, stats.total, region)
+            audit.append(
+                "access.request.answer",
+                actor=actor.ref,
+                details={"region": region.name, "fingerprint": criteria.fingerprint(),
+                         "tables": len(spec.tables)},
+            )  # fmt: skip
+            return {"region": region.name, "index_date": people.index_date,
+                    "criteria": criteria.name} | stats.as_dict()  # fmt: skip
+        with session(self.database) as s:
+            permit = access_review.visible_permit(s, actor, permit_id)
+            self._usable(permit)
+            within = access_applications.application_criteria(permit.criteria_yaml)
+            donation, project = permit.donation_based, permit.budget_project
+        people, question = self._cohort(
+            actor, criteria, region, donors_only=donation, within=within
+        )
+        if project is not None:
+            queries = ProjectQueries(project, user=actor.ref, url=self.database)
+            stats = dp_statistics(spec, people, queries, self.settings.disclosure.threshold)
+        else:
+            visits = (
+                visits_before(region, people.person_id, people.index_date)
+                if spec.measure == "visits"
+                else None
+            )
+            stats = gated_statistics(
+                spec, people, policy, region, visits=visits,
+                dominance_n=self.settings.access.dominance_n,
+            )  # fmt: skip
+        self._close(question, stats.total, region)
+        staged = self._staging()
+        files = staged / "files"
+        files.mkdir(parents=True)
+        for name, rows in stats.csv_tables().items():
+            _write_csv(files / f"{name}.csv", rows)
+        doc = {"region": region.name, "index_date": people.index_date,
+               "criteria": criteria.name} | stats.as_dict()  # fmt: skip
+        (files / "statistics.json").write_text(_dumps(doc) + "\n")
+        settings = self.settings.access
+        checks = access_checking.automatic_checks(
+            "statistics",
+            sorted(files.iterdir()),
+            threshold=self.settings.disclosure.threshold,
+            k=settings.extract_k,
+            dominance=stats.dominance,
+            dominance_n=settings.dominance_n,
+            dominance_share=settings.dominance_share,
+        )
+        summary = {"people": stats.total, "tables": len(spec.tables), "criteria": criteria.name}
+        return self._record(actor, permit_id, "statistics", region, "csv", staged, checks,
+                            summary, people.person_id)  # fmt: skip
+
+    def _usable(self, permit: Any) -> None:
+        state = access_review.permit_state(permit)
+        if state != "active":
+            raise PermissionDenied(f"permit {permit.id} is {state.replace('_', ' ')}")
+
+    def _staging(self) -> Path:
+        staged = self.data_dir / "access" / "staging" / secrets.token_hex(8)
+        staged.mkdir(parents=True)
+        return staged
+
+    def _record(
+        self, actor: Actor, permit_id: int, kind: str, region: Region, fmt: str, staged: Path,
+        checks: Any, summary: dict[str, Any], person_ids: np.ndarray,
+    ) -> dict[str, Any]:  # fmt: skip
+        try:
+            with write_session(self.database) as s:
+                permit = access_review.get_permit(s, permit_id)
+                output = access_checking.record_output(
+                    s, actor, permit, kind=kind, region=region.name, fmt=fmt, staged=staged,
+                    checks=checks, summary=json.loads(_dumps(summary)), person_ids=person_ids,
+                    data_dir=self.data_dir,
+                )  # fmt: skip
+                return access_views.output_doc(output)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def access_extract(
+        self, actor: Actor, permit_id: int, region: str | Path | Region
+    ) -> dict[str, Any]:
+        """The permit's extract (made by a data steward): its cohort and variables,
+        pseudonymised with the permit's key or anonymised, with automatic checks run; it
+        waits for a second person's review (``access_release``)."""
+        if actor.role != "data_steward":
+            raise PermissionDenied("a data steward makes the extracts of a permit")
+        region = self.region(region)
+        policy = self.policy(region)
+        with session(self.database) as s:
+            permit = access_review.get_permit(s, permit_id)
+            self._usable(permit)
+            if not permit.extracts:
+                raise PermissionDenied(f"permit {permit_id} covers statistics, not extracts")
+            criteria = access_applications.application_criteria(permit.criteria_yaml)
+            names, form, fmt = list(permit.variables), permit.data_form, permit.output_format
+            key, donation = bytes.fromhex(permit.pseudonym_key), permit.donation_based
+        people, question = self._cohort(actor, criteria, region, donors_only=donation)
+        size = disclosed_total(people, policy, region)
+        self._close(question, size, region)
+        settings = self.settings.access
+        staged = self._staging()
+        try:
+            extract = write_extract(
+                people, region, names, data_form=form, fmt=fmt, key=key,
+                folder=staged / "files", k=settings.extract_k,
+                suppression=settings.anonymise_suppression,
+            )  # fmt: skip
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        checks = access_checking.automatic_checks(
+            "extract",
+            extract.files,
+            threshold=self.settings.disclosure.threshold,
+            k=settings.extract_k,
+            quasi_identifiers=extract.quasi_identifiers,
+        )
+        summary = {
+            "people": size,
+            "rows": {name: single(policy, n) for name, n in extract.rows.items()},
+            "index_date": people.index_date,
+            "form": form,
+            "donors_only": donation,
+        }
+        if extract.anonymiser is not None:
+            anonymiser = dict(extract.anonymiser)
+            anonymiser["suppressed"] = single(policy, anonymiser["suppressed"])
+            summary["anonymiser"] = anonymiser
+        return self._record(actor, permit_id, "extract", region, fmt, staged, checks, summary,
+                            people.person_id)  # fmt: skip
+
+    def _void_withdrawn(self, actor: Actor, output_id: int) -> None:
+        """Void the output first, in its own transaction, if a donor in it withdrew."""
+        with write_session(self.database) as s:
+            output = self._output(s, output_id)
+            permit = access_review.get_permit(s, output.permit_id)
+            access_checking.void_if_withdrawn(s, output, permit, self.data_dir, actor)
+
+    @staticmethod
+    def _output(s: Any, output_id: int) -> AccessOutput:
+        output = s.get(AccessOutput, output_id)
+        if output is None:
+            raise NotFoundError(f"output {output_id} does not exist")
+        return output
+
+    def access_release(
+        self, actor: Actor, output_id: int, *, approve: bool = True, reason: str = ""
+    ) -> dict[str, Any]:
+        """The second person's review of an output: release or refuse it."""
+        if actor.role != "data_steward":
+            raise PermissionDenied("only a data steward reviews outputs for release")
+        self._void_withdrawn(actor, output_id)
+        with write_session(self.database) as s:
+            output = self._output(s, output_id)
+            access_checking.review_release(
+                s, actor, output, approve=approve, reason=reason, data_dir=self.data_dir
+            )
+            return access_views.output_doc(output)
+
+    def access_output(self, actor: Actor, output_id: int) -> dict[str, Any]:
+        with session(self.database) as s:
+            output = self._output(s, output_id)
+            access_review.visible_permit(s, actor, output.permit_id)  # or not found
+            return access_views.output_doc(output)
+
+    def access_download(self, actor: Actor, output_id: int, name: str) -> Path:
+        """A released file of an output, for the permit's holder and named people."""
+        self._void_withdrawn(actor, output_id)
+        with write_session(self.database) as s:
+            output = self._output(s, output_id)
+            return access_checking.downloadable(s, actor, output, name, self.data_dir)
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+
+
+def _write_csv(path: Path, rows: list[list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -90,16 +91,22 @@ def _status(s: Any, budget: PrivacyBudget) -> BudgetStatus:
 
 
 def create_budget(
-    project_id: str, epsilon: float, delta: float = 0.0, *, url: str | None = None
+    project_id: str,
+    epsilon: float,
+    delta: float = 0.0,
+    *,
+    url: str | None = None,
+    session: Any = None,
 ) -> BudgetStatus:
-    """Give an approved project its budget (once; a budget is never topped up silently)."""
+    """Give an approved project its budget (once; a budget is never topped up silently).
+    ``session``: the caller's write transaction (a permit and its budget are made together)."""
     if not project_id or len(project_id) > 100:
         raise InputError("a project id is 1 to 100 characters")
     if not epsilon > 0:
         raise InputError(f"the epsilon budget must be positive, not {epsilon}")
     if not 0 <= delta < 1:
         raise InputError(f"the delta budget must lie in [0, 1), not {delta}")
-    with write_session(url) as s:
+    with nullcontext(session) if session is not None else write_session(url) as s:
         if s.get(PrivacyBudget, project_id) is not None:
             raise InputError(f"project {project_id!r} already has a privacy budget")
         budget = PrivacyBudget(

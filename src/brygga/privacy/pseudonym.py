@@ -25,6 +25,7 @@ __all__ = [
     "canonical",
     "key_configured",
     "load_key",
+    "permit_pseudonyms",
     "pseudonym",
     "pseudonymize_parts",
     "pseudonyms",
@@ -147,6 +148,16 @@ def pseudonyms_of_canonical(texts: Iterable[str], key: bytes) -> np.ndarray:
     if (out == 0).any():
         raise InputError("a pseudonym came out as 0; use another key")
     return out
+
+
+def permit_pseudonyms(person_ids: Iterable[int] | np.ndarray, key: bytes) -> np.ndarray:
+    """The ids a region's people get in one recipient's extract: HMAC-SHA256 of the region
+    person_id under that permit's own ``key`` (``access``: a random key per permit), so the
+    same person has unrelated ids under two permits and recipients cannot link their data;
+    only the platform, holding the key, maps them back."""
+    if len(key) < MIN_KEY_BYTES:
+        raise PseudonymKeyError(f"a permit key must be at least {MIN_KEY_BYTES} bytes")
+    return pseudonyms_of_canonical((f"person:{int(i)}" for i in person_ids), key)
 
 
 # --- Pseudonymizing an imported region --------------------------------------------------------
