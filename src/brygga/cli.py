@@ -915,6 +915,264 @@ def optimize(
     )
 
 
+# --- Health-data access: applications, permits, extracts, output checking ----------------
+
+access_app = typer.Typer(
+    help="Health-data access: applications, permits, data requests, extracts, release.",
+    no_args_is_help=True,
+)
+app.add_typer(access_app, name="access")
+AsOption = Annotated[
+    str, typer.Option("--as", help="Your staff account's e-mail (recorded in the audit log).")
+]
+
+
+def _application_summary(doc: dict[str, Any]) -> None:
+    feasibility = doc.get("feasibility") or {}
+    deadline = doc["deadline"]
+    due = f"decision due {deadline['due']}" if deadline.get("due") else "not submitted"
+    if deadline.get("overdue"):
+        due += " (OVERDUE)"
+    out.print(f"Application {doc['id']}: {escape(doc['title'])} [{doc['status']}]; {due}",
+              highlight=False)  # fmt: skip
+    if feasibility:
+        out.print(
+            f"  cohort: {feasibility['count']['display']} people on {feasibility['index_date']}"
+            f" ({feasibility['disclosure']}{'; donors only' if feasibility['donors_only'] else ''})",
+            highlight=False,
+        )
+    permit = doc.get("permit")
+    if permit:
+        out.print(f"  permit {permit['id']} [{permit['state']}], "
+                  f"{permit['period']['start']} to {permit['period']['end']}", highlight=False)  # fmt: skip
+    for output in doc.get("outputs", []):
+        _output_line(output)
+
+
+def _output_line(doc: dict[str, Any]) -> None:
+    checks = doc["checks"]
+    failed = [k for k, v in checks.items() if isinstance(v, dict) and v["status"] == "fail"]
+    verdict = "checks passed" if checks.get("passed") else f"checks FAILED: {', '.join(failed)}"
+    files = ", ".join(f["name"] for f in doc["files"])
+    out.print(f"  output {doc['id']} ({doc['kind']}) [{doc['status']}]; {verdict}; {files}",
+              highlight=False)  # fmt: skip
+
+
+@access_app.command("apply")
+def access_apply(
+    application_file: Annotated[Path, typer.Argument(help="The application (YAML or JSON).")],
+    who: AsOption,
+    region: Annotated[
+        Path | None, typer.Option(help="Region for the feasibility count; submits at once.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Apply for record-level data: a draft, or submitted with --region (after a disclosed
+    feasibility count of the cohort)."""
+    from brygga import documents
+    from brygga.forms import FormError
+
+    data = documents.read_file(application_file, "application").data
+    if not isinstance(data, dict):
+        raise BryggaError(f"{application_file}: the application must be a mapping of fields")
+    core_ = core()
+    try:
+        doc = core_.access_apply(
+            core_.access_actor(who), data, region=region, submit=region is not None
+        )
+    except FormError as exc:
+        raise FormError(exc.fields, f"{application_file}: {exc.message}") from None
+    if as_json:
+        print_json(doc)
+        return
+    _application_summary(doc)
+
+
+@access_app.command("submit")
+def access_submit(
+    application: Annotated[int, typer.Argument(help="The application's number.")],
+    who: AsOption,
+    region: RegionOption,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a draft (or a rejected application) with its disclosed feasibility count."""
+    core_ = core()
+    doc = core_.access_submit(core_.access_actor(who), application, region)
+    print_json(doc) if as_json else _application_summary(doc)
+
+
+@access_app.command("list")
+def access_list(who: AsOption, as_json: JsonFlag = False) -> None:
+    """The applications and permits you may see (stewards: every submitted one)."""
+    core_ = core()
+    doc = core_.access_list(core_.access_actor(who))
+    if as_json:
+        print_json(doc)
+        return
+    print_table(
+        "Applications",
+        ["id", "title", "status", "decision due"],
+        [[a["id"], escape(a["title"]), a["status"],
+          f"{a['deadline']['due'] or '-'}{' OVERDUE' if a['deadline']['overdue'] else ''}"]
+         for a in doc["applications"]],
+    )  # fmt: skip
+    print_table(
+        "Permits",
+        ["id", "holder", "state", "period", "data due"],
+        [[p["id"], escape(p["organization"]), p["state"],
+          f"{p['period']['start']} to {p['period']['end']}",
+          f"{p['deadline']['due'] or '-'}{' OVERDUE' if p['deadline']['overdue'] else ''}"]
+         for p in doc["permits"]],
+    )  # fmt: skip
+
+
+@access_app.command("show")
+def access_show(
+    application: Annotated[int, typer.Argument(help="The application's number.")],
+    who: AsOption,
+    as_json: JsonFlag = False,
+) -> None:
+    """One application with its decision, permit and outputs."""
+    core_ = core()
+    doc = core_.access_show(core_.access_actor(who), application)
+    print_json(doc) if as_json else _application_summary(doc)
+
+
+@access_app.command("decide")
+def access_decide(
+    application: Annotated[int, typer.Argument(help="The application's number.")],
+    who: AsOption,
+    reasons: Annotated[str, typer.Option(help="The reasons for the decision.")],
+    approve: Annotated[bool, typer.Option("--approve/--reject", help="The decision.")] = False,
+    check: Annotated[
+        list[str] | None,
+        typer.Option(help="A checklist item confirmed (repeat; see --all-checks)."),
+    ] = None,
+    all_checks: Annotated[
+        bool, typer.Option("--all-checks", help="Confirm every item of the checklist.")
+    ] = False,
+    conditions: Annotated[str, typer.Option(help="Conditions attached to the permit.")] = "",
+    epsilon: Annotated[
+        float | None, typer.Option(help="A privacy budget for statistics under the permit.")
+    ] = None,
+    extracts: Annotated[
+        bool, typer.Option("--extracts/--no-extracts", help="Whether the permit covers extracts.")
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """The data steward's decision: --approve (with the checklist) or --reject, with reasons."""
+    from brygga.access.review import CHECKLIST, Decision
+
+    items = list(CHECKLIST) if all_checks else list(check or [])
+    decision = Decision(
+        approve=approve, reasons=reasons, checklist=dict.fromkeys(items, True),
+        conditions=conditions, epsilon=epsilon, extracts=extracts,
+    )  # fmt: skip
+    core_ = core()
+    doc = core_.access_decide(core_.access_actor(who), application, decision)
+    print_json(doc) if as_json else _application_summary(doc)
+
+
+@access_app.command("request")
+def access_request(
+    criteria_file: Annotated[Path, typer.Argument(help="The cohort (criteria, YAML or JSON).")],
+    who: AsOption,
+    region: RegionOption,
+    table: Annotated[
+        list[str], typer.Option(help="A table: dimensions joined by commas (repeat).")
+    ],
+    permit: Annotated[int | None, typer.Option(help="Answer under this permit.")] = None,
+    measure: Annotated[str | None, typer.Option(help="visits: also sum visits.")] = None,
+    epsilon: Annotated[float, typer.Option(help="Privacy loss per table (DP budget).")] = 0.1,
+    as_json: JsonFlag = False,
+) -> None:
+    """A data request: counts of a cohort by the breakdowns asked, through the release gate
+    (under a permit: an output waiting for output checking)."""
+    spec = {"tables": [[d.strip() for d in t.split(",")] for t in table], "measure": measure,
+            "epsilon": epsilon}  # fmt: skip
+    core_ = core()
+    doc = core_.access_request(
+        core_.access_actor(who), criteria_file, spec, region, permit_id=permit
+    )
+    if as_json:
+        print_json(doc)
+        return
+    if "kind" in doc:
+        _output_line(doc)
+        return
+    out.print(f"{escape(doc['criteria'])}: {doc['total']['display']} people "
+              f"({doc['disclosure']})", highlight=False)  # fmt: skip
+    for t in doc["tables"]:
+        dims = t["dimensions"]
+        print_table(" by ".join(dims), [*dims, "people"],
+                    [[*(r[d] for d in dims), r["people"]["display"]] for r in t["rows"]])  # fmt: skip
+
+
+@access_app.command("extract")
+def access_extract(
+    permit: Annotated[int, typer.Argument(help="The permit's number.")],
+    who: AsOption,
+    region: RegionOption,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make the permit's extract (a data steward); automatic checks run, a second steward
+    releases it."""
+    core_ = core()
+    doc = core_.access_extract(core_.access_actor(who), permit, region)
+    print_json(doc) if as_json else _output_line(doc)
+
+
+@access_app.command("release")
+def access_release(
+    output: Annotated[int, typer.Argument(help="The output's number.")],
+    who: AsOption,
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse the release.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (required to refuse).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """The second person's review of an output: release it or --reject it."""
+    core_ = core()
+    doc = core_.access_release(core_.access_actor(who), output, approve=not reject,
+                               reason=reason)  # fmt: skip
+    print_json(doc) if as_json else _output_line(doc)
+
+
+@access_app.command("download")
+def access_download(
+    output: Annotated[int, typer.Argument(help="The output's number.")],
+    name: Annotated[str, typer.Argument(help="The file's name.")],
+    who: AsOption,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Download a released file (the permit's holder and named people)."""
+    import shutil
+
+    core_ = core()
+    source = core_.access_download(core_.access_actor(who), output, name)
+    shutil.copyfile(source, out_file)
+    if as_json:
+        print_json({"output": output, "file": name, "written": str(out_file)})
+        return
+    out.print(f"Wrote {out_file}", highlight=False)
+
+
+@access_app.command("register")
+def access_register(as_json: JsonFlag = False) -> None:
+    """The public register of granted permits."""
+    rows = core().access_register()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Granted permits",
+        ["permit", "holder", "title", "data", "period", "state"],
+        [[r["permit"], escape(r["holder"]), escape(r["title"]),
+          f"{', '.join(r['data']['variables'])} ({r['data']['form']})",
+          f"{r['period']['start']} to {r['period']['end']}", r["state"]] for r in rows],
+    )  # fmt: skip
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from sqlalchemy import select
 
-from brygga import clock
+from brygga import cli, clock
+from brygga.access.models import Permit
 from brygga.access.review import CHECKLIST, Decision
 from brygga.db import session as db_session
 from brygga.errors import InputError, NotFoundError, PermissionDenied
@@ -25,6 +27,7 @@ from brygga.registry.models import Resident
 from brygga.studies import staff
 from brygga.studies.models import StaffAccount
 from tests.spec.conftest import build_region, event, person, visit
+from tests.unit.test_privacy_outputs import small_counts
 
 INDEX = date(2025, 6, 15)
 TODAY = clock.today()
@@ -279,8 +282,6 @@ def test_one_person_gets_different_ids_under_different_permits(env):
         rows = read_rows(core.access_download(env["r1"], extract["id"], "person.csv"))
         ids.append({int(r["person_id"]) for r in rows})
         with db_session(core.database) as s:
-            from brygga.access.models import Permit
-
             keys.append(bytes.fromhex(s.get(Permit, permit["id"]).pseudonym_key))
     assert len(ids[0]) == len(ids[1]) == 40
     assert not ids[0] & ids[1]  # nothing links the two extracts
@@ -333,8 +334,6 @@ def test_donation_permit_includes_only_donors_and_drops_a_withdrawn_one_at_once(
     assert decided["feasibility"]["count"]["value"] == 30  # donors among the 40, not 40
     permit = decided["permit"]
     with db_session(core.database) as s:
-        from brygga.access.models import Permit
-
         key = bytes.fromhex(s.get(Permit, permit["id"]).pseudonym_key)
 
     def ids_of(pids):
@@ -378,7 +377,7 @@ def test_donation_permit_includes_only_donors_and_drops_a_withdrawn_one_at_once(
     assert core.access_output(env["r1"], second["id"])["status"] == "void"
 
 
-def criteria_file(env) -> Path:  # noqa: N802 - reads like the constant it writes
+def criteria_file(env) -> Path:
     path = env["dir"] / "criteria.yaml"
     path.write_text(CRITERIA)
     return path
@@ -397,8 +396,10 @@ def test_data_request_without_permit_is_disclosed(env):
     cells = [row["people"] for table in answer["tables"] for row in table["rows"]]
     assert cells
     for cell in cells:  # rounding policy: 0, suppressed, or a multiple of 5 of at least 10
-        assert cell["value"] is None or cell["value"] == 0 or (
-            cell["value"] % 5 == 0 and cell["value"] >= 10
+        assert (
+            cell["value"] is None
+            or cell["value"] == 0
+            or (cell["value"] % 5 == 0 and cell["value"] >= 10)
         )
     assert any(c["value"] is None for c in cells)  # small age-by-sex cells are hidden
     assert "access.request.answer" in audit_actions(env)
@@ -494,3 +495,62 @@ def test_staff_account_ids_resolve(env):
     assert core.access_actor(sid).role == "data_steward"
     with pytest.raises(NotFoundError):
         core.access_actor("nobody@region.se")
+
+
+# --- The command line -----------------------------------------------------------------------
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]):
+    code = cli.main([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, (argv, captured.err)
+    return json.loads(captured.out)
+
+
+def test_cli_apply_list_show_decide_extract_release(env, capsys):
+    region = str(env["region"].path)
+    path = env["dir"] / "application.yaml"
+    path.write_text(yaml.safe_dump(application(), allow_unicode=True))
+    doc = run_json(["access", "apply", str(path), "--as", "r1@lu.se", "--region", region], capsys)
+    assert doc["status"] == "submitted" and doc["feasibility"]["count"]["display"] == "40"
+    listed = run_json(["access", "list", "--as", "s1@region.se"], capsys)
+    assert [a["id"] for a in listed["applications"]] == [doc["id"]]
+    decided = run_json(
+        ["access", "decide", str(doc["id"]), "--as", "s1@region.se", "--approve",
+         "--all-checks", "--reasons", "Uppfyller kraven."], capsys,
+    )  # fmt: skip
+    permit = decided["permit"]["id"]
+    extract = run_json(
+        ["access", "extract", str(permit), "--as", "s1@region.se", "--region", region], capsys
+    )
+    assert extract["status"] == "checked"
+    assert cli.main(["access", "release", str(extract["id"]), "--as", "s1@region.se"]) == 2
+    assert "second person" in capsys.readouterr().err
+    released = run_json(["access", "release", str(extract["id"]), "--as", "s2@region.se"], capsys)
+    assert released["status"] == "released"
+    shown = run_json(["access", "show", str(doc["id"]), "--as", "r1@lu.se"], capsys)
+    assert shown["outputs"][0]["status"] == "released"
+    out = env["dir"] / "mine.csv"
+    run_json(["access", "download", str(extract["id"]), "person.csv", "--as", "r1@lu.se",
+              "--out", str(out)], capsys)  # fmt: skip
+    assert len(read_rows(out)) == 40
+    answer = run_json(
+        ["access", "request", str(criteria_file(env)), "--as", "r2@annan.se", "--region",
+         region, "--table", "sex", "--table", "age_band,sex"], capsys,
+    )  # fmt: skip
+    register = run_json(["access", "register"], capsys)
+    assert register[0]["holder"] == "Lunds universitet"
+    for document in (doc, decided, extract, answer, register):
+        assert small_counts(document) == []
+    # Errors name the file and field, exit 2, nothing on stdout.
+    path.write_text(yaml.safe_dump(application(ethics_number="12"), allow_unicode=True))
+    assert cli.main(["access", "apply", str(path), "--as", "r1@lu.se", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "application.yaml" in captured.err
+    assert "ethics_number" in captured.err
+    # Human-readable output of every command runs too.
+    for argv in (["access", "list", "--as", "s1@region.se"],
+                 ["access", "show", str(doc["id"]), "--as", "s1@region.se"],
+                 ["access", "register"]):  # fmt: skip
+        assert cli.main(argv) == 0, capsys.readouterr().err
+    assert "OVERDUE" not in capsys.readouterr().out

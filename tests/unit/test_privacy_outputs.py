@@ -48,6 +48,8 @@ EMITS_COUNTS = {
     "evaluate": "run below on the non-synthetic small region (rounding, cell key)",
     "match": "invitations per study, expired, notified: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
+    "access": "feasibility counts, data requests, extract sizes: through the release gate "
+    "(test_access.py runs every subcommand and checks its output)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",
