@@ -25,6 +25,28 @@ EMITS_COUNTS = {
     ("GET", "/api/studies/{study_id}"): "the saved feasibility answer",
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
+    # Health-data access (web/test_access_web.py checks the counts it shows).
+    ("GET", "/api/access/applications"): "each application's saved feasibility count",
+    ("GET", "/api/access/applications/{application_id}"): "the saved feasibility count",
+    ("POST", "/api/access/applications"): "the application (no count until submitted)",
+    ("PUT", "/api/access/applications/{application_id}"): "the application",
+    ("POST", "/api/access/applications/{application_id}/submit"): "feasibility on submission",
+    ("POST", "/api/access/feasibility"): "the cohort's disclosed size",
+    ("POST", "/api/access/applications/{application_id}/decision"): "the saved count",
+    ("GET", "/api/access/permits/{permit_id}"): "its outputs' disclosed sizes",
+    ("POST", "/api/access/permits/{permit_id}/extract"): "the extract's disclosed size",
+    ("POST", "/api/access/requests"): "a data request's tables (or an output to check)",
+    ("GET", "/api/access/outputs/{output_id}"): "the output's disclosed sizes",
+    ("POST", "/api/access/outputs/{output_id}/release"): "the output's disclosed sizes",
+    ("GET", "/api/access/outputs/{output_id}/files/{name}"): "a released, checked file",
+    ("GET", "/access"): "each application's saved feasibility count",
+    ("POST", "/access/new"): "the cohort's disclosed size",
+    ("GET", "/access/applications/{application_id}"): "feasibility, outputs' disclosed sizes",
+    ("POST", "/access/applications/{application_id}/submit"): "feasibility on submission",
+    ("POST", "/access/applications/{application_id}/decision"): "the saved count (errors)",
+    ("POST", "/access/permits/{permit_id}/extract"): "redirects to the application's page",
+    ("POST", "/access/outputs/{output_id}/release"): "redirects (errors: the application)",
+    ("GET", "/access/outputs/{output_id}/files/{name}"): "a released, checked file",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).
@@ -44,6 +66,7 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    ("GET", "/api/access/register"), ("GET", "/data/tillstand"), ("GET", "/access/new"),
 }  # fmt: skip
 
 

@@ -26,6 +26,10 @@ def concrete(path: str, site) -> str:
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,
+        "application_id": 999999,
+        "permit_id": 999999,
+        "output_id": 999999,
+        "name": "person.csv",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 

@@ -61,8 +61,25 @@ def _write(table: pa.Table, folder: Path, name: str, fmt: str) -> Path:
     if fmt == "parquet":
         pq.write_table(table, path, compression="zstd")
     else:
-        pacsv.write_csv(table, path)
+        _write_csv(table, path)
     return path
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    """Unquoted, as most readers expect (arrow would quote every name and string); values are
+    quoted only if one needs it. The header goes through the csv module for the same reason."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerow(table.column_names)
+    header = path.stat().st_size
+    for style in ("none", "needed"):
+        try:
+            with path.open("ab") as f:
+                options = pacsv.WriteOptions(include_header=False, quoting_style=style)
+                pacsv.write_csv(table, f, options)
+            return
+        except pa.ArrowInvalid:
+            with path.open("ab") as f:
+                f.truncate(header)
 
 
 def write_extract(

@@ -19,6 +19,7 @@ __all__ = [
     "application_deadline",
     "budget_project",
     "decide",
+    "decision_from",
     "get_permit",
     "holds",
     "permit_deadline",
@@ -66,6 +67,60 @@ class Decision:
     conditions: str = ""
     epsilon: float | None = None  # a DP budget for statistics under the permit
     extracts: bool = True
+
+
+def decision_from(data: dict[str, Any]) -> Decision:
+    """A decision from a form or a JSON body: ``decision`` approve|reject (or ``approve``
+    true/false), ``reasons``, ``checklist`` (the confirmed items: a list, or a mapping to
+    booleans), ``conditions``, ``epsilon`` (empty: none) and ``extracts``."""
+    errors: dict[str, str] = {}
+    choice = data.get("decision")
+    if choice in ("approve", "reject"):
+        approve = choice == "approve"
+    elif isinstance(data.get("approve"), bool):
+        approve = data["approve"]
+    else:
+        approve = False
+        errors["decision"] = "choose approve or reject"
+    checklist = data.get("checklist") or []
+    if isinstance(checklist, str):
+        checklist = [checklist]
+    if isinstance(checklist, dict):
+        checklist = [k for k, v in checklist.items() if v is True]
+    if not isinstance(checklist, list) or not all(isinstance(c, str) for c in checklist):
+        errors["checklist"] = "a list of confirmed checklist items"
+        checklist = []
+    epsilon: float | None = None
+    raw = data.get("epsilon")
+    if raw not in (None, ""):
+        try:
+            epsilon = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            errors["epsilon"] = "must be a number, e.g. 1.0"
+    texts = {}
+    for name in ("reasons", "conditions"):
+        value = data.get(name) or ""
+        if not isinstance(value, str):
+            errors[name] = "must be text"
+            value = ""
+        texts[name] = value
+    extracts = data.get("extracts", True)
+    if extracts in ("on", "true", "1"):
+        extracts = True
+    elif extracts in ("", "off", "false", "0"):
+        extracts = False
+    if not isinstance(extracts, bool):
+        errors["extracts"] = "must be yes or no"
+    if errors:
+        raise FormError(errors)
+    return Decision(
+        approve=approve,
+        reasons=texts["reasons"],
+        checklist=dict.fromkeys(checklist, True),
+        conditions=texts["conditions"],
+        epsilon=epsilon,
+        extracts=bool(extracts),
+    )
 
 
 def budget_project(permit: Permit) -> str:

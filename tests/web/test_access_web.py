@@ -1,0 +1,146 @@
+"""Health-data access on the web: the JSON API, the pages for applicants and stewards and the
+public register, in process (``tests/web/conftest.py``'s client)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+
+import pytest
+
+from brygga import clock
+from brygga.access.review import CHECKLIST
+from brygga.db import session as db_session
+from brygga.registry import consent
+from brygga.registry.models import Resident
+from brygga.studies import staff
+from brygga.web.app import WebConfig, create_app
+from tests.spec.conftest import build_region, event, person
+from tests.unit.test_privacy_outputs import small_counts
+from tests.web.conftest import PASSWORD, Client
+
+TODAY = clock.today()
+CRITERIA = """\
+name: Type 2 diabetes
+index_date: 2025-06-15
+include:
+  - condition: {codes: ["E11"], vocabulary: ICD10}
+"""
+APPLICATION = {
+    "title": "Diabetes och hjärta",
+    "purpose": "Studera hjärt-kärlhändelser hos personer med typ 2-diabetes i regionen.",
+    "purpose_category": "scientific_research",
+    "legal_basis": "research_public_interest",
+    "ethics_number": "2024-01234-01",
+    "criteria_yaml": CRITERIA,
+    "variables": ["sex", "conditions"],
+    "data_form": "pseudonymised",
+    "data_form_reason": "Vi behöver följa samma personer över flera tabeller.",
+    "safeguards": "Säker bearbetningsmiljö, ingen samkörning, tystnadsplikt.",
+    "period_start": (TODAY - timedelta(days=30)).isoformat(),
+    "period_end": (TODAY + timedelta(days=365)).isoformat(),
+    "people": ["r1@lu.se"],
+    "output_format": "csv",
+}
+
+
+@pytest.fixture
+def access_site(tmp_path, monkeypatch, migrated_db):
+    """A region of 60 people (40 with type 2 diabetes, 30 donors), two researchers of two
+    organizations and two data stewards; the app configured with the region."""
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path))
+    shutil.copy(migrated_db, tmp_path / "brygga.db")
+    url = f"sqlite:///{tmp_path / 'brygga.db'}"
+    monkeypatch.setenv("BRYGGA_DATABASE_URL", url)
+    persons = [
+        person(pid, born=date(1950 + pid % 20, 1 + pid % 12, 1),
+               sex="female" if pid % 2 else "male", municipality="1280")
+        for pid in range(1, 61)
+    ]  # fmt: skip
+    rows = [event("condition", pid, "E11.9", date(2020, 1, 1)) for pid in range(1, 41)]
+    region = build_region(tmp_path / "region", persons, rows)
+    with db_session(url) as s:
+        uni = staff.create_organization(s, {"name": "Lunds universitet", "kind": "university"})
+        other = staff.create_organization(s, {"name": "Annan AB", "kind": "company"})
+        for email, role, org in (
+            ("r1@lu.se", "researcher", uni.id),
+            ("r2@annan.se", "researcher", other.id),
+            ("s1@region.se", "data_steward", None),
+            ("s2@region.se", "data_steward", None),
+        ):
+            staff.create_staff(s, {"email": email, "display_name": email, "role": role,
+                                   "organization_id": org, "password": PASSWORD})  # fmt: skip
+        for pid in range(1, 61):
+            resident = Resident(person_id=pid, registered_at=clock.now())
+            s.add(resident)
+            s.flush()
+            if pid <= 30:
+                version = consent.TEXTS["donate_data"].version
+                consent.record_consent(s, resident, "donate_data", True, text_version=version)
+    app = create_app(WebConfig(database_url=url, region=region.path))
+    clients = []
+
+    def client(email: str | None = None) -> Client:
+        c = Client(app)
+        clients.append(c)
+        if email is not None:
+            r = c.post("/login/staff", data={"email": email, "password": PASSWORD})
+            assert r.status_code == 303, r.text
+        return c
+
+    yield {"client": client, "dir": tmp_path}
+    for c in clients:
+        c.close()
+
+
+def approve(**changes):
+    return {"decision": "approve", "reasons": "Uppfyller kraven.",
+            "checklist": list(CHECKLIST)} | changes  # fmt: skip
+
+
+def test_api_from_feasibility_to_download(access_site):
+    r1 = access_site["client"]("r1@lu.se")
+    s1 = access_site["client"]("s1@region.se")
+    s2 = access_site["client"]("s2@region.se")
+    r2 = access_site["client"]("r2@annan.se")
+    seen = []
+    answer = r1.post("/api/access/feasibility", json={"criteria_yaml": CRITERIA}).json()
+    assert answer["count"] == {"value": 40, "display": "40"}
+    donors = r1.post("/api/access/feasibility",
+                     json={"criteria_yaml": CRITERIA, "legal_basis": "donation_consent"}).json()  # fmt: skip
+    assert donors["count"]["value"] == 30 and donors["donors_only"]
+    bad = r1.post("/api/access/feasibility", json={"criteria_yaml": "include: [{x: 1}]"})
+    assert bad.status_code == 422 and "criteria_yaml" in bad.json()["error"]["fields"]
+    created = r1.post("/api/access/applications", json=APPLICATION)
+    assert created.status_code == 201, created.text
+    app_id = created.json()["id"]
+    submitted = r1.post(f"/api/access/applications/{app_id}/submit", json={}).json()
+    assert submitted["status"] == "submitted"
+    assert r2.get(f"/api/access/applications/{app_id}").status_code == 404
+    refused = s1.post(f"/api/access/applications/{app_id}/decision",
+                      json=approve(reasons=""))  # fmt: skip
+    assert refused.status_code == 422 and "reasons" in refused.json()["error"]["fields"]
+    decided = s1.post(f"/api/access/applications/{app_id}/decision", json=approve()).json()
+    permit = decided["permit"]["id"]
+    extract = s1.post(f"/api/access/permits/{permit}/extract", json={})
+    assert extract.status_code == 201, extract.text
+    output = extract.json()["id"]
+    release = f"/api/access/outputs/{output}/release"
+    assert s1.post(release, json={"approve": True}).status_code == 403  # the second person
+    assert r1.get(f"/api/access/outputs/{output}/files/person.csv").status_code == 403
+    released = s2.post(release, json={"approve": True}).json()
+    assert released["status"] == "released"
+    got = r1.get(f"/api/access/outputs/{output}/files/person.csv")
+    assert got.status_code == 200 and got.text.startswith("person_id,sex")
+    assert got.headers["cache-control"] == "no-store"
+    assert r2.get(f"/api/access/outputs/{output}/files/person.csv").status_code == 404
+    stats = r2.post("/api/access/requests",
+                    json={"criteria_yaml": CRITERIA, "tables": [["sex"], ["age_band"]]}).json()  # fmt: skip
+    assert stats["total"]["display"] == "40"
+    register = access_site["client"]().get("/api/access/register").json()
+    assert register["permits"][0]["holder"] == "Lunds universitet"
+    seen += [answer, donors, submitted, decided, extract.json(), released, stats, register]
+    seen.append(r1.get(f"/api/access/permits/{permit}").json())
+    seen.append(s1.get("/api/access/applications").json())
+    for document in seen:
+        assert small_counts(document) == []
