@@ -144,3 +144,76 @@ def test_api_from_feasibility_to_download(access_site):
     seen.append(s1.get("/api/access/applications").json())
     for document in seen:
         assert small_counts(document) == []
+
+
+# --- Pages --------------------------------------------------------------------------------
+
+
+def form(**changes):
+    data = dict(APPLICATION) | changes
+    data["people"] = (
+        "\n".join(data["people"]) if isinstance(data["people"], list) else data["people"]
+    )
+    return data
+
+
+def test_pages_for_applicant_and_stewards(access_site):
+    r1 = access_site["client"]("r1@lu.se")
+    s1 = access_site["client"]("s1@region.se")
+    s2 = access_site["client"]("s2@region.se")
+    page = r1.get("/access/new")
+    assert page.status_code == 200 and "<title>Ny ansökan om data – Brygga</title>" in page.text
+    # The cohort's disclosed size before applying; the form keeps what was typed.
+    shown = r1.post("/access/new", data=form(action="feasibility", title="Mitt projekt"))
+    assert shown.status_code == 200
+    assert "40 personer den 2025-06-15." in shown.text and 'value="Mitt projekt"' in shown.text
+    # Errors re-render the form with each field's message, in Swedish.
+    bad = r1.post("/access/new", data=form(action="save", ethics_number="2024-1", title=""))
+    assert bad.status_code == 422
+    assert 'href="#ethics_number"' in bad.text and 'href="#title"' in bad.text
+    assert (
+        "skriv etikgodkännandets" in bad.text.lower()
+        or "ÅÅÅÅ" in bad.text
+        or "2024-01234-01" in bad.text
+    )
+    assert "måste fyllas i" in bad.text
+    done = r1.post("/access/new", data=form(action="submit"))
+    assert done.status_code == 303, done.text
+    url = done.headers["location"]
+    app_page = r1.get(url)
+    assert "Inskickad" in app_page.text and "40 personer" in app_page.text
+    listing = s1.get("/access")
+    assert listing.status_code == 200 and "Diabetes och hjärta" in listing.text
+    # The steward's decision: an incomplete checklist comes back with its error.
+    app_id = url.rsplit("/", 1)[1]
+    partial = s1.post(f"/access/applications/{app_id}/decision",
+                      data={"decision": "approve", "reasons": "Ok.", "checklist": ["purpose_permitted"]})  # fmt: skip
+    assert partial.status_code == 422 and 'href="#checklist"' in partial.text
+    assert "alla punkter i checklistan" in partial.text
+    decided = s1.post(f"/access/applications/{app_id}/decision",
+                      data={"decision": "approve", "reasons": "Uppfyller kraven.",
+                            "checklist": list(CHECKLIST), "extracts": "true"})  # fmt: skip
+    assert decided.status_code == 303
+    assert "Beviljad" in s1.get(url).text
+    permit = s1.get(url).text.split('action="/access/permits/')[1].split("/")[0]
+    made = s1.post(f"/access/permits/{permit}/extract")
+    assert made.status_code == 303
+    page = s1.get(url).text
+    assert "Kontrollerad, väntar på granskning" in page
+    assert 'action="/access/outputs/' not in page  # the maker does not review their own
+    page = s2.get(url).text
+    assert 'action="/access/outputs/' in page
+    output = page.split('action="/access/outputs/')[1].split("/")[0]
+    refused = s2.post(f"/access/outputs/{output}/release", data={"decision": "refuse"})
+    assert refused.status_code == 422 and f'href="#reason-{output}"' in refused.text
+    released = s2.post(f"/access/outputs/{output}/release", data={"decision": "release"})
+    assert released.status_code == 303
+    page = r1.get(url).text
+    assert "Utlämnad" in page and f"/access/outputs/{output}/files/person.csv" in page
+    assert r1.get(f"/access/outputs/{output}/files/person.csv").status_code == 200
+    register = access_site["client"]().get("/data/tillstand")
+    assert register.status_code == 200 and "Lunds universitet" in register.text
+    assert "r1@lu.se" not in register.text
+    english = access_site["client"]()
+    english.get("/lang/en")
+    assert "Granted health-data permits" in english.get("/data/tillstand").text

@@ -50,7 +50,7 @@ from brygga.access.donors import still_donors
 from brygga.access.models import AccessOutput, Permit
 from brygga.access.review import holds, permit_state
 from brygga.errors import InputError, NotFoundError, PermissionDenied
-from brygga.forms import FormError
+from brygga.forms import FieldMessage, FormError
 
 OUTPUT_ROOT = Path("access") / "outputs"  # under the platform's data directory
 PEOPLE_FILE = "person_ids.npy"  # internal: who is in an output (the donation re-check)
@@ -265,7 +265,10 @@ def review_release(
     if not approve and not reason:
         raise FormError({"reason": "give a reason for refusing the release"})
     if len(reason) > 4000:
-        raise FormError({"reason": "is too long (at most 4000 characters)"})
+        raise FormError(
+            {"reason": FieldMessage("is too long (at most {max_length} characters)",
+                                    {"max_length": 4000})}
+        )  # fmt: skip
     permit = session.get(Permit, output.permit_id)
     assert permit is not None  # a foreign key
     if approve:

@@ -42,7 +42,7 @@ from brygga.access.applications import STEWARDS, Actor
 from brygga.access.models import AccessApplication, AccessOutput, Permit
 from brygga.config import AccessSettings
 from brygga.errors import InputError, NotFoundError, PermissionDenied
-from brygga.forms import FormError
+from brygga.forms import FieldMessage, FormError
 from brygga.privacy.budget import create_budget
 
 # What the steward confirms before approving (Findata's and the EHDS's assessment points).
@@ -67,6 +67,10 @@ class Decision:
     conditions: str = ""
     epsilon: float | None = None  # a DP budget for statistics under the permit
     extracts: bool = True
+
+
+def _too_long() -> str:
+    return FieldMessage("is too long (at most {max_length} characters)", {"max_length": MAX_TEXT})
 
 
 def decision_from(data: dict[str, Any]) -> Decision:
@@ -144,16 +148,18 @@ def decide(
     if not reasons:
         errors["reasons"] = "give the reasons for the decision"
     elif len(reasons) > MAX_TEXT:
-        errors["reasons"] = f"is too long (at most {MAX_TEXT} characters)"
+        errors["reasons"] = _too_long()
     if len(conditions) > MAX_TEXT:
-        errors["conditions"] = f"is too long (at most {MAX_TEXT} characters)"
+        errors["conditions"] = _too_long()
     unknown = set(decision.checklist) - set(CHECKLIST)
     if unknown:
-        errors["checklist"] = f"unknown checklist item {sorted(unknown)[0]!r}"
+        errors["checklist"] = FieldMessage(
+            "unknown checklist item {item}", {"item": sorted(unknown)[0]}
+        )
     if decision.approve:
         missing = [item for item in CHECKLIST if not decision.checklist.get(item)]
         if missing and "checklist" not in errors:
-            errors["checklist"] = f"every item must be confirmed to approve (not: {missing[0]})"
+            errors["checklist"] = "every item of the checklist must be confirmed to approve"
         if decision.epsilon is not None and not 0 < decision.epsilon <= 10:
             errors["epsilon"] = "a privacy budget epsilon lies between 0 and 10"
         if decision.epsilon is None and not decision.extracts:

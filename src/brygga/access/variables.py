@@ -25,6 +25,7 @@ __all__ = [
 from dataclasses import dataclass
 from typing import Any
 
+from brygga.forms import FieldMessage
 from brygga.records import schema
 
 
@@ -134,15 +135,19 @@ def check_variables(names: list[str], data_form: str) -> str | None:
         return "choose at least one variable"
     unknown = [n for n in names if n not in VARIABLES]
     if unknown:
-        return f"unknown variable {unknown[0]!r}; one of {', '.join(VARIABLES)}"
+        return FieldMessage(
+            "unknown variable {name}; one of {known}",
+            {"name": unknown[0], "known": ", ".join(VARIABLES)},
+        )
     if len(set(names)) != len(names):
         return "a variable is listed twice"
     if data_form == "anonymised":
         events = [n for n in names if n in EVENT_TABLES]
         if events:
-            return (
-                f"{events[0]!r} is record-level event data and cannot be anonymised; choose "
-                "pseudonymised data or only person variables"
+            return FieldMessage(
+                "{name} is record-level event data and cannot be anonymised; choose "
+                "pseudonymised data or only person variables",
+                {"name": events[0]},
             )
     return None
 

@@ -373,7 +373,9 @@ async def release_post(
             lambda: core.access_release(actor, output_id, approve=approve, reason=reason)
         )
     except FormError as exc:
-        return await _application_page(request, who, permit["application"], exc.fields, 422)
+        # Each output has its own reason field on the page: name it for the error summary.
+        fields = {f"{k}-{output_id}" if k == "reason" else k: v for k, v in exc.fields.items()}
+        return await _application_page(request, who, permit["application"], fields, 422)
     return RedirectResponse(f"/access/applications/{permit['application']}", status_code=303)
 
 
