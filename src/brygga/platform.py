@@ -480,12 +480,16 @@ class Brygga:
         self._close(question, stats.total, region)
         staged = self._staging()
         files = staged / "files"
-        files.mkdir(parents=True)
-        for name, rows in stats.csv_tables().items():
-            _write_csv(files / f"{name}.csv", rows)
-        doc = {"region": region.name, "index_date": people.index_date,
-               "criteria": criteria.name} | stats.as_dict()  # fmt: skip
-        (files / "statistics.json").write_text(_dumps(doc) + "\n")
+        try:
+            files.mkdir(parents=True)
+            for name, rows in stats.csv_tables().items():
+                _write_csv(files / f"{name}.csv", rows)
+            doc = {"region": region.name, "index_date": people.index_date,
+                   "criteria": criteria.name} | stats.as_dict()  # fmt: skip
+            (files / "statistics.json").write_text(_dumps(doc) + "\n")
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         settings = self.settings.access
         checks = access_checking.automatic_checks(
             "statistics",

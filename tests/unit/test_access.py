@@ -20,7 +20,7 @@ from brygga.db import session as db_session
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError
 from brygga.platform import Brygga
-from brygga.privacy.budget import budget_status
+from brygga.privacy.budget import BudgetExceeded, budget_status
 from brygga.privacy.pseudonym import permit_pseudonyms
 from brygga.registry import consent
 from brygga.registry.models import Resident
@@ -434,11 +434,14 @@ def test_statistics_under_a_permit_with_a_budget_are_noisy_and_charged(env):
         value = row["people"]["value"]
         assert value is None or value == 0 or value >= 8  # noisy, small ones withheld
     assert output["checks"]["small_counts"]["status"] == "pass"
-    with pytest.raises(PermissionDenied):  # the budget is spent: the query is not run
+    with pytest.raises(BudgetExceeded, match="nothing was run"):  # 0.6 left, 0.8 needed
         core.access_request(
-            env["r1"], criteria_file(env), {"tables": [["sex"]], "epsilon": 1.0},
+            env["r1"], criteria_file(env), {"tables": [["sex"]], "epsilon": 0.4},
             env["region"], permit_id=permit["id"],
         )  # fmt: skip
+    assert budget_status(f"permit-{permit['id']}", url=core.database).epsilon_spent == (
+        pytest.approx(0.4)
+    )
     # Nothing is seen before a steward releases it; then the holder downloads it.
     core.access_release(env["s1"], output["id"])
     assert core.access_download(env["r1"], output["id"], "sex.csv").is_file()

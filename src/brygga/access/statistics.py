@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brygga.access.people import People
 from brygga.errors import InputError
-from brygga.privacy.budget import ProjectQueries
+from brygga.privacy.budget import TOLERANCE, BudgetExceeded, ProjectQueries, budget_status
 from brygga.privacy.disclosure import DisclosurePolicy
 from brygga.privacy.gate import CountTable
 from brygga.privacy.noise import NoisyPolicy
@@ -203,6 +203,16 @@ def dp_statistics(
         raise InputError(
             "measure: sums are not available as noisy answers under a privacy budget; ask for "
             "counts only"
+        )
+    # Refuse before anything is charged when the whole request cannot be paid for (each
+    # query is charged on its own, and a request cut short would spend budget for nothing).
+    needed = spec.epsilon * (1 + len(spec.tables))
+    left = budget_status(queries.project_id, url=queries.url).epsilon_left
+    if needed > left + TOLERANCE:
+        raise BudgetExceeded(
+            f"project {queries.project_id!r}: this request needs epsilon {needed:.4g} "
+            f"({spec.epsilon:g} for the total and for each of {len(spec.tables)} tables), but "
+            f"only {left:.4g} is left; nothing was run"
         )
     total = queries.count(list(people.person_id), spec.epsilon)
     results = []
