@@ -557,3 +557,30 @@ def test_cli_apply_list_show_decide_extract_release(env, capsys):
                  ["access", "register"]):  # fmt: skip
         assert cli.main(argv) == 0, capsys.readouterr().err
     assert "OVERDUE" not in capsys.readouterr().out
+
+
+def test_nothing_is_made_or_downloaded_outside_the_permit_period(env):
+    core = env["core"]
+    permit = granted(env)["permit"]
+    extract = core.access_extract(env["s1"], permit["id"], env["region"])
+    core.access_release(env["s2"], extract["id"])
+    after = datetime.now(UTC) + timedelta(days=400)  # the period ends in 365 days
+    with clock.frozen(after):
+        assert core.access_permit(env["r1"], permit["id"])["state"] == "expired"
+        with pytest.raises(PermissionDenied, match="expired"):
+            core.access_extract(env["s1"], permit["id"], env["region"])
+        with pytest.raises(PermissionDenied, match="expired"):
+            core.access_download(env["r1"], extract["id"], "person.csv")
+        assert core.access_register()[0]["state"] == "expired"
+
+
+def test_cli_draft_then_submit(env, capsys):
+    path = env["dir"] / "draft.json"
+    path.write_text(json.dumps(application()))
+    draft = run_json(["access", "apply", str(path), "--as", "r1@lu.se"], capsys)
+    assert draft["status"] == "draft"
+    done = run_json(["access", "submit", str(draft["id"]), "--as", "r1@lu.se", "--region",
+                     str(env["region"].path)], capsys)  # fmt: skip
+    assert done["status"] == "submitted" and done["feasibility"]["count"]["value"] == 40
+    assert cli.main(["access", "list", "--as", "nobody@lu.se"]) == 2
+    assert "no active staff account" in capsys.readouterr().err
