@@ -109,6 +109,7 @@ PAGES = {
     "register": (None, "/data/tillstand"),
     "list-researcher": ("researcher@example.com", "/access"),
     "form": ("researcher@example.com", "/access/new"),
+    "request-form": ("researcher@example.com", "/access/request"),
     "application-researcher": ("researcher@example.com", "/access/applications/{granted}"),
     "list-steward": ("steward@example.com", "/access"),
     "decision-form": ("steward@example.com", "/access/applications/{waiting}"),
@@ -140,4 +141,16 @@ def test_application_form_errors_and_count_are_accessible(open_page, site) -> No
     expect(field).to_have_attribute("aria-invalid", "true")
     assert "ethics_number-error" in field.get_attribute("aria-describedby").split()
     expect(page.locator(".govuk-error-summary a[href='#title']")).to_have_count(1)
+    assert axe_violations(page) == []
+
+
+def test_data_request_answer_is_accessible(open_page, site) -> None:
+    page = open_page()
+    log_in(page, "researcher@example.com")
+    page.goto("/access/request")
+    page.fill("#criteria_yaml", CRITERIA)
+    page.get_by_label("Åldersgrupp × Kön").check()
+    page.get_by_role("button", name="Beräkna").click()
+    expect(page.locator("h2").first).to_contain_text("30 personer")
+    expect(page.locator("table caption").first).to_be_visible()
     assert axe_violations(page) == []

@@ -217,3 +217,19 @@ def test_pages_for_applicant_and_stewards(access_site):
     english = access_site["client"]()
     english.get("/lang/en")
     assert "Granted health-data permits" in english.get("/data/tillstand").text
+
+
+def test_data_request_page(access_site):
+    r2 = access_site["client"]("r2@annan.se")
+    page = r2.get("/access/request")
+    assert page.status_code == 200 and "<title>Begär statistik – Brygga</title>" in page.text
+    empty = r2.post("/access/request", data={"criteria_yaml": CRITERIA})
+    assert empty.status_code == 422 and "välj minst en tabell" in empty.text
+    answer = r2.post("/access/request", data={"criteria_yaml": CRITERIA,
+                                              "tables": ["sex", "age_band,sex", "municipality"]})  # fmt: skip
+    assert answer.status_code == 200
+    assert "40 personer den 2025-06-15" in answer.text
+    assert (
+        "Efter åldersgrupp × kön" in answer.text.lower() or "Efter Åldersgrupp × Kön" in answer.text
+    )
+    assert "Kvinnor" in answer.text and "Malmö" in answer.text and "&lt;8" in answer.text

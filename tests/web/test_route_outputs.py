@@ -47,6 +47,7 @@ EMITS_COUNTS = {
     ("POST", "/access/permits/{permit_id}/extract"): "redirects to the application's page",
     ("POST", "/access/outputs/{output_id}/release"): "redirects (errors: the application)",
     ("GET", "/access/outputs/{output_id}/files/{name}"): "a released, checked file",
+    ("POST", "/access/request"): "a data request's tables (or an output to check)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).
@@ -67,6 +68,7 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
     ("GET", "/api/access/register"), ("GET", "/data/tillstand"), ("GET", "/access/new"),
+    ("GET", "/access/request"),
 }  # fmt: skip
 
 

@@ -291,6 +291,54 @@ async def new_post(request: Request, who: Principal = Depends(applicant)) -> Res
     return RedirectResponse(f"/access/applications/{doc['id']}", status_code=303)
 
 
+TABLE_CHOICES = ("sex", "age_band", "municipality", "deprivation", "age_band,sex",
+                 "municipality,sex", "deprivation,sex")  # fmt: skip
+
+
+async def _request_page(
+    request: Request, who: Principal, values: dict[str, Any], errors: dict[str, str],
+    answer: dict[str, Any] | None = None, status: int = 200,
+) -> Response:  # fmt: skip
+    actor = await _actor(request, who)
+    listing = await run_in_threadpool(platform(request).access_list, actor)
+    permits = [p for p in listing["permits"] if p["state"] == "active"]
+    return _page(request, "access_request.html",
+                 {"values": values, "errors": errors, "answer": answer, "permits": permits,
+                  "tables": TABLE_CHOICES}, status)  # fmt: skip
+
+
+@router.get("/access/request")
+async def request_page(request: Request, who: Principal = Depends(applicant)) -> Response:
+    return await _request_page(request, who, {"tables": ["sex", "age_band"]}, {})
+
+
+@router.post("/access/request")
+async def request_post(request: Request, who: Principal = Depends(applicant)) -> Response:
+    """A data request from the page: the tables at once, or (under a permit) an output that
+    waits for output checking, shown on the permit's application page."""
+    form = await request.form()
+    values = {"criteria_yaml": str(form.get("criteria_yaml", "")),
+              "tables": [str(t) for t in form.getlist("tables") if t in TABLE_CHOICES],
+              "permit": str(form.get("permit", ""))}  # fmt: skip
+    actor = await _actor(request, who)
+    core = platform(request)
+    try:
+        criteria = _criteria(values["criteria_yaml"])
+        if not values["tables"]:
+            raise FormError({"tables": "choose at least one table"})
+        permit = int(values["permit"]) if values["permit"].isdigit() else None
+        spec = {"tables": [t.split(",") for t in values["tables"]]}
+        answer = await run_in_threadpool(
+            lambda: core.access_request(actor, criteria, spec, _region(request), permit_id=permit)
+        )
+    except FormError as exc:
+        return await _request_page(request, who, values, exc.fields, status=422)
+    if "kind" in answer:  # an output under a permit
+        doc = await run_in_threadpool(core.access_permit, actor, answer["permit"])
+        return RedirectResponse(f"/access/applications/{doc['application']}", status_code=303)
+    return await _request_page(request, who, values, {}, answer)
+
+
 async def _application_page(
     request: Request,
     who: Principal,
