@@ -1157,6 +1157,22 @@ def access_download(
     out.print(f"Wrote {out_file}", highlight=False)
 
 
+@access_app.command("revoke")
+def access_revoke(
+    permit: Annotated[int, typer.Argument(help="The permit's number.")],
+    who: AsOption,
+    reason: Annotated[str, typer.Option(help="Why the permit is revoked.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a permit (a data steward): nothing more is made, released or downloaded."""
+    core_ = core()
+    doc = core_.access_revoke(core_.access_actor(who), permit, reason)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"Permit {doc['id']} is {doc['state']}.", highlight=False)
+
+
 @access_app.command("register")
 def access_register(as_json: JsonFlag = False) -> None:
     """The public register of granted permits."""

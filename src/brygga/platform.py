@@ -414,6 +414,12 @@ class Brygga:
             ]
             return doc
 
+    def access_revoke(self, actor: Actor, permit_id: int, reason: str) -> dict[str, Any]:
+        """A data steward revokes a permit: nothing is made, released or downloaded under it."""
+        with write_session(self.database) as s:
+            access_review.revoke(s, actor, access_review.get_permit(s, permit_id), reason)
+        return self.access_permit(actor, permit_id)
+
     def access_register(self) -> list[dict[str, Any]]:
         """The public register of granted permits."""
         with session(self.database) as s:

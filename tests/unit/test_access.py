@@ -584,3 +584,25 @@ def test_cli_draft_then_submit(env, capsys):
     assert done["status"] == "submitted" and done["feasibility"]["count"]["value"] == 40
     assert cli.main(["access", "list", "--as", "nobody@lu.se"]) == 2
     assert "no active staff account" in capsys.readouterr().err
+
+
+def test_a_revoked_permit_stops_everything(env, capsys):
+    core = env["core"]
+    permit = granted(env)["permit"]
+    extract = core.access_extract(env["s1"], permit["id"], env["region"])
+    with pytest.raises(PermissionDenied):
+        core.access_revoke(env["r1"], permit["id"], "Nej.")
+    with pytest.raises(FormError) as caught:
+        core.access_revoke(env["s1"], permit["id"], " ")
+    assert "revoke_reason" in caught.value.fields
+    doc = run_json(["access", "revoke", str(permit["id"]), "--as", "s2@region.se", "--reason",
+                    "Villkoren bröts."], capsys)  # fmt: skip
+    assert doc["state"] == "revoked" and doc["revoked"]["reason"] == "Villkoren bröts."
+    with pytest.raises(PermissionDenied, match="revoked"):
+        core.access_release(env["s2"], extract["id"])
+    with pytest.raises(PermissionDenied, match="revoked"):
+        core.access_extract(env["s1"], permit["id"], env["region"])
+    with pytest.raises(InputError, match="already revoked"):
+        core.access_revoke(env["s1"], permit["id"], "Igen.")
+    assert core.access_register()[0]["state"] == "revoked"
+    assert "access.permit.revoke" in audit_actions(env)

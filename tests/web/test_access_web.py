@@ -211,6 +211,12 @@ def test_pages_for_applicant_and_stewards(access_site):
     page = r1.get(url).text
     assert "Utlämnad" in page and f"/access/outputs/{output}/files/person.csv" in page
     assert r1.get(f"/access/outputs/{output}/files/person.csv").status_code == 200
+    # Revoking needs a reason (the form comes back with it), then nothing more downloads.
+    missing = s1.post(f"/access/permits/{permit}/revoke", data={"revoke_reason": ""})
+    assert missing.status_code == 422 and 'href="#revoke_reason"' in missing.text
+    revoked = s1.post(f"/access/permits/{permit}/revoke", data={"revoke_reason": "Villkor."})
+    assert revoked.status_code == 303 and "Återkallat" in s1.get(url).text
+    assert r1.get(f"/access/outputs/{output}/files/person.csv").status_code == 403
     register = access_site["client"]().get("/data/tillstand")
     assert register.status_code == 200 and "Lunds universitet" in register.text
     assert "r1@lu.se" not in register.text

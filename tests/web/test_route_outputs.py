@@ -48,6 +48,8 @@ EMITS_COUNTS = {
     ("POST", "/access/outputs/{output_id}/release"): "redirects (errors: the application)",
     ("GET", "/access/outputs/{output_id}/files/{name}"): "a released, checked file",
     ("POST", "/access/request"): "a data request's tables (or an output to check)",
+    ("POST", "/api/access/permits/{permit_id}/revoke"): "the permit's outputs' disclosed sizes",
+    ("POST", "/access/permits/{permit_id}/revoke"): "redirects (errors: the application)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).

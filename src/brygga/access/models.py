@@ -116,6 +116,8 @@ class Permit(Base):
     granted_by: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
     deliver_by: Mapped[date] = mapped_column(Date)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff_account.id"))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AccessOutput(Base):

@@ -26,6 +26,7 @@ __all__ = [
     "permit_state",
     "permits_for",
     "register",
+    "revoke",
     "visible_permit",
 ]
 
@@ -206,6 +207,24 @@ def decide(
         actor=actor.ref,
         details={"application": application.id} | ({"permit": permit.id} if permit else {}),
     )
+    return permit
+
+
+def revoke(session: Session, actor: Actor, permit: Permit, reason: str) -> Permit:
+    """Revoke a permit (its conditions were broken, its legal basis fell away): from now on
+    nothing is made, released or downloaded under it."""
+    if actor.role != "data_steward":
+        raise PermissionDenied("only a data steward revokes a permit")
+    if permit.revoked_at is not None:
+        raise InputError(f"permit {permit.id} is already revoked")
+    reason = reason.strip()
+    if not reason:
+        raise FormError({"revoke_reason": "give the reason for revoking the permit"})
+    if len(reason) > MAX_TEXT:
+        raise FormError({"revoke_reason": _too_long()})
+    permit.revoked_at, permit.revoked_by, permit.revoked_reason = clock.now(), actor.id, reason
+    session.flush()
+    audit.append("access.permit.revoke", actor=actor.ref, details={"permit": permit.id})
     return permit
 
 

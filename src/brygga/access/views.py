@@ -74,6 +74,9 @@ def permit_doc(session: Session, permit: Permit) -> dict[str, Any]:
         if permit.budget_project is None
         else {"project": permit.budget_project, "epsilon": permit.budget_epsilon},
         "granted_at": permit.granted_at,
+        "revoked": None
+        if permit.revoked_at is None
+        else {"at": permit.revoked_at, "by": permit.revoked_by, "reason": permit.revoked_reason},
         "deadline": permit_deadline(session, permit),
     }
 

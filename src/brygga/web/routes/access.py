@@ -145,6 +145,20 @@ async def api_extract(
     return await run_in_threadpool(core.access_extract, actor, permit_id, _region(request))
 
 
+@router.post("/api/access/permits/{permit_id}/revoke")
+async def api_revoke(
+    permit_id: Id,
+    request: Request,
+    data: dict[str, Any] = Body(...),
+    who: Principal = Depends(steward),
+) -> dict[str, Any]:
+    actor = await _actor(request, who)
+    reason = data.get("reason") or ""
+    if not isinstance(reason, str):
+        raise FormError({"revoke_reason": "must be text"})
+    return await run_in_threadpool(platform(request).access_revoke, actor, permit_id, reason)
+
+
 @router.post("/api/access/requests")
 async def api_request(
     request: Request, data: dict[str, Any] = Body(...), who: Principal = Depends(applicant)
@@ -402,6 +416,22 @@ async def extract_post(
     core = platform(request)
     doc = await run_in_threadpool(core.access_permit, actor, permit_id)
     await run_in_threadpool(core.access_extract, actor, permit_id, _region(request))
+    return RedirectResponse(f"/access/applications/{doc['application']}", status_code=303)
+
+
+@router.post("/access/permits/{permit_id}/revoke")
+async def revoke_post(
+    permit_id: Id, request: Request, who: Principal = Depends(steward)
+) -> Response:
+    form = await request.form()
+    actor = await _actor(request, who)
+    core = platform(request)
+    doc = await run_in_threadpool(core.access_permit, actor, permit_id)
+    try:
+        reason = str(form.get("revoke_reason", ""))
+        await run_in_threadpool(core.access_revoke, actor, permit_id, reason)
+    except FormError as exc:
+        return await _application_page(request, who, doc["application"], exc.fields, 422)
     return RedirectResponse(f"/access/applications/{doc['application']}", status_code=303)
 
 

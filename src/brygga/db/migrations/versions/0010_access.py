@@ -88,6 +88,8 @@ def upgrade() -> None:
         sa.Column("granted_by", sa.Integer(), nullable=False),
         sa.Column("deliver_by", sa.Date(), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_by", sa.Integer(), nullable=True),
+        sa.Column("revoked_reason", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["access_application.id"],
@@ -102,6 +104,11 @@ def upgrade() -> None:
             ["holder_id"],
             ["staff_account.id"],
             name=op.f("fk_access_permit_holder_id_staff_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["revoked_by"],
+            ["staff_account.id"],
+            name=op.f("fk_access_permit_revoked_by_staff_account"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_permit")),
         sa.UniqueConstraint("application_id", name=op.f("uq_access_permit_application_id")),
