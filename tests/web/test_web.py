@@ -182,12 +182,12 @@ def test_swedish_first_english_available(site):
 
 def test_demo_provider_is_labelled_and_only_in_demo(site):
     page = site["client"]().get("/login")
-    assert "DEMO" in page.text and "Förnamn0" in page.text
+    assert "govuk-phase-banner" in page.text and "Förnamn0" in page.text
     from brygga.web.app import WebConfig, create_app
 
     plain = Client(create_app(WebConfig(database_url=site["url"], demo=False)))
     try:
-        assert "DEMO" not in plain.get("/login").text
+        assert "govuk-phase-banner" not in plain.get("/login").text
         r = plain.post(
             "/login/demo",
             data={"ref": site["ids"]["resident_ref"]},

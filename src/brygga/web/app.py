@@ -43,7 +43,7 @@ from brygga.forms import FormError, field_message
 from brygga.platform import Brygga
 from brygga.privacy.questions import QuestionGuard
 from brygga.web import i18n, security
-from brygga.web.deps import error_response, lang, municipality_name, wants_json
+from brygga.web.deps import error_response, lang, localized, municipality_name, wants_json
 
 HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
@@ -231,6 +231,7 @@ def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     t.env.globals["t"] = i18n.translate
     t.env.globals["municipality"] = municipality_name
+    t.env.globals["localized"] = localized  # a service's English message in the page language
     return t
 
 
