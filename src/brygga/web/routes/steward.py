@@ -30,7 +30,7 @@ from brygga.web.security import Principal, allow
 
 router = APIRouter(prefix="/forvaltning")
 stewards = allow("data_steward", "admin")
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 
 
 @router.get("")
