@@ -164,9 +164,15 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         demo=True,
         raw_counts=False,
         secret_key=secret(get_settings().secret_key) or secrets.token_hex(32),
+        # The server delivers the outbox every BRYGGA_NOTIFY_INTERVAL_SECONDS (web/notifier.py);
+        # the demo's e-mail and SMS go to this file unless BRYGGA_NOTIFY_SENDER=smtp.
+        outbox_path=region.path.parent / "outbox" / "messages.jsonl",
     )
     console.print(
         f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."
+        f"\nNotifications are delivered every {get_settings().notify.interval_seconds:g} s to "
+        f"{get_settings().notify.file or config.outbox_path}"
+        + (" (e-mail through SMTP)" if get_settings().notify.sender == "smtp" else "")
     )
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
