@@ -374,3 +374,30 @@ def test_settings_choose_the_sender(monkeypatch, tmp_path):
         get_settings()
     monkeypatch.setenv("BRYGGA_NOTIFY_SMTP_SECURITY", "ssl")
     assert Brygga(get_settings()).sender().by_channel["email"].port == 465
+
+
+def test_a_slow_relay_does_not_outlast_the_claim(db, mail):
+    """Past half the lease the rest of the batch is given back and claimed afresh, so no
+    other sender takes over a message this one still means to send."""
+    port, recorder = mail
+    recorder.delay = 0.3
+    p = db["people"]
+    with db_session(db["url"]) as s:
+        studies(s, 1)
+        for i in range(3):
+            join(s, p[i]["personnummer"], contact_channel="email")
+        matching.match_all(s, NO_RECORDS)
+    claims: list[list[int]] = []
+    claim = outbox._claim
+
+    def counted(*args: object) -> list[int]:
+        claims.append(claim(*args))
+        return claims[-1]
+
+    settings = smtp(port, lease_seconds=1)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(outbox, "_claim", counted)
+        assert deliver(db, settings)["sent"] == 3
+    assert len(recorder.arrived) == 3
+    assert len([c for c in claims if c]) >= 2  # claimed again after half a second
+    assert all(m.sent_at and m.attempts == 1 for m in rows(db))

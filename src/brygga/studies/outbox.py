@@ -47,6 +47,7 @@ __all__ = [
 
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,7 +65,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from brygga import audit
 from brygga.clock import now
@@ -360,6 +361,14 @@ def _prepare(url: str, ids: list[int], links: Links) -> list[_Outgoing]:
         messages = s.scalars(
             select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
         ).all()
+        # The batch's residents with their profiles in two queries, not two per message.
+        wanted = {m.resident_id for m in messages if m.resident_id is not None}
+        if wanted:
+            s.scalars(
+                select(Resident)
+                .where(Resident.id.in_(wanted))
+                .options(selectinload(Resident.profile))
+            ).all()  # now in the session's identity map: s.get below does not query
         for m in messages:
             item = _Outgoing(m.id, m.attempts, m.channel)
             out.append(item)
@@ -426,10 +435,13 @@ def _send_batch(
                     .execution_options(synchronize_session=False)
                 )  # fmt: skip
     loud = [m for m in batch if not (m.in_app or m.closed)]
+    # A slow relay must not outlast the claim (another worker would take the rest over and
+    # send it too): past half the lease, the rest is given back and claimed afresh.
+    renew = time.monotonic() + settings.lease_seconds / 2
     for i, m in enumerate(loud):
-        if stop is not None and stop.is_set():
+        if (stop is not None and stop.is_set()) or time.monotonic() > renew:
             _release(url, token, [x.id for x in loud[i:]])
-            return False
+            return not (stop is not None and stop.is_set())
         assert m.address is not None and m.text is not None
         try:
             sender.send(m.channel, m.address, m.text.subject, m.text.body)
