@@ -173,9 +173,9 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
     console.print(
         f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it.\n"
         + (
-            f"Notifications are delivered every {notify.interval_seconds:g} s: "
-            + ("e-mail through SMTP, SMS " if notify.sender == "smtp" else "")
-            + f"to {where}"
+            f"Notifications are delivered every {notify.interval_seconds:g} s"
+            + (": e-mail through SMTP, SMS" if notify.sender == "smtp" else "")
+            + f" to {where}"
             if notify.interval_seconds
             else "Notifications are not delivered by the server (BRYGGA_NOTIFY_INTERVAL_SECONDS=0)."
         )
