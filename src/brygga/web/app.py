@@ -42,7 +42,7 @@ from brygga.errors import BryggaError
 from brygga.forms import FormError, field_message
 from brygga.platform import Brygga
 from brygga.privacy.questions import QuestionGuard
-from brygga.web import i18n, security
+from brygga.web import i18n, notifier, security
 from brygga.web.deps import (
     error_response,
     lang,
@@ -98,6 +98,7 @@ def create_app(config: WebConfig) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        lifespan=notifier.lifespan,  # delivers the outbox on a schedule (web/notifier.py)
     )
     app.state.config = config
     app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
