@@ -334,7 +334,11 @@ def feasibility(
     region_dir: RegionOption,
     engine: Annotated[str, typer.Option(help="duckdb (default), spark or reference.")] = "duckdb",
     index_date: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD; default: the criteria's, else today (the region's last day "
+            "when today is past the period its records cover)."
+        ),
     ] = None,
     raw: RawFlag = False,
     noise: Annotated[
@@ -362,6 +366,8 @@ def feasibility(
         return
     for warning in result.warnings:
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    for note in result.notes:
+        out.print(f"[bold]note:[/] {note}", highlight=False)
     out.print(
         f"[bold]{result.name}[/] on {result.region}, index date {result.index_date}: "
         f"[bold]{result.count['display']}[/] people ({result.disclosure}; {result.engine}, "

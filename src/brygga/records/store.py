@@ -34,6 +34,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,31 @@ class Region:
     @property
     def row_counts(self) -> dict[str, int]:
         return dict(self.manifest.get("row_counts", {}))
+
+    @cached_property
+    def period(self) -> tuple[date, date] | None:
+        """The days the records cover: the manifest's period (a synthetic region's extract),
+        else the span of the observation periods (an imported region's manifest has none);
+        None when there are none."""
+        stated = self.manifest.get("period") or {}
+        if stated.get("start") and stated.get("end"):
+            return date.fromisoformat(str(stated["start"])), date.fromisoformat(str(stated["end"]))
+        con = self.duckdb(optimized=False)
+        try:
+            start, end = con.execute(
+                "SELECT min(observation_period_start_date), max(observation_period_end_date) "
+                "FROM observation_period"
+            ).fetchone()
+        finally:
+            con.close()
+        return (start, end) if start is not None and end is not None else None
+
+    def records_date(self, today: date | None = None) -> date:
+        """The day the records describe: today, or the end of the records if earlier (a
+        region is an extract taken on some day; after it nobody is under observation)."""
+        today = today or clock.today()
+        period = self.period
+        return min(today, period[1]) if period else today
 
     def table_path(self, name: str) -> Path | None:
         single = self.path / f"{name}.parquet"
