@@ -138,6 +138,11 @@ def feasibility(
     started = time.perf_counter()
     runner = engine_for(engine, region)  # shared: kept rule sets serve later questions
     evaluation = runner.evaluate(criteria, effective)
+    names = region.code_names(criteria.codes())
+    if names:  # the attrition table names the codes (an imported region: its concept table)
+        labels = [evaluation.steps[0][0]] + [d for _, d, _ in criteria.steps(names)]
+        steps = [(label, n) for label, (_, n) in zip(labels, evaluation.steps, strict=True)]
+        evaluation = replace(evaluation, steps=steps)
     keys = None
     if policy.needs_record_keys and noisy is None:
         keys = runner.keys(criteria, effective)  # DuckDB: sums over the kept bitmaps
