@@ -59,7 +59,7 @@ def test_the_ctgov_sample_is_looked_for_beside_the_checkout() -> None:
     from brygga.demo import CTGOV_SAMPLE
 
     repo = Path(__file__).resolve().parents[2]
-    assert CTGOV_SAMPLE == repo.parent / "shared/data/ctgov/ctgov-v2-studies-100.json"
+    assert repo.parent / "shared/data/ctgov/ctgov-v2-studies-100.json" == CTGOV_SAMPLE
 
 
 def test_the_demo_stops_at_once_when_the_ctgov_file_is_missing(tmp_path, monkeypatch, capsys):

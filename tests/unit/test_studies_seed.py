@@ -184,5 +184,5 @@ def test_a_missing_ctgov_file_stops_the_seed(small_region, tmp_path):
     from brygga.errors import NotFoundError
 
     missing = tmp_path / "nowhere.json"
-    with pytest.raises(NotFoundError, match="nowhere.json"):
+    with pytest.raises(NotFoundError, match=r"nowhere\.json"):
         seed_demo(small_region.region.path, f"sqlite:///{tmp_path / 'b.db'}", ctgov_file=missing)
