@@ -47,6 +47,7 @@ import csv
 import hashlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -184,10 +185,17 @@ class ProgramPlan:
     def unit_rows(self, unit: int) -> np.ndarray:
         return np.flatnonzero(self.care_site_id == unit)
 
-    def summary(self, policy: DisclosurePolicy) -> dict[str, Any]:
-        """The plan's counts, disclosed as one table with secondary suppression."""
+    def unit_names(self) -> dict[int, str]:
+        """care_site_id -> name of the region's primary-care units (``care_units``)."""
+        return care_units(input_engine(self.region))
+
+    def summary(
+        self, policy: DisclosurePolicy, names: Mapping[int, str] | None = None
+    ) -> dict[str, Any]:
+        """The plan's counts, disclosed as one table with secondary suppression; ``names``
+        (``unit_names``) names the care units beside their ids."""
         shown, units = self._disclose(policy)
-        names = care_units(input_engine(self.region))  # the units' names, not only their ids
+        names = names or {}
         per_unit = {
             str(u): {
                 "name": names.get(u),
