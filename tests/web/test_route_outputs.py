@@ -43,7 +43,7 @@ NO_POPULATION_COUNTS = {
     ("POST", "/admin/staff/{staff_id}/password"), ("POST", "/admin/staff/{staff_id}/deactivate"),
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
-    ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"), ("GET", "/api/docs"),
 }  # fmt: skip
 
 
