@@ -3,6 +3,7 @@ written as plain DuckDB SQL (an independent statement of the population and the 
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from brygga.cohort.criteria import parse_criteria
@@ -81,3 +82,29 @@ def test_the_demo_region_and_database_are_the_ones_every_command_opens(tmp_path,
     platform = Brygga()
     assert demo_region(platform) == tmp_path / "demo" / "skane"
     assert platform.database == database_url() == f"sqlite:///{tmp_path / 'brygga.db'}"
+
+
+@pytest.mark.slow
+def test_brygga_match_after_the_demo_opens_the_demo_s_database(
+    small_region, tmp_path, monkeypatch, capsys
+):
+    """Issue 21: ``brygga match --region data/demo/skane`` opened another, empty database."""
+    import io
+    import json
+
+    from argon2 import PasswordHasher
+    from rich.console import Console
+
+    from brygga.cli import main
+    from brygga.demo import front_door
+    from brygga.studies import staff
+
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path))
+    staff.use_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    try:
+        front_door(small_region.region, Console(file=io.StringIO()), serve=False, port=0)
+    finally:
+        staff.use_hasher(PasswordHasher())
+    assert main(["match", "--region", str(small_region.region.path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["invited"]) == 3  # the demo's own three studies, no ClinicalTrials.gov file
