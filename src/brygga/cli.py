@@ -896,6 +896,12 @@ def demo_seed(
     )
     print_table("Demo log-ins", ["role", "e-mail", "password"],
                 [[x["role"], x["email"], x["password"]] for x in summary["logins"]])  # fmt: skip
+    people = summary["demo_people"]
+    out.print(
+        f"The demo identity provider lists {people['listed']} people: {people['unregistered']} "
+        f"not yet registered, {people['with_invitations']} with invitations.",
+        highlight=False,
+    )
 
 
 @app.command()
