@@ -111,14 +111,35 @@ def synth_report(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare a region with the calibration targets (region-facts.md)."""
-    from brygga.synth.calibration import calibration_report, render_report
+    from brygga.synth.calibration import calibration_report, report_document
 
     region = core().region(region_dir)
     rows = calibration_report(region)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    out.print(render_report(region, rows))
+    doc = report_document(region, rows)
+    out.print(f"[bold]{doc['title']}[/]", highlight=False)
+    out.print(doc["about"], highlight=False)
+    table = Table(title=doc["summary"], title_justify="left")
+    # The group heads its rows (a column of its own leaves the measure no room at 80 columns);
+    # single numbers never wrap (a target range may), the measure takes the width left.
+    for i, column in enumerate(doc["columns"][1:]):
+        table.add_column(
+            {"tolerance": "tol."}.get(column, column),
+            justify="right" if i else "left",
+            no_wrap=i > 1,
+            min_width=None if i else 20,
+        )
+    group = None
+    for group_name, *cells, ok in doc["rows"]:
+        if group_name != group:
+            if group is not None:
+                table.add_section()
+            table.add_row(f"[bold]{escape(group_name)}[/]", *[""] * (len(cells) - 1), "")
+            group = group_name
+        table.add_row(*map(escape, cells), "yes" if ok else "[bold red]no[/]")
+    out.print(table)
 
 
 @app.command(name="import-omop")
@@ -274,9 +295,21 @@ def region_info(
     """Check a region folder and show its manifest: name, source, schema version, row counts."""
     region = core().region(region_dir)
     if as_json:
-        print_json({"path": str(region.path), **region.manifest, "tables": region.tables()})
+        period = region.period
+        covered = {"start": period[0].isoformat(), "end": period[1].isoformat()} if period else None
+        print_json(
+            {"path": str(region.path), **region.manifest, "records_cover": covered,
+             "tables": region.tables()}
+        )  # fmt: skip
         return
     facts = {k: v for k, v in region.manifest.items() if isinstance(v, str | int | float)}
+    period = region.period
+    # The period the records cover: the manifest's, or the span of the observation periods.
+    facts["records cover"] = (
+        f"{period[0].isoformat()} to {period[1].isoformat()}"
+        if period
+        else "no observation periods"
+    )
     print_table(f"Region {region.name} ({region.path})", ["field", "value"], list(facts.items()))
     print_table("Tables", ["table", "rows"], [[k, f"{v:,}"] for k, v in region.row_counts.items()])
 
@@ -334,7 +367,11 @@ def feasibility(
     region_dir: RegionOption,
     engine: Annotated[str, typer.Option(help="duckdb (default), spark or reference.")] = "duckdb",
     index_date: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD; default: the criteria's, else today (the region's last day "
+            "when today is past the period its records cover)."
+        ),
     ] = None,
     raw: RawFlag = False,
     noise: Annotated[
@@ -362,6 +399,8 @@ def feasibility(
         return
     for warning in result.warnings:
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    for note in result.notes:
+        out.print(f"[bold]note:[/] {note}", highlight=False)
     out.print(
         f"[bold]{result.name}[/] on {result.region}, index date {result.index_date}: "
         f"[bold]{result.count['display']}[/] people ({result.disclosure}; {result.engine}, "
@@ -525,12 +564,13 @@ def program(
     print_table("Program", ["", "people"], [[k.replace("_", " "), doc[k]["display"]] for k in keys])
     print_table(
         "Per care unit",
-        ["care unit", "capacity", "eligible", "invited"],
+        ["care unit", "id", "capacity", "eligible", "invited"],
         [
-            [u, c["capacity"], c["eligible"]["display"], c["invited"]["display"]]
+            [c.get("name") or "(no name)", u, c["capacity"], c["eligible"]["display"],
+             c["invited"]["display"]]
             for u, c in doc["units"].items()
         ],
-    )
+    )  # fmt: skip
 
 
 @app.command(name="prevention-list")
@@ -615,14 +655,23 @@ def equity(
              _pct(c["need"]), "UNDER-REACHED" if c["under_reached"] else ""]
             for g, c in doc["breakdowns"][dim].items()
         ]  # fmt: skip
-        corr = doc["gradient"][dim]["correlation"]
+        gradient = doc["gradient"][dim]
+        corr = gradient["correlation"]
         print_table(
-            f"By {dim.replace('_', ' ')} (need-reach correlation: {corr})",
-            [dim.replace("_", " "), "target", "reached", "reach", "need", "flag"],
+            f"By {dim.replace('_', ' ')} ("
+            + (f"need-reach correlation {corr:+.2f}" if corr is not None else
+               f"no need-reach correlation: {gradient['reason']}")
+            + ")",
+            [EQUITY_GROUP_LABELS.get(dim, dim.replace("_", " ")), "target", "reached", "reach",
+             "need", "flag"],
             rows,
-        )
+        )  # fmt: skip
     for path in doc.get("charts", []):
         out.print(f"Chart: {path}")
+
+
+# Which end of the deprivation scale is which (records/schema.py: 1 least, 5 most deprived).
+EQUITY_GROUP_LABELS = {"deprivation_quintile": "deprivation quintile (1 least, 5 most deprived)"}
 
 
 def _pct(value: float | None) -> str:
@@ -847,6 +896,12 @@ def demo_seed(
     )
     print_table("Demo log-ins", ["role", "e-mail", "password"],
                 [[x["role"], x["email"], x["password"]] for x in summary["logins"]])  # fmt: skip
+    people = summary["demo_people"]
+    out.print(
+        f"The demo identity provider lists {people['listed']} people: {people['unregistered']} "
+        f"not yet registered, {people['with_invitations']} with invitations.",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -208,7 +208,8 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga program``: eligible and invited per care unit, disclosed."""
         policy = self.policy(region, raw=raw)  # refuse --raw before any work
-        return self.plan(program, region, **options).summary(policy)
+        plan = self.plan(program, region, **options)
+        return plan.summary(policy, names=plan.unit_names())
 
     def equity(
         self, region: str | Path | Region, *, raw: bool = False, **options: Any

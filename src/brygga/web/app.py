@@ -95,7 +95,7 @@ def create_app(config: WebConfig) -> FastAPI:
         description="Resident e-service and study front door",
         dependencies=[Depends(security.check_csrf)],
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is routes/api.py's: Swagger UI from the package, no CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         lifespan=notifier.lifespan,  # delivers the outbox on a schedule (web/notifier.py)
