@@ -292,7 +292,7 @@ def anonymize(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global recoding."""
+    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global or local recoding."""
     from brygga.privacy.anonymize import anonymize as run_anonymize
 
     result = run_anonymize(input_csv, config, out_file, hierarchies=hierarchies)
@@ -301,15 +301,36 @@ def anonymize(
         print_json(summary)
         return
     out.print(f"Anonymized extract written to {summary['output']}")
+    if summary["mode"] == "global":
+        print_table(
+            "Transformation",
+            ["quasi-identifier", "level", "of"],
+            [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        )
     print_table(
-        "Transformation",
-        ["quasi-identifier", "level", "of"],
-        [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        f"Generalization per column ({summary['mode']} recoding)",
+        ["quasi-identifier", "mean level", "of", "generalized", "removed (*)", "NCP", "bits lost"],
+        [
+            [
+                c["column"],
+                f"{c['mean_level']:.2f}",
+                c["max_level"],
+                f"{c['generalized']:.0%}",
+                f"{c['removed']:.0%}",
+                f"{c['ncp']:.3f}",
+                f"{c['bits_lost']:.2f}",
+            ]
+            for c in summary["columns"]
+        ],
     )
+    for warning in summary["warnings"]:
+        err.print(f"warning: {warning}", highlight=False)
     m = summary["metrics"]
     limit = summary["suppression_limit"]
     print_table(
-        f"Result ({summary['metric']} minimized)",
+        f"Result ({summary['metric']} minimized)"
+        if summary["mode"] == "global"
+        else "Result (local recoding)",
         ["measure", "value"],
         [
             ["records in", f"{summary['records']:,}"],
@@ -317,12 +338,15 @@ def anonymize(
             ["suppressed", f"{summary['suppressed']:,} (limit {limit['records']:,})"],
             ["equivalence classes", f"{m['classes']:,}"],
             ["precision loss", f"{m['precision']:.4f}"],
+            ["certainty penalty (NCP)", f"{m['ncp']:.4f}"],
             ["discernibility", f"{m['discernibility']:,.0f}"],
             ["average class size", f"{m['aecs']:.1f}"],
             [
                 "lattice nodes evaluated",
                 f"{summary['search']['evaluated_nodes']:,} of {summary['search']['lattice_nodes']:,}",
-            ],
+            ]
+            if summary["mode"] == "global"
+            else ["partitions", f"{summary['search']['partitions']:,}"],
             ["seconds", f"{summary['seconds']['total']:.2f}"],
         ],
     )
