@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "CatalogueSettings",
     "DisclosureSettings",
     "NoiseSettings",
     "QuestionSettings",
@@ -135,6 +136,20 @@ class QuestionSettings(BaseModel):
     similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
 
 
+class CatalogueSettings(BaseModel):
+    """Who publishes the dataset catalogue (``brygga catalogue``, ``/data``), from
+    ``BRYGGA_CATALOGUE_<NAME>``. DCAT-AP requires a publisher and HealthDCAT-AP a contact point;
+    a deployment sets its own."""
+
+    # Base of every IRI in the catalogue and of its links: the public address of the service.
+    base_url: str = "http://127.0.0.1:8000"
+    # The publishing organization; default "Region <region name>" (e.g. Region Skåne).
+    publisher: str | None = None
+    publisher_url: str | None = None  # its web site; default base_url
+    contact_name: str = "Forskningsdata, data steward"
+    contact_email: str = "forskningsdata@region.example"
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -171,6 +186,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
 
 
 class SettingsError(InputError):
