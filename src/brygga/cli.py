@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import ClickException
 
-from brygga.errors import BryggaError
+from brygga.errors import BryggaError, InputError
 
 if TYPE_CHECKING:
     from brygga.platform import Brygga
@@ -349,6 +349,36 @@ def anonymize(
             else ["partitions", f"{summary['search']['partitions']:,}"],
             ["seconds", f"{summary['seconds']['total']:.2f}"],
         ],
+    )
+
+
+@app.command()
+def catalogue(
+    region_dirs: Annotated[
+        list[Path], typer.Option("--region", help="A region folder (repeat for several).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="turtle (default) or jsonld.")] = "turtle",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+    ] = None,
+) -> None:
+    """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of regions, populations disclosed."""
+    from brygga.catalogue.dcat import FORMATS
+    from brygga.util import atomic_write_text
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    cat = core().catalogue(list(region_dirs))
+    text = cat.serialize(fmt)
+    if out_file is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    atomic_write_text(out_file, text)
+    tables = sum(len(d.tables) for d in cat.datasets)
+    err.print(
+        f"Catalogue written to {out_file} ({FORMATS[fmt][2]}): {len(cat.datasets)} dataset(s),"
+        f" {tables} distributions",
+        highlight=False,
     )
 
 
