@@ -69,7 +69,13 @@ def _ok(problem: Problem, idx: np.ndarray, group: np.ndarray, sizes: np.ndarray)
         if not ok.any():
             break
         key = group.astype(np.int64) * s.n_values + s.codes[idx]
-        pair, counts = np.unique(key, return_counts=True)
+        space = len(sizes) * s.n_values
+        if space <= 4 * len(idx) + 4096:  # a small key space: a bincount, no sorting
+            counts = np.bincount(key, minlength=space)
+            pair = np.flatnonzero(counts)
+            counts = counts[pair]
+        else:
+            pair, counts = np.unique(key, return_counts=True)
         ok &= s.monotone_ok(
             Pairs(pair // s.n_values, pair % s.n_values, counts, sizes), without_suppression=True
         )
