@@ -146,7 +146,7 @@ class CatalogueSettings(BaseModel):
     # The publishing organization; default "Region <region name>" (e.g. Region Skåne).
     publisher: str | None = None
     publisher_url: str | None = None  # its web site; default base_url
-    contact_name: str = "Forskningsdata, data steward"
+    contact_name: str = "Forskningsdata"  # a functional mailbox, not a person
     contact_email: str = "forskningsdata@region.example"
 
 
