@@ -3,9 +3,10 @@
 ``describe(region, policy)`` reads what the region holds: its manifest (name, source, created,
 schema version), its tables and their columns from ``records.schema`` (one distribution per
 table, its variables as a CSV on the Web table schema), the temporal coverage from
-``observation_period`` and the number of people, **disclosed** under the release gate's policy
-(``privacy.people``: rounded, cell-key perturbed or suppressed like every other count; the raw
-number never leaves). ``build(entries, settings)`` adds the publisher and contact point from
+``observation_period`` and the number of people, **disclosed** through the release gate
+(``privacy.gate.single`` with the platform's policy and, under the cell key method, the people's
+cell key from ``privacy.people``: rounded, perturbed or suppressed like every other count; the
+raw number never leaves). ``build(entries, settings)`` adds the publisher and contact point from
 the settings (``BRYGGA_CATALOGUE_*``) and ``Catalogue.graph()`` makes the RDF graph
 (rdflib), serialized as Turtle or JSON-LD.
 
@@ -50,7 +51,9 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 from brygga.config import CatalogueSettings
 from brygga.messages import translate
+from brygga.privacy.cellkey import cell_key
 from brygga.privacy.disclosure import DisclosurePolicy
+from brygga.privacy.gate import single
 from brygga.privacy.people import people_counter
 from brygga.records import schema
 from brygga.records.store import Region
@@ -165,10 +168,13 @@ def _coverage(region: Region, created: datetime | None) -> tuple[date | None, da
 
 
 def _population(region: Region, policy: DisclosurePolicy) -> dict[str, Any]:
-    """The number of people in the records, through the release gate's policy."""
+    """The number of people in the records, through the release gate (a table of one cell),
+    with those people's cell key under the cell key method."""
     ids = region.read_table("person", columns=["person_id"]).column("person_id").to_numpy()
     counter = people_counter(policy, region, ids)
-    return counter.count(np.ones(len(ids), dtype=bool))
+    everyone = np.ones(len(ids), dtype=bool)
+    key = None if counter.units is None else cell_key(counter.key_sum(everyone))
+    return single(policy, len(ids), key)
 
 
 def describe(region: Region, policy: DisclosurePolicy) -> DatasetEntry:
