@@ -911,7 +911,8 @@ def match(
     as_json: JsonFlag = False,
 ) -> None:
     """The scheduled matching run: expire old invitations, invite new candidates, and deliver
-    queued notifications (demo file sender: <data dir>/outbox/messages.jsonl)."""
+    queued notifications (BRYGGA_NOTIFY_SENDER; the file sender writes
+    <data dir>/outbox/messages.jsonl)."""
     doc = core().match(region)
     if as_json:
         print_json(doc)
@@ -926,6 +927,20 @@ def match(
         f"({doc['disclosure']}).",
         highlight=False,
     )
+
+
+@app.command()
+def notify(as_json: JsonFlag = False) -> None:
+    """Deliver the queued notifications now (e-mail through SMTP or to the file, as
+    BRYGGA_NOTIFY_SENDER says; SMS to the file). `brygga serve` does this on a schedule."""
+    doc = core().notify_disclosed()
+    if as_json:
+        print_json(doc)
+        return
+    sent = ", ".join(
+        f"{k.replace('_', '-')} {v['display']}" for k, v in doc["notifications"].items()
+    )
+    out.print(f"Notifications: {sent} ({doc['disclosure']}).", highlight=False)
 
 
 @app.command()

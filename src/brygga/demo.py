@@ -164,9 +164,21 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         demo=True,
         raw_counts=False,
         secret_key=secret(get_settings().secret_key) or secrets.token_hex(32),
+        # The server delivers the outbox every BRYGGA_NOTIFY_INTERVAL_SECONDS (web/notifier.py);
+        # the demo's e-mail and SMS go to this file unless BRYGGA_NOTIFY_SENDER=smtp.
+        outbox_path=region.path.parent / "outbox" / "messages.jsonl",
     )
+    notify = get_settings().notify
+    where = notify.file or config.outbox_path
     console.print(
-        f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."
+        f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it.\n"
+        + (
+            f"Notifications are delivered every {notify.interval_seconds:g} s"
+            + (": e-mail through SMTP, SMS" if notify.sender == "smtp" else "")
+            + f" to {where}"
+            if notify.interval_seconds
+            else "Notifications are not delivered by the server (BRYGGA_NOTIFY_INTERVAL_SECONDS=0)."
+        )
     )
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 

@@ -49,6 +49,7 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
+from brygga.studies.senders import Sender, senders_from_settings
 
 __all__ = ["Brygga"]
 
@@ -136,11 +137,39 @@ class Brygga:
                 with self._lock:
                     self._datasets[key] = entry
             entries.append(entry)
-        return build(entries, self.settings.catalogue)
+        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
 
-    def sender(self) -> outbox.FileSender:
-        """Where notifications go: the demo file sender under the data directory."""
-        return outbox.FileSender(self.data_dir / "outbox" / "messages.jsonl")
+    def sender(self, file: Path | None = None) -> Sender:
+        """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail
+        through SMTP or to the file of JSON lines, SMS to the file (no SMS gateway yet).
+        ``file``: that file when ``BRYGGA_NOTIFY_FILE`` is unset (default: under the data
+        directory). A new one per flush: an SMTP sender holds one connection."""
+        default = file or self.data_dir / "outbox" / "messages.jsonl"
+        return senders_from_settings(self.settings.notify, default)
+
+    def notify(
+        self,
+        url: str | None = None,
+        *,
+        file: Path | None = None,
+        limit: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict[str, int]:
+        """Deliver the queued notifications that are due, from the database at ``url``
+        (default: the platform's), through ``sender(file)``. Exact counts by outcome (sent,
+        in_app, retrying, failed): in-process only, disclose them before they leave."""
+        return outbox.deliver(
+            url or self.database, self.sender(file), self.settings.notify, limit=limit, stop=stop
+        )
+
+    def notify_disclosed(self) -> dict[str, Any]:
+        """``brygga notify``: deliver now; the counts disclosed."""
+        delivered = self.notify()
+        policy = self.policy()
+        return {
+            "notifications": {k: single(policy, v) for k, v in delivered.items()},
+            "disclosure": policy.description,
+        }
 
     # --- Operations -------------------------------------------------------------------------
 
@@ -245,10 +274,7 @@ class Brygga:
         with session(self.database) as s:
             expired = invitations.expire_due(s)
             invited = matching.match_all(s, eligible)
-        with session(self.database) as s:
-            delivered = outbox.deliver(
-                s, self.sender(), limit=100_000, portal_url=self.settings.portal_url
-            )
+        delivered = self.notify()
         policy = self.policy()
         return {
             "expired": single(policy, expired),

@@ -48,6 +48,7 @@ EMITS_COUNTS = {
     "equity": "run below on the non-synthetic small region (rounding, cell key)",
     "evaluate": "run below on the non-synthetic small region (rounding, cell key)",
     "match": "invitations per study, expired, notified: run below (operational database)",
+    "notify": "notifications by outcome: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
     "catalogue": "the number of people per region: run below (rounding, cell key)",
 }
@@ -394,16 +395,21 @@ def test_match_counts_pass_the_policy(
     monkeypatch.setattr(matching, "match_all", lambda _s, _e: {1: 3, 2: 41})
     links: list[str] = []
 
-    def deliver(_s: object, _sender: object, *, limit: int, portal_url: str) -> dict[str, int]:
-        links.append(portal_url)
-        return {"sent": 44, "in_app": 3, "failed": 0}
+    def deliver(_url: str, _sender: object, settings: Any, **_kw: object) -> dict[str, int]:
+        links.append(settings.public_url)
+        return {"sent": 44, "in_app": 3, "retrying": 0, "failed": 0}
 
     monkeypatch.setattr(outbox, "deliver", deliver)
-    monkeypatch.setenv("BRYGGA_PORTAL_URL", "https://brygga.example/portal")
+    monkeypatch.setenv("BRYGGA_NOTIFY_PUBLIC_URL", "https://brygga.example/")
     doc = run_json(["match"], capsys)
     assert small_counts(doc) == []
     assert doc["invited"]["1"]["display"] == "<8" and doc["invited"]["2"]["value"] == 40
     assert doc["expired"]["display"] == "<8"
     assert doc["notifications"]["sent"]["value"] == 45
     assert doc["notifications"]["in_app"]["display"] == "<8"
-    assert links == ["https://brygga.example/portal"]
+    # brygga notify: the same counts, disclosed
+    doc = run_json(["notify"], capsys)
+    assert small_counts(doc) == []
+    assert doc["notifications"]["sent"]["value"] == 45
+    assert doc["notifications"]["in_app"]["display"] == "<8"
+    assert links == ["https://brygga.example"] * 2

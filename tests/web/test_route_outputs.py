@@ -44,6 +44,10 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    # Stewards: audit records, privacy budgets (epsilon spent) and settings, not people.
+    ("GET", "/forvaltning"), ("GET", "/forvaltning/logg"), ("POST", "/forvaltning/logg/verifiera"),
+    ("GET", "/forvaltning/budgetar"), ("POST", "/forvaltning/budgetar"),
+    ("GET", "/forvaltning/rojandekontroll"),
 }  # fmt: skip
 
 

@@ -6,9 +6,9 @@ import json
 import re
 
 from brygga.web.app import routers
+from brygga.web.security import ROLES  # every role, also those added later
 from tests.web.conftest import Client, study_form
 
-ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 SCRIPT = "<script>alert(1)</script>"
 
 

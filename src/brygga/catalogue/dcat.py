@@ -370,9 +370,10 @@ class Catalogue:
         return dist
 
 
-def build(entries: list[DatasetEntry], settings: CatalogueSettings) -> Catalogue:
-    """The catalogue of ``entries``, published as the settings say."""
-    base = settings.base_url.rstrip("/")
+def build(entries: list[DatasetEntry], settings: CatalogueSettings, public_url: str) -> Catalogue:
+    """The catalogue of ``entries``, published as the settings say; ``public_url``: the
+    service's address, the IRIs' base unless ``settings.base_url`` gives another."""
+    base = (settings.base_url or public_url).rstrip("/")
     names = sorted({e.name for e in entries})
     default = translate("data_publisher_default", "sv").format(region=names[0]) if names else ""
     return Catalogue(
