@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import ClickException
 
-from brygga.errors import BryggaError
+from brygga.errors import BryggaError, InputError
 
 if TYPE_CHECKING:
     from brygga.platform import Brygga
@@ -325,7 +325,7 @@ def anonymize(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global recoding."""
+    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global or local recoding."""
     from brygga.privacy.anonymize import anonymize as run_anonymize
 
     result = run_anonymize(input_csv, config, out_file, hierarchies=hierarchies)
@@ -334,15 +334,36 @@ def anonymize(
         print_json(summary)
         return
     out.print(f"Anonymized extract written to {summary['output']}")
+    if summary["mode"] == "global":
+        print_table(
+            "Transformation",
+            ["quasi-identifier", "level", "of"],
+            [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        )
     print_table(
-        "Transformation",
-        ["quasi-identifier", "level", "of"],
-        [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        f"Generalization per column ({summary['mode']} recoding)",
+        ["quasi-identifier", "mean level", "of", "generalized", "removed (*)", "NCP", "bits lost"],
+        [
+            [
+                c["column"],
+                f"{c['mean_level']:.2f}",
+                c["max_level"],
+                f"{c['generalized']:.0%}",
+                f"{c['removed']:.0%}",
+                f"{c['ncp']:.3f}",
+                f"{c['bits_lost']:.2f}",
+            ]
+            for c in summary["columns"]
+        ],
     )
+    for warning in summary["warnings"]:
+        err.print(f"warning: {warning}", highlight=False)
     m = summary["metrics"]
     limit = summary["suppression_limit"]
     print_table(
-        f"Result ({summary['metric']} minimized)",
+        f"Result ({summary['metric']} minimized)"
+        if summary["mode"] == "global"
+        else "Result (local recoding)",
         ["measure", "value"],
         [
             ["records in", f"{summary['records']:,}"],
@@ -350,14 +371,47 @@ def anonymize(
             ["suppressed", f"{summary['suppressed']:,} (limit {limit['records']:,})"],
             ["equivalence classes", f"{m['classes']:,}"],
             ["precision loss", f"{m['precision']:.4f}"],
+            ["certainty penalty (NCP)", f"{m['ncp']:.4f}"],
             ["discernibility", f"{m['discernibility']:,.0f}"],
             ["average class size", f"{m['aecs']:.1f}"],
             [
                 "lattice nodes evaluated",
                 f"{summary['search']['evaluated_nodes']:,} of {summary['search']['lattice_nodes']:,}",
-            ],
+            ]
+            if summary["mode"] == "global"
+            else ["partitions", f"{summary['search']['partitions']:,}"],
             ["seconds", f"{summary['seconds']['total']:.2f}"],
         ],
+    )
+
+
+@app.command()
+def catalogue(
+    region_dirs: Annotated[
+        list[Path], typer.Option("--region", help="A region folder (repeat for several).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="turtle (default) or jsonld.")] = "turtle",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+    ] = None,
+) -> None:
+    """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of regions, populations disclosed."""
+    from brygga.catalogue.dcat import FORMATS
+    from brygga.util import atomic_write_text
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    cat = core().catalogue(list(region_dirs))
+    text = cat.serialize(fmt)
+    if out_file is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    atomic_write_text(out_file, text)
+    tables = sum(len(d.tables) for d in cat.datasets)
+    err.print(
+        f"Catalogue written to {out_file} ({FORMATS[fmt][2]}): {len(cat.datasets)} dataset(s),"
+        f" {tables} distributions",
+        highlight=False,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "CatalogueSettings",
     "DisclosureSettings",
     "NoiseSettings",
     "NotifySettings",
@@ -136,6 +137,21 @@ class QuestionSettings(BaseModel):
     similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
 
 
+class CatalogueSettings(BaseModel):
+    """Who publishes the dataset catalogue (``brygga catalogue``, ``/data``), from
+    ``BRYGGA_CATALOGUE_<NAME>``. DCAT-AP requires a publisher and HealthDCAT-AP a contact point;
+    a deployment sets its own."""
+
+    # Base of every IRI in the catalogue and of its links; default: the service's public
+    # address (``BRYGGA_NOTIFY_PUBLIC_URL``), which the messages' links use too.
+    base_url: str | None = None
+    # The publishing organization; default "Region <region name>" (e.g. Region Skåne).
+    publisher: str | None = None
+    publisher_url: str | None = None  # its web site; default base_url
+    contact_name: str = "Forskningsdata"  # a functional mailbox, not a person
+    contact_email: str = "forskningsdata@region.example"
+
+
 class NotifySettings(BaseModel):
     """Notifications: the outbox's senders and the server's delivery schedule
     (``BRYGGA_NOTIFY_*``; studies/outbox.py, studies/senders.py, docs/configuration.md)."""
@@ -223,6 +239,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
     notify: NotifySettings = NotifySettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
 
 
 class SettingsError(InputError):

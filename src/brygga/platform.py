@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from brygga import audit
+from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -61,6 +62,9 @@ class Brygga:
         self._regions: dict[Path, tuple[int, Region]] = {}
         self._lock = threading.Lock()
         self._database: str | None = None
+        # Catalogue entries per (region folder, manifest stamp, policy): the page is public and
+        # must not re-read the person table on every request.
+        self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -113,6 +117,27 @@ class Brygga:
                 raise InputError("raw counts are only for a synthetic region's outputs")
             return configured_policy(self.settings.disclosure)
         return region_policy(self.region(region), raw=raw, settings=self.settings.disclosure)
+
+    def catalogue(
+        self, regions: list[str | Path | Region] | None = None, *, raw: bool = False
+    ) -> Catalogue:
+        """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of ``regions``; each region's
+        population is disclosed under ``policy(region)`` like any other count."""
+        entries = []
+        for r in regions or []:
+            region = self.region(r)
+            policy = self.policy(region, raw=raw)
+            manifest = region.path / "manifest.json"
+            stamp = manifest.stat().st_mtime_ns if manifest.is_file() else -1
+            key = (region.path.resolve(), stamp, policy.description, raw)
+            with self._lock:
+                entry = self._datasets.get(key)
+            if entry is None:
+                entry = describe(region, policy)  # outside the lock: it reads the tables
+                with self._lock:
+                    self._datasets[key] = entry
+            entries.append(entry)
+        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
 
     def sender(self, file: Path | None = None) -> Sender:
         """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail

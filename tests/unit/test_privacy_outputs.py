@@ -14,6 +14,7 @@ it emits counts.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ EMITS_COUNTS = {
     "match": "invitations per study, expired, notified: run below (operational database)",
     "notify": "notifications by outcome: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
+    "catalogue": "the number of people per region: run below (rounding, cell key)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",
@@ -277,6 +279,19 @@ def test_gaussian_noise_same_answer_when_asked_again(region: Region) -> None:
         )
     assert answers["E11"][0] == answers["E11"][1]
     assert answers["E11"][0]["error95"] > 10
+
+
+@pytest.mark.parametrize("method", ["rounding", "cell-key"])
+def test_catalogue_population_passes_the_policy(
+    region: Region, method: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", method)
+    assert cli.main(["catalogue", "--region", str(region.path)]) == 0
+    turtle = capsys.readouterr().out
+    found = re.findall(r'numberOfUniqueIndividuals "(\d+)"', turtle)
+    ids = region.read_table("person", columns=["person_id"]).column("person_id").to_numpy()
+    expected = 60 if method == "rounding" else expected_cell_key_count(region, ids)
+    assert found == [str(expected)]
 
 
 # --- Prevention commands on a non-synthetic region --------------------------------------------
