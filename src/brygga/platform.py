@@ -47,6 +47,7 @@ from brygga.access.statistics import (
     dp_statistics,
     gated_statistics,
 )
+from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -73,6 +74,7 @@ from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
 from brygga.studies.models import StaffAccount
+from brygga.studies.senders import Sender, senders_from_settings
 
 __all__ = ["Brygga"]
 
@@ -85,6 +87,9 @@ class Brygga:
         self._regions: dict[Path, tuple[int, Region]] = {}
         self._lock = threading.Lock()
         self._database: str | None = None
+        # Catalogue entries per (region folder, manifest stamp, policy): the page is public and
+        # must not re-read the person table on every request.
+        self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -138,9 +143,58 @@ class Brygga:
             return configured_policy(self.settings.disclosure)
         return region_policy(self.region(region), raw=raw, settings=self.settings.disclosure)
 
-    def sender(self) -> outbox.FileSender:
-        """Where notifications go: the demo file sender under the data directory."""
-        return outbox.FileSender(self.data_dir / "outbox" / "messages.jsonl")
+    def catalogue(
+        self, regions: list[str | Path | Region] | None = None, *, raw: bool = False
+    ) -> Catalogue:
+        """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of ``regions``; each region's
+        population is disclosed under ``policy(region)`` like any other count."""
+        entries = []
+        for r in regions or []:
+            region = self.region(r)
+            policy = self.policy(region, raw=raw)
+            manifest = region.path / "manifest.json"
+            stamp = manifest.stat().st_mtime_ns if manifest.is_file() else -1
+            key = (region.path.resolve(), stamp, policy.description, raw)
+            with self._lock:
+                entry = self._datasets.get(key)
+            if entry is None:
+                entry = describe(region, policy)  # outside the lock: it reads the tables
+                with self._lock:
+                    self._datasets[key] = entry
+            entries.append(entry)
+        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
+
+    def sender(self, file: Path | None = None) -> Sender:
+        """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail
+        through SMTP or to the file of JSON lines, SMS to the file (no SMS gateway yet).
+        ``file``: that file when ``BRYGGA_NOTIFY_FILE`` is unset (default: under the data
+        directory). A new one per flush: an SMTP sender holds one connection."""
+        default = file or self.data_dir / "outbox" / "messages.jsonl"
+        return senders_from_settings(self.settings.notify, default)
+
+    def notify(
+        self,
+        url: str | None = None,
+        *,
+        file: Path | None = None,
+        limit: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict[str, int]:
+        """Deliver the queued notifications that are due, from the database at ``url``
+        (default: the platform's), through ``sender(file)``. Exact counts by outcome (sent,
+        in_app, retrying, failed): in-process only, disclose them before they leave."""
+        return outbox.deliver(
+            url or self.database, self.sender(file), self.settings.notify, limit=limit, stop=stop
+        )
+
+    def notify_disclosed(self) -> dict[str, Any]:
+        """``brygga notify``: deliver now; the counts disclosed."""
+        delivered = self.notify()
+        policy = self.policy()
+        return {
+            "notifications": {k: single(policy, v) for k, v in delivered.items()},
+            "disclosure": policy.description,
+        }
 
     # --- Operations -------------------------------------------------------------------------
 
@@ -204,7 +258,8 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga program``: eligible and invited per care unit, disclosed."""
         policy = self.policy(region, raw=raw)  # refuse --raw before any work
-        return self.plan(program, region, **options).summary(policy)
+        plan = self.plan(program, region, **options)
+        return plan.summary(policy, names=plan.unit_names())
 
     def equity(
         self, region: str | Path | Region, *, raw: bool = False, **options: Any
@@ -245,10 +300,7 @@ class Brygga:
         with session(self.database) as s:
             expired = invitations.expire_due(s)
             invited = matching.match_all(s, eligible)
-        with session(self.database) as s:
-            delivered = outbox.deliver(
-                s, self.sender(), limit=100_000, portal_url=self.settings.portal_url
-            )
+        delivered = self.notify()
         policy = self.policy()
         return {
             "expired": single(policy, expired),

@@ -25,7 +25,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--no-first-run"]  # fmt: skip
 
 PASSWORD = "correct horse battery"
-ROLES = ("researcher", "research_office", "care_provider", "admin")
+ROLES = ("researcher", "research_office", "care_provider", "data_steward", "strategy", "admin")
 TODAY = date.today()
 
 

@@ -25,6 +25,10 @@ EMITS_COUNTS = {
     ("GET", "/api/studies/{study_id}"): "the saved feasibility answer",
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
+    # The public data catalogue (web/test_data_pages.py): each region's number of people.
+    ("GET", "/data"): "the number of people per region (gate.single)",
+    ("GET", "/data/catalogue.ttl"): "the number of people per region (gate.single)",
+    ("GET", "/data/catalogue.jsonld"): "the number of people per region (gate.single)",
     # Health-data access (web/test_access_web.py checks the counts it shows).
     ("GET", "/api/access/applications"): "each application's saved feasibility count",
     ("GET", "/api/access/applications/{application_id}"): "the saved feasibility count",
@@ -69,6 +73,10 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    # Stewards: audit records, privacy budgets (epsilon spent) and settings, not people.
+    ("GET", "/forvaltning"), ("GET", "/forvaltning/logg"), ("POST", "/forvaltning/logg/verifiera"),
+    ("GET", "/forvaltning/budgetar"), ("POST", "/forvaltning/budgetar"),
+    ("GET", "/forvaltning/rojandekontroll"), ("GET", "/api/docs"),
     ("GET", "/api/access/register"), ("GET", "/data/tillstand"), ("GET", "/access/new"),
     ("GET", "/access/request"),
 }  # fmt: skip
