@@ -518,6 +518,7 @@ def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]):
     return json.loads(captured.out)
 
 
+@pytest.mark.slow  # about 3 s: every subcommand in turn
 def test_cli_apply_list_show_decide_extract_release(env, capsys):
     region = str(env["region"].path)
     path = env["dir"] / "application.yaml"

@@ -157,6 +157,7 @@ def form(**changes):
     return data
 
 
+@pytest.mark.slow  # about 3 s: the whole flow through the pages
 def test_pages_for_applicant_and_stewards(access_site):
     r1 = access_site["client"]("r1@lu.se")
     s1 = access_site["client"]("s1@region.se")
