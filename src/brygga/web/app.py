@@ -84,9 +84,9 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import admin, api, data, public, resident, staff, steward
+    from brygga.web.routes import admin, api, care, data, public, resident, staff, steward
 
-    return tuple(m.router for m in (public, resident, staff, admin, steward, api, data))
+    return tuple(m.router for m in (public, resident, staff, care, admin, steward, api, data))
 
 
 def create_app(config: WebConfig) -> FastAPI:
