@@ -251,6 +251,8 @@ class Settings(BaseSettings):
     # routed or its sender checked. The study form carries a criteria file of up to 2 MB.
     max_body_bytes: int = 1_000_000
     max_upload_body_bytes: int = 3_000_000
+    # Prevention programs (YAML) the care units see in the browser; default <data_dir>/programs.
+    programs_dir: Path | None = None
 
     disclosure: DisclosureSettings = DisclosureSettings()
     noise: NoiseSettings = NoiseSettings()

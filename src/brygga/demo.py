@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -157,6 +158,23 @@ def ctgov_file(path: Path | None) -> Path:
     return path
 
 
+# The example prevention programs beside the package (the repository's examples/programs).
+EXAMPLE_PROGRAMS = Path(__file__).resolve().parents[2] / "examples" / "programs"
+
+
+def install_example_programs(directory: Path) -> list[str]:
+    """Copy the example programs into an empty programs directory (the care units' pages list
+    what is there); a directory that has programs is left alone."""
+    if any(directory.glob("*.y*ml")) or not EXAMPLE_PROGRAMS.is_dir():
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source in sorted(EXAMPLE_PROGRAMS.glob("*.yaml")):
+        shutil.copyfile(source, directory / source.name)
+        copied.append(source.name)
+    return copied
+
+
 def front_door(
     region: Region,
     console: Console,
@@ -192,6 +210,13 @@ def front_door(
         highlight=False,
     )
     console.print(f"Studies: {result.studies}; database: {url}", highlight=False)
+    copied = install_example_programs(platform.programs_dir)
+    if copied:
+        console.print(
+            f"Prevention programs for the care units' pages: {', '.join(copied)} in "
+            f"{platform.programs_dir}",
+            highlight=False,
+        )
     if not serve:
         console.print(
             f"Start the web with: .venv/bin/brygga serve --demo --region {region.path}",

@@ -60,8 +60,9 @@ from brygga.forms import validate
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
 from brygga.prevention.evaluation import read_invitations
-from brygga.prevention.programs import ProgramPlan, load_program, plan_program
+from brygga.prevention.programs import Program, ProgramPlan, load_program, plan_program
 from brygga.prevention.stratify import risk_report
+from brygga.prevention.worklist import WorkItem, program_files, worklist
 from brygga.privacy.budget import ProjectQueries
 from brygga.privacy.disclosure import (
     TeamPolicy,
@@ -87,6 +88,8 @@ class Brygga:
         self._regions: dict[Path, tuple[int, Region]] = {}
         self._lock = threading.Lock()
         self._database: str | None = None
+        self._plans: dict[tuple[Any, ...], ProgramPlan] = {}
+        self._reports: dict[tuple[Any, ...], dict[str, Any]] = {}  # disclosed, small
         # Catalogue entries per (region folder, manifest stamp, policy): the page is public and
         # must not re-read the person table on every request.
         self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
@@ -260,6 +263,64 @@ class Brygga:
         policy = self.policy(region, raw=raw)  # refuse --raw before any work
         plan = self.plan(program, region, **options)
         return plan.summary(policy, names=plan.unit_names())
+
+    @property
+    def programs_dir(self) -> Path:
+        """Where the region's prevention programs (YAML) are kept for the care units."""
+        return self.settings.programs_dir or self.data_dir / "programs"
+
+    def programs(self) -> dict[str, Program]:
+        """slug -> program, every program file in ``programs_dir`` (a bad file is an error
+        naming it: the care units' page must not silently drop a program)."""
+        return {slug: load_program(path) for slug, path in program_files(self.programs_dir).items()}
+
+    def program_plan(self, slug: str, region: str | Path | Region) -> ProgramPlan:
+        """The plan of one of ``programs()``, computed once per program file and region
+        version (a plan holds the region's risk inputs: two are kept)."""
+        path = program_files(self.programs_dir).get(slug)
+        if path is None:
+            raise NotFoundError(f"no prevention program {slug!r}")
+        region = self.region(region)
+        key = (str(path), path.stat().st_mtime_ns, str(region.path), region.manifest.get("created"))
+        with self._lock:
+            plan = self._plans.get(key)
+        if plan is None:
+            plan = self.plan(path, region)
+            with self._lock:
+                self._plans[key] = plan
+                while len(self._plans) > 2:
+                    self._plans.pop(next(iter(self._plans)))
+        return plan
+
+    def program_equity(self, slug: str, region: str | Path | Region) -> dict[str, Any]:
+        """``equity`` for one of ``programs()``, disclosed, computed once per program file and
+        region version (the care units' page)."""
+        path = program_files(self.programs_dir).get(slug)
+        if path is None:
+            raise NotFoundError(f"no prevention program {slug!r}")
+        region = self.region(region)
+        key = ("equity", str(path), path.stat().st_mtime_ns, str(region.path),
+               region.manifest.get("created"))  # fmt: skip
+        with self._lock:
+            found = self._reports.get(key)
+        if found is None:
+            found = self.equity(region, program_file=path)
+            with self._lock:
+                self._reports[key] = found
+                while len(self._reports) > 8:
+                    self._reports.pop(next(iter(self._reports)))
+        return found
+
+    def worklist(
+        self, slug: str, region: str | Path | Region, *, care_unit: int, legal_basis: str,
+        actor: str,
+    ) -> list[WorkItem]:  # fmt: skip
+        """One care unit's invited people with why (identifiable; audited first)."""
+        plan = self.program_plan(slug, region)
+        return worklist(
+            plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor,
+            audit_log=self.audit_log,
+        )  # fmt: skip
 
     def equity(
         self, region: str | Path | Region, *, raw: bool = False, **options: Any

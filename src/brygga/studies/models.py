@@ -51,6 +51,9 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     municipality_code: Mapped[str | None] = mapped_column(String(4))
+    # A care unit's primary-care unit in the region's records (care_site_id): whose prevention
+    # worklist its staff may read.
+    care_site_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class StaffAccount(Base):

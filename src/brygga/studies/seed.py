@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACCOUNTS",
+    "CARE_UNIT",
     "DEMO_PASSWORD",
     "DEMO_PEOPLE",
     "DEMO_REGISTERED",
@@ -51,11 +52,12 @@ DEMO_PASSWORD = "brygga-demo-2026"  # demo accounts only; printed by the demo
 # twelve): the seed loads its chosen people first, DEMO_REGISTERED of them registered.
 DEMO_PEOPLE = 12
 DEMO_REGISTERED = 8
+CARE_UNIT = "Demo-vårdcentralen"  # the region's largest primary-care unit (``_care_unit``)
 ACCOUNTS = (
     ("forskare@demo.brygga.se", "Forskare Lund", "researcher", "Lunds universitet"),
     ("sponsor@demo.brygga.se", "Sponsor Nordic Pharma", "researcher", "Nordic Pharma AB"),
     ("fou@demo.brygga.se", "FoU-kansliet", "research_office", None),
-    ("vard@demo.brygga.se", "Vårdcentralen Centrum", "care_provider", "Lunds universitet"),
+    ("vard@demo.brygga.se", "Distriktssköterska, demo", "care_provider", CARE_UNIT),
     ("data@demo.brygga.se", "Dataförvaltningen", "data_steward", "Region FoU"),
     ("strategi@demo.brygga.se", "Strategigruppen life science", "strategy", "Region FoU"),
     ("admin@demo.brygga.se", "Administratör", "admin", None),
@@ -138,7 +140,7 @@ def seed_demo(
     upgrade(database_url)
     eligible = matching.RecordsEligibility(region_obj)
     with db_session(database_url) as s:
-        accounts = _staff(s)
+        accounts = _staff(s, _care_unit(region_obj))
         studies = _studies(s, accounts, region_obj, ctgov_file, ctgov_studies)
         fresh = s.scalar(select(Resident.id).limit(1)) is None
         demo = _choose_demo_people(region_obj, studies, eligible, seed) if fresh else ([], [])
@@ -216,11 +218,29 @@ def _demo_listing(s: Session) -> dict[str, int]:
     }
 
 
-def _staff(s: Session) -> dict[str, StaffAccount]:
+def _care_unit(region: Region) -> tuple[str, int | None]:
+    """The demo care unit: the primary-care unit listing the most people, by its name."""
+    con = region.duckdb(optimized=False)  # one view per table
+    try:
+        row = con.execute(
+            "SELECT p.care_site_id, c.care_site_name FROM person p JOIN care_site c"
+            " USING (care_site_id) GROUP BY ALL ORDER BY count(*) DESC, p.care_site_id LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    return (str(row[1]), int(row[0])) if row else (CARE_UNIT, None)
+
+
+def _staff(s: Session, unit: tuple[str, int | None]) -> dict[str, StaffAccount]:
     orgs = {}
     for name, kind in ORGANIZATIONS:
         org = s.scalar(select(staff.Organization).where(staff.Organization.name == name))
         orgs[name] = org or staff.create_organization(s, {"name": name, "kind": kind})
+    unit_name, unit_id = unit
+    org = s.scalar(select(staff.Organization).where(staff.Organization.name == unit_name))
+    orgs[CARE_UNIT] = org or staff.create_organization(
+        s, {"name": unit_name, "kind": "care_unit", "care_site_id": unit_id}
+    )
     accounts = {}
     for email, name, role, org in ACCOUNTS:
         account = s.scalar(select(StaffAccount).where(StaffAccount.email == email))

@@ -84,9 +84,11 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import access, admin, api, data, public, resident, staff, steward
+    from brygga.web.routes import access, admin, api, care, data, public, resident, staff, steward
 
-    return tuple(m.router for m in (public, resident, staff, admin, steward, api, data, access))
+    return tuple(
+        m.router for m in (public, resident, staff, care, admin, steward, api, data, access)
+    )
 
 
 def create_app(config: WebConfig) -> FastAPI:
