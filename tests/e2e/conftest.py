@@ -159,7 +159,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
     try:
         with serve_in_thread(app) as base:
             yield {"base": base, "url": url, "people": people, "study": seeded_study,
-                   "dir": folder}  # fmt: skip
+                   "dir": folder, "app": app, "accounts": {r: a.id for r, a in accounts.items()}}  # fmt: skip
     finally:
         staff.use_hasher(PasswordHasher())
         if old_dir is None:
