@@ -26,9 +26,6 @@ EMITS_COUNTS = {
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
     ("GET", "/prevention/{slug}"): "eligible and invited per care unit (ProgramPlan.summary)",
     ("GET", "/prevention/{slug}/jamlikhet"): "need and reach by quintile and municipality",
-    ("GET", "/data"): "each dataset's population (privacy.gate.single)",
-    ("GET", "/data/catalogue.ttl"): "the catalogue's populations, disclosed",
-    ("GET", "/data/catalogue.jsonld"): "the catalogue's populations, disclosed",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
     # The public data catalogue (web/test_data_pages.py): each region's number of people.
     ("GET", "/data"): "the number of people per region (gate.single)",
