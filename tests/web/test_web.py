@@ -26,6 +26,7 @@ def concrete(path: str, site) -> str:
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,
+        "document_id": 999999,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 

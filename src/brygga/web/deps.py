@@ -21,6 +21,7 @@ __all__ = [
     "platform",
     "read_db",
     "render",
+    "render_study",
     "short_write",
     "wants_json",
 ]
@@ -35,14 +36,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
+from brygga import charts
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
 from brygga.messages import localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
-from brygga.studies import funnel, registration, staff
-from brygga.studies.models import Study
+from brygga.studies import builder, funnel, registration, review, staff
+from brygga.studies.models import DOCUMENT_KINDS, StaffAccount, Study
 from brygga.synth.targets import REGIONS
 from brygga.web import i18n, security
 from brygga.web.security import Principal
@@ -239,3 +241,112 @@ def error_response(
         detail = localize(message, lang(request)) or (message if lang(request) == "en" else None)
     context = {"status": status, "detail": detail, "errors": fields or {}}
     return render(request, "error.html", context, status)
+
+
+def _feasibility_charts(request: Request, study: Study, language: str) -> dict[str, Any]:
+    """The saved feasibility as charts, each with its table: attrition (steps described in the
+    page's language), and the eligible by sex, age band and municipality (by name). Every
+    figure is the disclosed one saved with the answer (``funnel.study_feasibility``)."""
+    result = study.feasibility
+    if not result:
+        return {}
+
+    def t(key: str) -> str:
+        return i18n.translate(key, language)
+
+    steps = result.get("attrition") or []
+    labels = [str(s["step"]) for s in steps]
+    try:
+        criteria = registration.study_criteria(study)
+        config = request.app.state.config
+        region = platform(request).region(config.region) if config.region else None
+        names = builder.concept_names(region, criteria)
+        described = builder.step_labels(criteria, t, names)
+        if len(described) + 1 == len(labels):  # the engine's first step: the population
+            day = str(result.get("index_date", ""))
+            described = [t("wb_step_population").format(date=day), *described]
+        if len(described) == len(labels):  # saved for these criteria (save_feasibility)
+            labels = described
+    except (InputError, ValueError):  # old criteria the language now refuses: keep the text
+        pass
+    count = t("col_count")
+
+    def bar(title: str, head: str, keys: list[str], cells: list[dict[str, Any]]) -> Any:
+        return charts.bar(
+            title,
+            keys,
+            [c.get("value") for c in cells],
+            [str(c.get("display")) for c in cells],
+            label_title=head,
+            value_title=count,
+            lang=language,
+        )
+
+    out = {"attrition": bar(t("wb_chart_attrition"), t("col_step"), labels,
+                            [s["count"] for s in steps])}  # fmt: skip
+    groups = result.get("breakdowns") or {}
+    sex = groups.get("sex") or {}
+    if sex:
+        out["sex"] = bar(t("wb_chart_sex"), t("wb_col_sex"),
+                         [t(f"wb_sex_{k}") if k in ("female", "male") else k for k in sex],
+                         list(sex.values()))  # fmt: skip
+    bands = groups.get("age_band") or {}
+    if bands:
+        out["age_band"] = bar(t("wb_chart_age"), t("wb_col_age"),
+                              [t("wb_age_band").format(band=k.replace("-", "–")) for k in bands],
+                              list(bands.values()))  # fmt: skip
+    places = groups.get("municipality") or {}
+    if places:
+        names = [t("wb_unknown") if k == "unknown" else municipality_name(k) for k in places]
+        out["municipality"] = bar(t("wb_chart_municipality"), t("wb_col_municipality"), names,
+                                  list(places.values()))  # fmt: skip
+    return out
+
+
+def render_study(
+    request: Request,
+    session: Session,
+    me: StaffAccount,
+    study: Study,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """A study's page (``study.html``): its facts, feasibility with charts and tables, the
+    recruitment funnel as a chart, and the review (checklist, documents, comment thread,
+    history). ``errors`` and ``values``: a form on the page sent back with its field errors."""
+    language = lang(request)
+    on_team = registration.is_team(me, study)
+    counts = funnel.funnel(session, study, disclosure(request, team=on_team))
+    stages = counts["stages"]
+    funnel_chart = charts.bar(
+        i18n.translate("funnel", language),
+        [i18n.translate(f"funnel_{k}", language) for k in stages],
+        [v.get("value") for v in stages.values()],
+        [str(v.get("display")) for v in stages.values()],
+        label_title=i18n.translate("col_stage", language),
+        value_title=i18n.translate("col_count", language),
+        lang=language,
+    )
+    reviewer = me.role == "research_office"
+    participant = reviewer or (me.role == "researcher" and on_team)
+    context = {
+        "study": study,
+        "me": me,
+        "on_team": on_team,
+        "funnel": counts,
+        "funnel_chart": funnel_chart,
+        "feasibility_charts": _feasibility_charts(request, study, language),
+        "participant": participant,
+        "editable": me.role == "researcher" and on_team and study.status in registration.EDITABLE,
+        "checklist": review.checklist(session, study),
+        "documents": review.documents(session, study) if participant else [],
+        "comments": review.comments(session, study) if participant else [],
+        "history": review.history(session, study),
+        "waiting_days": review.waiting_days(study),
+        "document_kinds": DOCUMENT_KINDS,
+        "max_document": review.MAX_DOCUMENT,
+        "errors": errors or {},
+        "values": values or {},
+    }
+    return render(request, "study.html", context, status)
