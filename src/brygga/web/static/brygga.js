@@ -20,3 +20,14 @@ document.addEventListener("click", (event) => {
   if (vocabulary) vocabulary.value = button.dataset.vocabulary;
   codes.focus();
 });
+
+// Choosing a rule's kind chooses that kind's usual code system (the server checks the pair).
+const DEFAULT_VOCABULARY = { condition: "ICD10", drug: "ATC", measurement: "", procedure: "KVA" };
+document.addEventListener("change", (event) => {
+  const match = /^rules-(\d+)-kind$/.exec(event.target.id || "");
+  if (!match) return;
+  const vocabulary = document.getElementById(`rules-${match[1]}-vocabulary`);
+  if (vocabulary && event.target.value in DEFAULT_VOCABULARY) {
+    vocabulary.value = DEFAULT_VOCABULARY[event.target.value];
+  }
+});
