@@ -48,6 +48,7 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
+from brygga.errors import InputError
 from brygga.forms import FieldMessage, FormError
 from brygga.records import codes as codebook
 from brygga.records.store import Region
@@ -190,6 +191,30 @@ def _message(error: Any) -> str:
     return text.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+def _bad_codes(codes: list[str], vocabulary: str) -> FieldMessage | None:
+    """A message (in the catalogues) for codes that are not codes of ``vocabulary`` (lab
+    aliases when it is empty); it names the code system, never the typed text."""
+    for code in codes:
+        if not vocabulary:
+            if codebook.resolve_alias(code) is None:
+                known = ", ".join(c.key for c in codebook.LABS.values())
+                return FieldMessage(
+                    "contains a name that is not one of Brygga's lab names ({known}); choose "
+                    "NPU or LOINC for other codes",
+                    {"known": known},
+                )
+            continue
+        try:
+            codebook.vocabulary(vocabulary).validate(code)
+        except InputError:
+            book = codebook.vocabulary(vocabulary)
+            return FieldMessage(
+                "contains a code that is not a {name} code (e.g. {example})",
+                {"name": book.id, "example": book.example},
+            )
+    return None
+
+
 def _rule(i: int, row: Mapping[str, str], errors: dict[str, str]) -> tuple[str, Model] | None:
     prefix = f"rules-{i}-"
     side, kind = row.get("side", "include"), row.get("kind", "condition")
@@ -207,6 +232,9 @@ def _rule(i: int, row: Mapping[str, str], errors: dict[str, str]) -> tuple[str, 
     if vocabulary:  # written out, as in the documentation's examples ("" : lab aliases)
         spec["vocabulary"] = vocabulary
     spec["codes"] = [c for c in _SPLIT.split(row.get("codes", "")) if c]
+    bad = _bad_codes(spec["codes"], vocabulary)
+    if bad is not None:
+        errors[prefix + "codes"] = bad
     days = _whole(row.get("days", ""), prefix + "days", errors)
     if days is not None:
         spec["within"] = {"days_before": days}
@@ -292,8 +320,19 @@ def criteria_from_form(data: Mapping[str, Any]) -> Criteria:
 
 def criteria_yaml(criteria: Criteria) -> str:
     """The criteria as the YAML a researcher would write (defaults left out)."""
-    document = criteria.model_dump(mode="json", exclude_defaults=True)
+    document = _whole_numbers(criteria.model_dump(mode="json", exclude_defaults=True))
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def _whole_numbers(node: Any) -> Any:
+    """53.0 written as 53, as a person writes it (it reads back as the same number)."""
+    if isinstance(node, dict):
+        return {k: _whole_numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_whole_numbers(v) for v in node]
+    if isinstance(node, float) and node.is_integer():
+        return int(node)
+    return node
 
 
 # --- Code search ------------------------------------------------------------------------------

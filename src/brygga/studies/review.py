@@ -31,7 +31,7 @@ __all__ = [
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -93,7 +93,9 @@ def waiting_days(study: Study, today: date | None = None) -> int | None:
 
 
 def _day(at: datetime) -> date:
-    return at.astimezone(clock.now().tzinfo).date() if at.tzinfo else at.date()
+    """The Swedish calendar day of a stored moment (SQLite gives back naive UTC)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(clock.SWEDEN).date()
 
 
 def queue(

@@ -13,9 +13,11 @@ __all__ = [
     "ask_feasibility",
     "db",
     "disclosure",
+    "disclosure_text",
     "error_response",
     "feasibility_now",
     "lang",
+    "local_time",
     "localized",
     "municipality_name",
     "platform",
@@ -26,7 +28,9 @@ __all__ = [
     "wants_json",
 ]
 
+import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path as PathParam
@@ -36,7 +40,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
-from brygga import charts
+from brygga import charts, clock
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
@@ -243,6 +247,31 @@ def error_response(
     return render(request, "error.html", context, status)
 
 
+# The release gate's policy descriptions (privacy/disclosure.py, privacy/noise.py), in English,
+# as catalogue keys with their figures, so a Swedish page says them in Swedish.
+_DISCLOSURES = (
+    (re.compile(r"counts 1-(?P<max>\d+) suppressed, others rounded to the nearest (?P<to>\d+)"),
+     "wb_disc_rounding"),
+    (re.compile(r"counts 1-(?P<max>\d+) suppressed, exact"), "wb_disc_threshold"),
+    (re.compile(r"RAW exact counts \(synthetic region\)"), "wb_disc_raw"),
+    (re.compile(r"exact \(study team\)"), "wb_disc_team"),
+    (re.compile(r"cell key method \(perturbation up to ±(?P<p>\d+)\), counts below (?P<min>\d+)"
+                r" suppressed"), "wb_disc_cellkey"),
+    (re.compile(r"(?P<mech>\w+) noise \(epsilon (?P<eps>[0-9.]+)(?:, delta [^)]*)?\) rounded to "
+                r"(?P<to>\d+), results below (?P<min>\d+) suppressed; 95 % of answers within "
+                r"±(?P<err>[0-9.]+) of the truth"), "wb_disc_noise"),
+)  # fmt: skip
+
+
+def disclosure_text(description: str, language: str) -> str:
+    """A disclosure policy's description in the page's language."""
+    for pattern, key in _DISCLOSURES:
+        match = pattern.fullmatch(description or "")
+        if match:
+            return i18n.translate(key, language).format(**match.groupdict())
+    return localized(description, language)
+
+
 def _feasibility_charts(request: Request, study: Study, language: str) -> dict[str, Any]:
     """The saved feasibility as charts, each with its table: attrition (steps described in the
     page's language), and the eligible by sex, age band and municipality (by name). Every
@@ -303,6 +332,14 @@ def _feasibility_charts(request: Request, study: Study, language: str) -> dict[s
     return out
 
 
+def local_time(at: datetime | None) -> str:
+    """A stored moment as Swedish local time (SQLite gives back naive UTC)."""
+    if at is None:
+        return ""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(clock.SWEDEN).strftime("%Y-%m-%d %H:%M")
+
+
 def render_study(
     request: Request,
     session: Session,
@@ -336,6 +373,10 @@ def render_study(
         "on_team": on_team,
         "funnel": counts,
         "funnel_chart": funnel_chart,
+        "funnel_disclosure": disclosure_text(counts["disclosure"], language),
+        "feasibility_disclosure": disclosure_text(
+            (study.feasibility or {}).get("disclosure", ""), language
+        ),
         "feasibility_charts": _feasibility_charts(request, study, language),
         "participant": participant,
         "editable": me.role == "researcher" and on_team and study.status in registration.EDITABLE,
@@ -348,5 +389,6 @@ def render_study(
         "max_document": review.MAX_DOCUMENT,
         "errors": errors or {},
         "values": values or {},
+        "local_time": local_time,
     }
     return render(request, "study.html", context, status)

@@ -21,7 +21,7 @@ from brygga.forms import FormError
 from brygga.registry.areas import AREAS
 from brygga.studies import builder, registration, review, staff
 from brygga.studies.models import STUDY_STATES, StaffAccount, Study
-from brygga.web.deps import Id, db, platform, render, render_study
+from brygga.web.deps import Id, db, local_time, platform, render, render_study
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -152,7 +152,7 @@ def review_queue(
                             area=area or None, min_days=int(waiting) if waiting else None)  # fmt: skip
     context = {"rows": rows, "filters": {"status": status, "area": area, "waiting": waiting},
                "errors": errors, "states": [s for s in STUDY_STATES if s != "draft"],
-               "areas": AREAS}  # fmt: skip
+               "areas": AREAS, "local_time": local_time}  # fmt: skip
     return render(request, "review_queue.html", context, 422 if errors else 200)
 
 
