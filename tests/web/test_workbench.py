@@ -283,3 +283,28 @@ def test_only_the_office_and_the_team_take_part_in_a_review(site):
         me = staff.get(s, site["accounts"]["researcher"])
         with pytest.raises(Exception, match="research office"):
             review.save_checklist(s, me, registration.get_study(s, study_id), {})
+
+
+def test_feasibility_without_records_says_so_on_the_study_page(site):
+    c = site["client"]("researcher")
+    r = c.post(f"/studies/{site['ids']['study']}/feasibility")
+    assert r.status_code == 400
+    assert 'id="feasibility-error"' in r.text and 'href="#feasibility"' in r.text
+
+
+def test_an_overlong_comment_comes_back_on_the_form(site):
+    c = site["client"]("research_office")
+    r = c.post(f"/studies/{site['ids']['study']}/comments", data={"comment": "x" * 5000})
+    assert r.status_code == 422 and 'href="#comment"' in r.text
+
+
+def test_an_overlong_review_reason_comes_back_on_the_form(site):
+    researcher = site["client"]("researcher")
+    study_id = new_study(researcher)
+    researcher.post(f"/studies/{study_id}/submit")
+    office = site["client"]("research_office")
+    r = office.post(
+        f"/studies/{study_id}/review", data={"decision": "reject", "reason": "x" * 2500}
+    )
+    assert r.status_code == 422 and 'href="#reason"' in r.text
+    assert stored(site, study_id).status == "submitted"

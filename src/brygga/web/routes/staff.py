@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from brygga.errors import InputError
 from brygga.forms import FormError
+from brygga.messages import translate_error
 from brygga.privacy.questions import QuestionRefused
 from brygga.registry.areas import AREAS
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
@@ -23,6 +24,7 @@ from brygga.web.deps import (
     ask_feasibility,
     db,
     feasibility_now,
+    lang,
     read_db,
     render,
     render_study,
@@ -229,7 +231,14 @@ async def feasibility(
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    await feasibility_now(request, session, who, study_id)
+    try:
+        await feasibility_now(request, session, who, study_id)
+    except (QuestionRefused, InputError) as exc:  # said on the study's page, not a dead end
+        message = translate_error(exc, lang(request)) or exc.message
+        me = account(session, who)
+        study = registration.visible_study(session, me, study_id)
+        return render_study(request, session, me, study, {"feasibility": message},
+                            exc.http_status)  # fmt: skip
     return RedirectResponse(f"/studies/{study_id}#feasibility", 303)
 
 
@@ -238,7 +247,7 @@ def review(
     study_id: Id,
     request: Request,
     decision: str = Form(pattern="^(approve|reject)$"),
-    reason: str = Form("", max_length=2000),
+    reason: str = Form(""),  # registration.review checks its length: the page says so
     who: Principal = Depends(reviewer),
     session: Session = Depends(db, scope="function"),
 ) -> Response:

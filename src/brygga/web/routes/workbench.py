@@ -227,7 +227,7 @@ def download_document(
 def add_comment(
     study_id: Id,
     request: Request,
-    comment: str = Form("", max_length=20_000),
+    comment: str = Form(""),  # its length is checked by review (with the form's error)
     who: Principal = Depends(participant),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
@@ -243,7 +243,7 @@ def add_comment(
 def return_study(
     study_id: Id,
     request: Request,
-    reason: str = Form("", max_length=20_000),
+    reason: str = Form(""),  # its length is checked by review (with the form's error)
     who: Principal = Depends(office),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
