@@ -185,7 +185,7 @@ def test_review_return_comment_resubmit_approve(site):
 
     queue = office.get("/reviews")
     assert queue.status_code == 200 and f'href="/studies/{study_id}"' in queue.text
-    assert "0 d" in queue.text
+    assert "0 dagar" in queue.text
     assert office.get("/reviews?status=approved").text.count(f'href="/studies/{study_id}"') == 0
     assert f'href="/studies/{study_id}"' in office.get("/reviews?area=diabetes").text
     assert f'href="/studies/{study_id}"' not in office.get("/reviews?waiting=3").text
