@@ -308,3 +308,15 @@ def test_an_overlong_review_reason_comes_back_on_the_form(site):
     )
     assert r.status_code == 422 and 'href="#reason"' in r.text
     assert stored(site, study_id).status == "submitted"
+
+
+def test_a_document_over_the_size_limit_comes_back_on_the_form(site):
+    researcher = site["client"]("researcher")
+    study_id = new_study(researcher)
+    researcher.post(f"/studies/{study_id}/submit")
+    big = b"x" * (review.MAX_DOCUMENT + 1)  # under the upload body limit, over the document's
+    r = researcher.post(f"/studies/{study_id}/documents", data={"kind": "protocol"},
+                        files={"document": ("stor.pdf", big, "application/pdf")})  # fmt: skip
+    assert r.status_code == 422 and 'id="document-error"' in r.text
+    with db_session(site["url"]) as s:
+        assert review.documents(s, registration.get_study(s, study_id)) == []

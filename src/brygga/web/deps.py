@@ -263,6 +263,10 @@ _DISCLOSURES = (
 )  # fmt: skip
 
 
+# Å, Ä and Ö sort after Z, in that order (Swedish alphabetical order).
+_SWEDISH_ORDER = str.maketrans({"å": "{", "ä": "|", "ö": "}"})
+
+
 def disclosure_text(description: str, language: str) -> str:
     """A disclosure policy's description in the page's language."""
     for pattern, key in _DISCLOSURES:
@@ -325,10 +329,14 @@ def _feasibility_charts(request: Request, study: Study, language: str) -> dict[s
                               [t("wb_age_band").format(band=k.replace("-", "–")) for k in bands],
                               list(bands.values()))  # fmt: skip
     places = groups.get("municipality") or {}
-    if places:
-        names = [t("wb_unknown") if k == "unknown" else municipality_name(k) for k in places]
-        out["municipality"] = bar(t("wb_chart_municipality"), t("wb_col_municipality"), names,
-                                  list(places.values()))  # fmt: skip
+    if places:  # by name (unknown last), as a reader looks a place up
+        named = sorted(
+            ((t("wb_unknown") if k == "unknown" else municipality_name(k), v)
+             for k, v in places.items()),
+            key=lambda p: (p[0] == t("wb_unknown"), p[0].casefold().translate(_SWEDISH_ORDER)),
+        )  # fmt: skip
+        out["municipality"] = bar(t("wb_chart_municipality"), t("wb_col_municipality"),
+                                  [n for n, _ in named], [v for _, v in named])  # fmt: skip
     return out
 
 
