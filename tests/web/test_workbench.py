@@ -177,6 +177,7 @@ def test_submitting_without_an_ethics_number_names_the_field_on_the_page(site):
     assert stored(site, study_id).status == "draft"
 
 
+@pytest.mark.slow  # about 4 s: the whole review with an upload and a download
 def test_review_return_comment_resubmit_approve(site):
     researcher = site["client"]("researcher")
     office = site["client"]("research_office")
