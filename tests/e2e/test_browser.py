@@ -153,6 +153,9 @@ PAGES = {
     "criteria-builder": ("researcher", "/studies/{draft}/criteria"),
     "study-page-draft": ("researcher", "/studies/{draft}"),
     "review-queue": ("research_office", "/reviews?status="),
+    "steward-audit-log": ("data_steward", "/forvaltning/logg"),
+    "steward-budgets": ("data_steward", "/forvaltning/budgetar"),
+    "steward-rules": ("data_steward", "/forvaltning/rojandekontroll"),
 }
 
 

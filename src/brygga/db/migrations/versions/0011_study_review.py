@@ -2,7 +2,7 @@
 decision history per study (issue 14).
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0012"  # after main's 0006 and 0012 (merged)
 branch_labels = None
 depends_on = None
 
