@@ -146,6 +146,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
         version = consent.TEXTS["contact"].version
         consent.record_consent(s, other, "contact", True, text_version=version)
         seeded_study = study.id
+        # A draft and a submitted study for the workbench's pages (builder, edit, review).
+        draft = registration.create_study(s, accounts["researcher"], study_data("Draft study"))
+        draft_study = draft.id
     from brygga.studies import invitations, matching
 
     with db_session(url) as s:
@@ -159,7 +162,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
     try:
         with serve_in_thread(app) as base:
             yield {"base": base, "url": url, "people": people, "study": seeded_study,
-                   "dir": folder, "app": app, "accounts": {r: a.id for r, a in accounts.items()}}  # fmt: skip
+                   "draft": draft_study, "dir": folder, "app": app,
+                   "accounts": {r: a.id for r, a in accounts.items()}}  # fmt: skip
     finally:
         staff.use_hasher(PasswordHasher())
         if old_dir is None:

@@ -149,6 +149,10 @@ PAGES = {
     "study-page-research-office": ("research_office", "/studies/{study}"),
     "studies-care-provider": ("care_provider", "/studies"),
     "admin": ("admin", "/admin"),
+    "study-edit": ("researcher", "/studies/{draft}/edit"),
+    "criteria-builder": ("researcher", "/studies/{draft}/criteria"),
+    "study-page-draft": ("researcher", "/studies/{draft}"),
+    "review-queue": ("research_office", "/reviews?status="),
     "steward-audit-log": ("data_steward", "/forvaltning/logg"),
     "steward-budgets": ("data_steward", "/forvaltning/budgetar"),
     "steward-rules": ("data_steward", "/forvaltning/rojandekontroll"),
@@ -159,7 +163,7 @@ PAGES = {
 def test_no_serious_accessibility_violations(kind, open_page, sessions, site) -> None:
     role, path = PAGES[kind]
     page = logged_in(open_page, sessions, site, role)
-    page.goto(path.format(study=site["study"]))
+    page.goto(path.format(study=site["study"], draft=site["draft"]))
     expect(page.locator("h1")).to_have_count(1)
     assert axe_violations(page) == []
 

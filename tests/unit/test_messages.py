@@ -10,7 +10,7 @@ import pytest
 
 from brygga import messages
 from brygga.registry.models import CONSENT_KINDS
-from brygga.studies import funnel, models
+from brygga.studies import builder, funnel, models
 
 SRC = Path(messages.__file__).parent
 # t("key", ...) in templates; translate("key", ...) and the error keys in Python.
@@ -56,6 +56,10 @@ def test_every_key_used_in_templates_and_code_is_defined() -> None:
         ("org_kind_", models.ORGANIZATION_KINDS),
         ("role_", models.ROLES),
         ("consent_kind_", CONSENT_KINDS),
+        ("wb_decision_", models.DECISIONS),
+        ("wb_doc_", models.DOCUMENT_KINDS),
+        ("wb_kind_", tuple(builder.BUILDER_KINDS)),
+        ("wb_vocab_", tuple(v or "alias" for vs in builder.BUILDER_KINDS.values() for v in vs)),
     ],
 )
 def test_every_enum_value_shown_on_a_page_has_its_words(prefix: str, values: tuple) -> None:

@@ -30,6 +30,7 @@ from brygga.studies import (
     outbox,
     participation,
     registration,
+    review,
     staff,
 )
 from brygga.studies.models import Invitation, OutboxMessage
@@ -365,10 +366,25 @@ def test_study_lifecycle(env):
             registration.review(s, office, study, approve=False)
         registration.review(s, office, study, approve=False, reason="Oklar rekrytering")
         assert (study.status, study.review_reason) == ("rejected", "Oklar rekrytering")
-        registration.submit(s, researcher, study)
-        registration.review(s, office, study, approve=True)
-        assert study.status == "approved"
-        assert registration.studies_for(s, office) == [study]
+        with pytest.raises(InputError, match="cannot be submitted"):  # a rejection is final
+            registration.submit(s, researcher, study)
+        # Returned for changes instead: edited, submitted again, approved.
+        second = registration.create_study(s, researcher, study_data())
+        registration.submit(s, researcher, second)
+        review.return_for_changes(s, office, second, "Ange försäkringen.")
+        assert (second.status, second.review_reason) == ("returned", "Ange försäkringen.")
+        registration.update_study(s, researcher, second, study_data(title_sv="Ny titel"))
+        assert second.status == "returned"
+        registration.submit(s, researcher, second)
+        registration.review(s, office, second, approve=True)
+        assert second.status == "approved"
+        assert [h.action for h in review.history(s, second)] == [
+            "submit",
+            "return",
+            "submit",
+            "approve",
+        ]
+        assert registration.studies_for(s, office) == [second, study]
 
 
 def test_every_ctgov_record_becomes_a_valid_draft(env, shared_dir):

@@ -56,6 +56,12 @@ EMITS_COUNTS = {
     ("POST", "/access/request"): "a data request's tables (or an output to check)",
     ("POST", "/api/access/permits/{permit_id}/revoke"): "the permit's outputs' disclosed sizes",
     ("POST", "/access/permits/{permit_id}/revoke"): "redirects (errors: the application)",
+    # A form on the study's page sent back with its errors: the page again, as its GET shows it.
+    ("POST", "/studies/{study_id}/review"): "the study's page again (review errors)",
+    ("POST", "/studies/{study_id}/checklist"): "the study's page again (checklist errors)",
+    ("POST", "/studies/{study_id}/documents"): "the study's page again (upload errors)",
+    ("POST", "/studies/{study_id}/comments"): "the study's page again (comment errors)",
+    ("POST", "/studies/{study_id}/return"): "the study's page again (return errors)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).
@@ -68,7 +74,12 @@ NO_POPULATION_COUNTS = {
     ("POST", "/portal/invitations/{invitation_id}"), ("GET", "/portal/export"),
     ("POST", "/portal/delete"), ("GET", "/portal/search"), ("GET", "/studies"),
     ("GET", "/studies/new"), ("POST", "/studies"), ("POST", "/studies/import"),
-    ("POST", "/studies/{study_id}/review"), ("GET", "/studies/{study_id}/contacts"),
+    ("GET", "/studies/{study_id}/contacts"),
+    ("GET", "/studies/{study_id}/edit"), ("POST", "/studies/{study_id}/edit"),
+    ("GET", "/studies/{study_id}/criteria"), ("POST", "/studies/{study_id}/criteria"),
+    ("GET", "/studies/{study_id}/criteria/rule"), ("GET", "/studies/{study_id}/criteria/codes"),
+    ("GET", "/studies/{study_id}/documents/{document_id}"),
+    ("GET", "/reviews"),  # studies and days waited, no people
     ("POST", "/invitations/{invitation_id}/outcome"), ("GET", "/admin"),
     ("POST", "/admin/organizations"), ("POST", "/admin/staff"),
     ("POST", "/admin/staff/{staff_id}/password"), ("POST", "/admin/staff/{staff_id}/deactivate"),

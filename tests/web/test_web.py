@@ -30,6 +30,7 @@ def concrete(path: str, site) -> str:
         "permit_id": 999999,
         "output_id": 999999,
         "name": "person.csv",
+        "document_id": 999999,
         "slug": "no-such-program",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "DECISIONS",
+    "DOCUMENT_KINDS",
     "INVITATION_STATES",
     "ORGANIZATION_KINDS",
     "OUTCOMES",
@@ -14,6 +16,10 @@ __all__ = [
     "OutboxMessage",
     "StaffAccount",
     "Study",
+    "StudyChecklist",
+    "StudyComment",
+    "StudyDecision",
+    "StudyDocument",
     "StudySite",
 ]
 
@@ -26,6 +32,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -38,7 +45,12 @@ from brygga.db import Base
 # strategy: the strategy group following up the life-science agendas.
 ROLES = ("researcher", "research_office", "care_provider", "data_steward", "strategy", "admin")
 ORGANIZATION_KINDS = ("company", "university", "care_unit", "region")
-STUDY_STATES = ("draft", "submitted", "approved", "rejected", "closed")
+# returned: the research office sent it back for changes; editable and resubmittable like a
+# draft. rejected is final.
+STUDY_STATES = ("draft", "submitted", "returned", "approved", "rejected", "closed")
+# The entries of a study's decision history (StudyDecision.action).
+DECISIONS = ("submit", "return", "approve", "reject")
+DOCUMENT_KINDS = ("protocol", "ethics_decision", "insurance", "other")
 PHASES = ("1", "1/2", "2", "2/3", "3", "4", "not_applicable")
 INVITATION_STATES = ("sent", "seen", "interested", "declined", "expired", "withdrawn")
 OUTCOMES = ("screened", "enrolled", "not_eligible")
@@ -172,3 +184,69 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class StudyChecklist(Base):
+    """The research office's checklist for one study: what it verified, and when.
+
+    The ethics approval number and EU CT number are the study's own (the researcher enters
+    them); the office records that it checked them, the ethics decision date, the insurance
+    and the protocol version it reviewed."""
+
+    __tablename__ = "study_checklist"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), primary_key=True)
+    ethics_checked: Mapped[bool] = mapped_column(Boolean, default=False)
+    ethics_decision_date: Mapped[date | None] = mapped_column(Date)
+    eu_ct_checked: Mapped[bool] = mapped_column(Boolean, default=False)
+    insurance: Mapped[str | None] = mapped_column(String(200))
+    protocol_version: Mapped[str | None] = mapped_column(String(50))
+    updated_by: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudyDocument(Base):
+    """A file uploaded for a study's review (protocol, ethics decision ...), kept in the
+    database with its SHA-256, so what was reviewed can be shown to be what was uploaded."""
+
+    __tablename__ = "study_document"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read on download
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudyComment(Base):
+    """One message in a study's thread between its researchers and the research office."""
+
+    __tablename__ = "study_comment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[str] = mapped_column(Text)
+
+    author: Mapped[StaffAccount] = relationship()
+
+
+class StudyDecision(Base):
+    """One step of a study's review history: who, when, what (``DECISIONS``) and why."""
+
+    __tablename__ = "study_decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[StaffAccount] = relationship()

@@ -1,13 +1,16 @@
-"""Study registration and review: draft -> submitted -> approved / rejected (with reason).
+"""Study registration and review: draft -> submitted -> approved / rejected (with reason), or
+returned for changes -> submitted again.
 
-Researchers of the study's organization edit drafts (and rejected studies, to resubmit); the
-research office reviews. Validation errors name the field (``FormError``); nothing here ever
+Researchers of the study's organization edit drafts and returned studies (and resubmit them);
+the research office reviews (``studies.review``: checklist, documents, comments). Every
+submission and decision is kept in the study's history (``StudyDecision``) and audited. Validation errors name the field (``FormError``); nothing here ever
 raises for bad input with anything but a ``BryggaError``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "EDITABLE",
     "MAX_SUMMARY",
     "NCT",
     "SiteInput",
@@ -16,14 +19,17 @@ __all__ = [
     "check_submit",
     "create_study",
     "criteria_from_yaml",
+    "editable_study",
     "from_ctgov",
     "get_study",
     "is_team",
+    "record_decision",
     "review",
     "studies_for",
     "study_criteria",
     "study_form_data",
     "submit",
+    "update_criteria",
     "update_study",
     "visible_study",
 ]
@@ -44,9 +50,11 @@ from brygga.errors import BryggaError, InputError, NotFoundError, PermissionDeni
 from brygga.forms import FormError, validate
 from brygga.registry import geography
 from brygga.registry.areas import AREAS
-from brygga.studies.models import StaffAccount, Study, StudySite
+from brygga.studies.models import StaffAccount, Study, StudyDecision, StudySite
 
 MAX_SUMMARY = 2000
+# The states in which the study's researchers may edit and (re)submit it.
+EDITABLE = ("draft", "returned")
 NCT = re.compile(r"NCT[0-9]{8}")
 
 
@@ -203,15 +211,37 @@ def visible_study(session: Session, staff: StaffAccount, study_id: int) -> Study
     return study
 
 
+def editable_study(session: Session, staff: StaffAccount, study_id: int) -> Study:
+    """A study its researcher may edit now (draft or returned), or the error saying why not."""
+    study = visible_study(session, staff, study_id)
+    if not (is_team(staff, study) and staff.role == "researcher"):
+        raise PermissionDenied("only the study's researchers edit it")
+    if study.status not in EDITABLE:
+        raise InputError(f"a {study.status} study cannot be edited")
+    return study
+
+
+def update_criteria(session: Session, staff: StaffAccount, study: Study, text: str) -> Study:
+    """Replace the study's criteria (from the builder); the same rules as ``update_study``."""
+    if not (is_team(staff, study) and staff.role == "researcher"):
+        raise PermissionDenied("only the study's researchers edit it")
+    if study.status not in EDITABLE:
+        raise InputError(f"a {study.status} study cannot be edited")
+    criteria_from_yaml(text)  # raises ValueError naming the problem
+    study.criteria_yaml = text
+    session.flush()
+    audit.append("study.criteria", actor=f"staff:{staff.id}", details={"study": study.id})
+    return study
+
+
 def update_study(
     session: Session, staff: StaffAccount, study: Study, data: dict[str, Any]
 ) -> Study:
     if not (is_team(staff, study) and staff.role == "researcher"):
         raise PermissionDenied("only the study's researchers edit it")
-    if study.status not in ("draft", "rejected"):
+    if study.status not in EDITABLE:
         raise InputError(f"a {study.status} study cannot be edited")
-    _apply(study, _validate_study(data))
-    study.status = "draft"
+    _apply(study, _validate_study(data))  # a returned study stays returned until resubmitted
     session.flush()
     audit.append("study.update", actor=f"staff:{staff.id}", details={"study": study.id})
     return study
@@ -222,7 +252,7 @@ def submit(session: Session, staff: StaffAccount, study: Study) -> Study:
     check_submit(staff, study)
     study.status, study.submitted_at = "submitted", now()
     study.review_reason = None
-    session.flush()
+    record_decision(session, staff, study, "submit")
     audit.append("study.submit", actor=f"staff:{staff.id}", details={"study": study.id})
     return study
 
@@ -232,7 +262,7 @@ def check_submit(staff: StaffAccount, study: Study) -> None:
     feasibility question, which runs before the submission is written)."""
     if not (is_team(staff, study) and staff.role == "researcher"):
         raise PermissionDenied("only the study's researchers submit it")
-    if study.status not in ("draft", "rejected"):
+    if study.status not in EDITABLE:
         raise InputError(f"a {study.status} study cannot be submitted")
     missing = {}
     if study.ethics_number is None:
@@ -258,10 +288,22 @@ def review(
     study.status = "approved" if approve else "rejected"
     study.review_reason = reason or None
     study.reviewed_by, study.reviewed_at = staff.id, now()
-    session.flush()
+    record_decision(session, staff, study, "approve" if approve else "reject", reason or None)
     action = "study.approve" if approve else "study.reject"
     audit.append(action, actor=f"staff:{staff.id}", details={"study": study.id})
     return study
+
+
+def record_decision(
+    session: Session, staff: StaffAccount, study: Study, action: str, reason: str | None = None
+) -> StudyDecision:
+    """One entry of the study's history (who, when, what, why); the caller audits it."""
+    entry = StudyDecision(
+        study_id=study.id, actor_id=staff.id, at=now(), action=action, reason=reason
+    )
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 def studies_for(session: Session, staff: StaffAccount) -> list[Study]:

@@ -22,6 +22,7 @@ __all__ = [
     "templates",
 ]
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
 # ``max_upload_body_bytes``; every other body up to ``max_body_bytes``.
 UPLOAD_PATHS = frozenset({"/studies", "/studies/import"})
+# ... and these, with a study's id: its edited form and its review documents (routes/workbench.py).
+UPLOAD_PATTERN = re.compile(r"/studies/[0-9]{1,12}/(edit|documents)")
 
 
 @dataclass
@@ -84,10 +87,22 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import access, admin, api, care, data, public, resident, staff, steward
+    from brygga.web.routes import (
+        access,
+        admin,
+        api,
+        care,
+        data,
+        public,
+        resident,
+        staff,
+        steward,
+        workbench,
+    )
 
     return tuple(
-        m.router for m in (public, resident, staff, care, admin, steward, api, data, access)
+        m.router
+        for m in (public, resident, staff, workbench, care, admin, steward, api, data, access)
     )
 
 
@@ -148,7 +163,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_limit if scope["path"] in UPLOAD_PATHS else self.limit
+        upload = scope["path"] in UPLOAD_PATHS or UPLOAD_PATTERN.fullmatch(scope["path"])
+        limit = self.upload_limit if upload else self.limit
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             request = Request(scope, receive)

@@ -13,20 +13,25 @@ __all__ = [
     "ask_feasibility",
     "db",
     "disclosure",
+    "disclosure_text",
     "error_response",
     "feasibility_now",
     "lang",
+    "local_time",
     "localized",
     "municipality_name",
     "number",
     "platform",
     "read_db",
     "render",
+    "render_study",
     "short_write",
     "wants_json",
 ]
 
+import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from babel.numbers import format_decimal
@@ -37,14 +42,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
+from brygga import charts, clock
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
 from brygga.messages import localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
-from brygga.studies import funnel, registration, staff
-from brygga.studies.models import Study
+from brygga.studies import builder, funnel, registration, review, staff
+from brygga.studies.models import DOCUMENT_KINDS, StaffAccount, Study
 from brygga.synth.targets import REGIONS
 from brygga.web import i18n, security
 from brygga.web.security import Principal
@@ -248,3 +254,158 @@ def error_response(
         detail = localize(message, lang(request)) or (message if lang(request) == "en" else None)
     context = {"status": status, "detail": detail, "errors": fields or {}}
     return render(request, "error.html", context, status)
+
+
+# The release gate's policy descriptions (privacy/disclosure.py, privacy/noise.py), in English,
+# as catalogue keys with their figures, so a Swedish page says them in Swedish.
+_DISCLOSURES = (
+    (re.compile(r"counts 1-(?P<max>\d+) suppressed, others rounded to the nearest (?P<to>\d+)"),
+     "wb_disc_rounding"),
+    (re.compile(r"counts 1-(?P<max>\d+) suppressed, exact"), "wb_disc_threshold"),
+    (re.compile(r"RAW exact counts \(synthetic region\)"), "wb_disc_raw"),
+    (re.compile(r"exact \(study team\)"), "wb_disc_team"),
+    (re.compile(r"cell key method \(perturbation up to ±(?P<p>\d+)\), counts below (?P<min>\d+)"
+                r" suppressed"), "wb_disc_cellkey"),
+    (re.compile(r"(?P<mech>\w+) noise \(epsilon (?P<eps>[0-9.]+)(?:, delta [^)]*)?\) rounded to "
+                r"(?P<to>\d+), results below (?P<min>\d+) suppressed; 95 % of answers within "
+                r"±(?P<err>[0-9.]+) of the truth"), "wb_disc_noise"),
+)  # fmt: skip
+
+
+# Å, Ä and Ö sort after Z, in that order (Swedish alphabetical order).
+_SWEDISH_ORDER = str.maketrans({"å": "{", "ä": "|", "ö": "}"})
+
+
+def disclosure_text(description: str, language: str) -> str:
+    """A disclosure policy's description in the page's language."""
+    for pattern, key in _DISCLOSURES:
+        match = pattern.fullmatch(description or "")
+        if match:
+            return i18n.translate(key, language).format(**match.groupdict())
+    return localized(description, language)
+
+
+def _feasibility_charts(request: Request, study: Study, language: str) -> dict[str, Any]:
+    """The saved feasibility as charts, each with its table: attrition (steps described in the
+    page's language), and the eligible by sex, age band and municipality (by name). Every
+    figure is the disclosed one saved with the answer (``funnel.study_feasibility``)."""
+    result = study.feasibility
+    if not result:
+        return {}
+
+    def t(key: str) -> str:
+        return i18n.translate(key, language)
+
+    steps = result.get("attrition") or []
+    labels = [str(s["step"]) for s in steps]
+    try:
+        criteria = registration.study_criteria(study)
+        config = request.app.state.config
+        region = platform(request).region(config.region) if config.region else None
+        names = builder.concept_names(region, criteria)
+        described = builder.step_labels(criteria, t, names)
+        if len(described) + 1 == len(labels):  # the engine's first step: the population
+            day = str(result.get("index_date", ""))
+            described = [t("wb_step_population").format(date=day), *described]
+        if len(described) == len(labels):  # saved for these criteria (save_feasibility)
+            labels = described
+    except (InputError, ValueError):  # old criteria the language now refuses: keep the text
+        pass
+    count = t("col_count")
+
+    def bar(title: str, head: str, keys: list[str], cells: list[dict[str, Any]]) -> Any:
+        return charts.bar(
+            title,
+            keys,
+            [c.get("value") for c in cells],
+            [str(c.get("display")) for c in cells],
+            label_title=head,
+            value_title=count,
+            lang=language,
+        )
+
+    out = {"attrition": bar(t("wb_chart_attrition"), t("col_step"), labels,
+                            [s["count"] for s in steps])}  # fmt: skip
+    groups = result.get("breakdowns") or {}
+    sex = groups.get("sex") or {}
+    if sex:
+        out["sex"] = bar(t("wb_chart_sex"), t("wb_col_sex"),
+                         [t(f"wb_sex_{k}") if k in ("female", "male") else k for k in sex],
+                         list(sex.values()))  # fmt: skip
+    bands = groups.get("age_band") or {}
+    if bands:
+        out["age_band"] = bar(t("wb_chart_age"), t("wb_col_age"),
+                              [t("wb_age_band").format(band=k.replace("-", "–")) for k in bands],
+                              list(bands.values()))  # fmt: skip
+    places = groups.get("municipality") or {}
+    if places:  # by name (unknown last), as a reader looks a place up
+        named = sorted(
+            ((t("wb_unknown") if k == "unknown" else municipality_name(k), v)
+             for k, v in places.items()),
+            key=lambda p: (p[0] == t("wb_unknown"), p[0].casefold().translate(_SWEDISH_ORDER)),
+        )  # fmt: skip
+        out["municipality"] = bar(t("wb_chart_municipality"), t("wb_col_municipality"),
+                                  [n for n, _ in named], [v for _, v in named])  # fmt: skip
+    return out
+
+
+def local_time(at: datetime | None) -> str:
+    """A stored moment as Swedish local time (SQLite gives back naive UTC)."""
+    if at is None:
+        return ""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(clock.SWEDEN).strftime("%Y-%m-%d %H:%M")
+
+
+def render_study(
+    request: Request,
+    session: Session,
+    me: StaffAccount,
+    study: Study,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """A study's page (``study.html``): its facts, feasibility with charts and tables, the
+    recruitment funnel as a chart, and the review (checklist, documents, comment thread,
+    history). ``errors`` and ``values``: a form on the page sent back with its field errors."""
+    language = lang(request)
+    on_team = registration.is_team(me, study)
+    counts = funnel.funnel(session, study, disclosure(request, team=on_team))
+    stages = counts["stages"]
+    funnel_chart = charts.bar(
+        i18n.translate("funnel", language),
+        [i18n.translate(f"funnel_{k}", language) for k in stages],
+        [v.get("value") for v in stages.values()],
+        [str(v.get("display")) for v in stages.values()],
+        label_title=i18n.translate("col_stage", language),
+        value_title=i18n.translate("col_count", language),
+        lang=language,
+    )
+    reviewer = me.role == "research_office"
+    participant = reviewer or (me.role == "researcher" and on_team)
+    context = {
+        "study": study,
+        "me": me,
+        "on_team": on_team,
+        "funnel": counts,
+        "funnel_chart": funnel_chart,
+        "funnel_disclosure": disclosure_text(counts["disclosure"], language),
+        "feasibility_disclosure": disclosure_text(
+            (study.feasibility or {}).get("disclosure", ""), language
+        ),
+        "feasibility_charts": _feasibility_charts(request, study, language),
+        "participant": participant,
+        "editable": me.role == "researcher" and on_team and study.status in registration.EDITABLE,
+        "checklist": review.checklist(session, study),
+        "documents": review.documents(session, study) if participant else [],
+        "comments": review.comments(session, study) if participant else [],
+        "history": review.history(session, study),
+        "waiting_days": review.waiting_days(study),
+        "document_kinds": DOCUMENT_KINDS,
+        "max_document": review.MAX_DOCUMENT,
+        "errors": errors or {},
+        "values": values or {},
+        "local_time": local_time,
+    }
+    return render(request, "study.html", context, status)

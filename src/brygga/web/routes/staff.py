@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from brygga.errors import InputError
 from brygga.forms import FormError
+from brygga.messages import translate_error
 from brygga.privacy.questions import QuestionRefused
 from brygga.registry.areas import AREAS
 from brygga.studies import ctgov, funnel, invitations, matching, registration, staff
@@ -22,10 +23,11 @@ from brygga.web.deps import (
     Id,
     ask_feasibility,
     db,
-    disclosure,
     feasibility_now,
+    lang,
     read_db,
     render,
+    render_study,
     short_write,
 )
 from brygga.web.security import Principal, allow
@@ -44,11 +46,17 @@ def account(session: Session, who: Principal) -> StaffAccount:
 
 
 def form_page(
-    request: Request, data: dict[str, Any], errors: dict[str, str], status: int = 200
+    request: Request,
+    data: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+    study: Study | None = None,
 ) -> Response:
+    """The study form: a new study, or ``study`` being edited."""
     sites = list(data.get("sites") or [])
     sites += [{"name": "", "municipality_code": ""}] * (SITE_ROWS - len(sites))
-    context = {"data": data, "errors": errors, "areas": AREAS, "phases": PHASES, "sites": sites}
+    context = {"data": data, "errors": errors, "areas": AREAS, "phases": PHASES, "sites": sites,
+               "study": study}  # fmt: skip
     return render(request, "study_form.html", context, status)
 
 
@@ -121,6 +129,36 @@ async def create_study(
     return RedirectResponse(f"/studies/{study.id}", 303)
 
 
+@router.get("/studies/{study_id}/edit")
+def edit_study(
+    study_id: Id,
+    request: Request,
+    who: Principal = Depends(researcher),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    me = account(session, who)
+    study = registration.editable_study(session, me, study_id)
+    return form_page(request, registration.study_form_data(study), {}, study=study)
+
+
+@router.post("/studies/{study_id}/edit")
+async def update_study(
+    study_id: Id,
+    request: Request,
+    who: Principal = Depends(researcher),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    me = account(session, who)
+    study = registration.editable_study(session, me, study_id)
+    data: dict[str, Any] = {}
+    try:
+        data = await study_form(request)
+        registration.update_study(session, me, study, data)
+    except FormError as exc:  # validated before anything is changed
+        return form_page(request, data, exc.fields, 422, study=study)
+    return RedirectResponse(f"/studies/{study.id}", 303)
+
+
 @router.post("/studies/import")
 async def import_ctgov(
     request: Request, file: UploadFile, who: Principal = Depends(researcher)
@@ -151,14 +189,7 @@ def study_page(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
-    study = registration.visible_study(session, me, study_id)
-    on_team = registration.is_team(me, study)
-    counts = funnel.funnel(session, study, disclosure(request, team=on_team))
-    return render(
-        request,
-        "study.html",
-        {"study": study, "me": me, "on_team": on_team, "funnel": counts, "errors": {}},
-    )
+    return render_study(request, session, me, registration.visible_study(session, me, study_id))
 
 
 @router.post("/studies/{study_id}/submit")
@@ -183,7 +214,12 @@ async def submit_study(
         if result is not None:
             funnel.save_feasibility(write, study_id, result, study.criteria_yaml)
 
-    study, result = await run_in_threadpool(ask)
+    try:
+        study, result = await run_in_threadpool(ask)
+    except FormError as exc:  # what is missing, named on the study's page (no dead end)
+        me = account(session, who)
+        study = registration.visible_study(session, me, study_id)
+        return render_study(request, session, me, study, exc.fields, 422)
     await short_write(request, submit)
     return RedirectResponse(f"/studies/{study_id}", 303)
 
@@ -195,7 +231,14 @@ async def feasibility(
     who: Principal = Depends(allow("researcher", "research_office")),
     session: Session = Depends(read_db, scope="function"),
 ) -> Response:
-    await feasibility_now(request, session, who, study_id)
+    try:
+        await feasibility_now(request, session, who, study_id)
+    except (QuestionRefused, InputError) as exc:  # said on the study's page, not a dead end
+        message = translate_error(exc, lang(request)) or exc.message
+        me = account(session, who)
+        study = registration.visible_study(session, me, study_id)
+        return render_study(request, session, me, study, {"feasibility": message},
+                            exc.http_status)  # fmt: skip
     return RedirectResponse(f"/studies/{study_id}#feasibility", 303)
 
 
@@ -204,13 +247,16 @@ def review(
     study_id: Id,
     request: Request,
     decision: str = Form(pattern="^(approve|reject)$"),
-    reason: str = Form("", max_length=2000),
+    reason: str = Form(""),  # registration.review checks its length: the page says so
     who: Principal = Depends(reviewer),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
     study = registration.visible_study(session, me, study_id)
-    registration.review(session, me, study, approve=decision == "approve", reason=reason)
+    try:
+        registration.review(session, me, study, approve=decision == "approve", reason=reason)
+    except FormError as exc:  # e.g. a rejection without a reason: the page says so
+        return render_study(request, session, me, study, exc.fields, 422, {"reason": reason})
     if study.status == "approved":
         matching.match_study(session, study, request.app.state.eligibility)
     return RedirectResponse(f"/studies/{study.id}", 303)

@@ -4,3 +4,30 @@ import { initAll } from "/static/govuk/govuk-frontend.min.js";
 
 document.body.classList.add("js-enabled", "govuk-frontend-supported");
 initAll();
+
+// The criteria builder's code search: "add" puts the code into the rule's codes and chooses
+// its code system (the results arrive by htmx, so the listener is on the document).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.brygga-pick");
+  if (!button) return;
+  const row = button.dataset.row;
+  const codes = document.getElementById(`rules-${row}-codes`);
+  const vocabulary = document.getElementById(`rules-${row}-vocabulary`);
+  if (!codes) return;
+  const present = codes.value.split(/[\s,;]+/).filter(Boolean);
+  if (!present.includes(button.dataset.code)) present.push(button.dataset.code);
+  codes.value = present.join(", ");
+  if (vocabulary) vocabulary.value = button.dataset.vocabulary;
+  codes.focus();
+});
+
+// Choosing a rule's kind chooses that kind's usual code system (the server checks the pair).
+const DEFAULT_VOCABULARY = { condition: "ICD10", drug: "ATC", measurement: "", procedure: "KVA" };
+document.addEventListener("change", (event) => {
+  const match = /^rules-(\d+)-kind$/.exec(event.target.id || "");
+  if (!match) return;
+  const vocabulary = document.getElementById(`rules-${match[1]}-vocabulary`);
+  if (vocabulary && event.target.value in DEFAULT_VOCABULARY) {
+    vocabulary.value = DEFAULT_VOCABULARY[event.target.value];
+  }
+});
