@@ -25,7 +25,7 @@ __all__ = ["Chart", "bar", "line"]
 # The theme's colours (frontend/brygga.scss) and the platform's fonts.
 BRAND = "#00505c"
 PALETTE = ["#00505c", "#d4351c", "#1d70b8", "#f47738", "#4c2c92", "#85994b"]
-FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif"
+FONT = "Liberation Sans, Arial, Helvetica, sans-serif"  # metric-compatible fonts: vl-convert measures labels as the browser draws them
 WIDTH = 560
 
 
@@ -78,7 +78,9 @@ def bar(
         for lab, v, d in zip(labels, values, displays, strict=True)
     ]
     base = alt.Chart(alt.Data(values=data)).encode(
-        y=alt.Y("label:N", sort=list(labels), title=label_title),
+        # No axis title beside the labels: long labels (attrition steps) need the room, and
+        # the table under the chart names the column.
+        y=alt.Y("label:N", sort=list(labels), title=None, axis=alt.Axis(labelLimit=240)),
         x=alt.X("value:Q", title=value_title),
     )
     layered = base.mark_bar(color=colour) + base.mark_text(
