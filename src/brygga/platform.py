@@ -20,18 +20,25 @@ render them.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from brygga import audit
+from brygga import audit, clock
+from brygga.agenda import catalogue as kpi_catalogue
+from brygga.agenda import imported as kpi_imports
+from brygga.agenda import report as agenda_report
+from brygga.agenda import snapshot as agenda_snapshot
+from brygga.agenda.kpis import Context, Periods
+from brygga.agenda.strategy import Strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
-from brygga.db.session import database_url, session
+from brygga.db.session import database_url, session, write_session
 from brygga.errors import InputError
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
@@ -231,3 +238,100 @@ class Brygga:
             "notifications": {k: single(policy, v) for k, v in delivered.items()},
             "disclosure": policy.description,
         }
+
+    # --- Agenda -----------------------------------------------------------------------------
+
+    def kpis(self, lang: str | None = None) -> list[dict[str, Any]]:
+        """Every KPI of the registry with the priorities that follow it."""
+        return [kpi_catalogue.describe(k, lang) for k in kpi_catalogue.registry()]
+
+    def kpi(self, kpi_id: str) -> dict[str, Any]:
+        return kpi_catalogue.describe(kpi_catalogue.registry().get(kpi_id))
+
+    def explain_kpi(self, kpi_id: str) -> dict[str, Any]:
+        """Definition, the queries a live KPI runs and its inputs."""
+        return kpi_catalogue.explain(kpi_catalogue.registry().get(kpi_id))
+
+    def kpi_policy(self, region: str | Path | Region | None = None) -> Any:
+        """The release gate's policy for the agenda's figures: the region's when the figures
+        include its records, else the deployment's (never raw: the figures are public)."""
+        return self.policy(region) if region is not None else self.policy()
+
+    def kpi_series(
+        self,
+        kpi_id: str,
+        *,
+        year: int | None = None,
+        region: str | Path | Region | None = None,
+        area: str | None = None,
+    ) -> dict[str, Any]:
+        """One KPI's series by year and quarter (the five years ending with ``year``)."""
+        kpi = kpi_catalogue.registry().get(kpi_id)
+        today = clock.today()
+        year = year or today.year
+        opened = self.region(region) if region is not None else None
+        area = area or (opened.manifest.get("region_key") if opened is not None else None)
+        with session(self.database) as s:
+            ctx = Context(
+                session=s,
+                policy=self.kpi_policy(opened),
+                periods=Periods.ending(year, min(today, date(year, 12, 31))),
+                region=opened,
+                platform=self,
+            )
+            series = kpi_catalogue.compute(kpi, ctx, area or "skane")
+        return {**kpi_catalogue.describe(kpi), "area": area, "series": series}
+
+    def import_kpis(self, path: str | Path) -> dict[str, Any]:
+        """``brygga kpi import``: a CSV of imported series, validated whole, then stored."""
+        with write_session(self.database) as s:
+            result = kpi_imports.import_csv(s, path)
+        audit.append("agenda.import", actor=f"cli:{current_user()}", details=result.as_dict())
+        return result.as_dict()
+
+    def strategy(self, source: str | Path) -> Strategy:
+        """A strategy file, or a bundled strategy by id (``skane-firs-2026``)."""
+        return load_strategy(source)
+
+    def agenda_snapshot(
+        self,
+        source: str | Path | Strategy,
+        year: int,
+        *,
+        region: str | Path | Region | None = None,
+    ) -> dict[str, Any]:
+        """A strategy's figures for ``year``, frozen (``agenda.snapshot``)."""
+        strategy = source if isinstance(source, Strategy) else self.strategy(source)
+        opened = self.region(region) if region is not None else None
+        with session(self.database) as s:
+            return agenda_snapshot.build(
+                strategy,
+                session=s,
+                policy=self.kpi_policy(opened),
+                year=year,
+                today=clock.today(),
+                region=opened,
+                platform=self,
+                source="" if isinstance(source, Strategy) else str(source),
+            )
+
+    def annual_report(
+        self,
+        source: str | Path,
+        year: int,
+        out: str | Path,
+        *,
+        lang: str = "sv",
+        region: str | Path | Region | None = None,
+        snapshot: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """``brygga report annual``: DIR/index.html, DIR/report.pdf and DIR/snapshot.json, from
+        live figures or (``snapshot``) from a saved snapshot, which renders the same again."""
+        started = time.perf_counter()
+        if snapshot is not None:
+            snap = agenda_snapshot.load(snapshot)
+        else:
+            snap = self.agenda_snapshot(source, year, region=region)
+        result = agenda_report.write(snap, Path(out), lang)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        return result
