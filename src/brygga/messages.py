@@ -24,6 +24,7 @@ __all__ = [
     "CatalogueError",
     "catalogue",
     "load",
+    "localize",
     "translate",
     "translate_error",
 ]
@@ -94,3 +95,18 @@ def translate_error(exc: Exception, lang: str) -> str | None:
     if not isinstance(key, str) or key not in catalogue() or not isinstance(params, dict):
         return None
     return translate(key, lang).format(**params)
+
+
+def localize(text: str, lang: str) -> str | None:
+    """An English source message (a field or error message, ``forms.FieldMessage`` or plain
+    text) in ``lang``, or None when the catalogues do not have it.
+
+    The services raise their messages in English (the JSON API and the CLI show them as they
+    are); the ``errors`` domain holds their Swedish text with the English source as the
+    message id, gettext's classic form, and a ``FieldMessage`` brings its values along.
+    """
+    template = getattr(text, "template", text)
+    params = getattr(text, "params", None) or {}
+    if template not in catalogue():
+        return None
+    return translate(template, lang).format(**params)
