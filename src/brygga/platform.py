@@ -28,8 +28,8 @@ from typing import Any
 from brygga import audit, clock
 from brygga.agenda import catalogue as kpi_catalogue
 from brygga.agenda import imported as kpi_imports
-from brygga.agenda import report as agenda_report
 from brygga.agenda import snapshot as agenda_snapshot
+from brygga.agenda.halsolaget import halsolaget as state_of_health
 from brygga.agenda.kpis import Context, Periods
 from brygga.agenda.strategy import Strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
@@ -56,7 +56,11 @@ from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
 
-__all__ = ["Brygga"]
+__all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
+
+# The public agenda and Hälsoläget pages are recomputed at most this often (figures by year and
+# quarter do not change from one minute to the next; the computation reads whole tables).
+PAGE_CACHE_SECONDS = 300
 
 
 class Brygga:
@@ -67,6 +71,7 @@ class Brygga:
         self._regions: dict[Path, tuple[int, Region]] = {}
         self._lock = threading.Lock()
         self._database: str | None = None
+        self._page_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -327,6 +332,10 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga report annual``: DIR/index.html, DIR/report.pdf and DIR/snapshot.json, from
         live figures or (``snapshot``) from a saved snapshot, which renders the same again."""
+        # Imported here: Altair, vl-convert and WeasyPrint take a second or two to load, and
+        # only the report needs them (not every command that builds the platform).
+        from brygga.agenda import report as agenda_report
+
         started = time.perf_counter()
         if snapshot is not None:
             snap = agenda_snapshot.load(snapshot)
@@ -335,3 +344,35 @@ class Brygga:
         result = agenda_report.write(snap, Path(out), lang)
         result["seconds"] = round(time.perf_counter() - started, 2)
         return result
+
+    def _cached(self, key: tuple[Any, ...], make: Any) -> Any:
+        """A public page's figures, computed at most once per ``PAGE_CACHE_SECONDS`` per key
+        (the agenda and Hälsoläget read whole tables; a page view must not)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._page_cache.get(key)
+            if hit is not None and now - hit[0] < PAGE_CACHE_SECONDS:
+                return hit[1]
+        value = make()  # outside the lock: seconds on a large region
+        with self._lock:
+            self._page_cache[key] = (now, value)
+        return value
+
+    def agenda_figures(
+        self, strategy_id: str, *, region: str | Path | Region | None = None
+    ) -> dict[str, Any]:
+        """This year's snapshot of a bundled strategy for the public ``/agenda`` page."""
+        strategy = load_strategy(strategy_id)
+        year = clock.today().year
+        opened = self.region(region) if region is not None else None
+        key = ("agenda", strategy.id, year, getattr(opened, "path", None))
+        return self._cached(key, lambda: self.agenda_snapshot(strategy, year, region=opened))
+
+    def halsolaget(self, region: str | Path | Region) -> dict[str, Any]:
+        """The region's state of health (``agenda.halsolaget``), disclosed, for ``/halsolaget``."""
+        opened = self.region(region)
+        key = ("halsolaget", opened.path, opened.manifest.get("created"))
+        policy = self.kpi_policy(opened)
+        return self._cached(
+            key, lambda: state_of_health(opened, policy, engine=self.settings.engine)
+        )

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from brygga import clock
-from brygga.agenda import _charts as charts
+from brygga import charts, clock
 from brygga.agenda import report, snapshot
 from brygga.agenda.strategy import load_strategy
 from brygga.db.session import session

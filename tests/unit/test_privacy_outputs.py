@@ -48,6 +48,8 @@ EMITS_COUNTS = {
     "evaluate": "run below on the non-synthetic small region (rounding, cell key)",
     "match": "invitations per study, expired, notified: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
+    "kpi": "KPI series through the release gate (tests/unit/test_agenda_kpis.py)",
+    "report": "the annual report's figures, the same series (tests/unit/test_agenda_report.py)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",

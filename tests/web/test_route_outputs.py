@@ -25,6 +25,8 @@ EMITS_COUNTS = {
     ("GET", "/api/studies/{study_id}"): "the saved feasibility answer",
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
+    ("GET", "/agenda"): "the agenda's KPI series (tests/web/test_agenda_pages.py)",
+    ("GET", "/halsolaget"): "prevalence and SCORE2 categories (tests/web/test_agenda_pages.py)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).

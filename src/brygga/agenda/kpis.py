@@ -221,7 +221,11 @@ def point(period: str, disclosed: dict[str, Any] | None, value: Any = ..., **ext
 def _display(value: Any, disclosed: dict[str, Any]) -> str:
     if value is None:
         return disclosed["display"] if disclosed["value"] is None else "–"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        # A share, ratio or median is never mistaken for a count: it always has a decimal.
+        text = f"{value:g}"
+        return text if "." in text or "e" in text else f"{text}.0"
+    return str(value)
 
 
 def series_of(ctx: Context, points: dict[str, dict[str, Any]]) -> Series:

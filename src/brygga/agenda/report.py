@@ -12,7 +12,7 @@ The PDF is made from the same HTML by WeasyPrint (charts are inline SVG, fonts t
 
 from __future__ import annotations
 
-__all__ = ["render_html", "render_pdf", "status", "view", "write"]
+__all__ = ["health_view", "render_html", "render_pdf", "status", "view", "write"]
 
 import time
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from brygga.agenda import _charts as charts
+from brygga import charts
 from brygga.agenda import snapshot as snapshots
 from brygga.errors import OutputExistsError
 from brygga.messages import translate
@@ -303,4 +303,92 @@ def write(snap: dict[str, Any], out: Path, lang: str, *, force: bool = True) -> 
         "year": snap["year"],
         "figures": len(snap["figures"]),
         "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _pct_text(value: float | None, lang: str) -> str:
+    return "–" if value is None else f"{_number(value, lang)} %"
+
+
+def _rate_rows(rows: list[dict[str, Any]], lang: str, standardised: bool = False) -> list[tuple]:
+    out = []
+    for r in rows:
+        label = r["label"][lang] if isinstance(r["label"], dict) else r["label"]
+        row = (label, r["count"]["display"], r["population"]["display"], _pct_text(r["rate"], lang))
+        out.append((*row, _pct_text(r.get("standardised"), lang)) if standardised else row)
+    return out
+
+
+def _rate_chart(title: str, rows: list[dict[str, Any]], key: str, label_title: str,
+                lang: str) -> charts.Chart:  # fmt: skip
+    labels = [r["label"][lang] if isinstance(r["label"], dict) else r["label"] for r in rows]
+    values = [r[key] for r in rows]
+    return charts.bar(
+        title, labels, values, [_pct_text(v, lang) for v in values],
+        label_title=label_title, value_title=translate("agenda_percent", lang), lang=lang,
+    )  # fmt: skip
+
+
+def _measure_view(measure: dict[str, Any], name: str, lang: str) -> dict[str, Any]:
+    muni = translate("agenda_hl_municipality", lang)
+    return {
+        "overall": _pct_text(measure["overall"]["rate"], lang),
+        "overall_count": measure["overall"]["count"]["display"],
+        "by_municipality": _rate_chart(
+            translate("agenda_hl_chart_municipality", lang).format(name=name),
+            measure["by_municipality"],
+            "standardised",
+            muni,
+            lang,
+        ),
+        "by_sex": _rate_chart(
+            translate("agenda_hl_chart_sex", lang).format(name=name),
+            measure["by_sex"],
+            "rate",
+            translate("agenda_hl_sex", lang),
+            lang,
+        ),
+        "by_age": _rate_chart(
+            translate("agenda_hl_chart_age", lang).format(name=name),
+            measure["by_age"],
+            "rate",
+            translate("agenda_hl_age", lang),
+            lang,
+        ),
+        "municipality_rows": _rate_rows(measure["by_municipality"], lang, standardised=True),
+    }
+
+
+def health_view(doc: dict[str, Any], condition: str | None, lang: str) -> dict[str, Any]:
+    """What the Hälsoläget page shows of ``agenda.halsolaget``'s document: one condition at a
+    time (``condition``; default the first) and the SCORE2 risk categories."""
+    conditions = doc["prevalence"]["conditions"]
+    chosen = next((c for c in conditions if c["id"] == condition), conditions[0])
+    name = chosen["name"][lang]
+    score2 = doc["score2"]
+    high_name = translate("agenda_hl_high", lang)
+    categories = [
+        {"name": c["name"][lang],
+         "by_age": _rate_rows(c["by_age"], lang), "by_sex": _rate_rows(c["by_sex"], lang)}
+        for c in score2["categories"]
+    ]  # fmt: skip
+    return {
+        "index_date": doc["index_date"],
+        "region": doc["region"],
+        "conditions": [(c["id"], c["name"][lang]) for c in conditions],
+        "condition": chosen["id"],
+        "condition_name": name,
+        "codes": ", ".join(chosen["codes"]),
+        "prevalence": _measure_view(chosen, name, lang),
+        "population": doc["prevalence"]["population"]["display"],
+        "age_bands": doc["prevalence"]["age_bands"],
+        "weights": [_pct_text(100 * w, lang) for w in doc["prevalence"]["weights"]],
+        "score2": _measure_view(score2["high_or_above"], high_name, lang),
+        "score2_bands": score2["age_bands"],
+        "score2_weights": [_pct_text(100 * w, lang) for w in score2["weights"]],
+        "categories": categories,
+        "note": _disclosure_note(
+            {"kind": "live", "unit": "percent", "aggregation": "level", "series": {}}, doc, lang
+        ),
+        "raw": doc.get("raw", False),
     }
