@@ -29,9 +29,10 @@ from brygga import audit, clock
 from brygga.agenda import catalogue as kpi_catalogue
 from brygga.agenda import imported as kpi_imports
 from brygga.agenda import snapshot as agenda_snapshot
+from brygga.agenda.halsolaget import CONDITIONS
 from brygga.agenda.halsolaget import halsolaget as state_of_health
 from brygga.agenda.kpis import Context, Periods
-from brygga.agenda.strategy import Strategy, load_strategy
+from brygga.agenda.strategy import Strategy, bundled_strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -61,6 +62,7 @@ __all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
 # The public agenda and Hälsoläget pages are recomputed at most this often (figures by year and
 # quarter do not change from one minute to the next; the computation reads whole tables).
 PAGE_CACHE_SECONDS = 300
+CONDITION_IDS = frozenset(c[0] for c in CONDITIONS)
 
 
 class Brygga:
@@ -72,6 +74,7 @@ class Brygga:
         self._lock = threading.Lock()
         self._database: str | None = None
         self._page_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._refreshing: set[tuple[Any, ...]] = set()
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -347,22 +350,36 @@ class Brygga:
 
     def _cached(self, key: tuple[Any, ...], make: Any) -> Any:
         """A public page's figures, computed at most once per ``PAGE_CACHE_SECONDS`` per key
-        (the agenda and Hälsoläget read whole tables; a page view must not)."""
+        (the agenda and Hälsoläget read whole tables; a page view must not). Once computed,
+        an expired value is still served while one background thread recomputes it, so only
+        the very first view waits for the computation."""
         now = time.monotonic()
         with self._lock:
             hit = self._page_cache.get(key)
-            if hit is not None and now - hit[0] < PAGE_CACHE_SECONDS:
+            if hit is not None:
+                if now - hit[0] >= PAGE_CACHE_SECONDS and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key, make), daemon=True).start()
                 return hit[1]
         value = make()  # outside the lock: seconds on a large region
         with self._lock:
             self._page_cache[key] = (now, value)
         return value
 
+    def _refresh(self, key: tuple[Any, ...], make: Any) -> None:
+        try:
+            value = make()
+            with self._lock:
+                self._page_cache[key] = (time.monotonic(), value)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
     def agenda_figures(
         self, strategy_id: str, *, region: str | Path | Region | None = None
     ) -> dict[str, Any]:
         """This year's snapshot of a bundled strategy for the public ``/agenda`` page."""
-        strategy = load_strategy(strategy_id)
+        strategy = bundled_strategy(strategy_id)
         year = clock.today().year
         opened = self.region(region) if region is not None else None
         key = ("agenda", strategy.id, year, getattr(opened, "path", None))
@@ -375,4 +392,31 @@ class Brygga:
         policy = self.kpi_policy(opened)
         return self._cached(
             key, lambda: state_of_health(opened, policy, engine=self.settings.engine)
+        )
+
+    def agenda_page(
+        self, strategy_id: str, lang: str, *, region: str | Path | Region | None = None
+    ) -> dict[str, Any]:
+        """What ``/agenda`` shows (``agenda.report.view`` of ``agenda_figures``), cached with
+        the figures: building the charts' specs takes longer than the page may."""
+        from brygga.agenda import report as agenda_report  # Altair: see annual_report
+
+        lang = "en" if lang == "en" else "sv"
+        key = ("agenda-view", bundled_strategy(strategy_id).id, lang, str(region))
+        return self._cached(
+            key, lambda: agenda_report.view(self.agenda_figures(strategy_id, region=region), lang)
+        )
+
+    def halsolaget_page(
+        self, region: str | Path | Region, condition: str | None, lang: str
+    ) -> dict[str, Any]:
+        """What ``/halsolaget`` shows for one condition, cached with the figures."""
+        from brygga.agenda import report as agenda_report  # Altair: see annual_report
+
+        # Only known conditions make keys (a request's free text must not grow the cache).
+        condition = condition if condition in CONDITION_IDS else None
+        lang = "en" if lang == "en" else "sv"
+        key = ("halsolaget-view", str(region), condition, lang)
+        return self._cached(
+            key, lambda: agenda_report.health_view(self.halsolaget(region), condition, lang)
         )

@@ -91,3 +91,26 @@ def test_report_annual_writes_html_pdf_and_snapshot(populated, tmp_path, monkeyp
     assert main(["report", "annual", "--snapshot", str(out / "snapshot.json"), "--out",
                  str(out2), "--lang", "en"]) == 0  # fmt: skip
     assert (out2 / "index.html").read_text(encoding="utf-8") == html
+
+
+def test_the_pages_figures_are_served_stale_while_one_thread_refreshes(monkeypatch):
+    import time
+
+    from brygga import platform as plat
+
+    core = plat.Brygga()
+    calls: list[int] = []
+
+    def make() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert core._cached(("k",), make) == 1
+    assert core._cached(("k",), make) == 1  # fresh: not recomputed
+    monkeypatch.setattr(plat, "PAGE_CACHE_SECONDS", 0)
+    assert core._cached(("k",), make) == 1  # expired: the old value at once ...
+    for _ in range(100):  # ... and the new one once the background thread is done
+        if core._cached(("k",), make) > 1:
+            break
+        time.sleep(0.02)
+    assert core._cached(("k",), make) > 1

@@ -26,12 +26,14 @@ __all__ = [
     "Text",
     "Theme",
     "bundled",
+    "bundled_strategy",
     "check_kpis",
     "load_strategy",
     "parse_strategy",
 ]
 
 from collections.abc import Collection
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -205,19 +207,34 @@ def load_strategy(path: str | Path) -> Strategy:
     return parse_strategy(read_file(path, "strategy"))
 
 
+@cache
+def _bundled() -> tuple[Strategy, ...]:
+    return tuple(load_strategy(p) for p in sorted(STRATEGY_DIR.glob("*.yaml")))
+
+
 def bundled() -> list[Strategy]:
-    """The strategies that come with Brygga, in file-name order."""
-    return [load_strategy(p) for p in sorted(STRATEGY_DIR.glob("*.yaml"))]
+    """The strategies that come with Brygga, in file-name order (read once per process: the
+    files are part of the package and the models are immutable)."""
+    return list(_bundled())
+
+
+def bundled_strategy(strategy_id: str) -> Strategy:
+    """A bundled strategy by id."""
+    for strategy in _bundled():
+        if strategy.id == strategy_id:
+            return strategy
+    raise NotFoundError(f"no bundled strategy {strategy_id!r}")
 
 
 def check_kpis(strategy: Strategy, known: Collection[str], source: str = "") -> None:
     """Refuse indicators that name a KPI the registry does not define (file, line, field)."""
-    document = _document(strategy, source)
     problems: list[tuple[str, int | None, str]] = []
+    document: Document | None = None
     for pi, priority in enumerate(strategy.priorities):
         for ii, indicator in enumerate(priority.indicators):
             if indicator.kpi not in known:
                 path = ("priorities", pi, "indicators", ii, "kpi")
+                document = document or _document(strategy, source)  # lines, for the message
                 line = document.line_of(path) if document else None
                 problems.append(
                     (

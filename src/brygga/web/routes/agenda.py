@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from brygga.agenda import report
 from brygga.agenda.strategy import bundled
 from brygga.errors import NotFoundError
 from brygga.web.deps import lang, platform, render
@@ -39,12 +38,12 @@ async def agenda(request: Request, strategy: Id = None) -> Response:
     home = next((s.id for s in strategies.values() if s.region == _region_key(request)), None)
     chosen = strategy or home or next(iter(strategies))
     if chosen not in strategies:
-        raise NotFoundError(f"no strategy {chosen!r}")
+        raise NotFoundError(f"no strategy {chosen!r}")  # 404
     region = request.app.state.config.region
-    snap = await run_in_threadpool(platform(request).agenda_figures, chosen, region=region)
     language = lang(request)
+    view = await run_in_threadpool(platform(request).agenda_page, chosen, language, region=region)
     return render(request, "agenda.html", {
-        "v": report.view(snap, language),
+        "v": view,
         "strategies": [(s.id, s.name.get(language)) for s in strategies.values()],
         "chosen": chosen,
     })  # fmt: skip
@@ -55,7 +54,6 @@ async def halsolaget(request: Request, condition: Id = None) -> Response:
     region = request.app.state.config.region
     if region is None:
         return render(request, "halsolaget.html", {"h": None})
-    doc = await run_in_threadpool(platform(request).halsolaget, region)
-    return render(
-        request, "halsolaget.html", {"h": report.health_view(doc, condition, lang(request))}
-    )
+    page = platform(request).halsolaget_page
+    view = await run_in_threadpool(page, region, condition, lang(request))
+    return render(request, "halsolaget.html", {"h": view})
