@@ -344,7 +344,9 @@ class Brygga:
             snap = agenda_snapshot.load(snapshot)
         else:
             snap = self.agenda_snapshot(source, year, region=region)
+        computed = time.perf_counter()
         result = agenda_report.write(snap, Path(out), lang)
+        result["seconds_snapshot"] = round(computed - started, 2)
         result["seconds"] = round(time.perf_counter() - started, 2)
         return result
 

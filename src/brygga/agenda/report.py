@@ -294,7 +294,9 @@ def write(snap: dict[str, Any], out: Path, lang: str, *, force: bool = True) -> 
     html = render_html(snap, lang)
     atomic_write_text(out / "index.html", html)
     snapshots.save(snap, out / "snapshot.json")
+    rendered = time.perf_counter()
     atomic_write_bytes(out / "report.pdf", render_pdf(html, out))
+    done = time.perf_counter()
     return {
         "html": str(out / "index.html"),
         "pdf": str(out / "report.pdf"),
@@ -302,7 +304,9 @@ def write(snap: dict[str, Any], out: Path, lang: str, *, force: bool = True) -> 
         "strategy": snap["strategy"]["id"],
         "year": snap["year"],
         "figures": len(snap["figures"]),
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(done - started, 2),
+        "seconds_html": round(rendered - started, 2),
+        "seconds_pdf": round(done - rendered, 2),
     }
 
 
