@@ -93,21 +93,28 @@ class _Grid:
             out[("sex", k)] = (int(s_counts[k]), int(s_sums[k]))
         return out
 
-    def add(self, table: PeopleTable, name: str, cells: dict[Hashable, tuple[int, int]],
-            hidden: bool = False) -> None:  # fmt: skip
-        """A measure's cells and the lines inside it (groups add up to all, bands to their
-        municipality and municipalities to their band). Sex ``unknown`` is not a group: the
-        sexes then add up to at most all, which no line claims."""
-        add = table.add_hidden_count if hidden else table.add_count
+    def add(self, table: PeopleTable, name: str, cells: dict[Hashable, tuple[int, int]]) -> None:
+        """A measure's cells and the lines inside it (groups add up to all; with the
+        municipality x band cells, bands to their municipality and municipalities to their
+        band). Sex ``unknown`` is not a group: the sexes add up to at most all, which no line
+        claims."""
         for key, (count, key_sum) in cells.items():
-            add((name, *key), count, key_sum)
+            table.add_count((name, *key), count, key_sum)
         m, b = len(self.munis), len(self.bands)
         table.line((name, "all"), [(name, "muni", i) for i in range(m)])
         table.line((name, "all"), [(name, "band", j) for j in range(b)])
+        if ("mb", 0, 0) not in cells:
+            return
         for i in range(m):
             table.line((name, "muni", i), [(name, "mb", i, j) for j in range(b)])
         for j in range(b):
             table.line((name, "band", j), [(name, "mb", i, j) for i in range(m)])
+
+
+def _margins(cells: dict[Hashable, tuple[int, int]]) -> dict[Hashable, tuple[int, int]]:
+    """Without the municipality x band cells (a measure only shown by one dimension at a time:
+    fewer cells for secondary suppression to weigh)."""
+    return {k: v for k, v in cells.items() if k[0] != "mb"}
 
 
 def _complement(
@@ -181,6 +188,9 @@ def _groups(grid: _Grid, shown: dict, name: str, den: str, weights: list[float])
     munis = []
     for i, label in enumerate(grid.munis):
         r = row(("muni", i), label)
+        if (name, "mb", i, 0) not in shown:
+            munis.append(r)  # a measure shown by one dimension at a time: crude only
+            continue
         r["standardised"] = _pct(
             standardised(
                 [shown[(name, "mb", i, j)] for j in range(len(grid.bands))],
@@ -207,15 +217,26 @@ def _weights(grid: _Grid, shown: dict, den: str) -> list[float]:
     return [v / total if total else 0.0 for v in values]
 
 
+def _matches(code: Any, prefixes: Sequence[str]) -> Any:
+    """``code`` starts with one of ``prefixes`` (ICD-10 codes are stored without the dot),
+    as IN-lists over the leading characters rather than a regular expression per row."""
+    by_length: dict[int, list[str]] = {}
+    for p in prefixes:
+        by_length.setdefault(len(p), []).append(p)
+    tests = [code.substr(0, n).isin(group) for n, group in sorted(by_length.items())]
+    out = tests[0]
+    for t in tests[1:]:
+        out = out | t
+    return out
+
+
 def _prevalence(region: Any, runner: Any, day: date, policy: Any, names: dict) -> dict[str, Any]:
     pop = population(runner, day)
     co = runner.table("condition_occurrence")
     recorded = co.filter(co.condition_start_date <= day)
+    code = recorded.condition_source_value
     flags = recorded.group_by("person_id").aggregate(
-        **{
-            cid: recorded.condition_source_value.re_search("^(" + "|".join(p) + ")").any()
-            for cid, _, _, p in CONDITIONS
-        }
+        **{cid: _matches(code, prefixes).any() for cid, _, _, prefixes in CONDITIONS}
     )
     joined = pop.left_join(flags, pop.person_id == flags.person_id).select(
         pop.person_id, pop.sex, pop.age, pop.municipality,
@@ -263,16 +284,18 @@ def _score2(region: Any, runner: Any, day: date, policy: Any, names: dict) -> di
     table = PeopleTable(counter)
     whole = grid.cells(counter, complete)
     grid.add(table, "complete", whole)
-    cats = {}
+    # The categories by one dimension at a time; "high or above" also by municipality x age
+    # band, for the age-standardised shares (tied to the people assessed by its complement).
     for k, cat in enumerate(pr.categories):
-        cats[cat] = grid.cells(counter, complete & (pr.category == k))
-        grid.add(table, cat, cats[cat])
-    for key in whole:  # the categories partition the people with complete inputs
+        grid.add(table, cat, _margins(grid.cells(counter, complete & (pr.category == k))))
+    for key in _margins(whole):  # the categories partition the people with complete inputs
         table.line(("complete", *key), [(cat, *key) for cat in pr.categories])
     high = grid.cells(counter, complete & (pr.category >= 1))
     grid.add(table, "high_or_above", high)
-    for key in whole:
+    for key in _margins(whole):
         table.line(("high_or_above", *key), [(cat, *key) for cat in pr.categories[1:]])
+    mb = {k: v for k, v in whole.items() if k[0] == "mb"}
+    _complement(table, "complete", "high_or_above", mb, {k: high[k] for k in mb})
     shown = table.disclose(keep=[("complete", "all")])
     weights = _weights(grid, shown, "complete")
     by_cat = {cat: _groups(grid, shown, cat, "complete", weights) for cat in pr.categories}
