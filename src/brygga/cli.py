@@ -938,11 +938,10 @@ def kpi_list(as_json: JsonFlag = False, lang: LangOption = "sv") -> None:
         print_json(kpis)
         return
     print_table(
-        f"{len(kpis)} KPIs",
-        ["id", "name", "kind", "unit", "priorities"],
-        [[k["id"], k["name"], k["kind"], k["unit"], ", ".join(k["priorities"]) or "-"]
-         for k in kpis],
-    )  # fmt: skip
+        f"{len(kpis)} KPIs (--json for definitions, sources and priorities)",
+        ["id", "kind", "unit", "priorities", "name"],
+        [[k["id"], k["kind"], k["unit"], len(k["priorities"]), k["name"]] for k in kpis],
+    )
 
 
 @kpi_app.command("show")
