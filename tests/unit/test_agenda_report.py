@@ -48,6 +48,7 @@ def test_the_report_shows_each_figure_with_its_parts(snap):
     en = report.render_html(snap, "en")
     assert '<html lang="en">' in en and "Annual report 2026" in en and "Studies approved" in en
     assert "Target" in en and "Mål 3" not in en
+    assert "Brygga (study register)" in en and "Brygga (studieregistret)" not in en
 
 
 def test_dynamic_message_keys_exist():

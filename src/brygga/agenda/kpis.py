@@ -17,6 +17,7 @@ the count they rest on is shown.
 from __future__ import annotations
 
 __all__ = [
+    "ENGLISH",
     "KINDS",
     "KPI",
     "REGISTRY",
@@ -46,6 +47,33 @@ from brygga.privacy.disclosure import DisclosurePolicy
 from brygga.privacy.gate import CountTable
 
 KINDS = ("live", "imported")
+# Sources and owners are written in Swedish where they are descriptions rather than names;
+# their English, for the English report and pages (names of organizations stay as they are).
+ENGLISH = {
+    "Brygga (studieregistret)": "Brygga (study register)",
+    "Brygga (invånarregistret)": "Brygga (resident register)",
+    "Brygga (inbjudningar) och regionens hälsodata": "Brygga (invitations) and the region's health records",
+    "Regionens hälsodata (OMOP) via Brygga": "The region's health records (OMOP) through Brygga",
+    "Regionens FoU-enhet (forskningsstöd)": "The region's R&D unit (research support)",
+    "Regionens FoU-enhet (ärendelogg för förfrågningar)": "The region's R&D unit (request log)",
+    "Regionens e-tjänst för deltagande i kliniska studier": "The region's e-service for taking part in clinical studies",
+    "Regionens hälso- och sjukvård (primärvården)": "The region's health care (primary care)",
+    "Regionens hälsodataförvaltning": "The region's health data stewards",
+    "Regionens näringslivsutveckling": "The region's business development",
+    "Innovationsstödsaktörerna (innovationskontoren)": "Innovation support (the innovation offices)",
+    "Infrastrukturerna och deras stödfunktioner": "The infrastructures and their support functions",
+    "Infrastrukturernas årsrapporter": "The infrastructures' annual reports",
+    "Lärosätena": "The universities",
+    "Lärosätenas antagningsstatistik (UHR)": "The universities' admission statistics (UHR)",
+    "Medicon Valley Alliance / regionen": "Medicon Valley Alliance / the region",
+    "Migrationsverket (arbetstillståndsstatistik)": "Swedish Migration Agency (work permit statistics)",
+    "SCB utrikeshandelsstatistik": "Statistics Sweden, foreign trade statistics",
+    "PRV / EPO patentstatistik": "PRV / EPO patent statistics",
+    "Läkemedelsverket / EU CTIS": "Swedish Medical Products Agency / EU CTIS",
+    "Invest in Skåne / Invest Stockholm (årsrapport)": "Invest in Skåne / Invest Stockholm (annual report)",
+    "Vinnova/Tillväxtanalys: Life science-sektorns utveckling (årlig statistik)": "Vinnova/Growth Analysis: the life-science sector's development (yearly statistics)",
+    "Tillväxtanalys riskkapitalstatistik / branschorganisationernas sammanställning": "Growth Analysis venture capital statistics / industry associations' compilations",
+}
 _SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
@@ -161,7 +189,9 @@ class KPI:
             "unit": self.unit,
             "aggregation": self.aggregation,
             "source": self.source,
+            "source_en": ENGLISH.get(self.source, self.source),
             "owner": self.owner,
+            "owner_en": ENGLISH.get(self.owner, self.owner),
             "needs_region": self.needs_region,
         }
 
