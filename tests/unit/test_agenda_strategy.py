@@ -80,8 +80,8 @@ def test_both_strategies_load_and_name_known_kpis():
 def test_proposals_name_their_anchor():
     targets = [i.target for s in bundled() for i in s.indicators if i.target]
     proposals = [t for t in targets if t.kind == "proposal"]
-    assert any("Trial Nation" in t.anchor and t.value == 5 for t in proposals)
-    assert any("NIHR" in t.anchor and t.value == 90 for t in proposals)
+    assert any("Trial Nation" in t.anchor.sv and t.value == 5 for t in proposals)
+    assert any("NIHR" in t.anchor.en and t.value == 90 for t in proposals)
     assert all(t.cite is not None for t in targets if t.kind == "strategy")
 
 

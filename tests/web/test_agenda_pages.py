@@ -45,6 +45,7 @@ def test_agenda_page_in_english(site):
     html = c.get("/agenda").text
     assert '<html lang="en"' in html and "The agenda in figures" in html
     assert "Studies approved" in html and "Godkända studier" not in html
+    assert "Trial Nation (Denmark): one way in" in html
 
 
 def test_halsolaget_without_regional_records_says_so(site):

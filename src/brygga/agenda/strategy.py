@@ -105,7 +105,7 @@ class Target(_Model):
     value: float | None = None  # None: a direction only (``increase``, ``decrease``)
     by: int | None = Field(default=None, ge=2000, le=2100)  # the year it is to be reached
     text: Text
-    anchor: str | None = Field(default=None, max_length=500)
+    anchor: Text | None = None
     cite: Cite | None = None
 
     @model_validator(mode="after")
