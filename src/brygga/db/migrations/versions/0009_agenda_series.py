@@ -1,7 +1,7 @@
 """Imported KPI series of the agenda (employees, trial applications, patents ...).
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
