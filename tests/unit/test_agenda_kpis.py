@@ -137,6 +137,7 @@ def test_live_kpis_exact_on_a_synthetic_policy(populated):
     quarters = {p["period"]: p["value"] for p in donors["quarters"]}
     assert quarters["2026-Q1"] == 30 and quarters["2026-Q2"] == 25
     assert _years(_series(populated, "participants_enrolled", raw))["2026"] == 12
+    assert _years(_series(populated, "approved_studies_started", raw))["2026"] == round(100 / 12, 1)
     assert _years(_series(populated, "funnel_conversion", raw))["2026"] == 40.0
     assert _years(_series(populated, "days_submission_to_decision", raw))["2026"] == 10
     assert _years(_series(populated, "days_submission_to_decision", raw))["2025"] == 40

@@ -200,6 +200,33 @@ def company_share(ctx: Context) -> Series:
     return series_of(ctx, points)
 
 
+def studies_started(ctx: Context) -> Series:
+    """Of the studies approved in a period, the share that has enrolled a first participant
+    (by the day the figures describe): approved = started + not started, one table."""
+    firsts = {r.study_id: r for r in ctx.session.execute(_firsts_query()).all()}
+    counts: dict[Any, int] = {}
+    for p in ctx.periods.all():
+        counts[(p, "approved")] = counts[(p, "started")] = 0
+    for s in _approved(ctx):
+        first = firsts.get(s.id)
+        started = first is not None and to_date(first.first_enrolment) is not None
+        for p in ctx.periods.of(to_date(s.reviewed_at)) or ():
+            counts[(p, "approved")] += 1
+            counts[(p, "started")] += started
+    table = CountTable(ctx.policy)
+    for p in ctx.periods.all():
+        table.add((p, "approved"), counts[(p, "approved")])
+        table.add((p, "started"), counts[(p, "started")])
+        table.hide((p, "not"), counts[(p, "approved")] - counts[(p, "started")])
+        table.line((p, "approved"), [(p, "started"), (p, "not")])
+    shown = table.release(keep=[(p, "approved") for p in ctx.periods.all()])
+    points = {
+        p: point(p, shown[(p, "started")], share(shown[(p, "started")], shown[(p, "approved")]))
+        for p in ctx.periods.all()
+    }
+    return series_of(ctx, points)
+
+
 def enrolled(ctx: Context) -> Series:
     rows = ctx.session.execute(_enrolments_query()).all()
     return flow_series(ctx, (to_date(r.outcome_at) for r in rows))
@@ -361,6 +388,19 @@ _add(
     "percent", "share", company_share, lambda: [_studies_query()], _STUDY_INPUTS,
     "company / all approved, both counts disclosed in one table (company + other = all), the "
     "share computed from the disclosed counts.",
+)  # fmt: skip
+_add(
+    "approved_studies_started",
+    ("Godkända studier som startat", "Approved studies that started"),
+    ("Andel av de studier som godkänts under perioden som har inkluderat minst en deltagare via "
+     "Brygga (%). Ingen räknar i dag hur många godkända prövningar som faktiskt startar.",
+     "Share of the studies approved in the period that have enrolled at least one participant "
+     "through Brygga (%). Nobody counts today how many approved trials actually start."),
+    "percent", "share", studies_started, lambda: [_studies_query(), _firsts_query()],
+    (*_STUDY_INPUTS, "invitation.outcome", "invitation.outcome_at"),
+    "started / approved among the studies approved in the period, one table through the gate "
+    "(approved = started + not started); started: a first enrolment by the day described. "
+    "Studies recruiting outside Brygga are not seen.",
 )  # fmt: skip
 _add(
     "participants_enrolled",
