@@ -1313,6 +1313,132 @@ def access_register(as_json: JsonFlag = False) -> None:
     )  # fmt: skip
 
 
+# --- Agenda: KPIs and the annual report ------------------------------------------------
+
+kpi_app = typer.Typer(help="The agenda's KPIs: list, show, explain, import.", no_args_is_help=True)
+app.add_typer(kpi_app, name="kpi")
+report_app = typer.Typer(help="Reports on the agenda.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+LangOption = Annotated[str, typer.Option("--lang", help="sv (default) or en.")]
+
+
+def _lang(lang: str) -> str:
+    if lang not in ("sv", "en"):
+        raise BryggaError(f"--lang must be sv or en, not {lang!r}")
+    return lang
+
+
+@kpi_app.command("list")
+def kpi_list(as_json: JsonFlag = False, lang: LangOption = "sv") -> None:
+    """Every KPI: id, name, kind (live or imported), source and the priorities following it."""
+    kpis = core().kpis(_lang(lang))
+    if as_json:
+        print_json(kpis)
+        return
+    print_table(
+        f"{len(kpis)} KPIs (--json for definitions, sources and priorities)",
+        ["id", "kind", "unit", "priorities", "name"],
+        [[k["id"], k["kind"], k["unit"], len(k["priorities"]), k["name"]] for k in kpis],
+    )
+
+
+@kpi_app.command("show")
+def kpi_show(
+    kpi_id: Annotated[str, typer.Argument(help="The KPI's id (brygga kpi list).")],
+    year: Annotated[
+        int | None, typer.Option(help="The series' last year (default: this year).")
+    ] = None,
+    region_dir: Annotated[
+        Path | None, typer.Option("--region", help="Region folder (KPIs on health records).")
+    ] = None,
+    area: Annotated[str | None, typer.Option(help="Imported series: skane, stockholm ...")] = None,
+    as_json: JsonFlag = False,
+    lang: LangOption = "sv",
+) -> None:
+    """A KPI's definition and its series by year and quarter (counts disclosed)."""
+    doc = core().kpi_series(kpi_id, year=year, region=region_dir, area=area)
+    if as_json:
+        print_json(doc)
+        return
+    lang = _lang(lang)
+    series = doc["series"]
+    out.print(f"[bold]{escape(doc['name'][lang])}[/] ({doc['id']}, {doc['kind']}, {doc['unit']})")
+    out.print(escape(doc["definition"][lang]), highlight=False)
+    out.print(f"source: {escape(doc['source'])}; owner: {escape(doc['owner'])}", highlight=False)
+    if series.get("unavailable"):
+        out.print(f"[yellow]not computed: {escape(series['unavailable'])}[/]")
+    rows = [[p["period"], p["display"]] for p in series["years"] + series["quarters"]]
+    print_table("series", ["period", "value"], rows)
+    out.print(f"disclosure: {escape(series['disclosure'])}", highlight=False)
+
+
+@kpi_app.command("explain")
+def kpi_explain(
+    kpi_id: Annotated[str, typer.Argument(help="The KPI's id.")], as_json: JsonFlag = False
+) -> None:
+    """A KPI's definition, the queries it runs and the inputs it reads."""
+    doc = core().explain_kpi(kpi_id)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"[bold]{doc['id']}[/]: {escape(doc['name']['en'])} ({doc['kind']})")
+    out.print(f"definition: {escape(doc['definition']['en'])}", highlight=False)
+    out.print(f"source: {escape(doc['source'])}; owner: {escape(doc['owner'])}", highlight=False)
+    out.print("inputs: " + escape(", ".join(doc["inputs"]) or "-"), highlight=False)
+    if doc["method"]:
+        out.print(f"method: {escape(doc['method'])}", highlight=False)
+    for q in doc["queries"]:
+        out.print("query:", highlight=False)
+        out.print(escape(q), highlight=False)
+
+
+@kpi_app.command("import")
+def kpi_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: kpi,area,period,value,source,source_date,licence")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Import KPI series from a CSV file (validated whole; errors name file, line and field)."""
+    doc = core().import_kpis(file)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"imported {doc['rows']} values of {', '.join(doc['kpis']) or 'no KPI'} from {doc['file']}"
+    )
+
+
+@report_app.command("annual")
+def report_annual(
+    agenda: Annotated[str, typer.Option("--agenda", help="Strategy file, or a bundled id.")] = "",
+    year: Annotated[int, typer.Option(help="The report's year.")] = 0,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for index.html and report.pdf.")
+    ] = Path(),
+    lang: LangOption = "sv",
+    region_dir: Annotated[
+        Path | None, typer.Option("--region", help="Region folder (KPIs on health records).")
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Render from a saved snapshot.json instead of live data.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The annual report: per priority its measures, owners and indicators with their figures."""
+    if snapshot is None and (not agenda or not year):
+        raise BryggaError("give --agenda and --year (or --snapshot to re-render a saved report)")
+    if out_dir == Path():
+        raise BryggaError("give --out: the folder to write the report to")
+    doc = core().annual_report(
+        agenda, year, out_dir, lang=_lang(lang), region=region_dir, snapshot=snapshot
+    )
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"wrote {doc['html']}, {doc['pdf']} and {doc['snapshot']} in {doc['seconds']} s")
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ import json
 import secrets
 import shutil
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.access import applications as access_applications
 from brygga.access import checking as access_checking
 from brygga.access import review as access_review
@@ -47,6 +48,12 @@ from brygga.access.statistics import (
     dp_statistics,
     gated_statistics,
 )
+from brygga.agenda import catalogue as kpi_catalogue
+from brygga.agenda import imported as kpi_imports
+from brygga.agenda.halsolaget import CONDITIONS
+from brygga.agenda.halsolaget import halsolaget as state_of_health
+from brygga.agenda.kpis import Context, Periods
+from brygga.agenda.strategy import Strategy, bundled_strategy, load_strategy
 from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
@@ -77,7 +84,12 @@ from brygga.studies import invitations, matching, outbox
 from brygga.studies.models import StaffAccount
 from brygga.studies.senders import Sender, senders_from_settings
 
-__all__ = ["Brygga"]
+__all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
+
+# The public agenda and Hälsoläget pages are recomputed at most this often (figures by year and
+# quarter do not change from one minute to the next; the computation reads whole tables).
+PAGE_CACHE_SECONDS = 300
+CONDITION_IDS = frozenset(c[0] for c in CONDITIONS)
 
 
 class Brygga:
@@ -93,6 +105,8 @@ class Brygga:
         # Catalogue entries per (region folder, manifest stamp, policy): the page is public and
         # must not re-read the person table on every request.
         self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
+        self._page_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._refreshing: set[tuple[Any, ...]] = set()
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -751,3 +765,178 @@ def _dumps(document: Any) -> str:
 def _write_csv(path: Path, rows: list[list[Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
+    # --- Agenda -----------------------------------------------------------------------------
+
+    def kpis(self, lang: str | None = None) -> list[dict[str, Any]]:
+        """Every KPI of the registry with the priorities that follow it."""
+        return [kpi_catalogue.describe(k, lang) for k in kpi_catalogue.registry()]
+
+    def kpi(self, kpi_id: str) -> dict[str, Any]:
+        return kpi_catalogue.describe(kpi_catalogue.registry().get(kpi_id))
+
+    def explain_kpi(self, kpi_id: str) -> dict[str, Any]:
+        """Definition, the queries a live KPI runs and its inputs."""
+        return kpi_catalogue.explain(kpi_catalogue.registry().get(kpi_id))
+
+    def kpi_policy(self, region: str | Path | Region | None = None) -> Any:
+        """The release gate's policy for the agenda's figures: the region's when the figures
+        include its records, else the deployment's (never raw: the figures are public)."""
+        return self.policy(region) if region is not None else self.policy()
+
+    def kpi_series(
+        self,
+        kpi_id: str,
+        *,
+        year: int | None = None,
+        region: str | Path | Region | None = None,
+        area: str | None = None,
+    ) -> dict[str, Any]:
+        """One KPI's series by year and quarter (the five years ending with ``year``)."""
+        kpi = kpi_catalogue.registry().get(kpi_id)
+        today = clock.today()
+        year = year or today.year
+        opened = self.region(region) if region is not None else None
+        area = area or (opened.manifest.get("region_key") if opened is not None else None)
+        with session(self.database) as s:
+            ctx = Context(
+                session=s,
+                policy=self.kpi_policy(opened),
+                periods=Periods.ending(year, min(today, date(year, 12, 31))),
+                region=opened,
+                platform=self,
+            )
+            series = kpi_catalogue.compute(kpi, ctx, area or "skane")
+        return {**kpi_catalogue.describe(kpi), "area": area, "series": series}
+
+    def import_kpis(self, path: str | Path) -> dict[str, Any]:
+        """``brygga kpi import``: a CSV of imported series, validated whole, then stored."""
+        with write_session(self.database) as s:
+            result = kpi_imports.import_csv(s, path)
+        audit.append("agenda.import", actor=f"cli:{current_user()}", details=result.as_dict())
+        return result.as_dict()
+
+    def strategy(self, source: str | Path) -> Strategy:
+        """A strategy file, or a bundled strategy by id (``skane-firs-2026``)."""
+        return load_strategy(source)
+
+    def agenda_snapshot(
+        self,
+        source: str | Path | Strategy,
+        year: int,
+        *,
+        region: str | Path | Region | None = None,
+    ) -> dict[str, Any]:
+        """A strategy's figures for ``year``, frozen (``agenda.snapshot``)."""
+        strategy = source if isinstance(source, Strategy) else self.strategy(source)
+        opened = self.region(region) if region is not None else None
+        with session(self.database) as s:
+            return agenda_snapshot.build(
+                strategy,
+                session=s,
+                policy=self.kpi_policy(opened),
+                year=year,
+                today=clock.today(),
+                region=opened,
+                platform=self,
+                source="" if isinstance(source, Strategy) else str(source),
+            )
+
+    def annual_report(
+        self,
+        source: str | Path,
+        year: int,
+        out: str | Path,
+        *,
+        lang: str = "sv",
+        region: str | Path | Region | None = None,
+        snapshot: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """``brygga report annual``: DIR/index.html, DIR/report.pdf and DIR/snapshot.json, from
+        live figures or (``snapshot``) from a saved snapshot, which renders the same again."""
+        # Imported here: Altair, vl-convert and WeasyPrint take a second or two to load, and
+        # only the report needs them (not every command that builds the platform).
+        from brygga.agenda import report as agenda_report
+
+        started = time.perf_counter()
+        if snapshot is not None:
+            snap = agenda_snapshot.load(snapshot)
+        else:
+            snap = self.agenda_snapshot(source, year, region=region)
+        computed = time.perf_counter()
+        result = agenda_report.write(snap, Path(out), lang)
+        result["seconds_snapshot"] = round(computed - started, 2)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        return result
+
+    def _cached(self, key: tuple[Any, ...], make: Any) -> Any:
+        """A public page's figures, computed at most once per ``PAGE_CACHE_SECONDS`` per key
+        (the agenda and Hälsoläget read whole tables; a page view must not). Once computed,
+        an expired value is still served while one background thread recomputes it, so only
+        the very first view waits for the computation."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._page_cache.get(key)
+            if hit is not None:
+                if now - hit[0] >= PAGE_CACHE_SECONDS and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key, make), daemon=True).start()
+                return hit[1]
+        value = make()  # outside the lock: seconds on a large region
+        with self._lock:
+            self._page_cache[key] = (now, value)
+        return value
+
+    def _refresh(self, key: tuple[Any, ...], make: Any) -> None:
+        try:
+            value = make()
+            with self._lock:
+                self._page_cache[key] = (time.monotonic(), value)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def agenda_figures(
+        self, strategy_id: str, *, region: str | Path | Region | None = None
+    ) -> dict[str, Any]:
+        """This year's snapshot of a bundled strategy for the public ``/agenda`` page."""
+        strategy = bundled_strategy(strategy_id)
+        year = clock.today().year
+        opened = self.region(region) if region is not None else None
+        key = ("agenda", strategy.id, year, getattr(opened, "path", None))
+        return self._cached(key, lambda: self.agenda_snapshot(strategy, year, region=opened))
+
+    def halsolaget(self, region: str | Path | Region) -> dict[str, Any]:
+        """The region's state of health (``agenda.halsolaget``), disclosed, for ``/halsolaget``."""
+        opened = self.region(region)
+        key = ("halsolaget", opened.path, opened.manifest.get("created"))
+        policy = self.kpi_policy(opened)
+        return self._cached(
+            key, lambda: state_of_health(opened, policy, engine=self.settings.engine)
+        )
+
+    def agenda_page(
+        self, strategy_id: str, lang: str, *, region: str | Path | Region | None = None
+    ) -> dict[str, Any]:
+        """What ``/agenda`` shows (``agenda.report.view`` of ``agenda_figures``), cached with
+        the figures: building the charts' specs takes longer than the page may."""
+        from brygga.agenda import report as agenda_report  # Altair: see annual_report
+
+        lang = "en" if lang == "en" else "sv"
+        key = ("agenda-view", bundled_strategy(strategy_id).id, lang, str(region))
+        return self._cached(
+            key, lambda: agenda_report.view(self.agenda_figures(strategy_id, region=region), lang)
+        )
+
+    def halsolaget_page(
+        self, region: str | Path | Region, condition: str | None, lang: str
+    ) -> dict[str, Any]:
+        """What ``/halsolaget`` shows for one condition, cached with the figures."""
+        from brygga.agenda import report as agenda_report  # Altair: see annual_report
+
+        # Only known conditions make keys (a request's free text must not grow the cache).
+        condition = condition if condition in CONDITION_IDS else None
+        lang = "en" if lang == "en" else "sv"
+        key = ("halsolaget-view", str(region), condition, lang)
+        return self._cached(
+            key, lambda: agenda_report.health_view(self.halsolaget(region), condition, lang)
+        )

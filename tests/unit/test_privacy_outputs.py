@@ -53,6 +53,8 @@ EMITS_COUNTS = {
     "catalogue": "the number of people per region: run below (rounding, cell key)",
     "access": "feasibility counts, data requests, extract sizes: through the release gate "
     "(test_access.py runs every subcommand and checks its output)",
+    "kpi": "KPI series through the release gate (tests/unit/test_agenda_kpis.py)",
+    "report": "the annual report's figures, the same series (tests/unit/test_agenda_report.py)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",

@@ -62,6 +62,8 @@ EMITS_COUNTS = {
     ("POST", "/studies/{study_id}/documents"): "the study's page again (upload errors)",
     ("POST", "/studies/{study_id}/comments"): "the study's page again (comment errors)",
     ("POST", "/studies/{study_id}/return"): "the study's page again (return errors)",
+    ("GET", "/agenda"): "the agenda's KPI series (tests/web/test_agenda_pages.py)",
+    ("GET", "/halsolaget"): "prevalence and SCORE2 categories (tests/web/test_agenda_pages.py)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).

@@ -11,6 +11,7 @@ import only ``brygga.db`` (``Base``), so importing this module first cannot star
 
 from brygga import logins as login_models
 from brygga.access import models as access_models
+from brygga.agenda import models as agenda_models
 from brygga.db.base import Base
 from brygga.privacy import models as privacy_models
 from brygga.registry import models as registry_models
@@ -19,6 +20,7 @@ from brygga.studies import models as studies_models
 __all__ = [
     "Base",
     "access_models",
+    "agenda_models",
     "login_models",
     "privacy_models",
     "registry_models",

@@ -90,6 +90,7 @@ def routers() -> tuple[Any, ...]:
     from brygga.web.routes import (
         access,
         admin,
+        agenda,
         api,
         care,
         data,
@@ -100,10 +101,8 @@ def routers() -> tuple[Any, ...]:
         workbench,
     )
 
-    return tuple(
-        m.router
-        for m in (public, resident, staff, workbench, care, admin, steward, api, data, access)
-    )
+    routes = (public, resident, staff, workbench, care, admin, steward, api, data, access, agenda)
+    return tuple(m.router for m in routes)
 
 
 def create_app(config: WebConfig) -> FastAPI:

@@ -1,0 +1,78 @@
+"""The public agenda pages: /agenda (the strategies' figures, each chart with its table) and
+/halsolaget (prevalence and SCORE2 by municipality, sex and age; disclosed, age-standardised
+where municipalities are compared)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from brygga.web.app import WebConfig, create_app
+from tests.unit.test_privacy_outputs import THRESHOLD
+from tests.web.conftest import Client
+
+
+def _title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+
+
+def test_agenda_page_shows_the_strategy_with_charts_and_tables(site):
+    c = site["client"]("public")
+    r = c.get("/agenda")
+    assert r.status_code == 200
+    html = r.text
+    assert (
+        _title(html)
+        == "Agendan i siffror: FIRS Life science &amp; hälsa – agenda för Skåne (2026) – Brygga"
+    )
+    assert "Prioritering 2: En sammanhållen värdekedja" in html
+    assert "Godkända studier" in html and "Direkt ur Brygga" in html and "Importerad" in html
+    # One study was approved: a chart with its table, the count suppressed (1 < 8).
+    assert 'role="img"' in html and "govuk-details__summary" in html
+    assert "&lt;8" in html
+    assert "Trial Nation" in html and "Antal från 1 till 7 visas inte" in html
+    other = c.get("/agenda?strategy=stockholm-life-science")
+    assert other.status_code == 200 and "Utvecklingsområde 4.1" in other.text
+    assert _title(other.text) != _title(html)  # every page has its own title
+    assert c.get("/agenda?strategy=nonexistent").status_code == 404
+    assert c.get("/agenda?strategy=../etc").status_code in (400, 422)
+
+
+def test_agenda_page_in_english(site):
+    c = site["client"]("public")
+    c.http.cookies.set("lang", "en")
+    html = c.get("/agenda").text
+    assert '<html lang="en"' in html and "The agenda in figures" in html
+    assert "Studies approved" in html and "Godkända studier" not in html
+    assert "Trial Nation (Denmark): one way in" in html
+
+
+def test_halsolaget_without_regional_records_says_so(site):
+    html = site["client"]("public").get("/halsolaget").text
+    assert "Ingen regional hälsodata är ansluten" in html
+
+
+@pytest.mark.slow
+def test_halsolaget_is_disclosed_and_standardised(small_region, site, tmp_path):
+    config = WebConfig(database_url=site["url"], demo=True, region=small_region.region.path,
+                       outbox_path=tmp_path / "outbox.jsonl")  # fmt: skip
+    c = Client(create_app(config))
+    try:
+        r = c.get("/halsolaget?condition=diabetes")
+        assert r.status_code == 200
+        html = r.text
+        assert _title(html) == "Hälsoläget: Diabetes – Brygga"
+        assert "åldersstandardiserade (direkt standardisering)" in html
+        assert html.count('role="img"') == 6  # prevalence and SCORE2: municipality, sex, age
+        assert html.count("<table") >= 6 + 2  # a table per chart, the municipality tables
+        assert "Hög eller mycket hög risk" in html
+        # No count between 1 and 7 anywhere in the tables (they passed the release gate).
+        cells = re.findall(r'<td class="govuk-table__cell[^"]*">([^<]*)</td>', html)
+        small = [x for x in cells if x.strip().isdigit() and 0 < int(x) < THRESHOLD]
+        assert not small
+        assert c.get("/halsolaget?condition=copd").status_code == 200
+        agenda = c.get("/agenda").text  # with a region: the prevention figures are computed
+        assert "Förebyggande arbetets räckvidd" in agenda
+    finally:
+        c.close()
