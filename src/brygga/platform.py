@@ -50,6 +50,7 @@ from brygga.access.statistics import (
 )
 from brygga.agenda import catalogue as kpi_catalogue
 from brygga.agenda import imported as kpi_imports
+from brygga.agenda import snapshot as agenda_snapshot
 from brygga.agenda.halsolaget import CONDITIONS
 from brygga.agenda.halsolaget import halsolaget as state_of_health
 from brygga.agenda.kpis import Context, Periods
@@ -757,14 +758,6 @@ class Brygga:
             output = self._output(s, output_id)
             return access_checking.downloadable(s, actor, output, name, self.data_dir)
 
-
-def _dumps(document: Any) -> str:
-    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
-
-
-def _write_csv(path: Path, rows: list[list[Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
     # --- Agenda -----------------------------------------------------------------------------
 
     def kpis(self, lang: str | None = None) -> list[dict[str, Any]]:
@@ -940,3 +933,12 @@ def _write_csv(path: Path, rows: list[list[Any]]) -> None:
         return self._cached(
             key, lambda: agenda_report.health_view(self.halsolaget(region), condition, lang)
         )
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+
+
+def _write_csv(path: Path, rows: list[list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
