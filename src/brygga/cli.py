@@ -915,6 +915,123 @@ def optimize(
     )
 
 
+# --- Ecosystem ---------------------------------------------------------------------------
+
+ecosystem_app = typer.Typer(
+    help="The ecosystem front door: directory, needs -> offerings, inquiries.",
+    no_args_is_help=True,
+)
+app.add_typer(ecosystem_app, name="ecosystem")
+LangOption = Annotated[str, typer.Option("--lang", help="sv or en.")]
+
+
+def _actor() -> str:
+    """Who runs a command, for the audit log (BRYGGA_USER or the OS user)."""
+    from brygga.privacy.noise import current_user
+
+    return f"cli:{current_user()}"
+
+
+@ecosystem_app.command("import")
+def ecosystem_import(
+    file: Annotated[Path, typer.Argument(help="A YAML or JSON file of profiles (entries: [...]).")],
+    publish: Annotated[
+        bool, typer.Option(help="Publish at once (the file has been reviewed); else drafts.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import directory profiles: the whole file is checked first; nothing half-imported."""
+    actor = _actor()
+    doc = core().ecosystem.import_file(file, actor=actor, reviewer=actor if publish else None)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"{doc['created']} created, {doc['updated']} updated, {doc['unchanged']} unchanged, "
+        f"{doc['published']} published.",
+        highlight=False,
+    )
+
+
+@ecosystem_app.command("seed")
+def ecosystem_seed(as_json: JsonFlag = False) -> None:
+    """Import the packaged directory (the Skåne and Stockholm strategies' actors, the KSS
+    nodes), published."""
+    doc = core().ecosystem.seed(actor=_actor())
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"{doc['created']} created, {doc['updated']} updated, "
+              f"{doc['unchanged']} unchanged.", highlight=False)  # fmt: skip
+
+
+@ecosystem_app.command("list")
+def ecosystem_list(
+    type: Annotated[
+        str | None,
+        typer.Option("--type", help="actor, infrastructure, testbed, support or programme."),
+    ] = None,
+    area: Annotated[
+        str | None,
+        typer.Option(
+            "--area",
+            help="A therapy or technology area or support kind (atmp, diabetes, funding ...).",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="skane, stockholm, national, denmark, international."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Also drafts, withdrawn and expired entries.")
+    ] = False,
+    lang: LangOption = "sv",
+    as_json: JsonFlag = False,
+) -> None:
+    """The directory's entries (published and not expired unless --all)."""
+    docs = core().ecosystem.entries(
+        type=type, area=area, region=region, include_hidden=all_, lang=lang
+    )
+    if as_json:
+        print_json(docs)
+        return
+    print_table(
+        f"Directory ({len(docs)} entries)",
+        ["id", "name", "type", "region", "status"],
+        [[d["id"], d["name"], d["type"], d["region"], d["status"]] for d in docs],
+    )
+
+
+@ecosystem_app.command("publish")
+def ecosystem_publish(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a reviewed draft (shown for the validity period)."""
+    doc = core().ecosystem.publish(entry, reviewer=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} published until {doc['expires_at']}.")
+
+
+@ecosystem_app.command("renew")
+def ecosystem_renew(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Renew a published entry after checking it (another validity period)."""
+    doc = core().ecosystem.renew(entry, reviewer=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} renewed until {doc['expires_at']}.")
+
+
+@ecosystem_app.command("withdraw")
+def ecosystem_withdraw(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw an entry from the directory."""
+    doc = core().ecosystem.withdraw(entry, actor=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} withdrawn.")
+
+
 # --- Entry point -------------------------------------------------------------------------
 
 

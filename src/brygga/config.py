@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "PREFIX",
     "DisclosureSettings",
+    "EcosystemSettings",
     "NoiseSettings",
     "QuestionSettings",
     "Settings",
@@ -135,6 +136,14 @@ class QuestionSettings(BaseModel):
     similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
 
 
+class EcosystemSettings(BaseModel):
+    """The ecosystem directory (ecosystem/directory.py)."""
+
+    # A published profile is shown this many days after its review, then expires unless it is
+    # renewed (the Enterprise Europe Network's partnering profiles expire the same way).
+    validity_days: int = Field(default=365, ge=1, le=3650)
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -171,6 +180,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
+    ecosystem: EcosystemSettings = EcosystemSettings()
 
 
 class SettingsError(InputError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
+from brygga.ecosystem.service import Ecosystem
 from brygga.errors import InputError
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
@@ -112,6 +114,12 @@ class Brygga:
                 raise InputError("raw counts are only for a synthetic region's outputs")
             return configured_policy(self.settings.disclosure)
         return region_policy(self.region(region), raw=raw, settings=self.settings.disclosure)
+
+    @cached_property
+    def ecosystem(self) -> Ecosystem:
+        """The ecosystem front door on the operational database (directory, matching,
+        inquiries): one per process, so the directory's ranking index is built once."""
+        return Ecosystem(self.database, validity_days=self.settings.ecosystem.validity_days)
 
     def sender(self) -> outbox.FileSender:
         """Where notifications go: the demo file sender under the data directory."""

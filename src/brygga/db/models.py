@@ -11,8 +11,16 @@ import only ``brygga.db`` (``Base``), so importing this module first cannot star
 
 from brygga import logins as login_models
 from brygga.db.base import Base
+from brygga.ecosystem import models as ecosystem_models
 from brygga.privacy import models as privacy_models
 from brygga.registry import models as registry_models
 from brygga.studies import models as studies_models
 
-__all__ = ["Base", "login_models", "privacy_models", "registry_models", "studies_models"]
+__all__ = [
+    "Base",
+    "ecosystem_models",
+    "login_models",
+    "privacy_models",
+    "registry_models",
+    "studies_models",
+]

@@ -1,0 +1,100 @@
+"""The ecosystem's operations on one operational database: what ``Brygga.ecosystem`` returns.
+
+The platform builds one ``Ecosystem`` per process (``platform.Brygga.ecosystem``); the CLI and
+the web call it. It keeps the ranking index of the published directory between calls and
+rebuilds it when the directory changes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Ecosystem"]
+
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from brygga.db.session import session, write_session
+from brygga.ecosystem import directory
+from brygga.ecosystem.models import Entry
+from brygga.ecosystem.profiles import load_document
+from brygga.errors import NotFoundError
+
+
+class Ecosystem:
+    def __init__(self, url: str, *, validity_days: int = 365) -> None:
+        self.url = url
+        self.validity_days = validity_days
+        self._lock = threading.Lock()
+
+    # --- Directory --------------------------------------------------------------------------
+
+    def import_file(
+        self, path: str | Path, *, actor: str, reviewer: str | None = None
+    ) -> dict[str, int]:
+        """``brygga ecosystem import FILE``: validate the whole file first, then write every
+        entry in one transaction (nothing half-imported)."""
+        document = load_document(path)
+        with write_session(self.url) as s:
+            result = directory.import_profiles(
+                s,
+                document,
+                actor=actor,
+                reviewer=reviewer,
+                validity_days=self.validity_days,
+                source=str(path),
+            )
+        return result.as_dict()
+
+    def seed(self, *, actor: str) -> dict[str, int]:
+        """The packaged seed (both strategies' actors and the KSS nodes), published: its
+        entries were reviewed when they were written into the package."""
+        return self.import_file(directory.PACKAGED_SEED, actor=actor, reviewer="brygga-seed")
+
+    def entries(
+        self,
+        *,
+        type: str | None = None,
+        area: str | None = None,
+        region: str | None = None,
+        include_hidden: bool = False,
+        lang: str = "sv",
+        day: date | None = None,
+    ) -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            found = directory.list_entries(
+                s, type=type, area=area, region=region, include_hidden=include_hidden, day=day
+            )
+            return [directory.entry_document(e, lang=lang, day=day) for e in found]
+
+    def entry(
+        self, key: int | str, *, lang: str = "sv", include_hidden: bool = False
+    ) -> dict[str, Any]:
+        """One entry; a hidden one (draft, withdrawn, expired) only for reviewers."""
+        with session(self.url) as s:
+            entry = directory.get_entry(s, key)
+            if not include_hidden and not directory.is_visible(entry):
+                raise NotFoundError(f"no directory entry {key!r}")
+            return directory.entry_document(entry, lang=lang)
+
+    def publish(self, key: int | str, *, reviewer: str) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            entry = directory.publish(s, key, reviewer=reviewer, validity_days=self.validity_days)
+            return directory.entry_document(entry)
+
+    def renew(self, key: int | str, *, reviewer: str) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            entry = directory.renew(s, key, reviewer=reviewer, validity_days=self.validity_days)
+            return directory.entry_document(entry)
+
+    def withdraw(self, key: int | str, *, actor: str) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            return directory.entry_document(directory.withdraw(s, key, actor=actor))
+
+    def _directory_stamp(self) -> tuple[Any, ...]:
+        """Changes whenever an entry is added, edited, reviewed or withdrawn."""
+        with session(self.url) as s:
+            return tuple(s.execute(select(func.count(Entry.id), func.max(Entry.updated_at),
+                                          func.max(Entry.published_at))).one())  # fmt: skip
