@@ -139,3 +139,12 @@ def test_cli_import_and_list(tmp_path, monkeypatch, fresh_db, capsys):
     bad.write_text("entries:\n  - id: x\n")
     assert main(["ecosystem", "import", str(bad)]) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_the_packaged_seed_imports_published(eco):
+    doc = eco.seed(actor="t")
+    assert doc["created"] == doc["published"] >= 70
+    assert {e["type"] for e in eco.entries()} == {
+        "actor", "infrastructure", "testbed", "support", "programme"
+    }  # fmt: skip
+    assert eco.seed(actor="t")["unchanged"] == doc["created"]  # idempotent
