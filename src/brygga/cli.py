@@ -1002,6 +1002,32 @@ def ecosystem_list(
     )
 
 
+@ecosystem_app.command("match")
+def ecosystem_match(
+    need: Annotated[
+        Path,
+        typer.Argument(
+            help="NEED.yaml: title, description, optional areas, types, trl, languages, region, sme."
+        ),
+    ],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="How many offerings.")] = 10,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="sv or en (default: the need's).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rank the directory's offerings for a need and say why for each."""
+    ranked = core().ecosystem.match(need, limit=limit, lang=lang)
+    if as_json:
+        print_json(ranked)
+        return
+    print_table(
+        "Offerings",
+        ["id", "name", "type", "score", "why"],
+        [[r["id"], r["name"], r["type"], r["score"], "; ".join(r["reasons"])] for r in ranked],
+    )
+
+
 @ecosystem_app.command("publish")
 def ecosystem_publish(
     entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],

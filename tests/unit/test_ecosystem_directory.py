@@ -104,7 +104,7 @@ def test_errors_name_file_line_and_field_and_nothing_is_half_imported(eco, tmp_p
 def test_a_personal_email_address_is_refused(eco, tmp_path):
     path = write(tmp_path / "d.yaml", ("ess", "ESS"))
     path.write_text(path.read_text() + "    contact_channel: anna.svensson@example.se\n")
-    with pytest.raises(DocumentError, match="contact_channel .*not an e-mail address"):
+    with pytest.raises(DocumentError, match=r"contact_channel .*not an e-mail address"):
         eco.import_file(path, actor="t")
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from brygga.clock import today
 from brygga.db.session import session, write_session
 from brygga.ecosystem import directory
+from brygga.ecosystem.match import Index, NeedDocument, load_need
 from brygga.ecosystem.models import Entry
 from brygga.ecosystem.profiles import load_document
 from brygga.errors import NotFoundError
@@ -28,6 +30,7 @@ class Ecosystem:
         self.url = url
         self.validity_days = validity_days
         self._lock = threading.Lock()
+        self._index: tuple[tuple[Any, ...], Index] | None = None
 
     # --- Directory --------------------------------------------------------------------------
 
@@ -98,3 +101,29 @@ class Ecosystem:
         with session(self.url) as s:
             return tuple(s.execute(select(func.count(Entry.id), func.max(Entry.updated_at),
                                           func.max(Entry.published_at))).one())  # fmt: skip
+
+    # --- Needs -> offerings -----------------------------------------------------------------
+
+    def index(self) -> Index:
+        """The published directory's ranking index, rebuilt when the directory changed."""
+        stamp = self._directory_stamp()
+        with self._lock:
+            if self._index is None or self._index[0] != stamp:
+                with session(self.url) as s:
+                    entries = s.scalars(select(Entry).where(Entry.status == "published")).all()
+                    self._index = (stamp, Index.build(list(entries)))
+            return self._index[1]
+
+    def match(
+        self,
+        need: NeedDocument | str | Path,
+        *,
+        limit: int = 10,
+        lang: str | None = None,
+        day: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """``brygga ecosystem match``: visible offerings for a need, best first, with reasons."""
+        if not isinstance(need, NeedDocument):
+            need = load_need(need)
+        ranked = self.index().rank(need, day=day or today(), limit=limit, lang=lang)
+        return [r.as_dict() for r in ranked]
