@@ -1028,6 +1028,19 @@ def ecosystem_match(
     )
 
 
+@ecosystem_app.command("escalate")
+def ecosystem_escalate(as_json: JsonFlag = False) -> None:
+    """The scheduled run: escalate inquiries past their promised answer day (Swedish working
+    days) to the coordinating office, and send queued e-mails (demo sender: <data
+    dir>/outbox/messages.jsonl)."""
+    doc = core().ecosystem_round()
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"{doc['escalated']} escalated; {doc['sent']} e-mails sent, "
+              f"{doc['failed']} failed.", highlight=False)  # fmt: skip
+
+
 @ecosystem_app.command("publish")
 def ecosystem_publish(
     entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],

@@ -25,6 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from brygga import audit
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
@@ -33,6 +35,7 @@ from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
+from brygga.ecosystem.inquiries import OFFICE_ROLE
 from brygga.ecosystem.service import Ecosystem
 from brygga.errors import InputError
 from brygga.prevention.equity import equity_report
@@ -50,6 +53,7 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
+from brygga.studies.models import StaffAccount
 
 __all__ = ["Brygga"]
 
@@ -120,6 +124,29 @@ class Brygga:
         """The ecosystem front door on the operational database (directory, matching,
         inquiries): one per process, so the directory's ranking index is built once."""
         return Ecosystem(self.database, validity_days=self.settings.ecosystem.validity_days)
+
+    def ecosystem_round(self) -> dict[str, Any]:
+        """The ecosystem's scheduled run: escalate overdue inquiries to the coordinating
+        office, then send the queued e-mails through the outbox's sender, to the addresses of
+        staff accounts looked up now (a closed account gets nothing)."""
+        escalated = self.ecosystem.escalate()
+        delivered = self.ecosystem.deliver(
+            self.sender(), self._staff_addresses, url=self.settings.portal_url
+        )
+        return {"escalated": escalated, **delivered}
+
+    def _staff_addresses(self, kind: str, key: int | None) -> list[str]:
+        """E-mail addresses of a staff account, an organization's staff or the coordinating
+        office (every active research-office account)."""
+        with session(self.database) as s:
+            query = select(StaffAccount.email).where(StaffAccount.active.is_(True))
+            if kind == "staff":
+                query = query.where(StaffAccount.id == key)
+            elif kind == "organization":
+                query = query.where(StaffAccount.organization_id == key)
+            else:
+                query = query.where(StaffAccount.role == OFFICE_ROLE)
+            return list(s.scalars(query))
 
     def sender(self) -> outbox.FileSender:
         """Where notifications go: the demo file sender under the data directory."""

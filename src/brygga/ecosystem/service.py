@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from brygga.clock import today
 from brygga.db.session import session, write_session
-from brygga.ecosystem import directory
+from brygga.ecosystem import directory, inquiries
+from brygga.ecosystem.inquiries import Actor, Addresses, Sender
 from brygga.ecosystem.match import Index, NeedDocument, load_need
 from brygga.ecosystem.models import Entry
 from brygga.ecosystem.profiles import load_document
@@ -127,3 +128,56 @@ class Ecosystem:
             need = load_need(need)
         ranked = self.index().rank(need, day=day or today(), limit=limit, lang=lang)
         return [r.as_dict() for r in ranked]
+
+    # --- Needs and inquiries ----------------------------------------------------------------
+
+    def create_need(self, actor: Actor, need: NeedDocument) -> int:
+        with write_session(self.url) as s:
+            return inquiries.create_need(s, actor, need).id
+
+    def need(self, actor: Actor, need_id: int) -> dict[str, Any]:
+        """One of the actor's needs, as a document (its wishes re-validated for matching)."""
+        with session(self.url) as s:
+            row = inquiries.own_need(s, actor, need_id)
+            return {"id": row.id, "title": row.title, "description": row.description,
+                    "details": row.details, "asked": sorted(inquiries.asked_entries(s, row.id))}  # fmt: skip
+
+    def need_document(self, actor: Actor, need_id: int) -> NeedDocument:
+        doc = self.need(actor, need_id)
+        return NeedDocument.model_validate(
+            {"title": doc["title"], "description": doc["description"], **doc["details"]}
+        )
+
+    def send_inquiry(
+        self, actor: Actor, need_id: int, entries: list[int | str], message: str
+    ) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            inquiry = inquiries.send_inquiry(s, actor, need_id, entries, message)
+            return inquiries.case_view(inquiry, today())
+
+    def answer(
+        self, actor: Actor, recipient_id: int, decision: str, reason: str = ""
+    ) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            r = inquiries.answer(s, actor, recipient_id, decision, reason)
+            return {"recipient": r.id, "status": r.status}
+
+    def cases(self, actor: Actor, *, lang: str = "sv") -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            return inquiries.my_cases(s, actor, lang=lang)
+
+    def inbox(self, actor: Actor, *, lang: str = "sv") -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            return inquiries.inbox(s, actor, lang=lang)
+
+    def escalate(self) -> int:
+        with write_session(self.url) as s:
+            return inquiries.escalate_overdue(s)
+
+    def deliver(self, sender: Sender, addresses: Addresses, *, url: str) -> dict[str, int]:
+        with write_session(self.url) as s:
+            return inquiries.deliver(s, sender, addresses, url=url)
+
+    def figures(self, *, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+        with session(self.url) as s:
+            return inquiries.figures(s, start=start, end=end)

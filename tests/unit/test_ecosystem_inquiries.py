@@ -1,0 +1,142 @@
+"""Routed inquiries: fan-out, answers, "Mina ärenden", working-day clocks, escalation,
+e-mail through the outbox's sender, audit."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from brygga import clock
+from brygga.clock import SWEDEN
+from brygga.db import session as db_session
+from brygga.ecosystem.inquiries import Actor
+from brygga.ecosystem.match import NeedDocument
+from brygga.ecosystem.models import Entry
+from brygga.errors import InputError, NotFoundError, PermissionDenied
+from brygga.forms import FormError
+from brygga.platform import Brygga
+from brygga.studies import staff
+
+# Monday 2 March 2026, 09:00 in Sweden: five working days later is Monday 9 March.
+MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=SWEDEN)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cheap_hashing():
+    from argon2 import PasswordHasher
+
+    staff.use_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    staff.use_hasher(PasswordHasher())
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch, fresh_db):
+    monkeypatch.setenv("BRYGGA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BRYGGA_DATABASE_URL", fresh_db)
+    core = Brygga()
+    with clock.frozen(MONDAY):
+        core.ecosystem.seed(actor="test")
+    people = {}
+    with db_session(fresh_db) as s:
+        lu = staff.create_organization(s, {"name": "Lunds universitet", "kind": "university"})
+        company = staff.create_organization(s, {"name": "Bolaget AB", "kind": "company"})
+        other = staff.create_organization(s, {"name": "Annat AB", "kind": "company"})
+        for key, role, org in [("requester", "researcher", company), ("provider", "researcher", lu),
+                               ("stranger", "researcher", other), ("office", "research_office", None)]:  # fmt: skip
+            account = staff.create_staff(
+                s,
+                {"email": f"{key}@example.se", "display_name": key, "role": role,
+                 "organization_id": org.id if org else None, "password": "correct horse battery"},
+            )  # fmt: skip
+            people[key] = Actor(account.id, role, org.id if org else None)
+        s.execute(update(Entry).where(Entry.slug == "lu-innovation").values(organization_id=lu.id))
+    return core, people, tmp_path
+
+
+def need() -> NeedDocument:
+    return NeedDocument(
+        title="Patent på en diagnostisk metod", description="Vi vill kommersialisera."
+    )
+
+
+def test_an_inquiry_fans_out_and_each_provider_answers(world):
+    core, people, data = world
+    eco = core.ecosystem
+    with clock.frozen(MONDAY):
+        need_id = eco.create_need(people["requester"], need())
+        case = eco.send_inquiry(people["requester"], need_id, ["lu-innovation", "max-iv"], "Hej!")
+    assert [r["due_on"] for r in case["recipients"]] == ["2026-03-09", "2026-03-09"]
+    # No provider is asked twice about one need.
+    with pytest.raises(InputError, match="already asked about this need: lu-innovation"):
+        eco.send_inquiry(people["requester"], need_id, ["lu-innovation", "ess"], "Igen")
+    asked = eco.need(people["requester"], need_id)["asked"]
+    assert len(asked) == 2  # the entries' numbers, for the web form to grey out
+    # Someone else's need is not theirs to send about.
+    with pytest.raises(NotFoundError):
+        eco.send_inquiry(people["stranger"], need_id, ["ess"], "Hej")
+
+    (mine,) = [r for r in eco.inbox(people["provider"]) if r["entry"] == "lu-innovation"]
+    assert mine["may_answer"] and mine["title"] == "Patent på en diagnostisk metod"
+    assert eco.inbox(people["stranger"]) == []
+    with pytest.raises(PermissionDenied):
+        eco.answer(people["stranger"], mine["recipient"], "interested")
+    with pytest.raises(FormError) as info:
+        eco.answer(people["provider"], mine["recipient"], "declined", "  ")
+    assert "reason" in info.value.fields
+    with clock.frozen(MONDAY + timedelta(days=1)):
+        eco.answer(
+            people["provider"], mine["recipient"], "declined", "Vi tar inte diagnostik just nu"
+        )
+    with pytest.raises(InputError, match="already been answered"):
+        eco.answer(people["provider"], mine["recipient"], "interested")
+    # MAX IV has no organization in Brygga: the coordinating office answers for it.
+    (office,) = eco.inbox(people["office"])
+    assert office["entry"] == "max-iv" and office["may_answer"]
+    with clock.frozen(MONDAY + timedelta(days=2)):
+        eco.answer(people["office"], office["recipient"], "interested")
+
+    with clock.frozen(MONDAY + timedelta(days=3)):
+        (shown,) = eco.cases(people["requester"])
+    states = {
+        r["entry"]: (r["status_text"], r["reason"], r["working_days"]) for r in shown["recipients"]
+    }
+    assert states == {
+        "lu-innovation": ("Avböjt", "Vi tar inte diagnostik just nu", 1),
+        "max-iv": ("Intresserad", None, 2),
+    }
+    actions = [
+        json.loads(x)["action"] for x in (data / "audit" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert [a for a in actions if a.startswith("ecosystem.") and a != "ecosystem.import"] == [
+        "ecosystem.need", "ecosystem.inquiry", "ecosystem.answer", "ecosystem.answer"
+    ]  # fmt: skip
+    figures = eco.figures()
+    assert figures["inquiries"] == 1 and figures["with_positive_answer"] == 1
+    assert figures["median_working_days_to_first_answer"] == 1
+
+
+def test_overdue_inquiries_are_flagged_and_escalated_once_with_mail(world):
+    core, people, data = world
+    eco = core.ecosystem
+    with clock.frozen(MONDAY):
+        need_id = eco.create_need(people["requester"], need())
+        eco.send_inquiry(people["requester"], need_id, ["lu-innovation"], "Hej!")
+    # Due Monday 9 March: not overdue that day, overdue on Tuesday.
+    with clock.frozen(MONDAY + timedelta(days=7)):
+        assert not eco.cases(people["requester"])[0]["recipients"][0]["overdue"]
+        assert core.ecosystem_round() == {"escalated": 0, "sent": 1, "failed": 0}
+    with clock.frozen(MONDAY + timedelta(days=8)):
+        recipient = eco.cases(people["requester"])[0]["recipients"][0]
+        assert recipient["overdue"] and recipient["status_text"] == "Försenat svar"
+        assert core.ecosystem_round() == {"escalated": 1, "sent": 1, "failed": 0}
+        assert core.ecosystem_round()["escalated"] == 0  # once
+        (escalated,) = eco.inbox(people["office"])
+        assert escalated["escalated"] and not escalated["may_answer"]  # the provider answers
+    mails = [json.loads(x) for x in (data / "outbox" / "messages.jsonl").read_text().splitlines()]
+    assert [m["to"] for m in mails] == ["provider@example.se", "office@example.se"]
+    assert all("Brygga" in m["text"] and "diagnostisk" not in m["text"] for m in mails)
+    assert "1 förfrågningar" in mails[1]["text"] and "escalated" in mails[1]["text"]
