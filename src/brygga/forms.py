@@ -7,7 +7,7 @@ never repeat the submitted value (it may be personal data).
 
 from __future__ import annotations
 
-__all__ = ["FormError", "validate"]
+__all__ = ["FieldMessage", "FormError", "field_message", "validate"]
 
 from typing import Any, TypeVar
 
@@ -32,7 +32,30 @@ _MESSAGES = {
     "bool_parsing": "must be yes or no",
     "literal_error": "must be one of {expected}",
     "extra_forbidden": "unknown field",
+    "too_short": "is required",
+    "list_type": "must be a list",
+    "string_type": "must be text",
+    "json_invalid": "is not valid JSON",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "enum": "must be one of {expected}",
+    "url_parsing": "must be a web address",
 }
+
+
+class FieldMessage(str):
+    """An English field message that remembers its template and values, so a page can show it
+    in the reader's language (``brygga.messages.localize``); the JSON API sends the text."""
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, params: dict[str, Any] | None = None) -> FieldMessage:
+        params = dict(params or {})
+        message = super().__new__(cls, template.format(**params) if params else template)
+        message.template = template
+        message.params = params
+        return message
 
 
 class FormError(InputError):
@@ -46,14 +69,18 @@ class FormError(InputError):
         super().__init__(message or f"invalid input: {summary}")
 
 
-def _message(error: dict[str, Any]) -> str:
+def field_message(error: Any) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) as a field message."""
     kind = error["type"]
     if kind == "value_error":
-        return str(error["ctx"]["error"])
+        cause = error["ctx"]["error"]
+        first = cause.args[0] if getattr(cause, "args", None) else None
+        return first if isinstance(first, FieldMessage) else FieldMessage(str(cause))
     template = _MESSAGES.get(kind)
     if template is None:
         return error["msg"][0].lower() + error["msg"][1:]
-    return template.format(**error.get("ctx", {}))
+    params = {k: v for k, v in error.get("ctx", {}).items() if f"{{{k}}}" in template}
+    return FieldMessage(template, params)
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
@@ -64,5 +91,5 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
         fields: dict[str, str] = {}
         for error in exc.errors():
             name = ".".join(str(p) for p in error["loc"]) or "form"
-            fields.setdefault(name, _message(error))
+            fields.setdefault(name, field_message(error))
         raise FormError(fields) from None

@@ -11,6 +11,7 @@ key or falls back to the other language.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "CatalogueError",
     "catalogue",
     "load",
+    "localize",
     "translate",
     "translate_error",
 ]
@@ -94,3 +96,39 @@ def translate_error(exc: Exception, lang: str) -> str | None:
     if not isinstance(key, str) or key not in catalogue() or not isinstance(params, dict):
         return None
     return translate(key, lang).format(**params)
+
+
+def localize(text: str, lang: str) -> str | None:
+    """An English source message (a field or error message, ``forms.FieldMessage`` or plain
+    text) in ``lang``, or None when the catalogues do not have it.
+
+    The services raise their messages in English (the JSON API and the CLI show them as they
+    are); the ``errors`` domain holds their Swedish text with the English source as the
+    message id, gettext's classic form, and a ``FieldMessage`` brings its values along.
+    """
+    template = getattr(text, "template", text)
+    params = getattr(text, "params", None) or {}
+    if template not in catalogue():
+        # A message already formatted (stored, or raised as an f-string) is matched against
+        # the catalogue's templates: "counts 1-7 suppressed" fits "counts 1-{max} suppressed".
+        for pattern, key in _patterns():
+            match = pattern.fullmatch(text)
+            if match:
+                return translate(key, lang).format(**match.groupdict())
+        return None
+    return translate(template, lang).format(**params)
+
+
+@cache
+def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    out = []
+    for key in catalogue():
+        if "{" not in key or " " not in key:
+            continue  # symbolic keys have no spaces; only English source texts are matched
+        parts = re.split(r"\{(\w+)\}", key)
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        out.append((re.compile(regex, re.DOTALL), key))
+    # Longer templates first: the most specific one wins.
+    return tuple(sorted(out, key=lambda p: -len(p[1])))

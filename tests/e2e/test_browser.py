@@ -62,9 +62,9 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     resident.fill("#max_travel_km", "50")
     resident.get_by_label("E-post").check()
     resident.locator("form[action='/portal/profile'] > button").click()
-    expect(resident.get_by_role("status")).to_have_text("Sparat.")
+    expect(resident.get_by_role("alert")).to_contain_text("Sparat.")
     resident.locator("form[action='/portal/consent/contact'] button").click()
-    expect(resident.locator("form[action='/portal/consent/contact'] button")).to_have_text(
+    expect(resident.locator("form[action='/portal/consent/contact'] button")).to_contain_text(
         "Återkalla"
     )
     expect(resident.get_by_text(TITLE)).to_have_count(0)  # no such study yet
@@ -78,8 +78,8 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
             "recruitment_start": "2020-01-01", "recruitment_end": "2099-12-31",
             "summary_sv": "Sover man sämre med högt blodtryck?",
             "summary_en": "Does high blood pressure disturb sleep?",
-            "site_name1": "SUS Malmö", "site_muni1": "1280",
-            "criteria_yaml": "demographics:\n  age: {min: 18}\ninclude:\n"
+            "sites-0-name": "SUS Malmö", "sites-0-municipality_code": "1280",
+            "criteria": "demographics:\n  age: {min: 18}\ninclude:\n"
                              "  - condition: {codes: [I10], vocabulary: ICD10}\n"}  # fmt: skip
     for field, value in form.items():
         researcher.fill(f"#{field}", value)
@@ -87,7 +87,7 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     researcher.get_by_role("button", name="Spara").click()
     expect(researcher.get_by_role("heading", level=1)).to_have_text(TITLE)
     researcher.get_by_role("button", name="Skicka in för granskning").click()
-    expect(researcher.locator("main strong").first).to_have_text("submitted")
+    expect(researcher.locator("main strong").first).to_have_text("Inskickad för granskning")
     study_url = researcher.url
 
     # The research office approves it; matching invites the resident.
@@ -96,7 +96,7 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     office.get_by_role("link", name=TITLE).click()
     office.fill("#reason", "Etiskt godkänd, rimlig rekrytering.")
     office.get_by_role("button", name="Godkänn").click()
-    expect(office.locator("main strong").first).to_have_text("approved")
+    expect(office.locator("main strong").first).to_have_text("Godkänd")
 
     # Before the resident answers, the team sees nobody.
     researcher.goto(study_url + "/contacts")
@@ -107,7 +107,7 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     invitation = resident.locator("article", has_text=TITLE)
     expect(invitation).to_contain_text("Sover man sämre")
     invitation.get_by_role("button", name="Jag är intresserad").click()
-    expect(resident.locator("article", has_text=TITLE)).to_contain_text("interested")
+    expect(resident.locator("article", has_text=TITLE)).to_contain_text("Du är intresserad")
 
     # Now the researcher sees the resident's name and contact details.
     researcher.goto(study_url + "/contacts")
@@ -169,7 +169,10 @@ def test_form_errors_are_accessible(open_page, sessions, site) -> None:
     page.get_by_role("button", name="Spara").click()
     field = page.locator("#ethics_number")
     expect(field).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#" + field.get_attribute("aria-describedby"))).not_to_be_empty()
+    described = field.get_attribute("aria-describedby").split()
+    assert "ethics_number-error" in described
+    expect(page.locator("#ethics_number-error")).to_contain_text("ÅÅÅÅ-NNNNN-NN")
+    expect(page.locator(".govuk-error-summary a[href='#ethics_number']")).to_have_count(1)
     assert axe_violations(page) == []
 
 

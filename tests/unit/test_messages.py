@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from brygga import messages
+from brygga.registry.models import CONSENT_KINDS
+from brygga.studies import funnel, models
 
 SRC = Path(messages.__file__).parent
 # t("key", ...) in templates; translate("key", ...) and the error keys in Python.
-USE = re.compile(r"""\b(?:t|translate)\(\s*["']([a-z0-9_]+)["']""")
+USE = re.compile(r"""\b(?:t|translate)\(\s*["']([a-z0-9_]+)["']\s*[,)]""")
 
 
 def _write(root: Path, lang: str, domain: str, pairs: dict[str, str]) -> None:
@@ -40,6 +42,25 @@ def test_every_key_used_in_templates_and_code_is_defined() -> None:
             used.setdefault(key, path)
     assert len(used) > 30  # the scan finds the templates' keys
     missing = {k: str(p.relative_to(SRC)) for k, p in used.items() if k not in cat}
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    ("prefix", "values"),
+    [
+        ("study_status_", models.STUDY_STATES),
+        ("phase_", models.PHASES),
+        ("invitation_status_", models.INVITATION_STATES),
+        ("outcome_", models.OUTCOMES),
+        ("funnel_", funnel.STAGES),
+        ("org_kind_", models.ORGANIZATION_KINDS),
+        ("role_", models.ROLES),
+        ("consent_kind_", CONSENT_KINDS),
+    ],
+)
+def test_every_enum_value_shown_on_a_page_has_its_words(prefix: str, values: tuple) -> None:
+    """Pages show enums as t(prefix ~ value): a new value without words would show a key."""
+    missing = [v for v in values if prefix + v not in messages.catalogue()]
     assert not missing
 
 
@@ -72,3 +93,14 @@ def test_domains_merge(tmp_path: Path) -> None:
     assert messages.load(tmp_path) == {"a": ("ett", "one"), "b": ("två", "two")}
     assert messages.translate("portal", "en") == "My pages"
     assert messages.translate("portal", "sv") == "Mina sidor"
+
+
+def test_formatted_english_messages_are_matched_to_their_templates() -> None:
+    """A stored or f-string message finds its template and keeps its values."""
+    assert (
+        messages.localize("counts 1-7 suppressed, others rounded to the nearest 5", "sv")
+        == "antal 1–7 visas inte, övriga avrundas till närmaste 5"
+    )
+    assert messages.localize("must be at most 300", "sv") == "får vara högst 300"
+    assert messages.localize("must be at most 300", "en") == "must be at most 300"
+    assert messages.localize("something nobody wrote down", "sv") is None

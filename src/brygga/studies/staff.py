@@ -35,7 +35,7 @@ from brygga import audit, logins
 from brygga.clock import now
 from brygga.db.base import MAX_ID
 from brygga.errors import InputError, PermissionDenied
-from brygga.forms import FormError, validate
+from brygga.forms import FieldMessage, FormError, validate
 from brygga.studies.models import Organization, StaffAccount
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (t=3, m=64 MiB)
@@ -84,7 +84,9 @@ class StaffInput(BaseModel):
     @classmethod
     def _password(cls, value: str | None) -> str | None:
         if value is not None and len(value) < MIN_PASSWORD:
-            raise ValueError(f"must be at least {MIN_PASSWORD} characters")
+            raise ValueError(
+                FieldMessage("must be at least {min} characters", {"min": MIN_PASSWORD})
+            )
         return value
 
 
@@ -157,7 +159,9 @@ def set_password(
 ) -> StaffAccount:
     """A new password; every session of the account ends (whoever knew the old one is out)."""
     if len(password) < MIN_PASSWORD:
-        raise FormError({"password": f"must be at least {MIN_PASSWORD} characters"})
+        raise FormError(
+            {"password": FieldMessage("must be at least {min} characters", {"min": MIN_PASSWORD})}
+        )
     if len(password) > 200:
         raise FormError({"password": "must be at most 200 characters"})
     account.password_hash = _hasher.hash(password)

@@ -39,11 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brygga.config import QuestionSettings, get_settings
 from brygga.errors import BryggaError
-from brygga.forms import FormError
+from brygga.forms import FormError, field_message
 from brygga.platform import Brygga
 from brygga.privacy.questions import QuestionGuard
 from brygga.web import i18n, security
-from brygga.web.deps import error_response, lang, wants_json
+from brygga.web.deps import error_response, lang, localized, municipality_name, wants_json
 
 HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
@@ -142,7 +142,8 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             request = Request(scope, receive)
-            response = error_response(request, 413, BodyTooLarge(request, limit).detail)
+            text = BodyTooLarge(request, limit).detail
+            response = error_response(request, 413, text, detail=text)
             response.headers["Connection"] = "close"  # the unread body is not worth reading
             await response(scope, receive, send)
             return
@@ -229,6 +230,8 @@ class SecurityHeaders:
 def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     t.env.globals["t"] = i18n.translate
+    t.env.globals["municipality"] = municipality_name
+    t.env.globals["localized"] = localized  # a service's English message in the page language
     return t
 
 
@@ -236,19 +239,20 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(BryggaError)
     async def brygga_error(request: Request, exc: BryggaError) -> Response:
         fields = exc.fields if isinstance(exc, FormError) else None
-        message = exc.message
-        if not wants_json(request):  # the JSON API keeps the English text, as for every error
-            message = i18n.translate_error(exc, lang(request)) or message
-        return error_response(request, exc.http_status, message, fields)
+        # The JSON API keeps the English text, as for every error; pages get the catalogue's.
+        detail = i18n.translate_error(exc, lang(request))
+        return error_response(request, exc.http_status, exc.message, fields, detail)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return error_response(request, exc.status_code, str(exc.detail))
+        # Our own (BodyTooLarge) speak the reader's language; Starlette's are English.
+        detail = str(exc.detail) if isinstance(exc, BodyTooLarge) else None
+        return error_response(request, exc.status_code, str(exc.detail), detail=detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         fields = {}
         for e in exc.errors():
             loc = [str(p) for p in e["loc"] if p not in ("body", "query", "path", "form")]
-            fields.setdefault(".".join(loc) or "request", e["msg"])
+            fields.setdefault(".".join(loc) or "request", field_message(e))
         return error_response(request, 422, "invalid input", fields)

@@ -16,6 +16,8 @@ __all__ = [
     "error_response",
     "feasibility_now",
     "lang",
+    "localized",
+    "municipality_name",
     "platform",
     "read_db",
     "render",
@@ -30,15 +32,18 @@ from fastapi import Path as PathParam
 from fastapi import Request
 from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
+from brygga.messages import localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
 from brygga.studies import funnel, registration, staff
 from brygga.studies.models import Study
+from brygga.synth.targets import REGIONS
 from brygga.web import i18n, security
 from brygga.web.security import Principal
 
@@ -48,6 +53,15 @@ CODES = {400: "bad_request", 401: "not_logged_in", 403: "forbidden", 404: "not_f
          429: "too_many_requests"}  # fmt: skip
 # A record id in a path: out of range is a 422 like any invalid input (not a database overflow).
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+
+# SCB kommunkod -> name, for pages that show a municipality (one list: synth/targets.py).
+MUNICIPALITIES = {m.code: m.name for r in REGIONS.values() for m in r.municipalities}
+
+
+def municipality_name(code: str | None) -> str:
+    """A municipality's name from its SCB code (the code itself if unknown)."""
+    return MUNICIPALITIES.get(code or "", code or "")
 
 
 def platform(request: Request) -> Brygga:
@@ -113,17 +127,33 @@ def lang(request: Request) -> str:
     return value if value in i18n.LANGUAGES else "sv"
 
 
+def localized(message: str, language: str) -> str:
+    """A service's English message in the reader's language. A message the catalogues do not
+    have yet is shown in Swedish pages after a Swedish lead, marked ``lang="en"`` (screen
+    readers switch voice), never as bare English."""
+    text = localize(message, language)
+    if text is not None or language == "en":
+        return text if text is not None else message
+    lead = i18n.translate("error_untranslated", language)
+    return Markup('{} <span lang="en">{}</span>').format(lead, escape(message))
+
+
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
+    language = lang(request)
+    context = dict(context or {})
+    if context.get("errors"):  # field messages from the services: in the page's language
+        context["errors"] = {k: localized(v, language) for k, v in context["errors"].items()}
     base = {
-        "lang": lang(request),
+        "lang": language,
         "csrf": request.state.csrf,
         "who": security.principal(request),
         "demo": request.app.state.config.demo,
+        "staff_roles": security.STAFF_ROLES,
     }
     return request.app.state.templates.TemplateResponse(
-        request, name, base | (context or {}), status_code=status
+        request, name, base | context, status_code=status
     )
 
 
@@ -189,12 +219,23 @@ def wants_json(request: Request) -> bool:
 
 
 def error_response(
-    request: Request, status: int, message: str, fields: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    message: str,
+    fields: dict[str, str] | None = None,
+    detail: str | None = None,
 ) -> Response:
+    """The JSON error shape for the API, else the error page. ``detail`` is the message in the
+    reader's language when the caller has it (``messages.translate_error``)."""
     if wants_json(request):
         body = {"status": status, "code": CODES.get(status, "error"), "message": message}
         body["fields"] = fields or {}
         return JSONResponse({"error": body}, status_code=status)
     if status == 401:
         return Response(status_code=303, headers={"Location": "/login"})
-    return render(request, "error.html", {"status": status, "message": message}, status)
+    # The page names the kind of error in the reader's language; the service's own message
+    # is shown when the catalogues have it (or the page is English).
+    if detail is None:
+        detail = localize(message, lang(request)) or (message if lang(request) == "en" else None)
+    context = {"status": status, "detail": detail, "errors": fields or {}}
+    return render(request, "error.html", context, status)

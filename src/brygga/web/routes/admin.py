@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from brygga.forms import FormError
 from brygga.studies import staff
-from brygga.studies.models import Organization, StaffAccount
+from brygga.studies.models import ORGANIZATION_KINDS, ROLES, Organization, StaffAccount
 from brygga.web.deps import Id, db, render
 from brygga.web.security import Principal, allow
 
@@ -24,6 +24,8 @@ def page(request: Request, session: Session, errors: dict[str, str] | None = Non
         "organizations": list(session.scalars(select(Organization).order_by(Organization.name))),
         "accounts": list(session.scalars(select(StaffAccount).order_by(StaffAccount.email))),
         "errors": errors or {},
+        "roles": ROLES,
+        "kinds": ORGANIZATION_KINDS,
     }
     return render(request, "admin.html", context, 422 if errors else 200)
 
