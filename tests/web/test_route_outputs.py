@@ -44,6 +44,14 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    # The ecosystem: directory entries, needs and inquiries (counts of entries, not of people).
+    ("GET", "/ekosystem"), ("GET", "/ekosystem/{slug}"), ("GET", "/ekosystem-behov/ny"),
+    ("POST", "/ekosystem-behov"), ("GET", "/ekosystem-behov/{need_id}"),
+    ("POST", "/ekosystem-behov/{need_id}/forfragan"), ("GET", "/ekosystem-arenden"),
+    ("GET", "/ekosystem-inkorg"), ("POST", "/ekosystem-inkorg/{recipient_id}"),
+    ("GET", "/api/ecosystem"), ("GET", "/api/ecosystem/entries/{slug}"),
+    ("POST", "/api/ecosystem/match"), ("GET", "/api/ecosystem/cases"),
+    ("GET", "/api/ecosystem/inbox"),
 }  # fmt: skip
 
 

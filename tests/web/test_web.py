@@ -26,6 +26,9 @@ def concrete(path: str, site) -> str:
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,
+        "slug": "no-such-entry",
+        "need_id": 999999,
+        "recipient_id": 999999,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
@@ -77,6 +80,9 @@ def test_sensitive_routes_have_the_expected_roles():
     assert by_path[("/studies/{study_id}/review", "POST")] == {"research_office"}
     assert by_path[("/portal/export", "GET")] == {"resident"}
     assert by_path[("/admin/staff", "POST")] == {"admin"}
+    members = {"researcher", "care_provider", "research_office"}
+    assert by_path[("/ekosystem-inkorg/{recipient_id}", "POST")] == members
+    assert by_path[("/ekosystem", "GET")] == {"public"}
     assert by_path[("/admin/staff/{staff_id}/deactivate", "POST")] == {"admin"}
     assert by_path[("/admin/staff/{staff_id}/password", "POST")] == {"admin"}
 

@@ -21,6 +21,7 @@ have no organization in Brygga yet and sees every escalation.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_RECIPIENTS",
     "OFFICE_ROLE",
     "Actor",
     "Addresses",

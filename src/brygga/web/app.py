@@ -77,9 +77,9 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import admin, api, public, resident, staff
+    from brygga.web.routes import admin, api, ecosystem, public, resident, staff
 
-    return tuple(m.router for m in (public, resident, staff, admin, api))
+    return tuple(m.router for m in (public, resident, staff, admin, api, ecosystem))
 
 
 def create_app(config: WebConfig) -> FastAPI:

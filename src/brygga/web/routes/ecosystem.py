@@ -1,0 +1,366 @@
+"""The ecosystem front door ("Vägen in"): the public directory (/ekosystem, no log-in), and
+for staff their needs, the offerings ranked for them, inquiries, "Mina ärenden" and the
+provider inbox; the JSON API under /api/ecosystem.
+
+Writes go through ``short_write`` with the ecosystem's domain functions on that session (the
+platform's ``Ecosystem`` opens its own sessions and is for the CLI); the ranking index is the
+platform's, shared by every request.
+"""
+
+from __future__ import annotations
+
+__all__ = ["router"]
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from brygga.clock import today
+from brygga.ecosystem import directory, inquiries
+from brygga.ecosystem.inquiries import Actor
+from brygga.ecosystem.match import AREA_KEYS, MAX_RESULTS, Index, NeedDocument
+from brygga.ecosystem.models import ENTRY_TYPES, Entry
+from brygga.ecosystem.profiles import REGIONS, SUPPORT_KINDS, TECHNOLOGY_AREAS, THERAPY_AREAS
+from brygga.ecosystem.service import Ecosystem
+from brygga.errors import NotFoundError
+from brygga.forms import FormError, validate
+from brygga.messages import translate
+from brygga.studies import staff
+from brygga.web.deps import Id, db, lang, read_db, render, short_write
+from brygga.web.security import Principal, allow
+
+router = APIRouter()
+public = Depends(allow("public"))
+# Who files needs and answers inquiries: companies' and universities' researchers, care
+# units, and the research office (the coordinating office).
+members = allow("researcher", "care_provider", "research_office")
+Slug = Annotated[str, Path(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=80)]
+Filter = Annotated[str | None, Query(max_length=40)]
+
+
+def ranking(request: Request) -> Index:
+    """The directory's ranking index on the app's database: one ``Ecosystem`` per app (kept
+    in the app's state), so the index is built once and rebuilt when the directory changes."""
+    state = request.app.state
+    url = state.config.database_url
+    eco = getattr(state, "ecosystem", None)
+    if eco is None or eco.url != url:
+        eco = state.ecosystem = Ecosystem(url)
+    return eco.index()
+
+
+def actor(session: Session, who: Principal) -> Actor:
+    account = staff.get(session, who.staff_id)
+    return Actor(account.id, account.role, account.organization_id)
+
+
+def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """A filter value from the query string; anything else is no filter."""
+    return value if value in allowed else None
+
+
+def _area_label(key: str) -> str:
+    """The catalogue key of an area's or a support kind's name."""
+    from_support = key in SUPPORT_KINDS and key not in (*THERAPY_AREAS, *TECHNOLOGY_AREAS)
+    return ("eco_support_" if from_support else "eco_area_") + key
+
+
+# --- The public directory ------------------------------------------------------------------
+
+
+@router.get("/ekosystem", dependencies=[public])
+def directory_page(
+    request: Request,
+    typ: Filter = None,
+    omrade: Filter = None,
+    region: Filter = None,
+    q: Annotated[str | None, Query(max_length=300)] = None,
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    language = lang(request)
+    kind = _choice(typ, ENTRY_TYPES)
+    area = _choice(omrade, AREA_KEYS)
+    where = _choice(region, REGIONS)
+    entries = directory.list_entries(session, type=kind, area=area, region=where)
+    reasons: dict[str, list[str]] = {}
+    text = (q or "").strip()
+    if text:
+        # Free text ranks the (filtered) directory by the needs -> offerings ranking.
+        need = NeedDocument(title=text, description=text)
+        ranked = ranking(request).rank(need, day=today(), limit=MAX_RESULTS, lang=language)
+        by_slug = {e.slug: e for e in entries}
+        entries = [by_slug[r.id] for r in ranked if r.id in by_slug]
+        reasons = {r.id: r.reasons for r in ranked}
+    context = {
+        "entries": entries,
+        "reasons": reasons,
+        "filters": {"typ": kind or "", "omrade": area or "", "region": where or "", "q": text},
+        "types": ENTRY_TYPES,
+        "areas": [(k, _area_label(k)) for k in AREA_KEYS],
+        "regions": REGIONS,
+    }
+    return render(request, "eco_directory.html", context)
+
+
+@router.get("/ekosystem/{slug}", dependencies=[public])
+def entry_page(
+    request: Request, slug: Slug, session: Session = Depends(db, scope="function")
+) -> Response:
+    entry = directory.get_entry(session, slug)
+    if not directory.is_visible(entry):
+        raise NotFoundError(f"no directory entry {slug!r}")
+    return render(request, "eco_entry.html", {"e": entry, "rows": entry_rows(entry, lang(request))})
+
+
+def entry_rows(e: Entry, language: str) -> list[tuple[str, str]]:
+    """The profile's fields as (label, value), every enum through the catalogue."""
+
+    def t(key: str) -> str:
+        return translate(key, language)
+
+    sv = language != "en"
+    rows = []
+    services = e.services_sv if sv else e.services_en
+    if services:
+        rows.append((t("eco_field_services"), ", ".join(services)))
+    if e.support_kinds:
+        rows.append(
+            (t("eco_field_support"), ", ".join(t(f"eco_support_{k}") for k in e.support_kinds))
+        )
+    areas = [t(f"eco_area_{a}") for a in (*e.technology_areas, *e.therapy_areas)]
+    if areas:
+        rows.append((t("eco_field_areas"), ", ".join(areas)))
+    if e.trl_min is not None:
+        rows.append((t("eco_field_trl"), f"{e.trl_min}–{e.trl_max}"))
+    access = e.access_sv if sv else e.access_en
+    if access:
+        rows.append((t("eco_field_access"), access))
+    rows.append((t("eco_field_price"), t(f"eco_price_{e.price_model}")))
+    rows.append((t("eco_field_languages"), ", ".join(t(f"eco_lang_{x}") for x in e.languages)))
+    rows.append((t("eco_field_sme"), t("eco_yes") if e.sme_eligible else t("eco_no")))
+    where = t(f"eco_region_{e.region}") + (f" ({e.location})" if e.location else "")
+    rows.append((t("eco_field_location"), where))
+    rows.append((t("eco_field_contact_role"), e.contact_role_sv if sv else e.contact_role_en))
+    if e.contact_channel:
+        rows.append((t("eco_field_channel"), e.contact_channel))
+    rows.append((t("eco_field_response"), t("eco_response_days").format(days=e.response_days)))
+    return rows
+
+
+# --- Needs and inquiries (logged in) ------------------------------------------------------
+
+
+def _need_form(form: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "title": str(form.get("title") or ""),
+        "description": str(form.get("description") or ""),
+        "areas": [str(a) for a in form.getlist("areas")],
+        "types": [str(t) for t in form.getlist("types")],
+        "languages": [str(x) for x in form.getlist("languages")],
+        "sme": form.get("sme") == "yes",
+    }
+    for key in ("trl", "region"):
+        if form.get(key):
+            data[key] = str(form.get(key))
+    return data
+
+
+def need_form_page(
+    request: Request, data: dict[str, Any], errors: dict[str, str], status: int = 200
+) -> Response:
+    context = {
+        "data": data,
+        "errors": errors,
+        "types": ENTRY_TYPES,
+        "areas": [(k, _area_label(k)) for k in (*TECHNOLOGY_AREAS, *THERAPY_AREAS)],
+        "regions": REGIONS,
+    }
+    return render(request, "eco_need_form.html", context, status)
+
+
+@router.get("/ekosystem-behov/ny")
+def new_need(request: Request, _who: Principal = Depends(members)) -> Response:
+    return need_form_page(request, {"languages": [lang(request)]}, {})
+
+
+@router.post("/ekosystem-behov")
+async def create_need(request: Request, who: Principal = Depends(members)) -> Response:
+    async with request.form() as form:
+        data = _need_form(form)
+    try:
+        need = validate(NeedDocument, data)
+    except FormError as exc:
+        return need_form_page(request, data, exc.fields, 422)
+
+    def job(s: Session) -> int:
+        return inquiries.create_need(s, actor(s, who), need).id
+
+    need_id = await short_write(request, job)
+    return RedirectResponse(f"/ekosystem-behov/{need_id}", status_code=303)
+
+
+def need_page(
+    request: Request,
+    session: Session,
+    who: Principal,
+    need_id: int,
+    errors: dict[str, str] | None = None,
+    chosen: list[str] | None = None,
+    message: str = "",
+    status: int = 200,
+) -> Response:
+    me = actor(session, who)
+    row = inquiries.own_need(session, me, need_id)
+    need = NeedDocument.model_validate(
+        {"title": row.title, "description": row.description, **row.details}
+    )
+    ranked = ranking(request).rank(need, day=today(), lang=lang(request))
+    asked = inquiries.asked_entries(session, need_id)
+    context = {
+        "need": row,
+        "ranked": ranked,
+        "asked": asked,
+        "errors": errors or {},
+        "chosen": chosen or [],
+        "message": message,
+    }
+    return render(request, "eco_need.html", context, status)
+
+
+@router.get("/ekosystem-behov/{need_id}")
+def show_need(
+    request: Request,
+    need_id: Id,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    return need_page(request, session, who, need_id)
+
+
+@router.post("/ekosystem-behov/{need_id}/forfragan")
+async def send_inquiry(
+    request: Request,
+    need_id: Id,
+    who: Principal = Depends(members),
+    session: Session = Depends(read_db, scope="function"),
+) -> Response:
+    async with request.form() as form:
+        chosen = [str(x) for x in form.getlist("entries")][: inquiries.MAX_RECIPIENTS + 1]
+        message = str(form.get("message") or "")
+    try:
+
+        def job(s: Session) -> int:
+            return inquiries.send_inquiry(s, actor(s, who), need_id, chosen, message).id
+
+        await short_write(request, job)
+    except FormError as exc:
+        return need_page(request, session, who, need_id, exc.fields, chosen, message, 422)
+    return RedirectResponse("/ekosystem-arenden", status_code=303)
+
+
+@router.get("/ekosystem-arenden")
+def my_cases(
+    request: Request,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    cases = inquiries.my_cases(session, actor(session, who), lang=lang(request))
+    return render(request, "eco_cases.html", {"cases": cases})
+
+
+def inbox_page(
+    request: Request, session: Session, who: Principal, errors: dict[str, str], status: int = 200
+) -> Response:
+    rows = inquiries.inbox(session, actor(session, who), lang=lang(request))
+    return render(request, "eco_inbox.html", {"rows": rows, "errors": errors}, status)
+
+
+@router.get("/ekosystem-inkorg")
+def inbox(
+    request: Request,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    return inbox_page(request, session, who, {})
+
+
+@router.post("/ekosystem-inkorg/{recipient_id}")
+async def answer(
+    request: Request,
+    recipient_id: Id,
+    who: Principal = Depends(members),
+    session: Session = Depends(read_db, scope="function"),
+) -> Response:
+    async with request.form() as form:
+        decision = str(form.get("decision") or "")
+        reason = str(form.get("reason") or "")[:2000]
+    try:
+        await short_write(
+            request,
+            lambda s: inquiries.answer(s, actor(s, who), recipient_id, decision, reason),
+        )
+    except FormError as exc:
+        errors = {f"{k}-{recipient_id}": v for k, v in exc.fields.items()}
+        return inbox_page(request, session, who, errors, 422)
+    return RedirectResponse("/ekosystem-inkorg", status_code=303)
+
+
+# --- JSON API -------------------------------------------------------------------------------
+
+
+@router.get("/api/ecosystem", dependencies=[public])
+def api_list(
+    request: Request,
+    type: Filter = None,
+    area: Filter = None,
+    region: Filter = None,
+    session: Session = Depends(db, scope="function"),
+) -> list[dict[str, Any]]:
+    found = directory.list_entries(
+        session,
+        type=_choice(type, ENTRY_TYPES),
+        area=_choice(area, AREA_KEYS),
+        region=_choice(region, REGIONS),
+    )
+    return [directory.entry_document(e, lang=lang(request)) for e in found]
+
+
+@router.get("/api/ecosystem/entries/{slug}", dependencies=[public])
+def api_entry(
+    request: Request, slug: Slug, session: Session = Depends(db, scope="function")
+) -> dict[str, Any]:
+    entry = directory.get_entry(session, slug)
+    if not directory.is_visible(entry):
+        raise NotFoundError(f"no directory entry {slug!r}")
+    return directory.entry_document(entry, lang=lang(request))
+
+
+@router.post("/api/ecosystem/match", dependencies=[public])
+def api_match(
+    request: Request,
+    need: NeedDocument = Body(...),
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+) -> list[dict[str, Any]]:
+    """Needs -> offerings: the visible directory ranked for ``need``, with reasons."""
+    ranked = ranking(request).rank(need, day=today(), limit=limit)
+    return [r.as_dict() for r in ranked]
+
+
+@router.get("/api/ecosystem/cases")
+def api_cases(
+    request: Request,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> list[dict[str, Any]]:
+    return inquiries.my_cases(session, actor(session, who), lang=lang(request))
+
+
+@router.get("/api/ecosystem/inbox")
+def api_inbox(
+    request: Request,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> list[dict[str, Any]]:
+    return inquiries.inbox(session, actor(session, who), lang=lang(request))

@@ -1,0 +1,128 @@
+"""The ecosystem front door on the web: the public directory and entry pages (no log-in),
+needs -> offerings -> inquiries -> provider inbox -> Mina ärenden, and the JSON API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import update
+
+from brygga.db import session as db_session
+from brygga.ecosystem.models import Entry
+from brygga.ecosystem.service import Ecosystem
+
+
+@pytest.fixture
+def eco_site(site):
+    Ecosystem(site["url"]).seed(actor="test")
+    # Lunds universitet (the site's organization) answers for LU Innovation.
+    with db_session(site["url"]) as s:
+        org = s.execute(
+            update(Entry).where(Entry.slug == "lu-innovation").values(organization_id=1)
+        )
+        assert org.rowcount == 1
+    return site
+
+
+def title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+
+
+def test_the_directory_is_public_with_filters_and_a_page_per_entry(eco_site):
+    c = eco_site["client"]()
+    page = c.get("/ekosystem")
+    assert page.status_code == 200
+    assert title(page.text) == "Vägen in: aktörer, infrastrukturer och stöd – Brygga"
+    assert "MAX IV" in page.text and "Karolinska Trial Alliance (KTA)" in page.text
+    infra = c.get("/ekosystem", params={"typ": "infrastructure", "region": "skane"})
+    assert "MAX IV" in infra.text and "Karolinska Trial Alliance" not in infra.text
+    found = c.get("/ekosystem", params={"q": "neutronspridning"})
+    links = re.findall(r'href="/ekosystem/([a-z0-9-]+)"', found.text)
+    assert links[0] == "ess" and "max-iv" not in links
+    entry = c.get("/ekosystem/max-iv")
+    assert entry.status_code == 200 and title(entry.text) == "MAX IV – Brygga"
+    assert "Självkostnadspris" in entry.text and "Användarkontor" in entry.text
+    assert "rontgenteknik mgjliggor" in entry.text  # the cited passage, as printed
+    assert "cost_based" not in entry.text  # enums through the catalogue
+    c.http.cookies.set("lang", "en")
+    english = c.get("/ekosystem/max-iv")
+    assert "At cost" in english.text and "User office" in english.text
+    assert c.get("/ekosystem/no-such-entry").status_code == 404
+
+
+def test_need_to_inquiry_to_answer_to_my_cases(eco_site):
+    requester = eco_site["client"]("outsider")  # a researcher at another organization
+    empty = requester.post("/ekosystem-behov", data={"title": "", "description": ""})
+    assert empty.status_code == 422 and "govuk-error-summary" in empty.text
+    assert "måste fyllas i" in empty.text
+    made = requester.post(
+        "/ekosystem-behov",
+        data={"title": "Patent och kommersialisering",
+              "description": "Jag vill kommersialisera ett forskningsresultat och söka patent.",
+              "region": "skane", "languages": "sv"},
+    )  # fmt: skip
+    assert made.status_code == 303
+    need_url = made.headers["location"]
+    page = requester.get(need_url)
+    assert page.status_code == 200 and 'value="lu-innovation"' in page.text
+    assert "Beskrivningen matchar" in page.text or "Namnet matchar" in page.text
+    nothing = requester.post(f"{need_url}/forfragan", data={"message": "Hej"})
+    assert nothing.status_code == 422 and "välj minst en aktör" in nothing.text
+    sent = requester.post(
+        f"{need_url}/forfragan",
+        data={"entries": ["lu-innovation", "max-iv"], "message": "Kan ni hjälpa oss?"},
+    )
+    assert sent.status_code == 303 and sent.headers["location"] == "/ekosystem-arenden"
+    again = requester.get(need_url)
+    assert re.search(r'value="lu-innovation" disabled', again.text)  # asked once per need
+    assert (
+        requester.post(
+            f"{need_url}/forfragan", data={"entries": ["max-iv"], "message": "x"}
+        ).status_code
+        == 400
+    )
+
+    provider = eco_site["client"]("researcher")  # Lunds universitet
+    inbox = provider.get("/ekosystem-inkorg")
+    assert "Patent och kommersialisering" in inbox.text and "Kan ni hjälpa oss?" in inbox.text
+    recipient = re.search(r'action="/ekosystem-inkorg/(\d+)"', inbox.text).group(1)
+    missing = provider.post(f"/ekosystem-inkorg/{recipient}", data={"decision": "declined"})
+    assert missing.status_code == 422 and "skriv varför ni avböjer" in missing.text
+    assert (
+        requester.post(
+            f"/ekosystem-inkorg/{recipient}", data={"decision": "interested"}
+        ).status_code
+        == 403
+    )
+    done = provider.post(
+        f"/ekosystem-inkorg/{recipient}",
+        data={"decision": "declined", "reason": "Inte vårt område"},
+    )
+    assert done.status_code == 303
+
+    cases = requester.get("/ekosystem-arenden")
+    assert title(cases.text) == "Mina ärenden – Brygga"
+    assert "Avböjt" in cases.text and "Inte vårt område" in cases.text
+    assert "Väntar på svar" in cases.text  # MAX IV: the office has not answered
+    api = requester.get("/api/ecosystem/cases").json()
+    assert {r["entry"]: r["status"] for r in api[0]["recipients"]} == {
+        "lu-innovation": "declined", "max-iv": "sent"
+    }  # fmt: skip
+
+
+def test_the_json_api(eco_site):
+    c = eco_site["client"]()
+    listed = c.get("/api/ecosystem", params={"type": "testbed"}).json()
+    assert {"lu-pregmp", "medtechlabs"} <= {e["id"] for e in listed}
+    assert all(e["type"] == "testbed" for e in listed)
+    assert c.get("/api/ecosystem/entries/ess").json()["name"] == "European Spallation Source (ESS)"
+    ranked = c.post(
+        "/api/ecosystem/match",
+        json={"title": "GMP", "description": "GMP-tillverkning av cellterapi"},
+    ).json()
+    assert ranked[0]["id"] in {"atmp-centrum-gmp", "karolinska-centrum-for-cellterapi"}
+    assert set(ranked[0]) >= {"id", "name", "type", "score", "reasons"}
+    bad = c.post("/api/ecosystem/match", json={"title": "x", "description": "y", "trl": 12})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
+    assert c.get("/api/ecosystem/cases").status_code == 401
