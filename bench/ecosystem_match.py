@@ -46,9 +46,22 @@ from brygga.ecosystem.service import Ecosystem  # noqa: E402
 NEEDS = ROOT / "tests" / "data" / "ecosystem_needs.yaml"
 SYNONYMS = ROOT / "src" / "brygga" / "ecosystem" / "synonyms.yaml"
 TYPES = ("actor", "infrastructure", "testbed", "support", "programme")
-FILLER_SV = (
-    ["stöd", "för", "företag", "och", "forskare", "inom", "life", "science", "i", "regionen", "med", "erfarenhet", "av", "samarbete"]
-)
+FILLER_SV = [
+    "stöd",
+    "för",
+    "företag",
+    "och",
+    "forskare",
+    "inom",
+    "life",
+    "science",
+    "i",
+    "regionen",
+    "med",
+    "erfarenhet",
+    "av",
+    "samarbete",
+]
 FILLER_EN = ["support", "for", "companies", "and", "researchers", "in", "life", "science", "in", "the", "region", "with", "experience", "of", "collaboration"]  # fmt: skip
 
 

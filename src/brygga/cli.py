@@ -1041,6 +1041,35 @@ def ecosystem_escalate(as_json: JsonFlag = False) -> None:
               f"{doc['failed']} failed.", highlight=False)  # fmt: skip
 
 
+def _day(value: str | None, option: str) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BryggaError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@ecosystem_app.command("figures")
+def ecosystem_figures(
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Figures for the agenda follow-up: inquiries, answers within five working days, positive
+    answers, median working days to the first answer (counts through the disclosure policy)."""
+    doc = core().ecosystem_figures(start=_day(start, "--from"), end=_day(end, "--to"))
+    if as_json:
+        print_json(doc)
+        return
+    rows = [[k.replace("_", " "), v["display"] if isinstance(v, dict) else v]
+            for k, v in doc.items() if k != "disclosure"]  # fmt: skip
+    print_table("Ecosystem inquiries", ["figure", "value"], rows)
+    out.print(doc["disclosure"], highlight=False)
+
+
 @ecosystem_app.command("publish")
 def ecosystem_publish(
     entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],

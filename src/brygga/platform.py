@@ -135,6 +135,34 @@ class Brygga:
         )
         return {"escalated": escalated, **delivered}
 
+    def ecosystem_figures(
+        self, *, start: date | None = None, end: date | None = None
+    ) -> dict[str, Any]:
+        """The agenda follow-up's figures for inquiries sent in [start, end]: counts through
+        the release gate (they are counts of inquiries, not people, but every count that
+        leaves passes it), and the shares and the median from the released counts only."""
+        raw = self.ecosystem.figures(start=start, end=end)
+        policy = self.policy()
+        keys = ("inquiries", "answered", "answered_within_five_working_days",
+                "with_positive_answer")  # fmt: skip
+        counts = {k: single(policy, raw[k]) for k in keys}
+        total = counts["inquiries"]["value"]
+
+        def share(key: str) -> float | None:
+            part = counts[key]["value"]
+            return round(part / total, 3) if total and part is not None else None
+
+        answered = counts["answered"]["value"]
+        return {
+            **counts,
+            "share_answered_within_five_working_days": share("answered_within_five_working_days"),
+            "share_with_positive_answer": share("with_positive_answer"),
+            "median_working_days_to_first_answer": (
+                raw["median_working_days_to_first_answer"] if answered else None
+            ),
+            "disclosure": policy.description,
+        }
+
     def _staff_addresses(self, kind: str, key: int | None) -> list[str]:
         """E-mail addresses of a staff account, an organization's staff or the coordinating
         office (every active research-office account)."""

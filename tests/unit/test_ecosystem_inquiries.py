@@ -117,6 +117,11 @@ def test_an_inquiry_fans_out_and_each_provider_answers(world):
     figures = eco.figures()
     assert figures["inquiries"] == 1 and figures["with_positive_answer"] == 1
     assert figures["median_working_days_to_first_answer"] == 1
+    # What leaves (the CLI, the agenda) passes the release gate: one inquiry is suppressed.
+    released = core.ecosystem_figures()
+    assert released["inquiries"] == {"value": None, "display": "<8"}
+    assert released["share_with_positive_answer"] is None
+    assert released["median_working_days_to_first_answer"] is None
 
 
 def test_overdue_inquiries_are_flagged_and_escalated_once_with_mail(world):
