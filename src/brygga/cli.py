@@ -834,9 +834,11 @@ def demo_seed(
 ) -> None:
     """Seed the operational database with demo organizations, staff, studies and volunteers."""
     from brygga.db import database_url
+    from brygga.demo import seed_ecosystem
     from brygga.studies.seed import seed_demo
 
     summary = seed_demo(region, database_url(), volunteers=volunteers, ctgov_file=ctgov).summary()
+    seed_ecosystem(database_url())  # the directory, so /ekosystem is not empty
     if as_json:
         print_json(summary)
         return

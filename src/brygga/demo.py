@@ -125,6 +125,27 @@ CTGOV_SAMPLE = (
 )
 
 
+# Entries the demo's Lunds universitet answers for (its researcher's inbox); the others are
+# answered by the research office, as the coordinating office.
+DEMO_PROVIDER_ENTRIES = ("lu-innovation", "lu-pregmp", "lu-business-track", "lunds-universitet")
+
+
+def seed_ecosystem(url: str) -> None:
+    """The packaged directory, published, with the demo university answering for its own."""
+    from sqlalchemy import select
+
+    from brygga.db.session import session
+    from brygga.ecosystem.service import Ecosystem
+    from brygga.studies.models import Organization
+
+    eco = Ecosystem(url)
+    eco.seed(actor="demo")
+    with session(url) as s:
+        org_id = s.scalar(select(Organization.id).where(Organization.name == "Lunds universitet"))
+    for slug in DEMO_PROVIDER_ENTRIES:
+        eco.assign(slug, org_id, actor="demo")
+
+
 def front_door(region: Region, console: Console, serve: bool, port: int) -> None:
     """Seed the operational database with demo staff, studies and volunteers; serve the web."""
     from brygga.studies.seed import seed_demo
@@ -139,6 +160,10 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         url,
         volunteers=3000,
         ctgov_file=CTGOV_SAMPLE if CTGOV_SAMPLE.is_file() else None,
+    )
+    seed_ecosystem(url)
+    console.print(
+        "The ecosystem directory: /ekosystem (the two strategies' actors, the KSS nodes)."
     )
     logins = Table(title="Demo log-ins (synthetic people only)", title_justify="left")
     for col in ("role", "e-mail", "password"):

@@ -148,3 +148,21 @@ def test_the_packaged_seed_imports_published(eco):
         "actor", "infrastructure", "testbed", "support", "programme"
     }  # fmt: skip
     assert eco.seed(actor="t")["unchanged"] == doc["created"]  # idempotent
+
+
+def test_the_demo_seeds_the_directory_and_its_university_answers_for_its_own(eco, fresh_db):
+    from sqlalchemy import select
+
+    from brygga.db import session as db_session
+    from brygga.demo import DEMO_PROVIDER_ENTRIES, seed_ecosystem
+    from brygga.ecosystem.models import Entry
+    from brygga.studies import staff
+
+    with db_session(fresh_db) as s:
+        org = staff.create_organization(s, {"name": "Lunds universitet", "kind": "university"})
+        org_id = org.id
+    seed_ecosystem(fresh_db)
+    with db_session(fresh_db) as s:
+        owned = set(s.scalars(select(Entry.slug).where(Entry.organization_id == org_id)))
+    assert owned == set(DEMO_PROVIDER_ENTRIES)
+    assert "brygga-syntetisk-region" in {e["id"] for e in eco.entries(type="testbed")}

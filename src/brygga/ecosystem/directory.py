@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "PACKAGED_SEED",
     "ImportResult",
+    "assign",
     "entry_document",
     "get_entry",
     "import_profiles",
@@ -178,6 +179,20 @@ def withdraw(s: Session, key: int | str, *, actor: str) -> Entry:
     entry.status = "withdrawn"
     entry.updated_at = now()
     audit.append("ecosystem.withdraw", actor=actor, details={"entry": entry.id})
+    return entry
+
+
+def assign(s: Session, key: int | str, organization_id: int | None, *, actor: str) -> Entry:
+    """Name the organization whose staff answer the entry's inquiries (None: the
+    coordinating office answers for it)."""
+    entry = get_entry(s, key)
+    entry.organization_id = organization_id
+    entry.updated_at = now()
+    audit.append(
+        "ecosystem.assign",
+        actor=actor,
+        details={"entry": entry.id, "organization": organization_id},
+    )
     return entry
 
 

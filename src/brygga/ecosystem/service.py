@@ -97,6 +97,10 @@ class Ecosystem:
         with write_session(self.url) as s:
             return directory.entry_document(directory.withdraw(s, key, actor=actor))
 
+    def assign(self, key: int | str, organization_id: int | None, *, actor: str) -> None:
+        with write_session(self.url) as s:
+            directory.assign(s, key, organization_id, actor=actor)
+
     def _directory_stamp(self) -> tuple[Any, ...]:
         """Changes whenever an entry is added, edited, reviewed or withdrawn."""
         with session(self.url) as s:
