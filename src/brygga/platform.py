@@ -25,13 +25,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 
 from brygga import audit
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
-from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
+from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, eligible_persons
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
@@ -53,7 +54,8 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
-from brygga.studies.models import StaffAccount
+from brygga.studies.models import StaffAccount, Study
+from brygga.studies.registration import criteria_from_yaml
 
 __all__ = ["Brygga"]
 
@@ -160,6 +162,59 @@ class Brygga:
             "median_working_days_to_first_answer": (
                 raw["median_working_days_to_first_answer"] if answered else None
             ),
+            "disclosure": policy.description,
+        }
+
+    def feasibility_data(
+        self,
+        criteria_yaml: str,
+        therapy_area: str,
+        region: str | Path | Region | None,
+        *,
+        user: str,
+    ) -> dict[str, Any]:
+        """The region's figures attached to a site-feasibility inquiry, every count through
+        the release gate: the eligible count (a feasibility question: guarded and audited as
+        ``user``), the registered volunteers who would match (open to the area, and eligible
+        on their records when they consent to that, else on their self-report), and each
+        recruiting study's overlap with the eligible set. Empty without criteria or region."""
+        if not criteria_yaml.strip() or region is None:
+            return {}
+        try:
+            criteria = criteria_from_yaml(criteria_yaml)
+        except ValueError as exc:
+            raise InputError(f"criteria_yaml: {exc}") from None
+        region = self.region(region)
+        policy = self.policy(region)
+        result = self.feasibility(criteria, region, user=user, asker=Asker(user))
+        eligible = np.asarray(
+            eligible_persons(criteria, region, engine=self.settings.engine), dtype=np.int64
+        )
+        trial = Study(
+            id=0, area=therapy_area, healthy_volunteers=False, criteria_yaml=criteria_yaml
+        )
+        overlaps = []
+        with session(self.database) as s:
+            people = matching.volunteers(s)
+            cache = matching.RunCache(people)
+            wants = cache.area(therapy_area) if len(people) else np.zeros(0, dtype=bool)
+            on_records = cache.on_records(eligible) if len(people) else wants
+            on_report = cache.self_report(trial, None, False) if len(people) else wants
+            volunteers = int((wants & (on_records | on_report)).sum())
+            studies = s.scalars(select(Study).where(Study.status == "approved")).all()
+            records = matching.RecordsEligibility(region, self.settings.engine)
+            for study in studies:
+                if matching.recruiting(study):
+                    both = np.intersect1d(eligible, records(study), assume_unique=True).size
+                    overlaps.append(
+                        {"study": study.id, "title_sv": study.title_sv,
+                         "title_en": study.title_en, "overlap": single(policy, int(both))}
+                    )  # fmt: skip
+        return {
+            "region": region.name,
+            "eligible": result.count,
+            "volunteers": single(policy, volunteers),
+            "overlapping_studies": overlaps,
             "disclosure": policy.description,
         }
 

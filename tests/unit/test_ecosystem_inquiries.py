@@ -145,3 +145,61 @@ def test_overdue_inquiries_are_flagged_and_escalated_once_with_mail(world):
     assert [m["to"] for m in mails] == ["provider@example.se", "office@example.se"]
     assert all("Brygga" in m["text"] and "diagnostisk" not in m["text"] for m in mails)
     assert "1 förfrågningar" in mails[1]["text"] and "escalated" in mails[1]["text"]
+
+
+FORM = {
+    "protocol_title": "A phase 3 trial of drug X in type 2 diabetes",
+    "sponsor": "Nordic Pharma AB",
+    "phase": "3",
+    "therapy_area": "diabetes",
+    "indication": "Type 2 diabetes, HbA1c above target",
+    "sites_wanted": 3,
+    "participants_sweden": 40,
+    "first_participant": "2026-09-01",
+    "recruitment_months": 12,
+    "key_inclusion": "Age 40-75, type 2 diabetes on metformin",
+    "criteria_yaml": "include:\n  - condition: {codes: [E11], vocabulary: ICD10}\n",
+}
+
+
+@pytest.mark.slow  # generates the small synthetic region (session fixture)
+def test_site_feasibility_collates_the_sites_answers_with_the_region_s_figures(world, small_region):
+    from brygga.ecosystem.feasibility import FeasibilityForm, SiteEstimate
+
+    core, people, _data = world
+    eco = core.ecosystem
+    form = FeasibilityForm.model_validate(FORM)
+    sites = [e["id"] for e in eco.suggest_sites("diabetes")]
+    assert sites[0] in {"skanes-universitetssjukhus", "region-skane", "precisionsmedicinskt-centrum-syd",
+                        "centrum-for-primarvardsforskning"}  # fmt: skip
+    assert "kss-syd" in sites
+    data = core.feasibility_data(
+        form.criteria_yaml, form.therapy_area, small_region.region, user="staff:1"
+    )
+    assert set(data) == {"region", "eligible", "volunteers", "overlapping_studies", "disclosure"}
+    assert data["eligible"]["display"] and data["volunteers"]["display"]  # released, not raw
+    with clock.frozen(MONDAY):
+        need_id = eco.create_need(people["requester"], need())
+        case = eco.send_feasibility(
+            people["requester"], need_id, ["lu-innovation", "kss-syd"], "Kan ni delta?", form, data
+        )
+    assert case["kind"] == "site_feasibility" and case["data"]["eligible"] == data["eligible"]
+    (mine,) = [r for r in eco.inbox(people["provider"]) if r["entry"] == "lu-innovation"]
+    assert mine["form"]["participants_sweden"] == 40
+    with pytest.raises(FormError):
+        eco.answer_site(people["provider"], mine["recipient"], "interested")  # no estimate
+    eco.answer_site(people["provider"], mine["recipient"], "interested", "",
+                    SiteEstimate(participants=25, competing_studies=1))  # fmt: skip
+    eco.set_milestone(people["requester"], case["inquiry"], "approval", MONDAY.date())
+    with pytest.raises(InputError):
+        eco.set_milestone(people["requester"], case["inquiry"], "party", MONDAY.date())
+    with pytest.raises(NotFoundError):
+        eco.set_milestone(people["stranger"], case["inquiry"], "approval", MONDAY.date())
+    view = eco.collated(people["requester"], case["inquiry"])
+    collated = view["collated"]
+    assert collated["asked"] == 2 and collated["estimated_participants"] == 25
+    assert collated["interested"][0]["participants"] == 25 and not collated["enough"]
+    assert [p["site"] for p in collated["pending"]] == [
+        "Kliniska Studier Sverige – nod Södra sjukvårdsregionen"
+    ]
+    assert view["milestones"] == {"approval": "2026-03-02"}

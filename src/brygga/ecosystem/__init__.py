@@ -10,7 +10,11 @@ Public modules:
 * ``text`` - Swedish and English text to stems (Snowball-style stemmers) and synonyms;
 * ``match`` - needs -> offerings: ranking with reasons;
 * ``workdays`` - Swedish public holidays and working-day arithmetic;
-* ``inquiries`` - needs, routed inquiries, answers, overdue escalation, notifications.
+* ``inquiries`` - needs, routed inquiries, answers, overdue escalation, notifications, the
+  agenda figures;
+* ``feasibility`` - site feasibility as an inquiry type (form, site estimates, the collated
+  answer, set-up milestones);
+* ``service`` - ``Ecosystem``: the operations ``platform.Brygga.ecosystem`` exposes.
 
 The main names below are re-exported here and imported on first use
 (``brygga.util.lazy_exports``): ``import brygga.ecosystem`` loads none of its modules.

@@ -37,6 +37,7 @@ __all__ = [
     "inbox",
     "my_cases",
     "notification_text",
+    "own_inquiry",
     "own_need",
     "send_inquiry",
 ]
@@ -105,10 +106,28 @@ def own_need(s: Session, actor: Actor, need_id: int) -> Need:
     return need
 
 
+def own_inquiry(s: Session, actor: Actor, inquiry_id: int) -> Inquiry:
+    inquiry = s.get(Inquiry, inquiry_id)
+    if inquiry is None or inquiry.requester_id != actor.staff_id:
+        raise NotFoundError(f"no inquiry {inquiry_id} of yours")
+    return inquiry
+
+
 def send_inquiry(
-    s: Session, actor: Actor, need_id: int, entries: list[int | str], message: str
+    s: Session,
+    actor: Actor,
+    need_id: int,
+    entries: list[int | str],
+    message: str,
+    *,
+    kind: str = "general",
+    details: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Inquiry:
-    """Fan one inquiry about ``need_id`` out to ``entries`` (visible directory entries)."""
+    """Fan one inquiry about ``need_id`` out to ``entries`` (visible directory entries).
+
+    ``kind`` "site_feasibility" carries the feasibility form in ``details`` and the disclosed
+    figures from the region's records in ``data`` (``ecosystem.feasibility``)."""
     need = own_need(s, actor, need_id)
     message = message.strip()
     if not message:
@@ -135,7 +154,14 @@ def send_inquiry(
         raise InputError(f"already asked about this need: {names} (a provider is asked once)")
     stamp, day = now(), today()
     inquiry = Inquiry(
-        need_id=need.id, requester_id=actor.staff_id, message=message, created_at=stamp
+        need_id=need.id,
+        requester_id=actor.staff_id,
+        kind=kind,
+        message=message,
+        details=details or {},
+        data=data or {},
+        milestones={},
+        created_at=stamp,
     )
     s.add(inquiry)
     s.flush()
@@ -147,6 +173,7 @@ def send_inquiry(
                 entry_id=entry.id,
                 sent_at=stamp,
                 due_on=add_working_days(day, entry.response_days),
+                details={},
             )
         )
         to_kind, to_id = _provider(entry)
@@ -155,7 +182,7 @@ def send_inquiry(
     audit.append(
         "ecosystem.inquiry",
         actor=actor.name,
-        details={"inquiry": inquiry.id, "need": need.id, "entries": sorted(chosen)},
+        details={"inquiry": inquiry.id, "need": need.id, "kind": kind, "entries": sorted(chosen)},
     )
     return inquiry
 
@@ -220,6 +247,7 @@ def _recipient_view(r: InquiryRecipient, day: date, lang: str) -> dict[str, Any]
         "status": r.status,
         "status_text": translate(f"eco_status_{'overdue' if overdue else r.status}", lang),
         "reason": r.reason,
+        "estimate": r.details or None,
         "sent_on": sent_on.isoformat(),
         "due_on": r.due_on.isoformat(),
         "answered_on": answered_on.isoformat() if answered_on else None,
@@ -230,12 +258,17 @@ def _recipient_view(r: InquiryRecipient, day: date, lang: str) -> dict[str, Any]
 
 
 def case_view(inquiry: Inquiry, day: date, lang: str = "sv") -> dict[str, Any]:
+    """One inquiry as the requester sees it."""
     return {
         "inquiry": inquiry.id,
         "need": inquiry.need_id,
         "title": inquiry.need.title,
         "message": inquiry.message,
         "sent_on": inquiry.created_at.astimezone(SWEDEN).date().isoformat(),
+        "kind": inquiry.kind,
+        "form": inquiry.details,
+        "data": inquiry.data,
+        "milestones": inquiry.milestones,
         "recipients": [_recipient_view(r, day, lang) for r in inquiry.recipients],
     }
 
@@ -274,6 +307,9 @@ def inbox(s: Session, actor: Actor, *, lang: str = "sv") -> list[dict[str, Any]]
             "title": r.inquiry.need.title,
             "description": r.inquiry.need.description,
             "message": r.inquiry.message,
+            "kind": r.inquiry.kind,
+            "form": r.inquiry.details,
+            "data": r.inquiry.data,
             "may_answer": _may_answer(actor, r.entry) and r.status == "sent",
         }
         out.append(view)

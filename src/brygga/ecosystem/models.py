@@ -12,6 +12,7 @@ __all__ = [
     "ENTRY_STATES",
     "ENTRY_TYPES",
     "INQUIRY_KINDS",
+    "MILESTONES",
     "PRICE_MODELS",
     "RECIPIENT_STATES",
     "Entry",
@@ -47,7 +48,10 @@ ENTRY_TYPES = ("actor", "infrastructure", "testbed", "support", "programme")
 # (``expires_at``), so renewing is one date change and nothing has to run at midnight.
 ENTRY_STATES = ("draft", "published", "withdrawn")
 PRICE_MODELS = ("free", "subsidised", "cost_based", "commercial", "on_request")
-INQUIRY_KINDS = ("general",)
+# site_feasibility: a sponsor's trial asked of clinical sites (the Early Feedback Form's
+# questions in ``Inquiry.details``, each site's estimate in ``InquiryRecipient.details``).
+INQUIRY_KINDS = ("general", "site_feasibility")
+MILESTONES = ("approval", "site_opened", "first_participant", "target_reached")
 RECIPIENT_STATES = ("sent", "interested", "declined")
 ANSWERS = ("interested", "declined")
 
@@ -118,6 +122,10 @@ class Inquiry(Base):
     requester_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20), default="general")
     message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)  # the feasibility form
+    # Figures from the region's records attached when sent (already disclosed).
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    milestones: Mapped[dict] = mapped_column(JSON, default=dict)  # name -> ISO date
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     need: Mapped[Need] = relationship()
@@ -139,6 +147,7 @@ class InquiryRecipient(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("eco_entry.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
     reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)  # a site's feasibility estimate
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     due_on: Mapped[date] = mapped_column(Date)  # sent day + the promised working days
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from brygga.clock import today
 from brygga.db.session import session, write_session
-from brygga.ecosystem import directory, inquiries
+from brygga.ecosystem import directory, feasibility, inquiries
+from brygga.ecosystem.feasibility import FeasibilityForm, SiteEstimate
 from brygga.ecosystem.inquiries import Actor, Addresses, Sender
 from brygga.ecosystem.match import Index, NeedDocument, load_need
 from brygga.ecosystem.models import Entry
@@ -185,3 +186,49 @@ class Ecosystem:
     def figures(self, *, start: date | None = None, end: date | None = None) -> dict[str, Any]:
         with session(self.url) as s:
             return inquiries.figures(s, start=start, end=end)
+
+    # --- Site feasibility -------------------------------------------------------------------
+
+    def send_feasibility(
+        self,
+        actor: Actor,
+        need_id: int,
+        entries: list[int | str],
+        message: str,
+        form: FeasibilityForm,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            inquiry = feasibility.send_feasibility(s, actor, need_id, entries, message, form, data)
+            return inquiries.case_view(inquiry, today())
+
+    def answer_site(
+        self,
+        actor: Actor,
+        recipient_id: int,
+        decision: str,
+        reason: str = "",
+        estimate: SiteEstimate | None = None,
+    ) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            r = feasibility.answer_site(s, actor, recipient_id, decision, reason, estimate)
+            return {"recipient": r.id, "status": r.status}
+
+    def collated(self, actor: Actor, inquiry_id: int, *, lang: str = "sv") -> dict[str, Any]:
+        with session(self.url) as s:
+            inquiry = inquiries.own_inquiry(s, actor, inquiry_id)
+            return {**inquiries.case_view(inquiry, today(), lang),
+                    "collated": feasibility.collate(inquiry, lang)}  # fmt: skip
+
+    def set_milestone(
+        self, actor: Actor, inquiry_id: int, name: str, day: date | None
+    ) -> dict[str, Any]:
+        with write_session(self.url) as s:
+            return dict(feasibility.set_milestone(s, actor, inquiry_id, name, day).milestones)
+
+    def suggest_sites(self, therapy_area: str, *, lang: str = "sv") -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            return [
+                directory.entry_document(e, lang=lang)
+                for e in feasibility.suggest_sites(s, therapy_area)
+            ]

@@ -1,4 +1,5 @@
-"""The ecosystem: directory entries, needs, routed inquiries, their notifications.
+"""The ecosystem: directory entries, needs, routed inquiries (general and site feasibility),
+their notifications.
 
 Revision ID: 0008
 Revises: 0005
@@ -86,6 +87,9 @@ def upgrade() -> None:
         sa.Column("requester_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("milestones", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["need_id"], ["eco_need.id"], name=op.f("fk_eco_inquiry_need_id_eco_need")
@@ -107,6 +111,7 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
