@@ -172,6 +172,7 @@ class Brygga:
         region: str | Path | Region | None,
         *,
         user: str,
+        database: str | None = None,
     ) -> dict[str, Any]:
         """The region's figures attached to a site-feasibility inquiry, every count through
         the release gate: the eligible count (a feasibility question: guarded and audited as
@@ -194,7 +195,7 @@ class Brygga:
             id=0, area=therapy_area, healthy_volunteers=False, criteria_yaml=criteria_yaml
         )
         overlaps = []
-        with session(self.database) as s:
+        with session(database or self.database) as s:  # the web app's own database
             people = matching.volunteers(s)
             cache = matching.RunCache(people)
             wants = cache.area(therapy_area) if len(people) else np.zeros(0, dtype=bool)

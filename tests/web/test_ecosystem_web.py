@@ -126,3 +126,67 @@ def test_the_json_api(eco_site):
     bad = c.post("/api/ecosystem/match", json={"title": "x", "description": "y", "trl": 12})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
     assert c.get("/api/ecosystem/cases").status_code == 401
+
+
+def test_site_feasibility_through_the_api(eco_site):
+    sponsor = eco_site["client"]("outsider")
+    need = sponsor.post(
+        "/api/ecosystem/needs",
+        json={"title": "Fas 3 diabetes", "description": "Platser för en prövning."},
+    )
+    assert need.status_code == 201
+    need_id = need.json()["id"]
+    form = {
+        "protocol_title": "Drug X in type 2 diabetes", "sponsor": "Annat AB", "phase": "3",
+        "therapy_area": "diabetes", "indication": "Type 2 diabetes", "sites_wanted": 2,
+        "participants_sweden": 30, "first_participant": "2027-01-15", "recruitment_months": 12,
+        "key_inclusion": "Age 40-75",
+    }  # fmt: skip
+    bad = sponsor.post(f"/api/ecosystem/needs/{need_id}/inquiries",
+                       json={"entries": ["lu-innovation"], "message": "Hej", "feasibility": form | {"phase": "9"}})  # fmt: skip
+    assert bad.status_code == 422 and "feasibility.phase" in str(bad.json()["error"]["fields"])
+    sent = sponsor.post(f"/api/ecosystem/needs/{need_id}/inquiries",
+                        json={"entries": ["lu-innovation", "kss-syd"], "message": "Kan ni delta?", "feasibility": form})  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    case = sent.json()
+    assert case["kind"] == "site_feasibility" and case["data"] == {}  # no region configured
+
+    site = eco_site["client"]("researcher")  # Lunds universitet answers for LU Innovation
+    (row,) = [r for r in site.get("/api/ecosystem/inbox").json() if r["entry"] == "lu-innovation"]
+    assert row["form"]["participants_sweden"] == 30
+    no_estimate = site.post(
+        f"/api/ecosystem/inbox/{row['recipient']}", json={"decision": "interested"}
+    )
+    assert no_estimate.status_code == 422
+    ok = site.post(f"/api/ecosystem/inbox/{row['recipient']}",
+                   json={"decision": "interested", "estimate": {"participants": 18, "competing_studies": 2}})  # fmt: skip
+    assert ok.json() == {"recipient": row["recipient"], "status": "interested"}
+
+    milestone = sponsor.request("PUT", f"/api/ecosystem/inquiries/{case['inquiry']}/milestones/approval",
+                                json={"date": "2026-12-01"},
+                                headers={"X-CSRF-Token": sponsor.http.cookies["brygga_csrf"]})  # fmt: skip
+    assert milestone.json() == {"approval": "2026-12-01"}
+    view = sponsor.get(f"/api/ecosystem/inquiries/{case['inquiry']}").json()
+    assert view["collated"]["estimated_participants"] == 18
+    assert view["collated"]["pending"][0]["site"].startswith("Kliniska Studier Sverige")
+    assert site.get(f"/api/ecosystem/inquiries/{case['inquiry']}").status_code == 404
+    sites = sponsor.get("/api/ecosystem/sites", params={"area": "diabetes"}).json()
+    assert "kss-syd" in {s["id"] for s in sites}
+    page = sponsor.get("/ekosystem-arenden")
+    assert "Förfrågan om genomförbarhet" in page.text
+    assert "Samlat svar: 1 av 2 tillfrågade platser är intresserade" in page.text
+    assert "Godkännande: 2026-12-01" in page.text
+    office = eco_site["client"]("research_office")  # answers for the KSS node (no organization)
+    inbox = office.get("/ekosystem-inkorg")
+    assert (
+        "Hur många deltagare kan ni rekrytera?" in inbox.text
+        and "Drug X in type 2 diabetes" in inbox.text
+    )
+    kss = re.search(r'action="/ekosystem-inkorg/(\d+)"', inbox.text).group(1)
+    missing = office.post(f"/ekosystem-inkorg/{kss}", data={"decision": "interested"})
+    assert missing.status_code == 422 and "govuk-error-summary" in missing.text
+    done = office.post(
+        f"/ekosystem-inkorg/{kss}", data={"decision": "interested", "participants": "15"}
+    )
+    assert done.status_code == 303
+    assert sponsor.get(f"/api/ecosystem/inquiries/{case['inquiry']}").json()["collated"]["enough"]

@@ -25,6 +25,13 @@ EMITS_COUNTS = {
     ("GET", "/api/studies/{study_id}"): "the saved feasibility answer",
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
+    ("POST", "/api/ecosystem/needs/{need_id}/inquiries"): "a site feasibility inquiry's region "
+    "figures (eligible, volunteers, overlaps), through the gate when attached",
+    ("GET", "/api/ecosystem/inquiries/{inquiry_id}"): "the attached figures (saved disclosed)",
+    ("GET", "/api/ecosystem/cases"): "the attached figures of each inquiry (saved disclosed)",
+    ("GET", "/api/ecosystem/inbox"): "the attached figures shown to the sites (saved disclosed)",
+    ("GET", "/ekosystem-arenden"): "the attached figures of each inquiry (saved disclosed)",
+    ("GET", "/ekosystem-inkorg"): "the attached figures shown to the sites (saved disclosed)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).
@@ -47,11 +54,12 @@ NO_POPULATION_COUNTS = {
     # The ecosystem: directory entries, needs and inquiries (counts of entries, not of people).
     ("GET", "/ekosystem"), ("GET", "/ekosystem/{slug}"), ("GET", "/ekosystem-behov/ny"),
     ("POST", "/ekosystem-behov"), ("GET", "/ekosystem-behov/{need_id}"),
-    ("POST", "/ekosystem-behov/{need_id}/forfragan"), ("GET", "/ekosystem-arenden"),
-    ("GET", "/ekosystem-inkorg"), ("POST", "/ekosystem-inkorg/{recipient_id}"),
+    ("POST", "/ekosystem-behov/{need_id}/forfragan"),
+    ("POST", "/ekosystem-inkorg/{recipient_id}"),
     ("GET", "/api/ecosystem"), ("GET", "/api/ecosystem/entries/{slug}"),
-    ("POST", "/api/ecosystem/match"), ("GET", "/api/ecosystem/cases"),
-    ("GET", "/api/ecosystem/inbox"),
+    ("POST", "/api/ecosystem/match"), ("POST", "/api/ecosystem/needs"),
+    ("PUT", "/api/ecosystem/inquiries/{inquiry_id}/milestones/{name}"),
+    ("POST", "/api/ecosystem/inbox/{recipient_id}"), ("GET", "/api/ecosystem/sites"),
 }  # fmt: skip
 
 

@@ -29,6 +29,8 @@ def concrete(path: str, site) -> str:
         "slug": "no-such-entry",
         "need_id": 999999,
         "recipient_id": 999999,
+        "inquiry_id": 999999,
+        "name": "approval",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 

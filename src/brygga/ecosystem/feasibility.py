@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from brygga import audit
 from brygga.ecosystem.directory import list_entries
-from brygga.ecosystem.inquiries import Actor, answer, own_inquiry, send_inquiry
+from brygga.ecosystem.inquiries import Actor, answer, collate, own_inquiry, send_inquiry
 from brygga.ecosystem.models import MILESTONES, Entry, Inquiry, InquiryRecipient
 from brygga.ecosystem.profiles import THERAPY_AREAS
 from brygga.errors import InputError, NotFoundError
@@ -127,31 +127,6 @@ def answer_site(
     if decision == "interested" and estimate is not None:
         done.details = estimate.model_dump()
     return done
-
-
-def collate(inquiry: Inquiry, lang: str = "sv") -> dict[str, Any]:
-    """The sponsor's one answer: who is interested with what estimate, who declined and why,
-    who has not answered, and the sum of the interested sites' estimates."""
-    interested, declined, pending = [], [], []
-    for r in inquiry.recipients:
-        name = r.entry.name_en if lang == "en" else r.entry.name_sv
-        if r.status == "interested":
-            interested.append({"site": name, **(r.details or {})})
-        elif r.status == "declined":
-            declined.append({"site": name, "reason": r.reason})
-        else:
-            pending.append({"site": name, "due_on": r.due_on.isoformat()})
-    wanted = int((inquiry.details or {}).get("participants_sweden") or 0)
-    estimated = sum(int(x.get("participants", 0)) for x in interested)
-    return {
-        "asked": len(inquiry.recipients),
-        "interested": interested,
-        "declined": declined,
-        "pending": pending,
-        "estimated_participants": estimated,
-        "participants_wanted": wanted,
-        "enough": bool(wanted) and estimated >= wanted,
-    }
 
 
 def set_milestone(

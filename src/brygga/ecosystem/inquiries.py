@@ -30,6 +30,7 @@ __all__ = [
     "asked_entries",
     "bilingual_text",
     "case_view",
+    "collate",
     "create_need",
     "deliver",
     "escalate_overdue",
@@ -257,6 +258,31 @@ def _recipient_view(r: InquiryRecipient, day: date, lang: str) -> dict[str, Any]
     }
 
 
+def collate(inquiry: Inquiry, lang: str = "sv") -> dict[str, Any]:
+    """The sponsor's one answer: who is interested with what estimate, who declined and why,
+    who has not answered, and the sum of the interested sites' estimates."""
+    interested, declined, pending = [], [], []
+    for r in inquiry.recipients:
+        name = r.entry.name_en if lang == "en" else r.entry.name_sv
+        if r.status == "interested":
+            interested.append({"site": name, **(r.details or {})})
+        elif r.status == "declined":
+            declined.append({"site": name, "reason": r.reason})
+        else:
+            pending.append({"site": name, "due_on": r.due_on.isoformat()})
+    wanted = int((inquiry.details or {}).get("participants_sweden") or 0)
+    estimated = sum(int(x.get("participants", 0)) for x in interested)
+    return {
+        "asked": len(inquiry.recipients),
+        "interested": interested,
+        "declined": declined,
+        "pending": pending,
+        "estimated_participants": estimated,
+        "participants_wanted": wanted,
+        "enough": bool(wanted) and estimated >= wanted,
+    }
+
+
 def case_view(inquiry: Inquiry, day: date, lang: str = "sv") -> dict[str, Any]:
     """One inquiry as the requester sees it."""
     return {
@@ -270,6 +296,7 @@ def case_view(inquiry: Inquiry, day: date, lang: str = "sv") -> dict[str, Any]:
         "data": inquiry.data,
         "milestones": inquiry.milestones,
         "recipients": [_recipient_view(r, day, lang) for r in inquiry.recipients],
+        "collated": collate(inquiry, lang) if inquiry.kind == "site_feasibility" else None,
     }
 
 

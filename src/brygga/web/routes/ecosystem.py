@@ -11,24 +11,28 @@ from __future__ import annotations
 
 __all__ = ["router"]
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from brygga.clock import today
-from brygga.ecosystem import directory, inquiries
+from brygga.ecosystem import directory, feasibility, inquiries
+from brygga.ecosystem.feasibility import FeasibilityForm, SiteEstimate
 from brygga.ecosystem.inquiries import Actor
 from brygga.ecosystem.match import AREA_KEYS, MAX_RESULTS, Index, NeedDocument
-from brygga.ecosystem.models import ENTRY_TYPES, Entry
+from brygga.ecosystem.models import ENTRY_TYPES, Entry, InquiryRecipient
 from brygga.ecosystem.profiles import REGIONS, SUPPORT_KINDS, TECHNOLOGY_AREAS, THERAPY_AREAS
 from brygga.ecosystem.service import Ecosystem
 from brygga.errors import NotFoundError
 from brygga.forms import FormError, validate
 from brygga.messages import translate
 from brygga.studies import staff
-from brygga.web.deps import Id, db, lang, read_db, render, short_write
+from brygga.web.deps import Id, db, lang, platform, read_db, render, short_write
 from brygga.web.security import Principal, allow
 
 router = APIRouter()
@@ -296,11 +300,24 @@ async def answer(
     async with request.form() as form:
         decision = str(form.get("decision") or "")
         reason = str(form.get("reason") or "")[:2000]
+        participants = str(form.get("participants") or "").strip()
+        competing = str(form.get("competing_studies") or "").strip() or "0"
+
+    def job(s: Session) -> None:
+        me = actor(s, who)
+        r = s.get(InquiryRecipient, recipient_id)
+        if r is None or r.inquiry.kind != "site_feasibility":
+            inquiries.answer(s, me, recipient_id, decision, reason)
+            return
+        estimate = None
+        if decision == "interested" and participants:
+            estimate = validate(
+                SiteEstimate, {"participants": participants, "competing_studies": competing}
+            )
+        feasibility.answer_site(s, me, recipient_id, decision, reason, estimate)
+
     try:
-        await short_write(
-            request,
-            lambda s: inquiries.answer(s, actor(s, who), recipient_id, decision, reason),
-        )
+        await short_write(request, job)
     except FormError as exc:
         errors = {f"{k}-{recipient_id}": v for k, v in exc.fields.items()}
         return inbox_page(request, session, who, errors, 422)
@@ -346,6 +363,143 @@ def api_match(
     """Needs -> offerings: the visible directory ranked for ``need``, with reasons."""
     ranked = ranking(request).rank(need, day=today(), limit=limit)
     return [r.as_dict() for r in ranked]
+
+
+class InquiryBody(BaseModel):
+    """An inquiry about one of the caller's needs; with ``feasibility`` it is a site
+    feasibility inquiry, and the region's disclosed figures are attached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[Annotated[str, StringConstraints(max_length=80)]] = Field(
+        min_length=1, max_length=inquiries.MAX_RECIPIENTS
+    )
+    message: str = Field(min_length=1, max_length=10_000)
+    feasibility: FeasibilityForm | None = None
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["interested", "declined"]
+    reason: str = Field(default="", max_length=4000)
+    estimate: SiteEstimate | None = None
+
+
+class MilestoneBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date | None
+
+
+@router.post("/api/ecosystem/needs", status_code=201)
+async def api_create_need(
+    request: Request, need: NeedDocument = Body(...), who: Principal = Depends(members)
+) -> dict[str, Any]:
+    need_id = await short_write(request, lambda s: inquiries.create_need(s, actor(s, who), need).id)
+    return {"id": need_id}
+
+
+@router.post("/api/ecosystem/needs/{need_id}/inquiries", status_code=201)
+async def api_send_inquiry(
+    request: Request,
+    need_id: Id,
+    body: InquiryBody = Body(...),
+    who: Principal = Depends(members),
+) -> dict[str, Any]:
+    """Send an inquiry; a feasibility inquiry first asks the region's records (a guarded,
+    audited feasibility question, in a pool thread with no write lock held)."""
+    form = body.feasibility
+    data: dict[str, Any] = {}
+    if form is not None and form.criteria_yaml:
+        region = request.app.state.config.region
+        data = await run_in_threadpool(
+            platform(request).feasibility_data,
+            form.criteria_yaml,
+            form.therapy_area,
+            region,
+            user=f"staff:{who.staff_id}",
+            database=request.app.state.config.database_url,
+        )
+
+    def job(s: Session) -> dict[str, Any]:
+        me = actor(s, who)
+        if form is None:
+            inquiry = inquiries.send_inquiry(s, me, need_id, list(body.entries), body.message)
+        else:
+            inquiry = feasibility.send_feasibility(
+                s, me, need_id, list(body.entries), body.message, form, data
+            )
+        return inquiries.case_view(inquiry, today(), lang(request))
+
+    return await short_write(request, job)
+
+
+@router.get("/api/ecosystem/inquiries/{inquiry_id}")
+def api_inquiry(
+    request: Request,
+    inquiry_id: Id,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> dict[str, Any]:
+    """One of the caller's inquiries, with the collated answer."""
+    inquiry = inquiries.own_inquiry(session, actor(session, who), inquiry_id)
+    language = lang(request)
+    return {**inquiries.case_view(inquiry, today(), language),
+            "collated": feasibility.collate(inquiry, language)}  # fmt: skip
+
+
+@router.put("/api/ecosystem/inquiries/{inquiry_id}/milestones/{name}")
+async def api_milestone(
+    request: Request,
+    inquiry_id: Id,
+    name: Annotated[str, Path(max_length=40)],
+    body: MilestoneBody = Body(...),
+    who: Principal = Depends(members),
+) -> dict[str, Any]:
+    """Record (or clear, with null) a set-up milestone: approval, site_opened,
+    first_participant, target_reached."""
+    return await short_write(
+        request,
+        lambda s: dict(
+            feasibility.set_milestone(s, actor(s, who), inquiry_id, name, body.date).milestones
+        ),
+    )
+
+
+@router.post("/api/ecosystem/inbox/{recipient_id}")
+async def api_answer(
+    request: Request,
+    recipient_id: Id,
+    body: AnswerBody = Body(...),
+    who: Principal = Depends(members),
+) -> dict[str, Any]:
+    """A provider answers; an interested site of a feasibility inquiry gives its estimate."""
+
+    def job(s: Session) -> dict[str, Any]:
+        me = actor(s, who)
+        r = s.get(InquiryRecipient, recipient_id)
+        if r is not None and r.inquiry.kind == "site_feasibility":
+            done = feasibility.answer_site(
+                s, me, recipient_id, body.decision, body.reason, body.estimate
+            )
+        else:
+            done = inquiries.answer(s, me, recipient_id, body.decision, body.reason)
+        return {"recipient": done.id, "status": done.status}
+
+    return await short_write(request, job)
+
+
+@router.get("/api/ecosystem/sites", dependencies=[public])
+def api_sites(
+    request: Request,
+    area: Annotated[str, Query(max_length=40)],
+    session: Session = Depends(db, scope="function"),
+) -> list[dict[str, Any]]:
+    """Clinical sites and trial units for a site feasibility inquiry, the area's first."""
+    language = lang(request)
+    return [directory.entry_document(e, lang=language)
+            for e in feasibility.suggest_sites(session, area)]  # fmt: skip
 
 
 @router.get("/api/ecosystem/cases")
