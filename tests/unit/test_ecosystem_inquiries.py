@@ -203,3 +203,57 @@ def test_site_feasibility_collates_the_sites_answers_with_the_region_s_figures(w
         "Kliniska Studier Sverige – nod Södra sjukvårdsregionen"
     ]
     assert view["milestones"] == {"approval": "2026-03-02"}
+
+
+def test_testbed_slots_are_booked_with_confirmation(world):
+    core, people, data = world
+    eco = core.ecosystem
+    eco.assign("lu-pregmp", people["provider"].organization_id, actor="test")
+    with clock.frozen(MONDAY):
+        start = MONDAY.date() + timedelta(days=30)
+        with pytest.raises(PermissionDenied):
+            eco.add_slot(people["stranger"], "lu-pregmp", start, start + timedelta(days=14))
+        with pytest.raises(InputError, match="only testbeds and infrastructures"):
+            eco.add_slot(people["provider"], "lu-innovation", start, start)
+        with pytest.raises(FormError):
+            eco.add_slot(people["provider"], "lu-pregmp", start, start - timedelta(days=1))
+        slot = eco.add_slot(
+            people["provider"], "lu-pregmp", start, start + timedelta(days=14), "Renrum B"
+        )
+        assert eco.slots("lu-pregmp") == [
+            {
+                "slot": slot,
+                "starts_on": "2026-04-01",
+                "ends_on": "2026-04-15",
+                "note": "Renrum B",
+                "taken": False,
+            }
+        ]
+        first = eco.request_booking(
+            people["requester"], slot, "Processutveckling för en cellterapi"
+        )
+        second = eco.request_booking(people["stranger"], slot, "Vi vill också testa")
+        with pytest.raises(InputError, match="already asked"):
+            eco.request_booking(people["requester"], slot, "Igen")
+        (row, *_rest) = eco.bookings(people["provider"], provider=True)
+        assert row["may_answer"] and row["status"] == "requested"
+        with pytest.raises(PermissionDenied):
+            eco.answer_booking(people["requester"], first, "confirmed")
+        assert eco.answer_booking(people["provider"], first, "confirmed") == "confirmed"
+        with pytest.raises(InputError, match="already booked"):
+            eco.answer_booking(people["provider"], second, "confirmed")
+        assert (
+            eco.answer_booking(people["provider"], second, "declined", "Tiden är tagen")
+            == "declined"
+        )
+        assert eco.slots("lu-pregmp")[0]["taken"]
+        with pytest.raises(InputError, match="already booked"):
+            eco.request_booking(people["office"], slot, "Och vi?")
+        assert [b["status"] for b in eco.bookings(people["requester"])] == ["confirmed"]
+        assert core.ecosystem_round()["sent"] == 4  # 2 requests to the provider, 2 answers
+    actions = [
+        json.loads(x)["action"] for x in (data / "audit" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert (
+        actions.count("ecosystem.booking") == 2 and actions.count("ecosystem.booking_answer") == 2
+    )

@@ -14,6 +14,7 @@ Public modules:
   agenda figures;
 * ``feasibility`` - site feasibility as an inquiry type (form, site estimates, the collated
   answer, set-up milestones);
+* ``testbeds`` - testbeds' capacity as bookable slots, booking requests with confirmation;
 * ``service`` - ``Ecosystem``: the operations ``platform.Brygga.ecosystem`` exposes.
 
 The main names below are re-exported here and imported on first use

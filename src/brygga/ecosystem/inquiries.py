@@ -36,10 +36,13 @@ __all__ = [
     "escalate_overdue",
     "figures",
     "inbox",
+    "may_answer",
     "my_cases",
     "notification_text",
     "own_inquiry",
     "own_need",
+    "provider_of",
+    "queue",
     "send_inquiry",
 ]
 
@@ -177,8 +180,8 @@ def send_inquiry(
                 details={},
             )
         )
-        to_kind, to_id = _provider(entry)
-        _queue(s, to_kind, to_id, "eco_mail_inquiry", {"inquiry": inquiry.id, "entry": entry.id})
+        to_kind, to_id = provider_of(entry)
+        queue(s, to_kind, to_id, "eco_mail_inquiry", {"inquiry": inquiry.id, "entry": entry.id})
     s.flush()
     audit.append(
         "ecosystem.inquiry",
@@ -188,14 +191,14 @@ def send_inquiry(
     return inquiry
 
 
-def _provider(entry: Entry) -> tuple[str, int | None]:
+def provider_of(entry: Entry) -> tuple[str, int | None]:
     """Who answers for an entry: its organization's staff, else the coordinating office."""
     if entry.organization_id is not None:
         return "organization", entry.organization_id
     return "office", None
 
 
-def _may_answer(actor: Actor, entry: Entry) -> bool:
+def may_answer(actor: Actor, entry: Entry) -> bool:
     if entry.organization_id is not None:
         return actor.organization_id == entry.organization_id
     return actor.role == OFFICE_ROLE
@@ -209,7 +212,7 @@ def answer(
     recipient = s.get(InquiryRecipient, recipient_id)
     if recipient is None:
         raise NotFoundError(f"no inquiry {recipient_id}")
-    if not _may_answer(actor, recipient.entry):
+    if not may_answer(actor, recipient.entry):
         raise PermissionDenied("only the provider's staff answer its inquiries")
     if decision not in ANSWERS:
         raise FormError({"decision": "must be interested or declined"})
@@ -222,7 +225,7 @@ def answer(
     recipient.reason = reason or None
     recipient.answered_at = now()
     recipient.answered_by = actor.staff_id
-    _queue(
+    queue(
         s,
         "staff",
         recipient.inquiry.requester_id,
@@ -337,7 +340,7 @@ def inbox(s: Session, actor: Actor, *, lang: str = "sv") -> list[dict[str, Any]]
             "kind": r.inquiry.kind,
             "form": r.inquiry.details,
             "data": r.inquiry.data,
-            "may_answer": _may_answer(actor, r.entry) and r.status == "sent",
+            "may_answer": may_answer(actor, r.entry) and r.status == "sent",
         }
         out.append(view)
     out.sort(key=lambda v: (v["status"] != "sent", not v["overdue"]))
@@ -361,7 +364,7 @@ def escalate_overdue(s: Session, *, actor: str = "brygga-scheduler") -> int:
     for r in due:
         r.escalated_at = stamp
     ids = sorted(r.id for r in due)
-    _queue(s, "office", None, "eco_mail_escalation", {"count": len(ids), "recipients": ids})
+    queue(s, "office", None, "eco_mail_escalation", {"count": len(ids), "recipients": ids})
     audit.append("ecosystem.escalate", actor=actor, details={"recipients": ids})
     return len(ids)
 
@@ -402,7 +405,7 @@ def figures(s: Session, *, start: date | None = None, end: date | None = None) -
 # --- Notifications ------------------------------------------------------------------------
 
 
-def _queue(s: Session, to_kind: str, to_id: int | None, template: str, payload: dict) -> None:
+def queue(s: Session, to_kind: str, to_id: int | None, template: str, payload: dict) -> None:
     s.add(
         Notification(
             to_kind=to_kind,

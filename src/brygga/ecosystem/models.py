@@ -9,17 +9,21 @@ from __future__ import annotations
 
 __all__ = [
     "ANSWERS",
+    "BOOKING_STATES",
     "ENTRY_STATES",
     "ENTRY_TYPES",
     "INQUIRY_KINDS",
     "MILESTONES",
+    "OUTCOMES",
     "PRICE_MODELS",
     "RECIPIENT_STATES",
+    "Booking",
     "Entry",
     "Inquiry",
     "InquiryRecipient",
     "Need",
     "Notification",
+    "Slot",
 ]
 
 from datetime import date, datetime
@@ -53,6 +57,9 @@ PRICE_MODELS = ("free", "subsidised", "cost_based", "commercial", "on_request")
 INQUIRY_KINDS = ("general", "site_feasibility")
 MILESTONES = ("approval", "site_opened", "first_participant", "target_reached")
 RECIPIENT_STATES = ("sent", "interested", "declined")
+BOOKING_STATES = ("requested", "confirmed", "declined", "cancelled")
+# What came of an inquiry, as its requester reports it (the agenda's follow-up counts them).
+OUTCOMES = ("study_started", "collaboration", "none")
 ANSWERS = ("interested", "declined")
 
 
@@ -126,6 +133,7 @@ class Inquiry(Base):
     # Figures from the region's records attached when sent (already disclosed).
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     milestones: Mapped[dict] = mapped_column(JSON, default=dict)  # name -> ISO date
+    outcome: Mapped[str | None] = mapped_column(String(20))  # OUTCOMES, set by the requester
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     need: Mapped[Need] = relationship()
@@ -172,3 +180,37 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Slot(Base):
+    """A testbed's (or infrastructure's) capacity: one bookable period."""
+
+    __tablename__ = "eco_slot"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("eco_entry.id"), index=True)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    entry: Mapped[Entry] = relationship()
+
+
+class Booking(Base):
+    """A request to book a slot; the provider confirms (at most one per slot) or declines."""
+
+    __tablename__ = "eco_booking"
+    __table_args__ = (UniqueConstraint("slot_id", "requester_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("eco_slot.id"))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("staff_account.id"))
+
+    slot: Mapped[Slot] = relationship()

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from brygga.clock import today
 from brygga.db.session import session, write_session
-from brygga.ecosystem import directory, feasibility, inquiries
+from brygga.ecosystem import directory, feasibility, inquiries, testbeds
 from brygga.ecosystem.feasibility import FeasibilityForm, SiteEstimate
 from brygga.ecosystem.inquiries import Actor, Addresses, Sender
 from brygga.ecosystem.match import Index, NeedDocument, load_need
@@ -232,3 +232,31 @@ class Ecosystem:
                 directory.entry_document(e, lang=lang)
                 for e in feasibility.suggest_sites(s, therapy_area)
             ]
+
+    # --- Testbed slots and bookings ---------------------------------------------------------
+
+    def add_slot(
+        self, actor: Actor, key: int | str, starts_on: date, ends_on: date, note: str = ""
+    ) -> int:
+        with write_session(self.url) as s:
+            return testbeds.add_slot(s, actor, key, starts_on, ends_on, note).id
+
+    def slots(self, key: int | str) -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            return testbeds.open_slots(s, key)
+
+    def request_booking(self, actor: Actor, slot_id: int, message: str) -> int:
+        with write_session(self.url) as s:
+            return testbeds.request_booking(s, actor, slot_id, message).id
+
+    def answer_booking(self, actor: Actor, booking_id: int, decision: str, reason: str = "") -> str:
+        with write_session(self.url) as s:
+            return testbeds.answer_booking(s, actor, booking_id, decision, reason).status
+
+    def bookings(
+        self, actor: Actor, *, provider: bool = False, lang: str = "sv"
+    ) -> list[dict[str, Any]]:
+        with session(self.url) as s:
+            if provider:
+                return testbeds.provider_bookings(s, actor, lang=lang)
+            return testbeds.my_bookings(s, actor, lang=lang)

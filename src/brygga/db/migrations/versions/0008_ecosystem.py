@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("milestones", sa.JSON(), nullable=False),
+        sa.Column("outcome", sa.String(20), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["need_id"], ["eco_need.id"], name=op.f("fk_eco_inquiry_need_id_eco_need")
@@ -158,9 +159,53 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_eco_notification")),
     )
     op.create_index(op.f("ix_eco_notification_sent_at"), "eco_notification", ["sent_at"])
+    op.create_table(
+        "eco_slot",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("entry_id", sa.Integer(), nullable=False),
+        sa.Column("starts_on", sa.Date(), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=False),
+        sa.Column("note", sa.String(300), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["entry_id"], ["eco_entry.id"], name=op.f("fk_eco_slot_entry_id_eco_entry")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_eco_slot")),
+    )
+    op.create_index(op.f("ix_eco_slot_entry_id"), "eco_slot", ["entry_id"])
+    op.create_table(
+        "eco_booking",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("slot_id", sa.Integer(), nullable=False),
+        sa.Column("requester_id", sa.Integer(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["slot_id"], ["eco_slot.id"], name=op.f("fk_eco_booking_slot_id_eco_slot")
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_id"],
+            ["staff_account.id"],
+            name=op.f("fk_eco_booking_requester_id_staff_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["answered_by"],
+            ["staff_account.id"],
+            name=op.f("fk_eco_booking_answered_by_staff_account"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_eco_booking")),
+        sa.UniqueConstraint("slot_id", "requester_id", name=op.f("uq_eco_booking_slot_id")),
+    )
+    op.create_index(op.f("ix_eco_booking_requester_id"), "eco_booking", ["requester_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("eco_booking")
+    op.drop_table("eco_slot")
     op.drop_table("eco_notification")
     op.drop_table("eco_inquiry_recipient")
     op.drop_table("eco_inquiry")
