@@ -4,10 +4,12 @@ needs -> offerings -> inquiries -> provider inbox -> Mina ärenden, and the JSON
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
+from brygga import clock
 from brygga.db import session as db_session
 from brygga.ecosystem.models import Entry
 from brygga.ecosystem.service import Ecosystem
@@ -190,3 +192,35 @@ def test_site_feasibility_through_the_api(eco_site):
     )
     assert done.status_code == 303
     assert sponsor.get(f"/api/ecosystem/inquiries/{case['inquiry']}").json()["collated"]["enough"]
+
+
+def test_a_testbed_slot_is_booked_and_confirmed_on_the_web(eco_site):
+    provider = eco_site["client"]("researcher")  # Lunds universitet
+    with db_session(eco_site["url"]) as s:
+        s.execute(update(Entry).where(Entry.slug == "lu-pregmp").values(organization_id=1))
+    start = clock.today() + timedelta(days=20)
+    added = provider.post("/api/ecosystem/entries/lu-pregmp/slots",
+                          json={"starts_on": start.isoformat(), "ends_on": (start + timedelta(days=10)).isoformat(), "note": "Renrum"})  # fmt: skip
+    assert added.status_code == 201, added.text
+    public = eco_site["client"]()
+    page = public.get("/ekosystem/lu-pregmp")
+    assert "Lediga tider" in page.text and "Renrum" in page.text and "disabled" in page.text
+    requester = eco_site["client"]("outsider")
+    empty = requester.post("/ekosystem/lu-pregmp/bokning", data={"message": "Test"})
+    assert empty.status_code == 422 and "välj en tid" in empty.text
+    slot = added.json()["slot"]
+    booked = requester.post(
+        "/ekosystem/lu-pregmp/bokning", data={"slot": str(slot), "message": "Processutveckling"}
+    )
+    assert booked.status_code == 303
+    inbox = provider.get("/ekosystem-inkorg")
+    booking = re.search(r'action="/ekosystem-bokningar/(\d+)"', inbox.text).group(1)
+    no_reason = provider.post(f"/ekosystem-bokningar/{booking}", data={"decision": "declined"})
+    assert no_reason.status_code == 422 and "skriv varför ni avböjer" in no_reason.text
+    assert (
+        provider.post(f"/ekosystem-bokningar/{booking}", data={"decision": "confirmed"}).status_code
+        == 303
+    )
+    cases = requester.get("/ekosystem-arenden")
+    assert "Bokningar" in cases.text and "Bekräftad" in cases.text
+    assert public.get("/api/ecosystem/entries/lu-pregmp/slots").json()[0]["taken"] is True

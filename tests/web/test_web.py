@@ -30,6 +30,8 @@ def concrete(path: str, site) -> str:
         "need_id": 999999,
         "recipient_id": 999999,
         "inquiry_id": 999999,
+        "booking_id": 999999,
+        "slot_id": 999999,
         "name": "approval",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)

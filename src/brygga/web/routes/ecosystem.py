@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from brygga.clock import today
-from brygga.ecosystem import directory, feasibility, inquiries
+from brygga.ecosystem import directory, feasibility, inquiries, testbeds
 from brygga.ecosystem.feasibility import FeasibilityForm, SiteEstimate
 from brygga.ecosystem.inquiries import Actor
 from brygga.ecosystem.match import AREA_KEYS, MAX_RESULTS, Index, NeedDocument
@@ -115,7 +115,67 @@ def entry_page(
     entry = directory.get_entry(session, slug)
     if not directory.is_visible(entry):
         raise NotFoundError(f"no directory entry {slug!r}")
-    return render(request, "eco_entry.html", {"e": entry, "rows": entry_rows(entry, lang(request))})
+    return entry_view(request, session, entry, {})
+
+
+def entry_view(
+    request: Request, session: Session, entry: Entry, errors: dict[str, str], status: int = 200
+) -> Response:
+    bookable = entry.type in testbeds.BOOKABLE_TYPES
+    context = {
+        "e": entry,
+        "rows": entry_rows(entry, lang(request)),
+        "slots": testbeds.open_slots(session, entry.id) if bookable else [],
+        "bookable": bookable,
+        "errors": errors,
+    }
+    return render(request, "eco_entry.html", context, status)
+
+
+@router.post("/ekosystem/{slug}/bokning")
+async def book_slot(
+    request: Request,
+    slug: Slug,
+    who: Principal = Depends(members),
+    session: Session = Depends(read_db, scope="function"),
+) -> Response:
+    """Ask to book one of a testbed's open slots; the provider confirms or declines."""
+    async with request.form() as form:
+        raw = str(form.get("slot") or "")
+        message = str(form.get("message") or "")[:4000]
+    try:
+        if not raw.isdigit() or len(raw) > 18:
+            raise FormError({"slot": "choose a period"})
+        await short_write(
+            request, lambda s: testbeds.request_booking(s, actor(s, who), int(raw), message)
+        )
+    except FormError as exc:
+        entry = directory.get_entry(session, slug)
+        if not directory.is_visible(entry):
+            raise NotFoundError(f"no directory entry {slug!r}") from None
+        return entry_view(request, session, entry, exc.fields, 422)
+    return RedirectResponse("/ekosystem-arenden", status_code=303)
+
+
+@router.post("/ekosystem-bokningar/{booking_id}")
+async def answer_booking(
+    request: Request,
+    booking_id: Id,
+    who: Principal = Depends(members),
+    session: Session = Depends(read_db, scope="function"),
+) -> Response:
+    async with request.form() as form:
+        decision = str(form.get("decision") or "")
+        reason = str(form.get("reason") or "")[:2000]
+    try:
+        await short_write(
+            request,
+            lambda s: testbeds.answer_booking(s, actor(s, who), booking_id, decision, reason),
+        )
+    except FormError as exc:
+        errors = {f"booking-{k}-{booking_id}": v for k, v in exc.fields.items()}
+        return inbox_page(request, session, who, errors, 422)
+    return RedirectResponse("/ekosystem-inkorg", status_code=303)
 
 
 def entry_rows(e: Entry, language: str) -> list[tuple[str, str]]:
@@ -270,15 +330,20 @@ def my_cases(
     who: Principal = Depends(members),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    cases = inquiries.my_cases(session, actor(session, who), lang=lang(request))
-    return render(request, "eco_cases.html", {"cases": cases})
+    me, language = actor(session, who), lang(request)
+    cases = inquiries.my_cases(session, me, lang=language)
+    bookings = testbeds.my_bookings(session, me, lang=language)
+    return render(request, "eco_cases.html", {"cases": cases, "bookings": bookings})
 
 
 def inbox_page(
     request: Request, session: Session, who: Principal, errors: dict[str, str], status: int = 200
 ) -> Response:
-    rows = inquiries.inbox(session, actor(session, who), lang=lang(request))
-    return render(request, "eco_inbox.html", {"rows": rows, "errors": errors}, status)
+    me, language = actor(session, who), lang(request)
+    rows = inquiries.inbox(session, me, lang=language)
+    bookings = testbeds.provider_bookings(session, me, lang=language)
+    context = {"rows": rows, "bookings": bookings, "errors": errors}
+    return render(request, "eco_inbox.html", context, status)
 
 
 @router.get("/ekosystem-inkorg")
@@ -500,6 +565,86 @@ def api_sites(
     language = lang(request)
     return [directory.entry_document(e, lang=language)
             for e in feasibility.suggest_sites(session, area)]  # fmt: skip
+
+
+class SlotBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_on: dt.date
+    ends_on: dt.date
+    note: str = Field(default="", max_length=300)
+
+
+class BookingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class BookingAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirmed", "declined"]
+    reason: str = Field(default="", max_length=4000)
+
+
+@router.get("/api/ecosystem/entries/{slug}/slots", dependencies=[public])
+def api_slots(slug: Slug, session: Session = Depends(db, scope="function")) -> list[dict[str, Any]]:
+    return testbeds.open_slots(session, slug)
+
+
+@router.post("/api/ecosystem/entries/{slug}/slots", status_code=201)
+async def api_add_slot(
+    request: Request, slug: Slug, body: SlotBody = Body(...), who: Principal = Depends(members)
+) -> dict[str, Any]:
+    """The provider publishes a bookable period of its testbed or infrastructure."""
+    slot_id = await short_write(
+        request,
+        lambda s: (
+            testbeds.add_slot(s, actor(s, who), slug, body.starts_on, body.ends_on, body.note).id
+        ),
+    )
+    return {"slot": slot_id}
+
+
+@router.post("/api/ecosystem/slots/{slot_id}/bookings", status_code=201)
+async def api_book(
+    request: Request, slot_id: Id, body: BookingBody = Body(...), who: Principal = Depends(members)
+) -> dict[str, Any]:
+    booking = await short_write(
+        request, lambda s: testbeds.request_booking(s, actor(s, who), slot_id, body.message).id
+    )
+    return {"booking": booking, "status": "requested"}
+
+
+@router.post("/api/ecosystem/bookings/{booking_id}")
+async def api_answer_booking(
+    request: Request,
+    booking_id: Id,
+    body: BookingAnswer = Body(...),
+    who: Principal = Depends(members),
+) -> dict[str, Any]:
+    status = await short_write(
+        request,
+        lambda s: (
+            testbeds.answer_booking(s, actor(s, who), booking_id, body.decision, body.reason).status
+        ),
+    )
+    return {"booking": booking_id, "status": status}
+
+
+@router.get("/api/ecosystem/bookings")
+def api_bookings(
+    request: Request,
+    provider: bool = False,
+    who: Principal = Depends(members),
+    session: Session = Depends(db, scope="function"),
+) -> list[dict[str, Any]]:
+    """The caller's booking requests, or (``provider``) those to the entries they answer for."""
+    me, language = actor(session, who), lang(request)
+    if provider:
+        return testbeds.provider_bookings(session, me, lang=language)
+    return testbeds.my_bookings(session, me, lang=language)
 
 
 @router.get("/api/ecosystem/cases")
