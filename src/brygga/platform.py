@@ -146,7 +146,7 @@ class Brygga:
         raw = self.ecosystem.figures(start=start, end=end)
         policy = self.policy()
         keys = ("inquiries", "answered", "answered_within_five_working_days",
-                "with_positive_answer")  # fmt: skip
+                "with_positive_answer", "became_studies", "became_collaborations")  # fmt: skip
         counts = {k: single(policy, raw[k]) for k in keys}
         total = counts["inquiries"]["value"]
 

@@ -112,9 +112,18 @@ def test_an_inquiry_fans_out_and_each_provider_answers(world):
         json.loads(x)["action"] for x in (data / "audit" / "audit.jsonl").read_text().splitlines()
     ]
     assert [a for a in actions if a.startswith("ecosystem.") and a != "ecosystem.import"] == [
-        "ecosystem.need", "ecosystem.inquiry", "ecosystem.answer", "ecosystem.answer"
-    ]  # fmt: skip
+        "ecosystem.need",
+        "ecosystem.inquiry",
+        "ecosystem.answer",
+        "ecosystem.answer",
+    ]  # fmt: skip (before the outcome below)
+    assert eco.set_outcome(people["requester"], case["inquiry"], "collaboration") == "collaboration"
+    with pytest.raises(NotFoundError):
+        eco.set_outcome(people["stranger"], case["inquiry"], "study_started")
+    with pytest.raises(FormError):
+        eco.set_outcome(people["requester"], case["inquiry"], "party")
     figures = eco.figures()
+    assert figures["became_collaborations"] == 1 and figures["became_studies"] == 0
     assert figures["inquiries"] == 1 and figures["with_positive_answer"] == 1
     assert figures["median_working_days_to_first_answer"] == 1
     # What leaves (the CLI, the agenda) passes the release gate: one inquiry is suppressed.

@@ -107,6 +107,14 @@ def test_need_to_inquiry_to_answer_to_my_cases(eco_site):
     assert title(cases.text) == "Mina ärenden – Brygga"
     assert "Avböjt" in cases.text and "Inte vårt område" in cases.text
     assert "Väntar på svar" in cases.text  # MAX IV: the office has not answered
+    inquiry = re.search(r'action="/ekosystem-arenden/(\d+)/resultat"', cases.text).group(1)
+    assert (
+        requester.post(
+            f"/ekosystem-arenden/{inquiry}/resultat", data={"outcome": "study_started"}
+        ).status_code
+        == 303
+    )
+    assert 'value="study_started" selected' in requester.get("/ekosystem-arenden").text
     api = requester.get("/api/ecosystem/cases").json()
     assert {r["entry"]: r["status"] for r in api[0]["recipients"]} == {
         "lu-innovation": "declined", "max-iv": "sent"

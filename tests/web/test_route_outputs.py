@@ -64,6 +64,8 @@ NO_POPULATION_COUNTS = {
     ("GET", "/api/ecosystem/entries/{slug}/slots"), ("POST", "/api/ecosystem/entries/{slug}/slots"),
     ("POST", "/api/ecosystem/slots/{slot_id}/bookings"), ("GET", "/api/ecosystem/bookings"),
     ("POST", "/api/ecosystem/bookings/{booking_id}"),
+    ("POST", "/ekosystem-arenden/{inquiry_id}/resultat"),
+    ("PUT", "/api/ecosystem/inquiries/{inquiry_id}/outcome"),
 }  # fmt: skip
 
 

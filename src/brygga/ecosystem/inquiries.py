@@ -44,6 +44,7 @@ __all__ = [
     "provider_of",
     "queue",
     "send_inquiry",
+    "set_outcome",
 ]
 
 import statistics
@@ -59,7 +60,15 @@ from brygga import audit
 from brygga.clock import SWEDEN, now, today
 from brygga.ecosystem.directory import get_entry, is_visible
 from brygga.ecosystem.match import NeedDocument
-from brygga.ecosystem.models import ANSWERS, Entry, Inquiry, InquiryRecipient, Need, Notification
+from brygga.ecosystem.models import (
+    ANSWERS,
+    OUTCOMES,
+    Entry,
+    Inquiry,
+    InquiryRecipient,
+    Need,
+    Notification,
+)
 from brygga.ecosystem.workdays import add_working_days, working_days_between
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.forms import FormError
@@ -300,6 +309,7 @@ def case_view(inquiry: Inquiry, day: date, lang: str = "sv") -> dict[str, Any]:
         "milestones": inquiry.milestones,
         "recipients": [_recipient_view(r, day, lang) for r in inquiry.recipients],
         "collated": collate(inquiry, lang) if inquiry.kind == "site_feasibility" else None,
+        "outcome": inquiry.outcome,
     }
 
 
@@ -347,6 +357,18 @@ def inbox(s: Session, actor: Actor, *, lang: str = "sv") -> list[dict[str, Any]]
     return out
 
 
+def set_outcome(s: Session, actor: Actor, inquiry_id: int, outcome: str | None) -> Inquiry:
+    """The requester reports what came of an inquiry (a started study, a collaboration, or
+    neither); the agenda's follow-up counts them (``figures``)."""
+    inquiry = own_inquiry(s, actor, inquiry_id)
+    if outcome is not None and outcome not in OUTCOMES:
+        raise FormError({"outcome": "must be study_started, collaboration or none"})
+    inquiry.outcome = outcome
+    audit.append("ecosystem.outcome", actor=actor.name,
+                 details={"inquiry": inquiry.id, "outcome": outcome})  # fmt: skip
+    return inquiry
+
+
 def escalate_overdue(s: Session, *, actor: str = "brygga-scheduler") -> int:
     """Flag every unanswered recipient past its due day, once, and tell the coordinating
     office in one message per run. Returns how many were escalated."""
@@ -380,7 +402,7 @@ def figures(s: Session, *, start: date | None = None, end: date | None = None) -
         if (start is None or sent >= start) and (end is None or sent <= end):
             chosen.append((sent, inquiry))
     first_answer_days: list[int] = []
-    within_five = positive = 0
+    within_five = positive = studies = collaborations = 0
     for sent, inquiry in chosen:
         answered = [r.answered_at for r in inquiry.recipients if r.answered_at is not None]
         if answered:
@@ -388,6 +410,8 @@ def figures(s: Session, *, start: date | None = None, end: date | None = None) -
             first_answer_days.append(days)
             within_five += days <= 5
         positive += any(r.status == "interested" for r in inquiry.recipients)
+        studies += inquiry.outcome == "study_started"
+        collaborations += inquiry.outcome == "collaboration"
     n = len(chosen)
     return {
         "inquiries": n,
@@ -397,6 +421,8 @@ def figures(s: Session, *, start: date | None = None, end: date | None = None) -
         ),
         "answered_within_five_working_days": within_five,
         "with_positive_answer": positive,
+        "became_studies": studies,
+        "became_collaborations": collaborations,
         "share_answered_within_five_working_days": round(within_five / n, 3) if n else None,
         "share_with_positive_answer": round(positive / n, 3) if n else None,
     }

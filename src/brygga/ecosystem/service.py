@@ -175,6 +175,10 @@ class Ecosystem:
         with session(self.url) as s:
             return inquiries.inbox(s, actor, lang=lang)
 
+    def set_outcome(self, actor: Actor, inquiry_id: int, outcome: str | None) -> str | None:
+        with write_session(self.url) as s:
+            return inquiries.set_outcome(s, actor, inquiry_id, outcome).outcome
+
     def escalate(self) -> int:
         with write_session(self.url) as s:
             return inquiries.escalate_overdue(s)

@@ -336,6 +336,19 @@ def my_cases(
     return render(request, "eco_cases.html", {"cases": cases, "bookings": bookings})
 
 
+@router.post("/ekosystem-arenden/{inquiry_id}/resultat")
+async def set_outcome(
+    request: Request, inquiry_id: Id, who: Principal = Depends(members)
+) -> Response:
+    """What came of an inquiry (for the agenda's follow-up)."""
+    async with request.form() as form:
+        outcome = str(form.get("outcome") or "") or None
+    await short_write(
+        request, lambda s: inquiries.set_outcome(s, actor(s, who), inquiry_id, outcome)
+    )
+    return RedirectResponse("/ekosystem-arenden", status_code=303)
+
+
 def inbox_page(
     request: Request, session: Session, who: Principal, errors: dict[str, str], status: int = 200
 ) -> Response:
@@ -530,6 +543,26 @@ async def api_milestone(
             feasibility.set_milestone(s, actor(s, who), inquiry_id, name, body.date).milestones
         ),
     )
+
+
+class OutcomeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["study_started", "collaboration", "none"] | None
+
+
+@router.put("/api/ecosystem/inquiries/{inquiry_id}/outcome")
+async def api_outcome(
+    request: Request,
+    inquiry_id: Id,
+    body: OutcomeBody = Body(...),
+    who: Principal = Depends(members),
+) -> dict[str, Any]:
+    """What came of an inquiry: a started study, a collaboration, or neither (null clears)."""
+    outcome = await short_write(
+        request, lambda s: inquiries.set_outcome(s, actor(s, who), inquiry_id, body.outcome).outcome
+    )
+    return {"inquiry": inquiry_id, "outcome": outcome}
 
 
 @router.post("/api/ecosystem/inbox/{recipient_id}")
