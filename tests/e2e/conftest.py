@@ -153,6 +153,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
         other = service.by_personnummer(s, people[1]["personnummer"])
         (inv,) = invitations.for_resident(s, other)
         invitations.answer(s, other, inv.id, True)
+    from brygga.demo import seed_ecosystem
+
+    seed_ecosystem(url)  # the directory, for the ecosystem pages' checks
 
     config = WebConfig(database_url=url, demo=True, outbox_path=folder / "outbox.jsonl")
     app = create_app(config)

@@ -149,6 +149,12 @@ PAGES = {
     "study-page-research-office": ("research_office", "/studies/{study}"),
     "studies-care-provider": ("care_provider", "/studies"),
     "admin": ("admin", "/admin"),
+    "eco-directory": (None, "/ekosystem"),
+    "eco-directory-search": (None, "/ekosystem?q=GMP+cellterapi&typ=infrastructure"),
+    "eco-entry-testbed": (None, "/ekosystem/lu-pregmp"),
+    "eco-need-form": ("researcher", "/ekosystem-behov/ny"),
+    "eco-cases": ("researcher", "/ekosystem-arenden"),
+    "eco-inbox": ("research_office", "/ekosystem-inkorg"),
 }
 
 
