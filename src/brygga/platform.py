@@ -220,17 +220,19 @@ class Brygga:
         }
 
     def _staff_addresses(self, kind: str, key: int | None) -> list[str]:
-        """E-mail addresses of a staff account, an organization's staff or the coordinating
-        office (every active research-office account)."""
+        """E-mail addresses of a staff account, an organization's staff (else the office) or
+        the coordinating office (every active research-office account)."""
         with session(self.database) as s:
             query = select(StaffAccount.email).where(StaffAccount.active.is_(True))
             if kind == "staff":
-                query = query.where(StaffAccount.id == key)
-            elif kind == "organization":
-                query = query.where(StaffAccount.organization_id == key)
-            else:
-                query = query.where(StaffAccount.role == OFFICE_ROLE)
-            return list(s.scalars(query))
+                return list(s.scalars(query.where(StaffAccount.id == key)))
+            if kind == "organization":
+                found = list(s.scalars(query.where(StaffAccount.organization_id == key)))
+                if found:
+                    return found
+                # An organization with no active staff: the coordinating office is told, so an
+                # inquiry is never sent into the void.
+            return list(s.scalars(query.where(StaffAccount.role == OFFICE_ROLE)))
 
     def sender(self) -> outbox.FileSender:
         """Where notifications go: the demo file sender under the data directory."""

@@ -266,3 +266,17 @@ def test_testbed_slots_are_booked_with_confirmation(world):
     assert (
         actions.count("ecosystem.booking") == 2 and actions.count("ecosystem.booking_answer") == 2
     )
+
+
+def test_an_organization_without_staff_has_its_mail_go_to_the_office(world):
+    core, people, data = world
+    with db_session(core.database) as s:
+        empty = staff.create_organization(s, {"name": "Tomma AB", "kind": "company"})
+        empty_id = empty.id
+    core.ecosystem.assign("ess", empty_id, actor="test")
+    with clock.frozen(MONDAY):
+        need_id = core.ecosystem.create_need(people["requester"], need())
+        core.ecosystem.send_inquiry(people["requester"], need_id, ["ess"], "Hej")
+        assert core.ecosystem_round()["sent"] == 1
+    mails = [json.loads(x) for x in (data / "outbox" / "messages.jsonl").read_text().splitlines()]
+    assert [m["to"] for m in mails] == ["office@example.se"]

@@ -54,6 +54,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from brygga import audit
@@ -191,7 +192,12 @@ def send_inquiry(
         )
         to_kind, to_id = provider_of(entry)
         queue(s, to_kind, to_id, "eco_mail_inquiry", {"inquiry": inquiry.id, "entry": entry.id})
-    s.flush()
+    try:
+        s.flush()
+    except IntegrityError:
+        # Another inquiry about the same need asked one of these providers in between (the
+        # unique constraint); this transaction is rolled back by the caller.
+        raise InputError("already asked about this need (a provider is asked once)") from None
     audit.append(
         "ecosystem.inquiry",
         actor=actor.name,
