@@ -13,6 +13,7 @@ The index is built once per directory version (``Index.build``) and kept by the 
 from __future__ import annotations
 
 __all__ = [
+    "AREA_KEYS",
     "MAX_RESULTS",
     "Index",
     "NeedDocument",
