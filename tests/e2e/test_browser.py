@@ -155,6 +155,9 @@ PAGES = {
     "eco-need-form": ("researcher", "/ekosystem-behov/ny"),
     "eco-cases": ("researcher", "/ekosystem-arenden"),
     "eco-inbox": ("research_office", "/ekosystem-inkorg"),
+    "steward-audit-log": ("data_steward", "/forvaltning/logg"),
+    "steward-budgets": ("data_steward", "/forvaltning/budgetar"),
+    "steward-rules": ("data_steward", "/forvaltning/rojandekontroll"),
 }
 
 

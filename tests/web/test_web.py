@@ -6,9 +6,9 @@ import json
 import re
 
 from brygga.web.app import routers
+from brygga.web.security import ROLES  # every role, also those added later
 from tests.web.conftest import Client, study_form
 
-ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 SCRIPT = "<script>alert(1)</script>"
 
 
@@ -26,13 +26,13 @@ def concrete(path: str, site) -> str:
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,
-        "slug": "no-such-entry",
         "need_id": 999999,
         "recipient_id": 999999,
         "inquiry_id": 999999,
         "booking_id": 999999,
         "slot_id": 999999,
         "name": "approval",
+        "slug": "no-such-program",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 

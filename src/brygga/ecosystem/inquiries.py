@@ -450,9 +450,19 @@ def queue(s: Session, to_kind: str, to_id: int | None, template: str, payload: d
     )
 
 
+# Where each message sends its reader (after the service's public address).
+_PAGES = {
+    "eco_mail_inquiry": "/ekosystem-inkorg",
+    "eco_mail_booking": "/ekosystem-inkorg",
+    "eco_mail_escalation": "/ekosystem-inkorg",
+    "eco_mail_answer": "/ekosystem-arenden",
+    "eco_mail_booking_answer": "/ekosystem-arenden",
+}
+
+
 def notification_text(n: Notification, lang: str, url: str) -> str:
     """The e-mail text: what happened and where to read it (no need text, no names)."""
-    params = {**(n.payload or {}), "url": url}
+    params = {**(n.payload or {}), "url": url.rstrip("/") + _PAGES.get(n.template, "/ekosystem")}
     return translate(f"{n.template}_body", lang).format(**params)
 
 
@@ -463,18 +473,26 @@ def bilingual_text(n: Notification, url: str) -> str:
 
 
 class Sender(Protocol):
-    def send(self, channel: str, address: str, text: str) -> None: ...
+    def send(self, channel: str, address: str, subject: str, text: str) -> None: ...
 
 
 Addresses = Callable[[str, int | None], list[str]]
 
 
 def deliver(
-    s: Session, sender: Sender, addresses: Addresses, *, url: str, limit: int = 1000
+    s: Session,
+    sender: Sender,
+    addresses: Addresses,
+    *,
+    url: str,
+    limit: int = 1000,
+    errors: tuple[type[BaseException], ...] = (OSError,),
 ) -> dict[str, int]:
     """Send queued notifications; ``addresses(kind, id)`` gives the e-mail addresses of a
-    staff account, an organization's staff or the coordinating office. A message with no
-    address left (an account closed in between) is marked sent to nobody."""
+    staff account, an organization's staff or the coordinating office. ``errors``: the
+    sender's delivery failures (the message stays queued for the next run); anything else
+    is a bug. A message with no address left (an account closed in between) is marked sent
+    to nobody."""
     queued = s.scalars(
         select(Notification).where(Notification.sent_at.is_(None)).order_by(Notification.id)
         .limit(limit)
@@ -482,10 +500,11 @@ def deliver(
     sent = failed = 0
     for n in queued:
         n.attempts += 1
+        subject = f"{translate('eco_mail_subject', 'sv')} / {translate('eco_mail_subject', 'en')}"
         try:
             for address in addresses(n.to_kind, n.to_id):
-                sender.send("email", address, bilingual_text(n, url))
-        except OSError:
+                sender.send("email", address, subject, bilingual_text(n, url))
+        except errors:
             failed += 1
             continue
         n.sent_at = now()

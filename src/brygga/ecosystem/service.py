@@ -183,9 +183,16 @@ class Ecosystem:
         with write_session(self.url) as s:
             return inquiries.escalate_overdue(s)
 
-    def deliver(self, sender: Sender, addresses: Addresses, *, url: str) -> dict[str, int]:
+    def deliver(
+        self,
+        sender: Sender,
+        addresses: Addresses,
+        *,
+        url: str,
+        errors: tuple[type[BaseException], ...] = (OSError,),
+    ) -> dict[str, int]:
         with write_session(self.url) as s:
-            return inquiries.deliver(s, sender, addresses, url=url)
+            return inquiries.deliver(s, sender, addresses, url=url, errors=errors)
 
     def figures(self, *, start: date | None = None, end: date | None = None) -> dict[str, Any]:
         with session(self.url) as s:

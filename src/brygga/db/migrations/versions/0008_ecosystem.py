@@ -2,7 +2,7 @@
 their notifications.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0012"  # main's head when main was merged in (was 0005)
 branch_labels = None
 depends_on = None
 
