@@ -39,7 +39,7 @@ from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
 from brygga.ecosystem.inquiries import OFFICE_ROLE
 from brygga.ecosystem.service import Ecosystem
-from brygga.errors import InputError, NotFoundError
+from brygga.errors import DocumentError, InputError, NotFoundError
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
 from brygga.prevention.evaluation import read_invitations
@@ -199,7 +199,7 @@ class Brygga:
         try:
             criteria = criteria_from_yaml(criteria_yaml)
         except ValueError as exc:
-            raise InputError(f"criteria_yaml: {exc}") from None
+            raise DocumentError(f"criteria_yaml: {exc}") from None
         region = self.region(region)
         policy = self.policy(region)
         result = self.feasibility(criteria, region, user=user, asker=Asker(user))

@@ -232,3 +232,30 @@ def test_a_testbed_slot_is_booked_and_confirmed_on_the_web(eco_site):
     cases = requester.get("/ekosystem-arenden")
     assert "Bokningar" in cases.text and "Bekräftad" in cases.text
     assert public.get("/api/ecosystem/entries/lu-pregmp/slots").json()[0]["taken"] is True
+
+
+def test_a_site_feasibility_inquiry_from_the_need_page(eco_site):
+    sponsor = eco_site["client"]("outsider")
+    made = sponsor.post(
+        "/ekosystem-behov",
+        data={"title": "Kliniska prövningsplatser", "description": "Klinisk prövning i diabetes."},
+    )
+    need_url = made.headers["location"]
+    assert "Det här är en förfrågan om genomförbarhet" in sponsor.get(need_url).text
+    base = {"entries": ["kss-syd"], "message": "Kan ni delta?", "kind": "site_feasibility"}
+    partial = sponsor.post(
+        f"{need_url}/forfragan", data=base | {"protocol_title": "Drug X", "phase": "3"}
+    )
+    assert partial.status_code == 422
+    assert 'id="sponsor-error"' in partial.text and 'value="Drug X"' in partial.text  # kept
+    form = {"protocol_title": "Drug X", "sponsor": "Annat AB", "phase": "3", "therapy_area": "diabetes",
+            "indication": "Typ 2-diabetes", "sites_wanted": "2", "participants_sweden": "30",
+            "first_participant": "2027-01-15", "recruitment_months": "12", "key_inclusion": "40-75 år"}  # fmt: skip
+    bad_date = sponsor.post(
+        f"{need_url}/forfragan", data=base | form | {"first_participant": "15/1"}
+    )
+    assert bad_date.status_code == 422 and "ÅÅÅÅ-MM-DD" in bad_date.text
+    sent = sponsor.post(f"{need_url}/forfragan", data=base | form)
+    assert sent.status_code == 303
+    cases = sponsor.get("/ekosystem-arenden").text
+    assert "Förfrågan om genomförbarhet" in cases and "Samlat svar: 0 av 1" in cases

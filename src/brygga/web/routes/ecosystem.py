@@ -28,7 +28,7 @@ from brygga.ecosystem.match import AREA_KEYS, MAX_RESULTS, Index, NeedDocument
 from brygga.ecosystem.models import ENTRY_TYPES, Entry, InquiryRecipient
 from brygga.ecosystem.profiles import REGIONS, SUPPORT_KINDS, TECHNOLOGY_AREAS, THERAPY_AREAS
 from brygga.ecosystem.service import Ecosystem
-from brygga.errors import NotFoundError
+from brygga.errors import DocumentError, NotFoundError
 from brygga.forms import FormError, validate
 from brygga.messages import translate
 from brygga.studies import staff
@@ -274,6 +274,7 @@ def need_page(
     chosen: list[str] | None = None,
     message: str = "",
     status: int = 200,
+    feas: dict[str, Any] | None = None,
 ) -> Response:
     me = actor(session, who)
     row = inquiries.own_need(session, me, need_id)
@@ -289,8 +290,14 @@ def need_page(
         "errors": errors or {},
         "chosen": chosen or [],
         "message": message,
+        "feas": feas or {},
+        "phases": feasibility.PHASES,
+        "therapy_areas": THERAPY_AREAS,
     }
     return render(request, "eco_need.html", context, status)
+
+
+FEASIBILITY_FIELDS = tuple(FeasibilityForm.model_fields)
 
 
 @router.get("/ekosystem-behov/{need_id}")
@@ -313,14 +320,38 @@ async def send_inquiry(
     async with request.form() as form:
         chosen = [str(x) for x in form.getlist("entries")][: inquiries.MAX_RECIPIENTS + 1]
         message = str(form.get("message") or "")
+        feas = {k: str(form.get(k) or "")[:50_000] for k in FEASIBILITY_FIELDS}
+        feas["kind"] = "site_feasibility" if form.get("kind") == "site_feasibility" else ""
     try:
+        form_doc = None
+        data: dict[str, Any] = {}
+        if feas["kind"]:
+            # A site feasibility inquiry: the form's questions, and the region's figures
+            # asked first (a guarded feasibility question, no write lock held).
+            values = {k: v for k, v in feas.items() if k in FEASIBILITY_FIELDS and v != ""}
+            form_doc = validate(FeasibilityForm, values)
+            if form_doc.criteria_yaml:
+                try:
+                    data = await run_in_threadpool(
+                        platform(request).feasibility_data,
+                        form_doc.criteria_yaml,
+                        form_doc.therapy_area,
+                        request.app.state.config.region,
+                        user=f"staff:{who.staff_id}",
+                        database=request.app.state.config.database_url,
+                    )
+                except DocumentError as exc:
+                    raise FormError({"criteria_yaml": exc.message}) from None
 
         def job(s: Session) -> int:
-            return inquiries.send_inquiry(s, actor(s, who), need_id, chosen, message).id
+            me = actor(s, who)
+            if form_doc is None:
+                return inquiries.send_inquiry(s, me, need_id, chosen, message).id
+            return feasibility.send_feasibility(s, me, need_id, chosen, message, form_doc, data).id
 
         await short_write(request, job)
     except FormError as exc:
-        return need_page(request, session, who, need_id, exc.fields, chosen, message, 422)
+        return need_page(request, session, who, need_id, exc.fields, chosen, message, 422, feas)
     return RedirectResponse("/ekosystem-arenden", status_code=303)
 
 
