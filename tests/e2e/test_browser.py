@@ -153,6 +153,7 @@ PAGES = {
     "eco-directory-search": (None, "/ekosystem?q=GMP+cellterapi&typ=infrastructure"),
     "eco-entry-testbed": (None, "/ekosystem/lu-pregmp"),
     "eco-need-form": ("researcher", "/ekosystem-behov/ny"),
+    "eco-need-offerings": ("researcher", "/ekosystem-behov/1"),
     "eco-cases": ("researcher", "/ekosystem-arenden"),
     "eco-inbox": ("research_office", "/ekosystem-inkorg"),
     "steward-audit-log": ("data_steward", "/forvaltning/logg"),
