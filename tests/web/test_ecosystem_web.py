@@ -207,6 +207,20 @@ def test_a_testbed_slot_is_booked_and_confirmed_on_the_web(eco_site):
     with db_session(eco_site["url"]) as s:
         s.execute(update(Entry).where(Entry.slug == "lu-pregmp").values(organization_id=1))
     start = clock.today() + timedelta(days=20)
+    own = provider.get("/ekosystem/lu-pregmp")
+    assert "Publicera en ledig tid" in own.text
+    assert (
+        "Publicera en ledig tid"
+        not in eco_site["client"]("outsider").get("/ekosystem/lu-pregmp").text
+    )
+    wrong = provider.post(
+        "/ekosystem/lu-pregmp/tider", data={"starts_on": start.isoformat(), "ends_on": "x"}
+    )
+    assert wrong.status_code == 422 and 'id="ends_on-error"' in wrong.text
+    via_web = provider.post("/ekosystem/lu-pregmp/tider",
+                            data={"starts_on": (start + timedelta(days=60)).isoformat(),
+                                  "ends_on": (start + timedelta(days=61)).isoformat()})  # fmt: skip
+    assert via_web.status_code == 303
     added = provider.post("/api/ecosystem/entries/lu-pregmp/slots",
                           json={"starts_on": start.isoformat(), "ends_on": (start + timedelta(days=10)).isoformat(), "note": "Renrum"})  # fmt: skip
     assert added.status_code == 201, added.text
@@ -231,7 +245,8 @@ def test_a_testbed_slot_is_booked_and_confirmed_on_the_web(eco_site):
     )
     cases = requester.get("/ekosystem-arenden")
     assert "Bokningar" in cases.text and "Bekräftad" in cases.text
-    assert public.get("/api/ecosystem/entries/lu-pregmp/slots").json()[0]["taken"] is True
+    slots = public.get("/api/ecosystem/entries/lu-pregmp/slots").json()
+    assert [x["taken"] for x in slots] == [True, False]  # the web-published one is later
 
 
 def test_a_site_feasibility_inquiry_from_the_need_page(eco_site):

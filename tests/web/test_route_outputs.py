@@ -65,7 +65,7 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/ecosystem/match"), ("POST", "/api/ecosystem/needs"),
     ("PUT", "/api/ecosystem/inquiries/{inquiry_id}/milestones/{name}"),
     ("POST", "/api/ecosystem/inbox/{recipient_id}"), ("GET", "/api/ecosystem/sites"),
-    ("POST", "/ekosystem/{slug}/bokning"), ("POST", "/ekosystem-bokningar/{booking_id}"),
+    ("POST", "/ekosystem/{slug}/bokning"), ("POST", "/ekosystem/{slug}/tider"), ("POST", "/ekosystem-bokningar/{booking_id}"),
     ("GET", "/api/ecosystem/entries/{slug}/slots"), ("POST", "/api/ecosystem/entries/{slug}/slots"),
     ("POST", "/api/ecosystem/slots/{slot_id}/bookings"), ("GET", "/api/ecosystem/bookings"),
     ("POST", "/api/ecosystem/bookings/{booking_id}"),

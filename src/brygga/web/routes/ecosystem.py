@@ -33,7 +33,7 @@ from brygga.forms import FormError, validate
 from brygga.messages import translate
 from brygga.studies import staff
 from brygga.web.deps import Id, db, lang, platform, read_db, render, short_write
-from brygga.web.security import Principal, allow
+from brygga.web.security import Principal, allow, principal
 
 router = APIRouter()
 public = Depends(allow("public"))
@@ -122,14 +122,52 @@ def entry_view(
     request: Request, session: Session, entry: Entry, errors: dict[str, str], status: int = 200
 ) -> Response:
     bookable = entry.type in testbeds.BOOKABLE_TYPES
+    who = principal(request)
+    # The provider's own staff (or the office, for an entry without an organization) publish
+    # the testbed's bookable periods here.
+    provides = (
+        bookable
+        and who.role in members.roles
+        and inquiries.may_answer(  # type: ignore[attr-defined]
+            actor(session, who), entry
+        )
+    )
     context = {
         "e": entry,
         "rows": entry_rows(entry, lang(request)),
         "slots": testbeds.open_slots(session, entry.id) if bookable else [],
         "bookable": bookable,
+        "provides": provides,
         "errors": errors,
     }
     return render(request, "eco_entry.html", context, status)
+
+
+@router.post("/ekosystem/{slug}/tider")
+async def add_slot(
+    request: Request,
+    slug: Slug,
+    who: Principal = Depends(members),
+    session: Session = Depends(read_db, scope="function"),
+) -> Response:
+    """The provider publishes a bookable period of its testbed or infrastructure."""
+    async with request.form() as form:
+        raw = {k: str(form.get(k) or "") for k in ("starts_on", "ends_on")}
+        note = str(form.get("note") or "")[:300]
+    try:
+        period = validate(SlotBody, {k: v for k, v in raw.items() if v} | {"note": note})
+        await short_write(
+            request,
+            lambda s: testbeds.add_slot(
+                s, actor(s, who), slug, period.starts_on, period.ends_on, period.note
+            ),
+        )
+    except FormError as exc:
+        entry = directory.get_entry(session, slug)
+        if not directory.is_visible(entry):
+            raise NotFoundError(f"no directory entry {slug!r}") from None
+        return entry_view(request, session, entry, exc.fields, 422)
+    return RedirectResponse(f"/ekosystem/{slug}", status_code=303)
 
 
 @router.post("/ekosystem/{slug}/bokning")
