@@ -937,9 +937,11 @@ def demo_seed(
 ) -> None:
     """Seed the operational database with demo organizations, staff, studies and volunteers."""
     from brygga.db import database_url
+    from brygga.demo import seed_ecosystem
     from brygga.studies.seed import seed_demo
 
     summary = seed_demo(region, database_url(), volunteers=volunteers, ctgov_file=ctgov).summary()
+    seed_ecosystem(database_url())  # the directory, so /ekosystem is not empty
     if as_json:
         print_json(summary)
         return
@@ -1437,6 +1439,191 @@ def report_annual(
         print_json(doc)
         return
     out.print(f"wrote {doc['html']}, {doc['pdf']} and {doc['snapshot']} in {doc['seconds']} s")
+
+
+# --- Ecosystem ---------------------------------------------------------------------------
+
+ecosystem_app = typer.Typer(
+    help="The ecosystem front door: directory, needs -> offerings, inquiries.",
+    no_args_is_help=True,
+)
+app.add_typer(ecosystem_app, name="ecosystem")
+LangOption = Annotated[str, typer.Option("--lang", help="sv or en.")]
+
+
+def _actor() -> str:
+    """Who runs a command, for the audit log (BRYGGA_USER or the OS user)."""
+    from brygga.privacy.noise import current_user
+
+    return f"cli:{current_user()}"
+
+
+@ecosystem_app.command("import")
+def ecosystem_import(
+    file: Annotated[Path, typer.Argument(help="A YAML or JSON file of profiles (entries: [...]).")],
+    publish: Annotated[
+        bool, typer.Option(help="Publish at once (the file has been reviewed); else drafts.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import directory profiles: the whole file is checked first; nothing half-imported."""
+    actor = _actor()
+    doc = core().ecosystem.import_file(file, actor=actor, reviewer=actor if publish else None)
+    if as_json:
+        print_json(doc)
+        return
+    out.print(
+        f"{doc['created']} created, {doc['updated']} updated, {doc['unchanged']} unchanged, "
+        f"{doc['published']} published.",
+        highlight=False,
+    )
+
+
+@ecosystem_app.command("seed")
+def ecosystem_seed(as_json: JsonFlag = False) -> None:
+    """Import the packaged directory (the Skåne and Stockholm strategies' actors, the KSS
+    nodes), published."""
+    doc = core().ecosystem.seed(actor=_actor())
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"{doc['created']} created, {doc['updated']} updated, "
+              f"{doc['unchanged']} unchanged.", highlight=False)  # fmt: skip
+
+
+@ecosystem_app.command("list")
+def ecosystem_list(
+    type: Annotated[
+        str | None,
+        typer.Option("--type", help="actor, infrastructure, testbed, support or programme."),
+    ] = None,
+    area: Annotated[
+        str | None,
+        typer.Option(
+            "--area",
+            help="A therapy or technology area or support kind (atmp, diabetes, funding ...).",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="skane, stockholm, national, denmark, international."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Also drafts, withdrawn and expired entries.")
+    ] = False,
+    lang: LangOption = "sv",
+    as_json: JsonFlag = False,
+) -> None:
+    """The directory's entries (published and not expired unless --all)."""
+    docs = core().ecosystem.entries(
+        type=type, area=area, region=region, include_hidden=all_, lang=lang
+    )
+    if as_json:
+        print_json(docs)
+        return
+    print_table(
+        f"Directory ({len(docs)} entries)",
+        ["id", "name", "type", "region", "status"],
+        [[d["id"], d["name"], d["type"], d["region"], d["status"]] for d in docs],
+    )
+
+
+@ecosystem_app.command("match")
+def ecosystem_match(
+    need: Annotated[
+        Path,
+        typer.Argument(
+            help="NEED.yaml: title, description, optional areas, types, trl, languages, region, sme."
+        ),
+    ],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="How many offerings.")] = 10,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="sv or en (default: the need's).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rank the directory's offerings for a need and say why for each."""
+    ranked = core().ecosystem.match(need, limit=limit, lang=lang)
+    if as_json:
+        print_json(ranked)
+        return
+    print_table(
+        "Offerings",
+        ["id", "name", "type", "score", "why"],
+        [[r["id"], r["name"], r["type"], r["score"], "; ".join(r["reasons"])] for r in ranked],
+    )
+
+
+@ecosystem_app.command("escalate")
+def ecosystem_escalate(as_json: JsonFlag = False) -> None:
+    """The scheduled run: escalate inquiries past their promised answer day (Swedish working
+    days) to the coordinating office, and send queued e-mails (demo sender: <data
+    dir>/outbox/messages.jsonl)."""
+    doc = core().ecosystem_round()
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"{doc['escalated']} escalated; {doc['sent']} e-mails sent, "
+              f"{doc['failed']} failed.", highlight=False)  # fmt: skip
+
+
+def _day(value: str | None, option: str) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BryggaError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@ecosystem_app.command("figures")
+def ecosystem_figures(
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Figures for the agenda follow-up: inquiries, answers within five working days, positive
+    answers, median working days to the first answer (counts through the disclosure policy)."""
+    doc = core().ecosystem_figures(start=_day(start, "--from"), end=_day(end, "--to"))
+    if as_json:
+        print_json(doc)
+        return
+    rows = [[k.replace("_", " "), v["display"] if isinstance(v, dict) else v]
+            for k, v in doc.items() if k != "disclosure"]  # fmt: skip
+    print_table("Ecosystem inquiries", ["figure", "value"], rows)
+    out.print(doc["disclosure"], highlight=False)
+
+
+@ecosystem_app.command("publish")
+def ecosystem_publish(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a reviewed draft (shown for the validity period)."""
+    doc = core().ecosystem.publish(entry, reviewer=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} published until {doc['expires_at']}.")
+
+
+@ecosystem_app.command("renew")
+def ecosystem_renew(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Renew a published entry after checking it (another validity period)."""
+    doc = core().ecosystem.renew(entry, reviewer=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} renewed until {doc['expires_at']}.")
+
+
+@ecosystem_app.command("withdraw")
+def ecosystem_withdraw(
+    entry: Annotated[str, typer.Argument(help="The entry's id (slug) or number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw an entry from the directory."""
+    doc = core().ecosystem.withdraw(entry, actor=_actor())
+    print_json(doc) if as_json else out.print(f"{doc['id']} withdrawn.")
 
 
 # --- Entry point -------------------------------------------------------------------------

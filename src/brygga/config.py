@@ -14,6 +14,7 @@ __all__ = [
     "AccessSettings",
     "CatalogueSettings",
     "DisclosureSettings",
+    "EcosystemSettings",
     "NoiseSettings",
     "NotifySettings",
     "QuestionSettings",
@@ -156,6 +157,14 @@ class AccessSettings(BaseModel):
     anonymise_suppression: float = Field(default=0.05, ge=0, le=1)
 
 
+class EcosystemSettings(BaseModel):
+    """The ecosystem directory (ecosystem/directory.py)."""
+
+    # A published profile is shown this many days after its review, then expires unless it is
+    # renewed (the Enterprise Europe Network's partnering profiles expire the same way).
+    validity_days: int = Field(default=365, ge=1, le=3650)
+
+
 class CatalogueSettings(BaseModel):
     """Who publishes the dataset catalogue (``brygga catalogue``, ``/data``), from
     ``BRYGGA_CATALOGUE_<NAME>``. DCAT-AP requires a publisher and HealthDCAT-AP a contact point;
@@ -260,6 +269,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
     access: AccessSettings = AccessSettings()
+    ecosystem: EcosystemSettings = EcosystemSettings()
     notify: NotifySettings = NotifySettings()
     catalogue: CatalogueSettings = CatalogueSettings()
 

@@ -145,6 +145,27 @@ CTGOV_SAMPLE = (
 )
 
 
+# Entries the demo's Lunds universitet answers for (its researcher's inbox); the others are
+# answered by the research office, as the coordinating office.
+DEMO_PROVIDER_ENTRIES = ("lu-innovation", "lu-pregmp", "lu-business-track", "lunds-universitet")
+
+
+def seed_ecosystem(url: str) -> None:
+    """The packaged directory, published, with the demo university answering for its own."""
+    from sqlalchemy import select
+
+    from brygga.db.session import session
+    from brygga.ecosystem.service import Ecosystem
+    from brygga.studies.models import Organization
+
+    eco = Ecosystem(url)
+    eco.seed(actor="demo")
+    with session(url) as s:
+        org_id = s.scalar(select(Organization.id).where(Organization.name == "Lunds universitet"))
+    for slug in DEMO_PROVIDER_ENTRIES:
+        eco.assign(slug, org_id, actor="demo")
+
+
 def ctgov_file(path: Path | None) -> Path:
     """The ClinicalTrials.gov records the demo imports studies from; a missing file stops the
     demo with a message saying where it was looked for and how to give another."""
@@ -197,6 +218,10 @@ def front_door(
         "\nSeeding the front door: organizations, staff, studies, 3,000 volunteers, matching ..."
     )
     result = seed_demo(region.path, url, volunteers=3000, ctgov_file=ctgov)
+    seed_ecosystem(url)
+    console.print(
+        "The ecosystem directory: /ekosystem (the two strategies' actors, the KSS nodes)."
+    )
     logins = Table(title="Demo log-ins (synthetic people only)", title_justify="left")
     for col in ("role", "e-mail", "password"):
         logins.add_column(col)

@@ -26,6 +26,7 @@ import shutil
 import threading
 import time
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,13 @@ from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
-from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
+from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, eligible_persons
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session, write_session
-from brygga.errors import InputError, NotFoundError, PermissionDenied
+from brygga.ecosystem.inquiries import OFFICE_ROLE
+from brygga.ecosystem.service import Ecosystem
+from brygga.errors import DocumentError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import validate
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
@@ -82,8 +85,9 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
-from brygga.studies.models import StaffAccount
-from brygga.studies.senders import Sender, senders_from_settings
+from brygga.studies.models import StaffAccount, Study
+from brygga.studies.registration import criteria_from_yaml
+from brygga.studies.senders import DeliveryError, Sender, senders_from_settings
 
 __all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
 
@@ -160,6 +164,126 @@ class Brygga:
                 raise InputError("raw counts are only for a synthetic region's outputs")
             return configured_policy(self.settings.disclosure)
         return region_policy(self.region(region), raw=raw, settings=self.settings.disclosure)
+
+    @cached_property
+    def ecosystem(self) -> Ecosystem:
+        """The ecosystem front door on the operational database (directory, matching,
+        inquiries): one per process, so the directory's ranking index is built once."""
+        return Ecosystem(self.database, validity_days=self.settings.ecosystem.validity_days)
+
+    def ecosystem_round(self) -> dict[str, Any]:
+        """The ecosystem's scheduled run: escalate overdue inquiries to the coordinating
+        office, then send the queued e-mails through the outbox's sender, to the addresses of
+        staff accounts looked up now (a closed account gets nothing)."""
+        escalated = self.ecosystem.escalate()
+        sender = self.sender()
+        try:
+            delivered = self.ecosystem.deliver(
+                sender,
+                self._staff_addresses,
+                url=self.settings.notify.public_url,
+                errors=(OSError, DeliveryError),
+            )
+        finally:
+            sender.close()
+        return {"escalated": escalated, **delivered}
+
+    def ecosystem_figures(
+        self, *, start: date | None = None, end: date | None = None
+    ) -> dict[str, Any]:
+        """The agenda follow-up's figures for inquiries sent in [start, end]: counts through
+        the release gate (they are counts of inquiries, not people, but every count that
+        leaves passes it), and the shares and the median from the released counts only."""
+        raw = self.ecosystem.figures(start=start, end=end)
+        policy = self.policy()
+        keys = ("inquiries", "answered", "answered_within_five_working_days",
+                "with_positive_answer", "became_studies", "became_collaborations")  # fmt: skip
+        counts = {k: single(policy, raw[k]) for k in keys}
+        total = counts["inquiries"]["value"]
+
+        def share(key: str) -> float | None:
+            part = counts[key]["value"]
+            return round(part / total, 3) if total and part is not None else None
+
+        answered = counts["answered"]["value"]
+        return {
+            **counts,
+            "share_answered_within_five_working_days": share("answered_within_five_working_days"),
+            "share_with_positive_answer": share("with_positive_answer"),
+            "median_working_days_to_first_answer": (
+                raw["median_working_days_to_first_answer"] if answered else None
+            ),
+            "disclosure": policy.description,
+        }
+
+    def feasibility_data(
+        self,
+        criteria_yaml: str,
+        therapy_area: str,
+        region: str | Path | Region | None,
+        *,
+        user: str,
+        database: str | None = None,
+    ) -> dict[str, Any]:
+        """The region's figures attached to a site-feasibility inquiry, every count through
+        the release gate: the eligible count (a feasibility question: guarded and audited as
+        ``user``), the registered volunteers who would match (open to the area, and eligible
+        on their records when they consent to that, else on their self-report), and each
+        recruiting study's overlap with the eligible set. Empty without criteria or region."""
+        if not criteria_yaml.strip() or region is None:
+            return {}
+        try:
+            criteria = criteria_from_yaml(criteria_yaml)
+        except ValueError as exc:
+            raise DocumentError(f"criteria_yaml: {exc}") from None
+        region = self.region(region)
+        policy = self.policy(region)
+        result = self.feasibility(criteria, region, user=user, asker=Asker(user))
+        eligible = np.asarray(
+            eligible_persons(criteria, region, engine=self.settings.engine), dtype=np.int64
+        )
+        trial = Study(
+            id=0, area=therapy_area, healthy_volunteers=False, criteria_yaml=criteria_yaml
+        )
+        overlaps = []
+        with session(database or self.database) as s:  # the web app's own database
+            people = matching.volunteers(s)
+            cache = matching.RunCache(people)
+            wants = cache.area(therapy_area) if len(people) else np.zeros(0, dtype=bool)
+            on_records = cache.on_records(eligible) if len(people) else wants
+            on_report = cache.self_report(trial, None, False) if len(people) else wants
+            volunteers = int((wants & (on_records | on_report)).sum())
+            studies = s.scalars(select(Study).where(Study.status == "approved")).all()
+            records = matching.RecordsEligibility(region, self.settings.engine)
+            for study in studies:
+                if matching.recruiting(study):
+                    both = np.intersect1d(eligible, records(study), assume_unique=True).size
+                    overlaps.append(
+                        {"study": study.id, "title_sv": study.title_sv,
+                         "title_en": study.title_en, "overlap": single(policy, int(both))}
+                    )  # fmt: skip
+        return {
+            "region": region.name,
+            "eligible": result.count,
+            "volunteers": single(policy, volunteers),
+            "overlapping_studies": overlaps,
+            "disclosure": policy.description,
+        }
+
+    def _staff_addresses(self, kind: str, key: int | None) -> list[str]:
+        """E-mail addresses of a staff account, an organization's staff (else the office) or
+        the coordinating office (every active research-office account)."""
+        with session(self.database) as s:
+            query = select(StaffAccount.email).where(StaffAccount.active.is_(True))
+            if kind == "staff":
+                return list(s.scalars(query.where(StaffAccount.id == key)))
+            if kind == "organization":
+                found = list(s.scalars(query.where(StaffAccount.organization_id == key)))
+                if found:
+                    return found
+                # An organization with no active staff: the coordinating office is told, so an
+                # inquiry is never sent into the void.
+            return list(s.scalars(query.where(StaffAccount.role == OFFICE_ROLE)))
 
     def catalogue(
         self, regions: list[str | Path | Region] | None = None, *, raw: bool = False

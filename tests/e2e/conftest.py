@@ -156,6 +156,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
         other = service.by_personnummer(s, people[1]["personnummer"])
         (inv,) = invitations.for_resident(s, other)
         invitations.answer(s, other, inv.id, True)
+    from brygga.demo import seed_ecosystem
+
+    seed_ecosystem(url)  # the directory, for the ecosystem pages' checks
+    from brygga.ecosystem import inquiries
+    from brygga.ecosystem.match import NeedDocument
+
+    with db_session(url) as s:  # need 1: the researcher's, with ranked offerings
+        researcher = inquiries.Actor(accounts["researcher"].id, "researcher", org.id)
+        need = NeedDocument(
+            title="GMP för cellterapi", description="Tillverkning inför en prövning."
+        )
+        inquiries.create_need(s, researcher, need)
 
     config = WebConfig(database_url=url, demo=True, outbox_path=folder / "outbox.jsonl")
     app = create_app(config)

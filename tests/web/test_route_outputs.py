@@ -64,6 +64,13 @@ EMITS_COUNTS = {
     ("POST", "/studies/{study_id}/return"): "the study's page again (return errors)",
     ("GET", "/agenda"): "the agenda's KPI series (tests/web/test_agenda_pages.py)",
     ("GET", "/halsolaget"): "prevalence and SCORE2 categories (tests/web/test_agenda_pages.py)",
+    ("POST", "/api/ecosystem/needs/{need_id}/inquiries"): "a site feasibility inquiry's region "
+    "figures (eligible, volunteers, overlaps), through the gate when attached",
+    ("GET", "/api/ecosystem/inquiries/{inquiry_id}"): "the attached figures (saved disclosed)",
+    ("GET", "/api/ecosystem/cases"): "the attached figures of each inquiry (saved disclosed)",
+    ("GET", "/api/ecosystem/inbox"): "the attached figures shown to the sites (saved disclosed)",
+    ("GET", "/ekosystem-arenden"): "the attached figures of each inquiry (saved disclosed)",
+    ("GET", "/ekosystem-inkorg"): "the attached figures shown to the sites (saved disclosed)",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
 # "interested", counts of questions rather than people, redirects).
@@ -88,6 +95,21 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    # The ecosystem: directory entries, needs and inquiries (counts of entries, not of people).
+    ("GET", "/ekosystem"), ("GET", "/ekosystem/{slug}"), ("GET", "/ekosystem-behov/ny"),
+    ("POST", "/ekosystem-behov"), ("GET", "/ekosystem-behov/{need_id}"),
+    ("POST", "/ekosystem-behov/{need_id}/forfragan"),
+    ("POST", "/ekosystem-inkorg/{recipient_id}"),
+    ("GET", "/api/ecosystem"), ("GET", "/api/ecosystem/entries/{slug}"),
+    ("POST", "/api/ecosystem/match"), ("POST", "/api/ecosystem/needs"),
+    ("PUT", "/api/ecosystem/inquiries/{inquiry_id}/milestones/{name}"),
+    ("POST", "/api/ecosystem/inbox/{recipient_id}"), ("GET", "/api/ecosystem/sites"),
+    ("POST", "/ekosystem/{slug}/bokning"), ("POST", "/ekosystem/{slug}/tider"), ("POST", "/ekosystem-bokningar/{booking_id}"),
+    ("GET", "/api/ecosystem/entries/{slug}/slots"), ("POST", "/api/ecosystem/entries/{slug}/slots"),
+    ("POST", "/api/ecosystem/slots/{slot_id}/bookings"), ("GET", "/api/ecosystem/bookings"),
+    ("POST", "/api/ecosystem/bookings/{booking_id}"),
+    ("POST", "/ekosystem-arenden/{inquiry_id}/resultat"),
+    ("PUT", "/api/ecosystem/inquiries/{inquiry_id}/outcome"),
     # Stewards: audit records, privacy budgets (epsilon spent) and settings, not people.
     ("GET", "/forvaltning"), ("GET", "/forvaltning/logg"), ("POST", "/forvaltning/logg/verifiera"),
     ("GET", "/forvaltning/budgetar"), ("POST", "/forvaltning/budgetar"),

@@ -29,8 +29,13 @@ def concrete(path: str, site) -> str:
         "application_id": 999999,
         "permit_id": 999999,
         "output_id": 999999,
-        "name": "person.csv",
         "document_id": 999999,
+        "need_id": 999999,
+        "recipient_id": 999999,
+        "inquiry_id": 999999,
+        "booking_id": 999999,
+        "slot_id": 999999,
+        "name": "approval",
         "slug": "no-such-program",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
@@ -83,6 +88,9 @@ def test_sensitive_routes_have_the_expected_roles():
     assert by_path[("/studies/{study_id}/review", "POST")] == {"research_office"}
     assert by_path[("/portal/export", "GET")] == {"resident"}
     assert by_path[("/admin/staff", "POST")] == {"admin"}
+    members = {"researcher", "care_provider", "research_office"}
+    assert by_path[("/ekosystem-inkorg/{recipient_id}", "POST")] == members
+    assert by_path[("/ekosystem", "GET")] == {"public"}
     assert by_path[("/admin/staff/{staff_id}/deactivate", "POST")] == {"admin"}
     assert by_path[("/admin/staff/{staff_id}/password", "POST")] == {"admin"}
 

@@ -13,6 +13,7 @@ from brygga import logins as login_models
 from brygga.access import models as access_models
 from brygga.agenda import models as agenda_models
 from brygga.db.base import Base
+from brygga.ecosystem import models as ecosystem_models
 from brygga.privacy import models as privacy_models
 from brygga.registry import models as registry_models
 from brygga.studies import models as studies_models
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "access_models",
     "agenda_models",
+    "ecosystem_models",
     "login_models",
     "privacy_models",
     "registry_models",

@@ -94,6 +94,7 @@ def routers() -> tuple[Any, ...]:
         api,
         care,
         data,
+        ecosystem,
         public,
         resident,
         staff,
@@ -101,7 +102,8 @@ def routers() -> tuple[Any, ...]:
         workbench,
     )
 
-    routes = (public, resident, staff, workbench, care, admin, steward, api, data, access, agenda)
+    routes = (public, resident, staff, workbench, care, admin, steward, api, data, access, agenda,
+              ecosystem)  # fmt: skip
     return tuple(m.router for m in routes)
 
 
