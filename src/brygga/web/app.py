@@ -77,9 +77,9 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import admin, api, public, resident, staff
+    from brygga.web.routes import admin, api, catalogue, info, public, resident, staff
 
-    return tuple(m.router for m in (public, resident, staff, admin, api))
+    return tuple(m.router for m in (public, catalogue, info, resident, staff, admin, api))
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -231,6 +231,7 @@ def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     t.env.globals["t"] = i18n.translate
     t.env.globals["municipality"] = municipality_name
+    t.env.globals["long_date"] = i18n.long_date
     return t
 
 
