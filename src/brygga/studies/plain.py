@@ -65,7 +65,7 @@ ICD_BLOCKS: dict[str, tuple[str, str]] = {
     "I10": ("högt blodtryck", "high blood pressure"),
     "I20": ("kärlkramp", "angina"),
     "I21": ("hjärtinfarkt", "heart attack"),
-    "I22": ("ny hjärtinfarkt", "a repeat heart attack"),
+    "I22": ("hjärtinfarkt", "heart attack"),
     "I48": ("förmaksflimmer", "atrial fibrillation"),
     "I50": ("hjärtsvikt", "heart failure"),
     "I63": ("stroke", "stroke"),
