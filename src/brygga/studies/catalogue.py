@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from brygga import clock
 from brygga.cohort.criteria import AllOf, AnyOf, AtLeast, ConditionRule, Criteria, Model
@@ -61,6 +61,7 @@ class Search:
 def recruiting(session: Session, today: date | None = None) -> list[Study]:
     """Approved studies whose recruitment period includes today, newest first."""
     today = today or clock.today()
+    # One query with the sites joined (a second, select-in query cost more per page view).
     return list(
         session.scalars(
             select(Study)
@@ -70,8 +71,8 @@ def recruiting(session: Session, today: date | None = None) -> list[Study]:
                 Study.recruitment_end >= today,
             )
             .order_by(Study.recruitment_start.desc(), Study.id.desc())
-            .options(selectinload(Study.sites))
-        )
+            .options(joinedload(Study.sites))
+        ).unique()
     )
 
 
