@@ -10,7 +10,9 @@ keep-alive connection) then request one page at a time, each as soon as the prev
 arrived (a closed loop), for ``--seconds`` per page: ``GET /``, ``GET /studier``,
 ``GET /studier/{id}`` (the first study the catalogue lists) and ``GET /portal`` logged in as a
 demo resident (each user logs in through the demo identity provider first). Every answer must
-be 200. Prints one JSON document per page: requests/s, p50/p95/p99/max latency in ms.
+be 200. Prints one JSON document per page: requests/s, p50/p95/p99/max latency in ms, and the
+server's CPU time per request (from /proc: comparable across runs on a busy machine, where the
+latencies measure the machine as much as the server).
 Target (issue 21): p95 <= 100 ms at 50 concurrent users. Figures in bench/README.md.
 """
 
@@ -70,7 +72,16 @@ async def log_in(client: httpx.AsyncClient, i: int) -> None:
     assert r.status_code == 303, r.status_code
 
 
-async def run_page(clients: list[httpx.AsyncClient], path: str, seconds: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc): what a request costs the server,
+    whatever else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_page(
+    clients: list[httpx.AsyncClient], path: str, seconds: float, server: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     end = time.perf_counter() + seconds
@@ -84,9 +95,9 @@ async def run_page(clients: list[httpx.AsyncClient], path: str, seconds: float) 
             if r.status_code != 200:
                 errors += 1
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds(server)
     await asyncio.gather(*(user(c) for c in clients))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server) - cpu0
     ms = np.array(latencies) * 1000
     return {
         "page": path,
@@ -98,10 +109,12 @@ async def run_page(clients: list[httpx.AsyncClient], path: str, seconds: float) 
         "p95_ms": round(float(np.percentile(ms, 95)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "max_ms": round(float(ms.max()), 1),
+        "server_cpu_ms_per_request": round(cpu / len(latencies) * 1000, 2),
+        "load_average": round(os.getloadavg()[0], 1),
     }
 
 
-async def bench(base: str, users: int, seconds: float) -> list[dict[str, Any]]:
+async def bench(base: str, users: int, seconds: float, server: int) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [httpx.AsyncClient(base_url=base, limits=limits, timeout=60) for _ in range(users)]
     try:
@@ -110,11 +123,12 @@ async def bench(base: str, users: int, seconds: float) -> list[dict[str, Any]]:
         assert study, "the catalogue lists no study: run make demo first"
         results = []
         for path in ("/", "/studier", study.group(1)):
-            await run_page(clients, path, 1.0)  # warm-up
-            results.append(await run_page(clients, path, seconds))
+            await run_page(clients, path, 1.0, server)  # warm-up
+            results.append(await run_page(clients, path, seconds, server))
         await asyncio.gather(*(log_in(c, i) for i, c in enumerate(clients)))
-        await run_page(clients, "/portal", 1.0)
-        results.append(await run_page(clients, "/portal", seconds) | {"logged_in": True})
+        await run_page(clients, "/portal", 1.0, server)
+        portal = await run_page(clients, "/portal", seconds, server)
+        results.append(portal | {"logged_in": True})
         return results
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
@@ -137,7 +151,9 @@ def main() -> None:
         port = free_port()
         server = start_server(copy, args.region.resolve(), port)
         try:
-            results = asyncio.run(bench(f"http://127.0.0.1:{port}", args.users, args.seconds))
+            results = asyncio.run(
+                bench(f"http://127.0.0.1:{port}", args.users, args.seconds, server.pid)
+            )
         finally:
             server.terminate()
             server.wait(10)
