@@ -152,7 +152,7 @@ def set_consent(
     )  # fmt: skip
     done = "granted" if action == "grant" else (
         "withdrawn_contact" if kind == "contact" else "withdrawn")  # fmt: skip
-    return RedirectResponse(f"/portal?klart={done}&samtycke={kind}#consents", 303)
+    return RedirectResponse(f"/portal?klart={done}&samtycke={kind}", 303)
 
 
 @router.post("/pause")
@@ -181,7 +181,7 @@ def answer(
     invitation = invitations.answer(session, resident, invitation_id, answer == "interested")
     if invitation.status == "interested":  # the confirmation page says what happens next
         return RedirectResponse(f"/studier/{invitation.study_id}/anmald", 303)
-    return RedirectResponse("/portal?klart=declined#invitations", 303)
+    return RedirectResponse("/portal?klart=declined", 303)
 
 
 @router.get("/samtycken")
