@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench clean docs
+.PHONY: demo test test-fast lint format bench clean docs frontend
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+# Rebuild the vendored design system (needs node and npm; the built files are committed).
+frontend:
+	frontend/build.sh
 
 docs: $(STAMP)
 	$(BIN)/brygga schema-docs --out docs/data-model.md

@@ -25,6 +25,7 @@ __all__ = [
     "batch",
     "current_batch",
     "default_path",
+    "recent",
     "record_hash",
     "verify",
 ]
@@ -298,6 +299,57 @@ def verify(path: str | Path | None = None, *, anchor: str | None = None) -> Veri
             str(path), False, count, prev, "the anchored record is missing (truncated log?)"
         )
     return Verification(str(path), True, count, prev)
+
+
+def _lines_backwards(f: Any) -> Iterator[bytes]:
+    """The file's lines from the last to the first, read in blocks from the end."""
+    pos, rest = f.seek(0, os.SEEK_END), b""
+    while pos > 0:
+        step = min(TAIL_BLOCK, pos)
+        pos -= step
+        f.seek(pos)
+        block = f.read(step) + rest
+        lines = block.split(b"\n")
+        rest = lines[0]  # may continue in the block before
+        for line in reversed(lines[1:]):
+            if line.strip():
+                yield line
+    if rest.strip():
+        yield rest
+
+
+def recent(
+    path: str | Path | None = None,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    since: str | None = None,
+    limit: int = 100,
+    scan: int = 100_000,
+) -> list[dict[str, Any]]:
+    """The newest records first, filtered (``action`` and ``actor`` as substrings, ``since``
+    an ISO date or time), at most ``limit`` of them, looking at no more than ``scan`` records
+    from the end: a page shows the recent log without reading a log of millions of lines."""
+    path = Path(path) if path is not None else default_path()
+    if not path.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    with path.open("rb") as f:
+        for seen, line in enumerate(_lines_backwards(f)):
+            if seen >= scan or len(out) >= limit:
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # verify() reports the damage; a listing shows what it can read
+            if since and str(record.get("time", "")) < since:
+                break  # older than asked: the log is in time order
+            if action and action not in str(record.get("action", "")):
+                continue
+            if actor and actor not in str(record.get("actor", "")):
+                continue
+            out.append(record)
+    return out
 
 
 def _broken(path: Path, count: int, head: str, line: int, problem: str) -> Verification:

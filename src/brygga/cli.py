@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import ClickException
 
-from brygga.errors import BryggaError
+from brygga.errors import BryggaError, InputError
 
 if TYPE_CHECKING:
     from brygga.platform import Brygga
@@ -111,14 +111,35 @@ def synth_report(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare a region with the calibration targets (region-facts.md)."""
-    from brygga.synth.calibration import calibration_report, render_report
+    from brygga.synth.calibration import calibration_report, report_document
 
     region = core().region(region_dir)
     rows = calibration_report(region)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    out.print(render_report(region, rows))
+    doc = report_document(region, rows)
+    out.print(f"[bold]{doc['title']}[/]", highlight=False)
+    out.print(doc["about"], highlight=False)
+    table = Table(title=doc["summary"], title_justify="left")
+    # The group heads its rows (a column of its own leaves the measure no room at 80 columns);
+    # single numbers never wrap (a target range may), the measure takes the width left.
+    for i, column in enumerate(doc["columns"][1:]):
+        table.add_column(
+            {"tolerance": "tol."}.get(column, column),
+            justify="right" if i else "left",
+            no_wrap=i > 1,
+            min_width=None if i else 20,
+        )
+    group = None
+    for group_name, *cells, ok in doc["rows"]:
+        if group_name != group:
+            if group is not None:
+                table.add_section()
+            table.add_row(f"[bold]{escape(group_name)}[/]", *[""] * (len(cells) - 1), "")
+            group = group_name
+        table.add_row(*map(escape, cells), "yes" if ok else "[bold red]no[/]")
+    out.print(table)
 
 
 @app.command(name="import-omop")
@@ -274,9 +295,21 @@ def region_info(
     """Check a region folder and show its manifest: name, source, schema version, row counts."""
     region = core().region(region_dir)
     if as_json:
-        print_json({"path": str(region.path), **region.manifest, "tables": region.tables()})
+        period = region.period
+        covered = {"start": period[0].isoformat(), "end": period[1].isoformat()} if period else None
+        print_json(
+            {"path": str(region.path), **region.manifest, "records_cover": covered,
+             "tables": region.tables()}
+        )  # fmt: skip
         return
     facts = {k: v for k, v in region.manifest.items() if isinstance(v, str | int | float)}
+    period = region.period
+    # The period the records cover: the manifest's, or the span of the observation periods.
+    facts["records cover"] = (
+        f"{period[0].isoformat()} to {period[1].isoformat()}"
+        if period
+        else "no observation periods"
+    )
     print_table(f"Region {region.name} ({region.path})", ["field", "value"], list(facts.items()))
     print_table("Tables", ["table", "rows"], [[k, f"{v:,}"] for k, v in region.row_counts.items()])
 
@@ -292,7 +325,7 @@ def anonymize(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global recoding."""
+    """Anonymize a CSV extract: k-anonymity, l-diversity, t-closeness by global or local recoding."""
     from brygga.privacy.anonymize import anonymize as run_anonymize
 
     result = run_anonymize(input_csv, config, out_file, hierarchies=hierarchies)
@@ -301,15 +334,36 @@ def anonymize(
         print_json(summary)
         return
     out.print(f"Anonymized extract written to {summary['output']}")
+    if summary["mode"] == "global":
+        print_table(
+            "Transformation",
+            ["quasi-identifier", "level", "of"],
+            [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        )
     print_table(
-        "Transformation",
-        ["quasi-identifier", "level", "of"],
-        [[k, v["level"], v["max_level"]] for k, v in summary["transformation"].items()],
+        f"Generalization per column ({summary['mode']} recoding)",
+        ["quasi-identifier", "mean level", "of", "generalized", "removed (*)", "NCP", "bits lost"],
+        [
+            [
+                c["column"],
+                f"{c['mean_level']:.2f}",
+                c["max_level"],
+                f"{c['generalized']:.0%}",
+                f"{c['removed']:.0%}",
+                f"{c['ncp']:.3f}",
+                f"{c['bits_lost']:.2f}",
+            ]
+            for c in summary["columns"]
+        ],
     )
+    for warning in summary["warnings"]:
+        err.print(f"warning: {warning}", highlight=False)
     m = summary["metrics"]
     limit = summary["suppression_limit"]
     print_table(
-        f"Result ({summary['metric']} minimized)",
+        f"Result ({summary['metric']} minimized)"
+        if summary["mode"] == "global"
+        else "Result (local recoding)",
         ["measure", "value"],
         [
             ["records in", f"{summary['records']:,}"],
@@ -317,14 +371,47 @@ def anonymize(
             ["suppressed", f"{summary['suppressed']:,} (limit {limit['records']:,})"],
             ["equivalence classes", f"{m['classes']:,}"],
             ["precision loss", f"{m['precision']:.4f}"],
+            ["certainty penalty (NCP)", f"{m['ncp']:.4f}"],
             ["discernibility", f"{m['discernibility']:,.0f}"],
             ["average class size", f"{m['aecs']:.1f}"],
             [
                 "lattice nodes evaluated",
                 f"{summary['search']['evaluated_nodes']:,} of {summary['search']['lattice_nodes']:,}",
-            ],
+            ]
+            if summary["mode"] == "global"
+            else ["partitions", f"{summary['search']['partitions']:,}"],
             ["seconds", f"{summary['seconds']['total']:.2f}"],
         ],
+    )
+
+
+@app.command()
+def catalogue(
+    region_dirs: Annotated[
+        list[Path], typer.Option("--region", help="A region folder (repeat for several).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="turtle (default) or jsonld.")] = "turtle",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+    ] = None,
+) -> None:
+    """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of regions, populations disclosed."""
+    from brygga.catalogue.dcat import FORMATS
+    from brygga.util import atomic_write_text
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    cat = core().catalogue(list(region_dirs))
+    text = cat.serialize(fmt)
+    if out_file is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    atomic_write_text(out_file, text)
+    tables = sum(len(d.tables) for d in cat.datasets)
+    err.print(
+        f"Catalogue written to {out_file} ({FORMATS[fmt][2]}): {len(cat.datasets)} dataset(s),"
+        f" {tables} distributions",
+        highlight=False,
     )
 
 
@@ -334,7 +421,11 @@ def feasibility(
     region_dir: RegionOption,
     engine: Annotated[str, typer.Option(help="duckdb (default), spark or reference.")] = "duckdb",
     index_date: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD; default: the criteria's, else today.")
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD; default: the criteria's, else today (the region's last day "
+            "when today is past the period its records cover)."
+        ),
     ] = None,
     raw: RawFlag = False,
     noise: Annotated[
@@ -362,6 +453,8 @@ def feasibility(
         return
     for warning in result.warnings:
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    for note in result.notes:
+        out.print(f"[bold]note:[/] {note}", highlight=False)
     out.print(
         f"[bold]{result.name}[/] on {result.region}, index date {result.index_date}: "
         f"[bold]{result.count['display']}[/] people ({result.disclosure}; {result.engine}, "
@@ -525,12 +618,13 @@ def program(
     print_table("Program", ["", "people"], [[k.replace("_", " "), doc[k]["display"]] for k in keys])
     print_table(
         "Per care unit",
-        ["care unit", "capacity", "eligible", "invited"],
+        ["care unit", "id", "capacity", "eligible", "invited"],
         [
-            [u, c["capacity"], c["eligible"]["display"], c["invited"]["display"]]
+            [c.get("name") or "(no name)", u, c["capacity"], c["eligible"]["display"],
+             c["invited"]["display"]]
             for u, c in doc["units"].items()
         ],
-    )
+    )  # fmt: skip
 
 
 @app.command(name="prevention-list")
@@ -615,14 +709,23 @@ def equity(
              _pct(c["need"]), "UNDER-REACHED" if c["under_reached"] else ""]
             for g, c in doc["breakdowns"][dim].items()
         ]  # fmt: skip
-        corr = doc["gradient"][dim]["correlation"]
+        gradient = doc["gradient"][dim]
+        corr = gradient["correlation"]
         print_table(
-            f"By {dim.replace('_', ' ')} (need-reach correlation: {corr})",
-            [dim.replace("_", " "), "target", "reached", "reach", "need", "flag"],
+            f"By {dim.replace('_', ' ')} ("
+            + (f"need-reach correlation {corr:+.2f}" if corr is not None else
+               f"no need-reach correlation: {gradient['reason']}")
+            + ")",
+            [EQUITY_GROUP_LABELS.get(dim, dim.replace("_", " ")), "target", "reached", "reach",
+             "need", "flag"],
             rows,
-        )
+        )  # fmt: skip
     for path in doc.get("charts", []):
         out.print(f"Chart: {path}")
+
+
+# Which end of the deprivation scale is which (records/schema.py: 1 least, 5 most deprived).
+EQUITY_GROUP_LABELS = {"deprivation_quintile": "deprivation quintile (1 least, 5 most deprived)"}
 
 
 def _pct(value: float | None) -> str:
@@ -847,6 +950,12 @@ def demo_seed(
     )
     print_table("Demo log-ins", ["role", "e-mail", "password"],
                 [[x["role"], x["email"], x["password"]] for x in summary["logins"]])  # fmt: skip
+    people = summary["demo_people"]
+    out.print(
+        f"The demo identity provider lists {people['listed']} people: {people['unregistered']} "
+        f"not yet registered, {people['with_invitations']} with invitations.",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -857,7 +966,8 @@ def match(
     as_json: JsonFlag = False,
 ) -> None:
     """The scheduled matching run: expire old invitations, invite new candidates, and deliver
-    queued notifications (demo file sender: <data dir>/outbox/messages.jsonl)."""
+    queued notifications (BRYGGA_NOTIFY_SENDER; the file sender writes
+    <data dir>/outbox/messages.jsonl)."""
     doc = core().match(region)
     if as_json:
         print_json(doc)
@@ -872,6 +982,20 @@ def match(
         f"({doc['disclosure']}).",
         highlight=False,
     )
+
+
+@app.command()
+def notify(as_json: JsonFlag = False) -> None:
+    """Deliver the queued notifications now (e-mail through SMTP or to the file, as
+    BRYGGA_NOTIFY_SENDER says; SMS to the file). `brygga serve` does this on a schedule."""
+    doc = core().notify_disclosed()
+    if as_json:
+        print_json(doc)
+        return
+    sent = ", ".join(
+        f"{k.replace('_', '-')} {v['display']}" for k, v in doc["notifications"].items()
+    )
+    out.print(f"Notifications: {sent} ({doc['disclosure']}).", highlight=False)
 
 
 @app.command()

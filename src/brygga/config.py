@@ -11,8 +11,10 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "CatalogueSettings",
     "DisclosureSettings",
     "NoiseSettings",
+    "NotifySettings",
     "QuestionSettings",
     "Settings",
     "SettingsError",
@@ -135,6 +137,73 @@ class QuestionSettings(BaseModel):
     similarity: float = Field(default=0.75, gt=0, le=1)  # Jaccard over the criteria's atoms
 
 
+class CatalogueSettings(BaseModel):
+    """Who publishes the dataset catalogue (``brygga catalogue``, ``/data``), from
+    ``BRYGGA_CATALOGUE_<NAME>``. DCAT-AP requires a publisher and HealthDCAT-AP a contact point;
+    a deployment sets its own."""
+
+    # Base of every IRI in the catalogue and of its links; default: the service's public
+    # address (``BRYGGA_NOTIFY_PUBLIC_URL``), which the messages' links use too.
+    base_url: str | None = None
+    # The publishing organization; default "Region <region name>" (e.g. Region Skåne).
+    publisher: str | None = None
+    publisher_url: str | None = None  # its web site; default base_url
+    contact_name: str = "Forskningsdata"  # a functional mailbox, not a person
+    contact_email: str = "forskningsdata@region.example"
+
+
+class NotifySettings(BaseModel):
+    """Notifications: the outbox's senders and the server's delivery schedule
+    (``BRYGGA_NOTIFY_*``; studies/outbox.py, studies/senders.py, docs/configuration.md)."""
+
+    # E-mail goes through ``smtp`` (a relay of the region) or, in the demo and in tests, to a
+    # file of JSON lines. SMS has no gateway here: it always goes to the file (``sms_sender``
+    # names the choice so that a gateway is one more value, not a new setting).
+    sender: Literal["file", "smtp"] = "file"
+    sms_sender: Literal["file"] = "file"
+    file: Path | None = None  # default: <data dir>/outbox/messages.jsonl
+    # The service's public address: links in messages are made from it (/portal for
+    # residents, /studies/{id}/contacts for a study team).
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # default by security: 587/465/25
+    # starttls: plain connection upgraded with STARTTLS (port 587); ssl: TLS from the first
+    # byte (port 465); none: no encryption, only for a relay on the same host or in tests.
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None  # e.g. "Brygga <noreply@region.example>"; required for smtp
+    smtp_timeout: float = Field(default=30.0, gt=0)  # seconds per connection and command
+    smtp_ca_file: Path | None = None  # a private CA for the relay's certificate
+    # The server flushes the outbox every ``interval_seconds`` (0: never; then run
+    # ``brygga notify`` from a timer). Every worker does; a claim keeps each message to one.
+    interval_seconds: float = Field(default=30.0, ge=0)
+    batch: int = Field(default=100, ge=1)  # messages claimed at a time
+    # A claim not finished within ``lease_seconds`` (a worker died) is taken over by another.
+    lease_seconds: int = Field(default=600, ge=1)
+    # A failed send is retried after retry_seconds, doubling up to retry_max_seconds, and
+    # given up after max_attempts (a permanent refusal, 5xx, at once).
+    retry_seconds: int = Field(default=60, ge=1)
+    retry_max_seconds: int = Field(default=21_600, ge=1)
+    max_attempts: int = Field(default=10, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp(self) -> NotifySettings:
+        if self.sender == "smtp" and not self.smtp_from:
+            raise ValueError("smtp_from is required when sender is smtp")
+        # A password must not cross the network in clear.
+        if self.smtp_username and self.smtp_security == "none":
+            raise ValueError("smtp_username needs smtp_security starttls or ssl")
+        return self
+
+
 class Settings(BaseSettings):
     # Nested sections split once at the first "_" after the prefix, so the variables keep
     # their names (BRYGGA_DISCLOSURE_CKM_MAX_PERTURBATION -> disclosure.ckm_max_perturbation);
@@ -148,8 +217,6 @@ class Settings(BaseSettings):
     database_url: str | None = None
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None
-    # The link in notifications (studies.outbox): where residents log in to read invitations.
-    portal_url: str = "http://127.0.0.1:8000/portal"
     # Signs the web's session and CSRF cookies; a random one per process when unset (sessions
     # then end when the server restarts).
     secret_key: SecretStr | None = None
@@ -165,12 +232,16 @@ class Settings(BaseSettings):
     # routed or its sender checked. The study form carries a criteria file of up to 2 MB.
     max_body_bytes: int = 1_000_000
     max_upload_body_bytes: int = 3_000_000
+    # Prevention programs (YAML) the care units see in the browser; default <data_dir>/programs.
+    programs_dir: Path | None = None
 
     disclosure: DisclosureSettings = DisclosureSettings()
     noise: NoiseSettings = NoiseSettings()
     spark: SparkSettings = SparkSettings()
     web: WebSettings = WebSettings()
     questions: QuestionSettings = QuestionSettings()
+    notify: NotifySettings = NotifySettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
 
 
 class SettingsError(InputError):

@@ -6,18 +6,31 @@ on later runs (delete the folder, or pass ``--fresh``, to generate it again).
 
 from __future__ import annotations
 
-__all__ = ["CTGOV_SAMPLE", "EXAMPLE", "HIGHLIGHTS", "SCALE", "SEED", "front_door", "main", "run"]
+__all__ = [
+    "CTGOV_SAMPLE",
+    "EXAMPLE",
+    "HIGHLIGHTS",
+    "SCALE",
+    "SEED",
+    "ctgov_file",
+    "demo_region",
+    "front_door",
+    "main",
+    "run",
+]
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from brygga.cohort.criteria import parse_criteria
 from brygga.config import get_settings, secret
-from brygga.errors import BryggaError
+from brygga.errors import BryggaError, NotFoundError
 from brygga.platform import Brygga
 from brygga.records.store import Region
 from brygga.synth import generate, identities_path
@@ -54,6 +67,12 @@ EXAMPLE = {
         },
     ],
 }
+
+
+def demo_region(platform: Brygga) -> Path:
+    """Where the demo keeps its region: ``demo/skane`` in the data directory (``BRYGGA_DATA_DIR``,
+    default ``data``), beside the database every command opens by default."""
+    return platform.data_dir / "demo" / "skane"
 
 
 def _region(out: Path, fresh: bool, console: Console) -> Region:
@@ -120,36 +139,88 @@ def run(out: Path, fresh: bool = False) -> Region:
     return region
 
 
+# The ClinicalTrials.gov sample beside the checkout (``../shared``), as the tests find it.
 CTGOV_SAMPLE = (
-    Path(__file__).resolve().parents[3].parent / "shared/data/ctgov/ctgov-v2-studies-100.json"
+    Path(__file__).resolve().parents[2].parent / "shared/data/ctgov/ctgov-v2-studies-100.json"
 )
 
 
-def front_door(region: Region, console: Console, serve: bool, port: int) -> None:
-    """Seed the operational database with demo staff, studies and volunteers; serve the web."""
+def ctgov_file(path: Path | None) -> Path:
+    """The ClinicalTrials.gov records the demo imports studies from; a missing file stops the
+    demo with a message saying where it was looked for and how to give another."""
+    path = path or CTGOV_SAMPLE
+    if not path.is_file():
+        raise NotFoundError(
+            f"the ClinicalTrials.gov sample {path} does not exist: the demo imports studies "
+            "from it. Give another file with --ctgov FILE (ClinicalTrials.gov API v2 JSON), "
+            "or --no-ctgov to seed only Brygga's own example studies."
+        )
+    return path
+
+
+# The example prevention programs beside the package (the repository's examples/programs).
+EXAMPLE_PROGRAMS = Path(__file__).resolve().parents[2] / "examples" / "programs"
+
+
+def install_example_programs(directory: Path) -> list[str]:
+    """Copy the example programs into an empty programs directory (the care units' pages list
+    what is there); a directory that has programs is left alone."""
+    if any(directory.glob("*.y*ml")) or not EXAMPLE_PROGRAMS.is_dir():
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source in sorted(EXAMPLE_PROGRAMS.glob("*.yaml")):
+        shutil.copyfile(source, directory / source.name)
+        copied.append(source.name)
+    return copied
+
+
+def front_door(
+    region: Region,
+    console: Console,
+    serve: bool,
+    port: int,
+    *,
+    ctgov: Path | None = None,
+    platform: Brygga | None = None,
+) -> None:
+    """Seed the operational database with demo staff, studies and volunteers; serve the web.
+
+    The database is the platform's (``BRYGGA_DATABASE_URL``, else ``brygga.db`` in the data
+    directory), the one every ``brygga`` command opens by default: ``brygga match`` after the
+    demo sees the demo's studies and volunteers."""
     from brygga.studies.seed import seed_demo
 
-    db_file = region.path.parent / "brygga-demo.db"
-    url = f"sqlite:///{db_file}"
+    platform = platform or Brygga()
+    url = platform.database
     console.print(
         "\nSeeding the front door: organizations, staff, studies, 3,000 volunteers, matching ..."
     )
-    result = seed_demo(
-        region.path,
-        url,
-        volunteers=3000,
-        ctgov_file=CTGOV_SAMPLE if CTGOV_SAMPLE.is_file() else None,
-    )
+    result = seed_demo(region.path, url, volunteers=3000, ctgov_file=ctgov)
     logins = Table(title="Demo log-ins (synthetic people only)", title_justify="left")
     for col in ("role", "e-mail", "password"):
         logins.add_column(col)
     for row in result.summary()["logins"]:
         logins.add_row(row["role"], row["email"], row["password"])
     console.print(logins)
+    people = result.summary()["demo_people"]
+    console.print(
+        f"The demo identity provider lists {people['listed']} people: {people['unregistered']} "
+        f"not yet registered (try joining), {people['with_invitations']} with invitations.",
+        highlight=False,
+    )
+    console.print(f"Studies: {result.studies}; database: {url}", highlight=False)
+    copied = install_example_programs(platform.programs_dir)
+    if copied:
+        console.print(
+            f"Prevention programs for the care units' pages: {', '.join(copied)} in "
+            f"{platform.programs_dir}",
+            highlight=False,
+        )
     if not serve:
         console.print(
-            f"Database: {db_file}. Start the web with: BRYGGA_DATABASE_URL={url} "
-            f".venv/bin/brygga serve --demo --region {region.path}"
+            f"Start the web with: .venv/bin/brygga serve --demo --region {region.path}",
+            highlight=False,
         )
         return
     import secrets
@@ -164,16 +235,39 @@ def front_door(region: Region, console: Console, serve: bool, port: int) -> None
         demo=True,
         raw_counts=False,
         secret_key=secret(get_settings().secret_key) or secrets.token_hex(32),
+        # The server delivers the outbox every BRYGGA_NOTIFY_INTERVAL_SECONDS (web/notifier.py);
+        # the demo's e-mail and SMS go to this file unless BRYGGA_NOTIFY_SENDER=smtp.
+        outbox_path=region.path.parent / "outbox" / "messages.jsonl",
     )
+    notify = get_settings().notify
+    where = notify.file or config.outbox_path
     console.print(
-        f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it."
+        f"\n[bold]Brygga is on http://127.0.0.1:{port}[/] (DEMO identity provider). Ctrl-C stops it.\n"
+        + (
+            f"Notifications are delivered every {notify.interval_seconds:g} s"
+            + (": e-mail through SMTP, SMS" if notify.sender == "smtp" else "")
+            + f" to {where}"
+            if notify.interval_seconds
+            else "Notifications are not delivered by the server (BRYGGA_NOTIFY_INTERVAL_SECONDS=0)."
+        )
     )
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brygga.demo", description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("data/demo/skane"))
+    ap.add_argument(
+        "--out", type=Path, default=None, help="region folder (default: DATA_DIR/demo/skane)"
+    )
+    ap.add_argument(
+        "--ctgov",
+        type=Path,
+        default=None,
+        help=f"ClinicalTrials.gov API v2 JSON to import studies from (default: {CTGOV_SAMPLE})",
+    )
+    ap.add_argument(
+        "--no-ctgov", action="store_true", help="seed only Brygga's own example studies"
+    )
     ap.add_argument("--fresh", action="store_true", help="generate the region again")
     ap.add_argument(
         "--no-serve",
@@ -183,10 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8000)
     args = ap.parse_args(argv)
     try:
-        region = run(args.out, args.fresh)
-        front_door(region, Console(), serve=not args.no_serve, port=args.port)
+        platform = Brygga()
+        ctgov = None if args.no_ctgov else ctgov_file(args.ctgov)  # before any long work
+        region = run(args.out or demo_region(platform), args.fresh)
+        front_door(
+            region, Console(), serve=not args.no_serve, port=args.port, ctgov=ctgov,
+            platform=platform,
+        )  # fmt: skip
     except BryggaError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc.message}")
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     return 0
 

@@ -11,6 +11,7 @@ key or falls back to the other language.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -108,5 +109,26 @@ def localize(text: str, lang: str) -> str | None:
     template = getattr(text, "template", text)
     params = getattr(text, "params", None) or {}
     if template not in catalogue():
+        # A message already formatted (stored, or raised as an f-string) is matched against
+        # the catalogue's templates: "counts 1-7 suppressed" fits "counts 1-{max} suppressed".
+        for pattern, key in _patterns():
+            match = pattern.fullmatch(text)
+            if match:
+                return translate(key, lang).format(**match.groupdict())
         return None
     return translate(template, lang).format(**params)
+
+
+@cache
+def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    out = []
+    for key in catalogue():
+        if "{" not in key or " " not in key:
+            continue  # symbolic keys have no spaces; only English source texts are matched
+        parts = re.split(r"\{(\w+)\}", key)
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        out.append((re.compile(regex, re.DOTALL), key))
+    # Longer templates first: the most specific one wins.
+    return tuple(sorted(out, key=lambda p: -len(p[1])))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from brygga import audit
+from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -32,12 +33,13 @@ from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session
-from brygga.errors import InputError
+from brygga.errors import InputError, NotFoundError
 from brygga.prevention.equity import equity_report
 from brygga.prevention.evaluation import evaluate as evaluate_program
 from brygga.prevention.evaluation import read_invitations
-from brygga.prevention.programs import ProgramPlan, load_program, plan_program
+from brygga.prevention.programs import Program, ProgramPlan, load_program, plan_program
 from brygga.prevention.stratify import risk_report
+from brygga.prevention.worklist import WorkItem, program_files, worklist
 from brygga.privacy.disclosure import (
     TeamPolicy,
     configured_policy,
@@ -48,6 +50,7 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
+from brygga.studies.senders import Sender, senders_from_settings
 
 __all__ = ["Brygga"]
 
@@ -60,6 +63,11 @@ class Brygga:
         self._regions: dict[Path, tuple[int, Region]] = {}
         self._lock = threading.Lock()
         self._database: str | None = None
+        self._plans: dict[tuple[Any, ...], ProgramPlan] = {}
+        self._reports: dict[tuple[Any, ...], dict[str, Any]] = {}  # disclosed, small
+        # Catalogue entries per (region folder, manifest stamp, policy): the page is public and
+        # must not re-read the person table on every request.
+        self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -113,9 +121,58 @@ class Brygga:
             return configured_policy(self.settings.disclosure)
         return region_policy(self.region(region), raw=raw, settings=self.settings.disclosure)
 
-    def sender(self) -> outbox.FileSender:
-        """Where notifications go: the demo file sender under the data directory."""
-        return outbox.FileSender(self.data_dir / "outbox" / "messages.jsonl")
+    def catalogue(
+        self, regions: list[str | Path | Region] | None = None, *, raw: bool = False
+    ) -> Catalogue:
+        """The dataset catalogue (DCAT-AP / HealthDCAT-AP) of ``regions``; each region's
+        population is disclosed under ``policy(region)`` like any other count."""
+        entries = []
+        for r in regions or []:
+            region = self.region(r)
+            policy = self.policy(region, raw=raw)
+            manifest = region.path / "manifest.json"
+            stamp = manifest.stat().st_mtime_ns if manifest.is_file() else -1
+            key = (region.path.resolve(), stamp, policy.description, raw)
+            with self._lock:
+                entry = self._datasets.get(key)
+            if entry is None:
+                entry = describe(region, policy)  # outside the lock: it reads the tables
+                with self._lock:
+                    self._datasets[key] = entry
+            entries.append(entry)
+        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
+
+    def sender(self, file: Path | None = None) -> Sender:
+        """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail
+        through SMTP or to the file of JSON lines, SMS to the file (no SMS gateway yet).
+        ``file``: that file when ``BRYGGA_NOTIFY_FILE`` is unset (default: under the data
+        directory). A new one per flush: an SMTP sender holds one connection."""
+        default = file or self.data_dir / "outbox" / "messages.jsonl"
+        return senders_from_settings(self.settings.notify, default)
+
+    def notify(
+        self,
+        url: str | None = None,
+        *,
+        file: Path | None = None,
+        limit: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict[str, int]:
+        """Deliver the queued notifications that are due, from the database at ``url``
+        (default: the platform's), through ``sender(file)``. Exact counts by outcome (sent,
+        in_app, retrying, failed): in-process only, disclose them before they leave."""
+        return outbox.deliver(
+            url or self.database, self.sender(file), self.settings.notify, limit=limit, stop=stop
+        )
+
+    def notify_disclosed(self) -> dict[str, Any]:
+        """``brygga notify``: deliver now; the counts disclosed."""
+        delivered = self.notify()
+        policy = self.policy()
+        return {
+            "notifications": {k: single(policy, v) for k, v in delivered.items()},
+            "disclosure": policy.description,
+        }
 
     # --- Operations -------------------------------------------------------------------------
 
@@ -179,7 +236,66 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga program``: eligible and invited per care unit, disclosed."""
         policy = self.policy(region, raw=raw)  # refuse --raw before any work
-        return self.plan(program, region, **options).summary(policy)
+        plan = self.plan(program, region, **options)
+        return plan.summary(policy, names=plan.unit_names())
+
+    @property
+    def programs_dir(self) -> Path:
+        """Where the region's prevention programs (YAML) are kept for the care units."""
+        return self.settings.programs_dir or self.data_dir / "programs"
+
+    def programs(self) -> dict[str, Program]:
+        """slug -> program, every program file in ``programs_dir`` (a bad file is an error
+        naming it: the care units' page must not silently drop a program)."""
+        return {slug: load_program(path) for slug, path in program_files(self.programs_dir).items()}
+
+    def program_plan(self, slug: str, region: str | Path | Region) -> ProgramPlan:
+        """The plan of one of ``programs()``, computed once per program file and region
+        version (a plan holds the region's risk inputs: two are kept)."""
+        path = program_files(self.programs_dir).get(slug)
+        if path is None:
+            raise NotFoundError(f"no prevention program {slug!r}")
+        region = self.region(region)
+        key = (str(path), path.stat().st_mtime_ns, str(region.path), region.manifest.get("created"))
+        with self._lock:
+            plan = self._plans.get(key)
+        if plan is None:
+            plan = self.plan(path, region)
+            with self._lock:
+                self._plans[key] = plan
+                while len(self._plans) > 2:
+                    self._plans.pop(next(iter(self._plans)))
+        return plan
+
+    def program_equity(self, slug: str, region: str | Path | Region) -> dict[str, Any]:
+        """``equity`` for one of ``programs()``, disclosed, computed once per program file and
+        region version (the care units' page)."""
+        path = program_files(self.programs_dir).get(slug)
+        if path is None:
+            raise NotFoundError(f"no prevention program {slug!r}")
+        region = self.region(region)
+        key = ("equity", str(path), path.stat().st_mtime_ns, str(region.path),
+               region.manifest.get("created"))  # fmt: skip
+        with self._lock:
+            found = self._reports.get(key)
+        if found is None:
+            found = self.equity(region, program_file=path)
+            with self._lock:
+                self._reports[key] = found
+                while len(self._reports) > 8:
+                    self._reports.pop(next(iter(self._reports)))
+        return found
+
+    def worklist(
+        self, slug: str, region: str | Path | Region, *, care_unit: int, legal_basis: str,
+        actor: str,
+    ) -> list[WorkItem]:  # fmt: skip
+        """One care unit's invited people with why (identifiable; audited first)."""
+        plan = self.program_plan(slug, region)
+        return worklist(
+            plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor,
+            audit_log=self.audit_log,
+        )  # fmt: skip
 
     def equity(
         self, region: str | Path | Region, *, raw: bool = False, **options: Any
@@ -220,10 +336,7 @@ class Brygga:
         with session(self.database) as s:
             expired = invitations.expire_due(s)
             invited = matching.match_all(s, eligible)
-        with session(self.database) as s:
-            delivered = outbox.deliver(
-                s, self.sender(), limit=100_000, portal_url=self.settings.portal_url
-            )
+        delivered = self.notify()
         policy = self.policy()
         return {
             "expired": single(policy, expired),

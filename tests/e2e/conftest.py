@@ -25,7 +25,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--no-first-run"]  # fmt: skip
 
 PASSWORD = "correct horse battery"
-ROLES = ("researcher", "research_office", "care_provider", "admin")
+ROLES = ("researcher", "research_office", "care_provider", "data_steward", "strategy", "admin")
 TODAY = date.today()
 
 
@@ -159,7 +159,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, databases) -> Iterator[dict]:
     try:
         with serve_in_thread(app) as base:
             yield {"base": base, "url": url, "people": people, "study": seeded_study,
-                   "dir": folder}  # fmt: skip
+                   "dir": folder, "app": app, "accounts": {r: a.id for r, a in accounts.items()}}  # fmt: skip
     finally:
         staff.use_hasher(PasswordHasher())
         if old_dir is None:

@@ -46,12 +46,13 @@ def start_server(
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL."""
+def serve_in_thread(app: Any, lifespan: str = "off") -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL.
+    ``lifespan="on"`` runs the app's lifespan (the outbox's schedule, web/notifier.py)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", access_log=False)
+        uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none", access_log=False)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

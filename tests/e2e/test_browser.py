@@ -151,6 +151,9 @@ PAGES = {
     "study-page-research-office": ("research_office", "/studies/{study}"),
     "studies-care-provider": ("care_provider", "/studies"),
     "admin": ("admin", "/admin"),
+    "steward-audit-log": ("data_steward", "/forvaltning/logg"),
+    "steward-budgets": ("data_steward", "/forvaltning/budgetar"),
+    "steward-rules": ("data_steward", "/forvaltning/rojandekontroll"),
     # the public e-service
     "catalogue": (None, "/studier"),
     "catalogue-errors": (None, "/studier?age=abc"),

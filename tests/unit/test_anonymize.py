@@ -374,7 +374,14 @@ def test_cli_json_shape_and_output_file(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)  # exactly one JSON document
     assert set(doc) >= {"transformation", "metrics", "suppressed", "written", "records", "search"}
     assert set(doc["transformation"]) == {"age", "zip", "sex"}
-    assert set(doc["metrics"]) == {"precision", "discernibility", "aecs", "classes", "suppressed"}
+    assert set(doc["metrics"]) == {
+        "precision",
+        "discernibility",
+        "aecs",
+        "classes",
+        "suppressed",
+        "ncp",
+    }
     assert doc["written"] + doc["suppressed"] == doc["records"] == 70
     with out.open(newline="") as f:
         rows = list(csv.reader(f))

@@ -359,17 +359,19 @@ def test_a_residents_own_run_sends_one_digest(db):
 
 
 def test_digest_text_says_how_many_and_nothing_else():
-    assert outbox.digest_text(3, "sv", "https://brygga.example/portal") == (
+    portal = "https://brygga.example/portal"
+    assert outbox.digest_text(3, "sv", portal) == (
         "Du har 3 nya studieinbjudningar i Brygga. "
         "Logga in för att läsa och svara: https://brygga.example/portal"
     )
-    assert outbox.digest_text(1, "sv").startswith("Du har en ny studieinbjudan i Brygga.")
-    assert outbox.digest_text(2, "en").startswith("You have 2 new study invitations in Brygga.")
-    assert outbox.digest_text(1, "en").startswith("You have a new study invitation in Brygga.")
-    digest = OutboxMessage(template=outbox.DIGEST, payload={"count": 5})
-    assert outbox.message_text(digest, "en").startswith("You have 5 new")
-    assert outbox.message_text(digest, "de").startswith("Du har 5 nya")  # Swedish first
-    assert outbox.message_text(digest, "sv").endswith(outbox.PORTAL_URL)
+    assert outbox.digest_text(1, "sv", portal).startswith("Du har en ny studieinbjudan i Brygga.")
+    assert outbox.digest_text(2, "en", portal).startswith("You have 2 new study invitations in")
+    assert outbox.digest_text(1, "en", portal).startswith("You have a new study invitation in")
+    links = outbox.Links()
+    assert outbox.digest(5, "en", "sms", links).body.startswith("You have 5 new")
+    assert outbox.digest(5, "de", "sms", links).body.startswith("Du har 5 nya")  # Swedish first
+    assert outbox.digest(5, "sv", "sms", links).body.endswith(links.portal)
+    assert links.portal == "http://127.0.0.1:8000/portal"  # the default BRYGGA_NOTIFY_PUBLIC_URL
 
 
 def test_records_decide_for_those_who_consent(db):

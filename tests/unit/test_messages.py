@@ -93,3 +93,14 @@ def test_domains_merge(tmp_path: Path) -> None:
     assert messages.load(tmp_path) == {"a": ("ett", "one"), "b": ("två", "two")}
     assert messages.translate("portal", "en") == "My pages"
     assert messages.translate("portal", "sv") == "Mina sidor"
+
+
+def test_formatted_english_messages_are_matched_to_their_templates() -> None:
+    """A stored or f-string message finds its template and keeps its values."""
+    assert (
+        messages.localize("counts 1-7 suppressed, others rounded to the nearest 5", "sv")
+        == "antal 1–7 visas inte, övriga avrundas till närmaste 5"
+    )
+    assert messages.localize("must be at most 300", "sv") == "får vara högst 300"
+    assert messages.localize("must be at most 300", "en") == "must be at most 300"
+    assert messages.localize("something nobody wrote down", "sv") is None

@@ -14,6 +14,7 @@ it emits counts.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ EMITS_COUNTS = {
     "equity": "run below on the non-synthetic small region (rounding, cell key)",
     "evaluate": "run below on the non-synthetic small region (rounding, cell key)",
     "match": "invitations per study, expired, notified: run below (operational database)",
+    "notify": "notifications by outcome: run below (operational database)",
     "serve": "web pages and API: through cohort.feasibility (web tests)",
+    "catalogue": "the number of people per region: run below (rounding, cell key)",
 }
 NO_POPULATION_COUNTS = {
     "synth": "writes a synthetic region",
@@ -278,6 +281,19 @@ def test_gaussian_noise_same_answer_when_asked_again(region: Region) -> None:
     assert answers["E11"][0]["error95"] > 10
 
 
+@pytest.mark.parametrize("method", ["rounding", "cell-key"])
+def test_catalogue_population_passes_the_policy(
+    region: Region, method: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRYGGA_DISCLOSURE_METHOD", method)
+    assert cli.main(["catalogue", "--region", str(region.path)]) == 0
+    turtle = capsys.readouterr().out
+    found = re.findall(r'numberOfUniqueIndividuals "(\d+)"', turtle)
+    ids = region.read_table("person", columns=["person_id"]).column("person_id").to_numpy()
+    expected = 60 if method == "rounding" else expected_cell_key_count(region, ids)
+    assert found == [str(expected)]
+
+
 # --- Prevention commands on a non-synthetic region --------------------------------------------
 
 PREVENTION_INDEX = "2025-06-30"
@@ -379,16 +395,21 @@ def test_match_counts_pass_the_policy(
     monkeypatch.setattr(matching, "match_all", lambda _s, _e: {1: 3, 2: 41})
     links: list[str] = []
 
-    def deliver(_s: object, _sender: object, *, limit: int, portal_url: str) -> dict[str, int]:
-        links.append(portal_url)
-        return {"sent": 44, "in_app": 3, "failed": 0}
+    def deliver(_url: str, _sender: object, settings: Any, **_kw: object) -> dict[str, int]:
+        links.append(settings.public_url)
+        return {"sent": 44, "in_app": 3, "retrying": 0, "failed": 0}
 
     monkeypatch.setattr(outbox, "deliver", deliver)
-    monkeypatch.setenv("BRYGGA_PORTAL_URL", "https://brygga.example/portal")
+    monkeypatch.setenv("BRYGGA_NOTIFY_PUBLIC_URL", "https://brygga.example/")
     doc = run_json(["match"], capsys)
     assert small_counts(doc) == []
     assert doc["invited"]["1"]["display"] == "<8" and doc["invited"]["2"]["value"] == 40
     assert doc["expired"]["display"] == "<8"
     assert doc["notifications"]["sent"]["value"] == 45
     assert doc["notifications"]["in_app"]["display"] == "<8"
-    assert links == ["https://brygga.example/portal"]
+    # brygga notify: the same counts, disclosed
+    doc = run_json(["notify"], capsys)
+    assert small_counts(doc) == []
+    assert doc["notifications"]["sent"]["value"] == 45
+    assert doc["notifications"]["in_app"]["display"] == "<8"
+    assert links == ["https://brygga.example"] * 2

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from brygga import audit, clock
+from brygga.config import NotifySettings
 from brygga.db import engine as db_engine
 from brygga.db import session as db_session
 from brygga.errors import InputError, NotFoundError, PermissionDenied
@@ -32,6 +33,7 @@ from brygga.studies import (
     staff,
 )
 from brygga.studies.models import Invitation, OutboxMessage
+from brygga.studies.senders import FileSender
 
 TODAY = date.today()
 VERSION = consent.TEXTS["contact"].version
@@ -552,9 +554,12 @@ def test_outbox_file_sender(env):
         service.update_profile(s, leaving, {"conditions": ["t2d"], "contact_channel": "sms"})
         assert matching.match_study(s, study, no_records) == 3
         participation.delete_account(s, leaving)
-        sender = outbox.FileSender(env["dir"] / "outbox.jsonl")
-        assert outbox.deliver(s, sender) == {"sent": 1, "in_app": 1, "failed": 0}
-        assert outbox.deliver(s, sender) == {"sent": 0, "in_app": 0, "failed": 0}
+    # deliver claims, sends and marks in transactions of its own (no lock held while sending)
+    sender = FileSender(env["dir"] / "outbox.jsonl")
+    done = {"sent": 1, "in_app": 1, "retrying": 0, "failed": 0}
+    assert outbox.deliver(env["url"], sender) == done
+    assert outbox.deliver(env["url"], sender) == dict.fromkeys(done, 0)
+    with db_session(env["url"]) as s:
         assert funnel.funnel_counts(s, study)["invited"] == 2
     lines = [json.loads(x) for x in (env["dir"] / "outbox.jsonl").read_text().splitlines()]
     assert [(x["channel"], x["to"]) for x in lines] == [("email", p[0]["email"])]
@@ -581,20 +586,25 @@ def test_a_resident_invited_by_several_studies_gets_one_message(env):
         service.update_profile(s, swedish, {"conditions": ["t2d"], "contact_channel": "email"})
         assert matching.match_all(s, no_records) == {x.id: 2 for x in several}
         assert [funnel.funnel_counts(s, x)["invited"] for x in several] == [0, 0, 0]
-        sender = outbox.FileSender(env["dir"] / "outbox.jsonl")
-        assert outbox.deliver(s, sender, portal_url="https://brygga.example/portal") == {
-            "sent": 2, "in_app": 0, "failed": 0,
-        }  # fmt: skip
+    sender = FileSender(env["dir"] / "outbox.jsonl")
+    settings = NotifySettings(public_url="https://brygga.example")
+    assert outbox.deliver(env["url"], sender, settings) == {
+        "sent": 2, "in_app": 0, "retrying": 0, "failed": 0,
+    }  # fmt: skip
+    with db_session(env["url"]) as s:
         # Each study's invitations count as sent once the resident's digest went out.
         assert [funnel.funnel_counts(s, x)["invited"] for x in several] == [2, 2, 2]
     lines = [json.loads(x) for x in (env["dir"] / "outbox.jsonl").read_text().splitlines()]
     assert [(x["channel"], x["to"]) for x in lines] == [
         ("sms", p[0]["phone"]), ("email", p[1]["email"]),
     ]  # fmt: skip
-    assert lines[0]["text"].startswith("You have 3 new study invitations in Brygga.")
+    assert lines[0]["text"] == (
+        "You have 3 new study invitations in Brygga. "
+        "Log in to read and answer: https://brygga.example/portal"
+    )  # an SMS: the one line
     assert lines[1]["text"].startswith("Du har 3 nya studieinbjudningar i Brygga.")
     for line in lines:
-        assert line["text"].endswith("https://brygga.example/portal")
+        assert "https://brygga.example/portal" in line["text"]
         # No study or health details travel by e-mail or SMS (only the count).
         for leak in ("metformin", "diabet", "Lunds", "2024-0123"):
             assert leak.lower() not in line["text"].lower()

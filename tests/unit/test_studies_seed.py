@@ -137,3 +137,52 @@ def test_bulk_registration_names_more_rows_than_postgresql_takes_parameters(fres
         registered = select(func.count()).where(Resident.registered_at.is_not(None))
         assert s.scalar(registered) == n - 1
         assert s.get(Resident, ids[0]).registered_at is None
+
+
+def test_demo_log_in_list_has_people_to_join_and_people_invited(seeded):
+    """Issue 21: every demo person was registered and one of twelve had an invitation."""
+    from brygga.registry import service
+    from brygga.studies.seed import DEMO_PEOPLE
+
+    assert seeded["first"].demo_people == seeded["second"].demo_people
+    listing = seeded["first"].demo_people
+    assert listing["listed"] == DEMO_PEOPLE == 12
+    assert listing["unregistered"] == 4
+    assert listing["with_invitations"] >= 6
+    with db_session(seeded["url"]) as s:
+        people = service.demo_login_people(s, DEMO_PEOPLE)
+        assert sum(p.registered_at is None for p in people) == 4
+        year = clock.today().year
+        assert all(18 <= year - int(p.personnummer[:4]) <= 90 for p in people)
+        invited = set(
+            s.scalars(
+                select(Invitation.resident_id).where(
+                    Invitation.resident_id.in_([p.id for p in people])
+                )
+            )
+        )
+        assert invited <= {p.id for p in people if p.registered_at is not None}
+
+
+def test_demo_log_in_list_does_not_sort_every_resident(seeded):
+    """The log-in page's list walks the primary key and stops after twelve rows: no sort of
+    every resident (issue 21: 37,858 sorted to show twelve, p95 2 s under load)."""
+    from sqlalchemy.dialects import sqlite
+
+    from brygga.db.session import engine
+    from brygga.registry import service
+
+    statement = service.demo_login_query(12).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    with engine(seeded["url"]).connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_missing_ctgov_file_stops_the_seed(small_region, tmp_path):
+    from brygga.errors import NotFoundError
+
+    missing = tmp_path / "nowhere.json"
+    with pytest.raises(NotFoundError, match=r"nowhere\.json"):
+        seed_demo(small_region.region.path, f"sqlite:///{tmp_path / 'b.db'}", ctgov_file=missing)

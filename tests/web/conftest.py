@@ -136,7 +136,8 @@ def site(tmp_path, monkeypatch, migrated_db):
         org = staff.create_organization(s, {"name": "Lunds universitet", "kind": "university"})
         other = staff.create_organization(s, {"name": "Annat AB", "kind": "company"})
         for role, org_id in (("researcher", org.id), ("research_office", None),
-                             ("care_provider", org.id), ("admin", None), ("outsider", other.id)):  # fmt: skip
+                             ("care_provider", org.id), ("data_steward", None),
+                             ("strategy", None), ("admin", None), ("outsider", other.id)):  # fmt: skip
             account = staff.create_staff(
                 s,
                 {

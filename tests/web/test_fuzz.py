@@ -88,7 +88,9 @@ def test_every_route_survives_fuzzing(site):
         key=lambda op: (op.path in LAST, op.path, op.method),
     )
     roles = declared_roles()
-    assert len(operations) == len({k for k in roles if k[0] != "HEAD"}) >= 35
+    # Every route but the API's own documentation page (/api/docs, not in the schema).
+    documented = {k for k in roles if k[0] != "HEAD" and k != ("GET", "/api/docs")}
+    assert len(operations) == len(documented) >= 35
     sessions = {}
     for role in ("resident", "researcher", "research_office", "care_provider", "admin"):
         sessions[role] = site["client"](role).http.cookies["brygga_session"]

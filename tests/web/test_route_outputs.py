@@ -24,6 +24,11 @@ EMITS_COUNTS = {
     ("GET", "/api/studies"): "each study's saved feasibility answer",
     ("GET", "/api/studies/{study_id}"): "the saved feasibility answer",
     ("GET", "/api/studies/{study_id}/funnel"): "the recruitment funnel",
+    ("GET", "/prevention/{slug}"): "eligible and invited per care unit (ProgramPlan.summary)",
+    ("GET", "/prevention/{slug}/jamlikhet"): "need and reach by quintile and municipality",
+    ("GET", "/data"): "each dataset's population (privacy.gate.single)",
+    ("GET", "/data/catalogue.ttl"): "the catalogue's populations, disclosed",
+    ("GET", "/data/catalogue.jsonld"): "the catalogue's populations, disclosed",
     ("POST", "/api/studies/{study_id}/feasibility"): "feasibility",
 }
 # Routes that show no counts of people (forms, one's own data, identities for the team after
@@ -44,6 +49,14 @@ NO_POPULATION_COUNTS = {
     ("POST", "/api/studies"), ("GET", "/api/feasibility/flags"),
     ("POST", "/api/feasibility/flags/{flag_id}/reviewed"), ("GET", "/api/me"),
     ("PUT", "/api/me/profile"), ("POST", "/api/me/consents/{kind}"),
+    # Stewards: audit records, privacy budgets (epsilon spent) and settings, not people.
+    ("GET", "/forvaltning"), ("GET", "/forvaltning/logg"), ("POST", "/forvaltning/logg/verifiera"),
+    ("GET", "/forvaltning/budgetar"), ("POST", "/forvaltning/budgetar"),
+    ("GET", "/forvaltning/rojandekontroll"),
+    # Care units: the program list (no counts); the worklist and its export are the unit's
+    # own identifiable list (audited, legal basis), not counts.
+    ("GET", "/prevention"), ("GET", "/prevention/{slug}/lista"),
+    ("POST", "/prevention/{slug}/lista"), ("POST", "/prevention/{slug}/lista.csv"), ("GET", "/api/docs"),
 }  # fmt: skip
 # The public e-service: studies and texts (the catalogue counts studies, never people), one's
 # own interest and consents, the self-check's points for the answers given.

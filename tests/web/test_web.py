@@ -6,9 +6,9 @@ import json
 import re
 
 from brygga.web.app import routers
+from brygga.web.security import ROLES  # every role, also those added later
 from tests.web.conftest import Client, study_form
 
-ROLES = ("public", "resident", "researcher", "research_office", "care_provider", "admin")
 SCRIPT = "<script>alert(1)</script>"
 
 
@@ -26,6 +26,7 @@ def concrete(path: str, site) -> str:
         "kind": "contact",
         "code": "en",
         "staff_id": 999999,
+        "slug": "no-such-program",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
@@ -182,12 +183,12 @@ def test_swedish_first_english_available(site):
 
 def test_demo_provider_is_labelled_and_only_in_demo(site):
     page = site["client"]().get("/login")
-    assert "DEMO" in page.text and "Förnamn0" in page.text
+    assert "govuk-phase-banner" in page.text and "Förnamn0" in page.text
     from brygga.web.app import WebConfig, create_app
 
     plain = Client(create_app(WebConfig(database_url=site["url"], demo=False)))
     try:
-        assert "DEMO" not in plain.get("/login").text
+        assert "govuk-phase-banner" not in plain.get("/login").text
         r = plain.post(
             "/login/demo",
             data={"ref": site["ids"]["resident_ref"]},

@@ -30,6 +30,7 @@ __all__ = [
     "AnyOf",
     "AtLeast",
     "AtLeastSpec",
+    "CodeNames",
     "ConditionRule",
     "ConditionSpec",
     "Count",
@@ -62,6 +63,7 @@ __all__ = [
     "load_criteria",
     "parse_criteria",
     "rule_body",
+    "rule_codes",
     "rule_kind",
     "window_bounds",
 ]
@@ -69,6 +71,7 @@ __all__ = [
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -106,6 +109,8 @@ Days = Annotated[int, Strict(), Field(ge=0)]
 Years = Annotated[int, Strict(), Field(ge=0, le=150)]
 
 OMOP = "OMOP"
+# Names of codes for people to read, by (vocabulary, code) (``records.store.Region.code_names``).
+CodeNames = Mapping[tuple[str, str], str]
 SEX_CONCEPTS = codebook.GENDER_OF_SEX
 VISIT_TYPES = {
     "outpatient": codebook.VISIT_OUTPATIENT,
@@ -255,17 +260,18 @@ class EventSpec(Model):
         """The codes as (vocabulary, normalized code) pairs, aliases resolved."""
         return self._codeset
 
-    def describe(self) -> str:
-        text = f"{self.TABLE.split('_')[0]} {_describe_codes(self.codeset)}"
+    def describe(self, names: CodeNames | None = None) -> str:
+        text = f"{self.TABLE.split('_')[0]} {_describe_codes(self.codeset, names)}"
         if self.min_count > 1:
             text += f" on at least {self.min_count} dates"
         return text + " " + (self.within.describe() if self.within else "before the index date")
 
 
-def _describe_codes(codeset: tuple[tuple[str, str], ...]) -> str:
+def _describe_codes(codeset: tuple[tuple[str, str], ...], names: CodeNames | None = None) -> str:
     by_vocab: dict[str, list[str]] = {}
     for vocab, code in codeset:
-        by_vocab.setdefault(vocab, []).append(code)
+        name = (names or {}).get((vocab, code))
+        by_vocab.setdefault(vocab, []).append(f"{code} ({name})" if name else code)
     return "; ".join(f"{v} {', '.join(c)}" for v, c in by_vocab.items())
 
 
@@ -323,14 +329,14 @@ class ValuedSpec(EventSpec):
         """Codes competing for "latest" (always includes ``codes``)."""
         return self._among
 
-    def describe(self) -> str:
-        text = f"{self.TABLE} {_describe_codes(self.codeset)}"
+    def describe(self, names: CodeNames | None = None) -> str:
+        text = f"{self.TABLE} {_describe_codes(self.codeset, names)}"
         if self.value is not None:
             text += f" value {self.value.describe()}"
         if self.latest:
             text = "latest " + text
             if self.among:
-                text += f" (latest of {_describe_codes(self.among_codeset)})"
+                text += f" (latest of {_describe_codes(self.among_codeset, names)})"
         if self.min_count > 1:
             text += f" on at least {self.min_count} dates"
         return text + " " + (self.within.describe() if self.within else "before the index date")
@@ -358,7 +364,7 @@ class VisitSpec(Model):
     def concept_ids(self) -> list[int] | None:
         return None if self.types is None else [VISIT_TYPES[t] for t in self.types]
 
-    def describe(self) -> str:
+    def describe(self, names: CodeNames | None = None) -> str:
         text = f"{'/'.join(self.types)} visit" if self.types else "visit"
         if self.min_count > 1:
             text += f" on at least {self.min_count} dates"
@@ -381,7 +387,7 @@ class DeathSpec(Model):
             )
         return within
 
-    def describe(self) -> str:
+    def describe(self, names: CodeNames | None = None) -> str:
         return f"death {self.within.describe()}"
 
 
@@ -495,16 +501,27 @@ def rule_body(rule: Model) -> Any:
     return getattr(rule, rule_kind(rule))
 
 
-def describe_rule(rule: Model) -> str:
+def describe_rule(rule: Model, names: CodeNames | None = None) -> str:
+    """The rule in words; ``names`` adds the name of each code it knows (``Region.code_names``)."""
     kind, body = rule_kind(rule), rule_body(rule)
     if kind == "any_of":
-        return "any of (" + "; ".join(describe_rule(r) for r in body) + ")"
+        return "any of (" + "; ".join(describe_rule(r, names) for r in body) + ")"
     if kind == "all_of":
-        return "all of (" + "; ".join(describe_rule(r) for r in body) + ")"
+        return "all of (" + "; ".join(describe_rule(r, names) for r in body) + ")"
     if kind == "at_least":
-        inner = "; ".join(describe_rule(r) for r in body.of)
+        inner = "; ".join(describe_rule(r, names) for r in body.of)
         return f"at least {body.n} of ({inner})"
-    return body.describe()
+    return body.describe(names)
+
+
+def rule_codes(rule: Model) -> list[tuple[str, str]]:
+    """Every (vocabulary, code) pair a rule names, groups included."""
+    kind, body = rule_kind(rule), rule_body(rule)
+    if kind in ("any_of", "all_of"):
+        return [pair for r in body for pair in rule_codes(r)]
+    if kind == "at_least":
+        return [pair for r in body.of for pair in rule_codes(r)]
+    return [*getattr(body, "codeset", ()), *getattr(body, "among_codeset", ())]
 
 
 # --- Demographics and the whole criteria ------------------------------------------------------
@@ -630,14 +647,20 @@ class Criteria(Model):
     def effective_index_date(self, override: date | None = None) -> date:
         return override or self.index_date or clock.today()
 
-    def steps(self) -> list[tuple[str, str, Model | None]]:
-        """Attrition steps in order: (kind, description, rule); kind is include/exclude."""
+    def steps(self, names: CodeNames | None = None) -> list[tuple[str, str, Model | None]]:
+        """Attrition steps in order: (kind, description, rule); kind is include/exclude.
+        ``names``: code names to show beside the codes (``Region.code_names``)."""
         steps: list[tuple[str, str, Model | None]] = [
             ("demographics", self.demographics.describe(), None)
         ]
-        steps += [("include", f"Include: {describe_rule(r)}", r) for r in self.include]
-        steps += [("exclude", f"Exclude: {describe_rule(r)}", r) for r in self.exclude]
+        steps += [("include", f"Include: {describe_rule(r, names)}", r) for r in self.include]
+        steps += [("exclude", f"Exclude: {describe_rule(r, names)}", r) for r in self.exclude]
         return steps
+
+    def codes(self) -> list[tuple[str, str]]:
+        """Every (vocabulary, code) pair the rules name, once each, in order."""
+        rules = [*self.include, *self.exclude]
+        return list(dict.fromkeys(pair for r in rules for pair in rule_codes(r)))
 
     def fingerprint(self, index_date: date | None = None) -> str:
         """A stable hash of what is asked (not of its name): the same question, the same hash.

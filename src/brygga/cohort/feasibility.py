@@ -16,17 +16,19 @@ __all__ = [
     "eligible_persons",
     "feasibility",
     "group_counts",
+    "index_date_for",
     "table",
 ]
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from brygga import clock
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import engine_for
@@ -58,6 +60,8 @@ class FeasibilityResult:
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
     noise: dict[str, Any] | None = None  # mechanism, epsilon, error95 when counts are noisy
+    # What the reader should know about how the question was read (a defaulted index date).
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,11 +77,32 @@ class FeasibilityResult:
             "elapsed_ms": self.elapsed_ms,
             "fingerprint": self.fingerprint,
             "warnings": self.warnings,
+            "notes": self.notes,
         } | ({"noise": self.noise} if self.noise else {})
 
 
 def _region(region: Region | str | Path) -> Region:
     return region if isinstance(region, Region) else Region.open(region)
+
+
+def index_date_for(
+    criteria: Criteria, region: Region, given: date | None = None
+) -> tuple[date, str | None]:
+    """The index date of a question and, when it was not asked for, a note saying which day
+    was chosen: the one given, else the criteria's, else today, or the region's last day
+    when today is past the period its records cover (after it nobody is under observation,
+    so every count would be 0)."""
+    if given is not None or criteria.index_date is not None:
+        return criteria.effective_index_date(given), None
+    today = clock.today()
+    day = region.records_date(today)
+    if day == today:
+        return day, None
+    return day, (
+        f"index date {day.isoformat()}: the region's records end on that day, before today "
+        f"({today.isoformat()}); give an index date (--index-date, or index_date in the "
+        "criteria) to ask about another day"
+    )
 
 
 def feasibility(
@@ -109,10 +134,15 @@ def feasibility(
         noisy = noisy_request(noise, raw=raw, user=user)
     elif raw:
         raise InputError("exact (raw) and noisy counts cannot be combined")
-    effective = criteria.effective_index_date(index_date)
+    effective, note = index_date_for(criteria, region, index_date)
     started = time.perf_counter()
     runner = engine_for(engine, region)  # shared: kept rule sets serve later questions
     evaluation = runner.evaluate(criteria, effective)
+    names = region.code_names(criteria.codes())
+    if names:  # the attrition table names the codes (an imported region: its concept table)
+        labels = [evaluation.steps[0][0]] + [d for _, d, _ in criteria.steps(names)]
+        steps = [(label, n) for label, (_, n) in zip(labels, evaluation.steps, strict=True)]
+        evaluation = replace(evaluation, steps=steps)
     keys = None
     if policy.needs_record_keys and noisy is None:
         keys = runner.keys(criteria, effective)  # DuckDB: sums over the kept bitmaps
@@ -152,6 +182,7 @@ def feasibility(
         fingerprint=fingerprint,
         warnings=warnings,
         noise=noisy.info() if noisy else None,
+        notes=[note] if note else [],
     )
 
 
@@ -172,13 +203,13 @@ def asked_feasibility(
     region = _region(region)
     guard = guard or QuestionGuard(enforce=not region.synthetic)
     url = ensure_current(url)
-    effective = criteria.effective_index_date(index_date)
+    effective, note = index_date_for(criteria, region, index_date)
     with write_session(url) as s:
         ticket = guard.admit(s, asker, criteria, effective)
     result = feasibility(criteria, region, index_date=effective, **options)
     with write_session(url) as s:
         guard.answered(s, ticket, result.count, region=result.region)
-    return result
+    return replace(result, notes=[note]) if note else result
 
 
 def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dict[str, int]]:
@@ -291,4 +322,4 @@ def eligible_persons(
     """Pseudonymous ids of eligible people, sorted. Internal use only: never print them."""
     region = _region(region)
     runner = engine_for(engine, region)
-    return runner.persons(criteria, criteria.effective_index_date(index_date))
+    return runner.persons(criteria, index_date_for(criteria, region, index_date)[0])

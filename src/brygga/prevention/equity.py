@@ -161,11 +161,23 @@ def need_reach_gradient(cells: dict[str, Any]) -> dict[str, Any]:
     pairs = [(c["need"], c["reach"]) for c in cells.values()]
     pairs = [(n, r) for n, r in pairs if n is not None and r is not None]
     if len(pairs) < 3:
-        return {"groups": len(pairs), "correlation": None}
+        # Rates rest on disclosed counts: a group whose counts are suppressed has none.
+        return {"groups": len(pairs), "correlation": None, "reason": (
+            f"{len(pairs)} of {len(cells)} groups have both need and reach shown (the others' "
+            "counts are suppressed); a correlation needs at least 3"
+        )}  # fmt: skip
     need, reach = np.array(pairs, dtype=float).T
-    if need.std() == 0 or reach.std() == 0:
-        return {"groups": len(pairs), "correlation": None}
-    return {"groups": len(pairs), "correlation": round(float(np.corrcoef(need, reach)[0, 1]), 3)}
+    for name, values in (("need", need), ("reach", reach)):
+        if values.std() == 0:
+            return {"groups": len(pairs), "correlation": None, "reason": (
+                f"{name} is the same ({values[0]:.0%}) in every group shown, so it cannot vary "
+                "with the other"
+            )}  # fmt: skip
+    return {
+        "groups": len(pairs),
+        "correlation": round(float(np.corrcoef(need, reach)[0, 1]), 3),
+        "reason": None,
+    }
 
 
 def equity_report(

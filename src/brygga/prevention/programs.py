@@ -47,6 +47,7 @@ import csv
 import hashlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -184,11 +185,20 @@ class ProgramPlan:
     def unit_rows(self, unit: int) -> np.ndarray:
         return np.flatnonzero(self.care_site_id == unit)
 
-    def summary(self, policy: DisclosurePolicy) -> dict[str, Any]:
-        """The plan's counts, disclosed as one table with secondary suppression."""
+    def unit_names(self) -> dict[int, str]:
+        """care_site_id -> name of the region's primary-care units (``care_units``)."""
+        return care_units(input_engine(self.region))
+
+    def summary(
+        self, policy: DisclosurePolicy, names: Mapping[int, str] | None = None
+    ) -> dict[str, Any]:
+        """The plan's counts, disclosed as one table with secondary suppression; ``names``
+        (``unit_names``) names the care units beside their ids."""
         shown, units = self._disclose(policy)
+        names = names or {}
         per_unit = {
             str(u): {
+                "name": names.get(u),
                 "capacity": self.program.capacity.of(u),
                 "eligible": shown[("eligible", u)],
                 "invited": shown[("invited", u)],
@@ -309,7 +319,10 @@ IDENTITY_COLUMNS = (
     "person_id", "personnummer", "given_name", "family_name", "street_address", "postal_code",
     "post_town", "phone", "email",
 )  # fmt: skip
-LIST_COLUMNS = ("rank", *IDENTITY_COLUMNS, "risk_percent", "model")
+# ``invitation_date`` (the day the list was drawn up for: the plan's index date) makes the
+# list an invitation file ``brygga evaluate`` reads as it is; a unit that sends its invitations
+# later puts the day it sent them there.
+LIST_COLUMNS = ("rank", *IDENTITY_COLUMNS, "risk_percent", "model", "invitation_date")
 
 
 def care_units(engine: IbisEngine) -> dict[int, str]:
@@ -390,7 +403,8 @@ def invitation_list(
     ):
         i = ident.get(int(pid))
         values = [found[k][i] if i is not None else "" for k in IDENTITY_COLUMNS[1:]]
-        writer.writerow([int(rank), int(pid), *values, float(risk), MODEL_KEYS[int(model)]])
+        writer.writerow([int(rank), int(pid), *values, float(risk), MODEL_KEYS[int(model)],
+                         plan.index_date.isoformat()])  # fmt: skip
     with atomic_path(out) as tmp:
         os.chmod(tmp, 0o600)  # identifiable: readable by the owner only
         tmp.write_text(buf.getvalue(), encoding="utf-8")

@@ -20,6 +20,7 @@ __all__ = [
     "BudgetStatus",
     "DPResult",
     "ProjectQueries",
+    "all_budgets",
     "budget_status",
     "charge",
     "create_budget",
@@ -112,6 +113,12 @@ def create_budget(
         s.add(budget)
         s.flush()
         return _status(s, budget)
+
+
+def all_budgets(s: Any) -> list[BudgetStatus]:
+    """Every project's budget and spending, for the data stewards' overview."""
+    budgets = s.execute(select(PrivacyBudget).order_by(PrivacyBudget.project_id)).scalars()
+    return [_status(s, b) for b in budgets]
 
 
 def budget_status(project_id: str, *, url: str | None = None) -> BudgetStatus:

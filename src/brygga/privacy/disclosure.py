@@ -85,6 +85,7 @@ class RoundingPolicy:
 
     @property
     def description(self) -> str:
+        # Worded as in the message catalogues (locale/*/disclosure.po), which translate it.
         shown = f"others rounded to the nearest {self.rounding}" if self.rounding > 1 else "exact"
         return f"counts 1-{self.threshold - 1} suppressed, {shown}"
 

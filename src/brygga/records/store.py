@@ -31,9 +31,11 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ import pyarrow.parquet as pq
 
 from brygga import clock
 from brygga.errors import InputError, OutputExistsError, RegionError
+from brygga.records import codes as codes_catalogue
 from brygga.records import schema
 
 MANIFEST = "manifest.json"
@@ -96,6 +99,75 @@ class Region:
     @property
     def row_counts(self) -> dict[str, int]:
         return dict(self.manifest.get("row_counts", {}))
+
+    @cached_property
+    def period(self) -> tuple[date, date] | None:
+        """The days the records cover: the manifest's period (a synthetic region's extract),
+        else the span of the observation periods (an imported region's manifest has none);
+        None when there are none."""
+        stated = self.manifest.get("period") or {}
+        if stated.get("start") and stated.get("end"):
+            return date.fromisoformat(str(stated["start"])), date.fromisoformat(str(stated["end"]))
+        con = self.duckdb(optimized=False)
+        try:
+            start, end = con.execute(
+                "SELECT min(observation_period_start_date), max(observation_period_end_date) "
+                "FROM observation_period"
+            ).fetchone()
+        finally:
+            con.close()
+        return (start, end) if start is not None and end is not None else None
+
+    def code_names(self, codes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Names of (vocabulary, code) pairs, for people to read: from the region's ``concept``
+        table (an imported OMOP region: "SNOMED 44054006" is "Diabetes mellitus type 2"; the
+        vocabulary "OMOP" names a concept id), else from the codes Brygga knows by name
+        (``records.codes``). A code without a name is left out."""
+        wanted = sorted(set(codes))
+        names = {
+            (c.vocabulary, c.code): c.label
+            for group in (codes_catalogue.CONDITIONS, codes_catalogue.DRUGS,
+                          codes_catalogue.LABS, codes_catalogue.PROCEDURES,
+                          codes_catalogue.OBSERVATIONS)
+            for c in group.values()
+        }  # fmt: skip
+        found = {pair: names[pair] for pair in wanted if pair in names}
+        if not wanted or self.table_path("concept") is None:
+            return found
+        ids = [int(c) for v, c in wanted if v == "OMOP" and c.isdigit()]
+        pairs = [(v, c) for v, c in wanted if v != "OMOP"]
+        con = self.duckdb(optimized=False)
+        try:
+            rows = []
+            if ids:
+                rows += [
+                    (("OMOP", str(i)), n)
+                    for i, n in con.execute(
+                        "SELECT concept_id, concept_name FROM concept WHERE concept_id IN "
+                        "(SELECT unnest(?::BIGINT[]))",
+                        [ids],
+                    ).fetchall()
+                ]
+            if pairs:
+                rows += [
+                    ((v, c), n)
+                    for v, c, n in con.execute(
+                        "SELECT c.vocabulary_id, c.concept_code, c.concept_name FROM concept c "
+                        "JOIN (SELECT unnest(?::VARCHAR[]) AS v, unnest(?::VARCHAR[]) AS k) w "
+                        "ON c.vocabulary_id = w.v AND c.concept_code = w.k",
+                        [[v for v, _ in pairs], [c for _, c in pairs]],
+                    ).fetchall()
+                ]
+        finally:
+            con.close()
+        return found | {pair: str(name) for pair, name in rows if name}
+
+    def records_date(self, today: date | None = None) -> date:
+        """The day the records describe: today, or the end of the records if earlier (a
+        region is an extract taken on some day; after it nobody is under observation)."""
+        today = today or clock.today()
+        period = self.period
+        return min(today, period[1]) if period else today
 
     def table_path(self, name: str) -> Path | None:
         single = self.path / f"{name}.parquet"

@@ -14,6 +14,7 @@ __all__ = [
     "by_personnummer",
     "by_ref",
     "demo_login_people",
+    "demo_login_query",
     "erase_registry_data",
     "export_registry_data",
     "identity",
@@ -31,7 +32,7 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from brygga import audit, clock, identifiers, logins
@@ -46,10 +47,12 @@ IDENTITY_FIELDS = tuple(c.name for c in IDENTITY.columns)
 BATCH = 5_000
 
 
-def load_identities(session: Session, path: str | Path) -> int:
+def load_identities(session: Session, path: str | Path, first: Sequence[int] = ()) -> int:
     """Fill the resident table from a region's identities file; returns rows added.
 
-    Idempotent: people already loaded (by ``person_id``) are skipped.
+    Idempotent: people already loaded (by ``person_id``) are skipped. The people whose
+    ``person_id`` is in ``first`` are added first, in that order (the demo's log-in list is
+    the first residents by id: ``demo_login_people``).
     """
     path = Path(path)
     if not path.is_file():
@@ -62,6 +65,9 @@ def load_identities(session: Session, path: str | Path) -> int:
     rows = [
         r for r in table.select(list(IDENTITY_FIELDS)).to_pylist() if r["person_id"] not in known
     ]
+    if first:
+        rank = {pid: i for i, pid in enumerate(first)}
+        rows.sort(key=lambda r: rank.get(r["person_id"], len(rank)))  # stable: file order after
     for start in range(0, len(rows), BATCH):
         batch = [r | {"ref": new_ref()} for r in rows[start : start + BATCH]]
         session.execute(insert(Resident), batch)
@@ -226,23 +232,31 @@ def portal_identity(resident: Resident) -> dict[str, Any]:
 
 
 def demo_login_people(session: Session, limit: int) -> list[Resident]:
-    """Registered-first residents for the demo identity provider's list (synthetic regions
+    """The first residents by id, for the demo identity provider's list (synthetic regions
     only; the caller checks demo mode). The list shows names, so it is an audited read.
+
+    The demo seed loads the people it chose for this list first (some registered with
+    invitations, some not yet registered: ``studies.seed``), so the query walks the primary
+    key and stops after ``limit`` rows; it used to sort every resident (37,858 in the demo)
+    to show twelve, on every request of the log-in page.
     """
-    people = list(
-        session.scalars(
-            select(Resident)
-            .where(Resident.deleted_at.is_(None), Resident.personnummer.is_not(None))
-            .order_by(Resident.registered_at.is_(None), Resident.id)
-            .limit(limit)
-        )
-    )
+    people = list(session.scalars(demo_login_query(limit)))
     audit.append(
         "identity.read",
         actor="demo-login",
         details={"purpose": "demo log-in list", "count": len(people)},
     )
     return people
+
+
+def demo_login_query(limit: int) -> Select[tuple[Resident]]:
+    """The demo log-in list's query (``demo_login_people``), without the audited read."""
+    return (
+        select(Resident)
+        .where(Resident.deleted_at.is_(None), Resident.personnummer.is_not(None))
+        .order_by(Resident.id)
+        .limit(limit)
+    )
 
 
 def export_registry_data(session: Session, resident: Resident) -> dict[str, Any]:

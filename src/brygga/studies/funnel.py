@@ -145,19 +145,19 @@ def study_feasibility(
     ``session`` may be a read transaction: the guard's records go to the database at ``url``
     in two short write transactions of their own (before and after the count), and the noisy
     answers' cache in one of its own, so no write lock is held while counting."""
-    from brygga.cohort.feasibility import feasibility
-    from brygga.studies.matching import candidates, records_date, volunteers
+    from brygga.cohort.feasibility import feasibility, index_date_for
+    from brygga.studies.matching import candidates, volunteers
     from brygga.studies.registration import study_criteria
 
     criteria = study_criteria(study)
-    index_date = criteria.index_date or records_date(region)
+    index_date, note = index_date_for(criteria, region)
     with write_session(url) as w:  # a refusal is committed (and reported) before it raises
         ticket = guard.admit(w, asker.for_study(study.id), criteria, index_date)
     noisy = None if region.synthetic else guarded_noise(load_settings().threshold, url)
     answer = feasibility(criteria, region, index_date=index_date, policy=policy, noisy=noisy)
     with write_session(url) as w:
         guard.answered(w, ticket, answer.count, region=answer.region)
-    result = answer.as_dict()
+    result = answer.as_dict() | {"notes": [note] if note else []}
     people = volunteers(session)
     on_records = eligible(study) if any(v.records_consent for v in people) else None
     would_match = len(candidates(study, people, on_records))

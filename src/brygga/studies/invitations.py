@@ -2,7 +2,8 @@
 
 The resident sees the study's lay summary and answers in the portal. The study team sees a
 volunteer's name and contact details only once the volunteer has answered "interested" to that
-study (security property 3), and every such view writes an audit record. The team then records
+study (security property 3), and every such view writes an audit record. An "interested"
+queues an e-mail to the team (``outbox.queue_team_interest``) saying so, without the name. The team then records
 the outcome: screened, enrolled or not eligible.
 """
 
@@ -29,6 +30,7 @@ from brygga import audit
 from brygga.clock import now
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.registry.models import Resident
+from brygga.studies import outbox
 from brygga.studies.models import OUTCOMES, Invitation, StaffAccount, Study
 from brygga.studies.registration import is_team
 
@@ -78,6 +80,8 @@ def answer(
     invitation.status = "interested" if interested else "declined"
     invitation.answered_at = at
     session.flush()
+    if interested:  # the team hears of it in the same transaction (no volunteer named)
+        outbox.queue_team_interest(session, invitation.study)
     audit.append(
         "invitation.answer",
         actor=f"resident:{resident.ref}",

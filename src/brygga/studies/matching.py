@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, selectinload
 from brygga import audit, clock
 from brygga.clock import now
 from brygga.cohort.criteria import Criteria
+from brygga.records.store import Region
 from brygga.registry import geography
 from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
@@ -360,8 +361,6 @@ class RecordsEligibility:
     """``EligibleFn`` over a region, caching each study's eligible ids per criteria and day."""
 
     def __init__(self, region: object, engine: str = "duckdb") -> None:
-        from brygga.records.store import Region
-
         self.region = region if isinstance(region, Region) else Region.open(region)  # type: ignore[arg-type]
         self.engine = engine
         self._cache: dict[str, np.ndarray] = {}
@@ -381,9 +380,7 @@ class RecordsEligibility:
         return self._cache[key]
 
 
-def records_date(region: object, today: date | None = None) -> date:
+def records_date(region: Region, today: date | None = None) -> date:
     """The day the records describe: today, or the end of the region's extract if earlier
     (a synthetic region ends on the day its extract was taken)."""
-    today = today or clock.today()
-    end = (getattr(region, "manifest", {}) or {}).get("period", {}).get("end")
-    return min(today, date.fromisoformat(end)) if end else today
+    return region.records_date(today)

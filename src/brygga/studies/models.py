@@ -51,6 +51,9 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     municipality_code: Mapped[str | None] = mapped_column(String(4))
+    # A care unit's primary-care unit in the region's records (care_site_id): whose prevention
+    # worklist its staff may read.
+    care_site_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class StaffAccount(Base):
@@ -154,17 +157,30 @@ class Invitation(Base):
 
 class OutboxMessage(Base):
     """A notification waiting to be sent. Holds no personal data: the sender looks up the
-    address when it sends, so a deleted resident's queued messages cannot go out."""
+    address when it sends, so a deleted resident's queued messages cannot go out.
+
+    The recipient is a resident (digests of invitations) or a staff account (a study team told
+    that a volunteer is interested). ``sent_at`` set means done: delivered when ``error`` is
+    None, given up with the reason in ``error`` otherwise. A sender claims a message
+    (``claimed_by``, ``claimed_at``) before talking to the mail server, so that of several
+    workers only one sends it; a claim older than the lease is taken over (a worker died). A
+    failed attempt sets ``error`` and ``next_attempt_at`` (back-off) and releases the claim.
+    """
 
     __tablename__ = "outbox_message"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_account.id"), index=True)
     invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitation.id"), index=True)
     channel: Mapped[str] = mapped_column(String(10))
     template: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Indexed: the senders look for the rows not yet done (sent_at IS NULL) among all history.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(200))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(32))

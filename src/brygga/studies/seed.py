@@ -12,34 +12,52 @@ one record per synthetic person.
 
 from __future__ import annotations
 
-__all__ = ["ACCOUNTS", "DEMO_PASSWORD", "ORGANIZATIONS", "STUDIES", "SeedResult", "seed_demo"]
+__all__ = [
+    "ACCOUNTS",
+    "CARE_UNIT",
+    "DEMO_PASSWORD",
+    "DEMO_PEOPLE",
+    "DEMO_REGISTERED",
+    "ORGANIZATIONS",
+    "STUDIES",
+    "SeedResult",
+    "seed_demo",
+]
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from brygga import audit, clock
 from brygga.db import session as db_session
 from brygga.db import upgrade
+from brygga.errors import NotFoundError
 from brygga.records.store import Region, identities_path
 from brygga.registry import consent, service
 from brygga.registry.areas import AREAS
 from brygga.registry.catalogue import CONDITIONS
 from brygga.registry.models import Consent, ConsentEvent, Profile, Resident
 from brygga.studies import ctgov, matching, registration, staff
-from brygga.studies.models import StaffAccount, Study
+from brygga.studies.models import Invitation, StaffAccount, Study
 
 DEMO_PASSWORD = "brygga-demo-2026"  # demo accounts only; printed by the demo
+# The demo identity provider lists the first DEMO_PEOPLE residents (web/routes/public.py shows
+# twelve): the seed loads its chosen people first, DEMO_REGISTERED of them registered.
+DEMO_PEOPLE = 12
+DEMO_REGISTERED = 8
+CARE_UNIT = "Demo-vårdcentralen"  # the region's largest primary-care unit (``_care_unit``)
 ACCOUNTS = (
     ("forskare@demo.brygga.se", "Forskare Lund", "researcher", "Lunds universitet"),
     ("sponsor@demo.brygga.se", "Sponsor Nordic Pharma", "researcher", "Nordic Pharma AB"),
     ("fou@demo.brygga.se", "FoU-kansliet", "research_office", None),
-    ("vard@demo.brygga.se", "Vårdcentralen Centrum", "care_provider", "Lunds universitet"),
+    ("vard@demo.brygga.se", "Distriktssköterska, demo", "care_provider", CARE_UNIT),
     ("data@demo.brygga.se", "Dataförvaltningen", "data_steward", "Region FoU"),
     ("strategi@demo.brygga.se", "Strategigruppen life science", "strategy", "Region FoU"),
     ("admin@demo.brygga.se", "Administratör", "admin", None),
@@ -117,6 +135,8 @@ class SeedResult:
     studies: int
     invitations: dict[int, int]
     logins: list[dict[str, str]] = field(default_factory=list)
+    # The demo log-in list: people listed, of them not yet registered, with invitations.
+    demo_people: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -126,6 +146,7 @@ class SeedResult:
             "studies": self.studies,
             "invited": sum(self.invitations.values()),
             "logins": self.logins,
+            "demo_people": self.demo_people,
         }
 
 
@@ -140,26 +161,112 @@ def seed_demo(
 ) -> SeedResult:
     """Fill ``database_url`` with demo data for ``region``; see the module docstring."""
     region_obj = Region.open(region)
+    if ctgov_file is not None and not Path(ctgov_file).is_file():
+        raise NotFoundError(f"ClinicalTrials.gov file {ctgov_file} does not exist")
     upgrade(database_url)
+    eligible = matching.RecordsEligibility(region_obj)
     with db_session(database_url) as s:
-        loaded = service.load_identities(s, identities_path(region_obj.path))
-        accounts = _staff(s)
+        accounts = _staff(s, _care_unit(region_obj))
         studies = _studies(s, accounts, region_obj, ctgov_file, ctgov_studies)
-        joined = _volunteers(s, volunteers, seed)
+        fresh = s.scalar(select(Resident.id).limit(1)) is None
+        demo = _choose_demo_people(region_obj, studies, eligible, seed) if fresh else ([], [])
+        loaded = service.load_identities(
+            s, identities_path(region_obj.path), first=_listing_order(*demo)
+        )
+        joined = _volunteers(s, volunteers, seed, demo[0], demo[1])
     with db_session(database_url) as s:
-        invited = matching.match_all(s, matching.RecordsEligibility(region_obj))
+        invited = matching.match_all(s, eligible)
+    with db_session(database_url) as s:
+        listed = _demo_listing(s)
     logins = [{"role": r, "email": e, "password": DEMO_PASSWORD} for e, _, r, _ in ACCOUNTS]
     logins.append(
         {"role": "resident", "email": "(demo identity provider: pick a person)", "password": ""}
     )
-    return SeedResult(database_url, loaded, joined, len(studies), invited, logins)
+    return SeedResult(database_url, loaded, joined, len(studies), invited, logins, listed)
 
 
-def _staff(s: Session) -> dict[str, StaffAccount]:
+def _choose_demo_people(
+    region: Region, studies: list[Study], eligible: matching.RecordsEligibility, seed: int
+) -> tuple[list[int], list[int]]:
+    """The people on the demo log-in list (person ids): ``DEMO_REGISTERED`` who will be
+    registered and invited (each meets a recruiting study's criteria on the records, taken in
+    turn from each study) and ``DEMO_PEOPLE - DEMO_REGISTERED`` adults who are not registered
+    yet, so that joining can be tried (they meet a study's criteria too: joining and consenting
+    to records matching then brings an invitation)."""
+    identities = pq.read_table(
+        identities_path(region.path), columns=["person_id", "personnummer"]
+    ).to_pylist()
+    this_year = clock.today().year
+    adults = {
+        r["person_id"] for r in identities
+        if r["personnummer"] and 18 <= this_year - int(r["personnummer"][:4]) <= 90
+    }  # fmt: skip
+    rng = np.random.default_rng(seed)
+    pools = []
+    for study in studies:
+        if matching.recruiting(study):
+            ids = [int(p) for p in eligible(study) if int(p) in adults]
+            pools.append(rng.permutation(ids).tolist() if ids else [])
+    chosen: list[int] = []
+    while len(chosen) < DEMO_PEOPLE and any(pools):
+        for pool in pools:
+            while pool and pool[-1] in chosen:
+                pool.pop()
+            if pool and len(chosen) < DEMO_PEOPLE:
+                chosen.append(pool.pop())
+    return chosen[:DEMO_REGISTERED], chosen[DEMO_REGISTERED:]
+
+
+def _listing_order(registered: list[int], unregistered: list[int]) -> list[int]:
+    """Every third person on the list is not registered yet."""
+    order: list[int] = []
+    waiting = list(unregistered)
+    for i, pid in enumerate(registered):
+        order.append(pid)
+        if i % 2 == 1 and waiting:
+            order.append(waiting.pop(0))
+    return order + waiting
+
+
+def _demo_listing(s: Session) -> dict[str, int]:
+    """What the demo log-in list holds: people listed, not yet registered, with invitations.
+    Exact: these are the demo's own accounts, shown by name on the log-in page."""
+    people = list(s.scalars(service.demo_login_query(DEMO_PEOPLE)))
+    invited = set(
+        s.scalars(
+            select(Invitation.resident_id).where(Invitation.resident_id.in_([p.id for p in people]))
+        )
+    )
+    return {
+        "listed": len(people),
+        "unregistered": sum(p.registered_at is None for p in people),
+        "with_invitations": len(invited),
+    }
+
+
+def _care_unit(region: Region) -> tuple[str, int | None]:
+    """The demo care unit: the primary-care unit listing the most people, by its name."""
+    con = region.duckdb(optimized=False)  # one view per table
+    try:
+        row = con.execute(
+            "SELECT p.care_site_id, c.care_site_name FROM person p JOIN care_site c"
+            " USING (care_site_id) GROUP BY ALL ORDER BY count(*) DESC, p.care_site_id LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    return (str(row[1]), int(row[0])) if row else (CARE_UNIT, None)
+
+
+def _staff(s: Session, unit: tuple[str, int | None]) -> dict[str, StaffAccount]:
     orgs = {}
     for name, kind in ORGANIZATIONS:
         org = s.scalar(select(staff.Organization).where(staff.Organization.name == name))
         orgs[name] = org or staff.create_organization(s, {"name": name, "kind": kind})
+    unit_name, unit_id = unit
+    org = s.scalar(select(staff.Organization).where(staff.Organization.name == unit_name))
+    orgs[CARE_UNIT] = org or staff.create_organization(
+        s, {"name": unit_name, "kind": "care_unit", "care_site_id": unit_id}
+    )
     accounts = {}
     for email, name, role, org in ACCOUNTS:
         account = s.scalar(select(StaffAccount).where(StaffAccount.email == email))
@@ -199,7 +306,7 @@ def _studies(
             "recruitment_end": today + timedelta(days=365),
             "sites": sites[i % len(sites) : i % len(sites) + 2],
         }))  # fmt: skip
-    if ctgov_file is not None and Path(ctgov_file).is_file():
+    if ctgov_file is not None:
         for record in ctgov.load_records(ctgov_file)[:n_ctgov]:
             data = registration.from_ctgov(ctgov.import_record(record))
             data |= {"sites": sites[:1], "ethics_number": "2025-04321-01",
@@ -215,19 +322,44 @@ def _studies(
     return studies
 
 
-def _volunteers(s: Session, n: int, seed: int) -> int:
-    """Register ``n`` adults (18-90) with profiles and consents, in bulk."""
+def _volunteers(
+    s: Session, n: int, seed: int, demo: Sequence[int] = (), not_yet: Sequence[int] = ()
+) -> int:
+    """Register ``n`` adults (18-90) with profiles and consents, in bulk: the demo people
+    ``demo`` (person ids) among them, open to every study, never the demo people ``not_yet``."""
     if s.scalar(select(Resident.id).where(Resident.registered_at.is_not(None)).limit(1)):
         return 0
-    rows = s.execute(select(Resident.id, Resident.personnummer)).all()
+    rows = s.execute(select(Resident.id, Resident.personnummer, Resident.person_id)).all()
+    ours_too = set(demo) | set(not_yet)
+    listed = {pid: rid for rid, _, pid in rows if pid in ours_too}
+    keep_out = set(listed.values())
     this_year = clock.today().year
-    adults = [rid for rid, pnr in rows if pnr and 18 <= this_year - int(pnr[:4]) <= 90]
+    adults = [
+        rid for rid, pnr, _ in rows
+        if pnr and 18 <= this_year - int(pnr[:4]) <= 90 and rid not in keep_out
+    ]  # fmt: skip
     rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(adults, size=min(n, len(adults)), replace=False).tolist())
+    ours = [listed[p] for p in demo if p in listed][:n]
+    drawn = rng.choice(adults, size=min(n - len(ours), len(adults)), replace=False).tolist()
+    chosen = sorted(drawn + ours)
+    open_to_all = set(ours)
     at = clock.now()
     areas, conditions = list(AREAS), list(CONDITIONS)
     profiles, consents, events = [], [], []
     for rid in chosen:
+        if rid in open_to_all:
+            # A demo person: any area, any distance, records matching on, so matching invites
+            # them to the study they were chosen for.
+            profiles.append({"resident_id": rid, "conditions": [], "medicines": [], "areas": [],
+                             "healthy_volunteer": True, "max_travel_km": None,
+                             "contact_channel": "in_app", "language": "sv", "updated_at": at})  # fmt: skip
+            for kind in ("contact", "match_records"):
+                version = consent.TEXTS[kind].version
+                consents.append({"resident_id": rid, "kind": kind, "granted": True,
+                                 "text_version": version, "changed_at": at})  # fmt: skip
+                events.append({"resident_id": rid, "kind": kind, "action": "grant",
+                               "text_version": version, "at": at})  # fmt: skip
+            continue
         k = int(rng.integers(0, 3))
         profiles.append({
             "resident_id": rid,

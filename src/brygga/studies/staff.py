@@ -27,7 +27,7 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,13 @@ class OrganizationInput(BaseModel):
     name: str = Field(min_length=2, max_length=200)
     kind: Literal["company", "university", "care_unit", "region"]
     municipality_code: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+    care_site_id: int | None = Field(default=None, ge=1, le=MAX_ID)  # care units only
+
+    @model_validator(mode="after")
+    def _unit_only_for_care_units(self) -> OrganizationInput:
+        if self.care_site_id is not None and self.kind != "care_unit":
+            raise FormError({"care_site_id": "only a care unit has a primary-care unit"})
+        return self
 
 
 class StaffInput(BaseModel):

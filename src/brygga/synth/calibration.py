@@ -9,7 +9,14 @@ sampling noise that says nothing about the model, so the report shows the SE too
 
 from __future__ import annotations
 
-__all__ = ["Row", "calibration_report", "render_report", "write_report"]
+__all__ = [
+    "REPORT_COLUMNS",
+    "Row",
+    "calibration_report",
+    "render_report",
+    "report_document",
+    "write_report",
+]
 
 import math
 from dataclasses import asdict, dataclass
@@ -512,29 +519,60 @@ def _fmt(v: float | None, unit: str, target: float) -> str:
     return f"{v:.2%}" if target < 1.0 else f"{v:.2f}"
 
 
-def render_report(region: Region, rows: list[Row]) -> str:
+REPORT_COLUMNS = ("group", "measure", "target", "value", "SE", "tolerance", "within")
+
+
+def report_document(region: Region, rows: list[Row]) -> dict[str, Any]:
+    """The calibration report as a title, sentences and rows of formatted cells (the last
+    cell a bool): ``render_report`` writes it as Markdown, ``brygga synth-report`` as a table."""
     within = sum(r.ok for r in rows)
-    lines = [
-        f"# Calibration report: {region.name}",
-        "",
-        f"Region `{region.path.name}` (seed {region.manifest.get('seed')}, scale {region.manifest.get('scale')}, "
-        f"period {region.manifest.get('period', {}).get('start')} to {region.manifest.get('period', {}).get('end')}).",
-        "Targets from `shared/reference/region-facts.md`. Within tolerance means "
-        "|value - target| <= tolerance x target + 2 x sampling SE.",
-        "",
-        f"**{within} of {len(rows)} targets within tolerance.**",
-        "",
-        "| group | measure | target | value | SE | tolerance | within |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    period = region.manifest.get("period", {})
+    cells = []
     for r in rows:
         target = _fmt(r.target, r.unit, r.target) + (
             "" if r.target_hi is None else f" - {_fmt(r.target_hi, r.unit, r.target)}"
         )
-        lines.append(
-            f"| {r.group} | {r.measure} | {target} | {_fmt(r.value, r.unit, r.target)} | "
-            f"{_fmt(r.se, r.unit, r.target)} | {r.tolerance:.0%} | {'yes' if r.ok else '**no**'} |"
-        )
+        cells.append([
+            r.group, r.measure, target, _fmt(r.value, r.unit, r.target),
+            _fmt(r.se, r.unit, r.target), f"{r.tolerance:.0%}", r.ok,
+        ])  # fmt: skip
+    return {
+        "title": f"Calibration report: {region.name}",
+        "about": (
+            f"Region {region.path.name} (seed {region.manifest.get('seed')}, scale "
+            f"{region.manifest.get('scale')}, period {period.get('start')} to "
+            f"{period.get('end')}). Targets from shared/reference/region-facts.md. Within "
+            "tolerance means |value - target| <= tolerance x target + 2 x sampling SE."
+        ),
+        "summary": f"{within} of {len(rows)} targets within tolerance",
+        "columns": list(REPORT_COLUMNS),
+        "rows": cells,
+    }
+
+
+def _md(text: str) -> str:
+    # A cell's own "|" would split the Markdown row (the report's rows were broken by it).
+    return text.replace("|", "\\|")
+
+
+def render_report(region: Region, rows: list[Row]) -> str:
+    doc = report_document(region, rows)
+    period = region.manifest.get("period", {})
+    lines = [
+        f"# {doc['title']}",
+        "",
+        f"Region `{region.path.name}` (seed {region.manifest.get('seed')}, scale {region.manifest.get('scale')}, "
+        f"period {period.get('start')} to {period.get('end')}).",
+        "Targets from `shared/reference/region-facts.md`. Within tolerance means "
+        "\\|value - target\\| <= tolerance x target + 2 x sampling SE.",
+        "",
+        f"**{doc['summary']}.**",
+        "",
+        "| " + " | ".join(doc["columns"]) + " |",
+        "|" + "---|" * len(doc["columns"]),
+    ]
+    for *texts, ok in doc["rows"]:
+        lines.append("| " + " | ".join(_md(t) for t in texts) + f" | {'yes' if ok else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -42,8 +42,15 @@ from brygga.errors import BryggaError
 from brygga.forms import FormError, field_message
 from brygga.platform import Brygga
 from brygga.privacy.questions import QuestionGuard
-from brygga.web import i18n, security
-from brygga.web.deps import error_response, lang, municipality_name, wants_json
+from brygga.web import i18n, notifier, security
+from brygga.web.deps import (
+    error_response,
+    lang,
+    localized,
+    municipality_name,
+    number,
+    wants_json,
+)
 
 HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
@@ -77,9 +84,23 @@ class WebConfig:
 
 def routers() -> tuple[Any, ...]:
     """Every router of the app (the role walk in the tests goes through these)."""
-    from brygga.web.routes import admin, api, catalogue, info, public, resident, staff
+    from brygga.web.routes import (
+        admin,
+        api,
+        care,
+        catalogue,
+        data,
+        info,
+        public,
+        resident,
+        staff,
+        steward,
+    )
 
-    return tuple(m.router for m in (public, catalogue, info, resident, staff, admin, api))
+    return tuple(
+        m.router
+        for m in (public, catalogue, info, resident, staff, care, admin, steward, api, data)
+    )
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -88,9 +109,10 @@ def create_app(config: WebConfig) -> FastAPI:
         description="Resident e-service and study front door",
         dependencies=[Depends(security.check_csrf)],
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is routes/api.py's: Swagger UI from the package, no CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        lifespan=notifier.lifespan,  # delivers the outbox on a schedule (web/notifier.py)
     )
     app.state.config = config
     app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
@@ -232,6 +254,8 @@ def templates() -> Jinja2Templates:
     t.env.globals["t"] = i18n.translate
     t.env.globals["municipality"] = municipality_name
     t.env.globals["long_date"] = i18n.long_date
+    t.env.globals["localized"] = localized  # a service's English message in the page language
+    t.env.globals["number"] = number
     return t
 
 

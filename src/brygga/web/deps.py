@@ -18,6 +18,7 @@ __all__ = [
     "lang",
     "localized",
     "municipality_name",
+    "number",
     "platform",
     "read_db",
     "render",
@@ -28,6 +29,7 @@ __all__ = [
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
+from babel.numbers import format_decimal
 from fastapi import Path as PathParam
 from fastapi import Request
 from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
@@ -62,6 +64,13 @@ MUNICIPALITIES = {m.code: m.name for r in REGIONS.values() for m in r.municipali
 def municipality_name(code: str | None) -> str:
     """A municipality's name from its SCB code (the code itself if unknown)."""
     return MUNICIPALITIES.get(code or "", code or "")
+
+
+def number(value: float | int | None, language: str) -> str:
+    """A number as the reader writes it: 1 234,5 in Swedish, 1,234.5 in English."""
+    if value is None:
+        return ""
+    return format_decimal(value, locale="sv_SE" if language == "sv" else "en_GB")
 
 
 def platform(request: Request) -> Brygga:

@@ -16,6 +16,7 @@ __all__ = [
     "Icd10Hierarchy",
     "IntervalHierarchy",
     "Metric",
+    "Mode",
     "MunicipalityHierarchy",
     "PrefixHierarchy",
     "QuasiIdentifier",
@@ -155,8 +156,14 @@ class Sensitive(_Model):
 Metric = Literal["precision", "discernibility", "aecs"]
 
 
+Mode = Literal["global", "local"]
+
+
 class AnonymizeConfig(_Model):
     k: int = Field(ge=1)
+    # global: one level per column for the whole extract (optimal lattice search);
+    # local: each equivalence class its own levels (Mondrian over the hierarchies, local.py).
+    mode: Mode = "global"
     suppression_limit: float = Field(default=0.0, ge=0, le=1)
     metric: Metric = "precision"
     separator: str = Field(default=",", min_length=1, max_length=1)

@@ -44,11 +44,15 @@ def add_organization(
     request: Request,
     name: str = Form("", max_length=200),
     kind: str = Form("", max_length=40),
+    care_site_id: str = Form("", max_length=20),
     who: Principal = Depends(admin_only),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
+    data: dict[str, object] = {"name": name, "kind": kind}
+    if care_site_id.strip():
+        data["care_site_id"] = care_site_id.strip()  # validated (a whole number) by the service
     try:
-        staff.create_organization(session, {"name": name, "kind": kind})
+        staff.create_organization(session, data)
     except FormError as exc:
         return page(request, session, exc.fields)
     return RedirectResponse("/admin", 303)

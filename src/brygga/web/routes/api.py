@@ -7,6 +7,7 @@ __all__ = ["router"]
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from brygga.privacy import questions
@@ -154,3 +155,31 @@ def post_consent(
         eligibility=request.app.state.eligibility,
     )  # fmt: skip
     return {"kind": kind, "granted": granted, "changed": changed}
+
+
+# Swagger UI is served from the package (static/swagger, Apache 2.0): a region's network need
+# not reach a CDN, and the Content-Security-Policy (default-src 'self') would block one. So
+# would it an inline script: FastAPI's own page (get_swagger_ui_html) has one, this one starts
+# Swagger UI from static/swagger/init.js.
+SWAGGER = "/static/swagger"
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>API – Brygga</title>
+<link rel="stylesheet" href="{SWAGGER}/swagger-ui.css">
+</head>
+<body>
+<main id="swagger-ui" data-openapi-url="/api/openapi.json"></main>
+<script src="{SWAGGER}/swagger-ui-bundle.js"></script>
+<script src="{SWAGGER}/init.js"></script>
+</body>
+</html>
+"""
+
+
+@router.get("/docs", include_in_schema=False, dependencies=[Depends(allow("public"))])
+def api_docs() -> HTMLResponse:
+    """The JSON API's documentation (Swagger UI over /api/openapi.json)."""
+    return HTMLResponse(DOCS_PAGE)

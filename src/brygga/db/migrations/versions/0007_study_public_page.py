@@ -1,7 +1,7 @@
 """What taking part in a study means and whom to contact, for the public study page.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
