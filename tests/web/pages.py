@@ -52,6 +52,10 @@ PAGES: list[tuple[str, str, str, str, dict[str, Any] | None, int]] = [
     ("staff-study-office", "research_office", "GET", "/studies/{study}", None, 200),
     ("workbench-care", "care_provider", "GET", "/studies", None, 200),
     ("admin", "admin", "GET", "/admin", None, 200),
+    ("steward-audit-log", "data_steward", "GET", "/forvaltning/logg", None, 200),
+    ("steward-budgets", "data_steward", "GET", "/forvaltning/budgetar", None, 200),
+    ("steward-rules", "data_steward", "GET", "/forvaltning/rojandekontroll", None, 200),
+    ("prevention-care", "care_provider", "GET", "/prevention", None, 200),
     # errors
     ("not-found", "public", "GET", "/studier/{missing}", None, 404),
     ("forbidden", "resident", "GET", "/admin", None, 403),

@@ -138,9 +138,10 @@ WORD = re.compile(r"[A-Za-zÅÄÖåäöéü_]+(?:[-_][A-Za-z]+)*")
 
 class Text(HTMLParser):
     """The page's readable text and attributes (title, aria-label, alt, placeholder), without
-    scripts, styles and anything inside an element with lang="en"."""
+    scripts, styles, machine text shown verbatim (code, pre: audit records, criteria) and
+    anything inside an element with lang="en"."""
 
-    SKIP = frozenset({"script", "style"})
+    SKIP = frozenset({"script", "style", "code", "pre", "kbd", "samp"})
     VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
             "track", "wbr"})  # fmt: skip
 
