@@ -73,11 +73,11 @@ def studies(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     query, errors = _search_form(q, area, condition, municipality, healthy, age, sex)
-    live = catalogue.recruiting(session)
-    places = sorted({site.municipality_code for study in live for site in study.sites},
+    recruiting = catalogue.recruiting(session)
+    places = sorted({site.municipality_code for study in recruiting for site in study.sites},
                     key=municipality_name)  # fmt: skip
     context = {
-        "found": [study for study in live if catalogue.fits(study, query)],
+        "found": [study for study in recruiting if catalogue.fits(study, query)],
         "query": query,
         "raw": {"q": q, "age": age},
         "errors": errors,
@@ -86,7 +86,10 @@ def studies(
         "places": places,
     }
     # htmx asks for the results only (live filtering); the whole page otherwise.
-    name = "_studier_results.html" if request.headers.get("hx-request") else "studier.html"
+    live = context["live"] = bool(request.headers.get("hx-request"))
+    if live and errors:  # the field's message is outside the results: the whole page shows it
+        return Response(headers={"HX-Redirect": str(request.url)})
+    name = "_studier_results.html" if live else "studier.html"
     return render(request, name, context, 422 if errors and "results" not in name else 200)
 
 
