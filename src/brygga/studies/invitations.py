@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.clock import now
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.registry.models import Resident
@@ -110,7 +110,7 @@ def express_interest(session: Session, resident: Resident, study: Study) -> Invi
         raise InputError("registering interest needs your consent to be contacted")
     if resident.paused_at is not None:
         raise InputError("your participation is paused; resume it to register interest")
-    today = now().date()
+    today = clock.today()
     if not (
         study.status == "approved" and study.recruitment_start <= today <= study.recruitment_end
     ):
@@ -122,26 +122,21 @@ def express_interest(session: Session, resident: Resident, study: Study) -> Invi
     )
     if invitation is not None and invitation.status == "interested":
         return invitation
-    if invitation is not None and invitation.status in OPEN and not _expired(invitation):
-        return answer(session, resident, invitation.id, True)
     at = now()
     if invitation is None:
         invitation = Invitation(
-            study_id=study.id, resident_id=resident.id, basis="own_initiative",
-            created_at=at, expires_at=at + timedelta(days=INTEREST_DAYS),
+            study_id=study.id, resident_id=resident.id, basis="own_initiative", status="seen",
+            created_at=at, seen_at=at, expires_at=at + timedelta(days=INTEREST_DAYS),
         )  # fmt: skip
         session.add(invitation)
-    invitation.status, invitation.outcome = "interested", None
-    invitation.seen_at = invitation.seen_at or at
-    invitation.answered_at = at
-    session.flush()
-    audit.append(
-        "invitation.answer",
-        actor=f"resident:{resident.ref}",
-        details={"invitation": invitation.id, "study": study.id, "answer": "interested",
-                 "initiative": "resident"},
-    )  # fmt: skip
-    return invitation
+        session.flush()
+    elif invitation.status not in OPEN or _expired(invitation):
+        # Declined, expired or withdrawn before: open again, for the resident's own answer.
+        invitation.status, invitation.outcome = "seen", None
+        invitation.expires_at = at + timedelta(days=INTEREST_DAYS)
+        session.flush()
+    # The one way to "interested": the same audit record and the team's notification.
+    return answer(session, resident, invitation.id, True)
 
 
 def _expired(invitation: Invitation) -> bool:
