@@ -1,9 +1,9 @@
 """The public e-service under load: p95 of the public pages and a resident's own page.
 
     .venv/bin/python bench/web_public.py                       # the demo (make demo), 10 s a page
-    .venv/bin/python bench/web_public.py --seconds 20 --users 50 --database data/demo/brygga-demo.db
+    .venv/bin/python bench/web_public.py --seconds 20 --users 50 --database data/brygga.db
 
-A copy of the demo's operational database (``--database``, default ``data/demo/brygga-demo.db``)
+A copy of the demo's operational database (``--database``, default ``data/brygga.db``)
 is served by ``brygga serve --demo --region data/demo/skane`` (one server process, a subprocess)
 on 127.0.0.1. ``--users`` simulated people (httpx async clients, each with its own cookies and
 keep-alive connection) then request one page at a time, each as soon as the previous answer
@@ -138,7 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--database", type=Path, default=Path("data/demo/brygga-demo.db"))
+    ap.add_argument("--database", type=Path, default=Path("data/brygga.db"))
     ap.add_argument("--region", type=Path, default=Path("data/demo/skane"))
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10.0)
