@@ -245,3 +245,10 @@ def test_staff_form_takes_the_new_fields(site):
     with db_session(site["url"]) as s:
         study = s.scalars(select(Study).order_by(Study.id.desc())).first()
         assert study.visits == 3 and study.contact_email == "a@b.se"
+
+
+def test_the_catalogue_shows_a_study_as_soon_as_it_is_approved(site):
+    c = site["client"]()
+    assert "Nyss godkänd" not in c.get("/studier").text  # the listing is now cached
+    approve(site, title_sv="Nyss godkänd", title_en="Just approved")
+    assert "Nyss godkänd" in c.get("/studier").text

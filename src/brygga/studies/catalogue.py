@@ -15,21 +15,24 @@ and filtered here.
 from __future__ import annotations
 
 __all__ = [
+    "Listed",
     "Search",
     "condition_codes",
     "fits",
     "is_recruiting",
+    "listing",
     "public_study",
     "recruiting",
     "search",
     "who_can_take_part",
 ]
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from brygga import clock
@@ -76,6 +79,75 @@ def recruiting(session: Session, today: date | None = None) -> list[Study]:
     )
 
 
+@dataclass(frozen=True)
+class ListedSite:
+    name: str
+    municipality_code: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A recruiting study as the catalogue lists and searches it (a snapshot, not a row)."""
+
+    id: int
+    title_sv: str
+    title_en: str
+    summary_sv: str
+    summary_en: str
+    sponsor: str
+    area: str
+    healthy_volunteers: bool
+    recruitment_start: date
+    recruitment_end: date
+    criteria_yaml: str
+    sites: tuple[ListedSite, ...]
+
+
+_listings: dict[tuple[str, date], tuple[tuple[int, datetime | None], tuple[Listed, ...]]] = {}
+_listings_lock = threading.Lock()
+
+
+def listing(session: Session, today: date | None = None) -> tuple[Listed, ...]:
+    """``recruiting`` as snapshots, read again only when the approved studies changed.
+
+    The catalogue is the busiest public page and its studies change rarely: an approved study
+    cannot be edited, so the number of approved studies and the latest review time say
+    whether anything changed (one aggregate query, instead of loading every study and its
+    sites on every page view)."""
+    today = today or clock.today()
+    version = tuple(
+        session.execute(
+            select(func.count(), func.max(Study.reviewed_at)).where(Study.status == "approved")
+        ).one()
+    )
+    key = (str(session.get_bind().url), today)
+    cached = _listings.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    studies = tuple(
+        Listed(
+            id=s.id,
+            title_sv=s.title_sv,
+            title_en=s.title_en,
+            summary_sv=s.summary_sv,
+            summary_en=s.summary_en,
+            sponsor=s.sponsor,
+            area=s.area,
+            healthy_volunteers=s.healthy_volunteers,
+            recruitment_start=s.recruitment_start,
+            recruitment_end=s.recruitment_end,
+            criteria_yaml=s.criteria_yaml,
+            sites=tuple(ListedSite(x.name, x.municipality_code) for x in s.sites),
+        )
+        for s in recruiting(session, today)
+    )
+    with _listings_lock:
+        if len(_listings) > 64:  # one entry per database and day; tests make many databases
+            _listings.clear()
+        _listings[key] = (version, studies)  # type: ignore[assignment]
+    return studies
+
+
 def search(session: Session, query: Search, today: date | None = None) -> list[Study]:
     return [s for s in recruiting(session, today) if fits(s, query)]
 
@@ -98,7 +170,7 @@ def who_can_take_part(study: Study, lang: str, place: Callable[[str], str] = str
     return plain.describe(criteria_of(study), lang, place)
 
 
-def fits(study: Study, q: Search) -> bool:
+def fits(study: Study | Listed, q: Search) -> bool:
     if q.area and study.area != q.area:
         return False
     if q.healthy and not study.healthy_volunteers:
@@ -112,7 +184,7 @@ def fits(study: Study, q: Search) -> bool:
         return False
     if not (q.condition or q.age is not None or q.sex):
         return True
-    criteria = criteria_of(study)
+    criteria = criteria_of(study)  # type: ignore[arg-type] (a Listed has criteria_yaml and id)
     if q.condition and not _asks_for(criteria, q.condition, texts):
         return False
     demographics = criteria.demographics

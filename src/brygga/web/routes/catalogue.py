@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["router"]
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -32,6 +33,20 @@ from brygga.web.security import Principal, allow, principal
 router = APIRouter()
 public = Depends(allow("public"))
 resident_only = allow("resident")
+
+
+@cache
+def _condition_options(language: str) -> list[tuple[str, str]]:
+    """The search form's conditions, by name in the page's language (built once)."""
+    return sorted(
+        ((key, e.label(language)) for key, e in conditions.CONDITIONS.items()),
+        key=lambda option: option[1],
+    )
+
+
+@cache
+def _area_options(language: str) -> list[tuple[str, str]]:
+    return [(key, labels[0] if language == "sv" else labels[1]) for key, labels in AREAS.items()]
 
 
 def _search_form(
@@ -73,7 +88,7 @@ def studies(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     query, errors = _search_form(q, area, condition, municipality, healthy, age, sex)
-    recruiting = catalogue.recruiting(session)
+    recruiting = catalogue.listing(session)
     places = sorted({site.municipality_code for study in recruiting for site in study.sites},
                     key=municipality_name)  # fmt: skip
     context = {
@@ -82,8 +97,9 @@ def studies(
         "raw": {"q": q, "age": age},
         "errors": errors,
         "areas": AREAS,
-        "conditions": conditions.CONDITIONS,
-        "places": places,
+        "condition_options": _condition_options(lang(request)),
+        "area_options": _area_options(lang(request)),
+        "place_options": [(code, municipality_name(code)) for code in places],
     }
     # htmx asks for the results only (live filtering); the whole page otherwise.
     live = context["live"] = bool(request.headers.get("hx-request"))
