@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from brygga import audit, clock
 from brygga.clock import now
@@ -46,6 +46,7 @@ def for_resident(session: Session, resident: Resident) -> list[Invitation]:
             select(Invitation)
             .where(Invitation.resident_id == resident.id)
             .order_by(Invitation.id.desc())
+            .options(selectinload(Invitation.study))  # the portal shows each one's study
         )
     )
 
