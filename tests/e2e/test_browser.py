@@ -107,6 +107,8 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     invitation = resident.locator("article", has_text=TITLE)
     expect(invitation).to_contain_text("Sover man sämre")
     invitation.get_by_role("button", name="Jag är intresserad").click()
+    expect(resident.get_by_role("heading", level=1)).to_have_text("Din intresseanmälan är skickad")
+    resident.goto("/portal")
     expect(resident.locator("article", has_text=TITLE)).to_contain_text("Du är intresserad")
 
     # Now the researcher sees the resident's name and contact details.
@@ -163,6 +165,20 @@ PAGES = {
     "steward-audit-log": ("data_steward", "/forvaltning/logg"),
     "steward-budgets": ("data_steward", "/forvaltning/budgetar"),
     "steward-rules": ("data_steward", "/forvaltning/rojandekontroll"),
+    # the public e-service
+    "catalogue": (None, "/studier"),
+    "catalogue-errors": (None, "/studier?age=abc"),
+    "study-public": (None, "/studier/{study}"),
+    "study-resident": ("resident", "/studier/{study}"),
+    "interest-confirmation": ("resident", "/studier/{study}/anmald"),
+    "consent-receipt": ("resident", "/portal/samtycken"),
+    "about": (None, "/om"),
+    "contact": (None, "/kontakt"),
+    "privacy": (None, "/om-personuppgifter"),
+    "cookies": (None, "/cookies"),
+    "accessibility": (None, "/tillganglighet"),
+    "self-check": (None, "/egenkontroll"),
+    "account-deleted": (None, "/konto-raderat"),
 }
 
 
@@ -201,3 +217,67 @@ def test_axe_finds_violations(open_page, site) -> None:
     found = axe_violations(page)
     assert any(v.startswith("label ") for v in found)
     assert any(v.startswith("image-alt ") for v in found)
+
+
+def test_self_check_result_is_accessible(open_page) -> None:
+    page = open_page()
+    page.goto("/egenkontroll")
+    page.get_by_role("button", name="Visa mitt resultat").click()
+    expect(page.locator(".govuk-error-summary")).to_be_visible()
+    assert axe_violations(page) == []
+    for field, value in {
+        "age": "58",
+        "height_cm": "165",
+        "weight_kg": "80",
+        "waist_cm": "92",
+    }.items():
+        page.fill(f"#{field}", value)
+    for choice in ("#sex-1", "#active-2", "#vegetables-1", "#bp_medication-1", "#high_glucose-2",
+                   "#family-2"):  # fmt: skip
+        page.check(choice)
+    page.get_by_role("button", name="Visa mitt resultat").click()
+    expect(page.locator(".govuk-panel__title")).to_have_text("Hög risk")
+    assert axe_violations(page) == []
+
+
+def tab_to(page, name: str | re.Pattern, limit: int = 120) -> None:
+    """Press Tab until the focused element's accessible text matches ``name``."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        text = page.evaluate(
+            "() => { const e = document.activeElement;"
+            " const l = e.id && document.querySelector(`label[for='${e.id}']`);"
+            " return (e.innerText || e.value || '') + ' ' + (l ? l.innerText : ''); }"
+        )
+        if name.search(text) if isinstance(name, re.Pattern) else name in text:
+            return
+    raise AssertionError(f"no focusable element {name!r} within {limit} Tabs on {page.url}")
+
+
+def test_keyboard_only_resident_journey(open_page, site) -> None:
+    """From the catalogue to a sent registration of interest with Tab, Enter and Space only:
+    a resident not yet in Brygga logs in, joins and consents on the way."""
+    person = site["people"][2]
+    name = f"{person['given_name']} {person['family_name']}"
+    page = open_page()
+    page.goto("/studier")
+    tab_to(page, "Seeded study")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Seeded study")
+    tab_to(page, "Anmäl intresse")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    tab_to(page, name)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/studier/\d+/intresse$"))
+    assert axe_violations(page) == []
+    tab_to(page, "Skicka intresseanmälan")
+    page.keyboard.press("Enter")  # without the consent: the form says what is missing
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Kryssa i rutan")
+    tab_to(page, "kontaktad om kliniska studier")
+    page.keyboard.press("Space")
+    expect(page.locator("#contact-1")).to_be_checked()
+    tab_to(page, "Skicka intresseanmälan")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Din intresseanmälan är skickad")
+    assert axe_violations(page) == []

@@ -121,6 +121,15 @@ NO_POPULATION_COUNTS = {
     ("GET", "/api/access/register"), ("GET", "/data/tillstand"), ("GET", "/access/new"),
     ("GET", "/access/request"),
 }  # fmt: skip
+# The public e-service: studies and texts (the catalogue counts studies, never people), one's
+# own interest and consents, the self-check's points for the answers given.
+NO_POPULATION_COUNTS |= {
+    ("GET", "/studier"), ("GET", "/studier/{study_id}"), ("GET", "/studier/{study_id}/intresse"),
+    ("POST", "/studier/{study_id}/intresse"), ("GET", "/studier/{study_id}/anmald"),
+    ("GET", "/om"), ("GET", "/kontakt"), ("GET", "/om-personuppgifter"), ("GET", "/cookies"),
+    ("GET", "/tillganglighet"), ("GET", "/egenkontroll"), ("POST", "/egenkontroll"),
+    ("GET", "/konto-raderat"), ("GET", "/portal/samtycken"),
+}  # fmt: skip
 
 
 def test_every_route_is_classified() -> None:

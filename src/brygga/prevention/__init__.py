@@ -3,6 +3,7 @@
 Public modules:
 
 * ``scores`` - SCORE2, SCORE2-OP, SCORE2-Diabetes, FINDRISC (one person and whole populations);
+* ``selfcheck`` - the resident's FINDRISC self-check from a form's answers;
 * ``egfr`` - the CKD-EPI 2021 equation;
 * ``ranges`` - the plausible input ranges every score checks against;
 * ``inputs`` - score inputs from a region's records, for everyone at once (SQL in ``inputs_sql``);

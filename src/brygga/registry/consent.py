@@ -1,8 +1,10 @@
-"""Consents: three separate, revocable permissions, each given to a versioned text.
+"""Consents: four separate, revocable permissions, each given to a versioned text.
 
 1. ``contact``: the region may contact me about studies I may fit;
 2. ``match_records``: the region may match my health records against studies' criteria;
-3. ``donate_data``: my data may be used in research projects the region has approved.
+3. ``donate_data``: my data may be used in research projects the region has approved;
+4. ``prevention_invite``: the region may invite me to its prevention programmes (health
+   checks, lifestyle support) when my risk is raised.
 
 Every change appends a ``ConsentEvent`` (what, which text version, when) and an audit record
 (security property 4). Withdrawing ``contact`` takes effect at once (security property 5): open
@@ -63,6 +65,16 @@ TEXTS: dict[str, ConsentText] = {
             "namn eller personnummer.",
             "My health data may be used in research projects the region has approved, without "
             "my name or personnummer.",
+        ),
+        ConsentText(
+            "prevention_invite",
+            "2026-1",
+            "Regionen får bjuda in mig till förebyggande program, till exempel hälsosamtal eller "
+            "stöd med levnadsvanor, om min risk för till exempel diabetes eller hjärt-kärlsjukdom "
+            "är förhöjd. Jag kan när som helst återkalla samtycket.",
+            "The region may invite me to prevention programmes, such as a health check or "
+            "support with lifestyle habits, when my risk of diabetes or heart disease, for "
+            "example, is raised. I can withdraw this consent at any time.",
         ),
     )
 }

@@ -35,7 +35,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from brygga.db import Base
 
-CONSENT_KINDS = ("contact", "match_records", "donate_data")
+# prevention_invite: invitations to the region's prevention programmes (the self-check's opt-in).
+CONSENT_KINDS = ("contact", "match_records", "donate_data", "prevention_invite")
 CONTACT_CHANNELS = ("in_app", "email", "sms")
 SMOKING = ("never", "former", "current")
 

@@ -13,6 +13,8 @@ Public modules:
 * ``outbox`` - notifications through the outbox;
 * ``funnel`` - the recruitment funnel and feasibility on submission (disclosed);
 * ``participation`` - a resident's profile, consent or pause change and the rematching it brings;
+* ``catalogue`` - the public study catalogue (recruiting studies, search);
+* ``plain`` - who can take part, in plain words, from a study's criteria;
 * ``seed`` - demo data (organizations, staff, studies, volunteers).
 
 The main names below are re-exported here and imported on first use

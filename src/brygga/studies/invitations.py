@@ -13,18 +13,20 @@ __all__ = [
     "OPEN",
     "answer",
     "expire_due",
+    "express_interest",
     "for_resident",
     "mark_seen",
     "record_outcome",
     "team_view",
 ]
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from brygga import audit
+from brygga import audit, clock
 from brygga.clock import now
 from brygga.errors import InputError, NotFoundError, PermissionDenied
 from brygga.registry.models import Resident
@@ -33,6 +35,9 @@ from brygga.studies.models import OUTCOMES, Invitation, StaffAccount, Study
 from brygga.studies.registration import is_team
 
 OPEN = ("sent", "seen")
+# How long an interest a resident registered on their own stays open for the team (as an
+# invitation made by matching: studies/matching.py INVITATION_DAYS).
+INTEREST_DAYS = 30
 
 
 def for_resident(session: Session, resident: Resident) -> list[Invitation]:
@@ -41,6 +46,7 @@ def for_resident(session: Session, resident: Resident) -> list[Invitation]:
             select(Invitation)
             .where(Invitation.resident_id == resident.id)
             .order_by(Invitation.id.desc())
+            .options(selectinload(Invitation.study))  # the portal shows each one's study
         )
     )
 
@@ -87,6 +93,55 @@ def answer(
         },
     )
     return invitation
+
+
+def express_interest(session: Session, resident: Resident, study: Study) -> Invitation:
+    """The resident says "interested" to a study from its public page.
+
+    An invitation they already have is answered; without one, an invitation is made on their
+    own initiative (basis ``own_initiative``) and answered at once, so the study team sees the
+    volunteer exactly as after an answered invitation - and only then (security property 3).
+    Registering interest is being contacted: the ``contact`` consent is required, and a paused
+    or deleted account, or a study outside its recruitment period, is refused. A resident who
+    declined or whose invitation expired may change their mind while the study recruits.
+    """
+    if resident.deleted_at is not None or resident.registered_at is None:
+        raise InputError("join Brygga before registering interest in a study")
+    if resident.consent("contact") is None:
+        raise InputError("registering interest needs your consent to be contacted")
+    if resident.paused_at is not None:
+        raise InputError("your participation is paused; resume it to register interest")
+    today = clock.today()
+    if not (
+        study.status == "approved" and study.recruitment_start <= today <= study.recruitment_end
+    ):
+        raise InputError("this study is not recruiting")
+    invitation = session.scalar(
+        select(Invitation).where(
+            Invitation.study_id == study.id, Invitation.resident_id == resident.id
+        )
+    )
+    if invitation is not None and invitation.status == "interested":
+        return invitation
+    at = now()
+    if invitation is None:
+        invitation = Invitation(
+            study_id=study.id, resident_id=resident.id, basis="own_initiative", status="seen",
+            created_at=at, seen_at=at, expires_at=at + timedelta(days=INTEREST_DAYS),
+        )  # fmt: skip
+        session.add(invitation)
+        session.flush()
+    elif invitation.status not in OPEN or _expired(invitation):
+        # Declined, expired or withdrawn before: open again, for the resident's own answer.
+        invitation.status, invitation.outcome = "seen", None
+        invitation.expires_at = at + timedelta(days=INTEREST_DAYS)
+        session.flush()
+    # The one way to "interested": the same audit record and the team's notification.
+    return answer(session, resident, invitation.id, True)
+
+
+def _expired(invitation: Invitation) -> bool:
+    return invitation.expires_at.replace(tzinfo=None) < now().replace(tzinfo=None)
 
 
 def withdraw_open(session: Session, resident: Resident) -> int:

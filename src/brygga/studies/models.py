@@ -113,6 +113,18 @@ class Study(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The disclosed feasibility at submission (already through the disclosure policy).
     feasibility: Mapped[dict | None] = mapped_column(JSON)
+    # What taking part means, for the public study page (migration 0007): in plain words,
+    # as the researchers write them; None where they have not said.
+    visits: Mapped[int | None] = mapped_column(Integer)
+    duration_weeks: Mapped[int | None] = mapped_column(Integer)
+    participation_sv: Mapped[str | None] = mapped_column(Text)
+    participation_en: Mapped[str | None] = mapped_column(Text)
+    compensation_sv: Mapped[str | None] = mapped_column(String(500))
+    compensation_en: Mapped[str | None] = mapped_column(String(500))
+    # The study's public contact (a role, not a named person: the page is public).
+    contact_role: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(30))
 
     organization: Mapped[Organization] = relationship()
     sites: Mapped[list[StudySite]] = relationship(
@@ -143,7 +155,7 @@ class Invitation(Base):
     # another B-tree would be updated for every row of a matching run's bulk insert (0003).
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id"))
     resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
-    basis: Mapped[str] = mapped_column(String(20))  # records | self_report
+    basis: Mapped[str] = mapped_column(String(20))  # records | self_report | own_initiative
     status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

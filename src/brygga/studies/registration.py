@@ -56,6 +56,8 @@ MAX_SUMMARY = 2000
 # The states in which the study's researchers may edit and (re)submit it.
 EDITABLE = ("draft", "returned")
 NCT = re.compile(r"NCT[0-9]{8}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PHONE = re.compile(r"\+?[0-9][0-9 \-]{4,28}")
 
 
 class SiteInput(BaseModel):
@@ -92,6 +94,16 @@ class StudyInput(BaseModel):
     recruitment_end: date
     sites: list[SiteInput] = Field(min_length=1, max_length=50)
     criteria_yaml: str = Field(min_length=1, max_length=50_000)
+    # What taking part means and whom to ask (the public study page); optional, in plain words.
+    visits: int | None = Field(default=None, ge=0, le=1000)
+    duration_weeks: int | None = Field(default=None, ge=0, le=5200)
+    participation_sv: str | None = Field(default=None, max_length=MAX_SUMMARY)
+    participation_en: str | None = Field(default=None, max_length=MAX_SUMMARY)
+    compensation_sv: str | None = Field(default=None, max_length=500)
+    compensation_en: str | None = Field(default=None, max_length=500)
+    contact_role: str | None = Field(default=None, max_length=200)
+    contact_email: str | None = Field(default=None, max_length=200)
+    contact_phone: str | None = Field(default=None, max_length=30)
 
     @field_validator("area")
     @classmethod
@@ -100,7 +112,11 @@ class StudyInput(BaseModel):
             raise ValueError("unknown research area (choose from the list)")
         return value
 
-    @field_validator("ethics_number", "eu_ct_number", "nct_id", mode="before")
+    @field_validator(
+        "ethics_number", "eu_ct_number", "nct_id", "visits", "duration_weeks",
+        "participation_sv", "participation_en", "compensation_sv", "compensation_en",
+        "contact_role", "contact_email", "contact_phone", mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -120,6 +136,20 @@ class StudyInput(BaseModel):
     def _nct(cls, value: str | None) -> str | None:
         if value is not None and not NCT.fullmatch(value):
             raise ValueError("write the ClinicalTrials.gov id as NCT followed by 8 digits")
+        return value
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.fullmatch(value):
+            raise ValueError("write an e-mail address such as studie@region.se")
+        return value
+
+    @field_validator("contact_phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and not PHONE.fullmatch(value):
+            raise ValueError("write a phone number with digits, spaces, + and - only")
         return value
 
     @field_validator("criteria_yaml")

@@ -93,8 +93,10 @@ def routers() -> tuple[Any, ...]:
         agenda,
         api,
         care,
+        catalogue,
         data,
         ecosystem,
+        info,
         public,
         resident,
         staff,
@@ -102,8 +104,8 @@ def routers() -> tuple[Any, ...]:
         workbench,
     )
 
-    routes = (public, resident, staff, workbench, care, admin, steward, api, data, access, agenda,
-              ecosystem)  # fmt: skip
+    routes = (public, catalogue, info, resident, staff, workbench, care, admin, steward, api,
+              data, access, agenda, ecosystem)  # fmt: skip
     return tuple(m.router for m in routes)
 
 
@@ -258,6 +260,7 @@ def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     t.env.globals["t"] = i18n.translate
     t.env.globals["municipality"] = municipality_name
+    t.env.globals["long_date"] = i18n.long_date
     t.env.globals["localized"] = localized  # a service's English message in the page language
     t.env.globals["number"] = number
     return t

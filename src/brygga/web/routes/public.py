@@ -88,27 +88,34 @@ def same_site_path(url: str) -> str | None:
 
 
 @router.get("/login", dependencies=[public])
-def login_page(request: Request, session: Session = Depends(db, scope="function")) -> Response:
+def login_page(
+    request: Request,
+    next: str = Query("", max_length=2000),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
     people = []
     if request.app.state.config.demo:
         # Synthetic people only (demo mode); the read is audited in the registry.
         people = service.demo_login_people(session, DEMO_PEOPLE)
-    return render(
-        request, "login.html", {"people": people, "oidc": request.app.state.config.oidc is not None}
-    )
+    context = {"people": people, "oidc": request.app.state.config.oidc is not None,
+               "next": same_site_path(next) or ""}  # fmt: skip
+    return render(request, "login.html", context)
 
 
 @router.post("/login/demo", dependencies=[public])
 def login_demo(
     request: Request,
     ref: str = Form(max_length=32),
+    next: str = Form("", max_length=2000),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     if not request.app.state.config.demo:
         raise NotFoundError("the demo identity provider is not enabled")
     resident = service.by_ref(session, ref)
     audit.append("resident.login", actor=f"resident:{resident.ref}", details={"provider": "demo"})
-    return logged_in(request, session, Principal("resident", resident.ref), "/portal")
+    # Back to where the log-in was asked for (a study's "Anmäl intresse"), on this site only.
+    to = same_site_path(next) or "/portal"
+    return logged_in(request, session, Principal("resident", resident.ref), to)
 
 
 def _provider(request: Request) -> OIDCProvider:

@@ -39,8 +39,30 @@ def me(session: Session, who: Principal) -> Resident:
     return service.by_ref(session, who.id or "")
 
 
+# What the portal confirms after a redirect (``?klart=``): the banner's message key.
+DONE = {
+    "declined": "public_done_declined",
+    "paused": "public_done_paused",
+    "resumed": "public_done_resumed",
+    "granted": "public_done_granted",
+    "withdrawn": "public_done_withdrawn",
+    "withdrawn_contact": "public_done_withdrawn_contact",
+}
+
+
+def version_words(version: str) -> tuple[int, str]:
+    """A consent text's version ("2026-1") as (number, year), to say in words."""
+    year, _, number = version.partition("-")
+    return (int(number) if number.isdigit() else 1), year
+
+
 def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
+    done = request.query_params.get("klart", "")
+    kind = request.query_params.get("samtycke", "")
     context = {
+        "done": DONE.get(done),
+        "done_kind": kind if kind in CONSENT_KINDS else None,
+        "version_words": version_words,
         "resident": resident,
         "identity": service.portal_identity(resident),
         "profile": resident.profile,
@@ -128,7 +150,9 @@ def set_consent(
         session, resident, kind, action == "grant", text_version=text_version,
         eligibility=request.app.state.eligibility,
     )  # fmt: skip
-    return RedirectResponse("/portal#consents", 303)
+    done = "granted" if action == "grant" else (
+        "withdrawn_contact" if kind == "contact" else "withdrawn")  # fmt: skip
+    return RedirectResponse(f"/portal?klart={done}&samtycke={kind}", 303)
 
 
 @router.post("/pause")
@@ -140,7 +164,7 @@ def pause(
 ) -> Response:
     resident = me(session, who)
     participation.pause(session, resident, paused == "yes", request.app.state.eligibility)
-    return RedirectResponse("/portal", 303)
+    return RedirectResponse(f"/portal?klart={'paused' if paused == 'yes' else 'resumed'}", 303)
 
 
 @router.post("/invitations/{invitation_id}")
@@ -153,9 +177,29 @@ def answer(
     resident = me(session, who)
     if answer == "seen":
         invitations.mark_seen(session, resident, invitation_id)
-    else:
-        invitations.answer(session, resident, invitation_id, answer == "interested")
-    return RedirectResponse("/portal#invitations", 303)
+        return RedirectResponse("/portal#invitations", 303)
+    invitation = invitations.answer(session, resident, invitation_id, answer == "interested")
+    if invitation.status == "interested":  # the confirmation page says what happens next
+        return RedirectResponse(f"/studier/{invitation.study_id}/anmald", 303)
+    return RedirectResponse("/portal?klart=declined", 303)
+
+
+@router.get("/samtycken")
+def consent_receipt(
+    request: Request,
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    """A receipt of the resident's consents: what they agreed to, in which words, and when."""
+    resident = me(session, who)
+    context = {
+        "resident": resident,
+        "kinds": CONSENT_KINDS,
+        "texts": consent.TEXTS,
+        "history": consent.history(session, resident),
+        "version_words": version_words,
+    }
+    return render(request, "samtycken.html", context)
 
 
 @router.get("/export")
@@ -178,7 +222,7 @@ def delete(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     participation.delete_account(session, me(session, who))
-    response = RedirectResponse("/", 303)
+    response = RedirectResponse("/konto-raderat", 303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 

@@ -72,7 +72,9 @@ async def _study_form(form: Any) -> dict[str, Any]:
         k: str(form.get(k) or "")
         for k in ("title_sv", "title_en", "summary_sv", "summary_en", "sponsor", "phase", "area",
                   "ethics_number", "eu_ct_number", "nct_id", "target_enrolment",
-                  "recruitment_start", "recruitment_end", "criteria_yaml")
+                  "recruitment_start", "recruitment_end", "criteria_yaml", "visits",
+                  "duration_weeks", "participation_sv", "participation_en", "compensation_sv",
+                  "compensation_en", "contact_role", "contact_email", "contact_phone")
     }  # fmt: skip
     data["drug_trial"] = form.get("drug_trial") == "yes"
     data["healthy_volunteers"] = form.get("healthy_volunteers") == "yes"
@@ -91,7 +93,8 @@ async def _study_form(form: Any) -> dict[str, Any]:
         for n, c in zip(names, codes, strict=False)
         if str(n).strip() or str(c).strip()
     ]
-    for key in ("target_enrolment", "recruitment_start", "recruitment_end"):
+    for key in ("target_enrolment", "recruitment_start", "recruitment_end", "visits",
+                "duration_weeks"):  # fmt: skip
         if not data[key]:
             data.pop(key)
     return data
