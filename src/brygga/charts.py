@@ -52,8 +52,11 @@ def _render(spec: str, lang: str) -> str:
 
 
 def _accessible(svg: str, title: str) -> str:
-    """The whole drawing is one image named by its title (the table carries the detail)."""
-    svg = re.sub(r'\s(role|aria-roledescription|aria-label)="[^"]*"', "", svg, count=3)
+    """The whole drawing is one image named by its title (the table carries the detail).
+
+    Vega's own ARIA attributes are removed: they are English ("X-axis titled ... for a
+    discrete scale") and would make each axis and mark a separate element to read."""
+    svg = re.sub(r'\s(?:role|aria-[a-z]+)="[^"]*"', "", svg)
     name = html.escape(title, quote=True)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{name}" focusable="false" ', 1)
 

@@ -16,6 +16,7 @@ def test_bar_is_one_named_image_with_its_table() -> None:
     )  # fmt: skip
     assert c.svg.startswith('<svg role="img" aria-label="Urval"')
     assert c.svg.count('role="img"') == 1  # the marks inside are not separate images
+    assert 'aria-label="X-axis' not in c.svg  # Vega's own (English) descriptions are removed
     assert c.columns == ("Steg", "Antal")
     assert c.rows == (("Alla", "1 200"), ("40–75 år", "640"), ("Diabetes", "<8"))
     # The suppressed cell keeps its row: its label and display text are drawn, no bar length.
