@@ -1028,6 +1028,8 @@ def optimize(
         "bytes": report.bytes,
         "population": report.population,
         "rows": report.tables,
+        "rebuilt": report.rebuilt,
+        "max_rss_mb": report.max_rss_mb,
     }
     if as_json:
         print_json(doc)
