@@ -57,7 +57,7 @@ from brygga.cohort.criteria import (
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine
 from brygga.cohort.population import step_description
-from brygga.cohort.stored import StoredSets
+from brygga.cohort.stored import StoredSets, numpy_column
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
 from brygga.records.optimize import PERSON_INDEX
 
@@ -435,7 +435,7 @@ class BitmapEngine(IbisEngine):
             source = f"({rows}) r JOIN {self.index_table} x ON r.person_id = x.person_id"
         sql = f"SELECT {', '.join((index, *extra))} FROM {source}"
         table = self.fetch(sql)
-        return {name: table.column(name).to_numpy() for name in table.column_names}
+        return {name: numpy_column(table, name) for name in table.column_names}
 
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
         """The population and the cumulative bitmap of every attrition step."""

@@ -28,7 +28,7 @@ reads them. Person-level like the tables beside them; they never leave the regio
 
 from __future__ import annotations
 
-__all__ = ["SEMANTICS", "StoredSets", "open_stored"]
+__all__ = ["SEMANTICS", "StoredSets", "numpy_column", "open_stored"]
 
 import hashlib
 import json
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from brygga.cohort import population as population_module
 from brygga.records import codes as codebook
@@ -152,6 +153,41 @@ class StoredSets:
             return
         with self.lock:
             self.writes += 1
+
+
+_FIXED = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.float32(): np.float32,
+    pa.float64(): np.float64,
+}
+
+
+def numpy_column(table: pa.Table, name: str) -> np.ndarray:
+    """A column without nulls as NumPy, read from its buffers. PyArrow's own ``to_numpy``
+    imports pandas (a second of a new process under load, measured), which the engine does not
+    otherwise need; any other column takes that path."""
+    column = table.column(name)
+    parts = []
+    for chunk in column.chunks:
+        buffers = chunk.buffers()
+        if chunk.null_count or len(buffers) != 2:
+            return column.to_numpy()
+        if chunk.type == pa.bool_():
+            bits = np.frombuffer(buffers[1], dtype=np.uint8)
+            mask = np.unpackbits(bits, count=chunk.offset + len(chunk), bitorder="little")
+            parts.append(mask[chunk.offset :].astype(bool))
+        elif chunk.type in _FIXED:
+            dtype = np.dtype(_FIXED[chunk.type])
+            data = np.frombuffer(buffers[1], dtype=dtype, count=chunk.offset + len(chunk))
+            parts.append(data[chunk.offset :])
+        else:
+            return column.to_numpy()
+    if not parts:
+        return column.to_numpy()
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def open_stored(database: Path | None, semantics: str) -> StoredSets | None:
