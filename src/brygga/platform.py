@@ -22,10 +22,9 @@ from __future__ import annotations
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from brygga import audit
-from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
+from brygga import audit, catalogue
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -51,6 +50,9 @@ from brygga.privacy.questions import Asker
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
 from brygga.studies.senders import Sender, senders_from_settings
+
+if TYPE_CHECKING:  # the catalogue (and rdflib) loads on first use: a third of startup
+    from brygga.catalogue.dcat import Catalogue, DatasetEntry
 
 __all__ = ["Brygga"]
 
@@ -136,11 +138,11 @@ class Brygga:
             with self._lock:
                 entry = self._datasets.get(key)
             if entry is None:
-                entry = describe(region, policy)  # outside the lock: it reads the tables
+                entry = catalogue.describe(region, policy)  # outside the lock: it reads the tables
                 with self._lock:
                     self._datasets[key] = entry
             entries.append(entry)
-        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
+        return catalogue.build(entries, self.settings.catalogue, self.settings.notify.public_url)
 
     def sender(self, file: Path | None = None) -> Sender:
         """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail
