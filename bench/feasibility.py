@@ -107,16 +107,21 @@ def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def cold_ask(region: Path, path: Path, home: Path) -> tuple[float, dict[str, Any]]:
-    """One question in a new process (``brygga feasibility --json``): wall ms and its answer."""
+    """One question in a new process (``brygga feasibility --json``): wall ms and its answer
+    (with ``cpu_ms``: the process's user + system time, what its wall time approaches on an
+    idle machine)."""
     env = dict(os.environ, BRYGGA_DATA_DIR=str(home), PYTHONPATH=os.pathsep.join(sys.path))
     command = [sys.executable, "-m", "brygga.cli", "feasibility", str(path), "--region"]
     command += [str(region), "--raw", "--json", "--index-date", INDEX_DATE.isoformat()]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{path.name}: brygga feasibility failed:\n{done.stderr}")
-    return wall, json.loads(done.stdout)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, json.loads(done.stdout) | {"cpu_ms": cpu}
 
 
 def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> int:
@@ -133,27 +138,37 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         shutil.rmtree(bitmaps, ignore_errors=True)
     people = region.row_counts.get("person", 0)
     print(f"region {region.name}: {people:,} people; {len(paths)} questions; index {INDEX_DATE}")
-    startup = []
+    startup, startup_cpu = [], []
     for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "brygga.cli", "--help"], capture_output=True)
         startup.append((time.perf_counter() - start) * 1000)
-    print(f"brygga --help: {' '.join(f'{t:.0f}' for t in startup)} ms")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        startup_cpu.append(
+            (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+        )
+    print(
+        f"brygga --help: wall {' '.join(f'{t:.0f}' for t in startup)} ms, cpu "
+        f"{' '.join(f'{t:.0f}' for t in startup_cpu)} ms"
+    )
     home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
     # The operational database is created (migrated) once, before anything is measured.
     cold_ask(region.path, HERE / "criteria" / paths[0].name, home)
     if not args.keep_bitmaps:
         shutil.rmtree(bitmaps, ignore_errors=True)
     walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     engine_ms: dict[str, list[float]] = {}
     baseline: dict[str, list[float]] = {}
     for path in paths:
         criteria = load_criteria(path)
-        walls[path.stem], engine_ms[path.stem] = [], []
+        walls[path.stem], engine_ms[path.stem], cpus[path.stem] = [], [], []
         counts = None
         for _ in range(args.cold_repeat):
             wall, answer = cold_ask(region.path, path, home)
             walls[path.stem].append(wall)
+            cpus[path.stem].append(answer["cpu_ms"])
             engine_ms[path.stem].append(float(answer["elapsed_ms"]))
             counts = [a["count"]["value"] for a in answer["attrition"]]
         baseline[path.stem], naive = timed(
@@ -177,11 +192,19 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         "questions": len(paths),
         "asks_per_question": args.cold_repeat,
         "brygga_help_ms": [round(t) for t in startup],
+        "brygga_help_cpu_ms": [round(t) for t in startup_cpu],
         "cold_engine_all": summarize(engine_ms)["overall"],
         "cold_engine_first_ask": summarize(first)["overall"],
         "cold_engine_later_asks": summarize(later)["overall"] if later else None,
         "cold_wall_all": summarize(walls)["overall"],
         "cold_wall_first_ask": summarize({k: v[:1] for k, v in walls.items()})["overall"],
+        "cold_cpu_all": summarize(cpus)["overall"],
+        "cold_cpu_first_ask": summarize({k: v[:1] for k, v in cpus.items()})["overall"],
+        "cold_cpu_later_asks": summarize({k: v[1:] for k, v in cpus.items() if len(v) > 1})[
+            "overall"
+        ]
+        if later
+        else None,
         "baseline_duckdb_parquet": summarize(baseline)["overall"],
         "machine": f"{os.cpu_count()} cores, load average {load_start:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end",
@@ -196,6 +219,9 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ("cold_engine_later_asks", "engine, later asks"),
         ("cold_wall_all", "wall, every ask"),
         ("cold_wall_first_ask", "wall, first ask"),
+        ("cold_cpu_all", "process cpu, every ask"),
+        ("cold_cpu_first_ask", "process cpu, first ask"),
+        ("cold_cpu_later_asks", "process cpu, later asks"),
     ):
         if report[key]:
             r = report[key]

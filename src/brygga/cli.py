@@ -1003,6 +1003,14 @@ def optimize(
     region_dir: Annotated[Path, typer.Argument(help="A region folder.")],
     threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all).")] = None,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit.")] = "3GB",
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Rebuild every table (default: only those whose files changed since the last "
+            "build, and what depends on them; a full build also compacts the file).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Build the region's optimized DuckDB database (sorted native tables, population table,
@@ -1011,7 +1019,9 @@ def optimize(
 
     region = core().region(region_dir)
     if as_json:
-        report = optimized.build(region, threads=threads, memory_limit=memory_limit)
+        report = optimized.build(
+            region, threads=threads, memory_limit=memory_limit, incremental=not full
+        )
     else:
         # Tables take from seconds to many minutes each at scale 1.0: say which one is running.
         with err.status("Optimizing") as status:
@@ -1020,7 +1030,11 @@ def optimize(
                 status.update(f"Optimizing {region.name}: {table}")
 
             report = optimized.build(
-                region, threads=threads, memory_limit=memory_limit, progress=progress
+                region,
+                threads=threads,
+                memory_limit=memory_limit,
+                progress=progress,
+                incremental=not full,
             )
     doc = {
         "path": str(report.path),
