@@ -1048,6 +1048,8 @@ def optimize(
     if as_json:
         print_json(doc)
         return
+    rebuilt = ", ".join(report.rebuilt) or "nothing (the region has not changed)"
+    out.print(f"Rebuilt: {rebuilt}", highlight=False)
     print_table(
         f"Optimized {report.path} in {doc['seconds']} s ({report.bytes / 1e9:.2f} GB)",
         ["table", "rows"],
