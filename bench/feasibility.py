@@ -18,6 +18,14 @@ Three runs over the same criteria, in one process:
    expressions, on a fresh connection per criteria.
 3. **spark** (``--spark``): the brygga plan on Spark local mode (no target; same answers).
 
+With ``--cold``, instead: every question is asked ``--cold-repeat`` times through
+``brygga feasibility --json --raw``, **a new process each time** (wall time of the process, and the
+engine's own ``elapsed_ms``), after the rule bitmaps kept on disk by earlier processes are
+removed (``--keep-bitmaps`` keeps them); the first ask of a question then computes its rules
+(unless another question shares them) and later asks read them. The plain-SQL baseline
+(2., one fresh connection per question) runs in the same invocation, and the startup of
+``brygga --help`` is timed too.
+
 Counts must agree between the three runs; the script stops if they do not. Reports p50/p95
 latency per criteria and overall, peak memory (RSS of this process, before Spark starts), and the
 speed-up over the baseline (``--baseline-repeat 0`` skips it). ``--json FILE`` writes the figures.
@@ -98,6 +106,142 @@ def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+def cold_ask(region: Path, path: Path, home: Path) -> tuple[float, dict[str, Any]]:
+    """One question in a new process (``brygga feasibility --json``): wall ms and its answer
+    (with ``cpu_ms``: the process's user + system time, what its wall time approaches on an
+    idle machine)."""
+    env = dict(os.environ, BRYGGA_DATA_DIR=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    command = [sys.executable, "-m", "brygga.cli", "feasibility", str(path), "--region"]
+    command += [str(region), "--raw", "--json", "--index-date", INDEX_DATE.isoformat()]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{path.name}: brygga feasibility failed:\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, json.loads(done.stdout) | {"cpu_ms": cpu}
+
+
+def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> int:
+    """``--cold``: a new process per question, beside the plain-SQL baseline."""
+    import shutil
+    import tempfile
+
+    paths = sorted(args.criteria.glob("*.yaml"))[: args.questions]
+    database = optimize.find(region.path)
+    if database is None:
+        raise SystemExit("--cold needs the optimized database (brygga optimize)")
+    bitmaps = optimize.arrays_path(database) / "bitmaps"
+    if not args.keep_bitmaps:
+        shutil.rmtree(bitmaps, ignore_errors=True)
+    people = region.row_counts.get("person", 0)
+    print(f"region {region.name}: {people:,} people; {len(paths)} questions; index {INDEX_DATE}")
+    startup, startup_cpu = [], []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "brygga.cli", "--help"], capture_output=True)
+        startup.append((time.perf_counter() - start) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        startup_cpu.append(
+            (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+        )
+    print(
+        f"brygga --help: wall {' '.join(f'{t:.0f}' for t in startup)} ms, cpu "
+        f"{' '.join(f'{t:.0f}' for t in startup_cpu)} ms"
+    )
+    home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
+    # The operational database is created (migrated) once, before anything is measured.
+    cold_ask(region.path, HERE / "criteria" / paths[0].name, home)
+    if not args.keep_bitmaps:
+        shutil.rmtree(bitmaps, ignore_errors=True)
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    engine_ms: dict[str, list[float]] = {}
+    baseline: dict[str, list[float]] = {}
+    for path in paths:
+        criteria = load_criteria(path)
+        walls[path.stem], engine_ms[path.stem], cpus[path.stem] = [], [], []
+        counts = None
+        for _ in range(args.cold_repeat):
+            wall, answer = cold_ask(region.path, path, home)
+            walls[path.stem].append(wall)
+            cpus[path.stem].append(answer["cpu_ms"])
+            engine_ms[path.stem].append(float(answer["elapsed_ms"]))
+            counts = [a["count"]["value"] for a in answer["attrition"]]
+        baseline[path.stem], naive = timed(
+            lambda c=criteria: baseline_run(region, c), args.baseline_repeat
+        )
+        if naive != counts:
+            raise SystemExit(f"{path.stem}: baseline {naive} != brygga {counts}")
+        print(
+            f"  {path.stem:28} {counts[-1]:>9,} eligible  engine "
+            f"{' '.join(f'{t:6.0f}' for t in engine_ms[path.stem])} ms  wall "
+            f"{' '.join(f'{t:6.0f}' for t in walls[path.stem])} ms  baseline p50 "
+            f"{statistics.median(baseline[path.stem]):7.1f} ms",
+            flush=True,
+        )
+    first = {k: v[:1] for k, v in engine_ms.items()}
+    later = {k: v[1:] for k, v in engine_ms.items() if len(v) > 1}
+    report = {
+        "region": region.name,
+        "people": people,
+        "index_date": INDEX_DATE.isoformat(),
+        "questions": len(paths),
+        "asks_per_question": args.cold_repeat,
+        "brygga_help_ms": [round(t) for t in startup],
+        "brygga_help_cpu_ms": [round(t) for t in startup_cpu],
+        "cold_engine_all": summarize(engine_ms)["overall"],
+        "cold_engine_first_ask": summarize(first)["overall"],
+        "cold_engine_later_asks": summarize(later)["overall"] if later else None,
+        "cold_wall_all": summarize(walls)["overall"],
+        "cold_wall_first_ask": summarize({k: v[:1] for k, v in walls.items()})["overall"],
+        "cold_cpu_all": summarize(cpus)["overall"],
+        "cold_cpu_first_ask": summarize({k: v[:1] for k, v in cpus.items()})["overall"],
+        "cold_cpu_later_asks": summarize({k: v[1:] for k, v in cpus.items() if len(v) > 1})[
+            "overall"
+        ]
+        if later
+        else None,
+        "baseline_duckdb_parquet": summarize(baseline)["overall"],
+        "machine": f"{os.cpu_count()} cores, load average {load_start:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end",
+    }
+    b = report["baseline_duckdb_parquet"]["p50_ms"]
+    for key in ("cold_engine_all", "cold_engine_first_ask", "cold_engine_later_asks"):
+        if report[key]:
+            report[key]["speedup_p50_over_baseline"] = round(b / max(report[key]["p50_ms"], 0.1), 1)
+    for key, label in (
+        ("cold_engine_all", "engine, every ask"),
+        ("cold_engine_first_ask", "engine, first ask"),
+        ("cold_engine_later_asks", "engine, later asks"),
+        ("cold_wall_all", "wall, every ask"),
+        ("cold_wall_first_ask", "wall, first ask"),
+        ("cold_cpu_all", "process cpu, every ask"),
+        ("cold_cpu_first_ask", "process cpu, first ask"),
+        ("cold_cpu_later_asks", "process cpu, later asks"),
+    ):
+        if report[key]:
+            r = report[key]
+            ratio = (
+                f"  ({r['speedup_p50_over_baseline']}x baseline)"
+                if "speedup_p50_over_baseline" in r
+                else ""
+            )
+            print(f"cold {label:22} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms{ratio}")
+    print(
+        f"baseline (plain DuckDB SQL on Parquet) p50 {b} ms  p95 "
+        f"{report['baseline_duckdb_parquet']['p95_ms']} ms"
+    )
+    print(report["machine"])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", type=Path, required=True)
@@ -115,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-repeat", type=int, default=3)
     parser.add_argument("--spark", action="store_true", help="also run the suite on Spark")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--cold", action="store_true", help="a new process per question")
+    parser.add_argument("--cold-repeat", type=int, default=3, help="asks per question (--cold)")
+    parser.add_argument("--questions", type=int, default=7, help="questions (--cold)")
+    parser.add_argument("--keep-bitmaps", action="store_true", help="keep bitmaps (--cold)")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
 
@@ -142,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
         )
         optimize_s = json.loads(result.stdout)["seconds"]
+    if args.cold:
+        return cold_main(args, region, load_start)
     suite = {p.stem: load_criteria(p) for p in sorted(args.criteria.glob("*.yaml"))}
     people = region.row_counts.get("person", 0)
     print(f"region {region.name}: {people:,} people; {len(suite)} criteria; index {INDEX_DATE}")
@@ -154,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         print("brygga runs on the Parquet files (no optimized database)")
 
     engine = duckdb_engine(region, optimized=database is not None)
+    # First runs compute every rule: no bitmaps kept on disk by earlier processes are read
+    # (the population still comes from the optimized database's arrays when present).
+    engine.kept.stored = None
     population_ms = timed(lambda: engine.population(INDEX_DATE), 1)[0][0]
     print(
         f"population at {INDEX_DATE}: {count(engine.population(INDEX_DATE).alive):,} people, "

@@ -1005,6 +1005,14 @@ def optimize(
     region_dir: Annotated[Path, typer.Argument(help="A region folder.")],
     threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all).")] = None,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit.")] = "3GB",
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Rebuild every table (default: only those whose files changed since the last "
+            "build, and what depends on them; a full build also compacts the file).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Build the region's optimized DuckDB database (sorted native tables, population table,
@@ -1013,7 +1021,9 @@ def optimize(
 
     region = core().region(region_dir)
     if as_json:
-        report = optimized.build(region, threads=threads, memory_limit=memory_limit)
+        report = optimized.build(
+            region, threads=threads, memory_limit=memory_limit, incremental=not full
+        )
     else:
         # Tables take from seconds to many minutes each at scale 1.0: say which one is running.
         with err.status("Optimizing") as status:
@@ -1022,7 +1032,11 @@ def optimize(
                 status.update(f"Optimizing {region.name}: {table}")
 
             report = optimized.build(
-                region, threads=threads, memory_limit=memory_limit, progress=progress
+                region,
+                threads=threads,
+                memory_limit=memory_limit,
+                progress=progress,
+                incremental=not full,
             )
     doc = {
         "path": str(report.path),
@@ -1030,10 +1044,14 @@ def optimize(
         "bytes": report.bytes,
         "population": report.population,
         "rows": report.tables,
+        "rebuilt": report.rebuilt,
+        "max_rss_mb": report.max_rss_mb,
     }
     if as_json:
         print_json(doc)
         return
+    rebuilt = ", ".join(report.rebuilt) or "nothing (the region has not changed)"
+    out.print(f"Rebuilt: {rebuilt}", highlight=False)
     print_table(
         f"Optimized {report.path} in {doc['seconds']} s ({report.bytes / 1e9:.2f} GB)",
         ["table", "rows"],

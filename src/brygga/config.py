@@ -245,6 +245,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None
+    # The DuckDB engine's arrays and kept rule bitmaps beside an optimized database
+    # (cohort/stored.py): a new process answers from them; false: DuckDB answers everything.
+    cohort_cache: bool = True
     # Signs the web's session and CSRF cookies; a random one per process when unset (sessions
     # then end when the server restarts).
     secret_key: SecretStr | None = None

@@ -28,12 +28,12 @@ import time
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
 
-from brygga import audit, clock
+from brygga import audit, catalogue, clock
 from brygga.access import applications as access_applications
 from brygga.access import checking as access_checking
 from brygga.access import review as access_review
@@ -56,7 +56,6 @@ from brygga.agenda.halsolaget import CONDITIONS
 from brygga.agenda.halsolaget import halsolaget as state_of_health
 from brygga.agenda.kpis import Context, Periods
 from brygga.agenda.strategy import Strategy, bundled_strategy, load_strategy
-from brygga.catalogue.dcat import Catalogue, DatasetEntry, build, describe
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -88,6 +87,9 @@ from brygga.studies import invitations, matching, outbox
 from brygga.studies.models import StaffAccount, Study
 from brygga.studies.registration import criteria_from_yaml
 from brygga.studies.senders import DeliveryError, Sender, senders_from_settings
+
+if TYPE_CHECKING:  # the catalogue (and rdflib) loads on first use: a third of startup
+    from brygga.catalogue.dcat import Catalogue, DatasetEntry
 
 __all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
 
@@ -300,11 +302,11 @@ class Brygga:
             with self._lock:
                 entry = self._datasets.get(key)
             if entry is None:
-                entry = describe(region, policy)  # outside the lock: it reads the tables
+                entry = catalogue.describe(region, policy)  # outside the lock: it reads the tables
                 with self._lock:
                     self._datasets[key] = entry
             entries.append(entry)
-        return build(entries, self.settings.catalogue, self.settings.notify.public_url)
+        return catalogue.build(entries, self.settings.catalogue, self.settings.notify.public_url)
 
     def sender(self, file: Path | None = None) -> Sender:
         """Where notifications go, as the settings choose (``BRYGGA_NOTIFY_SENDER``): e-mail

@@ -16,7 +16,7 @@ import pytest
 
 from brygga.cohort.criteria import Criteria, parse_criteria
 from brygga.cohort.engine import Engine
-from brygga.cohort.engines import ENGINES, open_engine
+from brygga.cohort.engines import ENGINES, duckdb_engine, open_engine
 from brygga.records import optimize, schema
 from brygga.records.store import Region, RegionWriter
 from tests.spec.spark_connect import CONNECT_SPEC_TESTS, spark_connect_url  # noqa: F401 (a fixture)
@@ -156,14 +156,43 @@ def write_tables(
         return writer.commit({"region": region, "source": source})
 
 
-# "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``).
-SPEC_ENGINES = (*ENGINES, "duckdb-optimized")
+# "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``);
+# "duckdb-stored": the same, every answer read back from disk as a new process would.
+SPEC_ENGINES = (*ENGINES, "duckdb-optimized", "duckdb-stored")
+
+
+class FromDisk:
+    """DuckDB on the optimized region, each answer given by a new engine after another one has
+    kept the rule bitmaps on disk (``cohort/stored.py``): a new process's cold start. Every
+    rule is then read back, none computed."""
+
+    name = "duckdb"
+
+    def __init__(self, region: Region) -> None:
+        self.region = region
+
+    def _answer(self, method: str, criteria: Criteria, index_date: date) -> Any:
+        getattr(duckdb_engine(self.region), method)(criteria, index_date)
+        engine = duckdb_engine(self.region)
+        answer = getattr(engine, method)(criteria, index_date)
+        if engine.stored is not None:  # arrays are written only with a population table
+            assert engine.stored.misses == 0, "a rule was computed, not read from disk"
+        return answer
+
+    def evaluate(self, criteria: Criteria, index_date: date) -> Any:
+        return self._answer("evaluate", criteria, index_date)
+
+    def persons(self, criteria: Criteria, index_date: date) -> list[int]:
+        return self._answer("persons", criteria, index_date)
+
+    def keys(self, criteria: Criteria, index_date: date) -> Any:
+        return self._answer("keys", criteria, index_date)
 
 
 def open_spec_engine(name: str, region: Region) -> Engine:
-    if name == "duckdb-optimized":
+    if name in ("duckdb-optimized", "duckdb-stored"):
         optimize.build(region, threads=1, memory_limit="500MB")
-        return open_engine("duckdb", region)
+        return FromDisk(region) if name == "duckdb-stored" else open_engine("duckdb", region)
     if name == "spark-connect":  # the ``spec`` fixture has set BRYGGA_SPARK_REMOTE
         return open_engine("spark", region)
     return open_engine(name, region)

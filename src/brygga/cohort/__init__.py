@@ -7,6 +7,7 @@ Public modules:
 * ``compile`` - criteria to Ibis expressions, the same on every engine;
 * ``reference`` - the reference evaluator (the executable specification);
 * ``bitmaps`` - rule person sets as bitmaps (the DuckDB engine);
+* ``stored`` - population arrays and rule bitmaps kept on disk (a new process's cold start);
 * ``engine`` - the engine interface (``Engine``, ``Evaluation``);
 * ``engines`` - DuckDB, Spark and reference behind that interface;
 * ``feasibility`` - counts, attrition and breakdowns, disclosed; the eligible persons.

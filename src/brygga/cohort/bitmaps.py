@@ -57,6 +57,7 @@ from brygga.cohort.criteria import (
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine
 from brygga.cohort.population import step_description
+from brygga.cohort.stored import StoredSets, numpy_column
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
 from brygga.records.optimize import PERSON_INDEX
 
@@ -82,12 +83,39 @@ class Population:
     def from_arrow(cls, table: pa.Table, size: int) -> Population:
         """From ``Compiler.population()`` with each person's dense index ``i`` (ascending),
         among ``size`` people in all."""
-        at = table.column("i").to_numpy().astype(np.int64)
-        if len(at) and (at[0] < 0 or at[-1] >= size or not np.all(at[1:] > at[:-1])):
-            raise AssertionError("population indexes must ascend, without repeats, below size")
         municipality, municipalities = _codes(table.column("municipality"))
         sex, sexes = _codes(table.column("sex"))
-        band = table.column("age_band").to_numpy().astype(np.int64)
+        return cls.from_arrays(
+            at=table.column("i").to_numpy().astype(np.int64),
+            age=table.column("age").to_numpy().astype(np.int32),
+            age_band=table.column("age_band").to_numpy().astype(np.int64),
+            gender=table.column("gender_concept_id").to_numpy(),
+            sex=sex,
+            sexes=sexes,
+            municipality=municipality,
+            municipalities=municipalities,
+            size=size,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        at: np.ndarray,
+        age: np.ndarray,
+        age_band: np.ndarray,
+        gender: np.ndarray,
+        sex: np.ndarray,
+        sexes: list[Any],
+        municipality: np.ndarray,
+        municipalities: list[Any],
+        size: int,
+    ) -> Population:
+        """From NumPy columns of the people who count (dense index ``at``, ascending); sex and
+        municipality as codes into their lists (-1: unknown municipality)."""
+        if len(at) and (at[0] < 0 or at[-1] >= size or not np.all(at[1:] > at[:-1])):
+            raise AssertionError("population indexes must ascend, without repeats, below size")
+        band = age_band.astype(np.int64)
         # One integer per (sex, band, municipality); its distinct values are the cells.
         band_min = int(band.min()) if len(band) else 0
         span = int(band.max()) - band_min + 1 if len(band) else 1
@@ -102,9 +130,9 @@ class Population:
             cells.append((sexes[s], b + band_min, municipalities[m - 1] if m else None))
         return cls(
             alive=_bits(at, size),
-            age=_spread(at, table.column("age").to_numpy().astype(np.int32), size, 0),
-            gender=_spread(at, table.column("gender_concept_id").to_numpy(), size, 0),
-            municipality=_spread(at, municipality, size, -1),
+            age=_spread(at, age.astype(np.int32), size, 0),
+            gender=_spread(at, gender, size, 0),
+            municipality=_spread(at, municipality.astype(np.int32), size, -1),
             municipalities=municipalities,
             cell=_spread(at, cell.astype(np.int32), size, 0),
             cells=cells,
@@ -187,8 +215,9 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
 class Kept:
     """Populations (a few index dates) and rule bitmaps, least recently used dropped first."""
 
-    def __init__(self, max_bytes: int, max_dates: int) -> None:
+    def __init__(self, max_bytes: int, max_dates: int, stored: StoredSets | None = None) -> None:
         self.max_bytes, self.max_dates = max_bytes, max_dates
+        self.stored = stored  # rule bitmaps kept on disk for later processes (``stored.py``)
         self.populations: OrderedDict[date, Population] = OrderedDict()
         self.bitmaps: OrderedDict[tuple[date, str], np.ndarray] = OrderedDict()
         self.bytes = 0
@@ -208,11 +237,24 @@ class Kept:
         self.bitmaps.clear()
         self.bytes = 0
 
-    def bitmap(self, key: tuple[date, str], build: Callable[[], np.ndarray]) -> np.ndarray:
+    def bitmap(
+        self,
+        key: tuple[date, str],
+        build: Callable[[], np.ndarray],
+        *,
+        nbytes: int | None = None,
+    ) -> np.ndarray:
+        """``key``'s bitmap, built once; with ``nbytes`` (a rule's) also kept on disk."""
         if key in self.bitmaps:
             self.bitmaps.move_to_end(key)
             return self.bitmaps[key]
-        bits = build()
+        bits = None
+        if self.stored is not None and nbytes is not None:
+            bits = self.stored.bitmap(key, nbytes)
+        if bits is None:
+            bits = build()
+            if self.stored is not None and nbytes is not None:
+                self.stored.keep(key, bits)
         self.bitmaps[key] = bits
         self.bytes += bits.nbytes
         while self.bytes > self.max_bytes and len(self.bitmaps) > 1:
@@ -244,10 +286,13 @@ class BitmapEngine(IbisEngine):
         run_sql: Callable[[str], list[dict[str, Any]]],
         fetch: Callable[[str], pa.Table],
         execute: Callable[[str], None],
+        *,
+        stored: StoredSets | None = None,
     ) -> None:
         super().__init__("duckdb", tables, to_sql, run_sql, fetch)
         self.execute = execute
-        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES)
+        self.stored = stored  # arrays and kept bitmaps of an optimized region (``stored.py``)
+        self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, stored)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
 
@@ -258,7 +303,7 @@ class BitmapEngine(IbisEngine):
     @property
     def indexed(self) -> bool:
         """Whether the region's tables carry ``person_index`` (an optimized region)."""
-        return self.tables.table(PERSON_INDEX) is not None
+        return self.stored is not None or self.tables.table(PERSON_INDEX) is not None
 
     @cached_property
     def index_table(self) -> str:
@@ -276,11 +321,15 @@ class BitmapEngine(IbisEngine):
     @cached_property
     def ids(self) -> np.ndarray:
         """Every person's ``person_id``, by dense index."""
+        if self.stored is not None:
+            return self.stored.ids()
         found = self.fetch(f"SELECT person_id FROM {self.index_table} ORDER BY {PERSON_INDEX}")
         return found.column("person_id").to_numpy().astype(np.int64)
 
     def population(self, index_date: date) -> Population:
         def build() -> Population:
+            if self.stored is not None:
+                return Population.from_arrays(**self.stored.population(index_date))
             people = self.to_sql(Compiler(self.tables, index_date).population())
             rows = self.fetch(
                 f"SELECT x.{PERSON_INDEX} AS i, p.* FROM ({people}) p "
@@ -307,7 +356,11 @@ class BitmapEngine(IbisEngine):
             separators=(",", ":"),
         )
         key = (index_date, hashlib.sha256(canonical.encode()).hexdigest())
-        return self.kept.bitmap(key, lambda: self._leaf_bits(body, index_date, population.size))
+        return self.kept.bitmap(
+            key,
+            lambda: self._leaf_bits(body, index_date, population.size),
+            nbytes=(population.size + 7) // 8,
+        )
 
     def _leaf_bits(self, spec: Any, index_date: date, size: int) -> np.ndarray:
         """One DuckDB query over the rule's rows; NumPy does the per-person part."""
@@ -382,7 +435,7 @@ class BitmapEngine(IbisEngine):
             source = f"({rows}) r JOIN {self.index_table} x ON r.person_id = x.person_id"
         sql = f"SELECT {', '.join((index, *extra))} FROM {source}"
         table = self.fetch(sql)
-        return {name: table.column(name).to_numpy() for name in table.column_names}
+        return {name: numpy_column(table, name) for name in table.column_names}
 
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
         """The population and the cumulative bitmap of every attrition step."""
@@ -426,6 +479,13 @@ class BitmapEngine(IbisEngine):
     def units(self) -> np.ndarray:
         """Every person's record-key units; a person without a key adds nothing (the left
         join's null in the SQL sum)."""
+        if self._units is None and self.stored is not None:
+            record_keys = self.stored.record_keys()
+            if record_keys is not None:
+                units = np.zeros(len(record_keys), dtype=np.int64)
+                present = ~np.isnan(record_keys)
+                units[present] = key_units(record_keys[present])
+                self._units = units
         if self._units is None:
             keys = self.tables.table("person_key")
             if keys is None:

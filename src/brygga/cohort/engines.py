@@ -58,6 +58,7 @@ from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engine import Engine, Evaluation
 from brygga.cohort.population import step_description
+from brygga.cohort.stored import SEMANTICS, open_stored
 from brygga.config import SparkSettings, get_settings
 from brygga.errors import InputError, MissingExtra
 from brygga.privacy.cellkey import SCALE, FeasibilityKeys
@@ -240,12 +241,21 @@ def forget_engines() -> None:
 
 class _RegionTables:
     """The region's Ibis tables, each looked up once (a lookup asks the backend for the
-    schema: 10-20 ms per rule otherwise)."""
+    schema: 10-20 ms per rule otherwise). ``present``: the table names, or a function giving
+    them (asked on first use: the DuckDB engine opens its connection only when needed)."""
 
-    def __init__(self, present: set[str], get: Callable[[str], Any]) -> None:
-        self.present = present
+    def __init__(
+        self, present: set[str] | Callable[[], set[str]], get: Callable[[str], Any]
+    ) -> None:
+        self._present = present
         self.get = get
         self._tables: dict[str, Any] = {}
+
+    @property
+    def present(self) -> set[str]:
+        if callable(self._present):
+            self._present = self._present()
+        return self._present
 
     def table(self, name: str) -> Any:
         if name not in self.present:
@@ -259,49 +269,64 @@ def duckdb_engine(
     region: Region, *, optimized: bool = True, threads: int | None = None
 ) -> BitmapEngine:
     """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them.
-    ``threads``: DuckDB's (default: BRYGGA_DUCKDB_THREADS, else every core)."""
+    ``threads``: DuckDB's (default: BRYGGA_DUCKDB_THREADS, else every core).
+
+    The connection (and Ibis' DuckDB backend) is opened on first use: on an optimized region
+    with its arrays (``stored.py``), a question whose rules earlier processes computed is
+    answered without it (a new process's cold start)."""
     from brygga.cohort.bitmaps import BitmapEngine
     from brygga.config import get_settings
 
     settings = get_settings()
-    import ibis
+    database = optimize.find(region.path) if optimized else None
+    stored = open_stored(database, SEMANTICS) if settings.cohort_cache else None
+    lock = threading.Lock()
+    opened: dict[str, Any] = {}
 
-    raw = region.duckdb(
-        threads=threads or settings.duckdb_threads,
-        memory_limit=settings.duckdb_memory_limit,
-        optimized=optimized,
-    )
-    # Keep Parquet footers in memory between queries of a long-lived engine.
-    raw.execute("SET parquet_metadata_cache = true")
-    con = ibis.duckdb.from_connection(raw)
+    def connection() -> dict[str, Any]:
+        with lock:
+            if not opened:
+                import ibis
+
+                raw = region.duckdb(
+                    threads=threads or settings.duckdb_threads,
+                    memory_limit=settings.duckdb_memory_limit,
+                    optimized=optimized,
+                )
+                # Keep Parquet footers in memory between queries of a long-lived engine.
+                raw.execute("SET parquet_metadata_cache = true")
+                # Views: the region's tables, plus what an optimized region adds (``population``).
+                present = {
+                    r[0]
+                    for r in raw.execute(
+                        "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+                    ).fetchall()
+                }
+                opened.update(raw=raw, con=ibis.duckdb.from_connection(raw), present=present)
+                settle_garbage_collector()
+            return opened
 
     def get(name: str) -> Any:
         with quiet_duckdb():
-            return con.table(name)
+            return connection()["con"].table(name)
 
     def to_sql(expr: Any) -> str:
         with quiet_duckdb():
-            return str(con.compile(expr))
+            return str(connection()["con"].compile(expr))
 
     def run_sql(sql: str) -> list[dict[str, Any]]:
-        cursor = raw.execute(sql)
+        cursor = connection()["raw"].execute(sql)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def fetch(sql: str) -> Any:
-        return raw.sql(sql).to_arrow_table()
+        return connection()["raw"].sql(sql).to_arrow_table()
 
     def execute(sql: str) -> None:
-        raw.execute(sql)
+        connection()["raw"].execute(sql)
 
-    # Views: the region's tables, plus what an optimized region adds (``population``).
-    present = {
-        r[0]
-        for r in raw.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-    }
-    engine = BitmapEngine(_RegionTables(present, get), to_sql, run_sql, fetch, execute)
-    settle_garbage_collector()
-    return engine
+    tables = _RegionTables(lambda: connection()["present"], get)
+    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored)
 
 
 _settled = threading.Event()

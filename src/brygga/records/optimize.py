@@ -26,9 +26,23 @@ all) reads native DuckDB storage instead of Parquet:
   date per code and person), ``<table>_codes`` (the distinct codes) and ``observation_runs``
   (``Compiler.source`` argues why each is exact).
 
-The stamp in the file name is a hash of ``manifest.json`` and ``LAYOUT``: a regenerated region,
+The stamp in the file name is a hash of ``manifest.json``, ``LAYOUT`` and every table file's
+size and modification time (``fingerprints``): a regenerated region, a table whose files changed,
 or a new layout, simply has no matching file, and stale files are removed by the next build.
 The file is built under a temporary name and renamed into place, so readers never see half of it.
+
+**Incremental.** Each build records, per *unit* (a source table with what is derived from it),
+the fingerprints of the tables it was built from (``_brygga_build``). The next build starts from
+a copy of the previous database and rebuilds only the units whose inputs changed: a changed event
+table rebuilds itself and its summaries; a changed ``person`` rebuilds the person index and so
+every indexed table; ``population`` follows ``person``, ``observation_period`` and ``death``.
+
+**Arrays for a cold start** (``<database>.arrays/``, beside the file): the population's columns
+by dense person index (person id, birth date, observation period, death, sex concept,
+municipality) and the record keys, as ``.npy`` files a new process memory-maps, so that the
+population on any index date is NumPy work instead of a DuckDB query (``cohort/stored.py``).
+The cohort engine also keeps the rule bitmaps it computes in ``<database>.arrays/bitmaps/``;
+they belong to this file's stamp, so a changed region never sees them.
 """
 
 from __future__ import annotations
@@ -45,21 +59,26 @@ __all__ = [
     "RUN_TABLES",
     "SECOND_DATE",
     "BuildReport",
+    "arrays_path",
     "build",
     "codes_table",
     "database_path",
     "find",
+    "fingerprints",
     "first_table",
     "indexed",
     "order_by",
     "record_key",
     "runs_table",
     "stamp",
+    "units",
     "valued",
 ]
 
 import hashlib
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +86,7 @@ from pathlib import Path
 
 from brygga.records import schema
 
-LAYOUT = 4  # bump when the layout below changes: old files stop matching
+LAYOUT = 5  # bump when the layout below changes: old files stop matching
 PREFIX = ".optimized-"
 POPULATION = "population"
 PERSON_INDEX = "person_index"
@@ -77,6 +96,8 @@ NEXT_VALUED_DATE = "next_valued_date"
 PREV_DATE = "prev_date"
 SECOND_DATE = "second_date"
 NEXT_START = "next_start"
+BUILD_TABLE = "_brygga_build"  # unit -> fingerprint of its inputs (incremental builds)
+ARRAYS = ".arrays"
 
 
 def first_table(name: str) -> str:
@@ -104,13 +125,41 @@ def valued(table: schema.Table) -> bool:
     return "value_as_number" in table.column_names
 
 
+def fingerprints(region_path: Path) -> dict[str, str]:
+    """Each table's fingerprint: its Parquet files' names, sizes and modification times (a
+    stat each, no reading: cheap enough for every question), and its manifest row count."""
+    manifest = json.loads((region_path / "manifest.json").read_text())
+    rows = manifest.get("row_counts", {})
+    found: dict[str, str] = {}
+    for name in schema.TABLES:
+        single = region_path / f"{name}.parquet"
+        folder = region_path / name
+        files = [single] if single.is_file() else []
+        if not files and folder.is_dir():
+            files = sorted(folder.glob("*.parquet"))
+        if not files and not folder.is_dir():
+            continue
+        parts = [f"rows={rows.get(name)}"]
+        for f in files:
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        found[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return found
+
+
 def stamp(region_path: Path) -> str:
     manifest = (region_path / "manifest.json").read_bytes()
-    return hashlib.sha256(manifest + f"|layout={LAYOUT}".encode()).hexdigest()[:16]
+    tables = json.dumps(fingerprints(region_path), sort_keys=True)
+    return hashlib.sha256(manifest + f"|layout={LAYOUT}|{tables}".encode()).hexdigest()[:16]
 
 
 def database_path(region_path: Path) -> Path:
     return region_path / f"{PREFIX}{stamp(region_path)}.duckdb"
+
+
+def arrays_path(database: Path) -> Path:
+    """The folder of a database's arrays (``.npy``) and kept rule bitmaps."""
+    return database.with_name(database.name + ARRAYS)
 
 
 def find(region_path: Path) -> Path | None:
@@ -126,6 +175,8 @@ class BuildReport:
     bytes: int
     tables: dict[str, int]  # rows per table
     population: bool
+    rebuilt: list[str]  # the units built by this run (all of them without a previous build)
+    max_rss_mb: int = 0  # the process's peak resident memory after the build
 
 
 def order_by(table: schema.Table) -> list[str]:
@@ -144,15 +195,27 @@ def indexed(table: schema.Table) -> bool:
     return bool(order_by(table))
 
 
+def units(tables: list[str]) -> dict[str, set[str]]:
+    """Each unit of an incremental build and the source tables it is built from: a table
+    (with its person index column and summaries: also ``person``), and the population."""
+    found = {
+        name: {name} | ({"person"} if indexed(schema.table(name)) else set()) for name in tables
+    }
+    found[POPULATION] = {"person", "observation_period", "death"} & set(tables)
+    return found
+
+
 def build(
     region: object,
     *,
     threads: int | None = None,
     memory_limit: str = "3GB",
     progress: Callable[[str], None] | None = None,
+    incremental: bool = True,
 ) -> BuildReport:
     """Write the optimized database of ``region`` (a ``Region``), replacing any stale one.
-    ``progress`` is called with each table's name before it is built."""
+    ``progress`` is called with each table's name before it is built. ``incremental``: start
+    from the previous build and rebuild only the units whose input tables changed."""
     import duckdb
 
     from brygga.records.store import Region
@@ -162,6 +225,20 @@ def build(
     target = database_path(region.path)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
+    names = sorted(region.tables(), key=lambda n: n != "person")  # the index needs person
+    prints = fingerprints(region.path)
+    wanted = {
+        unit: hashlib.sha256(
+            f"{LAYOUT}|{json.dumps({t: prints.get(t) for t in sorted(inputs)})}".encode()
+        ).hexdigest()[:16]
+        for unit, inputs in units(names).items()
+    }
+    previous = _previous(region.path, target) if incremental else None
+    done: dict[str, str] = {}
+    if previous == target and (current := _current(target, wanted)) is not None:
+        return current  # nothing changed: no copy, and the kept rule bitmaps stay
+    if previous is not None:
+        shutil.copyfile(previous, tmp)
     con = duckdb.connect(str(tmp))
     try:
         if threads:
@@ -169,9 +246,18 @@ def build(
         con.execute("SET memory_limit=?", [memory_limit])
         # Sorting hundreds of millions of rows spills; insertion order must follow ORDER BY.
         con.execute("SET preserve_insertion_order=true")
-        rows: dict[str, int] = {}
-        names = sorted(region.tables(), key=lambda n: n != "person")  # the index needs person
+        if previous is not None:
+            done = dict(con.execute(f"SELECT unit, fingerprint FROM {BUILD_TABLE}").fetchall())
+        rebuild = [u for u in [*names, POPULATION] if done.get(u) != wanted[u]]
+        con.execute(f"CREATE OR REPLACE TABLE {BUILD_TABLE} (unit VARCHAR, fingerprint VARCHAR)")
+        existing = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for name in existing:
+            base = _unit_of(name, names)
+            if base is not None and base not in names:  # a table the region no longer has
+                con.execute(f"DROP TABLE {name}")
         for name in names:
+            if name not in rebuild:
+                continue
             if progress:
                 progress(name)
             glob = region.parquet_glob(name).replace("'", "''")
@@ -182,16 +268,16 @@ def build(
             if indexed(table):
                 # A LEFT join: rows of people missing from ``person`` stay (with no index).
                 source = f"{source} t LEFT JOIN {PERSON_INDEX} USING (person_id)"
-            con.execute(f"CREATE TABLE {name} AS SELECT *{_next_dates(table)} FROM {source}{order}")
-            rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            con.execute(
+                f"CREATE OR REPLACE TABLE {name} AS SELECT *{_next_dates(table)} "
+                f"FROM {source}{order}"
+            )
             if name == "person":
                 con.execute(
-                    f"CREATE TABLE {PERSON_INDEX} AS SELECT person_id, "
+                    f"CREATE OR REPLACE TABLE {PERSON_INDEX} AS SELECT person_id, "
                     f"(row_number() OVER (ORDER BY person_id) - 1)::INTEGER AS {PERSON_INDEX} "
                     "FROM person ORDER BY person_id"
                 )
-        for name in names:
-            table = schema.table(name)
             if table.code_column and table.date_column:
                 if progress:
                     progress(first_table(name))
@@ -203,26 +289,179 @@ def build(
                     if progress:
                         progress(runs_table(name))
                     _build_runs(con, table)
-        if progress:
-            progress(POPULATION)
-        population = _build_population(con)
+        rows = {
+            name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in names
+        }
+        population = POPULATION in existing and POPULATION not in rebuild
+        if POPULATION in rebuild:
+            if progress:
+                progress(POPULATION)
+            con.execute(f"DROP TABLE IF EXISTS {POPULATION}")
+            population = _build_population(con)
+        con.executemany(f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", list(wanted.items()))
         con.execute("CHECKPOINT")
+        arrays = arrays_path(target)
+        old_arrays = arrays_path(previous) if previous is not None else None
+        if population and (
+            {POPULATION, "person_key"} & set(rebuild)
+            or old_arrays is None
+            or not old_arrays.is_dir()
+        ):
+            _write_arrays(con, arrays, "person_key" in names)
+        elif population and old_arrays is not None and old_arrays != arrays:
+            _copy_arrays(old_arrays, arrays)
     except BaseException:
         con.close()
         tmp.unlink(missing_ok=True)
         raise
     con.close()
-    for stale in region.path.glob(f"{PREFIX}*.duckdb"):
-        if stale != target:
-            stale.unlink(missing_ok=True)
+    for stale in region.path.glob(f"{PREFIX}*"):
+        if stale not in (target, arrays_path(target)) and not stale.name.endswith(".tmp"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
     os.replace(tmp, target)
+    import resource
+
     return BuildReport(
         path=target,
         seconds=time.perf_counter() - started,
         bytes=target.stat().st_size,
         tables=rows,
         population=population,
+        rebuilt=rebuild,
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     )
+
+
+def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
+    """The report of ``target`` when every unit is built from the tables as they are."""
+    import resource
+
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        done = dict(con.execute(f"SELECT unit, fingerprint FROM {BUILD_TABLE}").fetchall())
+        if done != wanted:
+            return None
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        rows = {
+            name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            for name in wanted
+            if name != POPULATION
+        }
+    finally:
+        con.close()
+    return BuildReport(
+        path=target,
+        seconds=time.perf_counter() - started,
+        bytes=target.stat().st_size,
+        tables=rows,
+        population=POPULATION in tables,
+        rebuilt=[],
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    )
+
+
+def _previous(region_path: Path, target: Path) -> Path | None:
+    """The most recent earlier build with this layout's bookkeeping, to start from."""
+    import duckdb
+
+    candidates = sorted(
+        (p for p in region_path.glob(f"{PREFIX}*.duckdb") if p.is_file()),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
+    for path in candidates:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            continue
+        try:
+            tables = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            if BUILD_TABLE in tables:
+                units = dict(con.execute(f"SELECT unit, fingerprint FROM {BUILD_TABLE}").fetchall())
+                if units:
+                    return path
+        finally:
+            con.close()
+    return None
+
+
+def _unit_of(table_name: str, names: list[str]) -> str | None:
+    """The source table a table of the database belongs to (None: bookkeeping, population)."""
+    if table_name in (BUILD_TABLE, POPULATION):
+        return None
+    if table_name == PERSON_INDEX:
+        return "person"
+    for suffix in ("_first", "_codes", "_runs"):
+        base = table_name.removesuffix(suffix)
+        if base != table_name and base in schema.TABLES:
+            return base
+    return table_name
+
+
+def _write_arrays(con: object, folder: Path, keys: bool) -> None:
+    """The population's columns by dense person index, as ``.npy`` files (memory-mapped by a
+    new process: ``cohort/stored.py``). Dates are YYYYMMDD integers; no death, or no
+    observation period, is a day after any index date. Written into a new folder, renamed
+    into place."""
+    import numpy as np
+
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    never = 99_999_999
+    table = con.sql(  # type: ignore[attr-defined]
+        f"""
+        SELECT i.person_id::BIGINT AS person_id,
+               coalesce(p.year_of_birth * 10000 + coalesce(p.month_of_birth, 1) * 100
+                        + coalesce(p.day_of_birth, 1), 0)::INTEGER AS born,
+               coalesce(strftime(p.observation_period_start_date, '%Y%m%d')::INTEGER, {never})
+                   AS start,
+               coalesce(strftime(p.observation_period_end_date, '%Y%m%d')::INTEGER, 0) AS stop,
+               coalesce(strftime(p.death_date, '%Y%m%d')::INTEGER, {never}) AS death,
+               coalesce(p.gender_concept_id, -1)::BIGINT AS gender,
+               p.municipality_code AS municipality
+        FROM {PERSON_INDEX} i LEFT JOIN {POPULATION} p USING (person_index)
+        ORDER BY i.{PERSON_INDEX}
+        """
+    ).to_arrow_table()
+    for name in ("person_id", "born", "start", "stop", "death", "gender"):
+        np.save(tmp / f"{name}.npy", table.column(name).to_numpy())
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(table.column("municipality").combine_chunks())
+    indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+    np.save(tmp / "municipality.npy", indices)
+    (tmp / "municipalities.json").write_text(json.dumps(encoded.dictionary.to_pylist()))
+    if keys:
+        found = con.sql(  # type: ignore[attr-defined]
+            f"SELECT i.{PERSON_INDEX} AS i, k.record_key FROM person_key k "
+            f"JOIN {PERSON_INDEX} i USING (person_id) WHERE k.record_key IS NOT NULL"
+        ).to_arrow_table()
+        size = len(table)
+        record_key = np.full(size, np.nan, dtype=np.float64)
+        record_key[found.column("i").to_numpy()] = found.column("record_key").to_numpy()
+        np.save(tmp / "record_key.npy", record_key)
+    (tmp / "complete").write_text(str(LAYOUT))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _copy_arrays(source: Path, folder: Path) -> None:
+    """The arrays of a previous build whose population did not change (no kept bitmaps: the
+    rules' tables may have)."""
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("bitmaps"))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
 
 
 def _build_population(con: object) -> bool:
@@ -283,7 +522,7 @@ def _build_first(con: object, table: schema.Table) -> None:
     v, c, k, d = _code_columns(table)
     con.execute(  # type: ignore[attr-defined]
         f"""
-        CREATE TABLE {first_table(table.name)} AS
+        CREATE OR REPLACE TABLE {first_table(table.name)} AS
         SELECT {v}, {c}, {k}, {PERSON_INDEX}, min({d}) AS {d},
                arg_min({NEXT_DATE}, {d}) AS {SECOND_DATE}
         FROM {table.name} WHERE {PERSON_INDEX} IS NOT NULL
@@ -298,7 +537,7 @@ def _build_codes(con: object, table: schema.Table) -> None:
     v, c, k, _ = _code_columns(table)
     con.execute(  # type: ignore[attr-defined]
         f"""
-        CREATE TABLE {codes_table(table.name)} AS
+        CREATE OR REPLACE TABLE {codes_table(table.name)} AS
         SELECT {v}, {c}, {k}, count(*) AS persons FROM {first_table(table.name)}
         GROUP BY ALL ORDER BY {c}
         """
@@ -312,7 +551,7 @@ def _build_runs(con: object, table: schema.Table) -> None:
     v, c, k, d = _code_columns(table)
     con.execute(  # type: ignore[attr-defined]
         f"""
-        CREATE TABLE {runs_table(table.name)} AS
+        CREATE OR REPLACE TABLE {runs_table(table.name)} AS
         WITH days AS (
             SELECT {PERSON_INDEX}, {d},
                    list_sort(list(DISTINCT struct_pack(v := {v}, c := {c}, k := {k}))) AS s
