@@ -49,6 +49,11 @@ def region(tmp_path_factory):
         visit(7, day, 9201),
         visit(7, date(2024, 8, 1), 9201),
         death(3, date(2024, 3, 1)),
+        # criteria v2: code groups, exclude_codes, windows before or after the index date
+        event("drug", 2, "L01XA01", day),
+        event("drug", 4, "L01XX05", day),
+        event("procedure", 2, "FNG05", day),
+        event("drug", 5, "A10BA02", date(2025, 2, 1)),
     ]
     return build_region(tmp_path_factory.mktemp("docs") / "region", people, rows)
 

@@ -29,23 +29,25 @@ EXAMPLES = int(os.environ.get("BRYGGA_HYPOTHESIS_EXAMPLES", "15"))
 # Dates cluster around the index date and the window edges used below, so boundaries get hit.
 OFFSETS = [-800, -366, -365, -364, -31, -30, -1, 0, 1, 30, 31, 400]
 dates = st.sampled_from(OFFSETS).map(lambda d: INDEX + timedelta(days=d))
+# Bounds may be negative (windows that need not hold the index date); empty windows are
+# refused by validation, so they are not generated.
 windows = st.none() | st.fixed_dictionaries(
     {},
     optional={
-        "days_before": st.sampled_from([0, 30, 365]),
-        "days_after": st.sampled_from([0, 30]),
+        "days_before": st.sampled_from([0, 30, 365, -1, -30]),
+        "days_after": st.sampled_from([0, 30, -1]),
     },
-)
+).filter(lambda w: w.get("days_before", 0) + w.get("days_after", 0) >= 0)
 
 CODES = {
     "condition": (
-        ["E119", "E11", "E109", "I109", "I219", None],
+        ["E119", "E11", "E109", "I109", "I219", "I99", "J00", "C509", "D48", "D489", "I", None],
         ["ICD10", "ICD10", "SNOMED", None],
     ),
     "drug": (["A10BA02", "A10BK01", "C10AA05"], ["ATC"]),
     "measurement": (["NPU27300", "NPU01566", "8480-6"], ["NPU", "LOINC"]),
     "observation": (["77176002", "8517006", "266919005"], ["SNOMED"]),
-    "procedure": (["FNG05", "FNC10"], ["KVA"]),
+    "procedure": (["FNG05", "FNC10", "FNG10"], ["KVA"]),
 }
 CONCEPTS = [0, 0, 201826, 443732, 1]
 
@@ -99,28 +101,41 @@ def regions(draw):
 def event_rule(kind):
     codes = {
         "condition": st.lists(
-            st.sampled_from(["E11", "E119", "I10", "I21", "E10"]), min_size=1, max_size=2
+            st.sampled_from(
+                ["E11", "E119", "I10", "I21", "E10", "I00-I99", "C00-D48", "I", "E10-E11"]
+            ),
+            min_size=1,
+            max_size=2,
         ),
         "drug": st.lists(st.sampled_from(["A10", "A10BA02", "C10"]), min_size=1, max_size=2),
-        "procedure": st.lists(st.sampled_from(["FNG05", "FNC10"]), min_size=1, max_size=2),
+        "procedure": st.lists(
+            st.sampled_from(["FNG05", "FNC10", "FNG", "F"]), min_size=1, max_size=2
+        ),
         "measurement": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=2),
         "observation": st.lists(
             st.sampled_from(["smoker", "ex_smoker", "never_smoker"]), min_size=1, max_size=2
         ),
     }[kind]
     base = {"codes": codes, "within": windows, "min_count": st.integers(1, 2)}
+    # exclude_codes: drawn from the same codes, so that they overlap the rule's codes.
+    optional = {"exclude_codes": codes}
     if kind == "condition":
         omop = st.fixed_dictionaries(
             {"codes": st.just(["201826"]), "vocabulary": st.just("OMOP"), "within": windows}
         )
-        return st.fixed_dictionaries(base) | omop
+        return st.fixed_dictionaries(base, optional=optional) | omop
     if kind in ("measurement", "observation"):
         valued = st.fixed_dictionaries(
             {"codes": codes, "within": windows},
-            optional={"value": value_ranges(), "latest": st.just(True), "among": codes},
+            optional={
+                "value": value_ranges(),
+                "latest": st.just(True),
+                "among": codes,
+                "exclude_codes": codes,
+            },
         ).map(lambda d: d if d.get("latest") else {k: v for k, v in d.items() if k != "among"})
-        return st.fixed_dictionaries(base) | valued
-    return st.fixed_dictionaries(base)
+        return st.fixed_dictionaries(base, optional=optional) | valued
+    return st.fixed_dictionaries(base, optional=optional)
 
 
 def value_ranges():
@@ -147,6 +162,7 @@ leaf_rules = st.one_of(
         },
     ).map(lambda v: {"visit": drop_none(v)}),
     st.sampled_from([1, 30, 400]).map(lambda d: {"death": {"within": {"days_after": d}}}),
+    st.just({"death": {"within": {"days_before": -30, "days_after": 400}}}),
 )
 
 

@@ -363,7 +363,7 @@ class BitmapEngine(IbisEngine):
     def _single_code(self, compiler: Compiler, spec: ValuedSpec) -> bool:
         """Whether at most one code competes (``Compiler.among_codes``). The answer depends
         on the region's codes only, so it is kept like the person index."""
-        key = (spec.TABLE, spec.among_codeset, spec.value is None)
+        key = (spec.TABLE, spec.among_codeset, spec.exclude_codeset, spec.value is None)
         if key not in self._code_counts:
             codes = compiler.among_codes(spec)
             if codes is None:

@@ -31,6 +31,7 @@ from brygga.cohort.criteria import (
     Model,
     ValuedSpec,
     VisitSpec,
+    code_bounds,
     rule_body,
     rule_kind,
     window_bounds,
@@ -174,9 +175,20 @@ class Compiler:
         table_def = schema.table(spec.TABLE)
         return (
             self.window(t[table_def.date_column], spec.within)
-            & self.code_predicate(t, table_def, spec.codeset)
+            & self.codes_ok(t, spec, spec.codeset)
             & self._value_ok(t, getattr(spec, "value", None))
         )
+
+    def codes_ok(
+        self, t: ir.Table, spec: EventSpec, codeset: tuple[tuple[str, str], ...]
+    ) -> ir.BooleanValue:
+        """The record carries one of ``codeset`` and none of the rule's ``exclude_codes``
+        (a record without a code or vocabulary is excluded by none)."""
+        table_def = schema.table(spec.TABLE)
+        ok = self.code_predicate(t, table_def, codeset)
+        if spec.exclude_codeset:
+            ok &= ~self.code_predicate(t, table_def, spec.exclude_codeset).fill_null(False)
+        return ok
 
     def _visit_condition(self, t: ir.Table, spec: VisitSpec) -> ir.BooleanValue:
         condition = self.window(t.visit_start_date, spec.within)
@@ -249,8 +261,8 @@ class Compiler:
         """The table a "latest" rule reads, which of its records compete, which are hits."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        candidate = self.window(t[table_def.date_column], spec.within) & self.code_predicate(
-            t, table_def, spec.among_codeset
+        candidate = self.window(t[table_def.date_column], spec.within) & self.codes_ok(
+            t, spec, spec.among_codeset
         )
         if spec.value is not None:  # only records with a value compete for "latest"
             candidate &= t.value_as_number.notnull()
@@ -258,7 +270,7 @@ class Compiler:
         # of them all is the latest candidate.
         if self._as_of(spec) in t.columns:
             candidate &= self.latest_of_key(t, self._as_of(spec), spec.within)
-        hit = self.code_predicate(t, table_def, spec.codeset) & self._value_ok(t, spec.value)
+        hit = self.codes_ok(t, spec, spec.codeset) & self._value_ok(t, spec.value)
         return t, candidate, hit
 
     @staticmethod
@@ -271,12 +283,11 @@ class Compiler:
         """The distinct codes competing for a "latest" rule, when the optimized database lists
         them and the rule reads its table's next dates; else None. With at most one code,
         ``latest_hits`` answers the rule."""
-        table_def = schema.table(spec.TABLE)
         codes = self.tables.table(codes_table(spec.TABLE))
         t = self.source(spec, latest=True)
         if codes is None or self._as_of(spec) not in t.columns:
             return None
-        return codes.filter(self.code_predicate(codes, table_def, spec.among_codeset))
+        return codes.filter(self.codes_ok(codes, spec, spec.among_codeset))
 
     def latest_hits(self, spec: ValuedSpec) -> ir.Table:
         """The people with a competing record that is a hit: with a single competing code
@@ -297,13 +308,13 @@ class Compiler:
         t = self.source(spec, latest=True)
         if NEXT_START not in t.columns:
             return None
-        among = self.code_predicate(t, table_def, spec.among_codeset).fill_null(False)
+        among = self.codes_ok(t, spec, spec.among_codeset).fill_null(False)
         state = self.window(t[table_def.date_column], spec.within) & self.latest_of_key(
             t, NEXT_START, spec.within
         )
         if decided:
             return self.persons(t.filter(state & among))
-        hit = among & self.code_predicate(t, table_def, spec.codeset)
+        hit = among & self.codes_ok(t, spec, spec.codeset)
         return t.filter(state & (hit | ~among)).select(t[self.key], among=among)
 
     def source(self, spec: EventSpec, *, latest: bool) -> ir.Table:
@@ -427,7 +438,8 @@ class Compiler:
 
 
 def prefix_range(column: ir.StringValue, prefix: str) -> ir.BooleanValue:
-    """``column`` starts with ``prefix``, written as a range so that engines can use min/max
-    statistics and the sort order: codes are ASCII, so "starts with E11" is E11 <= code < E12."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return (column >= prefix) & (column < upper)
+    """``column`` starts with ``prefix`` (or lies in an ICD-10 range ``I00-I99``), written as
+    a range so that engines can use min/max statistics and the sort order: codes are ASCII, so
+    "starts with E11" is E11 <= code < E12 (``criteria.code_bounds``)."""
+    low, high = code_bounds(prefix)
+    return (column >= low) & (column < high)

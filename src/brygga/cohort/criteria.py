@@ -19,6 +19,7 @@ __all__ = [
     "MAX_MUNICIPALITIES",
     "MAX_NAME",
     "MAX_NESTING",
+    "MAX_OFFSET",
     "MAX_RULES",
     "MUNICIPALITY",
     "OMOP",
@@ -47,6 +48,7 @@ __all__ = [
     "Number",
     "ObservationRule",
     "ObservationSpec",
+    "Offset",
     "ProcedureRule",
     "ProcedureSpec",
     "Rule",
@@ -57,6 +59,7 @@ __all__ = [
     "Window",
     "Years",
     "check_size",
+    "code_bounds",
     "criteria_from_text",
     "describe_rule",
     "load_criteria",
@@ -103,6 +106,10 @@ MAX_DESCRIPTION = 5000  # characters
 Number = Annotated[float, Strict()]  # YAML/JSON numbers only: "53" and true are rejected
 Count = Annotated[int, Strict(), Field(ge=1)]
 Days = Annotated[int, Strict(), Field(ge=0)]
+# A window's bound may be negative (a window that need not hold the index date); a century is
+# ample and keeps date arithmetic inside the calendar.
+MAX_OFFSET = 36600
+Offset = Annotated[int, Strict(), Field(ge=-MAX_OFFSET, le=MAX_OFFSET)]
 Years = Annotated[int, Strict(), Field(ge=0, le=150)]
 
 OMOP = "OMOP"
@@ -125,11 +132,23 @@ class Window(Model):
     """Days relative to the index date; both ends inclusive.
 
     A rule without ``within`` looks at all history up to and including the index date. With
-    ``within``, an omitted side is 0: ``{days_before: 365}`` is [index - 365, index].
+    ``within``, an omitted side is 0: ``{days_before: 365}`` is [index - 365, index]. Either
+    bound may be negative, so a window need not hold the index date: ``{days_before: 3650,
+    days_after: -1}`` ends the day before it, ``{days_before: -30, days_after: 90}`` starts
+    30 days after it. The window must not end before it starts.
     """
 
-    days_before: Days = 0
-    days_after: Days = 0
+    days_before: Offset = 0
+    days_after: Offset = 0
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Window:
+        if self.days_before + self.days_after < 0:
+            raise ValueError(
+                f"the window ends before it starts (days_before {self.days_before} and "
+                f"days_after {self.days_after} leave no day; their sum must be at least 0)"
+            )
+        return self
 
     def bounds(self, index_date: date) -> tuple[date, date]:
         return index_date - timedelta(days=self.days_before), index_date + timedelta(
@@ -137,11 +156,17 @@ class Window(Model):
         )
 
     def describe(self) -> str:
-        if self.days_after == 0:
+        def side(days: int) -> str:
+            if days == 0:
+                return "the index date"
+            word = "before" if days < 0 else "after"
+            return f"{abs(days)} days {word} the index date"
+
+        if self.days_after == 0 and self.days_before >= 0:
             return f"in the {self.days_before} days up to the index date"
-        if self.days_before == 0:
+        if self.days_before == 0 and self.days_after >= 0:
             return f"in the {self.days_after} days from the index date"
-        return f"from {self.days_before} days before to {self.days_after} days after the index date"
+        return f"from {side(-self.days_before)} to {side(self.days_after)}"
 
 
 def window_bounds(within: Window | None, index_date: date) -> tuple[date | None, date]:
@@ -193,6 +218,9 @@ def _resolve_code(code: str, vocabulary: str | None, aliases: bool) -> tuple[str
     if vocabulary is None:
         known = ", ".join(sorted(c.key for c in codebook.ALIASES.values()))
         raise ValueError(f"{code!r} is not a known alias ({known}); give a vocabulary")
+    group = _code_group(code, vocabulary)
+    if group is not None:
+        return vocabulary, group
     try:
         normalized = codebook.vocabulary(vocabulary).validate(code)
     except InputError as exc:
@@ -200,6 +228,43 @@ def _resolve_code(code: str, vocabulary: str | None, aliases: bool) -> tuple[str
     if vocabulary == OMOP and int(normalized) == 0:
         raise ValueError("OMOP concept id 0 means 'no concept' and cannot be searched for")
     return vocabulary, str(int(normalized)) if vocabulary == OMOP else normalized
+
+
+ICD10_CHAPTER = re.compile(r"[A-Z]")
+KVA_GROUP = re.compile(r"[A-Z]{1,3}")
+
+
+def _code_group(code: str, vocabulary: str) -> str | None:
+    """Codes that name a group rather than one code: an ICD-10 range (``I00-I99``, both ends
+    inclusive: every code from I00 up to and including I99 and everything below it), an ICD-10
+    chapter letter (``I``) or a KVÅ letter group (``FNG``); the normalized form, or None when
+    ``code`` is an ordinary code (left to the vocabulary's own check)."""
+    text = code.strip().upper()
+    if vocabulary == "ICD10" and "-" in text:
+        ends = [e.strip() for e in text.split("-")]
+        if len(ends) != 2:
+            raise ValueError(f"{code!r} is not an ICD-10 range: write two codes, e.g. 'I00-I99'")
+        try:
+            low, high = (codebook.vocabulary("ICD10").validate(e) for e in ends)
+        except InputError as exc:
+            raise ValueError(f"{code!r}: {exc.message}") from None
+        if low > high:
+            raise ValueError(f"{code!r}: the range's start {low} comes after its end {high}")
+        return f"{low}-{high}"
+    if vocabulary == "ICD10" and ICD10_CHAPTER.fullmatch(text):
+        return text
+    if vocabulary == "KVA" and KVA_GROUP.fullmatch(text):
+        return text
+    return None
+
+
+def code_bounds(code: str) -> tuple[str, str]:
+    """A hierarchical code (prefix or ICD-10 range) as the half-open string interval
+    [low, high) of the codes it matches: codes are ASCII, so "starts with E11" is
+    E11 <= c < E12, and "I00-I99" is I00 <= c < I9:, which holds I99 and all below it."""
+    low, _, high = code.partition("-")
+    high = high or low
+    return low, high[:-1] + chr(ord(high[-1]) + 1)
 
 
 # --- Event rules -----------------------------------------------------------------------------
@@ -218,9 +283,11 @@ class EventSpec(Model):
     # Declared before ``codes`` so that the codes validator sees it.
     vocabulary: str | None = Field(default=None, max_length=MAX_NAME)
     codes: list[str] = Field(min_length=1, max_length=MAX_CODES)
+    exclude_codes: list[str] | None = Field(default=None, min_length=1, max_length=MAX_CODES)
     within: Window | None = None
     min_count: Count = 1
     _codeset: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+    _exclude: tuple[tuple[str, str], ...] = PrivateAttr(default=())
 
     @field_validator("vocabulary", mode="before")
     @classmethod
@@ -243,11 +310,28 @@ class EventSpec(Model):
             _resolve_code(code, vocabulary, cls.ALIASES)
         return value
 
+    @field_validator("exclude_codes", mode="before")
+    @classmethod
+    def _exclude_are_strings(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of codes, e.g. [L01XX05]")
+        return value
+
+    @field_validator("exclude_codes")
+    @classmethod
+    def _exclude_resolve(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        vocabulary = info.data.get("vocabulary") or cls.DEFAULT_VOCABULARY
+        for code in value or []:
+            _resolve_code(code, vocabulary, cls.ALIASES)
+        return value
+
     @model_validator(mode="after")
     def _resolve(self) -> EventSpec:
         vocabulary = self.vocabulary or self.DEFAULT_VOCABULARY
         resolved = [_resolve_code(c, vocabulary, self.ALIASES) for c in self.codes]
         self._codeset = tuple(dict.fromkeys(resolved))
+        excluded = [_resolve_code(c, vocabulary, self.ALIASES) for c in self.exclude_codes or []]
+        self._exclude = tuple(dict.fromkeys(excluded))
         return self
 
     @property
@@ -255,8 +339,39 @@ class EventSpec(Model):
         """The codes as (vocabulary, normalized code) pairs, aliases resolved."""
         return self._codeset
 
+    @property
+    def exclude_codeset(self) -> tuple[tuple[str, str], ...]:
+        """``exclude_codes`` as (vocabulary, normalized code) pairs: a record carrying one of
+        them is not a record of this rule at all (it neither counts nor competes for
+        ``latest``)."""
+        return self._exclude
+
+    def code_matches(self, vocabulary: str, code: str) -> bool:
+        """Whether a record's (vocabulary, code) is one of this rule's codes and none of its
+        ``exclude_codes`` (OMOP concept ids aside: they need the region's concept tables)."""
+
+        def hit(codeset: tuple[tuple[str, str], ...]) -> bool:
+            for v, c in codeset:
+                if v != vocabulary or v == OMOP:
+                    continue
+                if codebook.vocabulary(v).hierarchical:
+                    low, high = code_bounds(c)
+                    if low <= code < high:
+                        return True
+                elif code == c:
+                    return True
+            return False
+
+        return hit(self.codeset) and not hit(self.exclude_codeset)
+
+    def describe_codes(self) -> str:
+        text = _describe_codes(self.codeset)
+        if self.exclude_codeset:
+            text += f" except {_describe_codes(self.exclude_codeset)}"
+        return text
+
     def describe(self) -> str:
-        text = f"{self.TABLE.split('_')[0]} {_describe_codes(self.codeset)}"
+        text = f"{self.TABLE.split('_')[0]} {self.describe_codes()}"
         if self.min_count > 1:
             text += f" on at least {self.min_count} dates"
         return text + " " + (self.within.describe() if self.within else "before the index date")
@@ -324,7 +439,7 @@ class ValuedSpec(EventSpec):
         return self._among
 
     def describe(self) -> str:
-        text = f"{self.TABLE} {_describe_codes(self.codeset)}"
+        text = f"{self.TABLE} {self.describe_codes()}"
         if self.value is not None:
             text += f" value {self.value.describe()}"
         if self.latest:
@@ -374,7 +489,7 @@ class DeathSpec(Model):
     @field_validator("within")
     @classmethod
     def _after_index(cls, within: Window) -> Window:
-        if within.days_after == 0:
+        if within.days_after <= 0:
             raise ValueError(
                 "days_after must be > 0: people counted are alive at the index date, so a death "
                 "on or before it never matches"

@@ -8,7 +8,15 @@ regions only (tests, documentation examples).
 
 from __future__ import annotations
 
-__all__ = ["ReferenceEngine", "Row", "age_at", "at_least_dates", "in_window", "sex_label"]
+__all__ = [
+    "ReferenceEngine",
+    "Row",
+    "age_at",
+    "at_least_dates",
+    "in_window",
+    "prefix_holds",
+    "sex_label",
+]
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -142,7 +150,12 @@ class ReferenceEngine:
         table = schema.table(spec.TABLE)
         date_col = table.date_column
         assert date_col is not None
-        rows = [r for r in self.rows(spec.TABLE) if in_window(r[date_col], spec, index_date)]
+        excluded = self.matcher(spec.exclude_codeset, table)
+        rows = [
+            r
+            for r in self.rows(spec.TABLE)
+            if in_window(r[date_col], spec, index_date) and not excluded(r)
+        ]
         codes = self.matcher(spec.codeset, table)
         value = getattr(spec, "value", None)
 
@@ -223,7 +236,7 @@ class ReferenceEngine:
             if vocab is None or code is None:
                 return False
             return (vocab, code) in exact or any(
-                vocab == v and code.startswith(p) for v, p in prefixes
+                vocab == v and prefix_holds(p, code) for v, p in prefixes
             )
 
         return matches
@@ -245,6 +258,15 @@ def age_at(person: Row, index_date: date) -> int:
 
 def sex_label(gender_concept_id: int | None) -> str:
     return codebook.SEX_OF_GENDER.get(gender_concept_id or 0, "unknown")
+
+
+def prefix_holds(pattern: str, code: str) -> bool:
+    """A hierarchical code matches by prefix (``E11``: E11, E119, ...); an ICD-10 range
+    ``I00-I99`` matches a code whose start, as long as each end, lies between them."""
+    if "-" in pattern:
+        low, high = pattern.split("-")
+        return code[: len(low)] >= low and code[: len(high)] <= high
+    return code.startswith(pattern)
 
 
 def in_window(day: date, spec: EventSpec, index_date: date) -> bool:

@@ -112,7 +112,7 @@ def _kleene_all(values: Iterable[Truth]) -> Truth:
 def _codes_hold(spec: EventSpec, vocabulary: str, reported: frozenset[str]) -> Truth:
     if any(vocab != vocabulary for vocab, _ in spec.codeset):
         return None
-    return any(r.startswith(code) for _, code in spec.codeset for r in reported)
+    return any(spec.code_matches(vocabulary, r) for r in reported)
 
 
 def _measurement(spec: MeasurementSpec, person: Health) -> Truth:
