@@ -54,6 +54,12 @@ def region(tmp_path_factory):
         event("drug", 4, "L01XX05", day),
         event("procedure", 2, "FNG05", day),
         event("drug", 5, "A10BA02", date(2025, 2, 1)),
+        event("measurement", 2, "NPU19651", date(2024, 12, 1), value=200, normal=(10, 50)),
+        event("measurement", 1, "NPU03230", date(2024, 12, 1), value=4.1, normal=(3.5, 4.4)),
+        event("measurement", 2, "2823-3", date(2024, 12, 1), value=4.1, vocabulary="LOINC"),
+        event("measurement", 3, "NPU02319", date(2024, 12, 1), value=125),
+        event("measurement", 4, "NPU02319", date(2024, 12, 1), value=125),
+        visit(4, date(2024, 10, 1), 9202),
     ]
     return build_region(tmp_path_factory.mktemp("docs") / "region", people, rows)
 

@@ -166,3 +166,192 @@ def test_empty_windows_are_refused():
         parse_criteria(include("drug", codes=["A10"], within={"days_before": 1, "days_after": -2}))
     with pytest.raises(DocumentError, match="days_after must be > 0"):
         parse_criteria({"include": [{"death": {"within": {"days_before": 30, "days_after": -1}}}]})
+
+
+# --- Values: strict bounds, the record's normal range, safety lab aliases ----------------------
+
+
+def test_strict_value_bounds(spec):
+    day = date(2025, 1, 1)
+    values = [49.9, 50.0, 50.1, 60.0, None]
+    people = [person(i) for i in range(1, len(values) + 1)]
+    rows = [
+        event("measurement", i, "NPU27300", day, value=v) for i, v in enumerate(values, start=1)
+    ]
+    region = spec.region(people, rows)
+    assert spec.persons(region, include("measurement", codes=["HbA1c"], value={"above": 50})) == [
+        3,
+        4,
+    ]
+    assert spec.persons(region, include("measurement", codes=["HbA1c"], value={"below": 50})) == [1]
+    between = include("measurement", codes=["HbA1c"], value={"above": 50, "max": 60})
+    assert spec.persons(region, between) == [3, 4]
+    latest = include("measurement", codes=["HbA1c"], value={"below": 60}, latest=True)
+    assert spec.persons(region, latest) == [1, 2, 3]
+
+
+def test_values_relative_to_the_records_normal_range(spec):
+    day = date(2025, 1, 1)
+    people = [person(i) for i in range(1, 8)]
+    rows = [
+        event("measurement", 1, "NPU19651", day, value=125.0, normal=(10, 50)),  # 2.5 x: in
+        event("measurement", 2, "NPU19651", day, value=125.1, normal=(10, 50)),  # above
+        event("measurement", 3, "NPU19651", day, value=60.0, normal=(10, 70)),  # own range
+        event("measurement", 4, "NPU19651", day, value=60.0, normal=(None, None)),  # none: never
+        event("measurement", 5, "1742-6", day, value=200.0, normal=(5, 40), vocabulary="LOINC"),
+        event("measurement", 6, "NPU19651", day, value=4.0, normal=(10, 50)),
+        event("measurement", 7, "NPU19651", day, value=None, normal=(10, 50)),  # no value
+    ]
+    region = spec.region(people, rows)
+
+    def alt(**value):
+        return include("measurement", codes=["ALT"], value=value)
+
+    assert spec.persons(region, alt(max_times_upper_normal=2.5)) == [1, 3, 6]
+    # "ALT above 3 x ULN" in a trial's exclusion: the alias matches NPU and LOINC.
+    assert spec.persons(region, alt(min_times_upper_normal=3)) == [5]
+    assert spec.persons(region, alt(max_times_lower_normal=0.5)) == [6]
+    assert spec.persons(region, alt(min_times_lower_normal=1, max_times_upper_normal=1)) == [3]
+    both = alt(min=100, max_times_upper_normal=3)
+    assert spec.persons(region, both) == [1, 2]
+
+
+def test_safety_lab_aliases_match_npu_and_loinc(spec):
+    day = date(2025, 1, 1)
+    codes = [
+        ("NPU19654", "NPU"),  # AST
+        ("1920-8", "LOINC"),  # AST
+        ("NPU03230", "NPU"),  # potassium
+        ("2823-3", "LOINC"),  # potassium
+        ("62238-1", "LOINC"),  # eGFR
+        ("NPU02319", "NPU"),  # haemoglobin
+    ]
+    people = [person(i) for i in range(1, len(codes) + 1)]
+    rows = [
+        event("measurement", i, code, day, vocabulary=vocab, value=1.0)
+        for i, (code, vocab) in enumerate(codes, start=1)
+    ]
+    region = spec.region(people, rows)
+    assert spec.persons(region, include("measurement", codes=["ast"])) == [1, 2]
+    assert spec.persons(region, include("measurement", codes=["Potassium", "eGFR"])) == [3, 4, 5]
+    # With a vocabulary, only that vocabulary's code.
+    npu = include("measurement", codes=["AST", "haemoglobin"], vocabulary="NPU")
+    assert spec.persons(region, npu) == [1, 6]
+
+
+def test_value_bounds_are_checked():
+    for value, message in [
+        ({"min": 5, "above": 4}, "not both"),
+        ({"above": 5, "below": 5}, "no value is both"),
+        ({"max_times_upper_normal": 0}, "max_times_upper_normal: must be > 0"),
+        ({"min_times_upper_normal": 3, "max_times_upper_normal": 2}, "greater than max"),
+    ]:
+        with pytest.raises(DocumentError, match=message):
+            parse_criteria(include("measurement", codes=["ALT"], value=value))
+    with pytest.raises(DocumentError, match="observations have no normal range"):
+        parse_criteria(
+            include("observation", codes=["smoker"], value={"max_times_upper_normal": 2})
+        )
+
+
+# --- Groups: demographics inside groups, none_of ------------------------------------------------
+
+
+def test_demographics_inside_groups_give_sex_specific_thresholds(spec):
+    day = date(2025, 1, 1)
+    people = [
+        person(1, sex="female"),
+        person(2, sex="female"),
+        person(3, sex="male"),
+        person(4, sex="male"),
+        person(5, sex="unknown"),
+        person(6, sex="female", born=date(2010, 1, 1)),  # 15: too young for the first branch
+    ]
+    # Haemoglobin below 120 (women) or below 130 (men).
+    rows = [
+        event("measurement", 1, "NPU02319", day, value=115),
+        event("measurement", 2, "NPU02319", day, value=125),
+        event("measurement", 3, "NPU02319", day, value=125),
+        event("measurement", 4, "NPU02319", day, value=135),
+        event("measurement", 5, "NPU02319", day, value=100),
+        event("measurement", 6, "NPU02319", day, value=100),
+    ]
+    region = spec.region(people, rows)
+    anaemia = {
+        "include": [
+            {
+                "any_of": [
+                    {
+                        "all_of": [
+                            {"demographics": {"sex": ["female"], "age": {"min": 18}}},
+                            {"measurement": {"codes": ["haemoglobin"], "value": {"below": 120}}},
+                        ]
+                    },
+                    {
+                        "all_of": [
+                            {"demographics": {"sex": ["male"]}},
+                            {"measurement": {"codes": ["haemoglobin"], "value": {"below": 130}}},
+                        ]
+                    },
+                ]
+            }
+        ]
+    }
+    assert spec.persons(region, anaemia) == [1, 3]
+    # In exclude and at the top level too; municipality as well.
+    women = {"exclude": [{"demographics": {"sex": ["female"]}}]}
+    assert spec.persons(region, women) == [3, 4, 5]
+
+
+def test_none_of(spec):
+    day = date(2024, 1, 1)
+    people = [person(i) for i in range(1, 6)]
+    rows = [
+        event("condition", 1, "I219", day),
+        event("condition", 2, "I639", day),
+        event("condition", 3, "E119", day),
+        event("condition", 4, "I219", day),
+        event("condition", 4, "E119", day),
+    ]
+    region = spec.region(people, [*rows, death(5, INDEX + 10 * DAY)])
+    no_cvd = {
+        "include": [
+            {"none_of": [{"condition": {"codes": ["I21"]}}, {"condition": {"codes": ["I63"]}}]}
+        ]
+    }
+    assert spec.persons(region, no_cvd) == [3, 5]
+    # Inside any_of: diabetes, or neither infarction nor stroke; death after the index date.
+    mixed = {
+        "include": [
+            {
+                "any_of": [
+                    {"condition": {"codes": ["E11"]}},
+                    {"none_of": [{"condition": {"codes": ["I21", "I63"]}}]},
+                ]
+            }
+        ],
+        "exclude": [{"none_of": [{"death": {"within": {"days_after": 30}}}]}],
+    }
+    assert spec.persons(region, mixed) == [5]
+    at_least = {
+        "include": [
+            {
+                "at_least": {
+                    "n": 2,
+                    "of": [
+                        {"none_of": [{"condition": {"codes": ["I21"]}}]},
+                        {"condition": {"codes": ["E11"]}},
+                        {"demographics": {"sex": ["female"]}},
+                    ],
+                }
+            }
+        ]
+    }
+    assert spec.persons(region, at_least) == [2, 3, 4, 5]
+
+
+def test_group_demographics_must_say_something():
+    with pytest.raises(DocumentError, match="give age, sex or municipalities"):
+        parse_criteria({"include": [{"any_of": [{"demographics": {}}]}]})
+    with pytest.raises(DocumentError, match="none_of"):
+        parse_criteria({"include": [{"nothing_of": []}]})

@@ -45,7 +45,7 @@ CODES = {
         ["ICD10", "ICD10", "SNOMED", None],
     ),
     "drug": (["A10BA02", "A10BK01", "C10AA05"], ["ATC"]),
-    "measurement": (["NPU27300", "NPU01566", "8480-6"], ["NPU", "LOINC"]),
+    "measurement": (["NPU27300", "NPU01566", "8480-6", "NPU19651", "1742-6"], ["NPU", "LOINC"]),
     "observation": (["77176002", "8517006", "266919005"], ["SNOMED"]),
     "procedure": (["FNG05", "FNC10", "FNG10"], ["KVA"]),
 }
@@ -82,6 +82,8 @@ def regions(draw):
             continue
         codes, vocabularies = CODES[kind]
         value = draw(st.sampled_from([None, 40.0, 52.9, 53.0, 60.0]))
+        # Normal ranges (measurements): none, one end, or both; 2 x 26.5 = 53 hits the edge.
+        normal = draw(st.sampled_from([(None, None), (20.0, 26.5), (None, 30.0), (26.5, None)]))
         rows.append(
             event(
                 kind,
@@ -91,6 +93,7 @@ def regions(draw):
                 vocabulary=draw(st.sampled_from(vocabularies)),
                 concept=draw(st.sampled_from(CONCEPTS)),
                 value=value,
+                normal=normal if kind == "measurement" else (None, None),
             )
         )
     if draw(st.booleans()):
@@ -111,7 +114,9 @@ def event_rule(kind):
         "procedure": st.lists(
             st.sampled_from(["FNG05", "FNC10", "FNG", "F"]), min_size=1, max_size=2
         ),
-        "measurement": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=2),
+        "measurement": st.lists(
+            st.sampled_from(["HbA1c", "TC", "SBP", "ALT"]), min_size=1, max_size=2
+        ),
         "observation": st.lists(
             st.sampled_from(["smoker", "ex_smoker", "never_smoker"]), min_size=1, max_size=2
         ),
@@ -128,7 +133,7 @@ def event_rule(kind):
         valued = st.fixed_dictionaries(
             {"codes": codes, "within": windows},
             optional={
-                "value": value_ranges(),
+                "value": value_ranges(normal=kind == "measurement"),
                 "latest": st.just(True),
                 "among": codes,
                 "exclude_codes": codes,
@@ -138,13 +143,39 @@ def event_rule(kind):
     return st.fixed_dictionaries(base, optional=optional)
 
 
-def value_ranges():
+def value_ranges(*, normal: bool = False):
     bounds = st.sampled_from([40, 53, 60])
-    return (
+    plain = (
         st.fixed_dictionaries({"min": bounds})
         | st.fixed_dictionaries({"max": bounds})
         | st.tuples(bounds, bounds).map(lambda t: {"min": min(t), "max": max(t)})
+        | st.fixed_dictionaries({"above": bounds})
+        | st.fixed_dictionaries({"below": bounds})
+        | st.tuples(bounds, bounds)
+        .filter(lambda t: t[0] < t[1])
+        .map(lambda t: {"above": t[0], "below": t[1]})
     )
+    if not normal:
+        return plain
+    factors = st.sampled_from([1, 2, 2.5])
+    relative = st.fixed_dictionaries(
+        {},
+        optional={
+            "min_times_upper_normal": factors,
+            "max_times_upper_normal": factors,
+            "min_times_lower_normal": factors,
+            "max_times_lower_normal": factors,
+        },
+    ).filter(
+        lambda d: (
+            bool(d)
+            and all(
+                d.get(f"min_times_{e}_normal", 0) <= d.get(f"max_times_{e}_normal", 9)
+                for e in ("upper", "lower")
+            )
+        )
+    )
+    return plain | relative
 
 
 def drop_none(d):
@@ -171,13 +202,13 @@ def groups(children):
     return (
         lists.map(lambda rs: {"any_of": rs})
         | lists.map(lambda rs: {"all_of": rs})
+        | lists.map(lambda rs: {"none_of": rs})
         | lists.flatmap(
             lambda rs: st.integers(1, len(rs)).map(lambda n: {"at_least": {"n": n, "of": rs}})
         )
     )
 
 
-rules = st.recursive(leaf_rules, groups, max_leaves=4)
 demographics = st.fixed_dictionaries(
     {},
     optional={
@@ -188,6 +219,9 @@ demographics = st.fixed_dictionaries(
         "municipalities": st.lists(st.sampled_from(["0180", "1280"]), min_size=1, max_size=2),
     },
 )
+# Demographics as a rule (inside groups, or at the top level).
+demographic_rules = demographics.filter(bool).map(lambda d: {"demographics": d})
+rules = st.recursive(leaf_rules | demographic_rules, groups, max_leaves=4)
 criteria_documents = st.fixed_dictionaries(
     {
         "demographics": demographics,
@@ -315,7 +349,7 @@ as_of_rules = st.one_of(
         },
         optional={
             "within": as_of_windows,
-            "value": value_ranges(),
+            "value": value_ranges(normal=True),
             "among": st.lists(st.sampled_from(["HbA1c", "TC", "SBP"]), min_size=1, max_size=3),
         },
     ).map(lambda spec: {"measurement": spec}),
@@ -339,7 +373,8 @@ def crowded_regions(draw):
         else:
             code = draw(st.sampled_from(["NPU27300", "NPU01566"]))
             value = draw(st.sampled_from([None, 40.0, 53.0, 60.0]))
-            rows.append(event(kind, pid, code, day, value=value))
+            normal = draw(st.sampled_from([(None, None), (20.0, 26.5)]))
+            rows.append(event(kind, pid, code, day, value=value, normal=normal))
     return people, rows
 
 

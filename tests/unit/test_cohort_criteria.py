@@ -63,7 +63,7 @@ def test_codes_are_normalized_and_aliases_resolved():
         ),
         (
             rule(measurement={"codes": ["HbA1c"], "value": {}}),
-            "include[0].measurement.value: give min, max or both",
+            "include[0].measurement.value: give min, max, above, below or a bound on the normal range",
         ),
         (
             rule(condition={"codes": ["11E"]}),

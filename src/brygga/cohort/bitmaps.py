@@ -296,6 +296,11 @@ class BitmapEngine(IbisEngine):
             parts = [self.rule_bits(r, index_date, population) for r in body]
             combine = np.bitwise_or if kind == "any_of" else np.bitwise_and
             return combine.reduce(parts)
+        if kind == "none_of":
+            parts = [self.rule_bits(r, index_date, population) for r in body]
+            return ~np.bitwise_or.reduce(parts)  # the steps keep only the population
+        if kind == "demographics":
+            return population.demographics(body)
         if kind == "at_least":
             held = np.zeros(population.size, dtype=np.int32)
             for r in body.of:

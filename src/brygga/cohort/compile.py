@@ -141,6 +141,14 @@ class Compiler:
             return ibis.union(*(self.rule(r) for r in body), distinct=True)
         if kind == "all_of":
             return ibis.intersect(*(self.rule(r) for r in body), distinct=True)
+        if kind == "none_of":
+            # Everyone (the population is applied by the caller) but those of any rule.
+            everyone = self.persons(self.table("person"))
+            held = ibis.union(*(self.rule(r) for r in body), distinct=False)
+            return everyone.anti_join(held, self.key)
+        if kind == "demographics":
+            p = self.population()
+            return self.persons(p.filter(self.demographics(p, body)))
         if kind == "at_least":
             stacked = ibis.union(*(self.rule(r) for r in body.of), distinct=False)
             counted = stacked.group_by("person_id").aggregate(n=stacked.count())
@@ -362,6 +370,23 @@ class Compiler:
             ok &= v >= value.min
         if value.max is not None:
             ok &= v <= value.max
+        if value.above is not None:
+            ok &= v > value.above
+        if value.below is not None:
+            ok &= v < value.below
+        for key, column, at_least in (
+            ("min_times_upper_normal", "range_high", True),
+            ("max_times_upper_normal", "range_high", False),
+            ("min_times_lower_normal", "range_low", True),
+            ("max_times_lower_normal", "range_low", False),
+        ):
+            factor = getattr(value, key)
+            if factor is None:
+                continue
+            if column not in t.columns:  # a region without normal ranges: nothing matches
+                return ibis.literal(False)
+            bound = t[column] * factor
+            ok &= t[column].notnull() & ((v >= bound) if at_least else (v <= bound))
         return ok
 
     def visits(self, spec: VisitSpec) -> ir.Table:

@@ -14,6 +14,7 @@ Limits on size (``MAX_RULES``...) are defined below and documented in ``docs/cri
 from __future__ import annotations
 
 __all__ = [
+    "GROUP_KINDS",
     "MAX_CODES",
     "MAX_DESCRIPTION",
     "MAX_MUNICIPALITIES",
@@ -39,12 +40,15 @@ __all__ = [
     "DeathRule",
     "DeathSpec",
     "Demographics",
+    "DemographicsRule",
     "DrugRule",
     "DrugSpec",
     "EventSpec",
+    "Factor",
     "MeasurementRule",
     "MeasurementSpec",
     "Model",
+    "NoneOf",
     "Number",
     "ObservationRule",
     "ObservationSpec",
@@ -176,26 +180,93 @@ def window_bounds(within: Window | None, index_date: date) -> tuple[date | None,
     return within.bounds(index_date)
 
 
+Factor = Annotated[float, Strict(), Field(gt=0)]
+
+
 class ValueRange(Model):
-    """Inclusive range for ``value_as_number``; a record without a value never matches."""
+    """Bounds on ``value_as_number``; a record without a value never matches.
+
+    ``min``/``max`` are inclusive, ``above``/``below`` strict. The ``*_times_*_normal`` bounds
+    compare the value with the record's own normal range (OMOP ``range_low``/``range_high``),
+    inclusive: ``max_times_upper_normal: 2.5`` holds when value <= 2.5 x range_high. A record
+    without that end of its normal range never matches such a bound.
+    """
 
     min: Number | None = None
     max: Number | None = None
+    above: Number | None = None
+    below: Number | None = None
+    min_times_upper_normal: Factor | None = None
+    max_times_upper_normal: Factor | None = None
+    min_times_lower_normal: Factor | None = None
+    max_times_lower_normal: Factor | None = None
+
+    NORMAL: ClassVar[tuple[str, ...]] = (
+        "min_times_upper_normal",
+        "max_times_upper_normal",
+        "min_times_lower_normal",
+        "max_times_lower_normal",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ValueRange:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
+        given = {k: v for k, v in self.model_dump().items() if v is not None}
+        if not given:
+            raise ValueError("give min, max, above, below or a bound on the normal range")
+        if self.min is not None and self.above is not None:
+            raise ValueError("give min (inclusive) or above (strict), not both")
+        if self.max is not None and self.below is not None:
+            raise ValueError("give max (inclusive) or below (strict), not both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        low = self.min if self.min is not None else self.above
+        high = self.max if self.max is not None else self.below
+        strict = self.above is not None or self.below is not None
+        if low is not None and high is not None and (low > high or (low == high and strict)):
+            raise ValueError(f"no value is both {self._low_text()} and {self._high_text()}")
+        for end in ("upper", "lower"):
+            a, b = given.get(f"min_times_{end}_normal"), given.get(f"max_times_{end}_normal")
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"min_times_{end}_normal ({a:g}) is greater than max ({b:g})")
         return self
 
+    @property
+    def normal(self) -> bool:
+        """Whether a bound refers to the record's normal range."""
+        return any(getattr(self, k) is not None for k in self.NORMAL)
+
+    def plain_holds(self, value: float) -> bool:
+        """The bounds that need no normal range hold for ``value``."""
+        return (
+            (self.min is None or value >= self.min)
+            and (self.max is None or value <= self.max)
+            and (self.above is None or value > self.above)
+            and (self.below is None or value < self.below)
+        )
+
+    def _low_text(self) -> str:
+        return f">= {self.min:g}" if self.min is not None else f"> {self.above:g}"
+
+    def _high_text(self) -> str:
+        return f"<= {self.max:g}" if self.max is not None else f"< {self.below:g}"
+
     def describe(self) -> str:
-        if self.max is None:
-            return f">= {self.min:g}"
-        if self.min is None:
-            return f"<= {self.max:g}"
-        return f"{self.min:g}-{self.max:g}"
+        parts = []
+        if self.min is not None or self.above is not None:
+            parts.append(self._low_text())
+        if self.max is not None or self.below is not None:
+            parts.append(self._high_text())
+        if self.min is not None and self.max is not None:
+            parts = [f"{self.min:g}-{self.max:g}"]
+        for key, text in (
+            ("min_times_upper_normal", ">= {:g} x upper normal"),
+            ("max_times_upper_normal", "<= {:g} x upper normal"),
+            ("min_times_lower_normal", ">= {:g} x lower normal"),
+            ("max_times_lower_normal", "<= {:g} x lower normal"),
+        ):
+            if getattr(self, key) is not None:
+                parts.append(text.format(getattr(self, key)))
+        return " and ".join(parts)
 
 
 def _vocabulary_id(value: str | None) -> str | None:
@@ -207,6 +278,19 @@ def _vocabulary_id(value: str | None) -> str | None:
         raise ValueError(exc.message) from None
 
 
+def _resolve_codes(
+    codes: list[str], vocabulary: str | None, aliases: bool
+) -> list[tuple[str, str]]:
+    """A rule's codes -> (vocabulary id, normalized code) pairs; an alias may stand for several
+    (the safety labs: NPU and LOINC), of which only those of ``vocabulary`` when one is given."""
+    resolved: list[tuple[str, str]] = []
+    for code in codes:
+        found = codebook.resolve_aliases(code) if aliases and isinstance(code, str) else ()
+        matching = [(a.vocabulary, a.code) for a in found if vocabulary in (None, a.vocabulary)]
+        resolved += matching or [_resolve_code(code, vocabulary, aliases)]
+    return resolved
+
+
 def _resolve_code(code: str, vocabulary: str | None, aliases: bool) -> tuple[str, str]:
     """One code of a rule -> (vocabulary id, normalized code)."""
     if not isinstance(code, str):
@@ -216,7 +300,9 @@ def _resolve_code(code: str, vocabulary: str | None, aliases: bool) -> tuple[str
         if alias is not None and vocabulary in (None, alias.vocabulary):
             return alias.vocabulary, alias.code
     if vocabulary is None:
-        known = ", ".join(sorted(c.key for c in codebook.ALIASES.values()))
+        names = [c.key for c in codebook.ALIASES.values()]
+        names += [group[0].key for group in codebook.SAFETY_LABS.values()]
+        known = ", ".join(sorted(names, key=str.lower))
         raise ValueError(f"{code!r} is not a known alias ({known}); give a vocabulary")
     group = _code_group(code, vocabulary)
     if group is not None:
@@ -306,8 +392,7 @@ class EventSpec(Model):
     def _codes_resolve(cls, value: list[str], info: ValidationInfo) -> list[str]:
         # Checked here (not only in _resolve) so that errors point at the codes field.
         vocabulary = info.data.get("vocabulary") or cls.DEFAULT_VOCABULARY
-        for code in value:
-            _resolve_code(code, vocabulary, cls.ALIASES)
+        _resolve_codes(value, vocabulary, cls.ALIASES)
         return value
 
     @field_validator("exclude_codes", mode="before")
@@ -321,16 +406,15 @@ class EventSpec(Model):
     @classmethod
     def _exclude_resolve(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         vocabulary = info.data.get("vocabulary") or cls.DEFAULT_VOCABULARY
-        for code in value or []:
-            _resolve_code(code, vocabulary, cls.ALIASES)
+        _resolve_codes(value or [], vocabulary, cls.ALIASES)
         return value
 
     @model_validator(mode="after")
     def _resolve(self) -> EventSpec:
         vocabulary = self.vocabulary or self.DEFAULT_VOCABULARY
-        resolved = [_resolve_code(c, vocabulary, self.ALIASES) for c in self.codes]
+        resolved = _resolve_codes(self.codes, vocabulary, self.ALIASES)
         self._codeset = tuple(dict.fromkeys(resolved))
-        excluded = [_resolve_code(c, vocabulary, self.ALIASES) for c in self.exclude_codes or []]
+        excluded = _resolve_codes(self.exclude_codes or [], vocabulary, self.ALIASES)
         self._exclude = tuple(dict.fromkeys(excluded))
         return self
 
@@ -419,8 +503,7 @@ class ValuedSpec(EventSpec):
     @field_validator("among")
     @classmethod
     def _among_resolve(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        for code in value or []:
-            _resolve_code(code, info.data.get("vocabulary"), True)
+        _resolve_codes(value or [], info.data.get("vocabulary"), True)
         return value
 
     @model_validator(mode="after")
@@ -429,7 +512,7 @@ class ValuedSpec(EventSpec):
             raise ValueError("latest and min_count > 1 cannot be combined")
         if self.among is not None and not self.latest:
             raise ValueError("among is only meaningful with latest: true")
-        among = [_resolve_code(c, self.vocabulary, True) for c in self.among or []]
+        among = _resolve_codes(self.among or [], self.vocabulary, True)
         self._among = tuple(dict.fromkeys([*self.codeset, *among]))
         return self
 
@@ -457,6 +540,16 @@ class MeasurementSpec(ValuedSpec):
 
 class ObservationSpec(ValuedSpec):
     TABLE = "observation"
+
+    @field_validator("value")
+    @classmethod
+    def _no_normal_range(cls, value: ValueRange | None) -> ValueRange | None:
+        if value is not None and value.normal:
+            raise ValueError(
+                "observations have no normal range: use min, max, above or below "
+                "(normal ranges are for measurements)"
+            )
+        return value
 
 
 class VisitSpec(Model):
@@ -498,131 +591,6 @@ class DeathSpec(Model):
 
     def describe(self) -> str:
         return f"death {self.within.describe()}"
-
-
-# --- Rules and groups -------------------------------------------------------------------------
-
-
-class ConditionRule(Model):
-    condition: ConditionSpec
-
-
-class DrugRule(Model):
-    drug: DrugSpec
-
-
-class MeasurementRule(Model):
-    measurement: MeasurementSpec
-
-
-class ProcedureRule(Model):
-    procedure: ProcedureSpec
-
-
-class ObservationRule(Model):
-    observation: ObservationSpec
-
-
-class VisitRule(Model):
-    visit: VisitSpec
-
-
-class DeathRule(Model):
-    death: DeathSpec
-
-
-class AnyOf(Model):
-    any_of: list[Rule] = Field(min_length=1)
-
-
-class AllOf(Model):
-    all_of: list[Rule] = Field(min_length=1)
-
-
-class AtLeastSpec(Model):
-    n: Count
-    of: list[Rule] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _n(self) -> AtLeastSpec:
-        if self.n > len(self.of):
-            raise ValueError(f"n ({self.n}) is greater than the number of rules ({len(self.of)})")
-        return self
-
-
-class AtLeast(Model):
-    at_least: AtLeastSpec
-
-
-RULE_KINDS: dict[str, type[Model]] = {
-    "condition": ConditionRule,
-    "drug": DrugRule,
-    "measurement": MeasurementRule,
-    "procedure": ProcedureRule,
-    "observation": ObservationRule,
-    "visit": VisitRule,
-    "death": DeathRule,
-    "any_of": AnyOf,
-    "all_of": AllOf,
-    "at_least": AtLeast,
-}
-_KIND_OF_MODEL = {model: kind for kind, model in RULE_KINDS.items()}
-
-
-def _rule_kind(value: Any) -> str | None:
-    if isinstance(value, BaseModel):
-        return _KIND_OF_MODEL.get(type(value))
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        return key if key in RULE_KINDS else None
-    return None
-
-
-Rule = Annotated[
-    Annotated[ConditionRule, Tag("condition")]
-    | Annotated[DrugRule, Tag("drug")]
-    | Annotated[MeasurementRule, Tag("measurement")]
-    | Annotated[ProcedureRule, Tag("procedure")]
-    | Annotated[ObservationRule, Tag("observation")]
-    | Annotated[VisitRule, Tag("visit")]
-    | Annotated[DeathRule, Tag("death")]
-    | Annotated[AnyOf, Tag("any_of")]
-    | Annotated[AllOf, Tag("all_of")]
-    | Annotated[AtLeast, Tag("at_least")],
-    Discriminator(
-        _rule_kind,
-        custom_error_type="rule_kind",
-        custom_error_message="a rule is a mapping with exactly one key, one of: "
-        + ", ".join(RULE_KINDS),
-    ),
-]
-
-for _group in (AnyOf, AllOf, AtLeastSpec, AtLeast):
-    _group.model_rebuild()
-
-
-def rule_kind(rule: Model) -> str:
-    return _KIND_OF_MODEL[type(rule)]
-
-
-def rule_body(rule: Model) -> Any:
-    """The inner spec of a rule (``ConditionSpec``, list of rules for groups, ...)."""
-    return getattr(rule, rule_kind(rule))
-
-
-def describe_rule(rule: Model) -> str:
-    kind, body = rule_kind(rule), rule_body(rule)
-    if kind == "any_of":
-        return "any of (" + "; ".join(describe_rule(r) for r in body) + ")"
-    if kind == "all_of":
-        return "all of (" + "; ".join(describe_rule(r) for r in body) + ")"
-    if kind == "at_least":
-        inner = "; ".join(describe_rule(r) for r in body.of)
-        return f"at least {body.n} of ({inner})"
-    return body.describe()
-
-
-# --- Demographics and the whole criteria ------------------------------------------------------
 
 
 class AgeRange(Model):
@@ -676,6 +644,158 @@ class Demographics(Model):
         return "Demographics: " + ("; ".join(parts) if parts else "any")
 
 
+# --- Rules and groups -------------------------------------------------------------------------
+
+
+class ConditionRule(Model):
+    condition: ConditionSpec
+
+
+class DrugRule(Model):
+    drug: DrugSpec
+
+
+class MeasurementRule(Model):
+    measurement: MeasurementSpec
+
+
+class ProcedureRule(Model):
+    procedure: ProcedureSpec
+
+
+class ObservationRule(Model):
+    observation: ObservationSpec
+
+
+class VisitRule(Model):
+    visit: VisitSpec
+
+
+class DeathRule(Model):
+    death: DeathSpec
+
+
+class DemographicsRule(Model):
+    """Demographics as a rule, for groups: sex-specific thresholds
+    (``any_of: [{all_of: [{demographics: {sex: [female]}}, ...]}, ...]``)."""
+
+    demographics: Demographics
+
+    @field_validator("demographics")
+    @classmethod
+    def _not_empty(cls, value: Demographics) -> Demographics:
+        if value.empty:
+            raise ValueError("give age, sex or municipalities")
+        return value
+
+
+class AnyOf(Model):
+    any_of: list[Rule] = Field(min_length=1)
+
+
+class NoneOf(Model):
+    none_of: list[Rule] = Field(min_length=1)
+
+
+class AllOf(Model):
+    all_of: list[Rule] = Field(min_length=1)
+
+
+class AtLeastSpec(Model):
+    n: Count
+    of: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _n(self) -> AtLeastSpec:
+        if self.n > len(self.of):
+            raise ValueError(f"n ({self.n}) is greater than the number of rules ({len(self.of)})")
+        return self
+
+
+class AtLeast(Model):
+    at_least: AtLeastSpec
+
+
+RULE_KINDS: dict[str, type[Model]] = {
+    "condition": ConditionRule,
+    "drug": DrugRule,
+    "measurement": MeasurementRule,
+    "procedure": ProcedureRule,
+    "observation": ObservationRule,
+    "visit": VisitRule,
+    "death": DeathRule,
+    "demographics": DemographicsRule,
+    "any_of": AnyOf,
+    "all_of": AllOf,
+    "none_of": NoneOf,
+    "at_least": AtLeast,
+}
+GROUP_KINDS = ("any_of", "all_of", "none_of", "at_least")
+_KIND_OF_MODEL = {model: kind for kind, model in RULE_KINDS.items()}
+
+
+def _rule_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return _KIND_OF_MODEL.get(type(value))
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in RULE_KINDS else None
+    return None
+
+
+Rule = Annotated[
+    Annotated[ConditionRule, Tag("condition")]
+    | Annotated[DrugRule, Tag("drug")]
+    | Annotated[MeasurementRule, Tag("measurement")]
+    | Annotated[ProcedureRule, Tag("procedure")]
+    | Annotated[ObservationRule, Tag("observation")]
+    | Annotated[VisitRule, Tag("visit")]
+    | Annotated[DeathRule, Tag("death")]
+    | Annotated[DemographicsRule, Tag("demographics")]
+    | Annotated[AnyOf, Tag("any_of")]
+    | Annotated[AllOf, Tag("all_of")]
+    | Annotated[NoneOf, Tag("none_of")]
+    | Annotated[AtLeast, Tag("at_least")],
+    Discriminator(
+        _rule_kind,
+        custom_error_type="rule_kind",
+        custom_error_message="a rule is a mapping with exactly one key, one of: "
+        + ", ".join(RULE_KINDS),
+    ),
+]
+
+for _group in (AnyOf, AllOf, NoneOf, AtLeastSpec, AtLeast):
+    _group.model_rebuild()
+
+
+def rule_kind(rule: Model) -> str:
+    return _KIND_OF_MODEL[type(rule)]
+
+
+def rule_body(rule: Model) -> Any:
+    """The inner spec of a rule (``ConditionSpec``, list of rules for groups, ...)."""
+    return getattr(rule, rule_kind(rule))
+
+
+def describe_rule(rule: Model) -> str:
+    kind, body = rule_kind(rule), rule_body(rule)
+    if kind == "any_of":
+        return "any of (" + "; ".join(describe_rule(r) for r in body) + ")"
+    if kind == "all_of":
+        return "all of (" + "; ".join(describe_rule(r) for r in body) + ")"
+    if kind == "none_of":
+        return "none of (" + "; ".join(describe_rule(r) for r in body) + ")"
+    if kind == "demographics":
+        return body.describe().replace("Demographics: ", "demographics ", 1)
+    if kind == "at_least":
+        inner = "; ".join(describe_rule(r) for r in body.of)
+        return f"at least {body.n} of ({inner})"
+    return body.describe()
+
+
+# --- Demographics and the whole criteria ------------------------------------------------------
+
+
 def check_size(data: Any) -> None:
     """Refuse more than MAX_RULES rules or groups nested deeper than MAX_NESTING.
 
@@ -703,7 +823,7 @@ def check_size(data: Any) -> None:
         inner, where = body, f"{path}.{kind}"
         if kind == "at_least" and isinstance(body, dict):
             inner, where = body.get("of"), f"{path}.at_least.of"
-        if kind not in ("any_of", "all_of", "at_least") or not isinstance(inner, list):
+        if kind not in GROUP_KINDS or not isinstance(inner, list):
             continue
         if depth + 1 > MAX_NESTING:
             raise ValueError(f"{path}: groups nested more than {MAX_NESTING} deep (the limit)")

@@ -137,6 +137,15 @@ class ReferenceEngine:
             return set().union(*(self.rule(r, index_date) for r in body))
         if kind == "all_of":
             return set.intersection(*(self.rule(r, index_date) for r in body))
+        if kind == "none_of":
+            everyone = {r["person_id"] for r in self.rows("person")}
+            return everyone - set().union(*(self.rule(r, index_date) for r in body))
+        if kind == "demographics":
+            return {
+                r["person_id"]
+                for r in self.rows("person")
+                if self.demographics_hold(r, body, index_date)
+            }
         if kind == "at_least":
             hits = Counter(p for r in body.of for p in self.rule(r, index_date))
             return {p for p, n in hits.items() if n >= body.n}
@@ -163,11 +172,21 @@ class ReferenceEngine:
             if value is None:
                 return True
             v = r["value_as_number"]
-            return (
-                v is not None
-                and (value.min is None or v >= value.min)
-                and (value.max is None or v <= value.max)
-            )
+            if v is None:
+                return False
+            low, high = r.get("range_low"), r.get("range_high")
+            checks = [
+                (value.min, lambda b: v >= b),
+                (value.max, lambda b: v <= b),
+                (value.above, lambda b: v > b),
+                (value.below, lambda b: v < b),
+                # Bounds on the normal range: a record without that end never matches.
+                (value.min_times_upper_normal, lambda k: high is not None and v >= k * high),
+                (value.max_times_upper_normal, lambda k: high is not None and v <= k * high),
+                (value.min_times_lower_normal, lambda k: low is not None and v >= k * low),
+                (value.max_times_lower_normal, lambda k: low is not None and v <= k * low),
+            ]
+            return all(check(bound) for bound, check in checks if bound is not None)
 
         if isinstance(spec, ValuedSpec) and spec.latest:
             among = self.matcher(spec.among_codeset, table)
