@@ -60,6 +60,10 @@ def region(tmp_path_factory):
         event("measurement", 3, "NPU02319", date(2024, 12, 1), value=125),
         event("measurement", 4, "NPU02319", date(2024, 12, 1), value=125),
         visit(4, date(2024, 10, 1), 9202),
+        # entry: a first diabetes diagnosis in the period, metformin after; an infarction
+        event("condition", 6, "E119", date(2017, 1, 1)),
+        event("drug", 6, "A10BA02", date(2017, 2, 1)),
+        event("condition", 3, "I219", date(2023, 6, 1)),
     ]
     return build_region(tmp_path_factory.mktemp("docs") / "region", people, rows)
 

@@ -11,8 +11,9 @@ from datetime import date, timedelta
 import pytest
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.errors import DocumentError
-from tests.spec.conftest import INDEX, death, event, person
+from brygga.cohort.feasibility import feasibility
+from brygga.errors import DocumentError, InputError
+from tests.spec.conftest import INDEX, build_region, death, event, period, person
 
 DAY = timedelta(days=1)
 
@@ -355,3 +356,150 @@ def test_group_demographics_must_say_something():
         parse_criteria({"include": [{"any_of": [{"demographics": {}}]}]})
     with pytest.raises(DocumentError, match="none_of"):
         parse_criteria({"include": [{"nothing_of": []}]})
+
+
+# --- Each person's own index date: entry -------------------------------------------------------
+
+PERIOD = {"from": "2015-01-01", "to": "2020-12-31"}
+
+
+def entry_doc(occurrence="first", **rest):
+    return {
+        "entry": {
+            "event": {"condition": {"codes": ["E11"]}},
+            "occurrence": occurrence,
+            "period": PERIOD,
+        },
+        **rest,
+    }
+
+
+def test_entry_first_occurrence_must_lie_in_the_period(spec):
+    people = [person(i) for i in range(1, 9)]
+    rows = [
+        event("condition", 1, "E119", date(2016, 5, 1)),
+        event("condition", 1, "E119", date(2019, 5, 1)),
+        event("condition", 2, "E119", date(2014, 12, 31)),  # first before the period: never
+        event("condition", 2, "E119", date(2016, 1, 1)),
+        event("condition", 3, "E11", date(2015, 1, 1)),  # the period's first day
+        event("condition", 4, "E11", date(2020, 12, 31)),  # its last day
+        event("condition", 5, "E11", date(2021, 1, 1)),  # after it
+        event("condition", 6, "I10", date(2016, 1, 1)),  # another code
+        event("condition", 7, "E11", date(2017, 1, 1)),
+        # 8 has no record
+    ]
+    region = spec.region(people, rows)
+    assert spec.persons(region, entry_doc()) == [1, 3, 4, 7]
+    # latest: the last record in the period (2 enters on 2016-01-01, 5 still not).
+    assert spec.persons(region, entry_doc("latest")) == [1, 2, 3, 4, 7]
+
+
+def test_entry_needs_observation_on_the_entry_date_and_keeps_later_deaths(spec):
+    entry_day = date(2017, 3, 1)
+    people = [person(i) for i in range(1, 8)]
+    rows = [event("condition", i, "E119", entry_day) for i in range(1, 8)]
+    rows += [
+        period(1, date(2010, 1, 1), date(2030, 1, 1)),
+        period(2, date(2010, 1, 1), entry_day - DAY),  # observation ended the day before
+        period(3, entry_day, entry_day),  # one day, the entry date: inclusive
+        period(4, date(2010, 1, 1), date(2030, 1, 1)),
+        death(4, entry_day),  # died on the entry date: counted
+        period(5, date(2010, 1, 1), date(2030, 1, 1)),
+        death(5, entry_day - DAY),  # died before: not
+        period(6, date(2010, 1, 1), date(2030, 1, 1)),
+        death(6, date(2018, 1, 1)),  # died later, before today's index date: counted
+        period(7, date(2010, 1, 1), date(2016, 1, 1)),  # observed only before
+        period(7, date(2018, 1, 1), date(2030, 1, 1)),  # and after
+    ]
+    region = spec.region(people, rows, observe_all=False)
+    assert spec.persons(region, entry_doc()) == [1, 3, 4, 6]
+    # Death within a year of entry, the entry date included.
+    died = entry_doc(include=[{"death": {"within": {"days_after": 365}}}])
+    assert spec.persons(region, died) == [4, 6]
+
+
+def test_entry_windows_and_demographics_are_relative_to_each_persons_entry(spec):
+    people = [
+        person(1, born=date(1970, 6, 1)),  # 46 at a 2016-06-01 entry
+        person(2, born=date(1950, 6, 2)),  # 65 at a 2015-06-01 entry (birthday the day after)
+        person(3, born=date(1990, 1, 1)),  # 29 at 2019-06-01: too young
+        person(4, born=date(1960, 1, 1)),
+        person(5, born=date(1960, 1, 1)),
+    ]
+    entries = {1: date(2016, 6, 1), 2: date(2015, 6, 1), 3: date(2019, 6, 1)}
+    entries |= {4: date(2018, 1, 10), 5: date(2020, 2, 1)}
+    rows = [event("condition", p, "E119", d) for p, d in entries.items()]
+    rows += [
+        event("drug", 1, "A10BA02", entries[1] + 90 * DAY),  # day 90: inclusive
+        event("drug", 2, "A10BA02", entries[2] + 91 * DAY),  # day 91: outside
+        event("drug", 3, "A10BA02", entries[3]),
+        event("drug", 4, "A10BA02", entries[4]),
+        event("drug", 4, "A10BK01", entries[4] - DAY),  # a diabetes drug the day before
+        event("drug", 5, "A10BA02", entries[5] + DAY),
+        event("drug", 5, "A10BK01", entries[5]),  # on the entry date: not "before"
+    ]
+    region = spec.region(people, rows)
+    doc = entry_doc(
+        demographics={"age": {"min": 40, "max": 65}},
+        include=[{"drug": {"codes": ["A10BA02"], "within": {"days_after": 90}}}],
+        exclude=[{"drug": {"codes": ["A10"], "within": {"days_before": 3650, "days_after": -1}}}],
+    )
+    assert spec.persons(region, doc) == [1, 5]
+    # Demographics as a rule and "latest" look at the entry date too.
+    young = entry_doc(include=[{"demographics": {"age": {"max": 30}}}])
+    assert spec.persons(region, young) == [3]
+
+
+def test_entry_attrition_and_breakdowns(spec):
+    people = [person(1, born=date(1970, 6, 1)), person(2, born=date(1950, 1, 1), sex="male")]
+    rows = [
+        event("condition", 1, "E119", date(2016, 6, 1)),
+        event("condition", 2, "E119", date(2019, 6, 1)),
+    ]
+    region = spec.region(people, rows)
+    evaluation = spec.engine(region).evaluate(parse_criteria(entry_doc()), date(2020, 12, 31))
+    assert evaluation.steps[0] == (
+        "Entered: First condition ICD10 E11 from 2015-01-01 to 2020-12-31, "
+        "under observation on that date",
+        2,
+    )
+    # Age bands at entry: 46 and 69.
+    assert evaluation.cells == {("female", 40, "0180"): 1, ("male", 60, "0180"): 1}
+
+
+def test_entry_is_checked():
+    with pytest.raises(DocumentError, match="not both"):
+        parse_criteria(entry_doc(index_date="2020-01-01"))
+    with pytest.raises(DocumentError, match="entry event takes codes"):
+        parse_criteria(
+            {
+                "entry": {
+                    "event": {"condition": {"codes": ["E11"], "within": {"days_before": 3}}},
+                    "period": PERIOD,
+                }
+            }
+        )
+    with pytest.raises(DocumentError, match="record rule"):
+        parse_criteria({"entry": {"event": {"visit": {}}, "period": PERIOD}})
+    with pytest.raises(DocumentError, match="is after"):
+        parse_criteria(
+            {
+                "entry": {
+                    "event": {"condition": {"codes": ["E11"]}},
+                    "period": {"from": "2020-01-01", "to": "2019-01-01"},
+                }
+            }
+        )
+
+
+def test_feasibility_of_an_entry_question(tmp_path):
+    people = [person(i) for i in range(1, 11)]
+    rows = [event("condition", i, "E119", date(2016, 1, i)) for i in range(1, 11)]
+    region = build_region(tmp_path / "region", people, rows)
+    criteria = parse_criteria(entry_doc())
+    result = feasibility(criteria, region, raw=True)
+    assert result.index_date == date(2020, 12, 31)
+    assert result.count["value"] == 10
+    assert result.attrition[0]["step"].startswith("Entered: First condition ICD10 E11")
+    with pytest.raises(InputError, match="own index date"):
+        feasibility(criteria, region, raw=True, index_date=date(2020, 1, 1))

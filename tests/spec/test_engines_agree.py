@@ -256,6 +256,115 @@ def test_reference_duckdb_and_spark_agree(region_data, document):
         assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
 
 
+# Each person's own index date: an entry event, first or latest, over a period whose ends
+# are among the dates records fall on.
+# Mostly wide periods and common codes, so that people do enter (and some records fall
+# before the period: a first occurrence there keeps the person out).
+entry_periods = st.tuples(dates, dates).map(
+    lambda t: {"from": min(t).isoformat(), "to": max(t).isoformat()}
+) | st.sampled_from([(-800, 400), (-365, 400), (-31, 31), (0, 400)]).map(
+    lambda t: {
+        "from": (INDEX + timedelta(days=t[0])).isoformat(),
+        "to": (INDEX + timedelta(days=t[1])).isoformat(),
+    }
+)
+common_events = st.sampled_from(
+    [
+        {"condition": {"codes": ["E11"]}},
+        {"condition": {"codes": ["I"]}},
+        {"condition": {"codes": ["E10-E11", "I00-I99"]}},
+        {"condition": {"codes": ["I00-I99"], "exclude_codes": ["I21"]}},
+        {"drug": {"codes": ["A10"]}},
+        {"measurement": {"codes": ["HbA1c", "TC"], "value": {"min": 53}}},
+    ]
+)
+entries = st.fixed_dictionaries(
+    {
+        "event": common_events
+        | st.one_of(
+            *(event_rule(k).map(lambda spec, k=k: {k: drop_none(spec)}) for k in CODES)
+        ).map(
+            lambda rule: {
+                kind: {
+                    k: v
+                    for k, v in spec.items()
+                    if k not in ("within", "min_count", "latest", "among")
+                }
+                for kind, spec in rule.items()
+            }
+        ),
+        "period": entry_periods,
+    },
+    optional={"occurrence": st.sampled_from(["first", "latest"])},
+)
+
+
+@st.composite
+def entry_regions(draw):
+    """``regions`` with, per person, a few records of the common entry events (some before,
+    in and after the periods)."""
+    people, rows = draw(regions())
+    for p in people:
+        for _ in range(draw(st.integers(1, 3))):
+            kind, code = draw(
+                st.sampled_from(
+                    [
+                        ("condition", "E119"),
+                        ("condition", "I219"),
+                        ("condition", "I109"),
+                        ("drug", "A10BA02"),
+                        ("measurement", "NPU27300"),
+                    ]
+                )
+            )
+            value = 60.0 if kind == "measurement" else None
+            rows.append(event(kind, p["person_id"], code, draw(dates), value=value))
+    return people, rows
+
+
+entry_documents = st.fixed_dictionaries(
+    {
+        "entry": entries,
+        "demographics": demographics,
+        "include": st.lists(rules, max_size=2),
+        "exclude": st.lists(rules, max_size=2),
+    }
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    region_data=entry_regions(),
+    document=entry_documents,
+    observe_all=st.sampled_from([True, True, False]),
+)
+def test_entry_questions_agree(region_data, document, observe_all):
+    criteria = parse_criteria(document)
+    people, rows = region_data
+    if observe_all:  # everyone observed 2000-2030 besides their drawn periods
+        rows = [
+            *rows,
+            *(period(p["person_id"], date(2000, 1, 1), date(2030, 12, 31)) for p in people),
+        ]
+    with tempfile.TemporaryDirectory() as tmp:
+        region = build_region(Path(tmp) / "region", people, rows, observe_all=False)
+        reference = open_engine("reference", region)
+        expected = reference.evaluate(criteria, INDEX)
+        duckdb = open_engine("duckdb", region)
+        assert duckdb.evaluate(criteria, INDEX) == expected
+        assert duckdb.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+        assert open_engine("spark", region).evaluate(criteria, INDEX) == expected
+        optimize.build(region, threads=1, memory_limit="500MB")
+        optimized = open_engine("duckdb", region)
+        assert optimized.evaluate(criteria, INDEX) == expected
+        assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
+
+
 # The optimized-database properties below run on small regions: twice the examples.
 twice_as_many = settings(
     max_examples=EXAMPLES * 2,

@@ -405,6 +405,9 @@ class BitmapEngine(IbisEngine):
         return population, steps
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
+        if criteria.entry is not None:  # each person's own index date: the plain plan
+            with self.lock:
+                return IbisEngine.evaluate(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             descriptions = [step_description(index_date)]
@@ -416,12 +419,18 @@ class BitmapEngine(IbisEngine):
             )
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
+        if criteria.entry is not None:
+            with self.lock:
+                return IbisEngine.persons(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
         """Record-key sums per attrition step and per cell, over the kept bitmaps."""
+        if criteria.entry is not None:
+            with self.lock:
+                return IbisEngine.keys(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             units = self.units()

@@ -27,6 +27,7 @@ from brygga.cohort.criteria import (
     Criteria,
     DeathSpec,
     Demographics,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
@@ -36,7 +37,7 @@ from brygga.cohort.criteria import (
     rule_kind,
     window_bounds,
 )
-from brygga.cohort.population import Tables, population
+from brygga.cohort.population import ENTRY_DATE, Tables, population, population_at_entry
 from brygga.records import codes as codebook
 from brygga.records import schema
 from brygga.records.optimize import (
@@ -78,22 +79,35 @@ class Compiled:
 
 
 def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:
-    return Compiler(tables, index_date).compile(criteria)
+    return Compiler(tables, index_date, entry=criteria.entry).compile(criteria)
 
 
 class Compiler:
     """``key`` names the person column rules return: ``person_id``, or ``person_index`` on an
     optimized region (``records/optimize.py``). With ``distinct=False`` a rule that needs no
     grouping returns one row per matching record (the bitmap engine sets bits; it needs no
-    distinct people, which cost a hash aggregation)."""
+    distinct people, which cost a hash aggregation).
+
+    With ``entry`` every person has their own index date (``population.ENTRY_DATE``): each
+    rule's table is joined to the entered people's dates and windows are offsets from them;
+    the optimized region's summaries (which hold one window end for everyone) are not used.
+    """
 
     def __init__(
-        self, tables: Tables, index_date: date, *, key: str = "person_id", distinct: bool = True
+        self,
+        tables: Tables,
+        index_date: date,
+        *,
+        key: str = "person_id",
+        distinct: bool = True,
+        entry: Entry | None = None,
     ) -> None:
         self.tables = tables
         self.index_date = index_date
         self.key = key
         self.distinct = distinct
+        self.entry = entry
+        self._entries: ir.Table | None = None
 
     def compile(self, criteria: Criteria) -> Compiled:
         flags = self.population()
@@ -116,7 +130,38 @@ class Compiler:
 
     def population(self) -> ir.Table:
         """Everyone who counts on the index date (``population.py``, the one definition)."""
+        if self.entry is not None:
+            return population_at_entry(self.tables, self.entries())
         return population(self.tables, self.index_date)
+
+    def entries(self) -> ir.Table:
+        """(person_id, entry_date): each person's first record of the entry event in all
+        their history, or their latest in the period, when that date is in the period."""
+        assert self.entry is not None
+        if self._entries is None:
+            entry, spec = self.entry, self.entry.spec
+            t = self.table(spec.TABLE)
+            day = t[schema.table(spec.TABLE).date_column]
+            records = t.filter(
+                self.codes_ok(t, spec, spec.codeset)
+                & self._value_ok(t, getattr(spec, "value", None))
+            )
+            if entry.occurrence == "latest":
+                records = records.filter(day <= entry.period.end)
+            day = records[schema.table(spec.TABLE).date_column]
+            picked = day.min() if entry.occurrence == "first" else day.max()
+            dates = records.group_by("person_id").aggregate(**{ENTRY_DATE: picked})
+            when = dates[ENTRY_DATE]
+            self._entries = dates.filter((when >= entry.period.start) & (when <= entry.period.end))
+        return self._entries
+
+    def rule_table(self, name: str) -> ir.Table:
+        """The table a rule reads; with ``entry``, only entered people's rows, each with the
+        person's entry date."""
+        t = self.table(name)
+        if self.entry is None:
+            return t
+        return t.join(self.entries(), "person_id")
 
     @staticmethod
     def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:
@@ -182,7 +227,7 @@ class Compiler:
     def _event_condition(self, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:
         table_def = schema.table(spec.TABLE)
         return (
-            self.window(t[table_def.date_column], spec.within)
+            self.window(t[table_def.date_column], spec.within, t)
             & self.codes_ok(t, spec, spec.codeset)
             & self._value_ok(t, getattr(spec, "value", None))
         )
@@ -199,7 +244,7 @@ class Compiler:
         return ok
 
     def _visit_condition(self, t: ir.Table, spec: VisitSpec) -> ir.BooleanValue:
-        condition = self.window(t.visit_start_date, spec.within)
+        condition = self.window(t.visit_start_date, spec.within, t)
         if spec.concept_ids is not None:
             condition &= t.visit_concept_id.isin(spec.concept_ids)
         return condition
@@ -216,7 +261,7 @@ class Compiler:
           a code has a record in the window exactly when its latest on or before ``hi`` is
           in it).
         """
-        if spec.min_count > 2 or getattr(spec, "value", None) is not None:
+        if spec.min_count > 2 or getattr(spec, "value", None) is not None or self.entry:
             return None
         if isinstance(spec, VisitSpec):
             t = self.table("visit_occurrence")
@@ -269,14 +314,14 @@ class Compiler:
         """The table a "latest" rule reads, which of its records compete, which are hits."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        candidate = self.window(t[table_def.date_column], spec.within) & self.codes_ok(
+        candidate = self.window(t[table_def.date_column], spec.within, t) & self.codes_ok(
             t, spec, spec.among_codeset
         )
         if spec.value is not None:  # only records with a value compete for "latest"
             candidate &= t.value_as_number.notnull()
         # With the next-date columns, only each code's latest record(s) compete: the latest
         # of them all is the latest candidate.
-        if self._as_of(spec) in t.columns:
+        if self._as_of(spec) in t.columns and self.entry is None:
             candidate &= self.latest_of_key(t, self._as_of(spec), spec.within)
         hit = self.codes_ok(t, spec, spec.codeset) & self._value_ok(t, spec.value)
         return t, candidate, hit
@@ -293,7 +338,7 @@ class Compiler:
         ``latest_hits`` answers the rule."""
         codes = self.tables.table(codes_table(spec.TABLE))
         t = self.source(spec, latest=True)
-        if codes is None or self._as_of(spec) not in t.columns:
+        if codes is None or self._as_of(spec) not in t.columns or self.entry is not None:
             return None
         return codes.filter(self.codes_ok(codes, spec, spec.among_codeset))
 
@@ -314,7 +359,7 @@ class Compiler:
         read runs."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        if NEXT_START not in t.columns:
+        if NEXT_START not in t.columns or self.entry is not None:
             return None
         among = self.codes_ok(t, spec, spec.among_codeset).fill_null(False)
         state = self.window(t[table_def.date_column], spec.within) & self.latest_of_key(
@@ -342,6 +387,8 @@ class Compiler:
           the same records, and every later run starting <= hi has no candidate (its days are
           after d*), so the latest run start with a candidate is s, with d*'s records.
         """
+        if self.entry is not None:
+            return self.rule_table(spec.TABLE)
         lo, _ = window_bounds(spec.within, self.index_date)
         value = getattr(spec, "value", None)
         if lo is None and value is None and (latest or spec.min_count <= 2):
@@ -392,16 +439,30 @@ class Compiler:
     def visits(self, spec: VisitSpec) -> ir.Table:
         if (rows := self.dated(spec)) is not None:
             return self.dated_persons(rows, spec)
-        t = self.table("visit_occurrence")
+        t = self.rule_table("visit_occurrence")
         matching = t.filter(self._visit_condition(t, spec))
         return self.at_least_dates(matching, "visit_start_date", spec.min_count)
 
     def deaths(self, spec: DeathSpec) -> ir.Table:
+        if self.entry is not None:
+            t = self.rule_table("death")
+            return self.persons(t.filter(self.window(t.death_date, spec.within, t)))
         t = self.table("death")
         lo, hi = spec.within.bounds(self.index_date)
         return self.persons(t.filter((t.death_date >= lo) & (t.death_date <= hi)))
 
-    def window(self, day: ir.DateValue, within: Any) -> ir.BooleanValue:
+    def window(self, day: ir.DateValue, within: Any, t: ir.Table | None = None) -> ir.BooleanValue:
+        """The day is in the rule's window; with ``entry``, offsets from the person's entry
+        date (a column of ``t``, the ``rule_table``)."""
+        if self.entry is not None:
+            assert t is not None
+            start = t[ENTRY_DATE]
+            before = 0 if within is None else within.days_before
+            after = 0 if within is None else within.days_after
+            condition = day <= start + ibis.interval(days=after)
+            if within is None:
+                return condition
+            return condition & (day >= start - ibis.interval(days=before))
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)

@@ -14,6 +14,7 @@ Limits on size (``MAX_RULES``...) are defined below and documented in ``docs/cri
 from __future__ import annotations
 
 __all__ = [
+    "ENTRY_KINDS",
     "GROUP_KINDS",
     "MAX_CODES",
     "MAX_DESCRIPTION",
@@ -43,6 +44,8 @@ __all__ = [
     "DemographicsRule",
     "DrugRule",
     "DrugSpec",
+    "Entry",
+    "EntryPeriod",
     "EventSpec",
     "Factor",
     "MeasurementRule",
@@ -830,10 +833,86 @@ def check_size(data: Any) -> None:
         stack += [(f"{where}[{i}]", r, depth + 1) for i, r in reversed(list(enumerate(inner)))]
 
 
+def _iso_date(value: Any) -> Any:
+    # Refuse numbers (pydantic would read them as Unix timestamps).
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+class EntryPeriod(Model):
+    """The days on which a person may enter, both ends inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dates(cls, value: Any) -> Any:
+        return _iso_date(value)
+
+    @model_validator(mode="after")
+    def _order(self) -> EntryPeriod:
+        if self.start > self.end:
+            raise ValueError(f"from ({self.start}) is after to ({self.end})")
+        return self
+
+
+ENTRY_KINDS = ("condition", "drug", "procedure", "measurement", "observation")
+
+
+class Entry(Model):
+    """Each person's own index date: the date of their first (or latest) record of an event.
+
+    ``first``: the person's first record in all their history, entering only if it lies in
+    the period (so someone whose first record is before the period never enters). ``latest``:
+    their last record in the period. The person must be under observation on that date and
+    not have died before it.
+    """
+
+    event: Rule
+    occurrence: Literal["first", "latest"] = "first"
+    period: EntryPeriod
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, rule: Model) -> Model:
+        kind = rule_kind(rule)
+        if kind not in ENTRY_KINDS:
+            raise ValueError(f"the entry event is a record rule, one of: {', '.join(ENTRY_KINDS)}")
+        spec = rule_body(rule)
+        if spec.within is not None or spec.min_count != 1 or getattr(spec, "latest", False):
+            raise ValueError(
+                "the entry event takes codes, vocabulary, exclude_codes and value only "
+                "(occurrence and period say which record and when)"
+            )
+        return rule
+
+    @property
+    def spec(self) -> EventSpec:
+        return rule_body(self.event)
+
+    def describe(self) -> str:
+        return (
+            f"{'First' if self.occurrence == 'first' else 'Latest'} "
+            f"{describe_rule(self.event).rsplit(' before the index date', 1)[0]} "
+            f"from {self.period.start.isoformat()} to {self.period.end.isoformat()}, "
+            "under observation on that date"
+        )
+
+
 class Criteria(Model):
     name: str = Field(default="Unnamed criteria", max_length=MAX_NAME)
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     index_date: date | None = None
+    entry: Entry | None = None
     demographics: Demographics = Demographics()
     include: list[Rule] = Field(default_factory=list)
     exclude: list[Rule] = Field(default_factory=list)
@@ -846,23 +925,34 @@ class Criteria(Model):
 
     @field_validator("index_date", mode="before")
     @classmethod
-    def _iso_date(cls, value: Any) -> Any:
-        # Refuse numbers (pydantic would read them as Unix timestamps).
-        if value is None or isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise ValueError("must be a date written YYYY-MM-DD")
+    def _index_date(cls, value: Any) -> Any:
+        return _iso_date(value)
+
+    @model_validator(mode="after")
+    def _one_index(self) -> Criteria:
+        if self.entry is not None and self.index_date is not None:
+            raise ValueError(
+                "give index_date (one date for everyone) or entry (each person's own), not both"
+            )
+        return self
 
     @property
     def whole_region(self) -> bool:
         """No demographics and no rules: everyone alive and under observation."""
         return self.demographics.empty and not self.include and not self.exclude
 
-    def effective_index_date(self, override: date | None = None) -> date:
+    def effective_index_date(self, override: date | None = None, *, strict: bool = False) -> date:
+        """The index date; with ``entry``, the period's last day (the last anyone can enter,
+        which labels the question: each person's own date comes from the records). An
+        engine given another date ignores it; ``strict`` (a user's ``--index-date``) refuses
+        it."""
+        if self.entry is not None:
+            if strict and override is not None and override != self.entry.period.end:
+                raise InputError(
+                    "these criteria give each person their own index date (entry): "
+                    "an index date cannot be given too"
+                )
+            return self.entry.period.end
         return override or self.index_date or clock.today()
 
     def steps(self) -> list[tuple[str, str, Model | None]]:

@@ -109,7 +109,7 @@ def feasibility(
         noisy = noisy_request(noise, raw=raw, user=user)
     elif raw:
         raise InputError("exact (raw) and noisy counts cannot be combined")
-    effective = criteria.effective_index_date(index_date)
+    effective = criteria.effective_index_date(index_date, strict=True)
     started = time.perf_counter()
     runner = engine_for(engine, region)  # shared: kept rule sets serve later questions
     evaluation = runner.evaluate(criteria, effective)
@@ -118,12 +118,16 @@ def feasibility(
         keys = runner.keys(criteria, effective)  # DuckDB: sums over the kept bitmaps
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
-    if criteria.whole_region:
+    if criteria.whole_region and criteria.entry is None:
         warnings.append(
             "no demographics, include or exclude rules: this is the whole region (everyone "
             f"alive and under observation on {effective.isoformat()})"
         )
-    if evaluation.steps[0][1] == 0:
+    if evaluation.steps[0][1] == 0 and criteria.entry is not None:
+        warnings.append(
+            "nobody entered: no one has the entry event in the period while under observation"
+        )
+    elif evaluation.steps[0][1] == 0:
         period = region.manifest.get("period") or {}
         covered = (
             f"the region's records cover {period['start']} to {period['end']}"
@@ -172,7 +176,7 @@ def asked_feasibility(
     region = _region(region)
     guard = guard or QuestionGuard(enforce=not region.synthetic)
     url = ensure_current(url)
-    effective = criteria.effective_index_date(index_date)
+    effective = criteria.effective_index_date(index_date, strict=True)
     with write_session(url) as s:
         ticket = guard.admit(s, asker, criteria, effective)
     result = feasibility(criteria, region, index_date=effective, **options)
@@ -291,4 +295,4 @@ def eligible_persons(
     """Pseudonymous ids of eligible people, sorted. Internal use only: never print them."""
     region = _region(region)
     runner = engine_for(engine, region)
-    return runner.persons(criteria, criteria.effective_index_date(index_date))
+    return runner.persons(criteria, criteria.effective_index_date(index_date, strict=True))

@@ -29,6 +29,7 @@ from brygga.cohort.criteria import (
     Criteria,
     DeathSpec,
     Demographics,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
@@ -60,23 +61,23 @@ class ReferenceEngine:
         return cls({name: region.read_table(name).to_pylist() for name in region.tables()})
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        population = self.population(index_date)
-        steps = [(step_description(index_date), len(population))]
+        population, day = self.counted(criteria, index_date)
+        steps = [(step_description(index_date, criteria.entry), len(population))]
         remaining = {
             p
             for p, row in population.items()
-            if self.demographics_hold(row, criteria.demographics, index_date)
+            if self.demographics_hold(row, criteria.demographics, day[p])
         }
         steps.append((criteria.demographics.describe(), len(remaining)))
         for kind, description, rule in criteria.steps()[1:]:
             assert rule is not None
-            matched = self.rule(rule, index_date)
+            matched = self.rule_on(rule, day)
             remaining = remaining & matched if kind == "include" else remaining - matched
             steps.append((description, len(remaining)))
         cells: Counter[tuple[str, int, str | None]] = Counter()
         for person_id in remaining:
             row = population[person_id]
-            age = age_at(row, index_date)
+            age = age_at(row, day[person_id])
             cells[
                 (sex_label(row["gender_concept_id"]), age // 10 * 10, row["municipality_code"])
             ] += 1
@@ -86,17 +87,75 @@ class ReferenceEngine:
         raise InputError("the cell key method needs the duckdb or spark engine, not 'reference'")
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
-        population = self.population(index_date)
+        population, day = self.counted(criteria, index_date)
         remaining = {
             p
             for p, row in population.items()
-            if self.demographics_hold(row, criteria.demographics, index_date)
+            if self.demographics_hold(row, criteria.demographics, day[p])
         }
         for rule in criteria.include:
-            remaining &= self.rule(rule, index_date)
+            remaining &= self.rule_on(rule, day)
         for rule in criteria.exclude:
-            remaining -= self.rule(rule, index_date)
+            remaining -= self.rule_on(rule, day)
         return sorted(remaining)
+
+    def counted(
+        self, criteria: Criteria, index_date: date
+    ) -> tuple[dict[int, Row], dict[int, date]]:
+        """The people counted and each one's index date: ``index_date`` for everyone, or with
+        ``entry`` each person's own."""
+        if criteria.entry is None:
+            population = self.population(index_date)
+            return population, dict.fromkeys(population, index_date)
+        day = self.entries(criteria.entry)
+        observed = {
+            r["person_id"]
+            for r in self.rows("observation_period")
+            if r["person_id"] in day
+            and r["observation_period_start_date"]
+            <= day[r["person_id"]]
+            <= r["observation_period_end_date"]
+        }
+        # A death before the entry date excludes; on it or later, the person is counted.
+        dead = {
+            r["person_id"]
+            for r in self.rows("death")
+            if r["person_id"] in day and r["death_date"] < day[r["person_id"]]
+        }
+        population = {
+            r["person_id"]: r
+            for r in self.rows("person")
+            if r["person_id"] in observed and r["person_id"] not in dead
+        }
+        return population, {p: day[p] for p in population}
+
+    def entries(self, entry: Entry) -> dict[int, date]:
+        """Each person's entry date: the first record of the event in all their history, or
+        the latest on or before the period's end; kept when it lies in the period."""
+        spec = entry.spec
+        table = schema.table(spec.TABLE)
+        date_col = table.date_column
+        codes, excluded = (
+            self.matcher(spec.codeset, table),
+            self.matcher(spec.exclude_codeset, table),
+        )
+        value = getattr(spec, "value", None)
+        dates: defaultdict[int, list[date]] = defaultdict(list)
+        for r in self.rows(spec.TABLE):
+            in_time = entry.occurrence == "first" or r[date_col] <= entry.period.end
+            if in_time and codes(r) and not excluded(r) and value_holds(value, r):
+                dates[r["person_id"]].append(r[date_col])
+        picked = {
+            p: (min(ds) if entry.occurrence == "first" else max(ds)) for p, ds in dates.items()
+        }
+        return {p: d for p, d in picked.items() if entry.period.start <= d <= entry.period.end}
+
+    def rule_on(self, rule: Model, day: dict[int, date]) -> set[int]:
+        """The people (of ``day``) for whom the rule holds at their own index date."""
+        found: dict[date, set[int]] = {}
+        for d in set(day.values()):
+            found[d] = self.rule(rule, d)
+        return {p for p, d in day.items() if p in found[d]}
 
     # --- Population -------------------------------------------------------------------------
 
@@ -169,24 +228,7 @@ class ReferenceEngine:
         value = getattr(spec, "value", None)
 
         def value_ok(r: Row) -> bool:
-            if value is None:
-                return True
-            v = r["value_as_number"]
-            if v is None:
-                return False
-            low, high = r.get("range_low"), r.get("range_high")
-            checks = [
-                (value.min, lambda b: v >= b),
-                (value.max, lambda b: v <= b),
-                (value.above, lambda b: v > b),
-                (value.below, lambda b: v < b),
-                # Bounds on the normal range: a record without that end never matches.
-                (value.min_times_upper_normal, lambda k: high is not None and v >= k * high),
-                (value.max_times_upper_normal, lambda k: high is not None and v <= k * high),
-                (value.min_times_lower_normal, lambda k: low is not None and v >= k * low),
-                (value.max_times_lower_normal, lambda k: low is not None and v <= k * low),
-            ]
-            return all(check(bound) for bound, check in checks if bound is not None)
+            return value_holds(value, r)
 
         if isinstance(spec, ValuedSpec) and spec.latest:
             among = self.matcher(spec.among_codeset, table)
@@ -277,6 +319,28 @@ def age_at(person: Row, index_date: date) -> int:
 
 def sex_label(gender_concept_id: int | None) -> str:
     return codebook.SEX_OF_GENDER.get(gender_concept_id or 0, "unknown")
+
+
+def value_holds(value: Any, r: Row) -> bool:
+    """A record's value satisfies a ``ValueRange`` (None: any record)."""
+    if value is None:
+        return True
+    v = r["value_as_number"]
+    if v is None:
+        return False
+    low, high = r.get("range_low"), r.get("range_high")
+    checks = [
+        (value.min, lambda b: v >= b),
+        (value.max, lambda b: v <= b),
+        (value.above, lambda b: v > b),
+        (value.below, lambda b: v < b),
+        # Bounds on the normal range: a record without that end never matches.
+        (value.min_times_upper_normal, lambda k: high is not None and v >= k * high),
+        (value.max_times_upper_normal, lambda k: high is not None and v <= k * high),
+        (value.min_times_lower_normal, lambda k: low is not None and v >= k * low),
+        (value.max_times_lower_normal, lambda k: low is not None and v <= k * low),
+    ]
+    return all(check(bound) for bound, check in checks if bound is not None)
 
 
 def prefix_holds(pattern: str, code: str) -> bool:
