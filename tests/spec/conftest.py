@@ -68,6 +68,7 @@ def event(
     concept: int = 0,
     value: float | None = None,
     normal: tuple[float | None, float | None] = (None, None),
+    **extra: Any,
 ) -> tuple[str, dict[str, Any]]:
     table = EVENT_TABLES[kind]
     t = schema.table(table)
@@ -85,6 +86,7 @@ def event(
         "value_as_number": value,
         "range_low": normal[0],
         "range_high": normal[1],
+        **extra,
     }
     return table, row
 

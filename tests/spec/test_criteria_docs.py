@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,6 +64,8 @@ def region(tmp_path_factory):
         event("condition", 6, "E119", date(2017, 1, 1)),
         event("drug", 6, "A10BA02", date(2017, 2, 1)),
         event("condition", 3, "I219", date(2023, 6, 1)),
+        # exposure: a statin every 90 days through 2024 (the default supply)
+        *(event("drug", 8, "C10AA05", date(2024, 1, 1) + timedelta(days=90 * i)) for i in range(5)),
     ]
     return build_region(tmp_path_factory.mktemp("docs") / "region", people, rows)
 

@@ -503,3 +503,85 @@ def test_feasibility_of_an_entry_question(tmp_path):
     assert result.attrition[0]["step"].startswith("Entered: First condition ICD10 E11")
     with pytest.raises(InputError, match="own index date"):
         feasibility(criteria, region, raw=True, index_date=date(2020, 1, 1))
+
+
+# --- Drug exposure: current, lasting ------------------------------------------------------------
+
+
+def dispensing(pid, start, *, end=None, days=None, code="C10AA05"):
+    return event("drug", pid, code, start, drug_exposure_end_date=end, days_supply=days)
+
+
+def test_current_drug_exposure_from_supply_end_dates_and_the_default(spec):
+    people = [person(i) for i in range(1, 8)]
+    rows = [
+        dispensing(1, INDEX - 29 * DAY, days=30),  # covers the index date (its 30th day)
+        dispensing(2, INDEX - 30 * DAY, days=30),  # ended the day before
+        dispensing(3, INDEX - 10 * DAY, end=INDEX),  # end date: inclusive
+        dispensing(4, INDEX - 89 * DAY),  # no supply: 90 days, the last is the index date
+        dispensing(5, INDEX - 90 * DAY),  # no supply: ended the day before
+        dispensing(6, INDEX + DAY, days=30),  # starts after the index date
+        dispensing(7, INDEX - 29 * DAY, days=30, code="A10BA02"),  # another drug
+    ]
+    region = spec.region(people, rows)
+    current = include("drug", codes=["C10"], exposure={"current": True})
+    assert spec.persons(region, current) == [1, 3, 4]
+
+
+def test_lasting_exposure_joins_refills_within_the_gap(spec):
+    people = [person(i) for i in range(1, 6)]
+    start = date(2024, 1, 1)
+    rows = [
+        # 1: three 30-day supplies with 30-day gaps: one period of 150 days.
+        dispensing(1, start, days=30),
+        dispensing(1, start + 60 * DAY, days=30),
+        dispensing(1, start + 120 * DAY, days=30),
+        # 2: a 31-day gap breaks the period: 30 + 30 days.
+        dispensing(2, start, days=30),
+        dispensing(2, start + 61 * DAY, days=30),
+        # 3: overlapping supplies: 1 Jan to 15 Mar (75 days).
+        dispensing(3, start, days=60),
+        dispensing(3, start + 30 * DAY, end=start + 74 * DAY),
+        # 4: a single 90-day default.
+        dispensing(4, start),
+        # 5: two on one day.
+        dispensing(5, start, days=10),
+        dispensing(5, start, days=20),
+    ]
+    region = spec.region(people, rows)
+
+    def lasting(days, **extra):
+        return include("drug", codes=["C10"], exposure={"min_days": days}, **extra)
+
+    assert spec.persons(region, lasting(150)) == [1]
+    assert spec.persons(region, lasting(151)) == []
+    assert spec.persons(region, lasting(75)) == [1, 3, 4]
+    assert spec.persons(region, lasting(31)) == [1, 3, 4]
+    assert spec.persons(region, lasting(20)) == [1, 2, 3, 4, 5]
+    # Only dispensings in the window count: from 1 March, 1 has 90 days left.
+    window = {"days_before": (INDEX - (start + 60 * DAY)).days}
+    assert spec.persons(region, lasting(90, within=window)) == [1]
+
+
+def test_current_and_lasting_at_each_persons_entry(spec):
+    people = [person(i) for i in range(1, 4)]
+    entry_day = date(2017, 3, 1)
+    rows = [event("condition", i, "I219", entry_day) for i in range(1, 4)]
+    rows += [
+        dispensing(1, entry_day - 99 * DAY, days=100),  # 100 days ending on the entry date
+        dispensing(2, entry_day - 100 * DAY, days=100),  # ended the day before
+        dispensing(3, entry_day - 10 * DAY, days=30),  # current, 30 days
+    ]
+    region = spec.region(people, rows)
+    doc = {
+        "entry": {"event": {"condition": {"codes": ["I21"]}}, "period": PERIOD},
+        "include": [{"drug": {"codes": ["C10"], "exposure": {"current": True, "min_days": 90}}}],
+    }
+    assert spec.persons(region, doc) == [1]
+
+
+def test_exposure_is_checked():
+    with pytest.raises(DocumentError, match="give current: true, min_days or both"):
+        parse_criteria(include("drug", codes=["C10"], exposure={}))
+    with pytest.raises(DocumentError, match="cannot be combined"):
+        parse_criteria(include("drug", codes=["C10"], exposure={"current": True}, min_count=2))

@@ -52,6 +52,13 @@ CODES = {
 CONCEPTS = [0, 0, 201826, 443732, 1]
 
 
+def supply(draw):
+    """A dispensing's supply: an end date, a days' supply, or neither (the default)."""
+    days = draw(st.sampled_from([None, 1, 30, 366]))
+    end = draw(st.none() | dates) if days is None else None
+    return {"days_supply": days, "drug_exposure_end_date": end}
+
+
 @st.composite
 def regions(draw):
     n = draw(st.integers(1, 8))
@@ -94,6 +101,7 @@ def regions(draw):
                 concept=draw(st.sampled_from(CONCEPTS)),
                 value=value,
                 normal=normal if kind == "measurement" else (None, None),
+                **(supply(draw) if kind == "drug" else {}),
             )
         )
     if draw(st.booleans()):
@@ -124,6 +132,15 @@ def event_rule(kind):
     base = {"codes": codes, "within": windows, "min_count": st.integers(1, 2)}
     # exclude_codes: drawn from the same codes, so that they overlap the rule's codes.
     optional = {"exclude_codes": codes}
+    if kind == "drug":
+        exposure = st.fixed_dictionaries(
+            {}, optional={"current": st.booleans(), "min_days": st.sampled_from([1, 30, 60, 400])}
+        ).filter(lambda e: e.get("current") or "min_days" in e)
+        lasting = st.fixed_dictionaries(
+            {"codes": codes, "within": windows, "exposure": exposure},
+            optional={"exclude_codes": codes},
+        )
+        return st.fixed_dictionaries(base, optional=optional) | lasting
     if kind == "condition":
         omop = st.fixed_dictionaries(
             {"codes": st.just(["201826"]), "vocabulary": st.just("OMOP"), "within": windows}
@@ -288,7 +305,7 @@ entries = st.fixed_dictionaries(
                 kind: {
                     k: v
                     for k, v in spec.items()
-                    if k not in ("within", "min_count", "latest", "among")
+                    if k not in ("within", "min_count", "latest", "among", "exposure")
                 }
                 for kind, spec in rule.items()
             }

@@ -22,11 +22,14 @@ import ibis
 import ibis.expr.types as ir
 
 from brygga.cohort.criteria import (
+    DEFAULT_SUPPLY_DAYS,
+    ERA_GAP_DAYS,
     OMOP,
     SEX_CONCEPTS,
     Criteria,
     DeathSpec,
     Demographics,
+    DrugSpec,
     Entry,
     EventSpec,
     Model,
@@ -209,6 +212,8 @@ class Compiler:
 
     def events(self, spec: EventSpec) -> ir.Table:
         table_def = schema.table(spec.TABLE)
+        if isinstance(spec, DrugSpec) and spec.exposure is not None:
+            return self.exposure(spec)
         if isinstance(spec, ValuedSpec) and spec.latest:
             # The latest record matches when some matching record falls on the latest date:
             # one grouping pass (no join back to the rows), "max date of the matching records
@@ -223,6 +228,42 @@ class Compiler:
         # One filter (not a filter on a filter): Ibis compiles it in half the time.
         matching = t.filter(self._event_condition(t, spec))
         return self.at_least_dates(matching, table_def.date_column, spec.min_count)
+
+    def exposure(self, spec: DrugSpec) -> ir.Table:
+        """Exposure periods (``reference.ReferenceEngine.exposure``) as gaps and islands:
+        days as integers, a period starts at a dispensing beginning more than 1 +
+        ``ERA_GAP_DAYS`` days after the latest supply end before it (in start order)."""
+        assert spec.exposure is not None
+        t = self.rule_table(spec.TABLE)  # the end dates: never a summary table
+        rows = t.filter(self._event_condition(t, spec))
+        epoch = ibis.date(1970, 1, 1)
+        start = rows.drug_exposure_start_date.delta(epoch, unit="day")
+        supplied = start + rows.days_supply.cast("int64") - 1
+        end = ibis.coalesce(
+            rows.drug_exposure_end_date.delta(epoch, unit="day"),
+            supplied,
+            start + (DEFAULT_SUPPLY_DAYS - 1),
+        )
+        keys = [self.key] if self.entry is None else [self.key, ENTRY_DATE]
+        spans = rows.select(*keys, s=start.cast("int64"), e=end.cast("int64"))
+        before = ibis.window(group_by=keys, order_by=["s", "e"], rows=(None, -1))
+        spans = spans.mutate(prev=spans.e.max().over(before))
+        spans = spans.mutate(
+            new=ibis.ifelse(spans.prev.isnull() | (spans.s > spans.prev + 1 + ERA_GAP_DAYS), 1, 0)
+        )
+        upto = ibis.window(group_by=keys, order_by=["s", "e"], rows=(None, 0))
+        spans = spans.mutate(period=spans.new.sum().over(upto))
+        periods = spans.group_by([*keys, "period"]).aggregate(s=spans.s.min(), e=spans.e.max())
+        ok: ir.BooleanValue = ibis.literal(True)
+        if spec.exposure.current:
+            if self.entry is None:
+                day = ibis.literal(self.index_date).delta(epoch, unit="day")
+            else:
+                day = periods[ENTRY_DATE].delta(epoch, unit="day")
+            ok &= (periods.s <= day) & (periods.e >= day)
+        if spec.exposure.min_days is not None:
+            ok &= periods.e - periods.s + 1 >= spec.exposure.min_days
+        return self.persons(periods.filter(ok))
 
     def _event_condition(self, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:
         table_def = schema.table(spec.TABLE)

@@ -14,7 +14,9 @@ Limits on size (``MAX_RULES``...) are defined below and documented in ``docs/cri
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_SUPPLY_DAYS",
     "ENTRY_KINDS",
+    "ERA_GAP_DAYS",
     "GROUP_KINDS",
     "MAX_CODES",
     "MAX_DESCRIPTION",
@@ -47,6 +49,7 @@ __all__ = [
     "Entry",
     "EntryPeriod",
     "EventSpec",
+    "Exposure",
     "Factor",
     "MeasurementRule",
     "MeasurementSpec",
@@ -476,9 +479,52 @@ class ConditionSpec(EventSpec):
     DEFAULT_VOCABULARY = "ICD10"
 
 
+# Drug exposure from dispensings (docs/criteria.md, "Drug exposure"): a dispensing covers
+# its start date to its end date, else days_supply days, else DEFAULT_SUPPLY_DAYS (a Swedish
+# prescription is dispensed for at most three months at a time); dispensings of the rule's
+# codes at most ERA_GAP_DAYS apart (after the earlier one's supply ends) join one exposure
+# period, as OMOP drug eras do with their 30-day persistence window.
+DEFAULT_SUPPLY_DAYS = 90
+ERA_GAP_DAYS = 30
+
+
+class Exposure(Model):
+    """Continuous use built from dispensings: ``current`` (an exposure period holds the index
+    date) and/or ``min_days`` (an exposure period lasting at least that many days)."""
+
+    current: bool = False
+    min_days: Count | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Exposure:
+        if not self.current and self.min_days is None:
+            raise ValueError("give current: true, min_days or both")
+        return self
+
+    def describe(self) -> str:
+        parts = ["current" if self.current else ""]
+        if self.min_days is not None:
+            parts.append(f"lasting at least {self.min_days} days")
+        return "exposure " + " and ".join(p for p in parts if p)
+
+
 class DrugSpec(EventSpec):
     TABLE = "drug_exposure"
     DEFAULT_VOCABULARY = "ATC"
+
+    exposure: Exposure | None = None
+
+    @model_validator(mode="after")
+    def _exposure(self) -> DrugSpec:
+        if self.exposure is not None and self.min_count > 1:
+            raise ValueError("exposure and min_count > 1 cannot be combined (use min_days)")
+        return self
+
+    def describe(self) -> str:
+        text = super().describe()
+        if self.exposure is not None:
+            text = text.replace("drug ", f"drug {self.exposure.describe()} of ", 1)
+        return text
 
 
 class ProcedureSpec(EventSpec):
@@ -888,7 +934,12 @@ class Entry(Model):
         if kind not in ENTRY_KINDS:
             raise ValueError(f"the entry event is a record rule, one of: {', '.join(ENTRY_KINDS)}")
         spec = rule_body(rule)
-        if spec.within is not None or spec.min_count != 1 or getattr(spec, "latest", False):
+        if (
+            spec.within is not None
+            or spec.min_count != 1
+            or getattr(spec, "latest", False)
+            or getattr(spec, "exposure", None) is not None
+        ):
             raise ValueError(
                 "the entry event takes codes, vocabulary, exclude_codes and value only "
                 "(occurrence and period say which record and when)"

@@ -20,15 +20,18 @@ __all__ = [
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from brygga.cohort.criteria import (
+    DEFAULT_SUPPLY_DAYS,
+    ERA_GAP_DAYS,
     OMOP,
     SEX_CONCEPTS,
     Criteria,
     DeathSpec,
     Demographics,
+    DrugSpec,
     Entry,
     EventSpec,
     Model,
@@ -230,6 +233,8 @@ class ReferenceEngine:
         def value_ok(r: Row) -> bool:
             return value_holds(value, r)
 
+        if isinstance(spec, DrugSpec) and spec.exposure is not None:
+            return self.exposure(spec, [r for r in rows if codes(r)], index_date)
         if isinstance(spec, ValuedSpec) and spec.latest:
             among = self.matcher(spec.among_codeset, table)
             candidates = [
@@ -248,6 +253,38 @@ class ReferenceEngine:
             ((r["person_id"], r[date_col]) for r in rows if codes(r) and value_ok(r)),
             spec.min_count,
         )
+
+    @staticmethod
+    def exposure(spec: DrugSpec, rows: list[Row], index_date: date) -> set[int]:
+        """Exposure periods from the dispensings in the window: each covers its start to its
+        end date, else ``days_supply`` days, else ``DEFAULT_SUPPLY_DAYS``; a dispensing
+        starting at most ``ERA_GAP_DAYS`` after the supply so far ends (the day after it
+        plus the gap) continues the period."""
+        assert spec.exposure is not None
+        spans: defaultdict[int, list[tuple[date, date]]] = defaultdict(list)
+        for r in rows:
+            start = r["drug_exposure_start_date"]
+            if r.get("drug_exposure_end_date") is not None:
+                end = r["drug_exposure_end_date"]
+            elif r.get("days_supply") is not None:
+                end = start + timedelta(days=r["days_supply"] - 1)
+            else:
+                end = start + timedelta(days=DEFAULT_SUPPLY_DAYS - 1)
+            spans[r["person_id"]].append((start, end))
+        found = set()
+        for person_id, person_spans in spans.items():
+            periods: list[list[date]] = []
+            for start, end in sorted(person_spans):
+                if periods and start <= periods[-1][1] + timedelta(days=1 + ERA_GAP_DAYS):
+                    periods[-1][1] = max(periods[-1][1], end)
+                else:
+                    periods.append([start, end])
+            for start, end in periods:
+                current = not spec.exposure.current or start <= index_date <= end
+                days = spec.exposure.min_days
+                if current and (days is None or (end - start).days + 1 >= days):
+                    found.add(person_id)
+        return found
 
     def visits(self, spec: VisitSpec, index_date: date) -> set[int]:
         types = spec.concept_ids
