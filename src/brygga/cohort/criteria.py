@@ -84,7 +84,7 @@ import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -1030,6 +1030,45 @@ class Criteria(Model):
 # --- Loading ---------------------------------------------------------------------------------
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose field ``loc`` ends in (a pydantic error location), or None."""
+    model: type[BaseModel] | None = Criteria
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if model is None:  # a list of rules or a rule: the tag names the rule's model
+            model = RULE_KINDS.get(str(part))
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        if part not in fields:
+            continue  # a repeated discriminator tag (include.0.drug.drug)
+        model = _inner_model(fields[part].annotation)
+        if model in _KIND_OF_MODEL:  # a rule or list of rules: the next part is its tag
+            model = None
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(path: str, error: Any) -> str | None:
+    """Unknown fields are named with the fields allowed there."""
+    if error["type"] != "extra_forbidden":
+        return None
+    model = _model_at(tuple(error["loc"]))
+    if model is None:
+        return None
+    allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
+    return f"unknown field; allowed here: {allowed}"
+
+
 def parse_criteria(data: Any, source: str = "criteria") -> Criteria:
     """Validate decoded YAML/JSON (or a ``documents.Document``); one error names every problem."""
     document = data if isinstance(data, documents.Document) else documents.Document(data, source)
@@ -1037,7 +1076,7 @@ def parse_criteria(data: Any, source: str = "criteria") -> Criteria:
         raise DocumentError(
             f"{document.source}: the criteria must be a mapping (name, demographics, ...)"
         )
-    return documents.validate(Criteria, document, "criteria")
+    return documents.validate(Criteria, document, "criteria", explain=_explain)
 
 
 def criteria_from_text(text: str, source: str = "criteria") -> Criteria:
