@@ -13,6 +13,7 @@ import pytest
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.feasibility import feasibility
 from brygga.errors import DocumentError, InputError
+from brygga.records import optimize
 from tests.spec.conftest import INDEX, build_region, death, event, period, person
 
 DAY = timedelta(days=1)
@@ -585,3 +586,34 @@ def test_exposure_is_checked():
         parse_criteria(include("drug", codes=["C10"], exposure={}))
     with pytest.raises(DocumentError, match="cannot be combined"):
         parse_criteria(include("drug", codes=["C10"], exposure={"current": True}, min_count=2))
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_feasibility_warns_of_codes_no_record_has(tmp_path, optimized):
+    people = [person(i) for i in range(1, 4)]
+    rows = [
+        event("condition", 1, "E119", date(2024, 1, 1)),
+        event("drug", 2, "A10BA02", date(2024, 1, 1)),
+    ]
+    region = build_region(tmp_path / "region", people, rows)
+    if optimized:
+        optimize.build(region, threads=1, memory_limit="500MB")
+    doc = {
+        "index_date": "2025-01-01",
+        "include": [
+            {
+                "any_of": [
+                    {"condition": {"codes": ["E11", "X99-Y01"]}},
+                    {"drug": {"codes": ["A10"], "exclude_codes": ["A10BK"]}},
+                ]
+            }
+        ],
+    }
+    result = feasibility(parse_criteria(doc), region, raw=True)
+    assert result.count["value"] == 2
+    assert result.warnings == [
+        "no record in the region's condition_occurrence has the ICD10 code X99-Y01: "
+        "is it written as the region's records write it?",
+        "no record in the region's drug_exposure has the ATC code A10BK: "
+        "is it written as the region's records write it?",
+    ]

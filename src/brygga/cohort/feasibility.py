@@ -16,6 +16,7 @@ __all__ = [
     "eligible_persons",
     "feasibility",
     "group_counts",
+    "unknown_codes",
     "table",
 ]
 
@@ -27,9 +28,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from brygga.cohort.criteria import Criteria
+from brygga.cohort.compile import Compiler
+from brygga.cohort.criteria import (
+    GROUP_KINDS,
+    OMOP,
+    Criteria,
+    EventSpec,
+    rule_body,
+    rule_kind,
+)
 from brygga.cohort.engine import Evaluation
-from brygga.cohort.engines import engine_for
+from brygga.cohort.engines import IbisEngine, engine_for
 from brygga.db.migrate import ensure_current
 from brygga.db.session import write_session
 from brygga.errors import InputError
@@ -38,6 +47,8 @@ from brygga.privacy.disclosure import DisclosurePolicy, region_policy
 from brygga.privacy.gate import CountTable, Line
 from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.questions import Asker, QuestionGuard
+from brygga.records import schema
+from brygga.records.optimize import codes_table
 from brygga.records.store import Region
 
 SEXES = ("female", "male")
@@ -137,6 +148,7 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
+    warnings += unknown_codes(criteria, runner)
     fingerprint = criteria.fingerprint(effective)
     if noisy is None:
         count, attrition, by_group = disclose(evaluation, policy, keys)
@@ -157,6 +169,57 @@ def feasibility(
         warnings=warnings,
         noise=noisy.info() if noisy else None,
     )
+
+
+def _coded_specs(criteria: Criteria) -> list[EventSpec]:
+    """Every rule with codes (the entry event included), groups walked."""
+    found: list[EventSpec] = [criteria.entry.spec] if criteria.entry is not None else []
+    stack = [*criteria.include, *criteria.exclude]
+    while stack:
+        rule = stack.pop(0)  # in document order
+        kind, body = rule_kind(rule), rule_body(rule)
+        if kind == "at_least":
+            stack += body.of
+        elif kind in GROUP_KINDS:
+            stack += body
+        elif isinstance(body, EventSpec):
+            found.append(body)
+    return found
+
+
+def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
+    """Warnings naming the codes (other than OMOP concepts) that no record of the region
+    carries, one query per table: a mistyped code otherwise just counts nobody. Only that
+    no record exists is said, which a count of 0 says too. (The reference engine, for small
+    test regions, is not asked.)"""
+    if not isinstance(runner, IbisEngine):
+        return []
+    wanted: dict[str, dict[tuple[str, str], None]] = {}
+    for spec in _coded_specs(criteria):
+        for pair in (*spec.codeset, *spec.exclude_codeset):
+            if pair[0] != OMOP:
+                wanted.setdefault(spec.TABLE, {})[pair] = None
+    warnings = []
+    compiler = Compiler(runner.tables, criteria.effective_index_date())
+    for name, pairs in wanted.items():
+        t = runner.table(codes_table(name))
+        if t is None:
+            t = runner.table(name)
+        table_def = schema.table(name)
+        found = t.aggregate(
+            **{
+                f"c{i}": compiler.code_predicate(t, table_def, (pair,)).fill_null(False).any()
+                for i, pair in enumerate(pairs)
+            }
+        )
+        row = runner.to_arrow(found).to_pylist()[0]
+        for i, (vocabulary, code) in enumerate(pairs):
+            if not row[f"c{i}"]:
+                warnings.append(
+                    f"no record in the region's {name} has the {vocabulary} code {code}: "
+                    "is it written as the region's records write it?"
+                )
+    return warnings
 
 
 def asked_feasibility(
