@@ -64,6 +64,7 @@ NO_POPULATION_COUNTS = {
     "db-upgrade": "database schema",
     "budget": "epsilon and delta only",
     "demo-seed": "seeds the demo database from a synthetic region (needs its identities file)",
+    "criteria": "checks a criteria document without a region (criteria check)",
 }
 
 
