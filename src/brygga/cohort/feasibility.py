@@ -16,8 +16,8 @@ __all__ = [
     "eligible_persons",
     "feasibility",
     "group_counts",
-    "unknown_codes",
     "table",
+    "unknown_codes",
 ]
 
 import time
