@@ -562,6 +562,24 @@ def _share(cell: dict[str, Any], label: str) -> str:
     )
 
 
+criteria_app = typer.Typer(help="Eligibility criteria documents.", no_args_is_help=True)
+app.add_typer(criteria_app, name="criteria")
+
+
+@criteria_app.command("check")
+def criteria_check(
+    criteria_file: Annotated[Path, typer.Argument(help="Eligibility criteria (YAML or JSON).")],
+    lang: Annotated[str, typer.Option(help="sv (default) or en.")] = "sv",
+) -> None:
+    """Validate criteria without a region and print what they ask, in Swedish or English."""
+    from brygga.errors import InputError
+
+    if lang not in ("sv", "en"):
+        raise InputError(f"--lang {lang!r}: give sv or en")
+    for line in core().check_criteria(criteria_file, lang=lang):
+        out.print(line, highlight=False, markup=False)
+
+
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

@@ -59,6 +59,7 @@ from brygga.agenda.strategy import Strategy, bundled_strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
+from brygga.cohort.explain import explain
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, eligible_persons
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
@@ -341,6 +342,11 @@ class Brygga:
         }
 
     # --- Operations -------------------------------------------------------------------------
+
+    def check_criteria(self, path: str | Path, *, lang: str = "sv") -> list[str]:
+        """Validate a criteria file without a region and say in words what it asks
+        (``brygga criteria check``); a mistake raises ``DocumentError`` naming the field."""
+        return explain(load_criteria(path), lang, str(path))
 
     def feasibility(
         self,

@@ -67,6 +67,8 @@ def event(
     vocabulary: str | None = "default",
     concept: int = 0,
     value: float | None = None,
+    normal: tuple[float | None, float | None] = (None, None),
+    **extra: Any,
 ) -> tuple[str, dict[str, Any]]:
     table = EVENT_TABLES[kind]
     t = schema.table(table)
@@ -82,6 +84,9 @@ def event(
         "observation_type_concept_id": 32817,
         "procedure_type_concept_id": 32817,
         "value_as_number": value,
+        "range_low": normal[0],
+        "range_high": normal[1],
+        **extra,
     }
     return table, row
 

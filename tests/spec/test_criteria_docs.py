@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,23 @@ def region(tmp_path_factory):
         visit(7, day, 9201),
         visit(7, date(2024, 8, 1), 9201),
         death(3, date(2024, 3, 1)),
+        # criteria v2: code groups, exclude_codes, windows before or after the index date
+        event("drug", 2, "L01XA01", day),
+        event("drug", 4, "L01XX05", day),
+        event("procedure", 2, "FNG05", day),
+        event("drug", 5, "A10BA02", date(2025, 2, 1)),
+        event("measurement", 2, "NPU19651", date(2024, 12, 1), value=200, normal=(10, 50)),
+        event("measurement", 1, "NPU03230", date(2024, 12, 1), value=4.1, normal=(3.5, 4.4)),
+        event("measurement", 2, "2823-3", date(2024, 12, 1), value=4.1, vocabulary="LOINC"),
+        event("measurement", 3, "NPU02319", date(2024, 12, 1), value=125),
+        event("measurement", 4, "NPU02319", date(2024, 12, 1), value=125),
+        visit(4, date(2024, 10, 1), 9202),
+        # entry: a first diabetes diagnosis in the period, metformin after; an infarction
+        event("condition", 6, "E119", date(2017, 1, 1)),
+        event("drug", 6, "A10BA02", date(2017, 2, 1)),
+        event("condition", 3, "I219", date(2023, 6, 1)),
+        # exposure: a statin every 90 days through 2024 (the default supply)
+        *(event("drug", 8, "C10AA05", date(2024, 1, 1) + timedelta(days=90 * i)) for i in range(5)),
     ]
     return build_region(tmp_path_factory.mktemp("docs") / "region", people, rows)
 

@@ -63,7 +63,7 @@ def test_codes_are_normalized_and_aliases_resolved():
         ),
         (
             rule(measurement={"codes": ["HbA1c"], "value": {}}),
-            "include[0].measurement.value: give min, max or both",
+            "include[0].measurement.value: give min, max, above, below or a bound on the normal range",
         ),
         (
             rule(condition={"codes": ["11E"]}),
@@ -87,7 +87,7 @@ def test_codes_are_normalized_and_aliases_resolved():
         ),
         (
             rule(condition={"codes": ["E11"], "within": {"days_before": -1}}),
-            "include[0].condition.within.days_before: must be >= 0",
+            "include[0].condition.within: the window ends before it starts",
         ),
         (
             rule(condition={"codes": ["E11"], "within": {"weeks": 2}}),

@@ -73,6 +73,7 @@ NO_POPULATION_COUNTS = {
     "demo-seed": "seeds the demo database from a synthetic region (needs its identities file)",
     "ecosystem": "directory entries, rankings and inquiries; the agenda figures (counts of "
     "inquiries, not people) still pass the policy (unit/test_ecosystem_inquiries.py)",
+    "criteria": "checks a criteria document without a region (criteria check)",
 }
 
 

@@ -201,3 +201,18 @@ def test_failed_run_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="simulated crash"):
         generate(region="skane", out=tmp_path / "r", scale=0.001, seed=1, workers=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_laboratory_tests_carry_normal_ranges(small_region) -> None:
+    """range_low/range_high (criteria: values against the normal range) for the laboratory
+    tests; none for blood pressure, BMI, weight and height."""
+    con = small_region.region.duckdb()
+    rows = dict(
+        con.execute(
+            """SELECT measurement_source_value, any_value([range_low, range_high])
+               FROM measurement GROUP BY 1"""
+        ).fetchall()
+    )
+    assert rows["NPU27300"] == [27.0, 42.0]
+    assert rows["NPU04998"] == [45.0, 105.0]
+    assert rows["8480-6"] == [None, None]

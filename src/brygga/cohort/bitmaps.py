@@ -345,6 +345,11 @@ class BitmapEngine(IbisEngine):
             parts = [self.rule_bits(r, index_date, population) for r in body]
             combine = np.bitwise_or if kind == "any_of" else np.bitwise_and
             return combine.reduce(parts)
+        if kind == "none_of":
+            parts = [self.rule_bits(r, index_date, population) for r in body]
+            return ~np.bitwise_or.reduce(parts)  # the steps keep only the population
+        if kind == "demographics":
+            return population.demographics(body)
         if kind == "at_least":
             held = np.zeros(population.size, dtype=np.int32)
             for r in body.of:
@@ -416,7 +421,7 @@ class BitmapEngine(IbisEngine):
     def _single_code(self, compiler: Compiler, spec: ValuedSpec) -> bool:
         """Whether at most one code competes (``Compiler.among_codes``). The answer depends
         on the region's codes only, so it is kept like the person index."""
-        key = (spec.TABLE, spec.among_codeset, spec.value is None)
+        key = (spec.TABLE, spec.among_codeset, spec.exclude_codeset, spec.value is None)
         if key not in self._code_counts:
             codes = compiler.among_codes(spec)
             if codes is None:
@@ -453,6 +458,9 @@ class BitmapEngine(IbisEngine):
         return population, steps
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
+        if criteria.entry is not None:  # each person's own index date: the plain plan
+            with self.lock:
+                return IbisEngine.evaluate(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             descriptions = [step_description(index_date)]
@@ -464,12 +472,18 @@ class BitmapEngine(IbisEngine):
             )
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
+        if criteria.entry is not None:
+            with self.lock:
+                return IbisEngine.persons(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
         """Record-key sums per attrition step and per cell, over the kept bitmaps."""
+        if criteria.entry is not None:
+            with self.lock:
+                return IbisEngine.keys(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             units = self.units()

@@ -22,20 +22,25 @@ import ibis
 import ibis.expr.types as ir
 
 from brygga.cohort.criteria import (
+    DEFAULT_SUPPLY_DAYS,
+    ERA_GAP_DAYS,
     OMOP,
     SEX_CONCEPTS,
     Criteria,
     DeathSpec,
     Demographics,
+    DrugSpec,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
     VisitSpec,
+    code_bounds,
     rule_body,
     rule_kind,
     window_bounds,
 )
-from brygga.cohort.population import Tables, population
+from brygga.cohort.population import ENTRY_DATE, Tables, population, population_at_entry
 from brygga.records import codes as codebook
 from brygga.records import schema
 from brygga.records.optimize import (
@@ -77,22 +82,35 @@ class Compiled:
 
 
 def compile_criteria(criteria: Criteria, tables: Tables, index_date: date) -> Compiled:
-    return Compiler(tables, index_date).compile(criteria)
+    return Compiler(tables, index_date, entry=criteria.entry).compile(criteria)
 
 
 class Compiler:
     """``key`` names the person column rules return: ``person_id``, or ``person_index`` on an
     optimized region (``records/optimize.py``). With ``distinct=False`` a rule that needs no
     grouping returns one row per matching record (the bitmap engine sets bits; it needs no
-    distinct people, which cost a hash aggregation)."""
+    distinct people, which cost a hash aggregation).
+
+    With ``entry`` every person has their own index date (``population.ENTRY_DATE``): each
+    rule's table is joined to the entered people's dates and windows are offsets from them;
+    the optimized region's summaries (which hold one window end for everyone) are not used.
+    """
 
     def __init__(
-        self, tables: Tables, index_date: date, *, key: str = "person_id", distinct: bool = True
+        self,
+        tables: Tables,
+        index_date: date,
+        *,
+        key: str = "person_id",
+        distinct: bool = True,
+        entry: Entry | None = None,
     ) -> None:
         self.tables = tables
         self.index_date = index_date
         self.key = key
         self.distinct = distinct
+        self.entry = entry
+        self._entries: ir.Table | None = None
 
     def compile(self, criteria: Criteria) -> Compiled:
         flags = self.population()
@@ -115,7 +133,38 @@ class Compiler:
 
     def population(self) -> ir.Table:
         """Everyone who counts on the index date (``population.py``, the one definition)."""
+        if self.entry is not None:
+            return population_at_entry(self.tables, self.entries())
         return population(self.tables, self.index_date)
+
+    def entries(self) -> ir.Table:
+        """(person_id, entry_date): each person's first record of the entry event in all
+        their history, or their latest in the period, when that date is in the period."""
+        assert self.entry is not None
+        if self._entries is None:
+            entry, spec = self.entry, self.entry.spec
+            t = self.table(spec.TABLE)
+            day = t[schema.table(spec.TABLE).date_column]
+            records = t.filter(
+                self.codes_ok(t, spec, spec.codeset)
+                & self._value_ok(t, getattr(spec, "value", None))
+            )
+            if entry.occurrence == "latest":
+                records = records.filter(day <= entry.period.end)
+            day = records[schema.table(spec.TABLE).date_column]
+            picked = day.min() if entry.occurrence == "first" else day.max()
+            dates = records.group_by("person_id").aggregate(**{ENTRY_DATE: picked})
+            when = dates[ENTRY_DATE]
+            self._entries = dates.filter((when >= entry.period.start) & (when <= entry.period.end))
+        return self._entries
+
+    def rule_table(self, name: str) -> ir.Table:
+        """The table a rule reads; with ``entry``, only entered people's rows, each with the
+        person's entry date."""
+        t = self.table(name)
+        if self.entry is None:
+            return t
+        return t.join(self.entries(), "person_id")
 
     @staticmethod
     def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:
@@ -140,6 +189,14 @@ class Compiler:
             return ibis.union(*(self.rule(r) for r in body), distinct=True)
         if kind == "all_of":
             return ibis.intersect(*(self.rule(r) for r in body), distinct=True)
+        if kind == "none_of":
+            # Everyone (the population is applied by the caller) but those of any rule.
+            everyone = self.persons(self.table("person"))
+            held = ibis.union(*(self.rule(r) for r in body), distinct=False)
+            return everyone.anti_join(held, self.key)
+        if kind == "demographics":
+            p = self.population()
+            return self.persons(p.filter(self.demographics(p, body)))
         if kind == "at_least":
             stacked = ibis.union(*(self.rule(r) for r in body.of), distinct=False)
             counted = stacked.group_by("person_id").aggregate(n=stacked.count())
@@ -155,6 +212,8 @@ class Compiler:
 
     def events(self, spec: EventSpec) -> ir.Table:
         table_def = schema.table(spec.TABLE)
+        if isinstance(spec, DrugSpec) and spec.exposure is not None:
+            return self.exposure(spec)
         if isinstance(spec, ValuedSpec) and spec.latest:
             # The latest record matches when some matching record falls on the latest date:
             # one grouping pass (no join back to the rows), "max date of the matching records
@@ -170,16 +229,63 @@ class Compiler:
         matching = t.filter(self._event_condition(t, spec))
         return self.at_least_dates(matching, table_def.date_column, spec.min_count)
 
+    def exposure(self, spec: DrugSpec) -> ir.Table:
+        """Exposure periods (``reference.ReferenceEngine.exposure``) as gaps and islands:
+        days as integers, a period starts at a dispensing beginning more than 1 +
+        ``ERA_GAP_DAYS`` days after the latest supply end before it (in start order)."""
+        assert spec.exposure is not None
+        t = self.rule_table(spec.TABLE)  # the end dates: never a summary table
+        rows = t.filter(self._event_condition(t, spec))
+        epoch = ibis.date(1970, 1, 1)
+        start = rows.drug_exposure_start_date.delta(epoch, unit="day")
+        supplied = start + rows.days_supply.cast("int64") - 1
+        end = ibis.coalesce(
+            rows.drug_exposure_end_date.delta(epoch, unit="day"),
+            supplied,
+            start + (DEFAULT_SUPPLY_DAYS - 1),
+        )
+        keys = [self.key] if self.entry is None else [self.key, ENTRY_DATE]
+        spans = rows.select(*keys, s=start.cast("int64"), e=end.cast("int64"))
+        before = ibis.window(group_by=keys, order_by=["s", "e"], rows=(None, -1))
+        spans = spans.mutate(prev=spans.e.max().over(before))
+        spans = spans.mutate(
+            new=ibis.ifelse(spans.prev.isnull() | (spans.s > spans.prev + 1 + ERA_GAP_DAYS), 1, 0)
+        )
+        upto = ibis.window(group_by=keys, order_by=["s", "e"], rows=(None, 0))
+        spans = spans.mutate(period=spans.new.sum().over(upto))
+        periods = spans.group_by([*keys, "period"]).aggregate(s=spans.s.min(), e=spans.e.max())
+        ok: ir.BooleanValue = ibis.literal(True)
+        if spec.exposure.current:
+            if self.entry is None:
+                day = ibis.literal(self.index_date).delta(epoch, unit="day")
+            else:
+                day = periods[ENTRY_DATE].delta(epoch, unit="day")
+            ok &= (periods.s <= day) & (periods.e >= day)
+        if spec.exposure.min_days is not None:
+            ok &= periods.e - periods.s + 1 >= spec.exposure.min_days
+        return self.persons(periods.filter(ok))
+
     def _event_condition(self, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:
         table_def = schema.table(spec.TABLE)
         return (
-            self.window(t[table_def.date_column], spec.within)
-            & self.code_predicate(t, table_def, spec.codeset)
+            self.window(t[table_def.date_column], spec.within, t)
+            & self.codes_ok(t, spec, spec.codeset)
             & self._value_ok(t, getattr(spec, "value", None))
         )
 
+    def codes_ok(
+        self, t: ir.Table, spec: EventSpec, codeset: tuple[tuple[str, str], ...]
+    ) -> ir.BooleanValue:
+        """The record carries one of ``codeset`` and none of the rule's ``exclude_codes``
+        (a record without a code or vocabulary is excluded by none)."""
+        table_def = schema.table(spec.TABLE)
+        ok = self.code_predicate(t, table_def, codeset)
+        if spec.exclude_codeset:
+            ok &= ~self.code_predicate(t, table_def, spec.exclude_codeset).fill_null(False)
+        return ok
+
     def _visit_condition(self, t: ir.Table, spec: VisitSpec) -> ir.BooleanValue:
-        condition = self.window(t.visit_start_date, spec.within)
+        condition = self.window(t.visit_start_date, spec.within, t)
         if spec.concept_ids is not None:
             condition &= t.visit_concept_id.isin(spec.concept_ids)
         return condition
@@ -196,7 +302,7 @@ class Compiler:
           a code has a record in the window exactly when its latest on or before ``hi`` is
           in it).
         """
-        if spec.min_count > 2 or getattr(spec, "value", None) is not None:
+        if spec.min_count > 2 or getattr(spec, "value", None) is not None or self.entry:
             return None
         if isinstance(spec, VisitSpec):
             t = self.table("visit_occurrence")
@@ -249,16 +355,16 @@ class Compiler:
         """The table a "latest" rule reads, which of its records compete, which are hits."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        candidate = self.window(t[table_def.date_column], spec.within) & self.code_predicate(
-            t, table_def, spec.among_codeset
+        candidate = self.window(t[table_def.date_column], spec.within, t) & self.codes_ok(
+            t, spec, spec.among_codeset
         )
         if spec.value is not None:  # only records with a value compete for "latest"
             candidate &= t.value_as_number.notnull()
         # With the next-date columns, only each code's latest record(s) compete: the latest
         # of them all is the latest candidate.
-        if self._as_of(spec) in t.columns:
+        if self._as_of(spec) in t.columns and self.entry is None:
             candidate &= self.latest_of_key(t, self._as_of(spec), spec.within)
-        hit = self.code_predicate(t, table_def, spec.codeset) & self._value_ok(t, spec.value)
+        hit = self.codes_ok(t, spec, spec.codeset) & self._value_ok(t, spec.value)
         return t, candidate, hit
 
     @staticmethod
@@ -271,12 +377,11 @@ class Compiler:
         """The distinct codes competing for a "latest" rule, when the optimized database lists
         them and the rule reads its table's next dates; else None. With at most one code,
         ``latest_hits`` answers the rule."""
-        table_def = schema.table(spec.TABLE)
         codes = self.tables.table(codes_table(spec.TABLE))
         t = self.source(spec, latest=True)
-        if codes is None or self._as_of(spec) not in t.columns:
+        if codes is None or self._as_of(spec) not in t.columns or self.entry is not None:
             return None
-        return codes.filter(self.code_predicate(codes, table_def, spec.among_codeset))
+        return codes.filter(self.codes_ok(codes, spec, spec.among_codeset))
 
     def latest_hits(self, spec: ValuedSpec) -> ir.Table:
         """The people with a competing record that is a hit: with a single competing code
@@ -295,15 +400,15 @@ class Compiler:
         read runs."""
         table_def = schema.table(spec.TABLE)
         t = self.source(spec, latest=True)
-        if NEXT_START not in t.columns:
+        if NEXT_START not in t.columns or self.entry is not None:
             return None
-        among = self.code_predicate(t, table_def, spec.among_codeset).fill_null(False)
+        among = self.codes_ok(t, spec, spec.among_codeset).fill_null(False)
         state = self.window(t[table_def.date_column], spec.within) & self.latest_of_key(
             t, NEXT_START, spec.within
         )
         if decided:
             return self.persons(t.filter(state & among))
-        hit = among & self.code_predicate(t, table_def, spec.codeset)
+        hit = among & self.codes_ok(t, spec, spec.codeset)
         return t.filter(state & (hit | ~among)).select(t[self.key], among=among)
 
     def source(self, spec: EventSpec, *, latest: bool) -> ir.Table:
@@ -323,6 +428,8 @@ class Compiler:
           the same records, and every later run starting <= hi has no candidate (its days are
           after d*), so the latest run start with a candidate is s, with d*'s records.
         """
+        if self.entry is not None:
+            return self.rule_table(spec.TABLE)
         lo, _ = window_bounds(spec.within, self.index_date)
         value = getattr(spec, "value", None)
         if lo is None and value is None and (latest or spec.min_count <= 2):
@@ -351,21 +458,52 @@ class Compiler:
             ok &= v >= value.min
         if value.max is not None:
             ok &= v <= value.max
+        if value.above is not None:
+            ok &= v > value.above
+        if value.below is not None:
+            ok &= v < value.below
+        for key, column, at_least in (
+            ("min_times_upper_normal", "range_high", True),
+            ("max_times_upper_normal", "range_high", False),
+            ("min_times_lower_normal", "range_low", True),
+            ("max_times_lower_normal", "range_low", False),
+        ):
+            factor = getattr(value, key)
+            if factor is None:
+                continue
+            if column not in t.columns:  # a region without normal ranges: nothing matches
+                return ibis.literal(False)
+            bound = t[column] * factor
+            ok &= t[column].notnull() & ((v >= bound) if at_least else (v <= bound))
         return ok
 
     def visits(self, spec: VisitSpec) -> ir.Table:
         if (rows := self.dated(spec)) is not None:
             return self.dated_persons(rows, spec)
-        t = self.table("visit_occurrence")
+        t = self.rule_table("visit_occurrence")
         matching = t.filter(self._visit_condition(t, spec))
         return self.at_least_dates(matching, "visit_start_date", spec.min_count)
 
     def deaths(self, spec: DeathSpec) -> ir.Table:
+        if self.entry is not None:
+            t = self.rule_table("death")
+            return self.persons(t.filter(self.window(t.death_date, spec.within, t)))
         t = self.table("death")
         lo, hi = spec.within.bounds(self.index_date)
         return self.persons(t.filter((t.death_date >= lo) & (t.death_date <= hi)))
 
-    def window(self, day: ir.DateValue, within: Any) -> ir.BooleanValue:
+    def window(self, day: ir.DateValue, within: Any, t: ir.Table | None = None) -> ir.BooleanValue:
+        """The day is in the rule's window; with ``entry``, offsets from the person's entry
+        date (a column of ``t``, the ``rule_table``)."""
+        if self.entry is not None:
+            assert t is not None
+            start = t[ENTRY_DATE]
+            before = 0 if within is None else within.days_before
+            after = 0 if within is None else within.days_after
+            condition = day <= start + ibis.interval(days=after)
+            if within is None:
+                return condition
+            return condition & (day >= start - ibis.interval(days=before))
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)
@@ -427,7 +565,8 @@ class Compiler:
 
 
 def prefix_range(column: ir.StringValue, prefix: str) -> ir.BooleanValue:
-    """``column`` starts with ``prefix``, written as a range so that engines can use min/max
-    statistics and the sort order: codes are ASCII, so "starts with E11" is E11 <= code < E12."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return (column >= prefix) & (column < upper)
+    """``column`` starts with ``prefix`` (or lies in an ICD-10 range ``I00-I99``), written as
+    a range so that engines can use min/max statistics and the sort order: codes are ASCII, so
+    "starts with E11" is E11 <= code < E12 (``criteria.code_bounds``)."""
+    low, high = code_bounds(prefix)
+    return (column >= low) & (column < high)

@@ -124,7 +124,8 @@ class IbisEngine:
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
         rows = self.run_sql(self.sql("summary", criteria, index_date))
-        descriptions = [step_description(index_date)] + [d for _, d, _ in criteria.steps()]
+        descriptions = [step_description(index_date, criteria.entry)]
+        descriptions += [d for _, d, _ in criteria.steps()]
         last = len(descriptions) - 1
         steps = [
             (d, sum(int(r["n"]) for r in rows if r["reached"] >= i))

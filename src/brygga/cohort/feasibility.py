@@ -18,6 +18,7 @@ __all__ = [
     "group_counts",
     "index_date_for",
     "table",
+    "unknown_codes",
 ]
 
 import time
@@ -29,9 +30,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from brygga import clock
-from brygga.cohort.criteria import Criteria
+from brygga.cohort.compile import Compiler
+from brygga.cohort.criteria import (
+    GROUP_KINDS,
+    OMOP,
+    Criteria,
+    EventSpec,
+    rule_body,
+    rule_kind,
+)
 from brygga.cohort.engine import Evaluation
-from brygga.cohort.engines import engine_for
+from brygga.cohort.engines import IbisEngine, engine_for
 from brygga.db.migrate import ensure_current
 from brygga.db.session import write_session
 from brygga.errors import InputError
@@ -40,6 +49,8 @@ from brygga.privacy.disclosure import DisclosurePolicy, region_policy
 from brygga.privacy.gate import CountTable, Line
 from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.questions import Asker, QuestionGuard
+from brygga.records import schema
+from brygga.records.optimize import codes_table
 from brygga.records.store import Region
 
 SEXES = ("female", "male")
@@ -92,8 +103,9 @@ def index_date_for(
     was chosen: the one given, else the criteria's, else today, or the region's last day
     when today is past the period its records cover (after it nobody is under observation,
     so every count would be 0)."""
-    if given is not None or criteria.index_date is not None:
-        return criteria.effective_index_date(given), None
+    if given is not None or criteria.index_date is not None or criteria.entry is not None:
+        # With ``entry`` each person has their own date; a given one is refused (strict).
+        return criteria.effective_index_date(given, strict=True), None
     today = clock.today()
     day = region.records_date(today)
     if day == today:
@@ -148,12 +160,16 @@ def feasibility(
         keys = runner.keys(criteria, effective)  # DuckDB: sums over the kept bitmaps
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     warnings = []
-    if criteria.whole_region:
+    if criteria.whole_region and criteria.entry is None:
         warnings.append(
             "no demographics, include or exclude rules: this is the whole region (everyone "
             f"alive and under observation on {effective.isoformat()})"
         )
-    if evaluation.steps[0][1] == 0:
+    if evaluation.steps[0][1] == 0 and criteria.entry is not None:
+        warnings.append(
+            "nobody entered: no one has the entry event in the period while under observation"
+        )
+    elif evaluation.steps[0][1] == 0:
         period = region.manifest.get("period") or {}
         covered = (
             f"the region's records cover {period['start']} to {period['end']}"
@@ -163,6 +179,7 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
+    warnings += unknown_codes(criteria, runner)
     fingerprint = criteria.fingerprint(effective)
     if noisy is None:
         count, attrition, by_group = disclose(evaluation, policy, keys)
@@ -184,6 +201,57 @@ def feasibility(
         noise=noisy.info() if noisy else None,
         notes=[note] if note else [],
     )
+
+
+def _coded_specs(criteria: Criteria) -> list[EventSpec]:
+    """Every rule with codes (the entry event included), groups walked."""
+    found: list[EventSpec] = [criteria.entry.spec] if criteria.entry is not None else []
+    stack = [*criteria.include, *criteria.exclude]
+    while stack:
+        rule = stack.pop(0)  # in document order
+        kind, body = rule_kind(rule), rule_body(rule)
+        if kind == "at_least":
+            stack += body.of
+        elif kind in GROUP_KINDS:
+            stack += body
+        elif isinstance(body, EventSpec):
+            found.append(body)
+    return found
+
+
+def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
+    """Warnings naming the codes (other than OMOP concepts) that no record of the region
+    carries, one query per table: a mistyped code otherwise just counts nobody. Only that
+    no record exists is said, which a count of 0 says too. (The reference engine, for small
+    test regions, is not asked.)"""
+    if not isinstance(runner, IbisEngine):
+        return []
+    wanted: dict[str, dict[tuple[str, str], None]] = {}
+    for spec in _coded_specs(criteria):
+        for pair in (*spec.codeset, *spec.exclude_codeset):
+            if pair[0] != OMOP:
+                wanted.setdefault(spec.TABLE, {})[pair] = None
+    warnings = []
+    compiler = Compiler(runner.tables, criteria.effective_index_date())
+    for name, pairs in wanted.items():
+        t = runner.table(codes_table(name))
+        if t is None:
+            t = runner.table(name)
+        table_def = schema.table(name)
+        found = t.aggregate(
+            **{
+                f"c{i}": compiler.code_predicate(t, table_def, (pair,)).fill_null(False).any()
+                for i, pair in enumerate(pairs)
+            }
+        )
+        row = runner.to_arrow(found).to_pylist()[0]
+        for i, (vocabulary, code) in enumerate(pairs):
+            if not row[f"c{i}"]:
+                warnings.append(
+                    f"no record in the region's {name} has the {vocabulary} code {code}: "
+                    "is it written as the region's records write it?"
+                )
+    return warnings
 
 
 def asked_feasibility(

@@ -15,13 +15,16 @@ engines are tested against, so it must not share their code.
 from __future__ import annotations
 
 __all__ = [
+    "ENTRY_DATE",
     "DuckDBViews",
     "Tables",
     "age_on",
     "born_ymd",
     "completed_years",
     "counted",
+    "entered",
     "population",
+    "population_at_entry",
     "sex_of",
     "step_description",
     "ymd",
@@ -45,8 +48,11 @@ class Tables(Protocol):
     def table(self, name: str) -> ir.Table | None: ...
 
 
-def step_description(index_date: date) -> str:
-    """The first line of every attrition table."""
+def step_description(index_date: date, entry: Any = None) -> str:
+    """The first line of every attrition table (``entry``: the criteria's ``Entry``, when
+    each person has their own index date)."""
+    if entry is not None:
+        return f"Entered: {entry.describe()}"
     return f"Alive and under observation on {index_date.isoformat()}"
 
 
@@ -71,6 +77,51 @@ def counted(tables: Tables, index_date: date) -> ir.Table:
     ).select("person_id")
     dead = death.filter(death.death_date <= idx).select("person_id")
     return person.semi_join(observed, "person_id").anti_join(dead, "person_id")
+
+
+ENTRY_DATE = "entry_date"
+
+
+def entered(tables: Tables, entries: ir.Table) -> ir.Table:
+    """Each person's own index date: the person-level rows of those whose ``entries`` date
+    (a table of ``person_id`` and ``entry_date``, one row per person) lies in an observation
+    period (both ends inclusive) and who did not die before it. A death on the entry date or
+    after it is kept: a historical cohort counts those who died later."""
+    p = tables.table(POPULATION)
+    if p is not None:
+        j = p.join(entries, "person_id")
+        return j.filter(
+            (j.observation_period_start_date <= j[ENTRY_DATE])
+            & (j.observation_period_end_date >= j[ENTRY_DATE])
+            & (j.death_date.isnull() | (j.death_date >= j[ENTRY_DATE]))
+        )
+    person, op, death = (_required(tables, n) for n in ("person", "observation_period", "death"))
+    o = op.join(entries, "person_id")
+    observed = o.filter(
+        (o.observation_period_start_date <= o[ENTRY_DATE])
+        & (o.observation_period_end_date >= o[ENTRY_DATE])
+    ).select("person_id")
+    d = death.join(entries, "person_id")
+    dead = d.filter(d.death_date < d[ENTRY_DATE]).select("person_id")
+    rows = person.join(entries, "person_id")
+    return rows.semi_join(observed, "person_id").anti_join(dead, "person_id")
+
+
+def population_at_entry(tables: Tables, entries: ir.Table) -> ir.Table:
+    """``population`` at each person's own index date (``entered``), with ``entry_date``."""
+    p = entered(tables, entries)
+    day = p[ENTRY_DATE]
+    on = (day.year() * 10000 + day.month() * 100 + day.day()).cast("int64")
+    age = ((on - born_ymd(p)) // 10000).cast("int32")
+    return p.select(
+        person_id=p.person_id.cast("int64"),
+        gender_concept_id=p.gender_concept_id,
+        sex=sex_of(p),
+        age=age,
+        age_band=((age // 10) * 10).cast("int32"),
+        municipality=p.municipality_code,
+        entry_date=day,
+    )
 
 
 def age_on(p: ir.Table, index_date: date) -> ir.IntegerValue:

@@ -8,19 +8,31 @@ regions only (tests, documentation examples).
 
 from __future__ import annotations
 
-__all__ = ["ReferenceEngine", "Row", "age_at", "at_least_dates", "in_window", "sex_label"]
+__all__ = [
+    "ReferenceEngine",
+    "Row",
+    "age_at",
+    "at_least_dates",
+    "in_window",
+    "prefix_holds",
+    "sex_label",
+]
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from brygga.cohort.criteria import (
+    DEFAULT_SUPPLY_DAYS,
+    ERA_GAP_DAYS,
     OMOP,
     SEX_CONCEPTS,
     Criteria,
     DeathSpec,
     Demographics,
+    DrugSpec,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
@@ -52,23 +64,23 @@ class ReferenceEngine:
         return cls({name: region.read_table(name).to_pylist() for name in region.tables()})
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        population = self.population(index_date)
-        steps = [(step_description(index_date), len(population))]
+        population, day = self.counted(criteria, index_date)
+        steps = [(step_description(index_date, criteria.entry), len(population))]
         remaining = {
             p
             for p, row in population.items()
-            if self.demographics_hold(row, criteria.demographics, index_date)
+            if self.demographics_hold(row, criteria.demographics, day[p])
         }
         steps.append((criteria.demographics.describe(), len(remaining)))
         for kind, description, rule in criteria.steps()[1:]:
             assert rule is not None
-            matched = self.rule(rule, index_date)
+            matched = self.rule_on(rule, day)
             remaining = remaining & matched if kind == "include" else remaining - matched
             steps.append((description, len(remaining)))
         cells: Counter[tuple[str, int, str | None]] = Counter()
         for person_id in remaining:
             row = population[person_id]
-            age = age_at(row, index_date)
+            age = age_at(row, day[person_id])
             cells[
                 (sex_label(row["gender_concept_id"]), age // 10 * 10, row["municipality_code"])
             ] += 1
@@ -78,17 +90,75 @@ class ReferenceEngine:
         raise InputError("the cell key method needs the duckdb or spark engine, not 'reference'")
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
-        population = self.population(index_date)
+        population, day = self.counted(criteria, index_date)
         remaining = {
             p
             for p, row in population.items()
-            if self.demographics_hold(row, criteria.demographics, index_date)
+            if self.demographics_hold(row, criteria.demographics, day[p])
         }
         for rule in criteria.include:
-            remaining &= self.rule(rule, index_date)
+            remaining &= self.rule_on(rule, day)
         for rule in criteria.exclude:
-            remaining -= self.rule(rule, index_date)
+            remaining -= self.rule_on(rule, day)
         return sorted(remaining)
+
+    def counted(
+        self, criteria: Criteria, index_date: date
+    ) -> tuple[dict[int, Row], dict[int, date]]:
+        """The people counted and each one's index date: ``index_date`` for everyone, or with
+        ``entry`` each person's own."""
+        if criteria.entry is None:
+            population = self.population(index_date)
+            return population, dict.fromkeys(population, index_date)
+        day = self.entries(criteria.entry)
+        observed = {
+            r["person_id"]
+            for r in self.rows("observation_period")
+            if r["person_id"] in day
+            and r["observation_period_start_date"]
+            <= day[r["person_id"]]
+            <= r["observation_period_end_date"]
+        }
+        # A death before the entry date excludes; on it or later, the person is counted.
+        dead = {
+            r["person_id"]
+            for r in self.rows("death")
+            if r["person_id"] in day and r["death_date"] < day[r["person_id"]]
+        }
+        population = {
+            r["person_id"]: r
+            for r in self.rows("person")
+            if r["person_id"] in observed and r["person_id"] not in dead
+        }
+        return population, {p: day[p] for p in population}
+
+    def entries(self, entry: Entry) -> dict[int, date]:
+        """Each person's entry date: the first record of the event in all their history, or
+        the latest on or before the period's end; kept when it lies in the period."""
+        spec = entry.spec
+        table = schema.table(spec.TABLE)
+        date_col = table.date_column
+        codes, excluded = (
+            self.matcher(spec.codeset, table),
+            self.matcher(spec.exclude_codeset, table),
+        )
+        value = getattr(spec, "value", None)
+        dates: defaultdict[int, list[date]] = defaultdict(list)
+        for r in self.rows(spec.TABLE):
+            in_time = entry.occurrence == "first" or r[date_col] <= entry.period.end
+            if in_time and codes(r) and not excluded(r) and value_holds(value, r):
+                dates[r["person_id"]].append(r[date_col])
+        picked = {
+            p: (min(ds) if entry.occurrence == "first" else max(ds)) for p, ds in dates.items()
+        }
+        return {p: d for p, d in picked.items() if entry.period.start <= d <= entry.period.end}
+
+    def rule_on(self, rule: Model, day: dict[int, date]) -> set[int]:
+        """The people (of ``day``) for whom the rule holds at their own index date."""
+        found: dict[date, set[int]] = {}
+        for d in set(day.values()):
+            found[d] = self.rule(rule, d)
+        return {p for p, d in day.items() if p in found[d]}
 
     # --- Population -------------------------------------------------------------------------
 
@@ -129,6 +199,15 @@ class ReferenceEngine:
             return set().union(*(self.rule(r, index_date) for r in body))
         if kind == "all_of":
             return set.intersection(*(self.rule(r, index_date) for r in body))
+        if kind == "none_of":
+            everyone = {r["person_id"] for r in self.rows("person")}
+            return everyone - set().union(*(self.rule(r, index_date) for r in body))
+        if kind == "demographics":
+            return {
+                r["person_id"]
+                for r in self.rows("person")
+                if self.demographics_hold(r, body, index_date)
+            }
         if kind == "at_least":
             hits = Counter(p for r in body.of for p in self.rule(r, index_date))
             return {p for p, n in hits.items() if n >= body.n}
@@ -142,20 +221,20 @@ class ReferenceEngine:
         table = schema.table(spec.TABLE)
         date_col = table.date_column
         assert date_col is not None
-        rows = [r for r in self.rows(spec.TABLE) if in_window(r[date_col], spec, index_date)]
+        excluded = self.matcher(spec.exclude_codeset, table)
+        rows = [
+            r
+            for r in self.rows(spec.TABLE)
+            if in_window(r[date_col], spec, index_date) and not excluded(r)
+        ]
         codes = self.matcher(spec.codeset, table)
         value = getattr(spec, "value", None)
 
         def value_ok(r: Row) -> bool:
-            if value is None:
-                return True
-            v = r["value_as_number"]
-            return (
-                v is not None
-                and (value.min is None or v >= value.min)
-                and (value.max is None or v <= value.max)
-            )
+            return value_holds(value, r)
 
+        if isinstance(spec, DrugSpec) and spec.exposure is not None:
+            return self.exposure(spec, [r for r in rows if codes(r)], index_date)
         if isinstance(spec, ValuedSpec) and spec.latest:
             among = self.matcher(spec.among_codeset, table)
             candidates = [
@@ -174,6 +253,38 @@ class ReferenceEngine:
             ((r["person_id"], r[date_col]) for r in rows if codes(r) and value_ok(r)),
             spec.min_count,
         )
+
+    @staticmethod
+    def exposure(spec: DrugSpec, rows: list[Row], index_date: date) -> set[int]:
+        """Exposure periods from the dispensings in the window: each covers its start to its
+        end date, else ``days_supply`` days, else ``DEFAULT_SUPPLY_DAYS``; a dispensing
+        starting at most ``ERA_GAP_DAYS`` after the supply so far ends (the day after it
+        plus the gap) continues the period."""
+        assert spec.exposure is not None
+        spans: defaultdict[int, list[tuple[date, date]]] = defaultdict(list)
+        for r in rows:
+            start = r["drug_exposure_start_date"]
+            if r.get("drug_exposure_end_date") is not None:
+                end = r["drug_exposure_end_date"]
+            elif r.get("days_supply") is not None:
+                end = start + timedelta(days=r["days_supply"] - 1)
+            else:
+                end = start + timedelta(days=DEFAULT_SUPPLY_DAYS - 1)
+            spans[r["person_id"]].append((start, end))
+        found = set()
+        for person_id, person_spans in spans.items():
+            periods: list[list[date]] = []
+            for start, end in sorted(person_spans):
+                if periods and start <= periods[-1][1] + timedelta(days=1 + ERA_GAP_DAYS):
+                    periods[-1][1] = max(periods[-1][1], end)
+                else:
+                    periods.append([start, end])
+            for start, end in periods:
+                current = not spec.exposure.current or start <= index_date <= end
+                days = spec.exposure.min_days
+                if current and (days is None or (end - start).days + 1 >= days):
+                    found.add(person_id)
+        return found
 
     def visits(self, spec: VisitSpec, index_date: date) -> set[int]:
         types = spec.concept_ids
@@ -223,7 +334,7 @@ class ReferenceEngine:
             if vocab is None or code is None:
                 return False
             return (vocab, code) in exact or any(
-                vocab == v and code.startswith(p) for v, p in prefixes
+                vocab == v and prefix_holds(p, code) for v, p in prefixes
             )
 
         return matches
@@ -245,6 +356,37 @@ def age_at(person: Row, index_date: date) -> int:
 
 def sex_label(gender_concept_id: int | None) -> str:
     return codebook.SEX_OF_GENDER.get(gender_concept_id or 0, "unknown")
+
+
+def value_holds(value: Any, r: Row) -> bool:
+    """A record's value satisfies a ``ValueRange`` (None: any record)."""
+    if value is None:
+        return True
+    v = r["value_as_number"]
+    if v is None:
+        return False
+    low, high = r.get("range_low"), r.get("range_high")
+    checks = [
+        (value.min, lambda b: v >= b),
+        (value.max, lambda b: v <= b),
+        (value.above, lambda b: v > b),
+        (value.below, lambda b: v < b),
+        # Bounds on the normal range: a record without that end never matches.
+        (value.min_times_upper_normal, lambda k: high is not None and v >= k * high),
+        (value.max_times_upper_normal, lambda k: high is not None and v <= k * high),
+        (value.min_times_lower_normal, lambda k: low is not None and v >= k * low),
+        (value.max_times_lower_normal, lambda k: low is not None and v <= k * low),
+    ]
+    return all(check(bound) for bound, check in checks if bound is not None)
+
+
+def prefix_holds(pattern: str, code: str) -> bool:
+    """A hierarchical code matches by prefix (``E11``: E11, E119, ...); an ICD-10 range
+    ``I00-I99`` matches a code whose start, as long as each end, lies between them."""
+    if "-" in pattern:
+        low, high = pattern.split("-")
+        return code[: len(low)] >= low and code[: len(high)] <= high
+    return code.startswith(pattern)
 
 
 def in_window(day: date, spec: EventSpec, index_date: date) -> bool:

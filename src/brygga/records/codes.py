@@ -20,6 +20,7 @@ __all__ = [
     "LABS",
     "OBSERVATIONS",
     "PROCEDURES",
+    "SAFETY_LABS",
     "SEX_OF_GENDER",
     "TYPE_DISPENSING",
     "TYPE_EHR",
@@ -32,6 +33,7 @@ __all__ = [
     "Vocabulary",
     "normalize_icd10",
     "resolve_alias",
+    "resolve_aliases",
     "vocabulary",
 ]
 
@@ -230,8 +232,64 @@ ALIASES: dict[str, Code] = {
 }
 
 
+# The common safety labs of trial protocols, each under its NPU code (Swedish laboratories)
+# and its LOINC code (regions imported from OMOP): an alias in criteria matches both. eGFR
+# has no national NPU code in Sweden (laboratories report it under local codes), so it maps
+# to the LOINC codes of the creatinine-based equations only; a region with local eGFR codes
+# asks for them by vocabulary.
+SAFETY_LABS: dict[str, tuple[Code, ...]] = {
+    group[0].key.lower(): group
+    for group in (
+        (
+            Code("ALT", "NPU", "NPU19651", "P-Alanine transaminase (ALAT)"),
+            Code("ALT", "LOINC", "1742-6", "Alanine aminotransferase, serum/plasma"),
+        ),
+        (
+            Code("AST", "NPU", "NPU19654", "P-Aspartate transaminase (ASAT)"),
+            Code("AST", "LOINC", "1920-8", "Aspartate aminotransferase, serum/plasma"),
+        ),
+        (
+            Code("bilirubin", "NPU", "NPU01370", "P-Bilirubin"),
+            Code("bilirubin", "LOINC", "1975-2", "Bilirubin total, serum/plasma"),
+        ),
+        (
+            Code("ALP", "NPU", "NPU27783", "P-Alkaline phosphatase (ALP)"),
+            Code("ALP", "LOINC", "6768-6", "Alkaline phosphatase, serum/plasma"),
+        ),
+        (
+            Code("WBC", "NPU", "NPU02593", "B-Leukocytes"),
+            Code("WBC", "LOINC", "6690-2", "Leukocytes, blood"),
+        ),
+        (
+            Code("platelets", "NPU", "NPU03568", "B-Platelets"),
+            Code("platelets", "LOINC", "777-3", "Platelets, blood"),
+        ),
+        (
+            Code("haemoglobin", "NPU", "NPU02319", "B-Haemoglobin"),
+            Code("haemoglobin", "LOINC", "718-7", "Haemoglobin, blood"),
+        ),
+        (
+            Code("potassium", "NPU", "NPU03230", "P-Potassium"),
+            Code("potassium", "LOINC", "2823-3", "Potassium, serum/plasma"),
+        ),
+        (
+            Code("eGFR", "LOINC", "62238-1", "eGFR, creatinine-based (CKD-EPI)"),
+            Code("eGFR", "LOINC", "98979-8", "eGFR, creatinine-based (CKD-EPI 2021)"),
+            Code("eGFR", "LOINC", "33914-3", "eGFR, creatinine-based (MDRD)"),
+        ),
+    )
+}
+
+
 def resolve_alias(name: str) -> Code | None:
     return ALIASES.get(name.lower())
+
+
+def resolve_aliases(name: str) -> tuple[Code, ...]:
+    """Every code an alias in criteria stands for (one for most; NPU and LOINC for the
+    safety labs); empty when ``name`` is no alias."""
+    single = ALIASES.get(name.lower())
+    return (single,) if single is not None else SAFETY_LABS.get(name.lower(), ())
 
 
 GENDER_MALE = 8507

@@ -244,6 +244,8 @@ MEASUREMENT = _event(
         C("value_as_concept_id", CONCEPT, "Categorical result, or 0."),
         C("unit_concept_id", CONCEPT, "OMOP unit concept id, or 0."),
         C("unit_source_value", TEXT, "Unit as recorded (mmol/mol, mmol/L, mmHg, ...)."),
+        C("range_low", NUMBER, "Lower end of the laboratory's normal range, in the same unit."),
+        C("range_high", NUMBER, "Upper end of the laboratory's normal range, in the same unit."),
     ),
 )
 

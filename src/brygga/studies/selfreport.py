@@ -112,7 +112,7 @@ def _kleene_all(values: Iterable[Truth]) -> Truth:
 def _codes_hold(spec: EventSpec, vocabulary: str, reported: frozenset[str]) -> Truth:
     if any(vocab != vocabulary for vocab, _ in spec.codeset):
         return None
-    return any(r.startswith(code) for _, code in spec.codeset for r in reported)
+    return any(spec.code_matches(vocabulary, r) for r in reported)
 
 
 def _measurement(spec: MeasurementSpec, person: Health) -> Truth:
@@ -124,8 +124,9 @@ def _measurement(spec: MeasurementSpec, person: Health) -> Truth:
         return None
     if spec.value is None:
         return True
-    low, high = spec.value.min, spec.value.max
-    return (low is None or value >= low) and (high is None or value <= high)
+    if spec.value.normal:  # a self-report has no normal range
+        return None
+    return spec.value.plain_holds(value)
 
 
 def _observation(spec: ObservationSpec, person: Health) -> Truth:
@@ -161,6 +162,13 @@ def rule_truth(rule: object, person: Health) -> Truth:
         return _kleene_any(rule_truth(r, person) for r in body)
     if kind == "all_of":
         return _kleene_all(rule_truth(r, person) for r in body)
+    if kind == "none_of":
+        held = _kleene_any(rule_truth(r, person) for r in body)
+        return None if held is None else not held
+    if kind == "demographics":
+        # Rules are answered per health profile, without the person's demographics (those
+        # are matched apart, vectorized): inside a group they cannot tell.
+        return None
     if kind == "at_least":
         truths = [rule_truth(r, person) for r in body.of]
         yes, unknown = truths.count(True), truths.count(None)

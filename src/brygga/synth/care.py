@@ -32,11 +32,28 @@ _LAB_VOCABS = pa.array([K.LABS[k].vocabulary for k in _LAB_KEYS])
 _LAB_UNITS = pa.array([K.LABS[k].unit for k in _LAB_KEYS])
 _LAB_CONCEPTS = np.array([K.LABS[k].concept_id for k in _LAB_KEYS], np.int32)
 _LAB_UNIT_CONCEPTS = np.array([K.LABS[k].unit_concept_id for k in _LAB_KEYS], np.int32)
+# Normal ranges (OMOP range_low/range_high) of the laboratory tests: adult reference intervals
+# of the kind Swedish laboratories report, one per test whatever the age and sex (a simplification
+# of the synthetic region). Clinical measurements (blood pressure, BMI, weight, height) have none.
+_NORMAL = {
+    "HbA1c": (27.0, 42.0),
+    "TC": (3.3, 6.9),
+    "HDL": (1.0, 2.7),
+    "LDL": (1.2, 4.3),
+    "creatinine": (45.0, 105.0),
+}
+_LAB_LOW = np.array([_NORMAL.get(k, (np.nan, np.nan))[0] for k in _LAB_KEYS])
+_LAB_HIGH = np.array([_NORMAL.get(k, (np.nan, np.nan))[1] for k in _LAB_KEYS])
 _DRUG_KEYS = tuple(K.DRUGS)
 _DRUG_CODES = pa.array([K.DRUGS[k].code for k in _DRUG_KEYS])
 _SMOKING = (K.OBSERVATIONS["never_smoker"], K.OBSERVATIONS["ex_smoker"], K.OBSERVATIONS["smoker"])
 _PROC_KEYS = tuple(K.PROCEDURES)
 _PROC_CODES = pa.array([K.PROCEDURES[k].code for k in _PROC_KEYS])
+
+
+def _normal(values: np.ndarray) -> pa.Array:
+    """A normal-range end per record; null where the test has none."""
+    return pa.array(values, type=pa.float64(), mask=np.isnan(values))
 
 
 def _dict(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
@@ -425,6 +442,8 @@ class CareGenerator:
                 "value_as_concept_id": np.zeros(n, np.int32),
                 "unit_concept_id": _LAB_UNIT_CONCEPTS[lab],
                 "unit_source_value": _dict(lab, _LAB_UNITS),
+                "range_low": _normal(_LAB_LOW[lab]),
+                "range_high": _normal(_LAB_HIGH[lab]),
                 "visit_occurrence_id": m.get("visit"),
                 "measurement_source_value": _dict(lab, _LAB_CODES),
                 "measurement_source_vocabulary": _dict(lab, _LAB_VOCABS),
