@@ -173,12 +173,23 @@ def _plain(check: Any, value: str) -> str:
         raise ValueError(exc.message.split(": ", 1)[-1]) from None
 
 
+ENTRY_NOT_FOR_STUDIES = (
+    "a study recruits people as they are today: criteria with an entry event (each person's "
+    "own index date) are for data requests and applications, not for studies"
+)
+
+
 def criteria_from_yaml(text: str) -> Criteria:
     """The study's criteria; a ValueError (for the form's criteria field) names the problem."""
     try:
-        return criteria_from_text(text, "criteria")
+        criteria = criteria_from_text(text, "criteria")
     except BryggaError as exc:
         raise ValueError(exc.message.removeprefix("criteria: ")) from None
+    if criteria.entry is not None:
+        # Matching and feasibility for recruitment ask who qualifies now; an entry event gives
+        # each person a date in the past (a historical cohort: data requests, not recruitment).
+        raise ValueError(ENTRY_NOT_FOR_STUDIES)
+    return criteria
 
 
 def _validate_study(data: dict[str, Any]) -> StudyInput:
