@@ -64,6 +64,7 @@ from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, elig
 from brygga.config import Settings, get_settings
 from brygga.db.migrate import ensure_current
 from brygga.db.session import database_url, session, write_session
+from brygga.ecosystem.feasibility import disclose_figures
 from brygga.ecosystem.inquiries import OFFICE_ROLE
 from brygga.ecosystem.service import Ecosystem
 from brygga.errors import DocumentError, InputError, NotFoundError, PermissionDenied
@@ -82,6 +83,7 @@ from brygga.privacy.disclosure import (
 )
 from brygga.privacy.gate import single
 from brygga.privacy.noise import current_user
+from brygga.privacy.people import people_counter
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
 from brygga.studies import invitations, matching, outbox
@@ -248,7 +250,8 @@ class Brygga:
         trial = Study(
             id=0, area=therapy_area, healthy_volunteers=False, criteria_yaml=criteria_yaml
         )
-        overlaps = []
+        overlaps: list[tuple[int, np.ndarray]] = []
+        titles: dict[int, tuple[str, str]] = {}
         with session(database or self.database) as s:  # the web app's own database
             people = matching.volunteers(s)
             cache = matching.RunCache(people)
@@ -260,16 +263,25 @@ class Brygga:
             records = matching.RecordsEligibility(region, self.settings.engine)
             for study in studies:
                 if matching.recruiting(study):
-                    both = np.intersect1d(eligible, records(study), assume_unique=True).size
-                    overlaps.append(
-                        {"study": study.id, "title_sv": study.title_sv,
-                         "title_en": study.title_en, "overlap": single(policy, int(both))}
-                    )  # fmt: skip
+                    overlaps.append((study.id, records(study)))
+                    titles[study.id] = (study.title_sv, study.title_en)
+        # The 2 + N figures leave together, as one table (an overlap must not be subtracted
+        # from the eligible count to give away a small number of people left out).
+        counter = people_counter(policy, region, eligible)
+        _, shown_volunteers, by_study = disclose_figures(counter, eligible, overlaps, volunteers)
         return {
             "region": region.name,
             "eligible": result.count,
-            "volunteers": single(policy, volunteers),
-            "overlapping_studies": overlaps,
+            "volunteers": shown_volunteers,
+            "overlapping_studies": [
+                {
+                    "study": sid,
+                    "title_sv": titles[sid][0],
+                    "title_en": titles[sid][1],
+                    "overlap": by_study[sid],
+                }
+                for sid, _ in overlaps
+            ],
             "disclosure": policy.description,
         }
 

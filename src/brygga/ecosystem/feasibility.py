@@ -11,7 +11,10 @@ set-up milestones (approval, site opened, first participant, target reached) as 
 What none of the anchors has is attached by the platform when the inquiry is sent
 (``platform.Brygga.feasibility_data``), through the release gate: the eligible count in the
 region's records, the registered volunteers who would match, and the recruiting studies whose
-eligible sets overlap.
+eligible sets overlap. Those 2 + N numbers are about overlapping sets of people, so they
+leave together as one table through the release gate (``disclose_figures``): each overlap and
+the eligible people it leaves out add up to the eligible count, so a reader cannot subtract an
+overlap from the eligible count to learn that a study's criteria leave out three people.
 
 Routing: ``suggest_sites`` proposes the visible directory entries that run clinical studies in
 the trial's therapy area (clinical sites, trial units and the KSS nodes); the sponsor chooses.
@@ -24,14 +27,17 @@ __all__ = [
     "SiteEstimate",
     "answer_site",
     "collate",
+    "disclose_figures",
     "send_feasibility",
     "set_milestone",
     "suggest_sites",
 ]
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -42,6 +48,7 @@ from brygga.ecosystem.models import MILESTONES, Entry, Inquiry, InquiryRecipient
 from brygga.ecosystem.profiles import THERAPY_AREAS
 from brygga.errors import InputError, NotFoundError
 from brygga.forms import FormError
+from brygga.privacy.people import PeopleCounter, PeopleTable
 
 PHASES = ("1", "1/2", "2", "2/3", "3", "4")
 
@@ -86,6 +93,37 @@ def suggest_sites(s: Session, therapy_area: str) -> list[Entry]:
         if "clinical_trials" in e.support_kinds or "clinical_trials" in e.technology_areas
     ]
     return sorted(found, key=lambda e: (therapy_area not in e.therapy_areas, e.name_sv))
+
+
+def disclose_figures(
+    counter: PeopleCounter,
+    eligible: np.ndarray,
+    overlaps: Sequence[tuple[int, np.ndarray]],
+    volunteers: int,
+) -> tuple[dict[str, Any], dict[str, Any], dict[int, dict[str, Any]]]:
+    """The region's figures of one feasibility inquiry through the release gate as ONE table:
+    the eligible count, the matching volunteers and, per recruiting study, how many of the
+    eligible its criteria also take. ``counter``: over the eligible people (``eligible``, their
+    sorted ids); ``overlaps``: (study id, the study's eligible ids, sorted).
+
+    Each overlap plus the eligible people the study leaves out (never shown) is the eligible
+    count; the left-out ones are protected like the people an attrition rule removes, so an
+    overlap close to the eligible count is suppressed rather than shown (secondary suppression
+    keeps the eligible count, the headline). Returns (eligible, volunteers, overlap by study)."""
+    table = PeopleTable(counter)
+    everyone = np.ones(len(eligible), dtype=bool)
+    table.add("eligible", everyone)
+    for study, ids in overlaps:
+        inside = np.isin(eligible, ids, assume_unique=True)
+        table.add(("overlap", study), inside)
+        table.add_hidden(("left_out", study), ~inside)
+        table.line("eligible", [("overlap", study), ("left_out", study)])
+    # Registered volunteers (eligible on their records or on their self-report): not a part
+    # of the eligible count, so no line; disclosed under the same policy, without a cell key.
+    table.table.add("volunteers", volunteers)
+    shown = table.disclose(keep=["eligible"])
+    by_study = {study: shown[("overlap", study)] for study, _ in overlaps}
+    return shown["eligible"], shown["volunteers"], by_study
 
 
 def send_feasibility(
