@@ -13,6 +13,7 @@ import pytest
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.feasibility import feasibility
 from brygga.errors import DocumentError, InputError
+from brygga.privacy.disclosure import RoundingPolicy
 from brygga.records import optimize
 from tests.spec.conftest import INDEX, build_region, death, event, period, person
 
@@ -617,3 +618,25 @@ def test_feasibility_warns_of_codes_no_record_has(tmp_path, optimized):
         "no record in the region's drug_exposure has the ATC code A10BK: "
         "is it written as the region's records write it?",
     ]
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_code_warnings_pass_the_release_gate(tmp_path, optimized):
+    """Under a disclosure policy a code two people have and a code nobody has read alike
+    ("none or too few to show"): "not found" would say 0 people, "found" at least one."""
+    people = [person(i) for i in range(1, 13)]
+    rows = [event("condition", i, "E119", date(2024, 1, 1)) for i in range(1, 11)]
+    rows += [event("condition", i, "I10", date(2024, 1, 1)) for i in (11, 12)]
+    region = build_region(tmp_path / "region", people, rows)
+    if optimized:
+        optimize.build(region, threads=1, memory_limit="500MB")
+    doc = {
+        "index_date": "2025-01-01",
+        "include": [{"condition": {"codes": ["E11", "I10", "X99"]}}],
+    }
+    result = feasibility(parse_criteria(doc), region, policy=RoundingPolicy(8, 1))
+    assert result.warnings == [
+        f"none or too few people to show have the ICD10 code {code} in the region's "
+        "condition_occurrence: is it written as the region's records write it?"
+        for code in ("I10", "X99")
+    ]  # E11: ten people, shown; I10 (two people) and X99 (nobody) are not told apart

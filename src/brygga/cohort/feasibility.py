@@ -46,11 +46,11 @@ from brygga.db.session import write_session
 from brygga.errors import InputError
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
-from brygga.privacy.gate import CountTable, Line
+from brygga.privacy.gate import CountTable, Line, single
 from brygga.privacy.noise import NoisyCounts, noisy_request
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records import schema
-from brygga.records.optimize import codes_table
+from brygga.records.optimize import PERSON_INDEX, codes_table, first_table
 from brygga.records.store import Region
 
 SEXES = ("female", "male")
@@ -179,7 +179,7 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
-    warnings += unknown_codes(criteria, runner)
+    warnings += unknown_codes(criteria, runner, policy)
     fingerprint = criteria.fingerprint(effective)
     if noisy is None:
         count, attrition, by_group = disclose(evaluation, policy, keys)
@@ -219,11 +219,15 @@ def _coded_specs(criteria: Criteria) -> list[EventSpec]:
     return found
 
 
-def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
-    """Warnings naming the codes (other than OMOP concepts) that no record of the region
-    carries, one query per table: a mistyped code otherwise just counts nobody. Only that
-    no record exists is said, which a count of 0 says too. (The reference engine, for small
-    test regions, is not asked.)"""
+def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> list[str]:
+    """Warnings naming the codes (other than OMOP concepts) that none or too few of the
+    region's people have to show, one or two queries per table: a mistyped code otherwise just
+    counts nobody. Whether a code is found is itself a count of people (found: at least one
+    has it), so each code's number of people passes the release gate (``gate.single``) and
+    the warning says only what the disclosed value says: nothing when it is shown, "none or
+    too few to show" when it is suppressed or 0 (a small group and an empty one read alike).
+    Exact counts (a synthetic region's raw policy) may say "no record". (The reference engine,
+    for small test regions, is not asked.)"""
     if not isinstance(runner, IbisEngine):
         return []
     wanted: dict[str, dict[tuple[str, str], None]] = {}
@@ -233,25 +237,62 @@ def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
                 wanted.setdefault(spec.TABLE, {})[pair] = None
     warnings = []
     compiler = Compiler(runner.tables, criteria.effective_index_date())
-    for name, pairs in wanted.items():
-        t = runner.table(codes_table(name))
-        if t is None:
-            t = runner.table(name)
+    for name, found in wanted.items():
+        pairs = list(found)
         table_def = schema.table(name)
-        found = t.aggregate(
-            **{
-                f"c{i}": compiler.code_predicate(t, table_def, (pair,)).fill_null(False).any()
-                for i, pair in enumerate(pairs)
-            }
-        )
-        row = runner.to_arrow(found).to_pylist()[0]
-        for i, (vocabulary, code) in enumerate(pairs):
-            if not row[f"c{i}"]:
+        least = [0] * len(pairs)
+        codes = runner.table(codes_table(name))
+        if codes is not None:  # an optimized region: people per distinct code, a small table
+            row = _aggregate(runner, codes, codes.persons.max, table_def, compiler, pairs)
+            least = [int(row[f"c{i}"] or 0) for i in range(len(pairs))]
+        # A code row's people are a lower bound of the people a code (with its sub-codes) has:
+        # count exactly only the codes whose lower bound the policy would not show.
+        doubtful = [i for i, n in enumerate(least) if not _shown(policy.apply(n))]
+        if not doubtful:
+            continue
+        people, person = runner.table(first_table(name)), PERSON_INDEX
+        if people is None:
+            people, person = runner.table(name), "person_id"
+        asked = [pairs[i] for i in doubtful]
+        row = _aggregate(runner, people, people[person].nunique, table_def, compiler, asked)
+        for i, (vocabulary, code) in enumerate(asked):
+            disclosed = single(policy, int(row[f"c{i}"] or 0))
+            if policy.raw and disclosed["value"] == 0:
                 warnings.append(
                     f"no record in the region's {name} has the {vocabulary} code {code}: "
                     "is it written as the region's records write it?"
                 )
+            elif not _shown(disclosed):
+                warnings.append(
+                    f"none or too few people to show have the {vocabulary} code {code} in the "
+                    f"region's {name}: is it written as the region's records write it?"
+                )
     return warnings
+
+
+def _shown(disclosed: dict[str, Any]) -> bool:
+    return disclosed["value"] not in (None, 0)
+
+
+def _aggregate(
+    runner: Any,
+    t: Any,
+    reduce: Any,
+    table_def: schema.Table,
+    compiler: Compiler,
+    pairs: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """One row: ``reduce`` (a column's reduction) over the rows of each code, as c0, c1, ..."""
+    return runner.to_arrow(
+        t.aggregate(
+            **{
+                f"c{i}": reduce(
+                    where=compiler.code_predicate(t, table_def, (pair,)).fill_null(False)
+                )
+                for i, pair in enumerate(pairs)
+            }
+        )
+    ).to_pylist()[0]
 
 
 def asked_feasibility(
