@@ -86,6 +86,7 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.people import people_counter
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
+from brygga.registry import consent
 from brygga.studies import invitations, matching, outbox
 from brygga.studies.models import StaffAccount, Study
 from brygga.studies.registration import criteria_from_yaml
@@ -472,13 +473,17 @@ class Brygga:
 
     def worklist(
         self, slug: str, region: str | Path | Region, *, care_unit: int, legal_basis: str,
-        actor: str,
+        actor: str, asked_first: bool = False, only_asked: bool = False,
     ) -> list[WorkItem]:  # fmt: skip
-        """One care unit's invited people with why (identifiable; audited first)."""
+        """One care unit's invited people with why (identifiable; audited first), those who
+        asked to be invited (``prevention_invite`` standing now) marked, first or alone."""
         plan = self.program_plan(slug, region)
+        with session(self.database) as s:
+            asked = consent.consenting_people(s, "prevention_invite")
         return worklist(
             plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor,
-            audit_log=self.audit_log,
+            audit_log=self.audit_log, asked=asked, asked_first=asked_first,
+            only_asked=only_asked,
         )  # fmt: skip
 
     def equity(

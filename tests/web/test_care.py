@@ -121,3 +121,53 @@ def test_an_admin_sets_a_care_units_primary_care_unit(site) -> None:
     with db_session(site["url"]) as s:
         org = s.scalar(select(Organization).where(Organization.name == "Lunds Vårdcentral"))
         assert org.care_site_id == 12
+
+
+def test_residents_who_asked_to_be_invited_are_marked_first_or_alone(care) -> None:
+    """The self-check's prevention_invite consent reaches the unit's worklist: marked, listed
+    first or alone; a withdrawn consent unmarks at once."""
+    from brygga import clock
+    from brygga.registry import consent
+    from brygga.registry.models import Resident
+
+    plan = care["app"].state.brygga.program_plan(SLUG, care["app"].state.config.region)
+    rows = plan.unit_rows(care["unit"])
+    invited = plan.person_id[rows[plan.invited[rows]]]
+    assert len(invited) >= 3
+    askers = [int(invited[-1]), int(invited[-2])]  # the lowest ranked two: first means moved
+    version = consent.TEXTS["prevention_invite"].version
+    with db_session(care["url"]) as s:
+        for pid in askers:
+            resident = Resident(person_id=pid, registered_at=clock.now())
+            s.add(resident)
+            s.flush()
+            consent.record_consent(s, resident, "prevention_invite", True, text_version=version)
+    nurse = care["client"]("care_provider")
+
+    def listed(asked: str) -> list[tuple[int, bool]]:
+        page = nurse.post(
+            f"/prevention/{SLUG}/lista", data={"legal_basis": LEGAL_BASES[0], "asked": asked}
+        )
+        assert page.status_code == 200
+        items = care["app"].state.brygga.worklist(
+            SLUG, care["app"].state.config.region, care_unit=care["unit"],
+            legal_basis=LEGAL_BASES[0], actor="test", asked_first=asked == "first",
+            only_asked=asked == "only",
+        )  # fmt: skip
+        assert page.text.count("Har bett om inbjudan</strong>") == sum(i.asked for i in items)
+        return [(i.person_id, i.asked) for i in items]
+
+    everyone = listed("all")
+    assert [pid for pid, _ in everyone] == [int(p) for p in invited]  # rank order kept
+    assert {pid for pid, asked in everyone if asked} == set(askers)
+    first = listed("first")
+    assert [pid for pid, _ in first[:2]] == sorted(askers, key=[int(p) for p in invited].index)
+    assert sorted(pid for pid, _ in listed("only")) == sorted(askers)
+    bad = nurse.post(
+        f"/prevention/{SLUG}/lista", data={"legal_basis": LEGAL_BASES[0], "asked": "x"}
+    )
+    assert bad.status_code == 422
+    with db_session(care["url"]) as s:  # one withdraws: no longer marked, nor listed alone
+        resident = s.scalars(select(Resident).where(Resident.person_id == askers[0])).one()
+        consent.record_consent(s, resident, "prevention_invite", False, text_version=version)
+    assert [pid for pid, _ in listed("only")] == [askers[1]]

@@ -6,12 +6,18 @@ the model and risk, and the latest blood pressure, lipids, HbA1c and smoking sta
 dates. Like the file, it is for the user's own unit only, needs a stated legal basis, and is
 audited before the identities are read (security property 4). The programs a region offers
 are the YAML files in one directory (``Settings.programs_dir``).
+
+Residents who asked to be invited (the ``prevention_invite`` consent, given from the self-check
+``/egenkontroll``) are marked ``asked``: the unit can call them first or list only them. The
+caller passes the person ids whose consent stands at the time of reading
+(``registry.consent.consenting_people``), so a withdrawn consent unmarks at once.
 """
 
 from __future__ import annotations
 
 __all__ = ["LEGAL_BASES", "Reason", "WorkItem", "program_files", "worklist"]
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -55,6 +61,7 @@ class WorkItem:
     model: str
     labs: dict[str, Reason]
     smoking: str | None  # never, ex, current; None if not recorded
+    asked: bool = False  # the resident asked to be invited (prevention_invite consent)
 
 
 def program_files(directory: Path) -> dict[str, Path]:
@@ -68,8 +75,13 @@ def program_files(directory: Path) -> dict[str, Path]:
 def worklist(
     plan: ProgramPlan, *, care_unit: int, legal_basis: str, actor: str,
     identities: Path | None = None, audit_log: Path | None = None,
+    asked: Collection[int] = (), asked_first: bool = False, only_asked: bool = False,
 ) -> list[WorkItem]:  # fmt: skip
-    """The unit's invited people in rank order, each with why; audited before it is read."""
+    """The unit's invited people in rank order, each with why; audited before it is read.
+
+    ``asked``: the person ids of residents who asked to be invited (their consent standing
+    now); they are marked, listed first with ``asked_first`` (then by rank), or alone with
+    ``only_asked``."""
     if legal_basis not in LEGAL_BASES and len(legal_basis.strip()) < 5:
         raise InputError("state the legal basis for reading the list")
     if care_unit not in care_units(input_engine(plan.region)):
@@ -77,6 +89,10 @@ def worklist(
     identities = identities or identities_path(plan.region.path)
     rows = plan.unit_rows(care_unit)
     rows = rows[plan.invited[rows]]
+    wanted = np.fromiter(asked, dtype=np.int64, count=len(asked))
+    marked = np.isin(plan.person_id[rows], wanted)
+    if only_asked:  # fewer identities read: only those the unit will call
+        rows, marked = rows[marked], marked[marked]
     ids = plan.person_id[rows]
     audit.append(
         "prevention-worklist.identities-read",
@@ -89,6 +105,7 @@ def worklist(
             "care_unit": care_unit,
             "legal_basis": legal_basis,
             "people": len(ids),
+            "only_asked": only_asked,
         },
         path=audit_log,
     )
@@ -99,7 +116,9 @@ def worklist(
     inputs = plan.inputs
     at = np.searchsorted(inputs["person_id"], ids)
     out = []
-    for rank, pid, risk, row in zip(plan.rank[rows], ids, plan.risk_percent[rows], at, strict=True):
+    for rank, pid, risk, row, wish in zip(
+        plan.rank[rows], ids, plan.risk_percent[rows], at, marked, strict=True
+    ):
         i = ident.get(int(pid))
         labs = {name: _reason(inputs[name][row], inputs[f"{name}_date"][row]) for name in LABS}
         status = int(inputs["smoking_status"][row])
@@ -109,8 +128,10 @@ def worklist(
             name=f"{cols['given_name'][i]} {cols['family_name'][i]}" if i is not None else "",
             phone=cols["phone"][i] if i is not None else "",
             risk_percent=float(risk), model=MODEL_KEYS[int(inputs.model[row])], labs=labs,
-            smoking=SMOKING_STATUS[status] if status >= 0 else None,
+            smoking=SMOKING_STATUS[status] if status >= 0 else None, asked=bool(wish),
         ))  # fmt: skip
+    if asked_first:
+        out.sort(key=lambda item: (not item.asked, item.rank))  # stable: rank order within
     return out
 
 

@@ -15,7 +15,7 @@ function callers use; ``record_consent`` here records the registry's half only.
 
 from __future__ import annotations
 
-__all__ = ["TEXTS", "ConsentText", "history", "record_consent"]
+__all__ = ["TEXTS", "ConsentText", "consenting_people", "history", "record_consent"]
 
 from dataclasses import dataclass
 
@@ -130,6 +130,26 @@ def record_consent(
         details={"kind": kind, "text_version": version},
     )
     return True
+
+
+def consenting_people(session: Session, kind: str) -> set[int]:
+    """The region's person ids of the registered residents whose ``kind`` consent stands now:
+    a withdrawal, a pause or a deletion takes them out at once (security property 5). For
+    the programme that acts on the consent (``prevention_invite``: the care unit's worklist)."""
+    _check_kind(kind)
+    query = (
+        select(Resident.person_id)
+        .join(Consent, Consent.resident_id == Resident.id)
+        .where(
+            Consent.kind == kind,
+            Consent.granted.is_(True),
+            Resident.person_id.is_not(None),
+            Resident.registered_at.is_not(None),
+            Resident.deleted_at.is_(None),
+            Resident.paused_at.is_(None),
+        )
+    )
+    return {int(p) for p in session.scalars(query)}
 
 
 def history(session: Session, resident: Resident) -> list[ConsentEvent]:

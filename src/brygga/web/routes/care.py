@@ -91,13 +91,20 @@ async def program(
     return render(request, "care_program.html", context)
 
 
+# Residents who asked to be invited (prevention_invite): the list in rank order with them
+# marked, them first, or only them.
+ASKED_CHOICES = ("all", "first", "only")
+
+
 def _list_page(request: Request, slug: str, own: tuple[int, str] | None,
-               errors: dict[str, str], items: list[Any] | None, basis: str) -> Response:  # fmt: skip
+               errors: dict[str, str], items: list[Any] | None, basis: str,
+               asked: str = "all") -> Response:  # fmt: skip
     found = platform(request).programs()
     if slug not in found:
         raise NotFoundError(f"no prevention program {slug!r}")
     context = {"slug": slug, "program": found[slug], "own": own, "errors": errors,
-               "items": items, "bases": LEGAL_BASES, "basis": basis}  # fmt: skip
+               "items": items, "bases": LEGAL_BASES, "basis": basis, "asked": asked,
+               "asked_choices": ASKED_CHOICES}  # fmt: skip
     return render(request, "care_worklist.html", context, 422 if errors else 200)
 
 
@@ -115,26 +122,33 @@ def _checked_basis(basis: str) -> dict[str, str]:
     return {} if basis in LEGAL_BASES else {"legal_basis": FieldMessage("is required")}
 
 
+def _checked_asked(asked: str) -> dict[str, str]:
+    return {} if asked in ASKED_CHOICES else {"asked": FieldMessage("is required")}
+
+
 @router.post("/{slug}/lista")
 async def worklist(
     request: Request,
     slug: str,
     legal_basis: str = Form("", max_length=200),
+    asked: str = Form("all", max_length=10),
     who: Principal = Depends(care_unit_staff),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
-    """The identifiable list of the user's own unit: audited before the identities are read."""
+    """The identifiable list of the user's own unit: audited before the identities are read.
+    ``asked``: all in rank order, those who asked to be invited first, or only them."""
     own = _own_unit(session, who)
     if own is None:  # the page says why there is no list (no identities read, no audit)
         return _list_page(request, slug, None, {}, None, legal_basis)
-    errors = _checked_basis(legal_basis)
+    errors = _checked_basis(legal_basis) | _checked_asked(asked)
     if errors:
-        return _list_page(request, slug, own, errors, None, legal_basis)
+        return _list_page(request, slug, own, errors, None, legal_basis, asked)
     items = await run_in_threadpool(
         platform(request).worklist, slug, _region(request), care_unit=own[0],
-        legal_basis=legal_basis, actor=f"staff:{who.id}",
+        legal_basis=legal_basis, actor=f"staff:{who.id}", asked_first=asked == "first",
+        only_asked=asked == "only",
     )  # fmt: skip
-    return _list_page(request, slug, own, {}, items, legal_basis)
+    return _list_page(request, slug, own, {}, items, legal_basis, asked)
 
 
 @router.post("/{slug}/lista.csv")
