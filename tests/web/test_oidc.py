@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import jwt
@@ -461,3 +461,23 @@ def test_serve_refuses_a_partial_configuration(monkeypatch, capsys):
     monkeypatch.delenv("BRYGGA_OIDC_CLIENT_SECRET", raising=False)
     assert main(["serve", "--port", "1"]) == 2
     assert "OIDC log-in is only partly configured" in capsys.readouterr().err
+
+
+def test_the_log_in_lands_where_it_was_asked_for_on_this_site_only(oidc_site, idp):
+    """A resident who pressed "Anmäl intresse" on a study lands on it after the OIDC log-in,
+    as after the demo log-in. Only a path on this site is followed: another host is dropped
+    (its path is taken on this site), anything that is no path lands on the portal."""
+    idp.claims = {"ssn": pnr_of(oidc_site).replace("-", "")}
+    page = oidc_site["client"]().get("/login", params={"next": "/studier/3/intresse"})
+    assert 'href="/login/oidc?next=/studier/3/intresse"' in page.text
+    for asked, landed in [
+        ("/studier/3/intresse", "/studier/3/intresse"),
+        ("/studier/3?lang=sv", "/studier/3?lang=sv"),
+        ("//evil.example/x", "/x"),
+        ("https://evil.example/studier/3", "/studier/3"),
+        ("/\\evil.example", "/portal"),
+        ("", "/portal"),
+    ]:
+        c = oidc_site["client"]()
+        r = log_in(c, idp, start="/login/oidc?" + urlencode({"next": asked}))
+        assert r.status_code == 303 and r.headers["location"] == landed, (asked, r.text)

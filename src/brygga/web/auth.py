@@ -76,6 +76,9 @@ class Pending:
     nonce: str
     purpose: str  # one of PURPOSES
     verifier: str  # PKCE code verifier (RFC 7636): the code is useless without it
+    # Where to land after the log-in (a path on this site, checked by the caller before and
+    # after the round trip): a study's "Anmäl intresse" brings the resident back to the study.
+    next: str = ""
 
     @property
     def challenge(self) -> str:
@@ -86,7 +89,8 @@ class Pending:
 def pending_cookie(pending: Pending, secret: str) -> str:
     return security.sign(
         {"state": pending.state, "nonce": pending.nonce, "for": pending.purpose,
-         "pkce": pending.verifier, "exp": int(clock.now().timestamp()) + PENDING_SECONDS},
+         "pkce": pending.verifier, "next": pending.next,
+         "exp": int(clock.now().timestamp()) + PENDING_SECONDS},
         secret,
     )  # fmt: skip
 
@@ -100,7 +104,8 @@ def read_pending(token: str | None, secret: str) -> Pending | None:
     if not all(isinstance(v, str) and v for v in values):
         return None
     state, nonce, verifier = values
-    return Pending(state, nonce, payload["for"], verifier)
+    after = payload.get("next")
+    return Pending(state, nonce, payload["for"], verifier, after if isinstance(after, str) else "")
 
 
 @dataclass
@@ -178,12 +183,14 @@ class OIDCProvider:
 
     # --- The flow ----------------------------------------------------------------------
 
-    def start(self, purpose: str = "resident") -> tuple[str, Pending]:
-        """(authorization URL, pending log-in to keep in the signed cookie)."""
+    def start(self, purpose: str = "resident", next: str = "") -> tuple[str, Pending]:
+        """(authorization URL, pending log-in to keep in the signed cookie); ``next``: where
+        to land afterwards, a path on this site the caller has checked."""
         assert purpose in PURPOSES
         pending = Pending(
-            secrets.token_urlsafe(24), secrets.token_urlsafe(24), purpose, secrets.token_urlsafe(48)
-        )
+            secrets.token_urlsafe(24), secrets.token_urlsafe(24), purpose,
+            secrets.token_urlsafe(48), next,
+        )  # fmt: skip
         query = urlencode(
             {
                 "response_type": "code",

@@ -125,8 +125,9 @@ def _provider(request: Request) -> OIDCProvider:
     return provider
 
 
-def _start_oidc(request: Request, purpose: str) -> Response:
-    url, pending = _provider(request).start(purpose)
+def _start_oidc(request: Request, purpose: str, next: str = "") -> Response:
+    # Only a path on this site is kept (open-redirect safe), and checked again on the way back.
+    url, pending = _provider(request).start(purpose, same_site_path(next) or "")
     response = RedirectResponse(url, status_code=303)
     # The state, the nonce and the purpose come back to the callback in a cookie signed with
     # the app's key (lax: the IdP's redirect back is a top-level GET, which carries it).
@@ -139,13 +140,13 @@ def _start_oidc(request: Request, purpose: str) -> Response:
 
 
 @router.get("/login/oidc", dependencies=[public])
-def login_oidc(request: Request) -> Response:
-    return _start_oidc(request, "resident")
+def login_oidc(request: Request, next: str = Query("", max_length=2000)) -> Response:
+    return _start_oidc(request, "resident", next)
 
 
 @router.get("/login/oidc/staff", dependencies=[public])
-def login_oidc_staff(request: Request) -> Response:
-    return _start_oidc(request, "staff")
+def login_oidc_staff(request: Request, next: str = Query("", max_length=2000)) -> Response:
+    return _start_oidc(request, "staff", next)
 
 
 @router.get("/login/oidc/callback", dependencies=[public])
@@ -165,26 +166,31 @@ def login_oidc_callback(
             raise auth.LoginRefused("the log-in was cancelled or refused at the identity provider")
         if pending is not None and pending.purpose == "staff":
             claims = provider.finish(code, state, pending, provider.staff_claim)
-            response = _staff_logged_in(request, session, provider.staff_identifier(claims))
+            response = _staff_logged_in(
+                request, session, provider.staff_identifier(claims), pending.next
+            )
         else:
             claims = provider.finish(code, state, pending, provider.personnummer_claim)
-            response = _resident_logged_in(request, session, provider.personnummer(claims))
+            after = pending.next if pending is not None else ""
+            response = _resident_logged_in(request, session, provider.personnummer(claims), after)
     except BryggaError as e:  # a refused log-in also ends the pending one
         response = error_response(request, e.http_status, e.message)
     response.delete_cookie(auth.PENDING_COOKIE, path="/login/oidc")
     return response
 
 
-def _resident_logged_in(request: Request, session: Session, pnr: str) -> Response:
+def _resident_logged_in(request: Request, session: Session, pnr: str, next: str = "") -> Response:
     resident = service.by_personnummer(session, pnr)
     audit.append("resident.login", actor=f"resident:{resident.ref}", details={"provider": "oidc"})
-    return logged_in(request, session, Principal("resident", resident.ref), "/portal")
+    # Back to where the log-in was asked for, as after the password and demo log-ins.
+    to = same_site_path(next) or "/portal"
+    return logged_in(request, session, Principal("resident", resident.ref), to)
 
 
-def _staff_logged_in(request: Request, session: Session, email: str) -> Response:
+def _staff_logged_in(request: Request, session: Session, email: str, next: str = "") -> Response:
     account = staff_accounts.by_identity_provider(session, email)
     audit.append("staff.login", actor=f"staff:{account.id}", details={"provider": "oidc"})
-    to = "/studies" if account.role != "admin" else "/admin"
+    to = same_site_path(next) or ("/studies" if account.role != "admin" else "/admin")
     return logged_in(request, session, Principal(account.role, str(account.id)), to)
 
 
