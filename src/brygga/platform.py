@@ -522,9 +522,11 @@ class Brygga:
         """The scheduled matching run: expire old invitations, invite new candidates, deliver
         queued notifications. Counts of people leave disclosed; the database keeps exact ones."""
         eligible = self.eligibility(region)
-        with session(self.database) as s:
+        with write_session(self.database) as s:  # one UPDATE: a short write of its own
             expired = invitations.expire_due(s)
-            invited = matching.match_all(s, eligible)
+        # Reads without a lock, then writes in short batches: a resident's consent change
+        # never waits for the whole run (``matching.run``).
+        invited = matching.run(self.database, eligible)
         delivered = self.notify()
         policy = self.policy()
         return {

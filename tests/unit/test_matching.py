@@ -404,3 +404,69 @@ def test_a_pair_invited_by_a_racing_run_is_skipped_by_the_database(db, monkeypat
         assert sorted(rid for rid, _ in rows) == sorted([first.id, raced.id])
         messages = s.scalars(select(OutboxMessage.resident_id)).all()
         assert messages == [first.id]  # the other run queues its own message
+
+
+def test_the_scheduled_run_holds_no_lock_while_it_works_and_writes_in_batches(db, monkeypatch):
+    """A resident's consent change during the scheduled run commits at once (it does not wait
+    for the run), and the run then honours it; the run writes in batches cut between
+    residents (one digest per resident, with all of that resident's new invitations)."""
+    import threading
+    import time
+
+    from brygga.db.session import write_session
+    from brygga.platform import Brygga
+
+    p = [x["personnummer"] for x in db["people"]]
+    with db_session(db["url"]) as s:
+        made = studies(s, 4)
+        joined = [join(s, pnr) for pnr in p[:20]]
+        consent.record_consent(s, joined[0], "match_records", True, text_version=VERSION)
+        leaving = joined[-1].id
+    monkeypatch.setenv("BRYGGA_DATABASE_URL", db["url"])
+    monkeypatch.setattr(matching, "BATCH_ROWS", 10)  # 20 residents x 4 studies
+    waited: list[float] = []
+
+    def withdraw() -> None:
+        started = time.perf_counter()
+        with write_session(db["url"]) as s:
+            resident = s.get(Resident, leaving)
+            participation.set_consent(
+                s, resident, "contact", False, text_version=VERSION, eligibility=None
+            )
+        waited.append(time.perf_counter() - started)
+
+    writer = threading.Thread(target=withdraw)
+
+    def slow_records(_study):  # the records' eligibility: seconds per study on a real region
+        if not writer.is_alive() and not waited:
+            writer.start()
+        time.sleep(0.5)
+        return None
+
+    batches: list[int] = []
+    insert = matching._insert_invitations
+
+    def counted(*args, **kwargs):
+        done = insert(*args, **kwargs)
+        batches.append(sum(done.values()))
+        return done
+
+    monkeypatch.setattr(matching, "_insert_invitations", counted)
+    core = Brygga()
+    monkeypatch.setattr(core, "eligibility", lambda _region: slow_records)
+    result = core.match()
+    writer.join(timeout=30)
+    assert waited and waited[0] < 0.5, waited  # it did not wait for the run's 2 s of work
+    with db_session(db["url"]) as s:
+        rows = s.execute(select(Invitation.resident_id, Invitation.status)).all()
+        digests = s.execute(select(OutboxMessage.resident_id, OutboxMessage.payload)).all()
+    assert (leaving, "sent") not in rows  # the withdrawal, committed mid-run, is honoured
+    invited = {rid for rid, _ in rows}
+    assert invited == {r.id for r in joined} - {leaving}
+    assert len(rows) == 4 * len(invited)  # no areas chosen: every study
+    assert sorted(rid for rid, _ in digests) == sorted(invited)  # one digest per resident
+    counts = [json.loads(x) if isinstance(x, str) else x for _, x in digests]
+    assert all(c["count"] == 4 for c in counts)
+    assert set(result["invited"]) == {m.id for m in made}
+    # Invitations per write transaction: about 10, never a resident's four split apart.
+    assert sum(batches) == 76 and len(batches) >= 7 and max(batches) <= 10 + 4, batches

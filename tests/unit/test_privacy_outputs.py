@@ -399,7 +399,7 @@ def test_match_counts_pass_the_policy(
     from brygga.studies import invitations, matching, outbox
 
     monkeypatch.setattr(invitations, "expire_due", lambda _s: 5)
-    monkeypatch.setattr(matching, "match_all", lambda _s, _e: {1: 3, 2: 41})
+    monkeypatch.setattr(matching, "run", lambda _url, _e: {1: 3, 2: 41})
     links: list[str] = []
 
     def deliver(_url: str, _sender: object, settings: Any, **_kw: object) -> dict[str, int]:

@@ -19,6 +19,18 @@ few ANDs of boolean masks over all of them, cached per area, per set of sites, p
 set and per criteria (``RunCache``), and its new invitations are written with a handful of
 INSERT ... SELECT statements in the caller's transaction, followed by one more that queues one
 notification per invited resident (a digest of the run's invitations, ``studies/outbox.py``).
+
+The scheduled run over everyone (``run``) holds no lock while it thinks: it reads the
+volunteers and works out every study's candidates in a read transaction (the records'
+eligibility, seconds per study on a large region, included), then writes in bounded batches,
+each its own short write transaction, so a resident's consent change waits for at most one
+batch. What must be all-or-nothing is per resident: a resident's new invitations of the run
+and the one digest about them commit together (batches are cut between residents). The run as
+a whole is idempotent rather than atomic: a run stopped between batches has invited some
+residents, fully, and the next run invites the rest. Each batch re-checks the consents as
+they are at its commit (contact, and match_records for an invitation on the records), so a
+withdrawal or pause that commits during the run takes effect at once (security property 5).
+``match_all`` (one resident's change, in the caller's transaction) writes as before.
 """
 
 from __future__ import annotations
@@ -35,8 +47,11 @@ from sqlalchemy.orm import Session, selectinload
 from brygga import audit, clock
 from brygga.clock import now
 from brygga.cohort.criteria import Criteria
+from brygga.db.session import session as read_session
+from brygga.db.session import write_session
 from brygga.records.store import Region
 from brygga.registry import geography
+from brygga.registry.models import Consent, Resident
 from brygga.studies import outbox
 from brygga.studies.models import Invitation, Study
 from brygga.studies.registration import study_criteria
@@ -45,12 +60,25 @@ from brygga.studies.volunteers import NO_PERSON, Volunteer, Volunteers, load
 
 INVITATION_DAYS = 30
 BULK_CACHE_KIB = 256 * 1024
+# Invitations written per transaction by ``run``: tens of milliseconds of writing on SQLite,
+# the longest a resident's consent change then waits for the scheduled run.
+BATCH_ROWS = 5_000
 # person ids eligible on the records for a study (internal; never shown): a set, or a sorted
 # array; None when no regional records are available, and then everyone is matched on their
 # self-report.
 EligibleFn = Callable[[Study], Collection[int] | np.ndarray | None]
 
-__all__ = ["EligibleFn", "Volunteer", "Volunteers", "match_all", "match_study", "volunteers"]
+__all__ = [
+    "BATCH_ROWS",
+    "EligibleFn",
+    "Volunteer",
+    "Volunteers",
+    "match_all",
+    "match_study",
+    "run",
+    "volunteers",
+    "warm",
+]
 
 
 def volunteers(session: Session, resident_ids: list[int] | None = None) -> Volunteers:
@@ -237,10 +265,35 @@ def _match(
 
     Idempotent: candidates already invited (in any state, also withdrawn) are skipped, and the
     unique constraint on (study, resident) settles a race with another run."""
+    new = _new_candidates(session, studies, eligible, resident_ids, today, people)
+    if not new:
+        return {}
+    # This run's rows: created at ``at``, with ids above the largest one before it (so
+    # reading them back scans only the new rows, not every invitation ever made).
+    at, after = now(), session.scalar(select(func.max(Invitation.id))) or 0
+    with _bulk_cache(session):
+        made = _insert_invitations(session, new, at)
+        outbox.queue_digest(session, at, resident_ids, after_id=after)
+    if not made:
+        return {}
+    _audit_run(made, "all" if resident_ids is None else "some")
+    return made
+
+
+def _new_candidates(
+    session: Session,
+    studies: list[Study],
+    eligible: EligibleFn,
+    resident_ids: list[int] | None,
+    today: date | None,
+    people: Volunteers | None,
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(study id, resident ids, on the records?) of the candidates not yet invited: reads
+    only (the volunteers, the invitations made, the records' eligibility)."""
     if people is None:
         people = volunteers(session, resident_ids)
     if not len(people):
-        return {}
+        return []
     cache = RunCache(people)
     needs_records = bool(people.records_consent.any())
     already = _invited(session, [s.id for s in studies], resident_ids)
@@ -256,25 +309,99 @@ def _match(
             found, ids = found[keep], ids[keep]
         if len(ids):
             new.append((study.id, ids, by_records[found]))
-    if not new:
-        return {}
-    # This run's rows: created at ``at``, with ids above the largest one before it (so
-    # reading them back scans only the new rows, not every invitation ever made).
-    at, after = now(), session.scalar(select(func.max(Invitation.id))) or 0
-    with _bulk_cache(session):
-        made = _insert_invitations(session, new, at)
-        outbox.queue_digest(session, at, resident_ids, after_id=after)
-    if not made:
-        return {}
+    return new
+
+
+def _audit_run(made: dict[int, int], scope: str) -> None:
     audit.append(
         "matching.run",
         actor="system:matching",
-        details={
-            "invited": {str(k): v for k, v in made.items()},
-            "scope": "all" if resident_ids is None else "some",
-        },
+        details={"invited": {str(k): v for k, v in made.items()}, "scope": scope},
     )
-    return made
+
+
+def run(
+    url: str,
+    eligible: EligibleFn,
+    *,
+    today: date | None = None,
+    batch_rows: int | None = None,
+) -> dict[int, int]:
+    """The scheduled run over every recruiting study and every volunteer, on the database at
+    ``url``: the candidates worked out in a read transaction (no lock held), the invitations
+    and digests written in batches of about ``batch_rows`` invitations, each in a short write
+    transaction of its own (see the module's docstring for what is all-or-nothing). Returns
+    the new invitations per approved study."""
+    with read_session(url) as s:
+        studies = list(
+            s.scalars(
+                select(Study)
+                .where(Study.status == "approved")
+                .order_by(Study.id)
+                .options(selectinload(Study.sites))
+            )
+        )
+        invited = dict.fromkeys((st.id for st in studies), 0)
+        live = [st for st in studies if recruiting(st, today)]
+        new = _new_candidates(s, live, eligible, None, today, None) if live else []
+    if not new:
+        return invited
+    made: dict[int, int] = {}
+    at = now()  # one run, one timestamp: its digests find its invitations by it
+    try:
+        for batch in _batches(new, batch_rows or BATCH_ROWS):
+            with write_session(url) as s:
+                after = s.scalar(select(func.max(Invitation.id))) or 0
+                with _bulk_cache(s):
+                    done = _insert_invitations(s, batch, at, recheck=True)
+                    # Only this batch's rows (ids above ``after``, this run's ``at``): one
+                    # digest per resident, whose invitations all sit in this batch.
+                    outbox.queue_digest(s, at, None, after_id=after)
+            for study_id, n in done.items():
+                made[study_id] = made.get(study_id, 0) + n
+    finally:  # the batches that committed are audited even when a later one fails
+        if made:
+            _audit_run(made, "all")
+    return invited | made
+
+
+def warm(url: str, eligible: EligibleFn, study_ids: Collection[int] | None = None) -> None:
+    """Work out (and let ``eligible`` keep) the people on the records of every recruiting
+    study, or of ``study_ids``, in a read transaction: a web request that rematches a resident
+    calls this before it takes the write lock, so the records' eligibility (seconds for a new
+    study on a large region) is never computed while other writers wait (security property 8);
+    inside the lock ``eligible`` then answers from what it kept (``RecordsEligibility``)."""
+    with read_session(url) as s:
+        query = select(Study).where(Study.status == "approved")
+        if study_ids is not None:
+            query = select(Study).where(Study.id.in_(list(study_ids)))
+        found = [st for st in s.scalars(query) if study_ids is not None or recruiting(st)]
+        for study in found:
+            if study.criteria_yaml:
+                eligible(study)
+
+
+def _batches(
+    new: list[tuple[int, np.ndarray, np.ndarray]], rows: int
+) -> Iterator[list[tuple[int, np.ndarray, np.ndarray]]]:
+    """``new`` cut into parts of about ``rows`` invitations, between residents: every
+    invitation of one resident falls in one part (so one digest tells them all)."""
+    residents = np.unique(np.concatenate([ids for _, ids, _ in new]))
+    per = np.zeros(len(residents), dtype=np.int64)
+    for _, ids, _ in new:
+        per[np.searchsorted(residents, ids)] += 1
+    # Cut where the running total of invitations passes each multiple of ``rows``.
+    ends = np.cumsum(per)
+    part = (ends - 1) // max(rows, 1)
+    cuts = np.flatnonzero(np.diff(part)) + 1
+    for chunk in np.split(residents, cuts):
+        low, high = chunk[0], chunk[-1]
+        out = []
+        for study_id, ids, on_records in new:
+            inside = (ids >= low) & (ids <= high)
+            if inside.any():
+                out.append((study_id, ids[inside], on_records[inside]))
+        yield out
 
 
 def _invited(
@@ -296,13 +423,20 @@ def _invited(
 
 
 def _insert_invitations(
-    session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
+    session: Session,
+    new: list[tuple[int, np.ndarray, np.ndarray]],
+    at: Any,
+    *,
+    recheck: bool = False,
 ) -> dict[int, int]:
     """One INSERT ... SELECT per study and basis, its resident ids passed as one array
     parameter (a JSON array unpacked by ``json_each`` in SQLite, ``unnest`` in PostgreSQL):
     a full run writes over a million rows, and row-by-row parameters would cost minutes.
     A (study, resident) pair that another run inserted meanwhile is skipped; returns the rows
-    inserted per study."""
+    inserted per study.
+
+    ``recheck``: only residents whose consents stand now (the candidates were read in an
+    earlier transaction: a withdrawal or pause may have committed since)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -319,6 +453,8 @@ def _insert_invitations(
             values = id_values(part, dialect)
             rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
                           literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
+            if recheck:
+                rows = rows.where(values.c.value.in_(_consenting(basis)))
             statement = insert(Invitation.__table__).from_select(columns, rows)
             statement = statement.on_conflict_do_nothing(
                 index_elements=["study_id", "resident_id"]
@@ -326,6 +462,29 @@ def _insert_invitations(
             inserted = session.execute(statement).rowcount  # type: ignore[attr-defined]
             made[study_id] = made.get(study_id, 0) + inserted
     return {k: v for k, v in made.items() if v}
+
+
+def _consenting(basis: str) -> Any:
+    """Residents who may be invited now on ``basis`` (the conditions ``volunteers.load``
+    reads): registered, not paused or deleted, consenting to contact, and for an invitation
+    on the records also to records matching."""
+    query = (
+        select(Resident.id)
+        .join(Consent, Consent.resident_id == Resident.id)
+        .where(
+            Consent.kind == "contact",
+            Consent.granted.is_(True),
+            Resident.registered_at.is_not(None),
+            Resident.deleted_at.is_(None),
+            Resident.paused_at.is_(None),
+        )
+    )
+    if basis == "records":
+        records = select(Consent.resident_id).where(
+            Consent.kind == "match_records", Consent.granted.is_(True)
+        )
+        query = query.where(Resident.id.in_(records))
+    return query
 
 
 def id_values(ids: np.ndarray | list[int], dialect: str) -> Any:

@@ -14,6 +14,7 @@ __all__ = [
     "db",
     "disclosure",
     "disclosure_text",
+    "eligibility_ready",
     "error_response",
     "feasibility_now",
     "lang",
@@ -26,6 +27,7 @@ __all__ = [
     "render",
     "render_study",
     "short_write",
+    "study_eligibility_ready",
     "wants_json",
 ]
 
@@ -49,7 +51,7 @@ from brygga.errors import InputError
 from brygga.messages import localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
-from brygga.studies import builder, funnel, registration, review, staff
+from brygga.studies import builder, funnel, matching, registration, review, staff
 from brygga.studies.models import DOCUMENT_KINDS, StaffAccount, Study
 from brygga.synth.targets import REGIONS
 from brygga.web import i18n, security
@@ -195,6 +197,26 @@ async def db(request: Request) -> AsyncIterator[Session]:
         return
     async with writer_turn(url), contextmanager_in_threadpool(write_session(url)) as s:
         yield s
+
+
+async def eligibility_ready(request: Request) -> None:
+    """Every recruiting study's people on the records worked out before the route's ``db``
+    takes the write lock (declare it before ``db``): a resident's consent, profile or resume,
+    which rematches that resident, and a study's approval then find them kept, and never
+    compute them (seconds per new study on a large region) while other writers wait."""
+    await run_in_threadpool(
+        matching.warm, request.app.state.config.database_url, request.app.state.eligibility
+    )
+
+
+async def study_eligibility_ready(request: Request, study_id: Id) -> None:
+    """``eligibility_ready`` for the study of the path (a review that may approve it)."""
+    await run_in_threadpool(
+        matching.warm,
+        request.app.state.config.database_url,
+        request.app.state.eligibility,
+        [study_id],
+    )
 
 
 async def read_db(request: Request) -> AsyncIterator[Session]:

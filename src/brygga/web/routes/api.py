@@ -18,6 +18,7 @@ from brygga.web.deps import (
     Id,
     db,
     disclosure,
+    eligibility_ready,
     feasibility_now,
     read_db,
 )
@@ -133,6 +134,7 @@ def put_profile(
     request: Request,
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("resident")),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     resident = service.by_ref(session, who.id or "")
@@ -146,6 +148,7 @@ def post_consent(
     request: Request,
     data: dict[str, Any] = Body(...),
     who: Principal = Depends(allow("resident")),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     resident = service.by_ref(session, who.id or "")

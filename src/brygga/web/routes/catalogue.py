@@ -26,7 +26,15 @@ from brygga.registry.areas import label as area_label
 from brygga.registry.models import Resident
 from brygga.studies import catalogue, invitations, participation
 from brygga.studies.models import Invitation, Study
-from brygga.web.deps import MUNICIPALITIES, Id, db, lang, municipality_name, render
+from brygga.web.deps import (
+    MUNICIPALITIES,
+    Id,
+    db,
+    eligibility_ready,
+    lang,
+    municipality_name,
+    render,
+)
 from brygga.web.i18n import translate
 from brygga.web.security import Principal, allow, principal
 
@@ -197,6 +205,7 @@ def interest(
     contact: str = Form("", max_length=5),
     text_version: str = Form("", max_length=20),
     who: Principal = Depends(resident_only),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     study = catalogue.public_study(session, study_id)

@@ -17,7 +17,7 @@ from brygga.registry import catalogue, consent, service
 from brygga.registry.areas import AREAS
 from brygga.registry.models import CONSENT_KINDS, Resident
 from brygga.studies import invitations, participation
-from brygga.web.deps import Id, db, render
+from brygga.web.deps import Id, db, eligibility_ready, render
 from brygga.web.security import SESSION_COOKIE, Principal, allow
 
 router = APIRouter(prefix="/portal")
@@ -124,6 +124,7 @@ async def _profile_form(request: Request) -> dict[str, Any]:
 async def profile(
     request: Request,
     who: Principal = Depends(resident_only),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
@@ -143,6 +144,7 @@ def set_consent(
     action: str = Form(pattern="^(grant|withdraw)$"),
     text_version: str = Form(max_length=20),
     who: Principal = Depends(resident_only),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)
@@ -160,6 +162,7 @@ def pause(
     request: Request,
     paused: str = Form(pattern="^(yes|no)$"),
     who: Principal = Depends(resident_only),
+    _ready: None = Depends(eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     resident = me(session, who)

@@ -29,6 +29,7 @@ from brygga.web.deps import (
     render,
     render_study,
     short_write,
+    study_eligibility_ready,
 )
 from brygga.web.security import Principal, allow
 
@@ -252,6 +253,7 @@ def review(
     decision: str = Form(pattern="^(approve|reject)$"),
     reason: str = Form(""),  # registration.review checks its length: the page says so
     who: Principal = Depends(reviewer),
+    _ready: None = Depends(study_eligibility_ready),
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     me = account(session, who)
