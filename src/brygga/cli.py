@@ -934,6 +934,10 @@ def serve(
         database_url=url, region=region, demo=demo, raw_counts=raw_counts,
         secret_key=secret_key, behind_tls=web.behind_tls, trusted_proxies=web.trusted_proxies,
     )  # fmt: skip
+    if demo:  # the demo's example addresses on the information pages, unless set
+        from brygga.demo import demo_contact
+
+        config.contact = demo_contact()
     if oidc is not None:
         config.oidc = oidc
         # A public https callback means browsers reach us over TLS: keep cookies off plain http.

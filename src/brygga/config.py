@@ -13,6 +13,7 @@ __all__ = [
     "PREFIX",
     "AccessSettings",
     "CatalogueSettings",
+    "ContactSettings",
     "DisclosureSettings",
     "EcosystemSettings",
     "NoiseSettings",
@@ -180,6 +181,22 @@ class CatalogueSettings(BaseModel):
     contact_email: str = "forskningsdata@region.example"
 
 
+class ContactSettings(BaseModel):
+    """The region's addresses on the information pages (/kontakt, /om-personuppgifter,
+    /tillganglighet), from ``BRYGGA_CONTACT_<NAME>``. A deployment sets its own (the
+    accessibility statement must say how to reach the region); a line or paragraph whose
+    address is not set is left out rather than shown with a made-up one. The demo sets
+    example addresses (``demo.DEMO_CONTACT``)."""
+
+    email: str | None = None  # residents' questions about Brygga and their account
+    phone: str | None = None
+    postal_address: str | None = None  # one line, e.g. "Region X, Brygga, Box 1, 123 45 Stad"
+    research_office_email: str | None = None
+    support_email: str | None = None  # technical support and the API
+    dpo_email: str | None = None  # the region's data protection officer
+    dpo_postal_address: str | None = None
+
+
 class NotifySettings(BaseModel):
     """Notifications: the outbox's senders and the server's delivery schedule
     (``BRYGGA_NOTIFY_*``; studies/outbox.py, studies/senders.py, docs/configuration.md)."""
@@ -275,6 +292,7 @@ class Settings(BaseSettings):
     ecosystem: EcosystemSettings = EcosystemSettings()
     notify: NotifySettings = NotifySettings()
     catalogue: CatalogueSettings = CatalogueSettings()
+    contact: ContactSettings = ContactSettings()
 
 
 class SettingsError(InputError):

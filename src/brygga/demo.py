@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.config import get_settings, secret
+from brygga.config import ContactSettings, get_settings, secret
 from brygga.errors import BryggaError, NotFoundError
 from brygga.platform import Brygga
 from brygga.records.store import Region
@@ -39,6 +39,25 @@ from brygga.synth.generator import GENERATOR_VERSION
 
 SCALE = 0.02
 SEED = 1
+# The demo's contact addresses on the information pages: examples that reach nobody (the
+# reserved .example domain); BRYGGA_CONTACT_* overrides any of them.
+DEMO_CONTACT = ContactSettings(
+    email="brygga@region.example",
+    phone="010-000 00 00",
+    postal_address="Regionen, Brygga, Box 0000, 000 00 Exempelstad",
+    research_office_email="forskning@region.example",
+    support_email="brygga-support@region.example",
+    dpo_email="dataskyddsombud@region.example",
+    dpo_postal_address="Regionen, Box 0000, 000 00 Exempelstad",
+)
+
+
+def demo_contact(settings: ContactSettings | None = None) -> ContactSettings:
+    """The demo's example addresses, with those the settings give instead."""
+    given = (settings or get_settings().contact).model_dump(exclude_none=True)
+    return DEMO_CONTACT.model_copy(update=given)
+
+
 HIGHLIGHTS = (
     "residents (total)",
     "share aged 65+",
@@ -263,6 +282,7 @@ def front_door(
         # The server delivers the outbox every BRYGGA_NOTIFY_INTERVAL_SECONDS (web/notifier.py);
         # the demo's e-mail and SMS go to this file unless BRYGGA_NOTIFY_SENDER=smtp.
         outbox_path=region.path.parent / "outbox" / "messages.jsonl",
+        contact=demo_contact(),
     )
     notify = get_settings().notify
     where = notify.file or config.outbox_path

@@ -252,3 +252,37 @@ def test_the_catalogue_shows_a_study_as_soon_as_it_is_approved(site):
     assert "Nyss godkänd" not in c.get("/studier").text  # the listing is now cached
     approve(site, title_sv="Nyss godkänd", title_en="Just approved")
     assert "Nyss godkänd" in c.get("/studier").text
+
+
+def test_contact_addresses_are_settings_and_the_demo_sets_its_examples(site, monkeypatch):
+    """No made-up address on a deployment's pages: the region's addresses come from
+    BRYGGA_CONTACT_*; a line whose address is not set is left out; the demo passes its
+    example addresses (region.example)."""
+    from brygga.config import ContactSettings
+    from brygga.demo import DEMO_CONTACT, demo_contact
+
+    c = site["client"]()
+    unset = c.get("/kontakt").text + c.get("/tillganglighet").text
+    assert "region.example" not in unset and "{email}" not in unset and "1177" in unset
+    site["app"].state.config.contact = ContactSettings(
+        email="brygga@region-x.se", phone="010-123 45 67", dpo_email="dso@region-x.se"
+    )
+    contact = c.get("/kontakt").text
+    assert "brygga@region-x.se" in contact and "010-123 45 67" in contact
+    assert "dso@region-x.se" in contact and "Skriftligen" not in contact  # no postal address
+    a11y = c.get("/tillganglighet").text
+    assert "e-post brygga@region-x.se eller telefon 010-123 45 67" in a11y
+    # The demo: its examples, except where the settings give an address.
+    monkeypatch.setenv("BRYGGA_CONTACT_DPO_EMAIL", "dso@region-x.se")
+    from brygga.config import clear_settings_cache
+
+    clear_settings_cache()
+    try:
+        demo = demo_contact()
+    finally:
+        monkeypatch.delenv("BRYGGA_CONTACT_DPO_EMAIL")
+        clear_settings_cache()
+    assert demo.dpo_email == "dso@region-x.se" and demo.email == DEMO_CONTACT.email
+    site["app"].state.config.contact = demo
+    privacy = c.get("/om-personuppgifter", headers={"Cookie": "lang=en"}).text
+    assert "brygga@region.example" in privacy and "dso@region-x.se" in privacy

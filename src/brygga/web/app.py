@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from brygga.config import QuestionSettings, get_settings
+from brygga.config import ContactSettings, QuestionSettings, get_settings
 from brygga.errors import BryggaError
 from brygga.forms import FormError, field_message
 from brygga.platform import Brygga
@@ -83,6 +83,8 @@ class WebConfig:
             self.secure_cookies = True
 
     questions: QuestionSettings | None = None  # feasibility limits; None: from the settings
+    # The addresses on the information pages (BRYGGA_CONTACT_*; the demo passes its examples).
+    contact: ContactSettings = field(default_factory=lambda: get_settings().contact)
 
 
 def routers() -> tuple[Any, ...]:

@@ -9,8 +9,9 @@ DOS law (lag 2018:1937) asks.
 
 from __future__ import annotations
 
-__all__ = ["INFO_PAGES", "router"]
+__all__ = ["INFO_PAGES", "fill", "router"]
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -71,11 +72,28 @@ INFO_PAGES: dict[str, tuple[str, str, list[tuple[str, list[str]]]]] = {
 }  # fmt: skip
 
 
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(text: str, contact: dict[str, str | None]) -> str | None:
+    """``text`` with the region's addresses (``{email}``, ``{dpo_email}`` ...) put in; None
+    when one of them is not set (the caller leaves that line or paragraph out rather than
+    show an address that reaches nobody)."""
+    names = [n for n in PLACEHOLDER.findall(text) if n in contact]
+    if any(not contact[n] for n in names):
+        return None
+    return PLACEHOLDER.sub(lambda m: contact.get(m.group(1)) or m.group(0), text)
+
+
 def _info(path: str) -> Any:
     title, lead, sections = INFO_PAGES[path]
 
     def page(request: Request) -> Response:
-        context = {"title_key": title, "lead_key": lead, "sections": sections}
+        config = request.app.state.config
+        # "About this demonstration" sections only where the site is one.
+        shown = [s for s in sections if config.demo or not s[0].endswith("_demo_h")]
+        context = {"title_key": title, "lead_key": lead, "sections": shown, "fill": fill,
+                   "contact": config.contact.model_dump()}  # fmt: skip
         return render(request, "info.html", context)
 
     return page
