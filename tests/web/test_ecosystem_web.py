@@ -274,3 +274,40 @@ def test_a_site_feasibility_inquiry_from_the_need_page(eco_site):
     assert sent.status_code == 303
     cases = sponsor.get("/ekosystem-arenden").text
     assert "Förfrågan om genomförbarhet" in cases and "Samlat svar: 0 av 1" in cases
+
+
+def test_a_protected_overlap_reads_in_the_page_language(eco_site, monkeypatch):
+    """An overlap the release gate hides to protect a few people left out (``suppressed``)
+    is shown in words of the page's language, not as the raw marker."""
+    brygga = eco_site["app"].state.brygga
+    data = {
+        "region": "skane",
+        "eligible": {"value": 20, "display": "20"},
+        "volunteers": {"value": 10, "display": "10"},
+        "overlapping_studies": [
+            {
+                "study": 1,
+                "title_sv": "Studie A",
+                "title_en": "Study A",
+                "overlap": {"value": None, "display": "suppressed"},
+            },
+        ],
+        "disclosure": "counts 1-7 suppressed, exact",
+    }
+    monkeypatch.setattr(type(brygga), "feasibility_data", lambda *_a, **_k: data)
+    eco_site["app"].state.config.region = eco_site["dir"]  # any region: the figures are faked
+    sponsor = eco_site["client"]("outsider")
+    made = sponsor.post(
+        "/ekosystem-behov",
+        data={"title": "Kliniska prövningsplatser", "description": "Klinisk prövning i diabetes."},
+    )
+    form = {"entries": ["kss-syd"], "message": "Kan ni delta?", "kind": "site_feasibility",
+            "protocol_title": "Drug X", "sponsor": "Annat AB", "phase": "3",
+            "therapy_area": "diabetes", "indication": "Typ 2-diabetes", "sites_wanted": "2",
+            "participants_sweden": "30", "first_participant": "2027-01-15",
+            "recruitment_months": "12", "key_inclusion": "40-75 år",
+            "criteria_yaml": "include:\n  - condition: {codes: [E11], vocabulary: ICD10}\n"}  # fmt: skip
+    sent = sponsor.post(f"{made.headers['location']}/forfragan", data=form)
+    assert sent.status_code == 303, sent.text
+    cases = sponsor.get("/ekosystem-arenden").text
+    assert "Studie A”: dold (skyddar ett litet antal)" in cases and "suppressed" not in cases
