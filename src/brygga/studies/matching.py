@@ -41,7 +41,18 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, DateTime, Text, bindparam, func, literal, select, text, true
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Text,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from brygga import audit, clock
@@ -454,7 +465,7 @@ def _insert_invitations(
             rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
                           literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
             if recheck:
-                rows = rows.where(values.c.value.in_(_consenting(basis)))
+                rows = rows.where(_consenting(values.c.value, basis))
             statement = insert(Invitation.__table__).from_select(columns, rows)
             statement = statement.on_conflict_do_nothing(
                 index_elements=["study_id", "resident_id"]
@@ -464,27 +475,35 @@ def _insert_invitations(
     return {k: v for k, v in made.items() if v}
 
 
-def _consenting(basis: str) -> Any:
-    """Residents who may be invited now on ``basis`` (the conditions ``volunteers.load``
-    reads): registered, not paused or deleted, consenting to contact, and for an invitation
-    on the records also to records matching."""
-    query = (
+def _consenting(resident_id: Any, basis: str) -> Any:
+    """SQL condition: the resident ``resident_id`` may be invited now on ``basis`` (the
+    conditions ``volunteers.load`` reads): registered, not paused or deleted, consenting to
+    contact, and for an invitation on the records also to records matching. Correlated, so
+    each candidate is one look-up in the (resident, kind) index, not a scan of everyone."""
+
+    def consents(kind: str) -> Any:
+        return (
+            select(Consent.id)
+            .where(
+                Consent.resident_id == resident_id,
+                Consent.kind == kind,
+                Consent.granted.is_(True),
+            )
+            .exists()
+        )
+
+    standing = (
         select(Resident.id)
-        .join(Consent, Consent.resident_id == Resident.id)
         .where(
-            Consent.kind == "contact",
-            Consent.granted.is_(True),
+            Resident.id == resident_id,
             Resident.registered_at.is_not(None),
             Resident.deleted_at.is_(None),
             Resident.paused_at.is_(None),
         )
+        .exists()
     )
-    if basis == "records":
-        records = select(Consent.resident_id).where(
-            Consent.kind == "match_records", Consent.granted.is_(True)
-        )
-        query = query.where(Resident.id.in_(records))
-    return query
+    condition = and_(standing, consents("contact"))
+    return and_(condition, consents("match_records")) if basis == "records" else condition
 
 
 def id_values(ids: np.ndarray | list[int], dialect: str) -> Any:
