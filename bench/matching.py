@@ -11,7 +11,12 @@
    bulk with profiles and consents (as ``brygga demo-seed`` does: 70 % also consent to matching
    on their records); ``studies`` approved, recruiting studies cycling through the 15 criteria of
    ``bench/criteria/``, the research areas and the region's hospitals.
-2. **Matching**: one full scheduled run (``matching.match_all``) over every study and volunteer,
+2. **Matching**: one full scheduled run (``--run batched``, the default: ``matching.run``, what
+   ``brygga match`` does: candidates read without a lock, invitations written in short
+   transactions of about ``matching.BATCH_ROWS``; reported with the longest write transaction,
+   the longest another writer can wait; ``--run single``: ``matching.match_all`` in one
+   transaction after the expiry, as ``brygga match`` did before 2026-12-05) over every study and
+   volunteer,
    records eligibility included (a cohort query per distinct criteria on the region, cached; the
    region's optimized database when ``brygga optimize`` built one), then invitations and one
    outbox message per invited resident (a digest) written. Target <= 30 s on 2 cores. Reported
@@ -33,6 +38,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -123,7 +129,7 @@ def bench_matching(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from brygga.db import session
-    from brygga.studies import matching, outbox
+    from brygga.studies import invitations, matching, outbox
     from brygga.studies.models import OutboxMessage
 
     inner = matching.RecordsEligibility(args.region) if args.records else None
@@ -141,18 +147,38 @@ def bench_matching(args: argparse.Namespace, url: str) -> dict[str, Any]:
         return wrapper
 
     eligible = timed("records_eligibility", inner if inner else lambda _study: None)
-    saved = matching.volunteers, matching._insert_invitations, outbox.queue_digest
+    saved = (matching.volunteers, matching._insert_invitations, outbox.queue_digest,
+             matching.write_session, matching._insert_batch)  # fmt: skip
     matching.volunteers = timed("volunteers", matching.volunteers)
     matching._insert_invitations = timed("invitations", matching._insert_invitations)
+    matching._insert_batch = timed("invitations", matching._insert_batch)
     outbox.queue_digest = timed("outbox", outbox.queue_digest)
+    held: list[float] = []  # each batch's write transaction, lock taken to commit (batched run)
+
+    @contextmanager
+    def timed_write(u: str) -> Any:
+        t = time.perf_counter()
+        with saved[3](u) as s:
+            yield s
+        held.append(time.perf_counter() - t)
+
+    matching.write_session = timed_write
     try:
         start = time.perf_counter()
-        with session(url) as s:
-            invited = matching.match_all(s, eligible)
-            committing = time.perf_counter()
+        if args.run == "batched":
+            invited = matching.run(url, eligible)
+            committing = time.perf_counter()  # each batch committed in its transaction
+        else:
+            with session(url) as s:  # as ``brygga match`` did: expiry first, then the run
+                invitations.expire_due(s)  # SQLite: the write lock from here to the commit
+                invited = matching.match_all(s, eligible)
+                committing = time.perf_counter()
         done = time.perf_counter()
+        if args.run == "single":
+            held.append(done - start)
     finally:
-        matching.volunteers, matching._insert_invitations, outbox.queue_digest = saved
+        (matching.volunteers, matching._insert_invitations, outbox.queue_digest,
+         matching.write_session, matching._insert_batch) = saved  # fmt: skip
     with session(url) as s:
         messages = s.scalar(select(func.count()).select_from(OutboxMessage))
     total = done - start
@@ -163,7 +189,11 @@ def bench_matching(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "write_invitations_s": round(parts["invitations"], 2),
             "write_outbox_s": round(parts["outbox"], 2), "commit_s": round(done - committing, 2),
             "invitations": sum(invited.values()), "outbox_messages": messages,
-            "studies_matched": len(invited),
+            "studies_matched": len(invited), "run": args.run,
+            # The longest any other writer (a resident's consent change) waits for this run:
+            # one batch's transaction, or (single) from the first write to the commit.
+            "write_batches": len(held),
+            "longest_write_transaction_s": round(max(held), 3) if held else None,
             "distinct_criteria_queries": len(inner._cache) if inner else 0,
             "optimized_database": _optimized(args.region)}  # fmt: skip
 
@@ -198,6 +228,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="load requests/s; 0: closed")
     parser.add_argument("--workers", type=int, default=2, help="server processes for the load")
     parser.add_argument("--skip-load", action="store_true", help="matching only")
+    parser.add_argument("--run", choices=("batched", "single"), default="batched",
+                        help="the scheduled run (batched) or one transaction (before)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if not (args.region / "manifest.json").is_file():

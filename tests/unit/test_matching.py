@@ -444,14 +444,14 @@ def test_the_scheduled_run_holds_no_lock_while_it_works_and_writes_in_batches(db
         return None
 
     batches: list[int] = []
-    insert = matching._insert_invitations
+    insert = matching._insert_batch
 
     def counted(*args, **kwargs):
         done = insert(*args, **kwargs)
         batches.append(sum(done.values()))
         return done
 
-    monkeypatch.setattr(matching, "_insert_invitations", counted)
+    monkeypatch.setattr(matching, "_insert_batch", counted)
     core = Brygga()
     monkeypatch.setattr(core, "eligibility", lambda _region: slow_records)
     result = core.match()

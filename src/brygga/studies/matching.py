@@ -35,6 +35,7 @@ withdrawal or pause that commits during the run takes effect at once (security p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -47,6 +48,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     func,
     literal,
     select,
@@ -364,7 +366,7 @@ def run(
             with write_session(url) as s:
                 after = s.scalar(select(func.max(Invitation.id))) or 0
                 with _bulk_cache(s):
-                    done = _insert_invitations(s, batch, at, recheck=True)
+                    done = _insert_batch(s, batch, at)
                     # Only this batch's rows (ids above ``after``, this run's ``at``): one
                     # digest per resident, whose invitations all sit in this batch.
                     outbox.queue_digest(s, at, None, after_id=after)
@@ -434,20 +436,13 @@ def _invited(
 
 
 def _insert_invitations(
-    session: Session,
-    new: list[tuple[int, np.ndarray, np.ndarray]],
-    at: Any,
-    *,
-    recheck: bool = False,
+    session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
 ) -> dict[int, int]:
     """One INSERT ... SELECT per study and basis, its resident ids passed as one array
     parameter (a JSON array unpacked by ``json_each`` in SQLite, ``unnest`` in PostgreSQL):
     a full run writes over a million rows, and row-by-row parameters would cost minutes.
     A (study, resident) pair that another run inserted meanwhile is skipped; returns the rows
-    inserted per study.
-
-    ``recheck``: only residents whose consents stand now (the candidates were read in an
-    earlier transaction: a withdrawal or pause may have committed since)."""
+    inserted per study."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -464,8 +459,6 @@ def _insert_invitations(
             values = id_values(part, dialect)
             rows = select(literal(study_id), values.c.value, literal(basis), literal("sent"),
                           literal(at, stamp), literal(expires, stamp)).where(true())  # fmt: skip
-            if recheck:
-                rows = rows.where(_consenting(values.c.value, basis))
             statement = insert(Invitation.__table__).from_select(columns, rows)
             statement = statement.on_conflict_do_nothing(
                 index_elements=["study_id", "resident_id"]
@@ -473,6 +466,56 @@ def _insert_invitations(
             inserted = session.execute(statement).rowcount  # type: ignore[attr-defined]
             made[study_id] = made.get(study_id, 0) + inserted
     return {k: v for k, v in made.items() if v}
+
+
+def _insert_batch(
+    session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
+) -> dict[int, int]:
+    """One batch of the scheduled run in ONE INSERT ... SELECT, whatever the number of studies
+    (a statement per study and basis, 600 for 300 studies, cost more than the rows): the
+    (study, resident, on the records) triples passed as one parameter, only residents whose
+    consents stand now (the candidates were read in an earlier transaction), a pair another
+    run inserted meanwhile skipped. Returns the rows inserted per study."""
+    dialect = session.get_bind().dialect.name
+    studies = np.concatenate([np.full(len(ids), sid, dtype=np.int64) for sid, ids, _ in new])
+    residents = np.concatenate([ids for _, ids, _ in new]).astype(np.int64)
+    on_records = np.concatenate([rec for _, _, rec in new]).astype(np.int64)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY, insert
+
+        arrays = [bindparam(f"a{i}", a.tolist(), type_=ARRAY(BigInteger))
+                  for i, a in enumerate((studies, residents, on_records))]  # fmt: skip
+        rows = func.unnest(*arrays).table_valued("s", "r", "b").render_derived()
+        study, resident, records = rows.c.s, rows.c.r, rows.c.b
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        triples = np.stack([studies, residents, on_records], axis=1).tolist()
+        rows = func.json_each(bindparam("rows", json.dumps(triples), type_=Text)).table_valued(
+            "value"
+        )
+        study, resident, records = (func.json_extract(rows.c.value, f"$[{i}]") for i in range(3))
+    stamp = DateTime(timezone=True)
+    basis = case((records == 1, literal("records")), else_=literal("self_report"))
+    allowed = case(
+        (records == 1, _consenting(resident, "records")),
+        else_=_consenting(resident, "self_report"),
+    )
+    select_rows = select(
+        study, resident, basis, literal("sent"), literal(at, stamp),
+        literal(at + timedelta(days=INVITATION_DAYS), stamp),
+    ).where(allowed)  # fmt: skip
+    columns = ["study_id", "resident_id", "basis", "status", "created_at", "expires_at"]
+    statement = (
+        insert(Invitation.__table__)
+        .from_select(columns, select_rows)
+        .on_conflict_do_nothing(index_elements=["study_id", "resident_id"])
+        .returning(Invitation.__table__.c.study_id)
+    )
+    made: dict[int, int] = {}
+    for (study_id,) in session.execute(statement):
+        made[int(study_id)] = made.get(int(study_id), 0) + 1
+    return made
 
 
 def _consenting(resident_id: Any, basis: str) -> Any:
