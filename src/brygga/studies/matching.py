@@ -35,6 +35,7 @@ withdrawal or pause that commits during the run takes effect at once (security p
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -396,25 +397,22 @@ def warm(url: str, eligible: EligibleFn, study_ids: Collection[int] | None = Non
 
 def _batches(
     new: list[tuple[int, np.ndarray, np.ndarray]], rows: int
-) -> Iterator[list[tuple[int, np.ndarray, np.ndarray]]]:
-    """``new`` cut into parts of about ``rows`` invitations, between residents: every
-    invitation of one resident falls in one part (so one digest tells them all)."""
-    residents = np.unique(np.concatenate([ids for _, ids, _ in new]))
-    per = np.zeros(len(residents), dtype=np.int64)
-    for _, ids, _ in new:
-        per[np.searchsorted(residents, ids)] += 1
-    # Cut where the running total of invitations passes each multiple of ``rows``.
-    ends = np.cumsum(per)
-    part = (ends - 1) // max(rows, 1)
-    cuts = np.flatnonzero(np.diff(part)) + 1
-    for chunk in np.split(residents, cuts):
-        low, high = chunk[0], chunk[-1]
-        out = []
-        for study_id, ids, on_records in new:
-            inside = (ids >= low) & (ids <= high)
-            if inside.any():
-                out.append((study_id, ids[inside], on_records[inside]))
-        yield out
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``new`` as (study, resident, on the records) columns, cut into parts of about ``rows``
+    invitations between residents: every invitation of one resident falls in one part (so one
+    digest tells them all)."""
+    studies = np.concatenate([np.full(len(ids), sid, dtype=np.int64) for sid, ids, _ in new])
+    residents = np.concatenate([ids for _, ids, _ in new]).astype(np.int64)
+    on_records = np.concatenate([rec for _, _, rec in new])
+    order = np.argsort(residents, kind="stable")
+    studies, residents, on_records = studies[order], residents[order], on_records[order]
+    # A part ends where the first resident at or after each multiple of ``rows`` begins, so
+    # a part holds at most ``rows`` plus one resident's invitations.
+    starts = np.flatnonzero(np.diff(residents)) + 1  # where each next resident begins
+    at = np.searchsorted(starts, np.arange(rows, len(residents), rows))
+    cuts = np.unique(starts[at[at < len(starts)]])
+    for a, b in itertools.pairwise([0, *cuts.tolist(), len(residents)]):
+        yield studies[a:b], residents[a:b], on_records[a:b]
 
 
 def _invited(
@@ -469,7 +467,9 @@ def _insert_invitations(
 
 
 def _insert_batch(
-    session: Session, new: list[tuple[int, np.ndarray, np.ndarray]], at: Any
+    session: Session,
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray],
+    at: Any,
 ) -> dict[int, int]:
     """One batch of the scheduled run in ONE INSERT ... SELECT, whatever the number of studies
     (a statement per study and basis, 600 for 300 studies, cost more than the rows): the
@@ -477,9 +477,7 @@ def _insert_batch(
     consents stand now (the candidates were read in an earlier transaction), a pair another
     run inserted meanwhile skipped. Returns the rows inserted per study."""
     dialect = session.get_bind().dialect.name
-    studies = np.concatenate([np.full(len(ids), sid, dtype=np.int64) for sid, ids, _ in new])
-    residents = np.concatenate([ids for _, ids, _ in new]).astype(np.int64)
-    on_records = np.concatenate([rec for _, _, rec in new]).astype(np.int64)
+    studies, residents, on_records = batch[0], batch[1], batch[2].astype(np.int64)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY, insert
 
