@@ -252,3 +252,29 @@ def test_the_catalogue_shows_a_study_as_soon_as_it_is_approved(site):
     assert "Nyss godkänd" not in c.get("/studier").text  # the listing is now cached
     approve(site, title_sv="Nyss godkänd", title_en="Just approved")
     assert "Nyss godkänd" in c.get("/studier").text
+
+
+def test_kept_public_pages_carry_each_visitors_own_token_and_never_a_login(site):
+    """The catalogue and study pages are kept for visitors not logged in (web/page_cache.py):
+    each copy must carry that visitor's CSRF token, and a logged-in resident's page (which
+    shows their invitation) must never be served from, or put into, the kept pages."""
+    study = site["ids"]["study"]
+    pages = site["app"].state.pages
+    first, second = site["client"](), site["client"]()
+    for path in ("/studier", f"/studier/{study}", "/studier?q=diabetes"):
+        a, b = first.get(path), second.get(path)
+        assert a.status_code == b.status_code == 200
+        token_a, token_b = (c.http.cookies["brygga_csrf"] for c in (first, second))
+        assert token_a != token_b
+        assert token_a in a.text and token_b not in a.text
+        assert token_b in b.text and token_a not in b.text
+        assert pages.sentinel not in a.text + b.text
+    kept = len(pages)
+    assert kept == 3
+    resident = site["client"]("resident")
+    page = resident.get(f"/studier/{study}").text
+    assert "Logga ut" in page and "Logga ut" not in first.get(f"/studier/{study}").text
+    assert len(pages) == kept
+    # A search with a field error is shown, not kept.
+    assert first.get("/studier?age=abc").status_code == 422
+    assert len(pages) == kept

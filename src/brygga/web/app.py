@@ -52,6 +52,7 @@ from brygga.web.deps import (
     number,
     wants_json,
 )
+from brygga.web.page_cache import PageCache
 
 HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
@@ -123,6 +124,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
     app.state.templates = templates()
+    app.state.pages = PageCache()  # public pages for visitors not logged in (page_cache)
     # The one core object: regions, engines and the disclosure policy come from it.
     app.state.brygga = Brygga(get_settings())
     app.state.eligibility = app.state.brygga.eligibility(config.region)
