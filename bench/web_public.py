@@ -8,9 +8,11 @@ is served by ``brygga serve --demo --region data/demo/skane`` (one server proces
 on 127.0.0.1. ``--users`` simulated people (httpx async clients, each with its own cookies and
 keep-alive connection) then request one page at a time, each as soon as the previous answer
 arrived (a closed loop), for ``--seconds`` per page: ``GET /``, ``GET /studier``,
-``GET /studier/{id}`` (the first study the catalogue lists) and ``GET /portal`` logged in as a
-demo resident (each user logs in through the demo identity provider first). Every answer must
-be 200. Prints one JSON document per page: requests/s, p50/p95/p99/max latency in ms, and the
+``GET /studier/{id}`` (the first study the catalogue lists), then the resident's own pages
+``GET /portal`` and ``GET /portal/profil`` logged in as demo residents (each user logs in
+through the demo identity provider first). Every answer must be 200. ``--think S`` makes each
+user wait a random time (exponential, mean S seconds) between requests, as people reading a
+page do; the default 0 is the issue's closed loop (50 requests always in flight). Prints one JSON document per page: requests/s, p50/p95/p99/max latency in ms, and the
 server's CPU time per request (from /proc: comparable across runs on a busy machine, where the
 latencies measure the machine as much as the server).
 Target (issue 21): p95 <= 100 ms at 50 concurrent users. Figures in bench/README.md.
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -80,7 +83,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run_page(
-    clients: list[httpx.AsyncClient], path: str, seconds: float, server: int
+    clients: list[httpx.AsyncClient], path: str, seconds: float, server: int, think: float = 0.0
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -94,6 +97,8 @@ async def run_page(
             latencies.append(time.perf_counter() - t0)
             if r.status_code != 200:
                 errors += 1
+            if think:  # a person reads the page before the next click
+                await asyncio.sleep(random.expovariate(1 / think))
 
     t0, cpu0 = time.perf_counter(), cpu_seconds(server)
     await asyncio.gather(*(user(c) for c in clients))
@@ -109,12 +114,15 @@ async def run_page(
         "p95_ms": round(float(np.percentile(ms, 95)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "max_ms": round(float(ms.max()), 1),
+        "think_s": think,
         "server_cpu_ms_per_request": round(cpu / len(latencies) * 1000, 2),
         "load_average": round(os.getloadavg()[0], 1),
     }
 
 
-async def bench(base: str, users: int, seconds: float, server: int) -> list[dict[str, Any]]:
+async def bench(
+    base: str, users: int, seconds: float, server: int, think: float
+) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [httpx.AsyncClient(base_url=base, limits=limits, timeout=60) for _ in range(users)]
     try:
@@ -124,11 +132,12 @@ async def bench(base: str, users: int, seconds: float, server: int) -> list[dict
         results = []
         for path in ("/", "/studier", study.group(1)):
             await run_page(clients, path, 1.0, server)  # warm-up
-            results.append(await run_page(clients, path, seconds, server))
+            results.append(await run_page(clients, path, seconds, server, think))
         await asyncio.gather(*(log_in(c, i) for i, c in enumerate(clients)))
-        await run_page(clients, "/portal", 1.0, server)
-        portal = await run_page(clients, "/portal", seconds, server)
-        results.append(portal | {"logged_in": True})
+        for path in ("/portal", "/portal/profil"):  # the resident's own pages
+            await run_page(clients, path, 1.0, server)
+            mine = await run_page(clients, path, seconds, server, think)
+            results.append(mine | {"logged_in": True})
         return results
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
@@ -142,6 +151,12 @@ def main() -> None:
     ap.add_argument("--region", type=Path, default=Path("data/demo/skane"))
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds each user waits between requests (exponential); 0: a closed loop",
+    )
     args = ap.parse_args()
     if not args.database.exists():
         raise SystemExit(f"{args.database}: no demo database; run `make demo` first")
@@ -152,7 +167,7 @@ def main() -> None:
         server = start_server(copy, args.region.resolve(), port)
         try:
             results = asyncio.run(
-                bench(f"http://127.0.0.1:{port}", args.users, args.seconds, server.pid)
+                bench(f"http://127.0.0.1:{port}", args.users, args.seconds, server.pid, args.think)
             )
         finally:
             server.terminate()

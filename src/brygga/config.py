@@ -104,6 +104,9 @@ class WebSettings(BaseModel):
     # a request whose immediate peer is one of them gets its client address from the header;
     # by default none is trusted, so a forged header changes nothing.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    # Compute the public /agenda and /halsolaget figures in the background when the server
+    # starts, so the first visitor does not wait for them (a minute on a large region).
+    warm_public_pages: bool = True
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -55,7 +55,7 @@ from brygga.agenda import snapshot as agenda_snapshot
 from brygga.agenda.halsolaget import CONDITIONS
 from brygga.agenda.halsolaget import halsolaget as state_of_health
 from brygga.agenda.kpis import Context, Periods
-from brygga.agenda.strategy import Strategy, bundled_strategy, load_strategy
+from brygga.agenda.strategy import Strategy, bundled, bundled_strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
@@ -118,6 +118,7 @@ class Brygga:
         self._datasets: dict[tuple[Path, int, str, bool], DatasetEntry] = {}
         self._page_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self._refreshing: set[tuple[Any, ...]] = set()
+        self._computing: dict[tuple[Any, ...], threading.Event] = {}
 
     # --- What it owns -----------------------------------------------------------------------
 
@@ -1025,10 +1026,26 @@ class Brygga:
                     self._refreshing.add(key)
                     threading.Thread(target=self._refresh, args=(key, make), daemon=True).start()
                 return hit[1]
-        value = make()  # outside the lock: seconds on a large region
-        with self._lock:
-            self._page_cache[key] = (now, value)
-        return value
+            # One computation per key: visitors who come while it runs (or while the server's
+            # warm-up runs it, ``warm_public_pages``) wait for it instead of repeating it.
+            pending = self._computing.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._computing[key] = threading.Event()
+        if not mine:
+            pending.wait()
+            with self._lock:
+                hit = self._page_cache.get(key)
+            return hit[1] if hit is not None else self._cached(key, make)  # theirs failed
+        try:
+            value = make()  # outside the lock: seconds on a large region
+            with self._lock:
+                self._page_cache[key] = (now, value)
+            return value
+        finally:
+            with self._lock:
+                self._computing.pop(key, None)
+            pending.set()
 
     def _refresh(self, key: tuple[Any, ...], make: Any) -> None:
         try:
@@ -1070,6 +1087,18 @@ class Brygga:
         return self._cached(
             key, lambda: agenda_report.view(self.agenda_figures(strategy_id, region=region), lang)
         )
+
+    def warm_public_pages(self, region: str | Path | Region | None) -> None:
+        """Compute what ``/agenda`` (every bundled strategy) and ``/halsolaget`` show, in both
+        languages, so that no visitor waits for it: ``brygga serve`` runs this in a background
+        thread when it starts (``BRYGGA_WEB_WARM_PUBLIC_PAGES``). On a region of 2.4 million
+        people the figures take about a minute; a visitor who comes earlier waits for the
+        computation already running instead of starting another (``_cached``)."""
+        for lang in ("sv", "en"):
+            for strategy in bundled():
+                self.agenda_page(strategy.id, lang, region=region)
+            if region is not None:
+                self.halsolaget_page(region, None, lang)
 
     def halsolaget_page(
         self, region: str | Path | Region, condition: str | None, lang: str

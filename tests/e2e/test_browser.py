@@ -54,6 +54,8 @@ def test_recruitment_from_log_in_to_contact(open_page, site) -> None:
     resident.get_by_role("button", name=re.compile(name)).click()
     expect(resident).to_have_url(re.compile(r"/portal$"))
     resident.get_by_role("button", name="Gå med").click()
+    resident.get_by_role("link", name="Ändra din profil").click()
+    expect(resident).to_have_title("Min profil – Brygga")
     resident.get_by_label("Högt blodtryck").check()
     resident.fill("#height_cm", "178")
     resident.fill("#weight_kg", "82")
@@ -144,6 +146,7 @@ PAGES = {
     "error": (None, "/no-such-page"),
     "home-english": (None, "/lang/en"),
     "resident-portal": ("resident", "/portal"),
+    "resident-profile": ("resident", "/portal/profil"),
     "studies-list": ("researcher", "/studies"),
     "study-form": ("researcher", "/studies/new"),
     "study-page-researcher": ("researcher", "/studies/{study}"),

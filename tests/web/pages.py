@@ -40,6 +40,7 @@ PAGES: list[tuple[str, str, str, str, dict[str, Any] | None, int]] = [
     ("account-deleted", "public", "GET", "/konto-raderat", None, 200),
     # resident
     ("portal", "resident", "GET", "/portal", None, 200),
+    ("profile", "resident", "GET", "/portal/profil", None, 200),
     ("consent-receipt", "resident", "GET", "/portal/samtycken", None, 200),
     ("study-as-resident", "resident", "GET", "/studier/{study}", None, 200),
     ("interest", "resident", "GET", "/studier/{study}/intresse", None, 200),

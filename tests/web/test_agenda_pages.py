@@ -76,3 +76,69 @@ def test_halsolaget_is_disclosed_and_standardised(small_region, site, tmp_path):
         assert "Förebyggande arbetets räckvidd" in agenda
     finally:
         c.close()
+
+
+def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, monkeypatch):
+    """``brygga serve --region R`` warms /agenda's and /halsolaget's figures in the background
+    (the first view would otherwise take a minute on a large region); without a region, or
+    with BRYGGA_WEB_WARM_PUBLIC_PAGES=false, it does not."""
+    import asyncio
+    import threading
+
+    from brygga.platform import Brygga
+    from brygga.web.app import lifespan
+
+    calls: list[object] = []
+    done = threading.Event()
+
+    def warm(self, region):
+        calls.append(region)
+        done.set()
+
+    monkeypatch.setattr(Brygga, "warm_public_pages", warm)
+    monkeypatch.setattr(Brygga, "eligibility", lambda self, region: None)  # no region needed
+    region = tmp_path / "region"
+    monkeypatch.setenv("BRYGGA_NOTIFY_INTERVAL_SECONDS", "0")
+    for with_region, setting, expected in ((True, "true", 1), (False, "true", 0),
+                                           (True, "false", 0)):  # fmt: skip
+        monkeypatch.setenv("BRYGGA_WEB_WARM_PUBLIC_PAGES", setting)
+        config = WebConfig(database_url=site["url"], region=region if with_region else None,
+                           outbox_path=tmp_path / "outbox.jsonl")  # fmt: skip
+        calls.clear()
+        done.clear()
+        app = create_app(config)
+
+        async def serve(app=app, expected=expected):
+            async with lifespan(app):
+                done.wait(5 if expected else 0.5)
+
+        asyncio.run(serve())
+        assert calls == [region] * expected
+
+
+def test_a_page_figure_is_computed_once_however_many_ask_at_once(site):
+    """Visitors who come while the figures are being computed wait for that computation
+    instead of starting their own (two at once would double a minute of work)."""
+    import threading
+    import time
+
+    from brygga.platform import Brygga
+
+    brygga = Brygga()
+    runs: list[int] = []
+
+    def make():
+        runs.append(1)
+        time.sleep(0.3)
+        return {"figures": len(runs)}
+
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(brygga._cached(("k",), make)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs == [1] and results == [{"figures": 1}] * 4

@@ -286,3 +286,29 @@ def test_contact_addresses_are_settings_and_the_demo_sets_its_examples(site, mon
     site["app"].state.config.contact = demo
     privacy = c.get("/om-personuppgifter", headers={"Cookie": "lang=en"}).text
     assert "brygga@region.example" in privacy and "dso@region-x.se" in privacy
+
+
+def test_kept_public_pages_carry_each_visitors_own_token_and_never_a_login(site):
+    """The catalogue and study pages are kept for visitors not logged in (web/page_cache.py):
+    each copy must carry that visitor's CSRF token, and a logged-in resident's page (which
+    shows their invitation) must never be served from, or put into, the kept pages."""
+    study = site["ids"]["study"]
+    pages = site["app"].state.pages
+    first, second = site["client"](), site["client"]()
+    for path in ("/studier", f"/studier/{study}", "/studier?q=diabetes"):
+        a, b = first.get(path), second.get(path)
+        assert a.status_code == b.status_code == 200
+        token_a, token_b = (c.http.cookies["brygga_csrf"] for c in (first, second))
+        assert token_a != token_b
+        assert token_a in a.text and token_b not in a.text
+        assert token_b in b.text and token_a not in b.text
+        assert pages.sentinel not in a.text + b.text
+    kept = len(pages)
+    assert kept == 3
+    resident = site["client"]("resident")
+    page = resident.get(f"/studier/{study}").text
+    assert "Logga ut" in page and "Logga ut" not in first.get(f"/studier/{study}").text
+    assert len(pages) == kept
+    # A search with a field error is shown, not kept.
+    assert first.get("/studier?age=abc").status_code == 422
+    assert len(pages) == kept

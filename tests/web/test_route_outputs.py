@@ -78,7 +78,7 @@ NO_POPULATION_COUNTS = {
     ("GET", "/"), ("GET", "/healthz"), ("GET", "/lang/{code}"), ("GET", "/login"),
     ("POST", "/login/demo"), ("GET", "/login/oidc"), ("GET", "/login/oidc/staff"),
     ("GET", "/login/oidc/callback"), ("POST", "/login/staff"), ("POST", "/logout"),
-    ("GET", "/portal"), ("POST", "/portal/join"), ("POST", "/portal/profile"),
+    ("GET", "/portal"), ("GET", "/portal/profil"), ("POST", "/portal/join"), ("POST", "/portal/profile"),
     ("POST", "/portal/consent/{kind}"), ("POST", "/portal/pause"),
     ("POST", "/portal/invitations/{invitation_id}"), ("GET", "/portal/export"),
     ("POST", "/portal/delete"), ("GET", "/portal/search"), ("GET", "/studies"),

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from brygga import audit, clock, identifiers, logins
 from brygga.errors import BryggaError, InputError, NotFoundError
@@ -85,7 +85,10 @@ def by_personnummer(session: Session, pnr: str) -> Resident:
 
 
 def by_ref(session: Session, ref: str) -> Resident:
-    resident = session.scalar(select(Resident).where(Resident.ref == ref))
+    # The profile comes in the same query: nearly every caller (the portal first) reads it.
+    resident = session.scalar(
+        select(Resident).where(Resident.ref == ref).options(joinedload(Resident.profile))
+    )
     if resident is None or resident.deleted_at is not None:
         raise NotFoundError("no such resident account")
     return resident

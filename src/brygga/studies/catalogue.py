@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "Listed",
     "Search",
+    "approved_version",
     "condition_codes",
     "fits",
     "is_recruiting",
@@ -107,6 +108,16 @@ _listings: dict[tuple[str, date], tuple[tuple[int, datetime | None], tuple[Liste
 _listings_lock = threading.Lock()
 
 
+def approved_version(session: Session) -> tuple[int, datetime | None]:
+    """What says whether the public catalogue changed: the number of approved studies and
+    the latest review time (an approved study cannot be edited, and approving one changes
+    both). Recruitment periods depend on the day too: callers keep that in their key."""
+    count, latest = session.execute(
+        select(func.count(), func.max(Study.reviewed_at)).where(Study.status == "approved")
+    ).one()
+    return count, latest
+
+
 def listing(session: Session, today: date | None = None) -> tuple[Listed, ...]:
     """``recruiting`` as snapshots, read again only when the approved studies changed.
 
@@ -115,11 +126,7 @@ def listing(session: Session, today: date | None = None) -> tuple[Listed, ...]:
     whether anything changed (one aggregate query, instead of loading every study and its
     sites on every page view)."""
     today = today or clock.today()
-    version = tuple(
-        session.execute(
-            select(func.count(), func.max(Study.reviewed_at)).where(Study.status == "approved")
-        ).one()
-    )
+    version = approved_version(session)
     key = (str(session.get_bind().url), today)
     cached = _listings.get(key)
     if cached is not None and cached[0] == version:

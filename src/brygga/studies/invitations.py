@@ -11,15 +11,18 @@ from __future__ import annotations
 
 __all__ = [
     "OPEN",
+    "PortalInvitation",
     "answer",
     "expire_due",
     "express_interest",
     "for_resident",
     "mark_seen",
+    "portal_list",
     "record_outcome",
     "team_view",
 ]
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +52,40 @@ def for_resident(session: Session, resident: Resident) -> list[Invitation]:
             .options(selectinload(Invitation.study))  # the portal shows each one's study
         )
     )
+
+
+@dataclass(frozen=True)
+class PortalInvitation:
+    """An invitation as the resident's portal lists it."""
+
+    id: int
+    study_id: int
+    status: str
+    title_sv: str
+    title_en: str
+    summary_sv: str
+    summary_en: str
+
+
+def portal_list(session: Session, resident: Resident) -> list[PortalInvitation]:
+    """The resident's invitations, newest first, with the study columns the portal shows: one
+    query for the columns (loading each invitation and its study as objects cost about 1 ms
+    of a portal view, the page every resident opens most)."""
+    rows = session.execute(
+        select(
+            Invitation.id,
+            Invitation.study_id,
+            Invitation.status,
+            Study.title_sv,
+            Study.title_en,
+            Study.summary_sv,
+            Study.summary_en,
+        )  # fmt: skip
+        .join(Study, Study.id == Invitation.study_id)
+        .where(Invitation.resident_id == resident.id)
+        .order_by(Invitation.id.desc())
+    )
+    return [PortalInvitation(*row) for row in rows]
 
 
 def _own(session: Session, resident: Resident, invitation_id: int) -> Invitation:

@@ -18,12 +18,18 @@ __all__ = [
     "SecurityHeaders",
     "WebConfig",
     "create_app",
+    "lifespan",
     "routers",
     "templates",
 ]
 
+import logging
 import re
 import secrets
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,7 @@ from brygga.web.deps import (
     number,
     wants_json,
 )
+from brygga.web.page_cache import PageCache
 
 HERE = Path(__file__).parent
 # Routes taking a file upload (routes/staff.py, MAX_UPLOAD): their bodies may be up to
@@ -111,6 +118,34 @@ def routers() -> tuple[Any, ...]:
     return tuple(m.router for m in routes)
 
 
+LOG = logging.getLogger("brygga.web")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the server runs: the outbox delivered on a schedule (``web/notifier.py``), and,
+    once at the start, the public pages' figures computed in a background thread
+    (``Brygga.warm_public_pages``) so that the first visitor of /agenda does not wait."""
+    brygga: Brygga = app.state.brygga
+    region = app.state.config.region
+    if region is not None and brygga.settings.web.warm_public_pages:
+        threading.Thread(
+            target=_warm, args=(brygga, region), name="brygga-warm", daemon=True
+        ).start()
+    async with notifier.lifespan(app):
+        yield
+
+
+def _warm(brygga: Brygga, region: Path) -> None:
+    started = time.monotonic()
+    try:
+        brygga.warm_public_pages(region)
+    except Exception:  # the pages compute their figures on the first view instead
+        LOG.exception("warming the public pages failed")
+        return
+    LOG.info("public pages' figures ready in %.1f s", time.monotonic() - started)
+
+
 def create_app(config: WebConfig) -> FastAPI:
     app = FastAPI(
         title="Brygga",
@@ -120,11 +155,12 @@ def create_app(config: WebConfig) -> FastAPI:
         docs_url=None,  # /api/docs is routes/api.py's: Swagger UI from the package, no CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
-        lifespan=notifier.lifespan,  # delivers the outbox on a schedule (web/notifier.py)
+        lifespan=lifespan,
     )
     app.state.config = config
     app.state.trusted_proxies = security.trusted_networks(config.trusted_proxies)
     app.state.templates = templates()
+    app.state.pages = PageCache()  # public pages for visitors not logged in (page_cache)
     # The one core object: regions, engines and the disclosure policy come from it.
     app.state.brygga = Brygga(get_settings())
     app.state.eligibility = app.state.brygga.eligibility(config.region)

@@ -25,6 +25,7 @@ __all__ = [
     "platform",
     "read_db",
     "render",
+    "render_public",
     "render_study",
     "short_write",
     "study_eligibility_ready",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -55,6 +56,7 @@ from brygga.studies import builder, funnel, matching, registration, review, staf
 from brygga.studies.models import DOCUMENT_KINDS, StaffAccount, Study
 from brygga.synth.targets import REGIONS
 from brygga.web import i18n, security
+from brygga.web.page_cache import PageCache
 from brygga.web.security import Principal
 
 T = TypeVar("T")
@@ -156,7 +158,12 @@ def localized(message: str, language: str) -> str:
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    *,
+    csrf: str | None = None,
 ) -> HTMLResponse:
     language = lang(request)
     context = dict(context or {})
@@ -164,7 +171,7 @@ def render(
         context["errors"] = {k: localized(v, language) for k, v in context["errors"].items()}
     base = {
         "lang": language,
-        "csrf": request.state.csrf,
+        "csrf": csrf or request.state.csrf,
         "who": security.principal(request),
         "demo": request.app.state.config.demo,
         "staff_roles": security.STAFF_ROLES,
@@ -172,6 +179,27 @@ def render(
     return request.app.state.templates.TemplateResponse(
         request, name, base | context, status_code=status
     )
+
+
+def render_public(
+    request: Request, name: str, version: Hashable, build: Callable[[], dict[str, Any]]
+) -> HTMLResponse:
+    """``render`` for a page that is the same for every visitor who is not logged in, given
+    ``version`` (everything its data depends on): such visitors get a kept copy
+    (``page_cache``); ``build`` makes the context only when the page is rendered.
+    """
+    if security.principal(request).role != security.ANONYMOUS.role:
+        return render(request, name, build())
+    pages: PageCache = request.app.state.pages
+    key = (name, request.url.path, request.url.query, lang(request), version)
+    body = pages.get(key, request.state.csrf)
+    if body is not None:
+        return HTMLResponse(body)
+    response = render(request, name, build(), csrf=pages.sentinel)
+    body = bytes(response.body).decode()
+    if response.status_code == 200:
+        pages.put(key, body)
+    return HTMLResponse(body.replace(pages.sentinel, request.state.csrf), response.status_code)
 
 
 async def db(request: Request) -> AsyncIterator[Session]:

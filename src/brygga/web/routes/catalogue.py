@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from brygga import clock
 from brygga.errors import InputError
 from brygga.registry import catalogue as conditions
 from brygga.registry import consent, service
@@ -34,6 +35,7 @@ from brygga.web.deps import (
     lang,
     municipality_name,
     render,
+    render_public,
 )
 from brygga.web.i18n import translate
 from brygga.web.security import Principal, allow, principal
@@ -96,25 +98,31 @@ def studies(
     session: Session = Depends(db, scope="function"),
 ) -> Response:
     query, errors = _search_form(q, area, condition, municipality, healthy, age, sex)
-    recruiting = catalogue.listing(session)
-    places = sorted({site.municipality_code for study in recruiting for site in study.sites},
-                    key=municipality_name)  # fmt: skip
-    context = {
-        "found": [study for study in recruiting if catalogue.fits(study, query)],
-        "query": query,
-        "raw": {"q": q, "age": age},
-        "errors": errors,
-        "areas": AREAS,
-        "condition_options": _condition_options(lang(request)),
-        "area_options": _area_options(lang(request)),
-        "place_options": [(code, municipality_name(code)) for code in places],
-    }
     # htmx asks for the results only (live filtering); the whole page otherwise.
-    live = context["live"] = bool(request.headers.get("hx-request"))
+    live = bool(request.headers.get("hx-request"))
     if live and errors:  # the field's message is outside the results: the whole page shows it
         return Response(headers={"HX-Redirect": str(request.url)})
+
+    def build() -> dict[str, Any]:
+        recruiting = catalogue.listing(session)
+        places = sorted({site.municipality_code for study in recruiting for site in study.sites},
+                        key=municipality_name)  # fmt: skip
+        return {
+            "found": [study for study in recruiting if catalogue.fits(study, query)],
+            "query": query,
+            "raw": {"q": q, "age": age},
+            "errors": errors,
+            "areas": AREAS,
+            "condition_options": _condition_options(lang(request)),
+            "area_options": _area_options(lang(request)),
+            "place_options": [(code, municipality_name(code)) for code in places],
+            "live": live,
+        }
+
     name = "_studier_results.html" if live else "studier.html"
-    return render(request, name, context, 422 if errors and "results" not in name else 200)
+    if errors:
+        return render(request, name, build(), 422)
+    return render_public(request, name, (catalogue.approved_version(session), clock.today()), build)
 
 
 def _resident(session: Session, who: Principal) -> Resident | None:
@@ -166,8 +174,11 @@ def _study_context(request: Request, session: Session, study: Study) -> dict[str
 def study_page(
     study_id: Id, request: Request, session: Session = Depends(db, scope="function")
 ) -> Response:
-    study = catalogue.public_study(session, study_id)
-    return render(request, "studie.html", _study_context(request, session, study))
+    def build() -> dict[str, Any]:
+        return _study_context(request, session, catalogue.public_study(session, study_id))
+
+    version = (catalogue.approved_version(session), clock.today())
+    return render_public(request, "studie.html", version, build)
 
 
 def _interest_page(

@@ -41,6 +41,7 @@ def me(session: Session, who: Principal) -> Resident:
 
 # What the portal confirms after a redirect (``?klart=``): the banner's message key.
 DONE = {
+    "saved": "saved",
     "declined": "public_done_declined",
     "paused": "public_done_paused",
     "resumed": "public_done_resumed",
@@ -56,7 +57,12 @@ def version_words(version: str) -> tuple[int, str]:
     return (int(number) if number.isdigit() else 1), year
 
 
-def page(request: Request, session: Session, resident: Resident, **extra: Any) -> Response:
+def page(request: Request, session: Session, resident: Resident) -> Response:
+    """The resident's own start page: invitations, a summary of the profile, consents, account.
+
+    The profile form has a page of its own (``/portal/profil``): this page is the one every
+    resident opens most, so it shows what they answer to and links to what they change.
+    """
     done = request.query_params.get("klart", "")
     kind = request.query_params.get("samtycke", "")
     context = {
@@ -68,14 +74,22 @@ def page(request: Request, session: Session, resident: Resident, **extra: Any) -
         "profile": resident.profile,
         "areas": AREAS,
         "conditions": catalogue.CONDITIONS,
-        "medicines": catalogue.MEDICINES,
         "texts": consent.TEXTS,
         "kinds": CONSENT_KINDS,
-        "invitations": invitations.for_resident(session, resident),
-        "errors": {},
-        "saved": False,
+        "invitations": invitations.portal_list(session, resident),
     }
-    return render(request, "portal.html", context | extra, 422 if extra.get("errors") else 200)
+    return render(request, "portal.html", context)
+
+
+def profile_page(request: Request, resident: Resident, **extra: Any) -> Response:
+    context = {
+        "profile": resident.profile,
+        "areas": AREAS,
+        "conditions": catalogue.CONDITIONS,
+        "medicines": catalogue.MEDICINES,
+        "errors": {},
+    }
+    return render(request, "profil.html", context | extra, 422 if extra.get("errors") else 200)
 
 
 @router.get("")
@@ -133,8 +147,17 @@ async def profile(
             session, resident, await _profile_form(request), request.app.state.eligibility
         )
     except FormError as exc:
-        return page(request, session, resident, errors=exc.fields)
-    return page(request, session, resident, saved=True)
+        return profile_page(request, resident, errors=exc.fields)
+    return RedirectResponse("/portal?klart=saved", 303)
+
+
+@router.get("/profil")
+def profile_form(
+    request: Request,
+    who: Principal = Depends(resident_only),
+    session: Session = Depends(db, scope="function"),
+) -> Response:
+    return profile_page(request, me(session, who))
 
 
 @router.post("/consent/{kind}")
