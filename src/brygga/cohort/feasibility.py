@@ -243,7 +243,7 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
         least = [0] * len(pairs)
         codes = runner.table(codes_table(name))
         if codes is not None:  # an optimized region: people per distinct code, a small table
-            row = _aggregate(runner, codes, codes.persons.max, table_def, compiler, pairs)
+            row = _aggregate(runner, codes, "persons", "max", table_def, compiler, pairs)
             least = [int(row[f"c{i}"] or 0) for i in range(len(pairs))]
         # A code row's people are a lower bound of the people a code (with its sub-codes) has:
         # count exactly only the codes whose lower bound the policy would not show.
@@ -254,7 +254,7 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
         if people is None:
             people, person = runner.table(name), "person_id"
         asked = [pairs[i] for i in doubtful]
-        row = _aggregate(runner, people, people[person].nunique, table_def, compiler, asked)
+        row = _aggregate(runner, people, person, "nunique", table_def, compiler, asked)
         for i, (vocabulary, code) in enumerate(asked):
             disclosed = single(policy, int(row[f"c{i}"] or 0))
             if policy.raw and disclosed["value"] == 0:
@@ -277,17 +277,22 @@ def _shown(disclosed: dict[str, Any]) -> bool:
 def _aggregate(
     runner: Any,
     t: Any,
-    reduce: Any,
+    column: str,
+    how: str,
     table_def: schema.Table,
     compiler: Compiler,
     pairs: list[tuple[str, str]],
 ) -> dict[str, Any]:
-    """One row: ``reduce`` (a column's reduction) over the rows of each code, as c0, c1, ..."""
+    """One row: ``column``'s ``how`` (max, nunique) over the rows of each code, as c0, c1 ...
+    The rows of any of the codes are selected first: the tables are sorted by code, so the
+    scan skips the rest (an aggregate's own filter would read every row)."""
+    rows = t.filter(compiler.code_predicate(t, table_def, tuple(pairs)).fill_null(False))
+    reduce = getattr(rows[column], how)
     return runner.to_arrow(
-        t.aggregate(
+        rows.aggregate(
             **{
                 f"c{i}": reduce(
-                    where=compiler.code_predicate(t, table_def, (pair,)).fill_null(False)
+                    where=compiler.code_predicate(rows, table_def, (pair,)).fill_null(False)
                 )
                 for i, pair in enumerate(pairs)
             }
