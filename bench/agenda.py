@@ -18,7 +18,9 @@
    * ``GET /agenda`` in process (the app under httpx's ASGI transport): the first view
      (computes the figures and the charts) and the median and maximum of ``--views`` views
      after it (served from the platform's page cache, ``PAGE_CACHE_SECONDS``);
-   * ``GET /halsolaget`` likewise.
+   * ``GET /halsolaget`` likewise;
+   * the warm-up a starting server runs (``Brygga.warm_public_pages``: both strategies and
+     Hälsoläget in both languages), then the first and later views of a warmed server.
 
 Targets (issue 16): /agenda <= 0.5 s and the annual report <= 60 s on Stockholm at scale 1.0.
 """
@@ -28,11 +30,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.web.conftest's in-process client
 
 
 def load() -> str:
@@ -110,19 +114,41 @@ def main() -> None:
           f"{result['seconds_snapshot']} s, HTML with charts {result['seconds_html']} s, PDF "
           f"{result['seconds_pdf']} s -> {result['pdf']}")  # fmt: skip
 
-    app = create_app(WebConfig(database_url=url, demo=True, region=folder,
-                               outbox_path=work / "outbox.jsonl"))  # fmt: skip
     from tests.web.conftest import Client
 
-    client = Client(app)
+    def config() -> WebConfig:
+        return WebConfig(database_url=url, demo=True, region=folder,
+                         outbox_path=work / "outbox.jsonl")  # fmt: skip
+
+    # A server whose figures are computed by the first visitor (no warm-up) ...
+    client = Client(create_app(config()))
     try:
         for path in ("/agenda", "/halsolaget"):
             response, first = timed(client.get, path)
             assert response.status_code == 200, response.text[:500]
             views = [timed(client.get, path)[1] for _ in range(args.views)]
-            print(f"GET {path}: first view {first:.2f} s; then median "
+            print(f"GET {path} (no warm-up): first view {first:.2f} s; then median "
                   f"{statistics.median(views) * 1000:.1f} ms, max {max(views) * 1000:.1f} ms "
                   f"over {args.views} views ({len(response.content):,} bytes)")  # fmt: skip
+    finally:
+        client.close()
+    # ... and one that warms them as ``brygga serve`` does when it starts (the app's lifespan
+    # runs ``_warm`` in a thread: templates compiled, then ``warm_public_pages``; here in the
+    # foreground, to time it).
+    from brygga.web.app import _warm
+
+    app = create_app(config())
+    _, seconds = timed(_warm, app.state.brygga, folder, app.state.templates)
+    print(f"server start: the public pages' figures warmed in {seconds:.1f} s "
+          f"(both strategies and Hälsoläget, Swedish and English)")  # fmt: skip
+    client = Client(app)
+    try:
+        for path in ("/agenda", "/agenda?strategy=skane-firs-2026", "/halsolaget"):
+            response, first = timed(client.get, path)
+            assert response.status_code == 200, response.text[:500]
+            views = [timed(client.get, path)[1] for _ in range(args.views)]
+            print(f"GET {path} (warmed): first view {first * 1000:.1f} ms; then median "
+                  f"{statistics.median(views) * 1000:.1f} ms, max {max(views) * 1000:.1f} ms")  # fmt: skip
     finally:
         client.close()
     print(f"load average at the end {load()}")

@@ -130,15 +130,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     region = app.state.config.region
     if region is not None and brygga.settings.web.warm_public_pages:
         threading.Thread(
-            target=_warm, args=(brygga, region), name="brygga-warm", daemon=True
+            target=_warm,
+            args=(brygga, region, app.state.templates),
+            name="brygga-warm",
+            daemon=True,
         ).start()
     async with notifier.lifespan(app):
         yield
 
 
-def _warm(brygga: Brygga, region: Path) -> None:
+def _warm(brygga: Brygga, region: Path, pages: Jinja2Templates) -> None:
     started = time.monotonic()
     try:
+        for name in pages.env.list_templates(extensions=["html"]):
+            pages.env.get_template(name)  # compiled once, before a visitor's first view
         brygga.warm_public_pages(region)
     except Exception:  # the pages compute their figures on the first view instead
         LOG.exception("warming the public pages failed")
