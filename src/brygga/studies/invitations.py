@@ -80,7 +80,7 @@ def portal_list(session: Session, resident: Resident) -> list[PortalInvitation]:
             Study.title_en,
             Study.summary_sv,
             Study.summary_en,
-        )  # fmt: skip
+        )
         .join(Study, Study.id == Invitation.study_id)
         .where(Invitation.resident_id == resident.id)
         .order_by(Invitation.id.desc())
