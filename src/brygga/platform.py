@@ -38,6 +38,8 @@ from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, eligible_persons
 from brygga.config import Settings, get_settings
+from brygga.db.direct import database_url
+from brygga.db.migrate import ensure_current
 from brygga.errors import DocumentError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import validate
 from brygga.privacy.disclosure import (
@@ -79,7 +81,6 @@ agenda_kpis = lazy_module("brygga.agenda.kpis")
 agenda_snapshot = lazy_module("brygga.agenda.snapshot")
 agenda_strategy = lazy_module("brygga.agenda.strategy")
 cohort_explain = lazy_module("brygga.cohort.explain")
-db_migrate = lazy_module("brygga.db.migrate")
 db_session = lazy_module("brygga.db.session")
 ecosystem_inquiries = lazy_module("brygga.ecosystem.inquiries")
 ecosystem_service = lazy_module("brygga.ecosystem.service")
@@ -132,7 +133,7 @@ class Brygga:
     def database(self) -> str:
         """The operational database's URL, migrated to the newest schema once per process."""
         if self._database is None:
-            self._database = db_migrate.ensure_current(db_session.database_url(self.settings))
+            self._database = ensure_current(database_url(self.settings))
         return self._database
 
     @property

@@ -21,13 +21,13 @@ __all__ = [
     "unknown_codes",
 ]
 
+import json
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from brygga import clock
 from brygga.cohort.compile import Compiler
@@ -41,8 +41,8 @@ from brygga.cohort.criteria import (
 )
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine, engine_for
+from brygga.db import direct
 from brygga.db.migrate import ensure_current
-from brygga.db.session import write_session
 from brygga.errors import InputError
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
@@ -52,6 +52,14 @@ from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records import schema
 from brygga.records.optimize import codes_table
 from brygga.records.store import Region
+from brygga.util import atomic_write_text, lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Imported on first use, for start-up time: on SQLite the question's record is written through
+# ``db.direct`` (sqlite3); SQLAlchemy's sessions are for other databases.
+db_session = lazy_module("brygga.db.session")
 
 SEXES = ("female", "male")
 
@@ -231,8 +239,33 @@ def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
         for pair in (*spec.codeset, *spec.exclude_codeset):
             if pair[0] != OMOP:
                 wanted.setdefault(spec.TABLE, {})[pair] = None
+    stored = getattr(runner, "stored", None)  # an optimized database's folder (``stored.py``)
+    known = _known_codes(stored)
+    missing = {
+        name: [pair for pair in pairs if f"{name}|{pair[0]}|{pair[1]}" not in known]
+        for name, pairs in wanted.items()
+    }
+    if any(missing.values()):
+        found = _look_up_codes(criteria, runner, {k: v for k, v in missing.items() if v})
+        known |= found
+        _keep_codes(stored, known)
     warnings = []
+    for name, pairs in wanted.items():
+        for vocabulary, code in pairs:
+            if not known.get(f"{name}|{vocabulary}|{code}", True):
+                warnings.append(
+                    f"no record in the region's {name} has the {vocabulary} code {code}: "
+                    "is it written as the region's records write it?"
+                )
+    return warnings
+
+
+def _look_up_codes(
+    criteria: Criteria, runner: Any, wanted: dict[str, list[tuple[str, str]]]
+) -> dict[str, bool]:
+    """Whether any record of each table carries each code: one DuckDB query per table."""
     compiler = Compiler(runner.tables, criteria.effective_index_date())
+    known: dict[str, bool] = {}
     for name, pairs in wanted.items():
         t = runner.table(codes_table(name))
         if t is None:
@@ -246,12 +279,42 @@ def unknown_codes(criteria: Criteria, runner: Any) -> list[str]:
         )
         row = runner.to_arrow(found).to_pylist()[0]
         for i, (vocabulary, code) in enumerate(pairs):
-            if not row[f"c{i}"]:
-                warnings.append(
-                    f"no record in the region's {name} has the {vocabulary} code {code}: "
-                    "is it written as the region's records write it?"
-                )
-    return warnings
+            known[f"{name}|{vocabulary}|{code}"] = bool(row[f"c{i}"])
+    return known
+
+
+def _codes_file(stored: Any) -> Path | None:
+    # Beside the kept rule bitmaps: the folder belongs to one optimized database (it cannot be
+    # stale), and the name carries the engine's source hash (what a code means may change).
+    if stored is None:
+        return None
+    return stored.folder / f"codes-{stored.semantics}.json"
+
+
+def _known_codes(stored: Any) -> dict[str, bool]:
+    """The answers of earlier processes: ``table|vocabulary|code`` -> some record has it.
+    Without them a new process would open DuckDB (and load Ibis) for this check alone."""
+    path = _codes_file(stored)
+    if path is None:
+        return {}
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return (
+        {k: v for k, v in known.items() if isinstance(v, bool)} if isinstance(known, dict) else {}
+    )
+
+
+def _keep_codes(stored: Any, known: dict[str, bool]) -> None:
+    """Keep the answers for later processes; quietly not on a read-only region folder."""
+    path = _codes_file(stored)
+    if path is None:
+        return
+    try:
+        atomic_write_text(path, json.dumps(_known_codes(stored) | known, sort_keys=True))
+    except OSError:
+        return
 
 
 def asked_feasibility(
@@ -272,12 +335,20 @@ def asked_feasibility(
     guard = guard or QuestionGuard(enforce=not region.synthetic)
     url = ensure_current(url)
     effective, note = index_date_for(criteria, region, index_date)
-    with write_session(url) as s:
+    with _transaction(url) as s:
         ticket = guard.admit(s, asker, criteria, effective)
     result = feasibility(criteria, region, index_date=effective, **options)
-    with write_session(url) as s:
+    with _transaction(url) as s:
         guard.answered(s, ticket, result.count, region=result.region)
     return replace(result, notes=[note]) if note else result
+
+
+def _transaction(url: str) -> AbstractContextManager[Any]:
+    """A write transaction for the question guard: ``sqlite3`` on a SQLite file (a new
+    process answers without loading SQLAlchemy), an ORM session otherwise."""
+    if direct.sqlite_file(url) is not None:
+        return direct.write_transaction(url)
+    return db_session.write_session(url)
 
 
 def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dict[str, int]]:

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 import asyncio
-import fcntl
 import os
 import threading
 import weakref
@@ -44,9 +43,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from brygga.config import Settings, get_settings
+from brygga.db.direct import BUSY_TIMEOUT_MS, database_url, writer_lock
 
-BUSY_TIMEOUT_MS = 30_000
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
 
@@ -61,13 +59,6 @@ def mark_checkpointed(url: str) -> None:
 
 def _checkpointed(url: str) -> bool:
     return (os.getpid(), url) in _no_autocheckpoint
-
-
-def database_url(settings: Settings | None = None) -> str:
-    settings = settings or get_settings()
-    if settings.database_url:
-        return settings.database_url
-    return f"sqlite:///{Path(settings.data_dir).resolve() / 'brygga.db'}"
 
 
 def engine(url: str | None = None) -> Engine:
@@ -139,7 +130,6 @@ def write_session(url: str | None = None) -> Iterator[Session]:
             raise
 
 
-_writer_locks: dict[tuple[int, str], tuple[threading.Lock, int | None]] = {}
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
@@ -180,37 +170,16 @@ async def writer_turn(url: str | None = None) -> AsyncIterator[None]:
 
 @contextmanager
 def _writer_lock(url: str) -> Iterator[None]:
-    if not url.startswith("sqlite"):
-        yield  # PostgreSQL: row locks (SELECT ... FOR UPDATE) where needed
-        return
-    # Per process: a forked child must not inherit a lock held by its parent's threads. A plain
-    # lock, not an RLock: FastAPI may leave a dependency in another thread than it entered it.
-    # Waiting is bounded like SQLite's busy timeout, so a nested write session fails, not hangs.
-    with _lock:
-        key = (os.getpid(), url)
-        if key not in _writer_locks:
-            _writer_locks[key] = (threading.Lock(), _lock_file(url))
-        lock, fd = _writer_locks[key]
-    if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-        raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("database is locked"))
+    # The one writers' queue (``direct.writer_lock``), shared with the stdlib fast path; a
+    # timeout waiting for it becomes the error SQLite itself gives for a locked database.
+    entered = False
     try:
-        # Between processes (``brygga serve --workers``), the writer that holds the lock held
-        # by this process's threads queues on a file lock, which wakes it as soon as the other
-        # commits, where SQLite's busy handler would poll with sleeps of up to 100 ms.
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with writer_lock(url):
+            entered = True
             yield
-        finally:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        lock.release()
-
-
-def _lock_file(url: str) -> int | None:
-    """A file beside a SQLite database for its writers to queue on (None: in memory)."""
-    path = url.removeprefix("sqlite:///")
-    if not url.startswith("sqlite:///") or path in ("", ":memory:"):
-        return None
-    return os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except TimeoutError:
+        if entered:
+            raise  # the body's own error
+        raise OperationalError(
+            "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
+        ) from None
