@@ -19,25 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from brygga.db.migrate import upgrade
+from brygga.db.session import database_url, engine, session, write_session
 from brygga.util import lazy_exports
 
 if TYPE_CHECKING:
     from brygga.db.base import Base
-    from brygga.db.migrate import upgrade
-    from brygga.db.session import database_url, engine, session, write_session
 
 __all__ = ["Base", "database_url", "engine", "session", "upgrade", "write_session"]
 
-# Imported on first use (``import brygga.db.direct`` must not load SQLAlchemy). ``session`` is
-# also a submodule's name: ``from brygga.db.session import session`` is the unambiguous form.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "Base": "base",
-        "upgrade": "migrate",
-        "database_url": "direct",
-        "engine": "session",
-        "session": "session",
-        "write_session": "session",
-    },
-)
+# ``Base`` (SQLAlchemy's declarative base) is imported on first use, for start-up time: the
+# modules imported above load SQLAlchemy only when a session or an engine is opened.
+__getattr__ = lazy_exports(__name__, {"Base": "base"})

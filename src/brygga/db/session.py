@@ -37,13 +37,20 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from brygga.db.direct import BUSY_TIMEOUT_MS, database_url, writer_lock
+from brygga.util import lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+# Imported on first use, for start-up time: ``import brygga.db`` (which imports this module, so
+# that ``from brygga.db import session`` names the function) must not load SQLAlchemy.
+sa = lazy_module("sqlalchemy")
+sa_exc = lazy_module("sqlalchemy.exc")
+sa_orm = lazy_module("sqlalchemy.orm")
 
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
@@ -73,12 +80,12 @@ def engine(url: str | None = None) -> Engine:
 
 def _create(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    eng = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    eng = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
-    @event.listens_for(eng, "connect")
+    @sa.event.listens_for(eng, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
         dbapi_connection.isolation_level = None
@@ -89,14 +96,14 @@ def _create(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(eng, "checkout")
+    @sa.event.listens_for(eng, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # Connections opened before the checkpointer started are switched on their next use.
         if not record.info.get("no_autocheckpoint") and _checkpointed(url):
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
             record.info["no_autocheckpoint"] = True
 
-    @event.listens_for(eng, "begin")
+    @sa.event.listens_for(eng, "begin")
     def _begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -107,7 +114,7 @@ def _create(url: str) -> Engine:
 @contextmanager
 def session(url: str | None = None) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine(url), expire_on_commit=False) as s, s.begin():
+    with sa_orm.Session(engine(url), expire_on_commit=False) as s, s.begin():
         yield s
 
 
@@ -120,7 +127,7 @@ def write_session(url: str | None = None) -> Iterator[Session]:
     pool) turns a few milliseconds of work into seconds of waiting.
     """
     url = url or database_url()
-    with _writer_lock(url), Session(engine(url), expire_on_commit=False) as s:
+    with _writer_lock(url), sa_orm.Session(engine(url), expire_on_commit=False) as s:
         s.connection(execution_options={"sqlite_immediate": True})  # begins the transaction
         try:
             yield s
@@ -159,7 +166,7 @@ async def writer_turn(url: str | None = None) -> AsyncIterator[None]:
         async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
             await turn.acquire()
     except TimeoutError:
-        raise OperationalError(
+        raise sa_exc.OperationalError(
             "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
         ) from None
     try:
@@ -180,6 +187,6 @@ def _writer_lock(url: str) -> Iterator[None]:
     except TimeoutError:
         if entered:
             raise  # the body's own error
-        raise OperationalError(
+        raise sa_exc.OperationalError(
             "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
         ) from None

@@ -36,8 +36,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from brygga import audit, clock
+from brygga.db import session as db_session
 from brygga.db import upgrade
-from brygga.db.session import session as db_session
 from brygga.errors import NotFoundError
 from brygga.records.store import Region, identities_path
 from brygga.registry import consent, service
