@@ -134,29 +134,42 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
     if database is None:
         raise SystemExit("--cold needs the optimized database (brygga optimize)")
     bitmaps = optimize.arrays_path(database) / "bitmaps"
-    if not args.keep_bitmaps:
+
+    def forget() -> None:
+        """Drop what earlier processes kept: rule bitmaps and unknown-code answers."""
         shutil.rmtree(bitmaps, ignore_errors=True)
+        for kept in optimize.arrays_path(database).glob("codes-*.json"):
+            kept.unlink()
+
+    if not args.keep_bitmaps:
+        forget()
     people = region.row_counts.get("person", 0)
     print(f"region {region.name}: {people:,} people; {len(paths)} questions; index {INDEX_DATE}")
-    startup, startup_cpu = [], []
-    for _ in range(3):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "brygga.cli", "--help"], capture_output=True)
-        startup.append((time.perf_counter() - start) * 1000)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        startup_cpu.append(
-            (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    startup: dict[str, list[float]] = {}
+    startup_cpu: dict[str, list[float]] = {}
+    for name, command in (
+        ("--help", ["--help"]),
+        ("feasibility --help", ["feasibility", "--help"]),
+    ):
+        startup[name], startup_cpu[name] = [], []
+        for _ in range(5):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "brygga.cli", *command], capture_output=True)
+            startup[name].append((time.perf_counter() - start) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            startup_cpu[name].append(
+                (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+            )
+        print(
+            f"brygga {name}: wall {' '.join(f'{t:.0f}' for t in startup[name])} ms, cpu "
+            f"{' '.join(f'{t:.0f}' for t in startup_cpu[name])} ms"
         )
-    print(
-        f"brygga --help: wall {' '.join(f'{t:.0f}' for t in startup)} ms, cpu "
-        f"{' '.join(f'{t:.0f}' for t in startup_cpu)} ms"
-    )
     home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
     # The operational database is created (migrated) once, before anything is measured.
     cold_ask(region.path, HERE / "criteria" / paths[0].name, home)
     if not args.keep_bitmaps:
-        shutil.rmtree(bitmaps, ignore_errors=True)
+        forget()
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     engine_ms: dict[str, list[float]] = {}
@@ -191,13 +204,18 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         "index_date": INDEX_DATE.isoformat(),
         "questions": len(paths),
         "asks_per_question": args.cold_repeat,
-        "brygga_help_ms": [round(t) for t in startup],
-        "brygga_help_cpu_ms": [round(t) for t in startup_cpu],
+        "brygga_help_ms": {k: [round(t) for t in v] for k, v in startup.items()},
+        "brygga_help_cpu_ms": {k: [round(t) for t in v] for k, v in startup_cpu.items()},
         "cold_engine_all": summarize(engine_ms)["overall"],
         "cold_engine_first_ask": summarize(first)["overall"],
         "cold_engine_later_asks": summarize(later)["overall"] if later else None,
         "cold_wall_all": summarize(walls)["overall"],
         "cold_wall_first_ask": summarize({k: v[:1] for k, v in walls.items()})["overall"],
+        "cold_wall_later_asks": summarize({k: v[1:] for k, v in walls.items() if len(v) > 1})[
+            "overall"
+        ]
+        if later
+        else None,
         "cold_cpu_all": summarize(cpus)["overall"],
         "cold_cpu_first_ask": summarize({k: v[:1] for k, v in cpus.items()})["overall"],
         "cold_cpu_later_asks": summarize({k: v[1:] for k, v in cpus.items() if len(v) > 1})[
@@ -219,6 +237,7 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ("cold_engine_later_asks", "engine, later asks"),
         ("cold_wall_all", "wall, every ask"),
         ("cold_wall_first_ask", "wall, first ask"),
+        ("cold_wall_later_asks", "wall, later asks"),
         ("cold_cpu_all", "process cpu, every ask"),
         ("cold_cpu_first_ask", "process cpu, first ask"),
         ("cold_cpu_later_asks", "process cpu, later asks"),
