@@ -21,9 +21,11 @@ from __future__ import annotations
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "checkpointed",
     "database_url",
     "head_revision",
     "is_current",
+    "mark_checkpointed",
     "sqlite_file",
     "write_transaction",
     "writer_lock",
@@ -49,6 +51,17 @@ _QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
 
 _lock = threading.Lock()
 _writer_locks: dict[tuple[int, str], tuple[threading.Lock, int | None]] = {}
+_no_autocheckpoint: set[tuple[int, str]] = set()
+
+
+def mark_checkpointed(url: str) -> None:
+    """From now on this process's connections to ``url`` leave checkpoints to ``checkpoint.py``."""
+    _no_autocheckpoint.add((os.getpid(), url))
+
+
+def checkpointed(url: str) -> bool:
+    """Whether a background thread of this process checkpoints ``url`` (``checkpoint.py``)."""
+    return (os.getpid(), url) in _no_autocheckpoint
 
 
 def database_url(settings: Settings | None = None) -> str:
@@ -155,6 +168,8 @@ def write_transaction(url: str) -> Iterator[sqlite3.Connection]:
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA foreign_keys=ON")
+            if checkpointed(url):  # a server's checkpoint thread does it, not the committer
+                connection.execute("PRAGMA wal_autocheckpoint=0")
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection

@@ -39,7 +39,13 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brygga.db.direct import BUSY_TIMEOUT_MS, database_url, writer_lock
+from brygga.db.direct import (
+    BUSY_TIMEOUT_MS,
+    checkpointed,
+    database_url,
+    mark_checkpointed,
+    writer_lock,
+)
 from brygga.util import lazy_module
 
 if TYPE_CHECKING:
@@ -54,18 +60,6 @@ sa_orm = lazy_module("sqlalchemy.orm")
 
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
-
-
-_no_autocheckpoint: set[tuple[int, str]] = set()
-
-
-def mark_checkpointed(url: str) -> None:
-    """From now on this process's connections to ``url`` leave checkpoints to ``checkpoint.py``."""
-    _no_autocheckpoint.add((os.getpid(), url))
-
-
-def _checkpointed(url: str) -> bool:
-    return (os.getpid(), url) in _no_autocheckpoint
 
 
 def engine(url: str | None = None) -> Engine:
@@ -99,7 +93,7 @@ def _create(url: str) -> Engine:
     @sa.event.listens_for(eng, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # Connections opened before the checkpointer started are switched on their next use.
-        if not record.info.get("no_autocheckpoint") and _checkpointed(url):
+        if not record.info.get("no_autocheckpoint") and checkpointed(url):
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
             record.info["no_autocheckpoint"] = True
 
