@@ -187,13 +187,17 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         baseline[path.stem], naive = timed(
             lambda c=criteria: baseline_run(region, c), args.baseline_repeat
         )
-        if naive != counts:
+        if args.baseline_repeat and naive != counts:
             raise SystemExit(f"{path.stem}: baseline {naive} != brygga {counts}")
+        shown = (
+            f"  baseline p50 {statistics.median(baseline[path.stem]):7.1f} ms"
+            if baseline[path.stem]
+            else ""
+        )
         print(
             f"  {path.stem:28} {counts[-1]:>9,} eligible  engine "
             f"{' '.join(f'{t:6.0f}' for t in engine_ms[path.stem])} ms  wall "
-            f"{' '.join(f'{t:6.0f}' for t in walls[path.stem])} ms  baseline p50 "
-            f"{statistics.median(baseline[path.stem]):7.1f} ms",
+            f"{' '.join(f'{t:6.0f}' for t in walls[path.stem])} ms{shown}",
             flush=True,
         )
     first = {k: v[:1] for k, v in engine_ms.items()}
@@ -223,13 +227,14 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ]
         if later
         else None,
-        "baseline_duckdb_parquet": summarize(baseline)["overall"],
+        # ``--baseline-repeat 0``: no baseline (at scale 1.0 it is most of the run's time).
+        "baseline_duckdb_parquet": summarize(baseline)["overall"] if args.baseline_repeat else None,
         "machine": f"{os.cpu_count()} cores, load average {load_start:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end",
     }
-    b = report["baseline_duckdb_parquet"]["p50_ms"]
+    b = report["baseline_duckdb_parquet"]["p50_ms"] if args.baseline_repeat else None
     for key in ("cold_engine_all", "cold_engine_first_ask", "cold_engine_later_asks"):
-        if report[key]:
+        if report[key] and b is not None:
             report[key]["speedup_p50_over_baseline"] = round(b / max(report[key]["p50_ms"], 0.1), 1)
     for key, label in (
         ("cold_engine_all", "engine, every ask"),
@@ -250,10 +255,11 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
                 else ""
             )
             print(f"cold {label:22} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms{ratio}")
-    print(
-        f"baseline (plain DuckDB SQL on Parquet) p50 {b} ms  p95 "
-        f"{report['baseline_duckdb_parquet']['p95_ms']} ms"
-    )
+    if b is not None:
+        print(
+            f"baseline (plain DuckDB SQL on Parquet) p50 {b} ms  p95 "
+            f"{report['baseline_duckdb_parquet']['p95_ms']} ms"
+        )
     print(report["machine"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
