@@ -134,29 +134,42 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
     if database is None:
         raise SystemExit("--cold needs the optimized database (brygga optimize)")
     bitmaps = optimize.arrays_path(database) / "bitmaps"
-    if not args.keep_bitmaps:
+
+    def forget() -> None:
+        """Drop what earlier processes kept: rule bitmaps and unknown-code answers."""
         shutil.rmtree(bitmaps, ignore_errors=True)
+        for kept in optimize.arrays_path(database).glob("codes-*.json"):
+            kept.unlink()
+
+    if not args.keep_bitmaps:
+        forget()
     people = region.row_counts.get("person", 0)
     print(f"region {region.name}: {people:,} people; {len(paths)} questions; index {INDEX_DATE}")
-    startup, startup_cpu = [], []
-    for _ in range(3):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "brygga.cli", "--help"], capture_output=True)
-        startup.append((time.perf_counter() - start) * 1000)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        startup_cpu.append(
-            (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    startup: dict[str, list[float]] = {}
+    startup_cpu: dict[str, list[float]] = {}
+    for name, command in (
+        ("--help", ["--help"]),
+        ("feasibility --help", ["feasibility", "--help"]),
+    ):
+        startup[name], startup_cpu[name] = [], []
+        for _ in range(5):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "brygga.cli", *command], capture_output=True)
+            startup[name].append((time.perf_counter() - start) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            startup_cpu[name].append(
+                (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+            )
+        print(
+            f"brygga {name}: wall {' '.join(f'{t:.0f}' for t in startup[name])} ms, cpu "
+            f"{' '.join(f'{t:.0f}' for t in startup_cpu[name])} ms"
         )
-    print(
-        f"brygga --help: wall {' '.join(f'{t:.0f}' for t in startup)} ms, cpu "
-        f"{' '.join(f'{t:.0f}' for t in startup_cpu)} ms"
-    )
     home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
     # The operational database is created (migrated) once, before anything is measured.
     cold_ask(region.path, HERE / "criteria" / paths[0].name, home)
     if not args.keep_bitmaps:
-        shutil.rmtree(bitmaps, ignore_errors=True)
+        forget()
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     engine_ms: dict[str, list[float]] = {}
@@ -174,13 +187,17 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         baseline[path.stem], naive = timed(
             lambda c=criteria: baseline_run(region, c), args.baseline_repeat
         )
-        if naive != counts:
+        if args.baseline_repeat and naive != counts:
             raise SystemExit(f"{path.stem}: baseline {naive} != brygga {counts}")
+        shown = (
+            f"  baseline p50 {statistics.median(baseline[path.stem]):7.1f} ms"
+            if baseline[path.stem]
+            else ""
+        )
         print(
             f"  {path.stem:28} {counts[-1]:>9,} eligible  engine "
             f"{' '.join(f'{t:6.0f}' for t in engine_ms[path.stem])} ms  wall "
-            f"{' '.join(f'{t:6.0f}' for t in walls[path.stem])} ms  baseline p50 "
-            f"{statistics.median(baseline[path.stem]):7.1f} ms",
+            f"{' '.join(f'{t:6.0f}' for t in walls[path.stem])} ms{shown}",
             flush=True,
         )
     first = {k: v[:1] for k, v in engine_ms.items()}
@@ -191,13 +208,18 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         "index_date": INDEX_DATE.isoformat(),
         "questions": len(paths),
         "asks_per_question": args.cold_repeat,
-        "brygga_help_ms": [round(t) for t in startup],
-        "brygga_help_cpu_ms": [round(t) for t in startup_cpu],
+        "brygga_help_ms": {k: [round(t) for t in v] for k, v in startup.items()},
+        "brygga_help_cpu_ms": {k: [round(t) for t in v] for k, v in startup_cpu.items()},
         "cold_engine_all": summarize(engine_ms)["overall"],
         "cold_engine_first_ask": summarize(first)["overall"],
         "cold_engine_later_asks": summarize(later)["overall"] if later else None,
         "cold_wall_all": summarize(walls)["overall"],
         "cold_wall_first_ask": summarize({k: v[:1] for k, v in walls.items()})["overall"],
+        "cold_wall_later_asks": summarize({k: v[1:] for k, v in walls.items() if len(v) > 1})[
+            "overall"
+        ]
+        if later
+        else None,
         "cold_cpu_all": summarize(cpus)["overall"],
         "cold_cpu_first_ask": summarize({k: v[:1] for k, v in cpus.items()})["overall"],
         "cold_cpu_later_asks": summarize({k: v[1:] for k, v in cpus.items() if len(v) > 1})[
@@ -205,13 +227,14 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ]
         if later
         else None,
-        "baseline_duckdb_parquet": summarize(baseline)["overall"],
+        # ``--baseline-repeat 0``: no baseline (at scale 1.0 it is most of the run's time).
+        "baseline_duckdb_parquet": summarize(baseline)["overall"] if args.baseline_repeat else None,
         "machine": f"{os.cpu_count()} cores, load average {load_start:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end",
     }
-    b = report["baseline_duckdb_parquet"]["p50_ms"]
+    b = report["baseline_duckdb_parquet"]["p50_ms"] if args.baseline_repeat else None
     for key in ("cold_engine_all", "cold_engine_first_ask", "cold_engine_later_asks"):
-        if report[key]:
+        if report[key] and b is not None:
             report[key]["speedup_p50_over_baseline"] = round(b / max(report[key]["p50_ms"], 0.1), 1)
     for key, label in (
         ("cold_engine_all", "engine, every ask"),
@@ -219,6 +242,7 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ("cold_engine_later_asks", "engine, later asks"),
         ("cold_wall_all", "wall, every ask"),
         ("cold_wall_first_ask", "wall, first ask"),
+        ("cold_wall_later_asks", "wall, later asks"),
         ("cold_cpu_all", "process cpu, every ask"),
         ("cold_cpu_first_ask", "process cpu, first ask"),
         ("cold_cpu_later_asks", "process cpu, later asks"),
@@ -231,10 +255,11 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
                 else ""
             )
             print(f"cold {label:22} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms{ratio}")
-    print(
-        f"baseline (plain DuckDB SQL on Parquet) p50 {b} ms  p95 "
-        f"{report['baseline_duckdb_parquet']['p95_ms']} ms"
-    )
+    if b is not None:
+        print(
+            f"baseline (plain DuckDB SQL on Parquet) p50 {b} ms  p95 "
+            f"{report['baseline_duckdb_parquet']['p95_ms']} ms"
+        )
     print(report["machine"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 from typer._click.exceptions import ClickException
 
 from brygga.errors import BryggaError, InputError
+from brygga.util import lazy_module
 
 if TYPE_CHECKING:
     from brygga.platform import Brygga
@@ -30,9 +28,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Typer's Rich help formatter costs a third of start-up
 )
-out = Console()
-err = Console(stderr=True)
+
+# Rich is imported on first output, for start-up time: ``--json`` and ``--help`` never need it.
+rich_console = lazy_module("rich.console")
+rich_markup = lazy_module("rich.markup")
+rich_table = lazy_module("rich.table")
+
+
+class _Console:
+    """A ``rich.console.Console`` (on stdout, or stderr) made when first written to."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = rich_console.Console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+out = _Console()
+err = _Console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """``rich.markup.escape``: a message's own brackets are not Rich markup."""
+    return rich_markup.escape(text)
+
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RawFlag = Annotated[bool, typer.Option("--raw", help="Exact counts (synthetic regions only).")]
@@ -53,7 +78,7 @@ def print_json(document: Any) -> None:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = rich_table.Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i == 0 else "right")
     for row in rows:
@@ -121,7 +146,7 @@ def synth_report(
     doc = report_document(region, rows)
     out.print(f"[bold]{doc['title']}[/]", highlight=False)
     out.print(doc["about"], highlight=False)
-    table = Table(title=doc["summary"], title_justify="left")
+    table = rich_table.Table(title=doc["summary"], title_justify="left")
     # The group heads its rows (a column of its own leaves the measure no room at 80 columns);
     # single numbers never wrap (a target range may), the measure takes the width left.
     for i, column in enumerate(doc["columns"][1:]):
@@ -562,7 +587,9 @@ def _share(cell: dict[str, Any], label: str) -> str:
     )
 
 
-criteria_app = typer.Typer(help="Eligibility criteria documents.", no_args_is_help=True)
+criteria_app = typer.Typer(
+    rich_markup_mode=None, help="Eligibility criteria documents.", no_args_is_help=True
+)
 app.add_typer(criteria_app, name="criteria")
 
 
@@ -580,7 +607,9 @@ def criteria_check(
         out.print(line, highlight=False, markup=False)
 
 
-audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+audit_app = typer.Typer(
+    rich_markup_mode=None, help="The append-only, hash-chained audit log.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -809,7 +838,9 @@ def evaluate(
 
 # --- Privacy: operational database and privacy budgets ------------------------------------
 
-budget_app = typer.Typer(help="Differential-privacy budgets of approved data projects.")
+budget_app = typer.Typer(
+    rich_markup_mode=None, help="Differential-privacy budgets of approved data projects."
+)
 app.add_typer(budget_app, name="budget")
 
 
@@ -1084,6 +1115,7 @@ def optimize(
 # --- Health-data access: applications, permits, extracts, output checking ----------------
 
 access_app = typer.Typer(
+    rich_markup_mode=None,
     help="Health-data access: applications, permits, data requests, extracts, release.",
     no_args_is_help=True,
 )
@@ -1357,9 +1389,13 @@ def access_register(as_json: JsonFlag = False) -> None:
 
 # --- Agenda: KPIs and the annual report ------------------------------------------------
 
-kpi_app = typer.Typer(help="The agenda's KPIs: list, show, explain, import.", no_args_is_help=True)
+kpi_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The agenda's KPIs: list, show, explain, import.",
+    no_args_is_help=True,
+)
 app.add_typer(kpi_app, name="kpi")
-report_app = typer.Typer(help="Reports on the agenda.", no_args_is_help=True)
+report_app = typer.Typer(rich_markup_mode=None, help="Reports on the agenda.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 LangOption = Annotated[str, typer.Option("--lang", help="sv (default) or en.")]
 
@@ -1484,6 +1520,7 @@ def report_annual(
 # --- Ecosystem ---------------------------------------------------------------------------
 
 ecosystem_app = typer.Typer(
+    rich_markup_mode=None,
     help="The ecosystem front door: directory, needs -> offerings, inquiries.",
     no_args_is_help=True,
 )

@@ -31,51 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
 from brygga import audit, catalogue, clock
-from brygga.access import applications as access_applications
-from brygga.access import checking as access_checking
-from brygga.access import review as access_review
-from brygga.access import views as access_views
-from brygga.access.applications import Actor
-from brygga.access.donors import donor_ids
-from brygga.access.extracts import write_extract
-from brygga.access.models import AccessOutput, Permit
-from brygga.access.people import People, cohort_people, visits_before
-from brygga.access.statistics import (
-    RequestSpec,
-    disclosed_total,
-    dp_statistics,
-    gated_statistics,
-)
-from brygga.agenda import catalogue as kpi_catalogue
-from brygga.agenda import imported as kpi_imports
-from brygga.agenda import snapshot as agenda_snapshot
-from brygga.agenda.halsolaget import CONDITIONS
-from brygga.agenda.halsolaget import halsolaget as state_of_health
-from brygga.agenda.kpis import Context, Periods
-from brygga.agenda.strategy import Strategy, bundled, bundled_strategy, load_strategy
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import engine_for
-from brygga.cohort.explain import explain
 from brygga.cohort.feasibility import FeasibilityResult, asked_feasibility, eligible_persons
 from brygga.config import Settings, get_settings
+from brygga.db.direct import database_url
 from brygga.db.migrate import ensure_current
-from brygga.db.session import database_url, session, write_session
-from brygga.ecosystem.feasibility import disclose_figures
-from brygga.ecosystem.inquiries import OFFICE_ROLE
-from brygga.ecosystem.service import Ecosystem
 from brygga.errors import DocumentError, InputError, NotFoundError, PermissionDenied
 from brygga.forms import validate
-from brygga.prevention.equity import equity_report
-from brygga.prevention.evaluation import evaluate as evaluate_program
-from brygga.prevention.evaluation import read_invitations
-from brygga.prevention.programs import Program, ProgramPlan, load_program, plan_program
-from brygga.prevention.stratify import risk_report
-from brygga.prevention.worklist import WorkItem, program_files, worklist
-from brygga.privacy.budget import ProjectQueries
 from brygga.privacy.disclosure import (
     TeamPolicy,
     configured_policy,
@@ -86,21 +52,62 @@ from brygga.privacy.noise import current_user
 from brygga.privacy.people import people_counter
 from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records.store import Region
-from brygga.registry import consent
-from brygga.studies import invitations, matching, outbox
-from brygga.studies.models import StaffAccount, Study
-from brygga.studies.registration import criteria_from_yaml
-from brygga.studies.senders import DeliveryError, Sender, senders_from_settings
+from brygga.util import lazy_module
 
 if TYPE_CHECKING:  # the catalogue (and rdflib) loads on first use: a third of startup
+    from brygga.access.applications import Actor
+    from brygga.access.models import AccessOutput
+    from brygga.access.people import People
+    from brygga.access.statistics import RequestSpec
+    from brygga.agenda.strategy import Strategy
     from brygga.catalogue.dcat import Catalogue, DatasetEntry
+    from brygga.ecosystem.service import Ecosystem
+    from brygga.prevention.programs import Program, ProgramPlan
+    from brygga.prevention.worklist import WorkItem
+    from brygga.studies.senders import Sender
+
+# Imported on first use, for start-up time (issue 18): a feasibility question from the command
+# line needs none of the database, access, agenda, ecosystem, prevention or studies code.
+access_applications = lazy_module("brygga.access.applications")
+access_checking = lazy_module("brygga.access.checking")
+access_donors = lazy_module("brygga.access.donors")
+access_extracts = lazy_module("brygga.access.extracts")
+access_models = lazy_module("brygga.access.models")
+access_people = lazy_module("brygga.access.people")
+access_review = lazy_module("brygga.access.review")
+access_statistics = lazy_module("brygga.access.statistics")
+access_views = lazy_module("brygga.access.views")
+agenda_halsolaget = lazy_module("brygga.agenda.halsolaget")
+agenda_kpis = lazy_module("brygga.agenda.kpis")
+agenda_snapshot = lazy_module("brygga.agenda.snapshot")
+agenda_strategy = lazy_module("brygga.agenda.strategy")
+cohort_explain = lazy_module("brygga.cohort.explain")
+db_session = lazy_module("brygga.db.session")
+ecosystem_feasibility = lazy_module("brygga.ecosystem.feasibility")
+ecosystem_inquiries = lazy_module("brygga.ecosystem.inquiries")
+ecosystem_service = lazy_module("brygga.ecosystem.service")
+invitations = lazy_module("brygga.studies.invitations")
+kpi_catalogue = lazy_module("brygga.agenda.catalogue")
+kpi_imports = lazy_module("brygga.agenda.imported")
+matching = lazy_module("brygga.studies.matching")
+outbox = lazy_module("brygga.studies.outbox")
+prevention_equity = lazy_module("brygga.prevention.equity")
+prevention_evaluation = lazy_module("brygga.prevention.evaluation")
+prevention_programs = lazy_module("brygga.prevention.programs")
+prevention_stratify = lazy_module("brygga.prevention.stratify")
+prevention_worklist = lazy_module("brygga.prevention.worklist")
+privacy_budget = lazy_module("brygga.privacy.budget")
+registry_consent = lazy_module("brygga.registry.consent")
+sa = lazy_module("sqlalchemy")
+studies_models = lazy_module("brygga.studies.models")
+studies_registration = lazy_module("brygga.studies.registration")
+studies_senders = lazy_module("brygga.studies.senders")
 
 __all__ = ["PAGE_CACHE_SECONDS", "Brygga"]
 
 # The public agenda and Hälsoläget pages are recomputed at most this often (figures by year and
 # quarter do not change from one minute to the next; the computation reads whole tables).
 PAGE_CACHE_SECONDS = 300
-CONDITION_IDS = frozenset(c[0] for c in CONDITIONS)
 
 
 class Brygga:
@@ -176,7 +183,9 @@ class Brygga:
     def ecosystem(self) -> Ecosystem:
         """The ecosystem front door on the operational database (directory, matching,
         inquiries): one per process, so the directory's ranking index is built once."""
-        return Ecosystem(self.database, validity_days=self.settings.ecosystem.validity_days)
+        return ecosystem_service.Ecosystem(
+            self.database, validity_days=self.settings.ecosystem.validity_days
+        )
 
     def ecosystem_round(self) -> dict[str, Any]:
         """The ecosystem's scheduled run: escalate overdue inquiries to the coordinating
@@ -189,7 +198,7 @@ class Brygga:
                 sender,
                 self._staff_addresses,
                 url=self.settings.notify.public_url,
-                errors=(OSError, DeliveryError),
+                errors=(OSError, studies_senders.DeliveryError),
             )
         finally:
             sender.close()
@@ -240,7 +249,7 @@ class Brygga:
         if not criteria_yaml.strip() or region is None:
             return {}
         try:
-            criteria = criteria_from_yaml(criteria_yaml)
+            criteria = studies_registration.criteria_from_yaml(criteria_yaml)
         except ValueError as exc:
             raise DocumentError(f"criteria_yaml: {exc}") from None
         region = self.region(region)
@@ -249,19 +258,21 @@ class Brygga:
         eligible = np.asarray(
             eligible_persons(criteria, region, engine=self.settings.engine), dtype=np.int64
         )
-        trial = Study(
+        trial = studies_models.Study(
             id=0, area=therapy_area, healthy_volunteers=False, criteria_yaml=criteria_yaml
         )
         overlaps: list[tuple[int, np.ndarray]] = []
         titles: dict[int, tuple[str, str]] = {}
-        with session(database or self.database) as s:  # the web app's own database
+        with db_session.session(database or self.database) as s:  # the web app's own database
             people = matching.volunteers(s)
             cache = matching.RunCache(people)
             wants = cache.area(therapy_area) if len(people) else np.zeros(0, dtype=bool)
             on_records = cache.on_records(eligible) if len(people) else wants
             on_report = cache.self_report(trial, None, False) if len(people) else wants
             volunteers = int((wants & (on_records | on_report)).sum())
-            studies = s.scalars(select(Study).where(Study.status == "approved")).all()
+            studies = s.scalars(
+                sa.select(studies_models.Study).where(studies_models.Study.status == "approved")
+            ).all()
             records = matching.RecordsEligibility(region, self.settings.engine)
             for study in studies:
                 if matching.recruiting(study):
@@ -270,7 +281,9 @@ class Brygga:
         # The 2 + N figures leave together, as one table (an overlap must not be subtracted
         # from the eligible count to give away a small number of people left out).
         counter = people_counter(policy, region, eligible)
-        _, shown_volunteers, by_study = disclose_figures(counter, eligible, overlaps, volunteers)
+        _, shown_volunteers, by_study = ecosystem_feasibility.disclose_figures(
+            counter, eligible, overlaps, volunteers
+        )
         return {
             "region": region.name,
             "eligible": result.count,
@@ -290,17 +303,25 @@ class Brygga:
     def _staff_addresses(self, kind: str, key: int | None) -> list[str]:
         """E-mail addresses of a staff account, an organization's staff (else the office) or
         the coordinating office (every active research-office account)."""
-        with session(self.database) as s:
-            query = select(StaffAccount.email).where(StaffAccount.active.is_(True))
+        with db_session.session(self.database) as s:
+            query = sa.select(studies_models.StaffAccount.email).where(
+                studies_models.StaffAccount.active.is_(True)
+            )
             if kind == "staff":
-                return list(s.scalars(query.where(StaffAccount.id == key)))
+                return list(s.scalars(query.where(studies_models.StaffAccount.id == key)))
             if kind == "organization":
-                found = list(s.scalars(query.where(StaffAccount.organization_id == key)))
+                found = list(
+                    s.scalars(query.where(studies_models.StaffAccount.organization_id == key))
+                )
                 if found:
                     return found
                 # An organization with no active staff: the coordinating office is told, so an
                 # inquiry is never sent into the void.
-            return list(s.scalars(query.where(StaffAccount.role == OFFICE_ROLE)))
+            return list(
+                s.scalars(
+                    query.where(studies_models.StaffAccount.role == ecosystem_inquiries.OFFICE_ROLE)
+                )
+            )
 
     def catalogue(
         self, regions: list[str | Path | Region] | None = None, *, raw: bool = False
@@ -329,7 +350,7 @@ class Brygga:
         ``file``: that file when ``BRYGGA_NOTIFY_FILE`` is unset (default: under the data
         directory). A new one per flush: an SMTP sender holds one connection."""
         default = file or self.data_dir / "outbox" / "messages.jsonl"
-        return senders_from_settings(self.settings.notify, default)
+        return studies_senders.senders_from_settings(self.settings.notify, default)
 
     def notify(
         self,
@@ -360,7 +381,7 @@ class Brygga:
     def check_criteria(self, path: str | Path, *, lang: str = "sv") -> list[str]:
         """Validate a criteria file without a region and say in words what it asks
         (``brygga criteria check``); a mistake raises ``DocumentError`` naming the field."""
-        return explain(load_criteria(path), lang, str(path))
+        return cohort_explain.explain(load_criteria(path), lang, str(path))
 
     def feasibility(
         self,
@@ -402,7 +423,7 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga risk``: the region's risk categories by group, disclosed."""
         region = self.region(region)
-        return risk_report(region, self.policy(region, raw=raw), **options)
+        return prevention_stratify.risk_report(region, self.policy(region, raw=raw), **options)
 
     def plan(
         self,
@@ -413,8 +434,11 @@ class Brygga:
         engine: str | None = None,
     ) -> ProgramPlan:
         """A prevention program's plan (exact, in-process only: disclose with ``program``)."""
-        return plan_program(
-            load_program(program), self.region(region), index_date=index_date, engine=engine
+        return prevention_programs.plan_program(
+            prevention_programs.load_program(program),
+            self.region(region),
+            index_date=index_date,
+            engine=engine,
         )
 
     def program(
@@ -433,12 +457,15 @@ class Brygga:
     def programs(self) -> dict[str, Program]:
         """slug -> program, every program file in ``programs_dir`` (a bad file is an error
         naming it: the care units' page must not silently drop a program)."""
-        return {slug: load_program(path) for slug, path in program_files(self.programs_dir).items()}
+        return {
+            slug: prevention_programs.load_program(path)
+            for slug, path in prevention_worklist.program_files(self.programs_dir).items()
+        }
 
     def program_plan(self, slug: str, region: str | Path | Region) -> ProgramPlan:
         """The plan of one of ``programs()``, computed once per program file and region
         version (a plan holds the region's risk inputs: two are kept)."""
-        path = program_files(self.programs_dir).get(slug)
+        path = prevention_worklist.program_files(self.programs_dir).get(slug)
         if path is None:
             raise NotFoundError(f"no prevention program {slug!r}")
         region = self.region(region)
@@ -456,7 +483,7 @@ class Brygga:
     def program_equity(self, slug: str, region: str | Path | Region) -> dict[str, Any]:
         """``equity`` for one of ``programs()``, disclosed, computed once per program file and
         region version (the care units' page)."""
-        path = program_files(self.programs_dir).get(slug)
+        path = prevention_worklist.program_files(self.programs_dir).get(slug)
         if path is None:
             raise NotFoundError(f"no prevention program {slug!r}")
         region = self.region(region)
@@ -479,9 +506,9 @@ class Brygga:
         """One care unit's invited people with why (identifiable; audited first), those who
         asked to be invited (``prevention_invite`` standing now) marked, first or alone."""
         plan = self.program_plan(slug, region)
-        with session(self.database) as s:
-            asked = consent.consenting_people(s, "prevention_invite")
-        return worklist(
+        with db_session.session(self.database) as s:
+            asked = registry_consent.consenting_people(s, "prevention_invite")
+        return prevention_worklist.worklist(
             plan, care_unit=care_unit, legal_basis=legal_basis, actor=actor,
             audit_log=self.audit_log, asked=asked, asked_first=asked_first,
             only_asked=only_asked,
@@ -492,7 +519,7 @@ class Brygga:
     ) -> dict[str, Any]:
         """``brygga equity``: need and reach by deprivation and municipality, disclosed."""
         region = self.region(region)
-        return equity_report(region, self.policy(region, raw=raw), **options)
+        return prevention_equity.equity_report(region, self.policy(region, raw=raw), **options)
 
     def evaluate(
         self,
@@ -506,9 +533,13 @@ class Brygga:
         """``brygga evaluate``: invited against matched not-yet-invited people, disclosed."""
         region = self.region(region)
         policy = self.policy(region, raw=raw)
-        rules = load_program(program).reimbursement if program else None
-        return evaluate_program(
-            region, read_invitations(Path(invitations_file)), policy, reimbursement=rules, **options
+        rules = prevention_programs.load_program(program).reimbursement if program else None
+        return prevention_evaluation.evaluate(
+            region,
+            prevention_evaluation.read_invitations(Path(invitations_file)),
+            policy,
+            reimbursement=rules,
+            **options,
         )
 
     # --- Studies ----------------------------------------------------------------------------
@@ -523,7 +554,7 @@ class Brygga:
         """The scheduled matching run: expire old invitations, invite new candidates, deliver
         queued notifications. Counts of people leave disclosed; the database keeps exact ones."""
         eligible = self.eligibility(region)
-        with write_session(self.database) as s:  # one UPDATE: a short write of its own
+        with db_session.write_session(self.database) as s:  # one UPDATE: a short write of its own
             expired = invitations.expire_due(s)
         # Reads without a lock, then writes in short batches: a resident's consent change
         # never waits for the whole run (``matching.run``).
@@ -541,14 +572,18 @@ class Brygga:
 
     def access_actor(self, who: int | str) -> Actor:
         """The active staff account with id or e-mail ``who``, as ``access`` sees it."""
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             if isinstance(who, int):
-                staff = s.get(StaffAccount, who)
+                staff = s.get(studies_models.StaffAccount, who)
             else:
-                staff = s.scalar(select(StaffAccount).where(StaffAccount.email == who.lower()))
+                staff = s.scalar(
+                    sa.select(studies_models.StaffAccount).where(
+                        studies_models.StaffAccount.email == who.lower()
+                    )
+                )
             if staff is None or not staff.active:
                 raise NotFoundError(f"no active staff account {who!r}")
-            return Actor(
+            return access_applications.Actor(
                 staff.id,
                 staff.role,
                 staff.email,
@@ -570,23 +605,27 @@ class Brygga:
         region that is not synthetic). Returns them with the ticket to close."""
         guard = QuestionGuard(enforce=not region.synthetic)
         effective = criteria.effective_index_date()
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             ticket = guard.admit(s, Asker(actor.ref), criteria, effective)
         donors = None
         if donors_only:
-            with session(self.database) as s:
-                donors = donor_ids(s)  # read now: a withdrawal counts from this moment
+            with db_session.session(self.database) as s:
+                donors = access_donors.donor_ids(
+                    s
+                )  # read now: a withdrawal counts from this moment
         engine = self.engine(region)
-        people = cohort_people(engine, region, criteria, effective, donors)
+        people = access_people.cohort_people(engine, region, criteria, effective, donors)
         if within is not None:
             allowed = engine.persons(within, within.effective_index_date())
             keep = np.isin(people.person_id, np.asarray(allowed, dtype=np.int64))
-            people = cohort_people(engine, region, criteria, effective, people.person_id[keep])
+            people = access_people.cohort_people(
+                engine, region, criteria, effective, people.person_id[keep]
+            )
         return people, (guard, ticket)
 
     def _close(self, question: Any, count: dict[str, Any], region: Region) -> None:
         guard, ticket = question
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             guard.answered(s, ticket, count, region=region.name)
 
     def access_feasibility(
@@ -599,7 +638,7 @@ class Brygga:
         region = self.region(region)
         policy = self.policy(region)
         people, question = self._cohort(actor, criteria, region, donors_only=donors_only)
-        count = disclosed_total(people, policy, region)
+        count = access_statistics.disclosed_total(people, policy, region)
         self._close(question, count, region)
         return {
             "region": region.name,
@@ -618,7 +657,7 @@ class Brygga:
         submit: bool = False,
     ) -> dict[str, Any]:
         """A new application (a draft, or submitted at once with ``submit`` and a region)."""
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             application = access_applications.create_application(s, actor, data)
             application_id = application.id
         if submit:
@@ -630,7 +669,7 @@ class Brygga:
     def access_update(
         self, actor: Actor, application_id: int, data: dict[str, Any]
     ) -> dict[str, Any]:
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             application = access_applications.visible_application(s, actor, application_id)
             access_applications.update_application(s, actor, application, data)
         return self.access_show(actor, application_id)
@@ -639,12 +678,12 @@ class Brygga:
         self, actor: Actor, application_id: int, region: str | Path | Region
     ) -> dict[str, Any]:
         """Submit with the disclosed feasibility count of its cohort."""
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             application = access_applications.visible_application(s, actor, application_id)
             access_applications.check_submit(actor, application)
             criteria_yaml, donors_only = application.criteria_yaml, application.donation_based
         count = self.access_feasibility(actor, criteria_yaml, region, donors_only=donors_only)
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             application = access_applications.visible_application(s, actor, application_id)
             access_applications.submit(s, actor, application, json.loads(_dumps(count)))
         return self.access_show(actor, application_id)
@@ -652,7 +691,7 @@ class Brygga:
     def access_list(self, actor: Actor) -> dict[str, Any]:
         """The applications and permits ``actor`` may see."""
         settings = self.settings.access
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             return {
                 "applications": [
                     access_views.application_doc(a, settings)
@@ -665,10 +704,14 @@ class Brygga:
 
     def access_show(self, actor: Actor, application_id: int) -> dict[str, Any]:
         """One application with its decision, permit and the permit's outputs."""
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             application = access_applications.visible_application(s, actor, application_id)
             doc = access_views.application_doc(application, self.settings.access)
-            permit = s.scalar(select(Permit).where(Permit.application_id == application.id))
+            permit = s.scalar(
+                sa.select(access_models.Permit).where(
+                    access_models.Permit.application_id == application.id
+                )
+            )
             doc["permit"] = None if permit is None else access_views.permit_doc(s, permit)
             if permit is not None:
                 doc["outputs"] = [
@@ -680,13 +723,13 @@ class Brygga:
         self, actor: Actor, application_id: int, decision: access_review.Decision
     ) -> dict[str, Any]:
         """The data steward's decision; an approval makes the permit (and its budget)."""
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             application = access_applications.visible_application(s, actor, application_id)
             access_review.decide(s, actor, application, decision, self.settings.access)
         return self.access_show(actor, application_id)
 
     def access_permit(self, actor: Actor, permit_id: int) -> dict[str, Any]:
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             permit = access_review.visible_permit(s, actor, permit_id)
             doc = access_views.permit_doc(s, permit)
             doc["outputs"] = [
@@ -696,13 +739,13 @@ class Brygga:
 
     def access_revoke(self, actor: Actor, permit_id: int, reason: str) -> dict[str, Any]:
         """A data steward revokes a permit: nothing is made, released or downloaded under it."""
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             access_review.revoke(s, actor, access_review.get_permit(s, permit_id), reason)
         return self.access_permit(actor, permit_id)
 
     def access_register(self) -> list[dict[str, Any]]:
         """The public register of granted permits."""
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             return access_review.register(s)
 
     def access_request(
@@ -721,8 +764,8 @@ class Brygga:
         output checking (``access_release``)."""
         if not isinstance(criteria, Criteria):
             criteria = load_criteria(criteria)
-        if not isinstance(spec, RequestSpec):
-            spec = validate(RequestSpec, spec)
+        if not isinstance(spec, access_statistics.RequestSpec):
+            spec = validate(access_statistics.RequestSpec, spec)
         region = self.region(region)
         policy = self.policy(region)
         if permit_id is None:
@@ -732,7 +775,7 @@ class Brygga:
                     "reviews them; ask for counts"
                 )
             people, question = self._cohort(actor, criteria, region, donors_only=False)
-            stats = gated_statistics(spec, people, policy, region)
+            stats = access_statistics.gated_statistics(spec, people, policy, region)
             self._close(question, stats.total, region)
             audit.append(
                 "access.request.answer",
@@ -742,7 +785,7 @@ class Brygga:
             )  # fmt: skip
             return {"region": region.name, "index_date": people.index_date,
                     "criteria": criteria.name} | stats.as_dict()  # fmt: skip
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             permit = access_review.visible_permit(s, actor, permit_id)
             self._usable(permit)
             within = access_applications.application_criteria(permit.criteria_yaml)
@@ -751,15 +794,17 @@ class Brygga:
             actor, criteria, region, donors_only=donation, within=within
         )
         if project is not None:
-            queries = ProjectQueries(project, user=actor.ref, url=self.database)
-            stats = dp_statistics(spec, people, queries, self.settings.disclosure.threshold)
+            queries = privacy_budget.ProjectQueries(project, user=actor.ref, url=self.database)
+            stats = access_statistics.dp_statistics(
+                spec, people, queries, self.settings.disclosure.threshold
+            )
         else:
             visits = (
-                visits_before(region, people.person_id, people.index_date)
+                access_people.visits_before(region, people.person_id, people.index_date)
                 if spec.measure == "visits"
                 else None
             )
-            stats = gated_statistics(
+            stats = access_statistics.gated_statistics(
                 spec, people, policy, region, visits=visits,
                 dominance_n=self.settings.access.dominance_n,
             )  # fmt: skip
@@ -805,7 +850,7 @@ class Brygga:
         checks: Any, summary: dict[str, Any], person_ids: np.ndarray,
     ) -> dict[str, Any]:  # fmt: skip
         try:
-            with write_session(self.database) as s:
+            with db_session.write_session(self.database) as s:
                 permit = access_review.get_permit(s, permit_id)
                 output = access_checking.record_output(
                     s, actor, permit, kind=kind, region=region.name, fmt=fmt, staged=staged,
@@ -826,7 +871,7 @@ class Brygga:
             raise PermissionDenied("a data steward makes the extracts of a permit")
         region = self.region(region)
         policy = self.policy(region)
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             permit = access_review.get_permit(s, permit_id)
             self._usable(permit)
             if not permit.extracts:
@@ -835,12 +880,12 @@ class Brygga:
             names, form, fmt = list(permit.variables), permit.data_form, permit.output_format
             key, donation = bytes.fromhex(permit.pseudonym_key), permit.donation_based
         people, question = self._cohort(actor, criteria, region, donors_only=donation)
-        size = disclosed_total(people, policy, region)
+        size = access_statistics.disclosed_total(people, policy, region)
         self._close(question, size, region)
         settings = self.settings.access
         staged = self._staging()
         try:
-            extract = write_extract(
+            extract = access_extracts.write_extract(
                 people, region, names, data_form=form, fmt=fmt, key=key,
                 folder=staged / "files", k=settings.extract_k,
                 suppression=settings.anonymise_suppression,
@@ -871,14 +916,14 @@ class Brygga:
 
     def _void_withdrawn(self, actor: Actor, output_id: int) -> None:
         """Void the output first, in its own transaction, if a donor in it withdrew."""
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             output = self._output(s, output_id)
             permit = access_review.get_permit(s, output.permit_id)
             access_checking.void_if_withdrawn(s, output, permit, self.data_dir, actor)
 
     @staticmethod
     def _output(s: Any, output_id: int) -> AccessOutput:
-        output = s.get(AccessOutput, output_id)
+        output = s.get(access_models.AccessOutput, output_id)
         if output is None:
             raise NotFoundError(f"output {output_id} does not exist")
         return output
@@ -890,7 +935,7 @@ class Brygga:
         if actor.role != "data_steward":
             raise PermissionDenied("only a data steward reviews outputs for release")
         self._void_withdrawn(actor, output_id)
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             output = self._output(s, output_id)
             access_checking.review_release(
                 s, actor, output, approve=approve, reason=reason, data_dir=self.data_dir
@@ -898,7 +943,7 @@ class Brygga:
             return access_views.output_doc(output)
 
     def access_output(self, actor: Actor, output_id: int) -> dict[str, Any]:
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             output = self._output(s, output_id)
             access_review.visible_permit(s, actor, output.permit_id)  # or not found
             return access_views.output_doc(output)
@@ -906,7 +951,7 @@ class Brygga:
     def access_download(self, actor: Actor, output_id: int, name: str) -> Path:
         """A released file of an output, for the permit's holder and named people."""
         self._void_withdrawn(actor, output_id)
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             output = self._output(s, output_id)
             return access_checking.downloadable(s, actor, output, name, self.data_dir)
 
@@ -942,11 +987,11 @@ class Brygga:
         year = year or today.year
         opened = self.region(region) if region is not None else None
         area = area or (opened.manifest.get("region_key") if opened is not None else None)
-        with session(self.database) as s:
-            ctx = Context(
+        with db_session.session(self.database) as s:
+            ctx = agenda_kpis.Context(
                 session=s,
                 policy=self.kpi_policy(opened),
-                periods=Periods.ending(year, min(today, date(year, 12, 31))),
+                periods=agenda_kpis.Periods.ending(year, min(today, date(year, 12, 31))),
                 region=opened,
                 platform=self,
             )
@@ -955,14 +1000,14 @@ class Brygga:
 
     def import_kpis(self, path: str | Path) -> dict[str, Any]:
         """``brygga kpi import``: a CSV of imported series, validated whole, then stored."""
-        with write_session(self.database) as s:
+        with db_session.write_session(self.database) as s:
             result = kpi_imports.import_csv(s, path)
         audit.append("agenda.import", actor=f"cli:{current_user()}", details=result.as_dict())
         return result.as_dict()
 
     def strategy(self, source: str | Path) -> Strategy:
         """A strategy file, or a bundled strategy by id (``skane-firs-2026``)."""
-        return load_strategy(source)
+        return agenda_strategy.load_strategy(source)
 
     def agenda_snapshot(
         self,
@@ -972,9 +1017,9 @@ class Brygga:
         region: str | Path | Region | None = None,
     ) -> dict[str, Any]:
         """A strategy's figures for ``year``, frozen (``agenda.snapshot``)."""
-        strategy = source if isinstance(source, Strategy) else self.strategy(source)
+        strategy = source if isinstance(source, agenda_strategy.Strategy) else self.strategy(source)
         opened = self.region(region) if region is not None else None
-        with session(self.database) as s:
+        with db_session.session(self.database) as s:
             return agenda_snapshot.build(
                 strategy,
                 session=s,
@@ -983,7 +1028,7 @@ class Brygga:
                 today=clock.today(),
                 region=opened,
                 platform=self,
-                source="" if isinstance(source, Strategy) else str(source),
+                source="" if isinstance(source, agenda_strategy.Strategy) else str(source),
             )
 
     def annual_report(
@@ -1060,7 +1105,7 @@ class Brygga:
         self, strategy_id: str, *, region: str | Path | Region | None = None
     ) -> dict[str, Any]:
         """This year's snapshot of a bundled strategy for the public ``/agenda`` page."""
-        strategy = bundled_strategy(strategy_id)
+        strategy = agenda_strategy.bundled_strategy(strategy_id)
         year = clock.today().year
         opened = self.region(region) if region is not None else None
         key = ("agenda", strategy.id, year, getattr(opened, "path", None))
@@ -1072,7 +1117,7 @@ class Brygga:
         key = ("halsolaget", opened.path, opened.manifest.get("created"))
         policy = self.kpi_policy(opened)
         return self._cached(
-            key, lambda: state_of_health(opened, policy, engine=self.settings.engine)
+            key, lambda: agenda_halsolaget.halsolaget(opened, policy, engine=self.settings.engine)
         )
 
     def agenda_page(
@@ -1083,7 +1128,7 @@ class Brygga:
         from brygga.agenda import report as agenda_report  # Altair: see annual_report
 
         lang = "en" if lang == "en" else "sv"
-        key = ("agenda-view", bundled_strategy(strategy_id).id, lang, str(region))
+        key = ("agenda-view", agenda_strategy.bundled_strategy(strategy_id).id, lang, str(region))
         return self._cached(
             key, lambda: agenda_report.view(self.agenda_figures(strategy_id, region=region), lang)
         )
@@ -1095,7 +1140,7 @@ class Brygga:
         people the figures take about a minute; a visitor who comes earlier waits for the
         computation already running instead of starting another (``_cached``)."""
         for lang in ("sv", "en"):
-            for strategy in bundled():
+            for strategy in agenda_strategy.bundled():
                 self.agenda_page(strategy.id, lang, region=region)
             if region is not None:
                 self.halsolaget_page(region, None, lang)
@@ -1107,7 +1152,7 @@ class Brygga:
         from brygga.agenda import report as agenda_report  # Altair: see annual_report
 
         # Only known conditions make keys (a request's free text must not grow the cache).
-        condition = condition if condition in CONDITION_IDS else None
+        condition = condition if condition in {c[0] for c in agenda_halsolaget.CONDITIONS} else None
         lang = "en" if lang == "en" else "sv"
         key = ("halsolaget-view", str(region), condition, lang)
         return self._cached(

@@ -1,13 +1,22 @@
-"""Small helpers shared across modules: atomic file writes, lazy re-exports of a package."""
+"""Small helpers shared across modules: atomic file writes, lazy re-exports of a package and
+modules imported on first use."""
 
 from __future__ import annotations
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "lazy_exports"]
+__all__ = [
+    "LazyModule",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "lazy_exports",
+    "lazy_module",
+]
 
 import importlib
 import os
 import sys
 import tempfile
+import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +68,34 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], ob
         return value
 
     return __getattr__
+
+
+class LazyModule:
+    """A module imported when one of its attributes is first read (``lazy_module``).
+
+    For start-up time only (issue 18): a new ``brygga`` process that answers a question from
+    the bitmaps kept on disk must not pay for Ibis, SQLAlchemy or Alembic. The import itself
+    is ``importlib.import_module`` (thread-safe under the import lock; import errors surface
+    at the first use); the module is then kept, so later reads cost one attribute look-up.
+    """
+
+    __slots__ = ("_module", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: types.ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> object:
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self._name)
+        return getattr(module, attribute)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._module is not None else "not loaded"
+        return f"<lazy module {self._name!r} ({state})>"
+
+
+def lazy_module(name: str) -> LazyModule:
+    """``name`` imported on its first attribute read, for start-up time (see ``LazyModule``)."""
+    return LazyModule(name)

@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+
 import brygga
+from brygga.db import direct, upgrade
+from brygga.db.migrate import alembic_config
 
 SRC = Path(brygga.__file__).resolve().parents[1]
 
@@ -79,3 +83,19 @@ def test_autogenerate_finds_no_difference_between_head_and_db_models(fresh_db: s
     )
     assert {"brygga.privacy.models", "brygga.registry.models", "brygga.studies.models"} <= models
     assert modules - allowed == set()
+
+
+def test_the_stdlib_schema_check_knows_the_head_alembic_knows(tmp_path: Path) -> None:
+    """``db.direct`` reads the newest revision from the migration files (no second list): it is
+    Alembic's head, and a database is current only once it has been upgraded to it."""
+    url = f"sqlite:///{tmp_path / 'brygga.db'}"
+    assert (
+        direct.head_revision()
+        == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    )
+    assert not direct.is_current(url)  # no database yet
+    upgrade(url, "0001")
+    assert not direct.is_current(url)  # an older schema: ``ensure_current`` runs Alembic
+    upgrade(url)
+    assert direct.is_current(url)
+    assert not direct.is_current("postgresql+psycopg://localhost/brygga")  # Alembic decides

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from brygga.cohort.criteria import parse_criteria
 from brygga.config import QuestionSettings
+from brygga.db import direct
 from brygga.db.session import session, write_session
 from brygga.privacy.models import FeasibilityQuestion, QuestionFlag
 from brygga.privacy.noise import NoisyPolicy
@@ -24,6 +25,7 @@ from brygga.privacy.questions import (
     similarity,
 )
 from brygga.privacy.suppression import Line, protect
+from tests.conftest import DATABASES, Databases
 
 INDEX = "2025-06-15"
 T_RULE = {"condition": {"codes": ["E10"], "vocabulary": "ICD10"}}
@@ -45,10 +47,21 @@ def condition(*codes: str):
     return parse_criteria({"index_date": INDEX, "include": [{"condition": {"codes": list(codes)}}]})
 
 
-@pytest.fixture
-def db(fresh_db: str) -> str:
-    """A migrated database: SQLite, and PostgreSQL when the run has one (tests/conftest.py)."""
-    return fresh_db
+# Databases asked through the standard library's sqlite3 (``db.direct``: the command line's
+# path, without SQLAlchemy) instead of an ORM session; the rows are read back through the ORM.
+STDLIB: set[str] = set()
+
+
+@pytest.fixture(params=[DATABASES[0], "sqlite-stdlib", *DATABASES[1:]])
+def db(request: pytest.FixtureRequest, databases: Databases, tmp_path: Path) -> str:
+    """A migrated database: SQLite through an ORM session or through sqlite3, and PostgreSQL
+    when the run has one (tests/conftest.py)."""
+    if request.param == "postgresql":
+        return databases.postgresql()
+    url = databases.sqlite(tmp_path)
+    if request.param == "sqlite-stdlib":
+        STDLIB.add(url)
+    return url
 
 
 @pytest.fixture
@@ -62,7 +75,7 @@ def guard(log: Path, **limits) -> QuestionGuard:
 
 def ask(g: QuestionGuard, url: str, asker: Asker, criteria, value: int | None = 40) -> str:
     """One question through the guard as a caller does it: admit, answer, commit."""
-    with write_session(url) as s:
+    with direct.write_transaction(url) if url in STDLIB else write_session(url) as s:
         ticket = g.admit(s, asker, criteria)
         return g.answered(s, ticket, {"value": value, "display": str(value)})
 

@@ -154,6 +154,25 @@ def test_importing_a_package_loads_none_of_its_modules() -> None:
     assert brygga == {"brygga", "brygga.util", *(f"brygga.{p}" for p in PACKAGES)}
 
 
+def test_importing_the_database_package_loads_no_sqlalchemy() -> None:
+    """``brygga.db`` imports its modules (``from brygga.db import session`` is the function),
+    but SQLAlchemy and Alembic only load when a session, an engine or ``Base`` is asked for."""
+    code = (
+        "import sys\n"
+        "import brygga.db\n"
+        "from brygga.db import database_url, session, write_session\n"
+        "assert callable(session) and callable(write_session) and database_url\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'alembic'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+    ).stdout.split()  # fmt: skip
+    assert out == []
+
+
 def test_a_lazy_name_is_the_submodule_s_object() -> None:
     import brygga.cohort
     from brygga.cohort import criteria

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
@@ -60,6 +59,10 @@ from brygga.cohort.population import step_description
 from brygga.cohort.stored import StoredSets, numpy_column
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
 from brygga.records.optimize import PERSON_INDEX
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: only a rule DuckDB computes needs PyArrow's kernels.
+pc = lazy_module("pyarrow.compute")
 
 Cell = tuple[str, int, str | None]
 

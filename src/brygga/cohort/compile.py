@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from brygga.cohort.criteria import (
     DEFAULT_SUPPLY_DAYS,
     ERA_GAP_DAYS,
@@ -53,6 +50,11 @@ from brygga.records.optimize import (
     first_table,
     runs_table,
 )
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: a question answered from stored bitmaps needs no Ibis.
+ibis = lazy_module("ibis")
+ir = lazy_module("ibis.expr.types")
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,6 @@ from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
 import pyarrow as pa
 
 from brygga.cohort.compile import Compiled, compile_criteria
@@ -64,6 +62,11 @@ from brygga.errors import InputError, MissingExtra
 from brygga.privacy.cellkey import SCALE, FeasibilityKeys
 from brygga.records import optimize, schema
 from brygga.records.store import Region, quiet_duckdb
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: a question answered from stored bitmaps needs no Ibis.
+ibis = lazy_module("ibis")
+ir = lazy_module("ibis.expr.types")
 
 if TYPE_CHECKING:
     from brygga.cohort.bitmaps import BitmapEngine

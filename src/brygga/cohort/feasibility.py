@@ -21,13 +21,13 @@ __all__ = [
     "unknown_codes",
 ]
 
+import json
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from brygga import clock
 from brygga.cohort.compile import Compiler
@@ -41,8 +41,8 @@ from brygga.cohort.criteria import (
 )
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine, engine_for
+from brygga.db import direct
 from brygga.db.migrate import ensure_current
-from brygga.db.session import write_session
 from brygga.errors import InputError
 from brygga.privacy.cellkey import FeasibilityKeys, cell_key
 from brygga.privacy.disclosure import DisclosurePolicy, region_policy
@@ -52,6 +52,14 @@ from brygga.privacy.questions import Asker, QuestionGuard
 from brygga.records import schema
 from brygga.records.optimize import PERSON_INDEX, codes_table, first_table
 from brygga.records.store import Region
+from brygga.util import atomic_write_text, lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Imported on first use, for start-up time: on SQLite the question's record is written through
+# ``db.direct`` (sqlite3); SQLAlchemy's sessions are for other databases.
+db_session = lazy_module("brygga.db.session")
 
 SEXES = ("female", "male")
 
@@ -227,7 +235,10 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
     the warning says only what the disclosed value says: nothing when it is shown, "none or
     too few to show" when it is suppressed or 0 (a small group and an empty one read alike).
     Exact counts (a synthetic region's raw policy) may say "no record". (The reference engine,
-    for small test regions, is not asked.)"""
+    for small test regions, is not asked.)
+
+    The counts are kept beside the optimized database's rule bitmaps (``_kept_counts``):
+    without them a new process would open DuckDB (and load Ibis) for this check alone."""
     if not isinstance(runner, IbisEngine):
         return []
     wanted: dict[str, dict[tuple[str, str], None]] = {}
@@ -235,28 +246,43 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
         for pair in (*spec.codeset, *spec.exclude_codeset):
             if pair[0] != OMOP:
                 wanted.setdefault(spec.TABLE, {})[pair] = None
+    stored = getattr(runner, "stored", None)  # an optimized database's folder (``stored.py``)
+    kept = _kept_counts(stored)  # "table|vocabulary|code" -> [people, exact]
+    before = dict(kept)
     warnings = []
-    compiler = Compiler(runner.tables, criteria.effective_index_date())
+    compiler: Compiler | None = None
     for name, found in wanted.items():
         pairs = list(found)
         table_def = schema.table(name)
-        least = [0] * len(pairs)
+        keys = {pair: f"{name}|{pair[0]}|{pair[1]}" for pair in pairs}
+        new = [pair for pair in pairs if keys[pair] not in kept]
         codes = runner.table(codes_table(name))
-        if codes is not None:  # an optimized region: people per distinct code, a small table
-            row = _aggregate(runner, codes, "persons", "max", table_def, compiler, pairs)
-            least = [int(row[f"c{i}"] or 0) for i in range(len(pairs))]
+        if new and codes is not None:  # an optimized region: people per distinct code
+            compiler = compiler or Compiler(runner.tables, criteria.effective_index_date())
+            row = _aggregate(runner, codes, "persons", "max", table_def, compiler, new)
+            for i, pair in enumerate(new):
+                kept[keys[pair]] = [int(row[f"c{i}"] or 0), False]
         # A code row's people are a lower bound of the people a code (with its sub-codes) has:
         # count exactly only the codes whose lower bound the policy would not show.
-        doubtful = [i for i, n in enumerate(least) if not _shown(policy.apply(n))]
-        if not doubtful:
-            continue
-        people, person = runner.table(first_table(name)), PERSON_INDEX
-        if people is None:
-            people, person = runner.table(name), "person_id"
-        asked = [pairs[i] for i in doubtful]
-        row = _aggregate(runner, people, person, "nunique", table_def, compiler, asked)
-        for i, (vocabulary, code) in enumerate(asked):
-            disclosed = single(policy, int(row[f"c{i}"] or 0))
+        doubtful = [
+            pair
+            for pair in pairs
+            if not kept.get(keys[pair], [0, False])[1]
+            and not _shown(policy.apply(kept.get(keys[pair], [0, False])[0]))
+        ]
+        if doubtful:
+            compiler = compiler or Compiler(runner.tables, criteria.effective_index_date())
+            people, person = runner.table(first_table(name)), PERSON_INDEX
+            if people is None:
+                people, person = runner.table(name), "person_id"
+            row = _aggregate(runner, people, person, "nunique", table_def, compiler, doubtful)
+            for i, pair in enumerate(doubtful):
+                kept[keys[pair]] = [int(row[f"c{i}"] or 0), True]
+        for vocabulary, code in pairs:
+            people, exact = kept[keys[(vocabulary, code)]]
+            if not exact:
+                continue  # its lower bound is shown: the code is found
+            disclosed = single(policy, people)
             if policy.raw and disclosed["value"] == 0:
                 warnings.append(
                     f"no record in the region's {name} has the {vocabulary} code {code}: "
@@ -267,7 +293,47 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
                     f"none or too few people to show have the {vocabulary} code {code} in the "
                     f"region's {name}: is it written as the region's records write it?"
                 )
+    if kept != before:
+        _keep_counts(stored, kept)
     return warnings
+
+
+def _counts_file(stored: Any) -> Path | None:
+    # Beside the kept rule bitmaps: the folder belongs to one optimized database (it cannot be
+    # stale), and the name carries the engine's source hash (what a code means may change).
+    if stored is None:
+        return None
+    return stored.folder / f"codes-{stored.semantics}.json"
+
+
+def _kept_counts(stored: Any) -> dict[str, list[Any]]:
+    """Earlier processes' people per code: ``table|vocabulary|code`` -> [people, exact] (not
+    exact: a lower bound, from the optimized database's table of codes)."""
+    path = _counts_file(stored)
+    if path is None:
+        return {}
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(kept, dict):
+        return {}
+    return {
+        k: [v[0], v[1]]
+        for k, v in kept.items()
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int) and isinstance(v[1], bool)
+    }
+
+
+def _keep_counts(stored: Any, kept: dict[str, list[Any]]) -> None:
+    """Keep the counts for later processes; quietly not on a read-only region folder."""
+    path = _counts_file(stored)
+    if path is None:
+        return
+    try:
+        atomic_write_text(path, json.dumps(_kept_counts(stored) | kept, sort_keys=True))
+    except OSError:
+        return
 
 
 def _shown(disclosed: dict[str, Any]) -> bool:
@@ -318,12 +384,20 @@ def asked_feasibility(
     guard = guard or QuestionGuard(enforce=not region.synthetic)
     url = ensure_current(url)
     effective, note = index_date_for(criteria, region, index_date)
-    with write_session(url) as s:
+    with _transaction(url) as s:
         ticket = guard.admit(s, asker, criteria, effective)
     result = feasibility(criteria, region, index_date=effective, **options)
-    with write_session(url) as s:
+    with _transaction(url) as s:
         guard.answered(s, ticket, result.count, region=result.region)
     return replace(result, notes=[note]) if note else result
+
+
+def _transaction(url: str) -> AbstractContextManager[Any]:
+    """A write transaction for the question guard: ``sqlite3`` on a SQLite file (a new
+    process answers without loading SQLAlchemy), an ORM session otherwise."""
+    if direct.sqlite_file(url) is not None:
+        return direct.write_transaction(url)
+    return db_session.write_session(url)
 
 
 def group_counts(cells: dict[tuple[str, int, str | None], int]) -> dict[str, dict[str, int]]:

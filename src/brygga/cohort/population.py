@@ -33,13 +33,16 @@ __all__ = [
 from datetime import date
 from typing import Any, Protocol
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
 
 from brygga.records import codes as codebook
 from brygga.records.optimize import POPULATION
 from brygga.records.store import quiet_duckdb
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: a question answered from stored bitmaps needs no Ibis.
+ibis = lazy_module("ibis")
+ir = lazy_module("ibis.expr.types")
 
 
 class Tables(Protocol):

@@ -6,6 +6,8 @@ __all__ = ["MIGRATIONS", "alembic_config", "ensure_current", "upgrade"]
 
 from pathlib import Path
 
+from brygga.db.direct import database_url, is_current
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -22,7 +24,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> str:
     """Bring the database at ``url`` (default: the configured one) up to ``revision``."""
     from alembic import command
 
-    from brygga.db.session import database_url, engine
+    from brygga.db.session import engine
 
     url = url or database_url()
     with engine(url).begin() as connection:
@@ -37,11 +39,12 @@ _current: set[str] = set()
 
 def ensure_current(url: str | None = None) -> str:
     """``upgrade`` once per process and database: for code paths that write to the database
-    outside a deployment step (tests, the CLI on a fresh data folder)."""
-    from brygga.db.session import database_url
-
+    outside a deployment step (tests, the CLI on a fresh data folder). A SQLite database
+    already at the newest migration is only looked at (``direct.is_current``): a new process
+    need not load Alembic and SQLAlchemy to learn that there is nothing to do."""
     url = url or database_url()
     if url not in _current:
-        upgrade(url)
+        if not is_current(url):
+            upgrade(url)
         _current.add(url)
     return url

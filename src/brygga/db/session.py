@@ -31,43 +31,35 @@ __all__ = [
 ]
 
 import asyncio
-import fcntl
 import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from brygga.db.direct import (
+    BUSY_TIMEOUT_MS,
+    checkpointed,
+    database_url,
+    mark_checkpointed,
+    writer_lock,
+)
+from brygga.util import lazy_module
 
-from brygga.config import Settings, get_settings
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
-BUSY_TIMEOUT_MS = 30_000
+# Imported on first use, for start-up time: ``import brygga.db`` (which imports this module, so
+# that ``from brygga.db import session`` names the function) must not load SQLAlchemy.
+sa = lazy_module("sqlalchemy")
+sa_exc = lazy_module("sqlalchemy.exc")
+sa_orm = lazy_module("sqlalchemy.orm")
+
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
-
-
-_no_autocheckpoint: set[tuple[int, str]] = set()
-
-
-def mark_checkpointed(url: str) -> None:
-    """From now on this process's connections to ``url`` leave checkpoints to ``checkpoint.py``."""
-    _no_autocheckpoint.add((os.getpid(), url))
-
-
-def _checkpointed(url: str) -> bool:
-    return (os.getpid(), url) in _no_autocheckpoint
-
-
-def database_url(settings: Settings | None = None) -> str:
-    settings = settings or get_settings()
-    if settings.database_url:
-        return settings.database_url
-    return f"sqlite:///{Path(settings.data_dir).resolve() / 'brygga.db'}"
 
 
 def engine(url: str | None = None) -> Engine:
@@ -82,12 +74,12 @@ def engine(url: str | None = None) -> Engine:
 
 def _create(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    eng = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    eng = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
-    @event.listens_for(eng, "connect")
+    @sa.event.listens_for(eng, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
         dbapi_connection.isolation_level = None
@@ -98,14 +90,14 @@ def _create(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(eng, "checkout")
+    @sa.event.listens_for(eng, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # Connections opened before the checkpointer started are switched on their next use.
-        if not record.info.get("no_autocheckpoint") and _checkpointed(url):
+        if not record.info.get("no_autocheckpoint") and checkpointed(url):
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
             record.info["no_autocheckpoint"] = True
 
-    @event.listens_for(eng, "begin")
+    @sa.event.listens_for(eng, "begin")
     def _begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -116,7 +108,7 @@ def _create(url: str) -> Engine:
 @contextmanager
 def session(url: str | None = None) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine(url), expire_on_commit=False) as s, s.begin():
+    with sa_orm.Session(engine(url), expire_on_commit=False) as s, s.begin():
         yield s
 
 
@@ -129,7 +121,7 @@ def write_session(url: str | None = None) -> Iterator[Session]:
     pool) turns a few milliseconds of work into seconds of waiting.
     """
     url = url or database_url()
-    with _writer_lock(url), Session(engine(url), expire_on_commit=False) as s:
+    with _writer_lock(url), sa_orm.Session(engine(url), expire_on_commit=False) as s:
         s.connection(execution_options={"sqlite_immediate": True})  # begins the transaction
         try:
             yield s
@@ -139,7 +131,6 @@ def write_session(url: str | None = None) -> Iterator[Session]:
             raise
 
 
-_writer_locks: dict[tuple[int, str], tuple[threading.Lock, int | None]] = {}
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
@@ -169,7 +160,7 @@ async def writer_turn(url: str | None = None) -> AsyncIterator[None]:
         async with asyncio.timeout(BUSY_TIMEOUT_MS / 1000):
             await turn.acquire()
     except TimeoutError:
-        raise OperationalError(
+        raise sa_exc.OperationalError(
             "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
         ) from None
     try:
@@ -180,37 +171,16 @@ async def writer_turn(url: str | None = None) -> AsyncIterator[None]:
 
 @contextmanager
 def _writer_lock(url: str) -> Iterator[None]:
-    if not url.startswith("sqlite"):
-        yield  # PostgreSQL: row locks (SELECT ... FOR UPDATE) where needed
-        return
-    # Per process: a forked child must not inherit a lock held by its parent's threads. A plain
-    # lock, not an RLock: FastAPI may leave a dependency in another thread than it entered it.
-    # Waiting is bounded like SQLite's busy timeout, so a nested write session fails, not hangs.
-    with _lock:
-        key = (os.getpid(), url)
-        if key not in _writer_locks:
-            _writer_locks[key] = (threading.Lock(), _lock_file(url))
-        lock, fd = _writer_locks[key]
-    if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-        raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("database is locked"))
+    # The one writers' queue (``direct.writer_lock``), shared with the stdlib fast path; a
+    # timeout waiting for it becomes the error SQLite itself gives for a locked database.
+    entered = False
     try:
-        # Between processes (``brygga serve --workers``), the writer that holds the lock held
-        # by this process's threads queues on a file lock, which wakes it as soon as the other
-        # commits, where SQLite's busy handler would poll with sleeps of up to 100 ms.
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with writer_lock(url):
+            entered = True
             yield
-        finally:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        lock.release()
-
-
-def _lock_file(url: str) -> int | None:
-    """A file beside a SQLite database for its writers to queue on (None: in memory)."""
-    path = url.removeprefix("sqlite:///")
-    if not url.startswith("sqlite:///") or path in ("", ":memory:"):
-        return None
-    return os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except TimeoutError:
+        if entered:
+            raise  # the body's own error
+        raise sa_exc.OperationalError(
+            "BEGIN IMMEDIATE", None, TimeoutError("database is locked")
+        ) from None

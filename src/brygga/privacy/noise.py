@@ -43,18 +43,23 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from brygga import clock
 from brygga.config import NoiseSettings, get_settings, settings_error
-from brygga.db.session import write_session
 from brygga.errors import InputError, PermissionDenied
 from brygga.privacy.disclosure import SECONDARY
-from brygga.privacy.models import FeasibilityRequest, NoisyAnswer
+from brygga.util import lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Imported on first use, for start-up time: exact counts (the common question) need no database.
+sa = lazy_module("sqlalchemy")
+db_session = lazy_module("brygga.db.session")
+models = lazy_module("brygga.privacy.models")
 
 MECHANISMS = ("laplace", "gaussian")
 
@@ -211,18 +216,20 @@ class NoisyCounts:
         same question gets the same answer). ``session``: the caller's write transaction (the
         web's request); without one a write session of its own."""
         keys = {cell: self._key(fingerprint, str(cell), n) for cell, n in counts.items()}
-        with nullcontext(session) if session is not None else write_session(self.url) as s:
+        with (
+            nullcontext(session) if session is not None else db_session.write_session(self.url) as s
+        ):
             cached = dict(
                 s.execute(
-                    select(NoisyAnswer.key, NoisyAnswer.value).where(
-                        NoisyAnswer.key.in_(list(keys.values()))
+                    sa.select(models.NoisyAnswer.key, models.NoisyAnswer.value).where(
+                        models.NoisyAnswer.key.in_(list(keys.values()))
                     )
                 ).all()
             )
             for cell, key in keys.items():
                 if key not in cached:
                     cached[key] = self._noisy(counts[cell])
-                    s.add(NoisyAnswer(key=key, value=cached[key]))
+                    s.add(models.NoisyAnswer(key=key, value=cached[key]))
             s.flush()
         return {cell: cached[key] for cell, key in keys.items()}
 
@@ -281,10 +288,10 @@ def check_rate_limit(user: str, settings: NoiseSettings, *, url: str | None = No
     many requests are left in the window."""
     now = clock.now()
     since = now - timedelta(minutes=settings.rate_window_minutes)
-    with write_session(url) as s:
+    with db_session.write_session(url) as s:
         rows = s.execute(
-            select(func.count(), func.min(FeasibilityRequest.at)).where(
-                FeasibilityRequest.user == user, FeasibilityRequest.at > since
+            sa.select(sa.func.count(), sa.func.min(models.FeasibilityRequest.at)).where(
+                models.FeasibilityRequest.user == user, models.FeasibilityRequest.at > since
             )
         ).one()
         used, oldest = int(rows[0]), rows[1]
@@ -297,7 +304,7 @@ def check_rate_limit(user: str, settings: NoiseSettings, *, url: str | None = No
                 f"{settings.rate_window_minutes} minutes per user; try again after "
                 f"{retry.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
             )
-        s.add(FeasibilityRequest(user=user, at=now))
+        s.add(models.FeasibilityRequest(user=user, at=now))
     return settings.rate_limit - used - 1
 
 

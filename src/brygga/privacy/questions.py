@@ -52,18 +52,25 @@ __all__ = [
 ]
 
 import hashlib
+import json
+import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NoReturn
-
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from brygga import audit, clock
 from brygga.config import QuestionSettings, get_settings
 from brygga.errors import NotFoundError, PermissionDenied
-from brygga.privacy.models import FeasibilityQuestion, QuestionFlag
+from brygga.util import lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Imported on first use, for start-up time: a command-line question on the SQLite database
+# goes through ``_SqliteQuestions`` (the standard library's sqlite3) and needs no SQLAlchemy.
+sa = lazy_module("sqlalchemy")
+models = lazy_module("brygga.privacy.models")
 
 # The nesting of rules; atoms leave it out, so rearranged rules keep their atoms.
 STRUCTURE = frozenset({"include", "exclude", "any_of", "all_of"})
@@ -162,7 +169,12 @@ def _aware(at: datetime) -> datetime:
 class QuestionGuard:
     """Budgets, rate limit, sweep detection and audit for feasibility questions.
 
-    ``enforce=False`` only audits (the data owner's CLI on a local synthetic region)."""
+    ``enforce=False`` only audits (the data owner's CLI on a local synthetic region).
+
+    ``admit`` and ``answered`` take the caller's transaction: an ORM ``Session`` (the web, any
+    database) or a ``sqlite3.Connection`` from ``db.direct.write_transaction`` (a command-line
+    process on the SQLite database, without SQLAlchemy). Both are read and written through
+    ``_Questions``, so the limits and the records are the same on either."""
 
     def __init__(
         self,
@@ -176,54 +188,47 @@ class QuestionGuard:
         self.audit_path = audit_path
 
     def admit(
-        self, session: Session, asker: Asker, criteria: Any, index_date: date | None = None
+        self,
+        session: Session | sqlite3.Connection,
+        asker: Asker,
+        criteria: Any,
+        index_date: date | None = None,
     ) -> Ticket:
         """Record the question, or refuse it (recorded, committed, audited, and for a sweep
         reported) with ``QuestionRefused``."""
+        store = _questions(session)
         now = clock.now()
         fingerprint = criteria.fingerprint(index_date)
         found = atom_hashes(atoms(criteria))
         if self.enforce:
-            refusal = self._refusal(session, asker, fingerprint, set(found), now)
+            refusal = self._refusal(store, asker, fingerprint, set(found), now)
             if refusal is not None:
-                self._refuse(session, asker, fingerprint, found, now, refusal)
-        question = FeasibilityQuestion(
-            at=now,
-            asker=asker.actor,
-            study_id=asker.study_id,
-            fingerprint=fingerprint,
-            atoms=found,
-            result=ASKED,
-        )
-        session.add(question)
-        session.flush()
-        return Ticket(question.id, asker, fingerprint)
+                self._refuse(store, asker, fingerprint, found, now, refusal)
+        question_id = store.add(now, asker, fingerprint, found, ASKED)
+        return Ticket(question_id, asker, fingerprint)
 
     def answered(
-        self, session: Session, ticket: Ticket, count: Mapping[str, Any], **details: Any
+        self,
+        session: Session | sqlite3.Connection,
+        ticket: Ticket,
+        count: Mapping[str, Any],
+        **details: Any,
     ) -> str:
         """Close an admitted question with the class of its disclosed headline count; audited.
         ``details``: more non-personal facts for the audit record (region, disclosure)."""
         result = classify(count)
-        question = session.get(FeasibilityQuestion, ticket.question_id)
-        if question is not None:
-            question.result = result
+        _questions(session).set_result(ticket.question_id, result)
         self._audit("feasibility.question", ticket.asker, ticket.fingerprint, result, details)
         return result
 
     # --- Limits ---------------------------------------------------------------------------
 
     def _refusal(
-        self, session: Session, asker: Asker, fingerprint: str, found: set[str], now: datetime
+        self, store: _Questions, asker: Asker, fingerprint: str, found: set[str], now: datetime
     ) -> QuestionRefused | None:
         s = self.settings
-        rate_since = now - timedelta(minutes=s.rate_window_minutes)
-        recent = session.scalar(
-            select(func.count()).where(
-                FeasibilityQuestion.asker == asker.actor, FeasibilityQuestion.at > rate_since
-            )
-        )
-        if (recent or 0) >= s.rate_limit:
+        recent = store.count(asker.actor, None, now - timedelta(minutes=s.rate_window_minutes))
+        if recent >= s.rate_limit:
             return QuestionRefused(
                 f"too many feasibility questions: at most {s.rate_limit} per "
                 f"{s.rate_window_minutes} minutes per user; wait a while and ask again",
@@ -231,15 +236,7 @@ class QuestionGuard:
                 params={"limit": s.rate_limit, "minutes": s.rate_window_minutes},
             )
         budget_since = now - timedelta(days=s.budget_window_days)
-        answered = FeasibilityQuestion.result.not_like(f"{REFUSED}%")
-        used = session.scalar(
-            select(func.count()).where(
-                FeasibilityQuestion.asker == asker.actor,
-                FeasibilityQuestion.at > budget_since,
-                answered,
-            )
-        )
-        if (used or 0) >= s.user_budget:
+        if store.count(asker.actor, None, budget_since, answered=True) >= s.user_budget:
             return QuestionRefused(
                 f"your feasibility budget is used up: at most {s.user_budget} questions per "
                 f"{s.budget_window_days} days per user; the research office can help",
@@ -247,14 +244,8 @@ class QuestionGuard:
                 params={"limit": s.user_budget, "days": s.budget_window_days},
             )
         if asker.study_id is not None:
-            used = session.scalar(
-                select(func.count()).where(
-                    FeasibilityQuestion.study_id == asker.study_id,
-                    FeasibilityQuestion.at > budget_since,
-                    answered,
-                )
-            )
-            if (used or 0) >= s.study_budget:
+            used = store.count(None, asker.study_id, budget_since, answered=True)
+            if used >= s.study_budget:
                 return QuestionRefused(
                     f"this study's feasibility budget is used up: at most {s.study_budget} "
                     f"questions per {s.budget_window_days} days per study; the research "
@@ -262,7 +253,7 @@ class QuestionGuard:
                     reason="study_budget",
                     params={"limit": s.study_budget, "days": s.budget_window_days},
                 )
-        resembling = self._resembling(session, asker, fingerprint, found, now)
+        resembling = self._resembling(store, asker, fingerprint, found, now)
         if resembling is not None and resembling >= s.sweep_limit:
             return QuestionRefused(
                 f"refused: this question is nearly the same as {resembling} other feasibility "
@@ -275,22 +266,12 @@ class QuestionGuard:
         return None
 
     def _resembling(
-        self, session: Session, asker: Asker, fingerprint: str, found: set[str], now: datetime
+        self, store: _Questions, asker: Asker, fingerprint: str, found: set[str], now: datetime
     ) -> int | None:
         """How many distinct answered questions of this asker or study resemble this one;
         None when this very question was answered before (a repeat is no sweep)."""
         since = now - timedelta(days=self.settings.sweep_window_days)
-        whose = FeasibilityQuestion.asker == asker.actor
-        if asker.study_id is not None:
-            whose = or_(whose, FeasibilityQuestion.study_id == asker.study_id)
-        rows = session.execute(
-            select(FeasibilityQuestion.fingerprint, FeasibilityQuestion.atoms).where(
-                whose,
-                FeasibilityQuestion.at > since,
-                FeasibilityQuestion.result.not_like(f"{REFUSED}%"),
-            )
-        ).all()
-        seen: dict[str, set[str]] = {fp: set(a) for fp, a in rows}
+        seen: dict[str, set[str]] = {fp: set(a) for fp, a in store.answered(asker, since)}
         if fingerprint in seen:
             return None
         threshold = self.settings.similarity
@@ -298,54 +279,23 @@ class QuestionGuard:
 
     def _refuse(
         self,
-        session: Session,
+        store: _Questions,
         asker: Asker,
         fingerprint: str,
         found: list[str],
         now: datetime,
         refusal: QuestionRefused,
     ) -> NoReturn:
-        session.add(
-            FeasibilityQuestion(
-                at=now,
-                asker=asker.actor,
-                study_id=asker.study_id,
-                fingerprint=fingerprint,
-                atoms=found,
-                result=f"{REFUSED}:{refusal.reason}",
-            )
-        )
+        store.add(now, asker, fingerprint, found, f"{REFUSED}:{refusal.reason}")
         details: dict[str, Any] = {"reason": refusal.reason}
         if refusal.reason == "sweep":
-            flag = self._report(session, asker, now)
-            details["flag"] = flag.id
+            # The research office's flag for this asker: one open flag per asker (a sweep
+            # spans many draft studies), counting refusals and naming the latest study.
+            details["flag"] = store.report(asker, "sweep", now)
         self._audit("feasibility.refused", asker, fingerprint, REFUSED, details)
         # The refusal, its flag and the rate-limit row must outlive the failed request.
-        session.commit()
+        store.commit()
         raise refusal
-
-    def _report(self, session: Session, asker: Asker, now: datetime) -> QuestionFlag:
-        """The research office's flag for this asker: one open flag per asker (a sweep spans
-        many draft studies), counting refusals and naming the latest study."""
-        flag = session.execute(
-            select(QuestionFlag).where(
-                QuestionFlag.asker == asker.actor,
-                QuestionFlag.reason == "sweep",
-                QuestionFlag.reviewed_by.is_(None),
-            )
-        ).scalar_one_or_none()
-        if flag is None:
-            flag = QuestionFlag(
-                at=now, last_at=now, asker=asker.actor, study_id=asker.study_id,
-                reason="sweep", refusals=1,
-            )  # fmt: skip
-            session.add(flag)
-        else:
-            flag.refusals += 1
-            flag.last_at = now
-            flag.study_id = asker.study_id
-        session.flush()
-        return flag
 
     def _audit(
         self, action: str, asker: Asker, fingerprint: str, result: str, details: dict[str, Any]
@@ -354,10 +304,186 @@ class QuestionGuard:
         audit.append(action, actor=asker.actor, details=body | details, path=self.audit_path)
 
 
+class _Questions:
+    """The guard's reads and writes of ``feasibility_question`` and ``question_flag`` (the
+    tables ``privacy/models.py`` defines; ``_SqliteQuestions`` writes the same rows)."""
+
+    def count(
+        self, actor: str | None, study_id: int | None, since: datetime, *, answered: bool = False
+    ) -> int:
+        """Questions of ``actor`` (or on ``study_id``) after ``since``; ``answered``: not refused."""
+        raise NotImplementedError
+
+    def answered(self, asker: Asker, since: datetime) -> list[tuple[str, list[str]]]:
+        """(fingerprint, atoms) of the questions of the asker, or on its study, not refused."""
+        raise NotImplementedError
+
+    def add(
+        self, at: datetime, asker: Asker, fingerprint: str, atoms: list[str], result: str
+    ) -> int:
+        raise NotImplementedError
+
+    def set_result(self, question_id: int, result: str) -> None:
+        raise NotImplementedError
+
+    def report(self, asker: Asker, reason: str, now: datetime) -> int:
+        """Open (or count one more refusal on) the asker's flag; its id."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+
+def _questions(transaction: Any) -> _Questions:
+    if isinstance(transaction, sqlite3.Connection):
+        return _SqliteQuestions(transaction)
+    return _OrmQuestions(transaction)
+
+
+class _OrmQuestions(_Questions):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def count(
+        self, actor: str | None, study_id: int | None, since: datetime, *, answered: bool = False
+    ) -> int:
+        q = models.FeasibilityQuestion
+        query = sa.select(sa.func.count()).where(q.at > since)
+        query = query.where(q.asker == actor) if actor is not None else query
+        query = query.where(q.study_id == study_id) if study_id is not None else query
+        if answered:
+            query = query.where(q.result.not_like(f"{REFUSED}%"))
+        return self.session.scalar(query) or 0
+
+    def answered(self, asker: Asker, since: datetime) -> list[tuple[str, list[str]]]:
+        q = models.FeasibilityQuestion
+        whose = q.asker == asker.actor
+        if asker.study_id is not None:
+            whose = sa.or_(whose, q.study_id == asker.study_id)
+        query = sa.select(q.fingerprint, q.atoms).where(
+            whose, q.at > since, q.result.not_like(f"{REFUSED}%")
+        )
+        return [(fp, a) for fp, a in self.session.execute(query).all()]
+
+    def add(
+        self, at: datetime, asker: Asker, fingerprint: str, atoms: list[str], result: str
+    ) -> int:
+        question = models.FeasibilityQuestion(
+            at=at, asker=asker.actor, study_id=asker.study_id, fingerprint=fingerprint,
+            atoms=atoms, result=result,
+        )  # fmt: skip
+        self.session.add(question)
+        self.session.flush()
+        return question.id
+
+    def set_result(self, question_id: int, result: str) -> None:
+        question = self.session.get(models.FeasibilityQuestion, question_id)
+        if question is not None:
+            question.result = result
+
+    def report(self, asker: Asker, reason: str, now: datetime) -> int:
+        f = models.QuestionFlag
+        flag = self.session.execute(
+            sa.select(f).where(f.asker == asker.actor, f.reason == reason, f.reviewed_by.is_(None))
+        ).scalar_one_or_none()
+        if flag is None:
+            flag = f(
+                at=now, last_at=now, asker=asker.actor, study_id=asker.study_id,
+                reason=reason, refusals=1,
+            )  # fmt: skip
+            self.session.add(flag)
+        else:
+            flag.refusals += 1
+            flag.last_at = now
+            flag.study_id = asker.study_id
+        self.session.flush()
+        return flag.id
+
+    def commit(self) -> None:
+        self.session.commit()
+
+
+def _stamp(at: datetime) -> str:
+    """A time as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC, microseconds), so
+    rows written either way compare and sort alike."""
+    at = at.astimezone(UTC) if at.tzinfo is not None else at
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class _SqliteQuestions(_Questions):
+    """The same reads and writes in SQL over a ``sqlite3`` connection (``db.direct``); a test
+    runs the guard's cases through both and compares the rows."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def count(
+        self, actor: str | None, study_id: int | None, since: datetime, *, answered: bool = False
+    ) -> int:
+        sql = "SELECT count(*) FROM feasibility_question WHERE at > ?"
+        params: list[Any] = [_stamp(since)]
+        if actor is not None:
+            sql, params = sql + " AND asker = ?", [*params, actor]
+        if study_id is not None:
+            sql, params = sql + " AND study_id = ?", [*params, study_id]
+        if answered:
+            sql, params = sql + " AND result NOT LIKE ?", [*params, f"{REFUSED}%"]
+        return int(self.connection.execute(sql, params).fetchone()[0])
+
+    def answered(self, asker: Asker, since: datetime) -> list[tuple[str, list[str]]]:
+        whose, params = "asker = ?", [asker.actor]
+        if asker.study_id is not None:
+            whose, params = "(asker = ? OR study_id = ?)", [asker.actor, asker.study_id]
+        rows = self.connection.execute(
+            f"SELECT fingerprint, atoms FROM feasibility_question WHERE {whose} AND at > ? "
+            "AND result NOT LIKE ?",
+            [*params, _stamp(since), f"{REFUSED}%"],
+        )
+        return [(fp, json.loads(a)) for fp, a in rows]
+
+    def add(
+        self, at: datetime, asker: Asker, fingerprint: str, atoms: list[str], result: str
+    ) -> int:
+        cursor = self.connection.execute(
+            "INSERT INTO feasibility_question (at, asker, study_id, fingerprint, atoms, result) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [_stamp(at), asker.actor, asker.study_id, fingerprint, json.dumps(atoms), result],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_result(self, question_id: int, result: str) -> None:
+        self.connection.execute(
+            "UPDATE feasibility_question SET result = ? WHERE id = ?", [result, question_id]
+        )
+
+    def report(self, asker: Asker, reason: str, now: datetime) -> int:
+        row = self.connection.execute(
+            "SELECT id FROM question_flag WHERE asker = ? AND reason = ? AND reviewed_by IS NULL",
+            [asker.actor, reason],
+        ).fetchone()
+        if row is None:
+            cursor = self.connection.execute(
+                "INSERT INTO question_flag (at, last_at, asker, study_id, reason, refusals) "
+                "VALUES (?, ?, ?, ?, ?, 1)",
+                [_stamp(now), _stamp(now), asker.actor, asker.study_id, reason],
+            )
+            return int(cursor.lastrowid or 0)
+        self.connection.execute(
+            "UPDATE question_flag SET refusals = refusals + 1, last_at = ?, study_id = ? "
+            "WHERE id = ?",
+            [_stamp(now), asker.study_id, row[0]],
+        )
+        return int(row[0])
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.execute("BEGIN IMMEDIATE")  # the caller's transaction goes on
+
+
 def review_flag(session: Session, flag_id: int, reviewer: str) -> dict[str, Any]:
     """The research office has looked into a reported sweep: the flag is closed (the next
     refused sweep of that asker opens a new one). Audited."""
-    flag = session.get(QuestionFlag, flag_id)
+    flag = session.get(models.QuestionFlag, flag_id)
     if flag is None:
         raise NotFoundError(f"no reported sweep with id {flag_id}")
     if flag.reviewed_by is None:
@@ -369,9 +495,10 @@ def review_flag(session: Session, flag_id: int, reviewer: str) -> dict[str, Any]
 
 def flags(session: Session, *, include_reviewed: bool = False) -> list[dict[str, Any]]:
     """Reported sweeps for the research office, newest first."""
-    query = select(QuestionFlag).order_by(QuestionFlag.last_at.desc(), QuestionFlag.id.desc())
+    flag = models.QuestionFlag
+    query = sa.select(flag).order_by(flag.last_at.desc(), flag.id.desc())
     if not include_reviewed:
-        query = query.where(QuestionFlag.reviewed_by.is_(None))
+        query = query.where(flag.reviewed_by.is_(None))
     return [
         {
             "id": f.id,

@@ -40,12 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from brygga import clock
 from brygga.errors import InputError, OutputExistsError, RegionError
 from brygga.records import codes as codes_catalogue
 from brygga.records import schema
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: a question answered from the arrays and bitmaps
+# kept on disk reads no Parquet file (``pyarrow.parquet`` also loads ssl and fsspec).
+pq = lazy_module("pyarrow.parquet")
 
 MANIFEST = "manifest.json"
 SOURCES = ("synthetic", "omop-import")
