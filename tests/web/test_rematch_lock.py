@@ -13,7 +13,7 @@ import numpy as np
 
 from tests.web.conftest import study_form
 
-sessions = importlib.import_module("brygga.db.session")
+sessions = importlib.import_module("brygga.db.direct")  # the writers' locks live there
 
 
 class Recording:
