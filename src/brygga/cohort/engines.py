@@ -54,6 +54,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from brygga.cohort.codearrays import open_codes
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engine import Engine, Evaluation
@@ -267,7 +268,11 @@ class _RegionTables:
 
 
 def duckdb_engine(
-    region: Region, *, optimized: bool = True, threads: int | None = None
+    region: Region,
+    *,
+    optimized: bool = True,
+    threads: int | None = None,
+    code_arrays: bool = True,
 ) -> BitmapEngine:
     """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them.
     ``threads``: DuckDB's (default: BRYGGA_DUCKDB_THREADS, else every core).
@@ -281,6 +286,8 @@ def duckdb_engine(
     settings = get_settings()
     database = optimize.find(region.path) if optimized else None
     stored = open_stored(database, SEMANTICS) if settings.cohort_cache else None
+    # ``code_arrays=False``: every rule through DuckDB (the spec tests run both routes).
+    codes = open_codes(stored.folder) if stored is not None and code_arrays else None
     lock = threading.Lock()
     opened: dict[str, Any] = {}
 
@@ -327,7 +334,7 @@ def duckdb_engine(
         connection()["raw"].execute(sql)
 
     tables = _RegionTables(lambda: connection()["present"], get)
-    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored)
+    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored, codes=codes)
 
 
 _settled = threading.Event()
