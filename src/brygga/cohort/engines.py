@@ -287,6 +287,7 @@ def duckdb_engine(
     database = optimize.find(region.path) if optimized else None
     stored = open_stored(database, SEMANTICS) if settings.cohort_cache else None
     # ``code_arrays=False``: every rule through DuckDB (the spec tests run both routes).
+    code_arrays = code_arrays and settings.cohort_code_arrays
     codes = open_codes(stored.folder) if stored is not None and code_arrays else None
     lock = threading.Lock()
     opened: dict[str, Any] = {}
