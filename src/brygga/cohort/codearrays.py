@@ -29,6 +29,7 @@ __all__ = ["CodeArrays", "open_codes"]
 import bisect
 import itertools
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -197,10 +198,32 @@ class CodeArrays:
             return None
         if isinstance(spec, ValuedSpec) and spec.latest:
             return self._latest(t, spec, lo, hi, size)
+        if lo is None and value is None and spec.min_count <= 2:
+            first = self.table(spec.TABLE + code_arrays.FIRST)
+            if first is not None and (spec.min_count == 1 or first.array("second") is not None):
+                return self._first(first, spec, hi, size)
         ids = t.code_ids(spec.codeset, spec.exclude_codeset)
         if ids is None:
             return None
         return self._dated(t, t.slices(ids, lo, hi), spec.min_count, value, size)
+
+    @staticmethod
+    def _first(t: _Table, spec: EventSpec, hi: int, size: int) -> np.ndarray | None:
+        """A rule without a lower window bound and without a value range from the first-date
+        summary (one row per code and person; ``Compiler.source`` argues it exact): a record
+        on or before ``hi`` exists when the first date is; two dates when some code's second
+        date is too, or two codes' first dates differ (``Compiler.date_rows``)."""
+        ids = t.code_ids(spec.codeset, spec.exclude_codeset)
+        if ids is None:
+            return None
+        slices = t.slices(ids, None, hi)
+        person = t.take("person", slices)
+        if spec.min_count == 1:
+            return _packed(person, size)
+        day, second = t.take("day", slices), t.take("second", slices)
+        some_day = np.zeros(size, dtype=np.int32)
+        some_day[person] = day
+        return _packed(person[(second <= np.int32(hi)) | (some_day[person] != day)], size)
 
     @staticmethod
     def _dated(
@@ -208,7 +231,7 @@ class CodeArrays:
     ) -> np.ndarray:
         """The people with matching records on at least ``min_count`` distinct days."""
         person = t.take("person", slices)
-        ok = None if value is None else _value_ok(t, slices, value)
+        ok = None if value is None else _value_ok(lambda c: t.take(c, slices), value)
         if ok is not None:
             person = person[ok]
         if min_count == 1:
@@ -239,45 +262,52 @@ class CodeArrays:
         if among is None or hits is None:
             return None
         slices = t.slices(among, lo, hi)
-        parts = []
+        # Only each (code, person)'s latest records on or before the window's end compete
+        # (their next date of that code, with a value for a value range, is after it): the
+        # records on a person's latest day are among them, and a pass over the next dates is
+        # cheaper than writing every record's person (``optimize``'s next dates).
+        later = t.array("next_valued" if spec.value is not None else "next")
+        high = np.int32(hi)
+        value = t.array("value")
+        vocabulary = t.array("vocabulary")
+        rows_parts, hit_parts, ends = [], [], [0]
         for i, start, stop, keep in slices:
-            n = stop - start
+            if later is None:  # arrays written without next dates
+                competing = np.ones(stop - start, dtype=bool)
+            else:
+                competing = later[start:stop] > high
+            if keep is not None:
+                assert vocabulary is not None
+                competing &= np.isin(vocabulary[start:stop], keep)
+            if spec.value is not None:
+                assert value is not None
+                competing &= ~np.isnan(value[start:stop])
+            index = start + np.flatnonzero(competing)
             if i not in hits:
-                parts.append(np.zeros(n, dtype=bool))
+                hit_parts.append(np.zeros(len(index), dtype=bool))
             elif hits[i] == among[i]:
-                parts.append(np.ones(n, dtype=bool))
+                hit_parts.append(np.ones(len(index), dtype=bool))
             else:  # a code string in several vocabularies, a hit in only some of them
-                vocabulary = t.column("vocabulary")[start:stop]
-                if keep is not None:
-                    vocabulary = vocabulary[np.isin(vocabulary, keep)]
-                parts.append(np.isin(vocabulary, [t.names.index(v) for v in hits[i]]))
-        hit = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
-        person = t.take("person", slices)
-        day = t.take("day", slices)
+                assert vocabulary is not None
+                wanted = [t.names.index(v) for v in hits[i]]
+                hit_parts.append(np.isin(vocabulary[index], wanted))
+            rows_parts.append(index)
+            ends.append(ends[-1] + len(index))
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+        hit = np.concatenate(hit_parts) if hit_parts else np.zeros(0, dtype=bool)
+        person, day = t.column("person")[rows], t.column("day")[rows]
         if spec.value is not None:
-            ok = _value_ok(t, slices, spec.value)
-            candidate = ~np.isnan(t.take("value", slices))
-            person, day, hit = person[candidate], day[candidate], (hit & ok)[candidate]
+            hit &= _value_ok(lambda c: t.column(c)[rows], spec.value)
         # A person matches when their latest hit day is their latest candidate day.
-        ends = np.cumsum([0] + [_kept_rows(t, s) for s in slices])
-        if spec.value is not None:  # the candidates' slice ends after the value filter
-            ends = np.concatenate([[0], np.cumsum(candidate)])[ends]
-        latest = _latest_days(person, day, ends, size)
-        hit_ends = np.concatenate([[0], np.cumsum(hit)])[ends]
+        bounds = np.asarray(ends)
+        latest = _latest_days(person, day, bounds, size)
+        hit_ends = np.concatenate([[0], np.cumsum(hit)])[bounds]
         latest_hit = _latest_days(person[hit], day[hit], hit_ends, size)
         return np.packbits((latest_hit == latest) & (latest != _NONE))
 
 
 _NONE = np.iinfo(np.int32).min  # no day
 SCATTERS = 8  # slices up to which ``_latest_days`` scatters per slice
-
-
-def _kept_rows(t: _Table, s: Slice) -> int:
-    """The rows of a slice that ``take`` returns."""
-    _, start, stop, keep = s
-    if keep is None:
-        return stop - start
-    return int(np.isin(t.column("vocabulary")[start:stop], keep).sum())
 
 
 def _latest_days(person: np.ndarray, day: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray:
@@ -325,9 +355,10 @@ def _value_columns(t: _Table, value: ValueRange) -> bool:
     return all(t.array(c) is not None for c in needed)
 
 
-def _value_ok(t: _Table, slices: list[Slice], value: ValueRange) -> np.ndarray:
-    """``Compiler._value_ok`` on the rows: NaN (no value) compares false everywhere."""
-    v = t.take("value", slices)
+def _value_ok(take: Callable[[str], np.ndarray], value: ValueRange) -> np.ndarray:
+    """``Compiler._value_ok`` on some rows (``take``: a column's values on them): NaN (no
+    value) compares false everywhere."""
+    v = take("value")
     ok = ~np.isnan(v)
     if value.min is not None:
         ok &= v >= value.min
@@ -340,7 +371,7 @@ def _value_ok(t: _Table, slices: list[Slice], value: ValueRange) -> np.ndarray:
     for key, column, at_least in _NORMAL:
         factor = getattr(value, key)
         if factor is not None:
-            bound = t.take(column, slices) * factor
+            bound = take(column) * factor
             ok &= ~np.isnan(bound) & ((v >= bound) if at_least else (v <= bound))
     return ok
 

@@ -12,7 +12,10 @@ sorted by (code, date, person); this module writes that order once more, per tab
   int32, ascending within a code: checked while writing), and where the table has them
   ``value.npy`` (float64, NaN for no value), ``range_low.npy`` / ``range_high.npy``
   (measurements), ``vocabulary.npy`` (int8 into ``names``, only when one code string occurs in
-  several vocabularies).
+  several vocabularies), and for measurements and observations ``next.npy`` / ``next_valued.npy``
+  (the record's next date of the same code and person, with a value for the second; int32
+  days, 2**31 - 1 for none: ``optimize``'s next dates), so a "latest" rule handles only each
+  code's latest records.
 
 Only records with a person index, a code and a vocabulary are written: no rule matches any other
 (``Compiler.code_predicate`` compares both columns; the engine drops rows without a person
@@ -25,7 +28,7 @@ build's; a changed one is rewritten. Person-level like the database beside them.
 
 from __future__ import annotations
 
-__all__ = ["COMPLETE", "EPOCH", "FOLDER", "TABLES", "build", "fingerprint"]
+__all__ = ["COMPLETE", "EPOCH", "FIRST", "FOLDER", "TABLES", "build", "fingerprint", "folders"]
 
 import json
 import os
@@ -51,9 +54,15 @@ TABLES = (
     "visit_occurrence",
     "death",
 )
+# The event tables' first-date summaries (``optimize``'s ``<table>_first``: one row per code and
+# person with the first and second dates) as arrays too: rules without a lower window bound
+# and without a value range ("E11 ever", on two dates) read them.
+FIRST = "_first"
+EVENT_TABLES = TABLES[:5]
 EPOCH = date(1970, 1, 1)
-VERSION = 1  # of the arrays' format: part of each table's fingerprint
-BATCH = 1 << 20  # rows per fetched batch while writing
+VERSION = 2  # of the arrays' format: part of each table's fingerprint
+BATCH = 1 << 20
+NEVER = 2**31 - 1  # no next date  # rows per fetched batch while writing
 PERSON_INDEX = "person_index"  # optimize.PERSON_INDEX (optimize imports this module)
 
 
@@ -71,9 +80,10 @@ def build(
         shutil.rmtree(left, ignore_errors=True)
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     spent: dict[str, float] = {}
-    for name in TABLES:
+    for name in folders():
         target = base / name
-        wanted_print = f"{VERSION}:{wanted[name]}" if name in wanted else None
+        unit = name.removesuffix(FIRST)
+        wanted_print = f"{VERSION}:{wanted[unit]}" if unit in wanted else None
         if name not in present or wanted_print is None:
             shutil.rmtree(target, ignore_errors=True)
             continue
@@ -87,6 +97,11 @@ def build(
             _write_table(con, target, name, wanted_print)
         spent[name] = round(time.perf_counter() - started, 2)
     return spent
+
+
+def folders() -> list[str]:
+    """The folders ``build`` writes: the rule tables and the first-date summaries."""
+    return [*TABLES, *(f"{name}{FIRST}" for name in EVENT_TABLES)]
 
 
 def fingerprint(folder: Path) -> str | None:
@@ -112,7 +127,8 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _columns(name: str) -> tuple[str | None, str | None, str]:
-    """(code column, vocabulary column, date column) of a rule table."""
+    """(code column, vocabulary column, date column) of a rule table (or its summary)."""
+    name = name.removesuffix(FIRST)
     if name == "visit_occurrence":
         return "visit_concept_id", None, "visit_start_date"
     if name == "death":
@@ -152,16 +168,27 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
     offsets = np.zeros(len(codes) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(np.asarray(counts, dtype=np.int64))
     total = int(offsets[-1])
-    table = schema.table(name)
+    present = {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
     select = [f"{PERSON_INDEX}::INTEGER AS person", f"({day} - DATE '1970-01-01')::INTEGER AS day"]
     columns: list[tuple[str, Any]] = [("person", np.int32), ("day", np.int32)]
-    if "value_as_number" in table.column_names:
+    if "value_as_number" in present:
         select.append("coalesce(value_as_number::DOUBLE, 'NaN'::DOUBLE) AS value")
         columns.append(("value", np.float64))
-    if {"range_low", "range_high"} <= set(table.column_names):
+    if {"range_low", "range_high"} <= present:
         for column in ("range_low", "range_high"):
             select.append(f"coalesce({column}::DOUBLE, 'NaN'::DOUBLE) AS {column}")
             columns.append((column, np.float64))
+    for column, array in (
+        ("next_date", "next"),
+        ("next_valued_date", "next_valued"),
+        ("second_date", "second"),
+    ):
+        # Each record's next date of its code and person (``optimize``): "latest" rules
+        # then write only each code's latest records (``cohort/codearrays.py``); a first
+        # date's record: its code's second date.
+        if column in present and (array == "second" or "value_as_number" in present):
+            select.append(f"coalesce(({column} - DATE '1970-01-01')::INTEGER, {NEVER}) AS {array}")
+            columns.append((array, np.int32))
     if mixed:
         cases = " ".join(f"WHEN {_quote(v)} THEN {i}" for i, v in enumerate(names))
         select.append(f"(CASE {vocabulary} {cases} END)::TINYINT AS vocabulary")
