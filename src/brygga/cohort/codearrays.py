@@ -185,7 +185,7 @@ class CodeArrays:
                 return None
             wanted = spec.concept_ids
             ids = [i for i, c in enumerate(t.codes) if wanted is None or c in wanted]
-            return self._dated(t, t.slices(ids, lo, hi), spec.min_count, None, size)
+            return self._dated(t, t.slices(ids, lo, hi), spec.min_count, None, hi, size)
         if not isinstance(spec, EventSpec):
             return None
         if isinstance(spec, DrugSpec) and spec.exposure is not None:
@@ -205,7 +205,7 @@ class CodeArrays:
         ids = t.code_ids(spec.codeset, spec.exclude_codeset)
         if ids is None:
             return None
-        return self._dated(t, t.slices(ids, lo, hi), spec.min_count, value, size)
+        return self._dated(t, t.slices(ids, lo, hi), spec.min_count, value, hi, size)
 
     @staticmethod
     def _first(t: _Table, spec: EventSpec, hi: int, size: int) -> np.ndarray | None:
@@ -227,9 +227,28 @@ class CodeArrays:
 
     @staticmethod
     def _dated(
-        t: _Table, slices: list[Slice], min_count: int, value: ValueRange | None, size: int
+        t: _Table,
+        slices: list[Slice],
+        min_count: int,
+        value: ValueRange | None,
+        hi: int,
+        size: int,
     ) -> np.ndarray:
         """The people with matching records on at least ``min_count`` distinct days."""
+        later = t.array("next")
+        if min_count == 1 and value is None and later is not None:
+            # Only each code's latest record on or before the window's end (its next date is
+            # after it): one write per code and person instead of one per record.
+            high = np.int32(hi)
+            mask = np.zeros(size, dtype=bool)
+            person_column, vocabulary = t.column("person"), t.array("vocabulary")
+            for _, start, stop, keep in slices:
+                latest = later[start:stop] > high
+                if keep is not None:
+                    assert vocabulary is not None
+                    latest &= np.isin(vocabulary[start:stop], keep)
+                mask[person_column[start:stop][latest]] = True
+            return np.packbits(mask)
         person = t.take("person", slices)
         ok = None if value is None else _value_ok(lambda c: t.take(c, slices), value)
         if ok is not None:

@@ -12,10 +12,12 @@ sorted by (code, date, person); this module writes that order once more, per tab
   int32, ascending within a code: checked while writing), and where the table has them
   ``value.npy`` (float64, NaN for no value), ``range_low.npy`` / ``range_high.npy``
   (measurements), ``vocabulary.npy`` (int8 into ``names``, only when one code string occurs in
-  several vocabularies), and for measurements and observations ``next.npy`` / ``next_valued.npy``
-  (the record's next date of the same code and person, with a value for the second; int32
-  days, 2**31 - 1 for none: ``optimize``'s next dates), so a "latest" rule handles only each
-  code's latest records.
+  several vocabularies), ``next.npy`` (events and visits) and ``next_valued.npy``
+  (measurements, observations): the record's next date of the same code and person (with a
+  value, for the second; int32 days, 2**31 - 1 for none: ``optimize``'s next dates), so a
+  "latest" rule, or a rule on one date, handles only each code's latest records;
+* the first-date summaries ``<table>_first`` the same way, with ``second.npy`` (the code's
+  second date), for rules without a lower window bound and without a value range.
 
 Only records with a person index, a code and a vocabulary are written: no rule matches any other
 (``Compiler.code_predicate`` compares both columns; the engine drops rows without a person
@@ -60,7 +62,7 @@ TABLES = (
 FIRST = "_first"
 EVENT_TABLES = TABLES[:5]
 EPOCH = date(1970, 1, 1)
-VERSION = 2  # of the arrays' format: part of each table's fingerprint
+VERSION = 3  # of the arrays' format: part of each table's fingerprint
 BATCH = 1 << 20
 NEVER = 2**31 - 1  # no next date  # rows per fetched batch while writing
 PERSON_INDEX = "person_index"  # optimize.PERSON_INDEX (optimize imports this module)
@@ -183,10 +185,10 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
         ("next_valued_date", "next_valued"),
         ("second_date", "second"),
     ):
-        # Each record's next date of its code and person (``optimize``): "latest" rules
-        # then write only each code's latest records (``cohort/codearrays.py``); a first
-        # date's record: its code's second date.
-        if column in present and (array == "second" or "value_as_number" in present):
+        # Each record's next date of its code and person (``optimize``): "latest" rules and
+        # rules on one date then handle only each code's latest records in the window
+        # (``cohort/codearrays.py``); a first date's record: its code's second date.
+        if column in present:
             select.append(f"coalesce(({column} - DATE '1970-01-01')::INTEGER, {NEVER}) AS {array}")
             columns.append((array, np.int32))
     if mixed:
