@@ -19,9 +19,10 @@ sorted by (code, date, person); this module writes that order once more, per tab
 * the first-date summaries ``<table>_first`` the same way, with ``second.npy`` (the code's
   second date), for rules without a lower window bound and without a value range.
 
-Only records with a person index, a code and a vocabulary are written: no rule matches any other
-(``Compiler.code_predicate`` compares both columns; the engine drops rows without a person
-index); visits keep rows without a visit type (a rule without ``types`` counts them).
+Only records with a person index, a date, a code and a vocabulary are written: no rule matches
+any other (``Compiler.code_predicate`` compares both columns, a window the date; the engine
+drops rows without a person index); visits keep rows without a visit type (a rule without
+``types`` counts them).
 
 Incremental: each table's folder records the fingerprint of its build unit (``optimize.units``)
 in ``complete``. A table whose inputs did not change keeps its folder, or hard-links the previous
@@ -62,7 +63,7 @@ TABLES = (
 FIRST = "_first"
 EVENT_TABLES = TABLES[:5]
 EPOCH = date(1970, 1, 1)
-VERSION = 3  # of the arrays' format: part of each table's fingerprint
+VERSION = 4  # of the arrays' format: part of each table's fingerprint
 BATCH = 1 << 20
 NEVER = 2**31 - 1  # no next date  # rows per fetched batch while writing
 PERSON_INDEX = "person_index"  # optimize.PERSON_INDEX (optimize imports this module)
@@ -147,7 +148,8 @@ def _quote(text: str) -> str:
 def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
     """One table's arrays, read in the table's stored order (checked, not assumed)."""
     code, vocabulary, day = _columns(name)
-    where = [f"{PERSON_INDEX} IS NOT NULL"]
+    # A record without a date is in no window (``day <= hi`` is never true).
+    where = [f"{PERSON_INDEX} IS NOT NULL", f"{day} IS NOT NULL"]
     if vocabulary is not None:
         where += [f"{code} IS NOT NULL", f"{vocabulary} IS NOT NULL"]
     condition = " AND ".join(where)
@@ -165,6 +167,9 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
         codes = [r[0] for r in found]
         code_vocabularies = [sorted(r[1] or []) for r in found]
         counts = [r[2] for r in found]
+    if vocabulary is not None and codes != sorted(codes):
+        # Binary search needs DuckDB's order to be Python's (byte order of UTF-8: the same).
+        raise AssertionError(f"{name}: codes are not in Python's string order")
     names = sorted({v for vs in code_vocabularies for v in vs})
     mixed = any(len(vs) > 1 for vs in code_vocabularies)
     offsets = np.zeros(len(codes) + 1, dtype=np.int64)
