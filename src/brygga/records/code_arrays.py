@@ -203,27 +203,37 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    out = {
-        c: np.lib.format.open_memmap(tmp / f"{c}.npy", mode="w+", dtype=t, shape=(total,))
-        for c, t in columns
-    }
-    # A plain filtered scan returns the rows in their stored order (preserve_insertion_order);
-    # the days are checked to ascend within every code below, so a change there fails loudly.
-    reader = con.sql(f"SELECT {', '.join(select)} FROM {name} WHERE {condition}")
-    at = 0
-    for batch in reader.to_arrow_reader(BATCH):
-        n = batch.num_rows
-        if at + n > total:
-            raise AssertionError(f"{name}: more rows than counted")
+    # Written sequentially, batch by batch (not through a memory map: its dirty pages would
+    # count as the build's memory, gigabytes at scale 1.0).
+    files = {c: (tmp / f"{c}.npy").open("wb") for c, _ in columns}
+    try:
         for c, t in columns:
-            out[c][at : at + n] = batch.column(c).to_numpy(zero_copy_only=False).astype(t)
-        at += n
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(t)), "fortran_order": False}
+            np.lib.format.write_array_header_1_0(files[c], header | {"shape": (total,)})
+        # A plain filtered scan returns the rows in their stored order (preserve_insertion_
+        # order); the days are checked to ascend within every code, so a change fails loudly.
+        starts = offsets[1:-1]
+        reader = con.sql(f"SELECT {', '.join(select)} FROM {name} WHERE {condition}")
+        at, last = 0, None
+        for batch in reader.to_arrow_reader(BATCH):
+            n = batch.num_rows
+            if at + n > total:
+                raise AssertionError(f"{name}: more rows than counted")
+            for c, t in columns:
+                values = batch.column(c).to_numpy(zero_copy_only=False).astype(t, copy=False)
+                files[c].write(np.ascontiguousarray(values).tobytes())
+                if c == "day" and n:
+                    days = values if last is None else np.concatenate([[last], values])
+                    drops = np.flatnonzero(np.diff(days) < 0) + at + (1 if last is None else 0)
+                    if len(drops) and not np.isin(drops, starts).all():
+                        raise AssertionError(f"{name}: rows are not in (code, date) order")
+                    last = values[-1]
+            at += n
+    finally:
+        for f in files.values():
+            f.close()
     if at != total:
         raise AssertionError(f"{name}: {at} rows read, {total} counted")
-    _check_order(out["day"], offsets, name)
-    for array in out.values():
-        array.flush()
-    del out
     np.save(tmp / "offsets.npy", offsets)
     (tmp / "codes.json").write_text(
         json.dumps({"codes": codes, "vocabularies": code_vocabularies, "names": names})
@@ -231,14 +241,3 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
     (tmp / COMPLETE).write_text(wanted_print)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
-
-
-def _check_order(day: np.ndarray, offsets: np.ndarray, name: str) -> None:
-    """The days ascend within every code (they may drop only where a code starts)."""
-    starts = offsets[1:-1]
-    step = 1 << 24
-    for a in range(0, max(len(day) - 1, 0), step):
-        b = min(len(day), a + step + 1)
-        drops = np.flatnonzero(np.diff(day[a:b]) < 0) + a + 1
-        if len(drops) and not np.isin(drops, starts).all():
-            raise AssertionError(f"{name}: rows are not in (code, date) order")
