@@ -31,6 +31,7 @@ def main(region: Path) -> int:
     cpu = time.process_time()
     con = duckdb.connect(str(database), read_only=True)
     try:
+        con.execute("SET memory_limit='3GB'")  # as ``brygga optimize``'s default
         wanted = dict(con.execute("SELECT unit, fingerprint FROM _brygga_build").fetchall())
         spent = code_arrays.build(con, arrays, wanted)
     finally:

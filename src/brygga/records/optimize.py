@@ -235,7 +235,7 @@ def build(
     }
     previous = _previous(region.path, target) if incremental else None
     done: dict[str, str] = {}
-    if previous == target and (current := _current(target, wanted)) is not None:
+    if previous == target and (current := _current(target, wanted, memory_limit)) is not None:
         return current  # nothing changed: no copy, and the kept rule bitmaps stay (the code
         # arrays missing from an older build are added: ``_current``)
     if previous is not None:
@@ -338,7 +338,7 @@ def build(
     )
 
 
-def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
+def _current(target: Path, wanted: dict[str, str], memory_limit: str) -> BuildReport | None:
     """The report of ``target`` when every unit is built from the tables as they are."""
     import resource
 
@@ -347,6 +347,7 @@ def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
     started = time.perf_counter()
     con = duckdb.connect(str(target), read_only=True)
     try:
+        con.execute("SET memory_limit=?", [memory_limit])  # the code arrays read every table
         done = dict(con.execute(f"SELECT unit, fingerprint FROM {BUILD_TABLE}").fetchall())
         if done != wanted:
             return None
