@@ -50,6 +50,7 @@ from brygga.cohort.compile import compile_criteria
 from brygga.cohort.criteria import Criteria, load_criteria
 from brygga.cohort.engine import Engine
 from brygga.cohort.engines import duckdb_engine, quiet_duckdb, spark_engine
+from brygga.config import get_settings
 from brygga.platform import Brygga
 from brygga.records import optimize
 from brygga.records.store import Region
@@ -288,8 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-repeat", type=int, default=3, help="asks per question (--cold)")
     parser.add_argument("--questions", type=int, default=7, help="questions (--cold)")
     parser.add_argument("--keep-bitmaps", action="store_true", help="keep bitmaps (--cold)")
+    parser.add_argument(
+        "--sql-rules",
+        action="store_true",
+        help="every rule through DuckDB's SQL, not the code arrays (BRYGGA_COHORT_CODE_ARRAYS)",
+    )
+    parser.add_argument(
+        "--compare-sql",
+        action="store_true",
+        help="also time every criteria's first run with every rule through DuckDB's SQL",
+    )
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
+    if args.sql_rules:  # read by the engines of this process and of --cold's processes
+        os.environ["BRYGGA_COHORT_CODE_ARRAYS"] = "false"
+        get_settings.cache_clear()
 
     if not (args.region / "manifest.json").is_file():
         if not args.generate:
@@ -339,11 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     brygga_times, baseline_times, spark_times = {}, {}, {}
     cold: dict[str, float] = {}
+    cold_cpu: dict[str, float] = {}  # the process's CPU time (all threads): robust to load
     answers: dict[str, list[int]] = {}
     for key, criteria in suite.items():
         # First run: every rule's person set computed by DuckDB (nothing kept from before).
         engine.kept.drop_bitmaps()
+        cpu = time.process_time()
         cold[key] = timed(lambda c=criteria: brygga_run(engine, c), 1)[0][0]
+        cold_cpu[key] = (time.process_time() - cpu) * 1000
         brygga_times[key], answers[key] = timed(
             lambda c=criteria: brygga_run(engine, c), args.repeat
         )
@@ -361,6 +378,23 @@ def main(argv: list[str] | None = None) -> int:
             line += f"  baseline p50 {statistics.median(baseline_times[key]):8.1f} ms"
         print(line, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    sql_first: dict[str, float] = {}
+    sql_cpu: dict[str, float] = {}
+    if args.compare_sql:  # the same first runs, every rule through DuckDB's SQL
+        sql = duckdb_engine(region, optimized=database is not None, code_arrays=False)
+        sql.kept.stored = None
+        sql.population(INDEX_DATE)
+        brygga_run(sql, next(iter(suite.values())))  # Ibis' first compile, not counted
+        for key, criteria in suite.items():
+            sql.kept.drop_bitmaps()
+            cpu = time.process_time()
+            sql_first[key], result = timed(lambda c=criteria: brygga_run(sql, c), 1)
+            sql_cpu[key] = (time.process_time() - cpu) * 1000
+            sql_first[key] = sql_first[key][0]
+            if result != answers[key]:
+                raise SystemExit(f"{key}: SQL rules {result} != code arrays {answers[key]}")
+            print(f"  {key:28} first run, rules through SQL {sql_first[key]:7.1f} ms")
 
     if args.spark:
         spark = spark_engine(region)
@@ -398,6 +432,14 @@ def main(argv: list[str] | None = None) -> int:
         "optimized_bytes": database.stat().st_size if database else None,
         "spark_local": summarize(spark_times) if spark_times else None,
         "counts_agree": True,
+        "code_arrays": engine.codes is not None,
+        "first_run_cpu": summarize({k: [v] for k, v in cold_cpu.items()})["overall"],
+        "first_run_sql_rules": summarize({k: [v] for k, v in sql_first.items()})["overall"]
+        if sql_first
+        else None,
+        "first_run_sql_rules_cpu": summarize({k: [v] for k, v in sql_cpu.items()})["overall"]
+        if sql_cpu
+        else None,
     }
     o = report["brygga_duckdb"]["overall"]
     line = f"brygga warm p50 {o['p50_ms']} ms  p95 {o['p95_ms']} ms | peak RSS {peak_mb:.0f} MB"
@@ -408,6 +450,19 @@ def main(argv: list[str] | None = None) -> int:
     print(line)
     f = report["brygga_duckdb_first_run"]
     print(f"brygga first run (cold: rule sets computed) p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms")
+    if sql_first:
+        q = report["first_run_sql_rules"]
+        ratio = q["p50_ms"] / f["p50_ms"]
+        print(
+            f"first runs with every rule through SQL p50 {q['p50_ms']} ms  p95 {q['p95_ms']} ms "
+            f"({ratio:.1f}x the code arrays' p50, same run)"
+        )
+        c, qc = report["first_run_cpu"], report["first_run_sql_rules_cpu"]
+        print(
+            f"first runs, process CPU: code arrays p50 {c['p50_ms']} ms  p95 {c['p95_ms']} ms; "
+            f"rules through SQL p50 {qc['p50_ms']} ms  p95 {qc['p95_ms']} ms "
+            f"({qc['p50_ms'] / c['p50_ms']:.1f}x)"
+        )
     a = report["brygga_duckdb_all_runs"]
     print(f"brygga all runs (first + repeats) p50 {a['p50_ms']} ms  p95 {a['p95_ms']} ms")
     if baseline_times:

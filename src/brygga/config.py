@@ -268,6 +268,9 @@ class Settings(BaseSettings):
     # The DuckDB engine's arrays and kept rule bitmaps beside an optimized database
     # (cohort/stored.py): a new process answers from them; false: DuckDB answers everything.
     cohort_cache: bool = True
+    # Rules answered from the code arrays ``brygga optimize`` writes (cohort/codearrays.py)
+    # instead of DuckDB; false: every rule through DuckDB's SQL (for comparison, or a fault).
+    cohort_code_arrays: bool = True
     # Signs the web's session and CSRF cookies; a random one per process when unset (sessions
     # then end when the server restarts).
     secret_key: SecretStr | None = None

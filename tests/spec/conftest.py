@@ -161,8 +161,10 @@ def write_tables(
         return writer.commit({"region": region, "source": source})
 
 
-# "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``);
-# "duckdb-stored": the same, every answer read back from disk as a new process would.
+# "duckdb-optimized": DuckDB on the region's optimized database (``brygga optimize``), every
+# rule through DuckDB's SQL; "duckdb-stored": the same database, rules answered from its code
+# arrays (``cohort/codearrays.py``) where they can be, every answer then read back from disk
+# as a new process would.
 SPEC_ENGINES = (*ENGINES, "duckdb-optimized", "duckdb-stored")
 
 
@@ -197,7 +199,9 @@ class FromDisk:
 def open_spec_engine(name: str, region: Region) -> Engine:
     if name in ("duckdb-optimized", "duckdb-stored"):
         optimize.build(region, threads=1, memory_limit="500MB")
-        return FromDisk(region) if name == "duckdb-stored" else open_engine("duckdb", region)
+        if name == "duckdb-stored":
+            return FromDisk(region)
+        return duckdb_engine(region, code_arrays=False)
     if name == "spark-connect":  # the ``spec`` fixture has set BRYGGA_SPARK_REMOTE
         return open_engine("spark", region)
     return open_engine(name, region)

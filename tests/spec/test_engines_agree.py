@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.cohort.engines import open_engine
+from brygga.cohort.engines import duckdb_engine, open_engine
 from brygga.records import optimize
 from tests.spec.conftest import INDEX, ancestor, build_region, death, event, period, person, visit
 
@@ -268,9 +268,11 @@ def test_reference_duckdb_and_spark_agree(region_data, document):
         )
         assert open_engine("spark", region).evaluate(criteria, INDEX) == expected
         optimize.build(region, threads=1, memory_limit="500MB")
-        optimized = open_engine("duckdb", region)
+        optimized = open_engine("duckdb", region)  # rules from the code arrays where they can
         assert optimized.evaluate(criteria, INDEX) == expected
         assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
+        sql = duckdb_engine(region, code_arrays=False)
+        assert sql.evaluate(criteria, INDEX) == expected
 
 
 # Each person's own index date: an entry event, first or latest, over a period whose ends
@@ -377,9 +379,11 @@ def test_entry_questions_agree(region_data, document, observe_all):
         assert duckdb.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
         assert open_engine("spark", region).evaluate(criteria, INDEX) == expected
         optimize.build(region, threads=1, memory_limit="500MB")
-        optimized = open_engine("duckdb", region)
+        optimized = open_engine("duckdb", region)  # rules from the code arrays where they can
         assert optimized.evaluate(criteria, INDEX) == expected
         assert optimized.persons(criteria, INDEX) == duckdb.persons(criteria, INDEX)
+        sql = duckdb_engine(region, code_arrays=False)
+        assert sql.evaluate(criteria, INDEX) == expected
 
 
 # The optimized-database properties below run on small regions: twice the examples.
@@ -398,9 +402,11 @@ def assert_optimized_agrees(document, people, rows, *, observe_all: bool) -> Non
         region = build_region(Path(tmp) / "region", people, rows, observe_all=observe_all)
         reference = open_engine("reference", region)
         optimize.build(region, threads=1, memory_limit="500MB")
-        optimized = open_engine("duckdb", region)
-        assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
-        assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
+        # Both routes of the optimized region: the code arrays where they answer a rule, and
+        # every rule through DuckDB's SQL.
+        for optimized in (open_engine("duckdb", region), duckdb_engine(region, code_arrays=False)):
+            assert optimized.evaluate(criteria, INDEX) == reference.evaluate(criteria, INDEX)
+            assert optimized.persons(criteria, INDEX) == reference.persons(criteria, INDEX)
 
 
 # Rules that the optimized database answers from its summaries (first dates, observation runs):

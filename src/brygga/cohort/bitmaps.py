@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from brygga.cohort.codearrays import CodeArrays
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
     SEX_CONCEPTS,
@@ -291,10 +292,12 @@ class BitmapEngine(IbisEngine):
         execute: Callable[[str], None],
         *,
         stored: StoredSets | None = None,
+        codes: CodeArrays | None = None,
     ) -> None:
         super().__init__("duckdb", tables, to_sql, run_sql, fetch)
         self.execute = execute
         self.stored = stored  # arrays and kept bitmaps of an optimized region (``stored.py``)
+        self.codes = codes  # the rule tables as arrays: rules without DuckDB (``codearrays.py``)
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, stored)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
@@ -371,7 +374,10 @@ class BitmapEngine(IbisEngine):
         )
 
     def _leaf_bits(self, spec: Any, index_date: date, size: int) -> np.ndarray:
-        """One DuckDB query over the rule's rows; NumPy does the per-person part."""
+        """From the code arrays when they can answer the rule; else one DuckDB query over the
+        rule's rows, NumPy doing the per-person part."""
+        if self.codes is not None and (bits := self.codes.bits(spec, index_date, size)) is not None:
+            return bits
         person = PERSON_INDEX if self.indexed else "person_id"
         compiler = Compiler(self.tables, index_date, key=person, distinct=False)
         if isinstance(spec, ValuedSpec) and spec.latest:

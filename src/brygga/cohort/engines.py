@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from brygga.cohort.codearrays import open_codes
 from brygga.cohort.compile import Compiled, compile_criteria
 from brygga.cohort.criteria import Criteria
 from brygga.cohort.engine import Engine, Evaluation
@@ -270,7 +271,11 @@ class _RegionTables:
 
 
 def duckdb_engine(
-    region: Region, *, optimized: bool = True, threads: int | None = None
+    region: Region,
+    *,
+    optimized: bool = True,
+    threads: int | None = None,
+    code_arrays: bool = True,
 ) -> BitmapEngine:
     """DuckDB computes each rule's person set; ``bitmaps.BitmapEngine`` keeps and combines them.
     ``threads``: DuckDB's (default: BRYGGA_DUCKDB_THREADS, else every core).
@@ -284,6 +289,9 @@ def duckdb_engine(
     settings = get_settings()
     database = optimize.find(region.path) if optimized else None
     stored = open_stored(database, SEMANTICS) if settings.cohort_cache else None
+    # ``code_arrays=False``: every rule through DuckDB (the spec tests run both routes).
+    code_arrays = code_arrays and settings.cohort_code_arrays
+    codes = open_codes(stored.folder) if stored is not None and code_arrays else None
     lock = threading.Lock()
     opened: dict[str, Any] = {}
 
@@ -330,7 +338,7 @@ def duckdb_engine(
         connection()["raw"].execute(sql)
 
     tables = _RegionTables(lambda: connection()["present"], get)
-    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored)
+    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored, codes=codes)
 
 
 _settled = threading.Event()

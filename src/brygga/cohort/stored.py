@@ -47,7 +47,14 @@ from brygga.records import optimize
 
 # The modules that decide what a rule's person set is (read as files: ``bitmaps`` imports
 # the engines, which import this module).
-_SOURCES = ("criteria.py", "compile.py", "population.py", "bitmaps.py", "stored.py")
+_SOURCES = (
+    "criteria.py",
+    "compile.py",
+    "population.py",
+    "bitmaps.py",
+    "stored.py",
+    "codearrays.py",
+)
 
 
 def _semantics() -> str:

@@ -84,7 +84,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from brygga.records import schema
+from brygga.records import code_arrays, schema
 
 LAYOUT = 5  # bump when the layout below changes: old files stop matching
 PREFIX = ".optimized-"
@@ -235,8 +235,9 @@ def build(
     }
     previous = _previous(region.path, target) if incremental else None
     done: dict[str, str] = {}
-    if previous == target and (current := _current(target, wanted)) is not None:
-        return current  # nothing changed: no copy, and the kept rule bitmaps stay
+    if previous == target and (current := _current(target, wanted, memory_limit)) is not None:
+        return current  # nothing changed: no copy, and the kept rule bitmaps stay (the code
+        # arrays missing from an older build are added: ``_current``)
     if previous is not None:
         shutil.copyfile(previous, tmp)
     con = duckdb.connect(str(tmp))
@@ -310,6 +311,8 @@ def build(
             _write_arrays(con, arrays, "person_key" in names)
         elif population and old_arrays is not None and old_arrays != arrays:
             _copy_arrays(old_arrays, arrays)
+        if population:  # the rule tables as arrays (a changed table's only)
+            code_arrays.build(con, arrays, wanted, old_arrays)
     except BaseException:
         con.close()
         tmp.unlink(missing_ok=True)
@@ -335,7 +338,7 @@ def build(
     )
 
 
-def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
+def _current(target: Path, wanted: dict[str, str], memory_limit: str) -> BuildReport | None:
     """The report of ``target`` when every unit is built from the tables as they are."""
     import resource
 
@@ -344,6 +347,7 @@ def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
     started = time.perf_counter()
     con = duckdb.connect(str(target), read_only=True)
     try:
+        con.execute("SET memory_limit=?", [memory_limit])  # the code arrays read every table
         done = dict(con.execute(f"SELECT unit, fingerprint FROM {BUILD_TABLE}").fetchall())
         if done != wanted:
             return None
@@ -353,6 +357,8 @@ def _current(target: Path, wanted: dict[str, str]) -> BuildReport | None:
             for name in wanted
             if name != POPULATION
         }
+        if arrays_path(target).is_dir():  # a build from before the code arrays gains them
+            code_arrays.build(con, arrays_path(target), wanted)
     finally:
         con.close()
     return BuildReport(
@@ -450,6 +456,9 @@ def _write_arrays(con: object, folder: Path, keys: bool) -> None:
         record_key[found.column("i").to_numpy()] = found.column("record_key").to_numpy()
         np.save(tmp / "record_key.npy", record_key)
     (tmp / "complete").write_text(str(LAYOUT))
+    codes = folder / code_arrays.FOLDER
+    if codes.is_dir():  # kept: ``code_arrays.build`` rewrites only the changed tables'
+        os.replace(codes, tmp / code_arrays.FOLDER)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
@@ -459,7 +468,8 @@ def _copy_arrays(source: Path, folder: Path) -> None:
     rules' tables may have)."""
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("bitmaps"))
+    # The code arrays are linked per table by ``code_arrays.build``, not copied.
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("bitmaps", code_arrays.FOLDER))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 

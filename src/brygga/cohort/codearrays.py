@@ -1,0 +1,401 @@
+"""Rules answered from memory-mapped arrays: a question never asked before, without DuckDB.
+
+``brygga optimize`` writes each rule table as flat columns in its stored order, (code, date,
+person) (``records/code_arrays.py``). A rule is then NumPy work on memory-mapped files:
+
+* the codes it names are runs of the sorted code list (a prefix or an ICD-10 range is the
+  interval ``criteria.code_bounds``, an exact code one entry; ``exclude_codes`` removes entries:
+  whether a record matches depends on its (vocabulary, code) only);
+* its window is a contiguous slice of each code's rows (days ascend within a code: two binary
+  searches), its value range a filter;
+* ``min_count`` counts distinct (person, day) pairs; ``latest`` keeps each person's largest
+  key 2 x day + hit over the candidate records, the definition of
+  ``Compiler.latest_candidates`` (the person matches when a record on their latest candidate
+  day is a hit); a death is a slice of the death dates.
+
+The result is the rule's packed bitmap over the dense person index, the same bits DuckDB's
+route gives (``BitmapEngine._leaf_bits``; the spec tests run both). Rules the arrays cannot
+answer return None and go to DuckDB as before: OMOP concept ids (they need the concept
+hierarchy) and drug exposure periods (gaps and islands over supply ends).
+
+Why: a new process answering a rule through DuckDB first opens the database (~140 ms) and
+loads Ibis' DuckDB backend (~450 ms); a warm one compiles Ibis and runs one query per rule.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CodeArrays", "open_codes"]
+
+import bisect
+import itertools
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brygga.cohort.criteria import (
+    OMOP,
+    DeathSpec,
+    DrugSpec,
+    EventSpec,
+    ValuedSpec,
+    ValueRange,
+    VisitSpec,
+    code_bounds,
+    window_bounds,
+)
+from brygga.records import code_arrays
+from brygga.records import codes as codebook
+
+DAY_OFFSET = 1 << 20  # added to days (since 1970) so that keys stay positive for any date
+
+# (start, stop, vocabularies kept or None for every row) of one code's rows in the window.
+Slice = tuple[int, int, int, list[int] | None]
+
+
+class _Table:
+    """One table's arrays, memory-mapped on first use."""
+
+    def __init__(self, folder: Path) -> None:
+        meta = json.loads((folder / "codes.json").read_text())
+        self.folder = folder
+        self.codes: list[Any] = meta["codes"]
+        self.names: list[str] = meta["names"]
+        self.code_vocabularies: list[set[str]] = [set(v) for v in meta["vocabularies"]]
+        self.offsets = np.load(folder / "offsets.npy")
+        self._arrays: dict[str, np.ndarray | None] = {}
+
+    def array(self, name: str) -> np.ndarray | None:
+        if name not in self._arrays:
+            path = self.folder / f"{name}.npy"
+            self._arrays[name] = np.load(path, mmap_mode="r") if path.is_file() else None
+        return self._arrays[name]
+
+    def column(self, name: str) -> np.ndarray:
+        found = self.array(name)
+        if found is None:
+            raise AssertionError(f"{self.folder.name} has no {name} array")
+        return found
+
+    def code_ids(
+        self, codeset: tuple[tuple[str, str], ...], exclude: tuple[tuple[str, str], ...]
+    ) -> dict[int, set[str]] | None:
+        """The codes (by position) whose records carry one of ``codeset`` and none of
+        ``exclude``, each with the vocabularies for which that holds; None with an OMOP
+        concept (the arrays hold source codes only)."""
+        found: dict[int, set[str]] = {}
+        for v, c in codeset:
+            if v == OMOP:
+                return None
+            for i in self._range(v, c):
+                found.setdefault(i, set()).add(v)
+        for v, c in exclude:
+            if v == OMOP:
+                return None
+            for i in self._range(v, c):
+                if i in found:
+                    found[i].discard(v)
+        kept = {i: vs & self.code_vocabularies[i] for i, vs in found.items()}
+        return {i: vs for i, vs in kept.items() if vs}
+
+    def _range(self, vocabulary: str, code: str) -> range:
+        """The positions of the codes one code of a rule names (contiguous: codes sorted)."""
+        if codebook.vocabulary(vocabulary).hierarchical:
+            low, high = code_bounds(code)
+            return range(bisect.bisect_left(self.codes, low), bisect.bisect_left(self.codes, high))
+        return range(bisect.bisect_left(self.codes, code), bisect.bisect_right(self.codes, code))
+
+    def slices(self, ids: dict[int, set[str]] | list[int], lo: int | None, hi: int) -> list[Slice]:
+        """Each code's rows on days ``lo``..``hi`` (inclusive; None: no lower bound)."""
+        day = self.column("day")
+        # As the array's own type: a Python int would make NumPy cast the whole slice first
+        # (a copy of every day of the code: 0.9 s for 13 million rows, measured).
+        low = None if lo is None else np.int32(lo)
+        high = np.int32(hi)
+        found: list[Slice] = []
+        for i in sorted(ids):
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            if a == b:
+                continue
+            days = day[a:b]
+            start = a if low is None else a + int(np.searchsorted(days, low, "left"))
+            stop = a + int(np.searchsorted(days, high, "right"))
+            if stop <= start:
+                continue
+            keep = None
+            if isinstance(ids, dict) and ids[i] != self.code_vocabularies[i]:
+                keep = [self.names.index(v) for v in ids[i]]  # some vocabularies of a code
+            found.append((i, start, stop, keep))
+        return found
+
+    def take(self, name: str, slices: list[Slice]) -> np.ndarray:
+        """A column's values on the slices' rows, in order."""
+        column = self.column(name)
+        parts = []
+        for _, start, stop, keep in slices:
+            part = column[start:stop]
+            if keep is not None:
+                part = part[np.isin(self.column("vocabulary")[start:stop], keep)]
+            parts.append(part)
+        if not parts:
+            return np.zeros(0, dtype=column.dtype)
+        return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
+
+
+class CodeArrays:
+    """The code arrays of one optimized database, for ``BitmapEngine``. ``answered`` and
+    ``declined`` count the rules answered here and left to DuckDB (the tests use them)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._tables: dict[str, _Table | None] = {}
+        self.answered = self.declined = 0
+
+    def table(self, name: str) -> _Table | None:
+        if name not in self._tables:
+            folder = self.folder / name
+            complete = code_arrays.fingerprint(folder) is not None
+            self._tables[name] = _Table(folder) if complete else None
+        return self._tables[name]
+
+    def bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
+        """A leaf rule's packed bitmap over ``size`` people, or None when the arrays cannot
+        answer it."""
+        found = self._bits(spec, index_date, size)
+        if found is None:
+            self.declined += 1
+        else:
+            self.answered += 1
+        return found
+
+    def _bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
+        if isinstance(spec, DeathSpec):
+            t = self.table("death")
+            if t is None:
+                return None
+            lo, hi = _days(*spec.within.bounds(index_date))
+            return _packed(t.take("person", t.slices([0], lo, hi)), size)
+        lo, hi = _days(*window_bounds(spec.within, index_date))
+        if isinstance(spec, VisitSpec):
+            t = self.table("visit_occurrence")
+            if t is None:
+                return None
+            wanted = spec.concept_ids
+            ids = [i for i, c in enumerate(t.codes) if wanted is None or c in wanted]
+            return self._dated(t, t.slices(ids, lo, hi), spec.min_count, None, hi, size)
+        if not isinstance(spec, EventSpec):
+            return None
+        if isinstance(spec, DrugSpec) and spec.exposure is not None:
+            return None  # exposure periods: DuckDB's gaps and islands
+        t = self.table(spec.TABLE)
+        if t is None:
+            return None
+        value = getattr(spec, "value", None)
+        if value is not None and not _value_columns(t, value):
+            return None
+        if isinstance(spec, ValuedSpec) and spec.latest:
+            return self._latest(t, spec, lo, hi, size)
+        if lo is None and value is None and spec.min_count <= 2:
+            first = self.table(spec.TABLE + code_arrays.FIRST)
+            if first is not None and (spec.min_count == 1 or first.array("second") is not None):
+                return self._first(first, spec, hi, size)
+        ids = t.code_ids(spec.codeset, spec.exclude_codeset)
+        if ids is None:
+            return None
+        return self._dated(t, t.slices(ids, lo, hi), spec.min_count, value, hi, size)
+
+    @staticmethod
+    def _first(t: _Table, spec: EventSpec, hi: int, size: int) -> np.ndarray | None:
+        """A rule without a lower window bound and without a value range from the first-date
+        summary (one row per code and person; ``Compiler.source`` argues it exact): a record
+        on or before ``hi`` exists when the first date is; two dates when some code's second
+        date is too, or two codes' first dates differ (``Compiler.date_rows``)."""
+        ids = t.code_ids(spec.codeset, spec.exclude_codeset)
+        if ids is None:
+            return None
+        slices = t.slices(ids, None, hi)
+        person = t.take("person", slices)
+        if spec.min_count == 1:
+            return _packed(person, size)
+        day, second = t.take("day", slices), t.take("second", slices)
+        some_day = np.zeros(size, dtype=np.int32)
+        some_day[person] = day
+        return _packed(person[(second <= np.int32(hi)) | (some_day[person] != day)], size)
+
+    @staticmethod
+    def _dated(
+        t: _Table,
+        slices: list[Slice],
+        min_count: int,
+        value: ValueRange | None,
+        hi: int,
+        size: int,
+    ) -> np.ndarray:
+        """The people with matching records on at least ``min_count`` distinct days."""
+        later = t.array("next")
+        if min_count == 1 and value is None and later is not None:
+            # Only each code's latest record on or before the window's end (its next date is
+            # after it): one write per code and person instead of one per record.
+            high = np.int32(hi)
+            mask = np.zeros(size, dtype=bool)
+            person_column, vocabulary = t.column("person"), t.array("vocabulary")
+            for _, start, stop, keep in slices:
+                latest = later[start:stop] > high
+                if keep is not None:
+                    assert vocabulary is not None
+                    latest &= np.isin(vocabulary[start:stop], keep)
+                mask[person_column[start:stop][latest]] = True
+            return np.packbits(mask)
+        person = t.take("person", slices)
+        ok = None if value is None else _value_ok(lambda c: t.take(c, slices), value)
+        if ok is not None:
+            person = person[ok]
+        if min_count == 1:
+            return _packed(person, size)
+        day = t.take("day", slices)
+        if ok is not None:
+            day = day[ok]
+        if min_count == 2:
+            # Without sorting (``BitmapEngine._two_dates_bits``): any one row's day written
+            # per person differs from another row's day exactly when the days are not all
+            # equal, whichever write wins.
+            some_day = np.zeros(size, dtype=np.int32)
+            some_day[person] = day
+            return _packed(person[some_day[person] != day], size)
+        key = person.astype(np.int64) << 22 | (day.astype(np.int64) + DAY_OFFSET)
+        distinct = np.unique(key) >> 22
+        return np.packbits(np.bincount(distinct, minlength=size) >= min_count)
+
+    @staticmethod
+    def _latest(
+        t: _Table, spec: ValuedSpec, lo: int | None, hi: int, size: int
+    ) -> np.ndarray | None:
+        """Every record of the ``among`` codes in the window competes (with a value, when the
+        rule has a value range); a person matches when a record on their latest competing
+        day is a hit: one of ``codes``, its value in range."""
+        among = t.code_ids(spec.among_codeset, spec.exclude_codeset)
+        hits = t.code_ids(spec.codeset, spec.exclude_codeset)
+        if among is None or hits is None:
+            return None
+        slices = t.slices(among, lo, hi)
+        # Only each (code, person)'s latest records on or before the window's end compete
+        # (their next date of that code, with a value for a value range, is after it): the
+        # records on a person's latest day are among them, and a pass over the next dates is
+        # cheaper than writing every record's person (``optimize``'s next dates).
+        later = t.array("next_valued" if spec.value is not None else "next")
+        high = np.int32(hi)
+        value = t.array("value")
+        vocabulary = t.array("vocabulary")
+        rows_parts, hit_parts, ends = [], [], [0]
+        for i, start, stop, keep in slices:
+            if later is None:  # arrays written without next dates
+                competing = np.ones(stop - start, dtype=bool)
+            else:
+                competing = later[start:stop] > high
+            if keep is not None:
+                assert vocabulary is not None
+                competing &= np.isin(vocabulary[start:stop], keep)
+            if spec.value is not None:
+                assert value is not None
+                competing &= ~np.isnan(value[start:stop])
+            index = start + np.flatnonzero(competing)
+            if i not in hits:
+                hit_parts.append(np.zeros(len(index), dtype=bool))
+            elif hits[i] == among[i]:
+                hit_parts.append(np.ones(len(index), dtype=bool))
+            else:  # a code string in several vocabularies, a hit in only some of them
+                assert vocabulary is not None
+                wanted = [t.names.index(v) for v in hits[i]]
+                hit_parts.append(np.isin(vocabulary[index], wanted))
+            rows_parts.append(index)
+            ends.append(ends[-1] + len(index))
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+        hit = np.concatenate(hit_parts) if hit_parts else np.zeros(0, dtype=bool)
+        person, day = t.column("person")[rows], t.column("day")[rows]
+        if spec.value is not None:
+            hit &= _value_ok(lambda c: t.column(c)[rows], spec.value)
+        # A person matches when their latest hit day is their latest candidate day.
+        bounds = np.asarray(ends)
+        latest = _latest_days(person, day, bounds, size)
+        hit_ends = np.concatenate([[0], np.cumsum(hit)])[bounds]
+        latest_hit = _latest_days(person[hit], day[hit], hit_ends, size)
+        return np.packbits((latest_hit == latest) & (latest != _NONE))
+
+
+_NONE = np.iinfo(np.int32).min  # no day
+SCATTERS = 8  # slices up to which ``_latest_days`` scatters per slice
+
+
+def _latest_days(person: np.ndarray, day: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray:
+    """Each person's latest day (``_NONE``: none) among rows made of runs ``ends[k]:ends[k+1]``
+    whose days ascend (one code's rows in the window). Within a run the last write per person
+    is their latest day (NumPy assigns repeated indices in order, the last value staying);
+    runs are combined with ``maximum``. Many runs: one ``maximum.at`` (slower per row, but
+    not a pass over everyone per run)."""
+    latest = np.full(size, _NONE, dtype=np.int32)
+    if len(ends) - 1 > SCATTERS:
+        np.maximum.at(latest, person, day)
+        return latest
+    for a, b in itertools.pairwise(ends.tolist()):
+        if a == b:
+            continue
+        run = np.full(size, _NONE, dtype=np.int32)
+        run[person[a:b]] = day[a:b]
+        np.maximum(latest, run, out=latest)
+    return latest
+
+
+def _days(lo: date | None, hi: date) -> tuple[int | None, int]:
+    epoch = code_arrays.EPOCH
+    return (None if lo is None else (lo - epoch).days), (hi - epoch).days
+
+
+def _packed(person: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[person] = True
+    return np.packbits(mask)
+
+
+_NORMAL = (
+    ("min_times_upper_normal", "range_high", True),
+    ("max_times_upper_normal", "range_high", False),
+    ("min_times_lower_normal", "range_low", True),
+    ("max_times_lower_normal", "range_low", False),
+)
+
+
+def _value_columns(t: _Table, value: ValueRange) -> bool:
+    """Whether the table has the columns the value range compares (``Compiler._value_ok``
+    matches nothing without normal ranges: a region without them keeps DuckDB's answer)."""
+    needed = {"value"} | {c for key, c, _ in _NORMAL if getattr(value, key) is not None}
+    return all(t.array(c) is not None for c in needed)
+
+
+def _value_ok(take: Callable[[str], np.ndarray], value: ValueRange) -> np.ndarray:
+    """``Compiler._value_ok`` on some rows (``take``: a column's values on them): NaN (no
+    value) compares false everywhere."""
+    v = take("value")
+    ok = ~np.isnan(v)
+    if value.min is not None:
+        ok &= v >= value.min
+    if value.max is not None:
+        ok &= v <= value.max
+    if value.above is not None:
+        ok &= v > value.above
+    if value.below is not None:
+        ok &= v < value.below
+    for key, column, at_least in _NORMAL:
+        factor = getattr(value, key)
+        if factor is not None:
+            bound = take(column) * factor
+            ok &= ~np.isnan(bound) & ((v >= bound) if at_least else (v <= bound))
+    return ok
+
+
+def open_codes(arrays: Path) -> CodeArrays | None:
+    """The code arrays in a database's arrays folder (``optimize.arrays_path``), if any."""
+    folder = arrays / code_arrays.FOLDER
+    return CodeArrays(folder) if folder.is_dir() else None

@@ -1,0 +1,243 @@
+"""The rule tables of an optimized database as flat, memory-mapped columns (``brygga optimize``).
+
+The cohort engine answers a rule never asked before from these arrays without opening DuckDB
+(``cohort/codearrays.py`` reads them and says how). ``optimize.build`` keeps each rule table
+sorted by (code, date, person); this module writes that order once more, per table, into
+``<database>.arrays/codes/<table>/``:
+
+* ``codes.json``: the table's distinct codes in the table's order (source codes as strings;
+  visit types as concept ids, a missing type last; one pseudo-code for deaths), each code's
+  vocabularies, and ``offsets.npy``: code ``i``'s rows are ``offsets[i]:offsets[i + 1]``;
+* per row: ``person.npy`` (dense person index, int32), ``day.npy`` (days since 1970-01-01,
+  int32, ascending within a code: checked while writing), and where the table has them
+  ``value.npy`` (float64, NaN for no value), ``range_low.npy`` / ``range_high.npy``
+  (measurements), ``vocabulary.npy`` (int8 into ``names``, only when one code string occurs in
+  several vocabularies), ``next.npy`` (events and visits) and ``next_valued.npy``
+  (measurements, observations): the record's next date of the same code and person (with a
+  value, for the second; int32 days, 2**31 - 1 for none: ``optimize``'s next dates), so a
+  "latest" rule, or a rule on one date, handles only each code's latest records;
+* the first-date summaries ``<table>_first`` the same way, with ``second.npy`` (the code's
+  second date), for rules without a lower window bound and without a value range.
+
+Only records with a person index, a date, a code and a vocabulary are written: no rule matches
+any other (``Compiler.code_predicate`` compares both columns, a window the date; the engine
+drops rows without a person index); visits keep rows without a visit type (a rule without
+``types`` counts them).
+
+Incremental: each table's folder records the fingerprint of its build unit (``optimize.units``)
+in ``complete``. A table whose inputs did not change keeps its folder, or hard-links the previous
+build's; a changed one is rewritten. Person-level like the database beside them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["COMPLETE", "EPOCH", "FIRST", "FOLDER", "TABLES", "build", "fingerprint", "folders"]
+
+import json
+import os
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brygga.records import schema
+
+FOLDER = "codes"
+COMPLETE = "complete"
+# The tables rules read (``cohort.criteria``: event rules, visits, deaths).
+TABLES = (
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "visit_occurrence",
+    "death",
+)
+# The event tables' first-date summaries (``optimize``'s ``<table>_first``: one row per code and
+# person with the first and second dates) as arrays too: rules without a lower window bound
+# and without a value range ("E11 ever", on two dates) read them.
+FIRST = "_first"
+EVENT_TABLES = TABLES[:5]
+EPOCH = date(1970, 1, 1)
+VERSION = 4  # of the arrays' format: part of each table's fingerprint
+BATCH = 1 << 20
+NEVER = 2**31 - 1  # no next date  # rows per fetched batch while writing
+PERSON_INDEX = "person_index"  # optimize.PERSON_INDEX (optimize imports this module)
+
+
+def build(
+    con: Any, folder: Path, wanted: dict[str, str], previous: Path | None = None
+) -> dict[str, float]:
+    """Write the arrays of every rule table of ``con`` (an optimized database) whose folder
+    under ``folder/codes`` is missing or was built from other inputs than ``wanted[table]``
+    (the unit fingerprints of ``optimize.build``); a previous build's folder (``previous``, an
+    arrays folder) with the right fingerprint is hard-linked instead. Returns the seconds
+    spent per table written or linked."""
+    base = folder / FOLDER
+    base.mkdir(parents=True, exist_ok=True)
+    for left in base.glob("*.tmp"):  # an interrupted earlier build's
+        shutil.rmtree(left, ignore_errors=True)
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    spent: dict[str, float] = {}
+    for name in folders():
+        target = base / name
+        unit = name.removesuffix(FIRST)
+        wanted_print = f"{VERSION}:{wanted[unit]}" if unit in wanted else None
+        if name not in present or wanted_print is None:
+            shutil.rmtree(target, ignore_errors=True)
+            continue
+        if fingerprint(target) == wanted_print:
+            continue
+        started = time.perf_counter()
+        old = previous / FOLDER / name if previous is not None else None
+        if old is not None and fingerprint(old) == wanted_print:
+            _link_tree(old, target)
+        else:
+            _write_table(con, target, name, wanted_print)
+        spent[name] = round(time.perf_counter() - started, 2)
+    return spent
+
+
+def folders() -> list[str]:
+    """The folders ``build`` writes: the rule tables and the first-date summaries."""
+    return [*TABLES, *(f"{name}{FIRST}" for name in EVENT_TABLES)]
+
+
+def fingerprint(folder: Path) -> str | None:
+    """The unit fingerprint a table's arrays were built from; None when incomplete."""
+    try:
+        return (folder / COMPLETE).read_text().strip()
+    except OSError:
+        return None
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """A previous build's arrays (files never changed once written): hard links, else copies."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for f in source.iterdir():
+        try:
+            os.link(f, tmp / f.name)
+        except OSError:
+            shutil.copy2(f, tmp / f.name)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def _columns(name: str) -> tuple[str | None, str | None, str]:
+    """(code column, vocabulary column, date column) of a rule table (or its summary)."""
+    name = name.removesuffix(FIRST)
+    if name == "visit_occurrence":
+        return "visit_concept_id", None, "visit_start_date"
+    if name == "death":
+        return None, None, "death_date"
+    t = schema.table(name)
+    assert t.code_column and t.vocabulary_column and t.date_column
+    return t.code_column, t.vocabulary_column, t.date_column
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
+    """One table's arrays, read in the table's stored order (checked, not assumed)."""
+    code, vocabulary, day = _columns(name)
+    # A record without a date is in no window (``day <= hi`` is never true).
+    where = [f"{PERSON_INDEX} IS NOT NULL", f"{day} IS NOT NULL"]
+    if vocabulary is not None:
+        where += [f"{code} IS NOT NULL", f"{vocabulary} IS NOT NULL"]
+    condition = " AND ".join(where)
+    codes: list[Any]
+    if code is None:
+        [(rows,)] = con.execute(f"SELECT count(*) FROM {name} WHERE {condition}").fetchall()
+        codes, counts, code_vocabularies = [None], [rows], [[]]
+    else:
+        vocab = vocabulary or "NULL::VARCHAR"
+        # In the table's order (NULL, a visit without a type, sorts last as in the table).
+        found = con.execute(
+            f"SELECT {code} AS c, list(DISTINCT {vocab}) FILTER (WHERE {vocab} IS NOT NULL), "
+            f"count(*) FROM {name} WHERE {condition} GROUP BY c ORDER BY c NULLS LAST"
+        ).fetchall()
+        codes = [r[0] for r in found]
+        code_vocabularies = [sorted(r[1] or []) for r in found]
+        counts = [r[2] for r in found]
+    if vocabulary is not None and codes != sorted(codes):
+        # Binary search needs DuckDB's order to be Python's (byte order of UTF-8: the same).
+        raise AssertionError(f"{name}: codes are not in Python's string order")
+    names = sorted({v for vs in code_vocabularies for v in vs})
+    mixed = any(len(vs) > 1 for vs in code_vocabularies)
+    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.asarray(counts, dtype=np.int64))
+    total = int(offsets[-1])
+    present = {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
+    select = [f"{PERSON_INDEX}::INTEGER AS person", f"({day} - DATE '1970-01-01')::INTEGER AS day"]
+    columns: list[tuple[str, Any]] = [("person", np.int32), ("day", np.int32)]
+    if "value_as_number" in present:
+        select.append("coalesce(value_as_number::DOUBLE, 'NaN'::DOUBLE) AS value")
+        columns.append(("value", np.float64))
+    if {"range_low", "range_high"} <= present:
+        for column in ("range_low", "range_high"):
+            select.append(f"coalesce({column}::DOUBLE, 'NaN'::DOUBLE) AS {column}")
+            columns.append((column, np.float64))
+    for column, array in (
+        ("next_date", "next"),
+        ("next_valued_date", "next_valued"),
+        ("second_date", "second"),
+    ):
+        # Each record's next date of its code and person (``optimize``): "latest" rules and
+        # rules on one date then handle only each code's latest records in the window
+        # (``cohort/codearrays.py``); a first date's record: its code's second date.
+        if column in present:
+            select.append(f"coalesce(({column} - DATE '1970-01-01')::INTEGER, {NEVER}) AS {array}")
+            columns.append((array, np.int32))
+    if mixed:
+        cases = " ".join(f"WHEN {_quote(v)} THEN {i}" for i, v in enumerate(names))
+        select.append(f"(CASE {vocabulary} {cases} END)::TINYINT AS vocabulary")
+        columns.append(("vocabulary", np.int8))
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # Written sequentially, batch by batch (not through a memory map: its dirty pages would
+    # count as the build's memory, gigabytes at scale 1.0).
+    files = {c: (tmp / f"{c}.npy").open("wb") for c, _ in columns}
+    try:
+        for c, t in columns:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(t)), "fortran_order": False}
+            np.lib.format.write_array_header_1_0(files[c], header | {"shape": (total,)})
+        # A plain filtered scan returns the rows in their stored order (preserve_insertion_
+        # order); the days are checked to ascend within every code, so a change fails loudly.
+        starts = offsets[1:-1]
+        reader = con.sql(f"SELECT {', '.join(select)} FROM {name} WHERE {condition}")
+        at, last = 0, None
+        for batch in reader.to_arrow_reader(BATCH):
+            n = batch.num_rows
+            if at + n > total:
+                raise AssertionError(f"{name}: more rows than counted")
+            for c, t in columns:
+                values = batch.column(c).to_numpy(zero_copy_only=False).astype(t, copy=False)
+                files[c].write(np.ascontiguousarray(values).tobytes())
+                if c == "day" and n:
+                    days = values if last is None else np.concatenate([[last], values])
+                    drops = np.flatnonzero(np.diff(days) < 0) + at + (1 if last is None else 0)
+                    if len(drops) and not np.isin(drops, starts).all():
+                        raise AssertionError(f"{name}: rows are not in (code, date) order")
+                    last = values[-1]
+            at += n
+    finally:
+        for f in files.values():
+            f.close()
+    if at != total:
+        raise AssertionError(f"{name}: {at} rows read, {total} counted")
+    np.save(tmp / "offsets.npy", offsets)
+    (tmp / "codes.json").write_text(
+        json.dumps({"codes": codes, "vocabularies": code_vocabularies, "names": names})
+    )
+    (tmp / COMPLETE).write_text(wanted_print)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
