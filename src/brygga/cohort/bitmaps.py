@@ -24,6 +24,10 @@ cells of the final mask. Groups (``any_of``, ``all_of``, ``at_least``) combine t
 their rules, so every leaf rule is computed once whatever group it appears in. Bitmaps are
 bounded in total bytes and dropped least recently used first; the answers are those of
 ``Compiled.summary``.
+
+A question with an ``entry`` (each person's own index date) is kept the same way, per entry
+definition instead of per index date (``entrykeep.py``): its entered people are the population
+(ages at each person's entry date) and its rules' bitmaps are relative to those dates.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from brygga.cohort.criteria import (
     Criteria,
     DeathSpec,
     Demographics,
+    Entry,
     Model,
     ValuedSpec,
     rule_body,
@@ -56,6 +61,7 @@ from brygga.cohort.criteria import (
 )
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine
+from brygga.cohort.entrykeep import entered_sql, entries, entry_key, table_name
 from brygga.cohort.population import step_description
 from brygga.cohort.stored import StoredSets, numpy_column
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
@@ -212,17 +218,23 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     return indices.astype(np.int32), encoded.dictionary.to_pylist()
 
 
+# What a population and its bitmaps are kept for: an index date, or an entry's key
+# (``entrykeep.entry_key``).
+At = date | str
+
+
 class Kept:
-    """Populations (a few index dates) and rule bitmaps, least recently used dropped first."""
+    """Populations (a few index dates or entry definitions) and rule bitmaps, least recently
+    used dropped first."""
 
     def __init__(self, max_bytes: int, max_dates: int, stored: StoredSets | None = None) -> None:
         self.max_bytes, self.max_dates = max_bytes, max_dates
         self.stored = stored  # rule bitmaps kept on disk for later processes (``stored.py``)
-        self.populations: OrderedDict[date, Population] = OrderedDict()
-        self.bitmaps: OrderedDict[tuple[date, str], np.ndarray] = OrderedDict()
+        self.populations: OrderedDict[At, Population] = OrderedDict()
+        self.bitmaps: OrderedDict[tuple[At, str], np.ndarray] = OrderedDict()
         self.bytes = 0
 
-    def population(self, index_date: date, build: Callable[[], Population]) -> Population:
+    def population(self, index_date: At, build: Callable[[], Population]) -> Population:
         if index_date in self.populations:
             self.populations.move_to_end(index_date)
         else:
@@ -239,7 +251,7 @@ class Kept:
 
     def bitmap(
         self,
-        key: tuple[date, str],
+        key: tuple[At, str],
         build: Callable[[], np.ndarray],
         *,
         nbytes: int | None = None,
@@ -339,33 +351,67 @@ class BitmapEngine(IbisEngine):
 
         return self.kept.population(index_date, build)
 
-    def rule_bits(self, rule: Model, index_date: date, population: Population) -> np.ndarray:
+    def entry_population(self, entry: Entry, index_date: date) -> Population:
+        """The people entered by ``entry``, at their own entry dates (``entrykeep.py``); their
+        temporary table stays on the connection for the entry's rules."""
+
+        def build() -> Population:
+            self.execute(entered_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
+            rows = self.fetch(f"SELECT * FROM {table_name(entry_key(entry))} ORDER BY i")
+            return Population.from_arrow(rows, len(self.ids))
+
+        return self.kept.population(entry_key(entry), build)
+
+    def rule_bits(
+        self,
+        rule: Model,
+        index_date: date,
+        population: Population,
+        entry: Entry | None = None,
+    ) -> np.ndarray:
+        """The rule's bitmap at ``index_date``, or with ``entry`` at each person's entry date
+        (``population`` is then ``entry_population``'s)."""
         kind, body = rule_kind(rule), rule_body(rule)
         if kind in ("any_of", "all_of"):
-            parts = [self.rule_bits(r, index_date, population) for r in body]
+            parts = [self.rule_bits(r, index_date, population, entry) for r in body]
             combine = np.bitwise_or if kind == "any_of" else np.bitwise_and
             return combine.reduce(parts)
         if kind == "none_of":
-            parts = [self.rule_bits(r, index_date, population) for r in body]
+            parts = [self.rule_bits(r, index_date, population, entry) for r in body]
             return ~np.bitwise_or.reduce(parts)  # the steps keep only the population
         if kind == "demographics":
             return population.demographics(body)
         if kind == "at_least":
             held = np.zeros(population.size, dtype=np.int32)
             for r in body.of:
-                held += population.mask(self.rule_bits(r, index_date, population))
+                held += population.mask(self.rule_bits(r, index_date, population, entry))
             return np.packbits(held >= body.n)
         canonical = json.dumps(
             [type(rule).__name__, rule.model_dump(mode="json")],
             sort_keys=True,
             separators=(",", ":"),
         )
-        key = (index_date, hashlib.sha256(canonical.encode()).hexdigest())
+        rule_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        if entry is not None:
+            return self.kept.bitmap(
+                (entry_key(entry), rule_hash),
+                lambda: self._entry_leaf_bits(body, index_date, entry, population.size),
+                nbytes=(population.size + 7) // 8,
+            )
         return self.kept.bitmap(
-            key,
+            (index_date, rule_hash),
             lambda: self._leaf_bits(body, index_date, population.size),
             nbytes=(population.size + 7) // 8,
         )
+
+    def _entry_leaf_bits(self, spec: Any, index_date: date, entry: Entry, size: int) -> np.ndarray:
+        """The compiler's rule relative to each entered person's entry date, read from the
+        entry's temporary table (its dates are not found again)."""
+        person = PERSON_INDEX if self.indexed else "person_id"
+        compiler = Compiler(
+            self.tables, index_date, key=person, distinct=False, entry=entry, entries=entries(entry)
+        )
+        return self._leaf_rows(compiler.leaf(spec), size)
 
     def _leaf_bits(self, spec: Any, index_date: date, size: int) -> np.ndarray:
         """One DuckDB query over the rule's rows; NumPy does the per-person part."""
@@ -443,27 +489,31 @@ class BitmapEngine(IbisEngine):
         return {name: numpy_column(table, name) for name in table.column_names}
 
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
-        """The population and the cumulative bitmap of every attrition step."""
-        population = self.population(index_date)
+        """The population and the cumulative bitmap of every attrition step (with an entry:
+        the entered people, and every step at their own entry dates)."""
+        entry = criteria.entry
+        if entry is None:
+            at: At = index_date
+            population = self.population(index_date)
+        else:
+            at = entry_key(entry)
+            population = self.entry_population(entry, index_date)
         d = criteria.demographics
         demographics = self.kept.bitmap(
-            (index_date, "demographics " + d.model_dump_json()),
+            (at, "demographics " + d.model_dump_json()),
             lambda: population.demographics(d),
         )
         steps = [population.alive, demographics]
         for kind, _, rule in criteria.steps()[1:]:
             assert rule is not None
-            bits = self.rule_bits(rule, index_date, population)
+            bits = self.rule_bits(rule, index_date, population, entry)
             steps.append(steps[-1] & (bits if kind == "include" else ~bits))
         return population, steps
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        if criteria.entry is not None:  # each person's own index date: the plain plan
-            with self.lock:
-                return IbisEngine.evaluate(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
-            descriptions = [step_description(index_date)]
+            descriptions = [step_description(index_date, criteria.entry)]
             descriptions += [d for _, d, _ in criteria.steps()]
             return Evaluation(
                 index_date=index_date,
@@ -472,18 +522,12 @@ class BitmapEngine(IbisEngine):
             )
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
-        if criteria.entry is not None:
-            with self.lock:
-                return IbisEngine.persons(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
         """Record-key sums per attrition step and per cell, over the kept bitmaps."""
-        if criteria.entry is not None:
-            with self.lock:
-                return IbisEngine.keys(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             units = self.units()

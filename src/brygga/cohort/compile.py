@@ -94,6 +94,8 @@ class Compiler:
     With ``entry`` every person has their own index date (``population.ENTRY_DATE``): each
     rule's table is joined to the entered people's dates and windows are offsets from them;
     the optimized region's summaries (which hold one window end for everyone) are not used.
+    ``entries``: those dates found already (``entrykeep.entries``: the bitmap engine keeps
+    them), instead of finding them again in every rule's query.
     """
 
     def __init__(
@@ -104,13 +106,14 @@ class Compiler:
         key: str = "person_id",
         distinct: bool = True,
         entry: Entry | None = None,
+        entries: ir.Table | None = None,
     ) -> None:
         self.tables = tables
         self.index_date = index_date
         self.key = key
         self.distinct = distinct
         self.entry = entry
-        self._entries: ir.Table | None = None
+        self._entries: ir.Table | None = entries
 
     def compile(self, criteria: Criteria) -> Compiled:
         flags = self.population()

@@ -47,7 +47,14 @@ from brygga.records import optimize
 
 # The modules that decide what a rule's person set is (read as files: ``bitmaps`` imports
 # the engines, which import this module).
-_SOURCES = ("criteria.py", "compile.py", "population.py", "bitmaps.py", "stored.py")
+_SOURCES = (
+    "criteria.py",
+    "compile.py",
+    "population.py",
+    "bitmaps.py",
+    "entrykeep.py",
+    "stored.py",
+)
 
 
 def _semantics() -> str:
@@ -117,11 +124,13 @@ class StoredSets:
             "size": len(self.array("person_id")),
         }
 
-    def _file(self, key: tuple[date, str]) -> Path:
-        day, rule = key
-        return self.bitmaps / f"{day.isoformat()}-{self.semantics}-{rule}.bits"
+    def _file(self, key: tuple[date | str, str]) -> Path:
+        # An index date, or an entry definition's key (``entrykeep.entry_key``).
+        at, rule = key
+        prefix = at.isoformat() if isinstance(at, date) else at
+        return self.bitmaps / f"{prefix}-{self.semantics}-{rule}.bits"
 
-    def bitmap(self, key: tuple[date, str], nbytes: int) -> np.ndarray | None:
+    def bitmap(self, key: tuple[date | str, str], nbytes: int) -> np.ndarray | None:
         """A rule's kept bitmap (packed bits of ``nbytes``), or None."""
         path = self._file(key)
         try:
@@ -138,7 +147,7 @@ class StoredSets:
             self.hits += 1
         return bits
 
-    def keep(self, key: tuple[date, str], bits: np.ndarray) -> None:
+    def keep(self, key: tuple[date | str, str], bits: np.ndarray) -> None:
         """Write a computed rule bitmap for later processes: atomically, and quietly not at
         all on a read-only region folder or when ``MAX_FILES`` are kept already."""
         path = self._file(key)

@@ -1,0 +1,79 @@
+"""Each person's own index date (``entry``) on the DuckDB engine, kept like an index date.
+
+A global question reuses its index date's population and its rules' bitmaps; an ``entry``
+question asked through the plain plan (``compile.py``) would instead find every person's entry
+date again (a grouping over every record of the entry event), join the population and every
+rule to those dates, and keep nothing. The bitmap engine (``bitmaps.py``) therefore keeps, per
+entry definition (``entry_key``: a hash of the ``entry`` block; the engine belongs to one
+region and its kept bitmaps on disk to one optimized database):
+
+* the **entered people** as a DuckDB temporary table (``table_name``): dense index ``i``,
+  ``person_id``, ``entry_date`` and the population columns at that date
+  (``population.population_at_entry``, the one definition: under observation on the entry date,
+  no death before it). Fetched once, it becomes the engine's ``Population`` for that entry
+  (ages at each person's entry date; alive = entered);
+* one **bitmap per rule**, keyed by (entry key, rule hash) in the same ``Kept`` as the global
+  rules (and on disk like them, ``stored.py``): the compiler's rule relative to each person's
+  entry date, reading the entered people from the temporary table (``entries``) rather than
+  finding the entry dates again.
+
+A question is then the same bitmap algebra as a global one, with the same answers as the
+plain plan (the spec tests run every engine, on hand-made rows and generated ones).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ENTRY_PREFIX", "entered_sql", "entries", "entry_key", "table_name"]
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from brygga.cohort.compile import Compiler
+from brygga.cohort.criteria import Entry
+from brygga.cohort.population import ENTRY_DATE, Tables
+from brygga.records.optimize import PERSON_INDEX
+
+# The first part of an entry's keys (kept populations, rule bitmaps and their file names):
+# never an ISO date, so an entry's bitmaps never meet an index date's.
+ENTRY_PREFIX = "entry-"
+
+
+def entry_key(entry: Entry) -> str:
+    """The entry definition's key: a hash of its canonical JSON (event, occurrence, period)."""
+    canonical = json.dumps(entry.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return ENTRY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def table_name(key: str) -> str:
+    """The DuckDB temporary table of an entry's entered people."""
+    return "brygga_" + key.replace("-", "_")
+
+
+def entered_sql(
+    tables: Tables,
+    entry: Entry,
+    index_date: date,
+    index_table: str,
+    to_sql: Callable[[Any], str],
+) -> str:
+    """The statement creating the entry's temporary table: everyone entered, with their dense
+    index ``i`` (the index table's ``person_index``) and what the population needs."""
+    people = to_sql(Compiler(tables, index_date, entry=entry).population())
+    return (
+        f"CREATE OR REPLACE TEMP TABLE {table_name(entry_key(entry))} AS "
+        f"SELECT x.{PERSON_INDEX} AS i, p.* FROM ({people}) p "
+        f"JOIN {index_table} x ON p.person_id = x.person_id"
+    )
+
+
+def entries(entry: Entry) -> ir.Table:
+    """The entry's temporary table as the compiler's ``entries`` (person_id, entry_date). An
+    unbound Ibis table: it compiles to the table's name, which DuckDB resolves on the engine's
+    connection (where ``entered_sql`` created it)."""
+    return ibis.table({"person_id": "int64", ENTRY_DATE: "date"}, name=table_name(entry_key(entry)))
