@@ -10,7 +10,7 @@ diabetes started on metformin, without an earlier diabetes drug, aged 40-75.
   person's entry date.
 
 Both on the DuckDB engine over the region's optimized database, both kept the same way
-(``cohort/bitmaps.py``, ``cohort/entrykeep.py``): a population per index date or per entry
+(``cohort/bitmaps.py``, ``cohort/_entrykeep.py``): a population per index date or per entry
 definition, a bitmap per rule. Bitmaps are not written to or read from disk here (a cold run
 computes its rules). For each question:
 

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from brygga.cohort._entrykeep import entry_key
 from brygga.cohort.bitmaps import Kept, Population
 from brygga.cohort.criteria import load_criteria, parse_criteria
 from brygga.cohort.engines import IbisEngine, duckdb_engine, engine_for, forget_engines
-from brygga.cohort.entrykeep import entry_key
 from brygga.cohort.feasibility import eligible_persons
 from brygga.records.store import Region
 
@@ -190,7 +190,7 @@ def test_shared_engine_answers_threads_alike(region):
     forget_engines()
 
 
-# --- Each person's own index date: kept per entry definition (cohort/entrykeep.py) ---------------
+# --- Each person's own index date: kept per entry definition (cohort/_entrykeep.py) ---------------
 
 ENTRY_E11 = {
     "event": {"condition": {"codes": ["E11"]}},

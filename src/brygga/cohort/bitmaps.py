@@ -26,7 +26,7 @@ bounded in total bytes and dropped least recently used first; the answers are th
 ``Compiled.summary``.
 
 A question with an ``entry`` (each person's own index date) is kept the same way, per entry
-definition instead of per index date (``entrykeep.py``): its entered people are the population
+definition instead of per index date (``_entrykeep.py``): its entered people are the population
 (ages at each person's entry date) and its rules' bitmaps are relative to those dates.
 """
 
@@ -47,6 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from brygga.cohort._entrykeep import days_sql, entries, entries_sql, entry_key, population_sql
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
     SEX_CONCEPTS,
@@ -61,7 +62,6 @@ from brygga.cohort.criteria import (
 )
 from brygga.cohort.engine import Evaluation
 from brygga.cohort.engines import IbisEngine
-from brygga.cohort.entrykeep import entered_sql, entries, entry_key, table_name
 from brygga.cohort.population import step_description
 from brygga.cohort.stored import StoredSets, numpy_column
 from brygga.privacy.cellkey import FeasibilityKeys, key_units
@@ -219,7 +219,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
 
 
 # What a population and its bitmaps are kept for: an index date, or an entry's key
-# (``entrykeep.entry_key``).
+# (``_entrykeep.entry_key``).
 At = date | str
 
 
@@ -352,12 +352,16 @@ class BitmapEngine(IbisEngine):
         return self.kept.population(index_date, build)
 
     def entry_population(self, entry: Entry, index_date: date) -> Population:
-        """The people entered by ``entry``, at their own entry dates (``entrykeep.py``); their
+        """The people entered by ``entry``, at their own entry dates (``_entrykeep.py``); their
         temporary table stays on the connection for the entry's rules."""
 
         def build() -> Population:
-            self.execute(entered_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
-            rows = self.fetch(f"SELECT * FROM {table_name(entry_key(entry))} ORDER BY i")
+            self.execute(entries_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
+            if self.stored is not None:
+                found = self.fetch(days_sql(entry))
+                at, day = numpy_column(found, "i"), numpy_column(found, "ymd")
+                return Population.from_arrays(**self.stored.entered(at.astype(np.int64), day))
+            rows = self.fetch(population_sql(self.tables, entry, index_date, self.to_sql))
             return Population.from_arrow(rows, len(self.ids))
 
         return self.kept.population(entry_key(entry), build)

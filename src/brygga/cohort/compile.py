@@ -94,7 +94,7 @@ class Compiler:
     With ``entry`` every person has their own index date (``population.ENTRY_DATE``): each
     rule's table is joined to the entered people's dates and windows are offsets from them;
     the optimized region's summaries (which hold one window end for everyone) are not used.
-    ``entries``: those dates found already (``entrykeep.entries``: the bitmap engine keeps
+    ``entries``: those dates found already (``_entrykeep.entries``: the bitmap engine keeps
     them), instead of finding them again in every rule's query.
     """
 

@@ -52,7 +52,7 @@ _SOURCES = (
     "compile.py",
     "population.py",
     "bitmaps.py",
-    "entrykeep.py",
+    "_entrykeep.py",
     "stored.py",
 )
 
@@ -105,6 +105,22 @@ class StoredSets:
         day = population_module.ymd(index_date)
         start, stop, death = self.array("start"), self.array("stop"), self.array("death")
         at = np.flatnonzero((start <= day) & (stop >= day) & (death > day))
+        return self._people(at, day)
+
+    def entered(self, at: np.ndarray, day: np.ndarray) -> dict[str, Any]:
+        """``population`` at each person's own entry date (``population.entered``): of the
+        people ``at`` (dense indexes, ascending) with their entry dates ``day`` (YYYYMMDD), those
+        observed on it whose death, if any, is not before it."""
+        self.populations += 1
+        start = np.asarray(self.array("start"))[at]
+        stop = np.asarray(self.array("stop"))[at]
+        death = np.asarray(self.array("death"))[at]
+        keep = (start <= day) & (stop >= day) & (death >= day)
+        return self._people(at[keep], day[keep])
+
+    def _people(self, at: np.ndarray, day: int | np.ndarray) -> dict[str, Any]:
+        """The arguments of ``Population.from_arrays`` for the people ``at``, aged on ``day``
+        (one for all, or one each)."""
         born = np.asarray(self.array("born"))[at]
         age = population_module.completed_years(day, born).astype(np.int32)
         gender = np.asarray(self.array("gender"))[at].astype(np.int64)
@@ -125,7 +141,7 @@ class StoredSets:
         }
 
     def _file(self, key: tuple[date | str, str]) -> Path:
-        # An index date, or an entry definition's key (``entrykeep.entry_key``).
+        # An index date, or an entry definition's key (``_entrykeep.entry_key``).
         at, rule = key
         prefix = at.isoformat() if isinstance(at, date) else at
         return self.bitmaps / f"{prefix}-{self.semantics}-{rule}.bits"

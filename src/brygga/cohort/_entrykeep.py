@@ -7,11 +7,13 @@ rule to those dates, and keep nothing. The bitmap engine (``bitmaps.py``) theref
 entry definition (``entry_key``: a hash of the ``entry`` block; the engine belongs to one
 region and its kept bitmaps on disk to one optimized database):
 
-* the **entered people** as a DuckDB temporary table (``table_name``): dense index ``i``,
-  ``person_id``, ``entry_date`` and the population columns at that date
-  (``population.population_at_entry``, the one definition: under observation on the entry date,
-  no death before it). Fetched once, it becomes the engine's ``Population`` for that entry
-  (ages at each person's entry date; alive = entered);
+* the **entries** as a DuckDB temporary table (``table_name``): dense index ``i``,
+  ``person_id`` and ``entry_date`` (the compiler's ``entries``: found once, not in every rule's
+  query);
+* the **entered people** as the engine's ``Population`` for that entry (ages at each person's
+  entry date; alive = entered): ``population.entered``, the one definition (under observation on
+  the entry date, no death before it), on the optimized region's arrays (``stored.entered``) or
+  as SQL (``population_sql``);
 * one **bitmap per rule**, keyed by (entry key, rule hash) in the same ``Kept`` as the global
   rules (and on disk like them, ``stored.py``): the compiler's rule relative to each person's
   entry date, reading the entered people from the temporary table (``entries``) rather than
@@ -23,7 +25,15 @@ plain plan (the spec tests run every engine, on hand-made rows and generated one
 
 from __future__ import annotations
 
-__all__ = ["ENTRY_PREFIX", "entered_sql", "entries", "entry_key", "table_name"]
+__all__ = [
+    "ENTRY_PREFIX",
+    "days_sql",
+    "entries",
+    "entries_sql",
+    "entry_key",
+    "population_sql",
+    "table_name",
+]
 
 import hashlib
 import json
@@ -55,25 +65,47 @@ def table_name(key: str) -> str:
     return "brygga_" + key.replace("-", "_")
 
 
-def entered_sql(
+def entries_sql(
     tables: Tables,
     entry: Entry,
     index_date: date,
     index_table: str,
     to_sql: Callable[[Any], str],
 ) -> str:
-    """The statement creating the entry's temporary table: everyone entered, with their dense
-    index ``i`` (the index table's ``person_index``) and what the population needs."""
-    people = to_sql(Compiler(tables, index_date, entry=entry).population())
+    """The statement creating the entry's temporary table: each person's entry date (one row
+    per person whose date lies in the period), with their dense index ``i`` (the index
+    table's ``person_index``)."""
+    found = to_sql(Compiler(tables, index_date, entry=entry).entries())
     return (
         f"CREATE OR REPLACE TEMP TABLE {table_name(entry_key(entry))} AS "
-        f"SELECT x.{PERSON_INDEX} AS i, p.* FROM ({people}) p "
-        f"JOIN {index_table} x ON p.person_id = x.person_id"
+        f"SELECT x.{PERSON_INDEX} AS i, e.person_id, e.{ENTRY_DATE} FROM ({found}) e "
+        f"JOIN {index_table} x ON e.person_id = x.person_id"
+    )
+
+
+def days_sql(entry: Entry) -> str:
+    """The temporary table's (``i``, ``ymd``: the entry date as YYYYMMDD), by ``i``."""
+    day = ENTRY_DATE
+    return (
+        f"SELECT i, (year({day}) * 10000 + month({day}) * 100 + day({day}))::INTEGER AS ymd "
+        f"FROM {table_name(entry_key(entry))} ORDER BY i"
+    )
+
+
+def population_sql(
+    tables: Tables, entry: Entry, index_date: date, to_sql: Callable[[Any], str]
+) -> str:
+    """The entered people with their dense index ``i``, by ``i``: what ``Population.from_arrow``
+    reads (a region without arrays)."""
+    people = to_sql(Compiler(tables, index_date, entry=entry, entries=entries(entry)).population())
+    return (
+        f"SELECT e.i, p.* FROM ({people}) p "
+        f"JOIN {table_name(entry_key(entry))} e ON p.person_id = e.person_id ORDER BY 1"
     )
 
 
 def entries(entry: Entry) -> ir.Table:
     """The entry's temporary table as the compiler's ``entries`` (person_id, entry_date). An
     unbound Ibis table: it compiles to the table's name, which DuckDB resolves on the engine's
-    connection (where ``entered_sql`` created it)."""
+    connection (where ``entries_sql`` created it)."""
     return ibis.table({"person_id": "int64", ENTRY_DATE: "date"}, name=table_name(entry_key(entry)))
