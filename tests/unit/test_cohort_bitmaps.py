@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from brygga.cohort._entrykeep import entry_key
+from brygga.cohort._entrykeep import entry_key, table_name
 from brygga.cohort.bitmaps import Kept, Population
 from brygga.cohort.criteria import load_criteria, parse_criteria
 from brygga.cohort.engines import IbisEngine, duckdb_engine, engine_for, forget_engines
@@ -285,3 +285,12 @@ def test_entry_questions_are_kept_per_entry_definition(engines, monkeypatch):
         INDEX,
     }
     assert bitmaps.evaluate(first, INDEX) == answer == plain.evaluate(first, INDEX)
+
+    # An entry's temporary table lives as long as its kept population.
+    bitmaps.kept.populations.clear()
+    bitmaps.evaluate(first, INDEX)
+    tables = bitmaps.fetch(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary "
+        "AND starts_with(table_name, 'brygga_entry_')"
+    )
+    assert tables.column("table_name").to_pylist() == [table_name(entry_key(first.entry))]

@@ -32,12 +32,13 @@ __all__ = [
     "entries_sql",
     "entry_key",
     "population_sql",
+    "stale_sql",
     "table_name",
 ]
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -80,6 +81,17 @@ def entries_sql(
         f"CREATE OR REPLACE TEMP TABLE {table_name(entry_key(entry))} AS "
         f"SELECT x.{PERSON_INDEX} AS i, e.person_id, e.{ENTRY_DATE} FROM ({found}) e "
         f"JOIN {index_table} x ON e.person_id = x.person_id"
+    )
+
+
+def stale_sql(kept: Iterable[object]) -> str:
+    """The temporary tables of entries no longer kept (``kept``: the keys of the kept
+    populations), to be dropped: an entry's table lives as long as its population."""
+    names = ", ".join(f"'{table_name(k)}'" for k in kept if isinstance(k, str)) or "''"
+    prefix = table_name(ENTRY_PREFIX)
+    return (
+        "SELECT table_name FROM duckdb_tables() WHERE temporary "
+        f"AND starts_with(table_name, '{prefix}') AND table_name NOT IN ({names})"
     )
 
 

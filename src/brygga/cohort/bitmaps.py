@@ -47,7 +47,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from brygga.cohort._entrykeep import days_sql, entries, entries_sql, entry_key, population_sql
+from brygga.cohort._entrykeep import (
+    days_sql,
+    entries,
+    entries_sql,
+    entry_key,
+    population_sql,
+    stale_sql,
+)
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
     SEX_CONCEPTS,
@@ -356,6 +363,8 @@ class BitmapEngine(IbisEngine):
         temporary table stays on the connection for the entry's rules."""
 
         def build() -> Population:
+            for row in self.fetch(stale_sql(self.kept.populations)).to_pylist():
+                self.execute(f"DROP TABLE IF EXISTS {row['table_name']}")
             self.execute(entries_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
             if self.stored is not None:
                 found = self.fetch(days_sql(entry))
