@@ -9,7 +9,8 @@ region and its kept bitmaps on disk to one optimized database):
 
 * the **entries** as a DuckDB temporary table (``table_name``): dense index ``i``,
   ``person_id`` and ``entry_date`` (the compiler's ``entries``: found once, not in every rule's
-  query);
+  query); on an optimized region also on disk (``stored.StoredSets.entries``: dense index and
+  entry date), so that a new process asking a kept entry question needs no query at all;
 * the **entered people** as the engine's ``Population`` for that entry (ages at each person's
   entry date; alive = entered): ``population.entered``, the one definition (under observation on
   the entry date, no death before it), on the optimized region's arrays (``stored.entered``) or
@@ -32,6 +33,7 @@ __all__ = [
     "entries_sql",
     "entry_key",
     "population_sql",
+    "present_sql",
     "stale_sql",
     "table_name",
 ]
@@ -84,15 +86,23 @@ def entries_sql(
     )
 
 
-def stale_sql(kept: Iterable[object]) -> str:
+def stale_sql(kept: Iterable[object], current: str) -> str:
     """The temporary tables of entries no longer kept (``kept``: the keys of the kept
-    populations), to be dropped: an entry's table lives as long as its population."""
-    names = ", ".join(f"'{table_name(k)}'" for k in kept if isinstance(k, str)) or "''"
+    populations; ``current``: the entry being asked), to be dropped: an entry's table lives
+    about as long as its population."""
+    keys = [k for k in kept if isinstance(k, str)] + [current]
+    names = ", ".join(f"'{table_name(k)}'" for k in keys)
     prefix = table_name(ENTRY_PREFIX)
     return (
         "SELECT table_name FROM duckdb_tables() WHERE temporary "
         f"AND starts_with(table_name, '{prefix}') AND table_name NOT IN ({names})"
     )
+
+
+def present_sql(entry: Entry) -> str:
+    """A row when the entry's temporary table is on the connection."""
+    name = table_name(entry_key(entry))
+    return f"SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = '{name}'"
 
 
 def days_sql(entry: Entry) -> str:

@@ -53,6 +53,7 @@ from brygga.cohort._entrykeep import (
     entries_sql,
     entry_key,
     population_sql,
+    present_sql,
     stale_sql,
 )
 from brygga.cohort.compile import Compiler
@@ -362,18 +363,30 @@ class BitmapEngine(IbisEngine):
         """The people entered by ``entry``, at their own entry dates (``_entrykeep.py``); their
         temporary table stays on the connection for the entry's rules."""
 
+        key = entry_key(entry)
+
         def build() -> Population:
-            for row in self.fetch(stale_sql(self.kept.populations)).to_pylist():
-                self.execute(f"DROP TABLE IF EXISTS {row['table_name']}")
-            self.execute(entries_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
             if self.stored is not None:
-                found = self.fetch(days_sql(entry))
-                at, day = numpy_column(found, "i"), numpy_column(found, "ymd")
-                return Population.from_arrays(**self.stored.entered(at.astype(np.int64), day))
+                kept = self.stored.entries(key)  # kept by an earlier process: no query
+                if kept is None:
+                    self._entry_table(entry, index_date)
+                    found = self.fetch(days_sql(entry))
+                    kept = numpy_column(found, "i").astype(np.int64), numpy_column(found, "ymd")
+                    self.stored.keep_entries(key, *kept)
+                return Population.from_arrays(**self.stored.entered(*kept))
+            self._entry_table(entry, index_date)
             rows = self.fetch(population_sql(self.tables, entry, index_date, self.to_sql))
             return Population.from_arrow(rows, len(self.ids))
 
-        return self.kept.population(entry_key(entry), build)
+        return self.kept.population(key, build)
+
+    def _entry_table(self, entry: Entry, index_date: date) -> None:
+        """The entry's temporary table on the connection, created unless it is there; those
+        of entries no longer kept dropped."""
+        for row in self.fetch(stale_sql(self.kept.populations, entry_key(entry))).to_pylist():
+            self.execute(f"DROP TABLE {row['table_name']}")
+        if not self.fetch(present_sql(entry)).num_rows:
+            self.execute(entries_sql(self.tables, entry, index_date, self.index_table, self.to_sql))
 
     def rule_bits(
         self,
@@ -421,6 +434,7 @@ class BitmapEngine(IbisEngine):
         """The compiler's rule relative to each entered person's entry date, read from the
         entry's temporary table (its dates are not found again)."""
         person = PERSON_INDEX if self.indexed else "person_id"
+        self._entry_table(entry, index_date)  # a population read from disk needs it now
         compiler = Compiler(
             self.tables, index_date, key=person, distinct=False, entry=entry, entries=entries(entry)
         )

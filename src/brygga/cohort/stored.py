@@ -13,7 +13,9 @@ pay for opening the database and loading Ibis' compiler first. With the arrays
   first, ``population.completed_years``), restated on arrays. The agreement tests hold the two
   together on every engine;
 * each **rule bitmap** computed once on this database is written to ``bitmaps/`` (packed bits,
-  one small file each) and read back by any later process asking the same rule on the same day.
+  one small file each) and read back by any later process asking the same rule on the same day;
+  so are an ``entry``'s entries (each entered person's dense index and entry date,
+  ``_entrykeep.py``) and its rules' bitmaps, keyed by the entry definition.
 
 Only when a question needs a rule that no process has computed yet does the engine open its
 DuckDB connection (``engines.duckdb_engine`` opens it lazily).
@@ -162,6 +164,34 @@ class StoredSets:
         with self.lock:
             self.hits += 1
         return bits
+
+    def _entries_file(self, key: str) -> Path:
+        return self.bitmaps / f"{key}-{self.semantics}.entries.npy"
+
+    def entries(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """An entry definition's kept entries (``_entrykeep.py``): each entered person's dense
+        index (ascending) and entry date (YYYYMMDD); None when no process kept them."""
+        try:
+            both = np.load(self._entries_file(key))
+        except (OSError, ValueError):
+            return None
+        if both.ndim != 2 or len(both) != 2:  # never expected; not trusted
+            return None
+        return both[0].astype(np.int64), both[1]
+
+    def keep_entries(self, key: str, at: np.ndarray, day: np.ndarray) -> None:
+        """Write an entry definition's entries for later processes, as ``keep`` does."""
+        path = self._entries_file(key)
+        try:
+            self.bitmaps.mkdir(exist_ok=True)
+            if len(os.listdir(self.bitmaps)) >= MAX_FILES:
+                return
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(tmp, "wb") as out:
+                np.save(out, np.stack([at.astype(np.int32), day.astype(np.int32)]))
+            os.replace(tmp, path)
+        except OSError:
+            return
 
     def keep(self, key: tuple[date | str, str], bits: np.ndarray) -> None:
         """Write a computed rule bitmap for later processes: atomically, and quietly not at
