@@ -33,14 +33,12 @@ __all__ = [
     "entries_sql",
     "entry_key",
     "population_sql",
-    "present_sql",
-    "stale_sql",
     "table_name",
 ]
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -84,25 +82,6 @@ def entries_sql(
         f"SELECT x.{PERSON_INDEX} AS i, e.person_id, e.{ENTRY_DATE} FROM ({found}) e "
         f"JOIN {index_table} x ON e.person_id = x.person_id"
     )
-
-
-def stale_sql(kept: Iterable[object], current: str) -> str:
-    """The temporary tables of entries no longer kept (``kept``: the keys of the kept
-    populations; ``current``: the entry being asked), to be dropped: an entry's table lives
-    about as long as its population."""
-    keys = [k for k in kept if isinstance(k, str)] + [current]
-    names = ", ".join(f"'{table_name(k)}'" for k in keys)
-    prefix = table_name(ENTRY_PREFIX)
-    return (
-        "SELECT table_name FROM duckdb_tables() WHERE temporary "
-        f"AND starts_with(table_name, '{prefix}') AND table_name NOT IN ({names})"
-    )
-
-
-def present_sql(entry: Entry) -> str:
-    """A row when the entry's temporary table is on the connection."""
-    name = table_name(entry_key(entry))
-    return f"SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = '{name}'"
 
 
 def days_sql(entry: Entry) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 __all__ = ["Compiled", "Compiler", "compile_criteria", "prefix_range"]
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import ibis
@@ -503,10 +503,19 @@ class Compiler:
             start = t[ENTRY_DATE]
             before = 0 if within is None else within.days_before
             after = 0 if within is None else within.days_after
+            # The same window around the period (every entry date lies in it) as constants
+            # too: implied, but an engine skips the row groups of other dates with them (event
+            # tables sorted by code and date).
+            period = self.entry.period
             condition = day <= start + ibis.interval(days=after)
+            if (last := _shifted(period.end, after)) is not None:
+                condition &= day <= last
             if within is None:
                 return condition
-            return condition & (day >= start - ibis.interval(days=before))
+            condition &= day >= start - ibis.interval(days=before)
+            if (first := _shifted(period.start, -before)) is not None:
+                condition &= day >= first
+            return condition
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)
@@ -565,6 +574,14 @@ class Compiler:
         if t is None:
             raise AssertionError(f"region has no {name} table")  # Region.open guarantees it
         return t
+
+
+def _shifted(day: date, days: int) -> date | None:
+    """``day`` moved by ``days``; None beyond the calendar (no bound then)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return None
 
 
 def prefix_range(column: ir.StringValue, prefix: str) -> ir.BooleanValue:
