@@ -19,7 +19,9 @@ computes its rules). For each question:
 * **warm**: everything kept (median of ``--repeat`` runs).
 
 Prints the milliseconds (wall and CPU) of each and the ratios entry / global (issue 19: within
-2x at Stockholm 1.0), with the load average at the start and the end.
+2x at Stockholm 1.0), with the load average at the start and the end; and, for comparison, the
+entry question through the plain plan (one query, nothing kept: how the engine answered it
+before), checked to give the same answer.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from datetime import date
 from pathlib import Path
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.cohort.engines import duckdb_engine
+from brygga.cohort.engines import IbisEngine, duckdb_engine
 from brygga.records import optimize
 from brygga.records.store import Region
 
@@ -135,10 +137,28 @@ def main(argv: list[str] | None = None) -> None:
                 for kind in ("first", "cold", "warm")
             )
         )
+    # For comparison, the plain plan (the population and every rule joined to the entry dates
+    # in one query, nothing kept): how the DuckDB engine answered entry questions before.
+    plain = []
+    for _ in range(args.repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        answer = IbisEngine.evaluate(engine, questions["entry"], INDEX)
+        plain.append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+        assert answer == engine.evaluate(questions["entry"], INDEX), "the two plans disagree"
+    print(
+        f"entry, plain plan: first {plain[0][0]:.1f} ms (CPU {plain[0][1]:.1f}); again "
+        f"{statistics.median(w for w, _ in plain[1:] or plain):.1f} ms "
+        f"(CPU {statistics.median(c for _, c in plain[1:] or plain):.1f})"
+    )
     print(
         "entry / global: "
         + ", ".join(
             f"{kind} {figures['entry', kind][0] / max(figures['global', kind][0], 0.05):.2f}x"
+            for kind in ("first", "cold", "warm")
+        )
+        + "; CPU "
+        + ", ".join(
+            f"{kind} {figures['entry', kind][1] / max(figures['global', kind][1], 0.05):.2f}x"
             for kind in ("first", "cold", "warm")
         )
         + f"; load {os.getloadavg()[0]:.1f}"
