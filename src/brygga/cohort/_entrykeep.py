@@ -48,7 +48,8 @@ import ibis.expr.types as ir
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import Entry
 from brygga.cohort.population import ENTRY_DATE, Tables
-from brygga.records.optimize import PERSON_INDEX
+from brygga.records import schema
+from brygga.records.optimize import PERSON_INDEX, first_table
 
 # The first part of an entry's keys (kept populations, rule bitmaps and their file names):
 # never an ISO date, so an entry's bitmaps never meet an index date's.
@@ -76,12 +77,38 @@ def entries_sql(
     """The statement creating the entry's temporary table: each person's entry date (one row
     per person whose date lies in the period), with their dense index ``i`` (the index
     table's ``person_index``)."""
+    name = table_name(entry_key(entry))
+    firsts = _first_dates(tables, entry, index_date)
+    if firsts is not None:
+        return (
+            f"CREATE OR REPLACE TEMP TABLE {name} AS "
+            f"SELECT e.{PERSON_INDEX} AS i, x.person_id, e.{ENTRY_DATE} FROM ({to_sql(firsts)}) e "
+            f"JOIN {index_table} x ON e.{PERSON_INDEX} = x.{PERSON_INDEX}"
+        )
     found = to_sql(Compiler(tables, index_date, entry=entry).entries())
     return (
-        f"CREATE OR REPLACE TEMP TABLE {table_name(entry_key(entry))} AS "
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
         f"SELECT x.{PERSON_INDEX} AS i, e.person_id, e.{ENTRY_DATE} FROM ({found}) e "
         f"JOIN {index_table} x ON e.person_id = x.person_id"
     )
+
+
+def _first_dates(tables: Tables, entry: Entry, index_date: date) -> ir.Table | None:
+    """``Compiler.entries`` of a ``first`` entry without a value range, read from the optimized
+    region's first dates (``records/optimize.py``: each code's first date per person, far fewer
+    rows than the records): a person's first record of the codes is the earliest first date of
+    those codes. (person_index, entry_date); None where that table is missing."""
+    spec = entry.spec
+    if entry.occurrence != "first" or getattr(spec, "value", None) is not None:
+        return None
+    firsts = tables.table(first_table(spec.TABLE))
+    if firsts is None or PERSON_INDEX not in firsts.columns:
+        return None
+    rows = firsts.filter(Compiler(tables, index_date).codes_ok(firsts, spec, spec.codeset))
+    day = rows[schema.table(spec.TABLE).date_column]
+    dates = rows.group_by(PERSON_INDEX).aggregate(**{ENTRY_DATE: day.min()})
+    when = dates[ENTRY_DATE]
+    return dates.filter((when >= entry.period.start) & (when <= entry.period.end))
 
 
 def days_sql(entry: Entry) -> str:
