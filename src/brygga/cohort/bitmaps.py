@@ -367,12 +367,16 @@ class BitmapEngine(IbisEngine):
 
         def build() -> Population:
             if self.stored is not None:
-                kept = self.stored.entries(key)  # kept by an earlier process: no query
+                # Kept on disk like the rule bitmaps (and not when they are not): an earlier
+                # process's entries need no query.
+                disk = self.kept.stored
+                kept = None if disk is None else disk.entries(key)
                 if kept is None:
                     self._entry_table(entry, index_date)
                     found = self.fetch(days_sql(entry))
                     kept = numpy_column(found, "i").astype(np.int64), numpy_column(found, "ymd")
-                    self.stored.keep_entries(key, *kept)
+                    if disk is not None:
+                        disk.keep_entries(key, *kept)
                 return Population.from_arrays(**self.stored.entered(*kept))
             self._entry_table(entry, index_date)
             rows = self.fetch(population_sql(self.tables, entry, index_date, self.to_sql))
