@@ -446,7 +446,12 @@ class BitmapEngine(IbisEngine):
         person = PERSON_INDEX if self.indexed else "person_id"
         self._entry_table(entry, index_date)  # a population read from disk needs it now
         compiler = Compiler(
-            self.tables, index_date, key=person, distinct=False, entry=entry, entries=entries(entry)
+            self.tables,
+            index_date,
+            key=person,
+            distinct=False,
+            entry=entry,
+            entries=entries(entry, person),
         )
         return self._leaf_rows(compiler.leaf(spec), size)
 

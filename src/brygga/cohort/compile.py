@@ -167,7 +167,9 @@ class Compiler:
         t = self.table(name)
         if self.entry is None:
             return t
-        return t.join(self.entries(), "person_id")
+        entries = self.entries()
+        # Kept entries may carry the rules' key (``person_index``): the cheaper join.
+        return t.join(entries, self.key if self.key in entries.columns else "person_id")
 
     @staticmethod
     def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:
