@@ -94,6 +94,42 @@ def test_population_and_bitmaps_come_from_disk_in_a_new_engine(tmp_path):
     )
 
 
+def test_an_entry_question_comes_from_disk_in_a_new_engine(tmp_path):
+    """Each person's own index date: the entries and the rules' bitmaps kept on disk too."""
+    region = region_with_people(tmp_path)
+    entry = {
+        "event": {"condition": {"codes": ["E11"]}},
+        "period": {"from": "2014-01-01", "to": "2019-12-31"},
+    }
+    criteria = parse_criteria(
+        {
+            "entry": entry,
+            "include": [{"condition": {"codes": ["I21"], "within": {"days_after": 3650}}}],
+            "exclude": [{"death": {"within": {"days_after": 3650}}}],
+        }
+    )
+    reference = open_engine("reference", region).evaluate(criteria, INDEX)
+    assert reference.steps[0][1] == 6 and reference.count == 1  # 3's I21 in 2024
+    optimize.build(region, threads=1)
+
+    first = duckdb_engine(region)
+    assert first.evaluate(criteria, INDEX) == reference
+    assert (first.stored.hits, first.stored.misses, first.stored.writes) == (0, 2, 2)
+
+    second = duckdb_engine(region)
+    assert second.evaluate(criteria, INDEX) == reference
+    assert (second.stored.hits, second.stored.misses) == (2, 0)
+    assert callable(second.tables._present), "the DuckDB connection was opened"
+    assert second.persons(criteria, INDEX) == open_engine("reference", region).persons(
+        criteria, INDEX
+    )
+    # A rule not kept yet: computed on the connection (the entries' table created there).
+    more = parse_criteria(
+        {"entry": entry, "exclude": [{"death": {"within": {"days_after": 3300}}}]}
+    )
+    assert second.evaluate(more, INDEX) == open_engine("reference", region).evaluate(more, INDEX)
+
+
 def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
     region = region_with_people(tmp_path)
     optimize.build(region, threads=1)

@@ -396,6 +396,28 @@ def test_entry_first_occurrence_must_lie_in_the_period(spec):
     assert spec.persons(region, entry_doc("latest")) == [1, 2, 3, 4, 7]
 
 
+def test_the_same_rule_under_two_entries_and_an_index_date(spec):
+    """One engine, one rule, three answers: the DuckDB engine keeps a rule's person set per
+    entry definition (and per index date), never one for another."""
+    people = [person(i) for i in range(1, 5)]
+    rows = [
+        *(event("condition", i, "E119", date(2016, 5, 1)) for i in (1, 2, 3)),
+        event("condition", 1, "E119", date(2019, 5, 1)),
+        event("drug", 1, "A10BA02", date(2019, 5, 11)),  # after 1's latest E11, not the first
+        event("drug", 2, "A10BA02", date(2016, 5, 11)),  # after 2's first (and latest) E11
+        event("drug", 4, "A10BA02", date(2016, 5, 11)),  # 4 never enters
+    ]
+    region = spec.region(people, rows)
+    drug = {"drug": {"codes": ["A10BA02"], "within": {"days_after": 30}}}
+    first, latest = entry_doc(include=[drug]), entry_doc("latest", include=[drug])
+    at_index = {"include": [{"drug": {"codes": ["A10BA02"], "within": {"days_before": 3650}}}]}
+    for _ in range(2):  # asked again, from what the engine kept
+        assert spec.persons(region, first) == [2]
+        assert spec.persons(region, latest) == [1, 2]
+        assert spec.persons(region, at_index) == [1, 2, 4]
+        assert spec.persons(region, entry_doc(exclude=[drug])) == [1, 3]
+
+
 def test_entry_needs_observation_on_the_entry_date_and_keeps_later_deaths(spec):
     entry_day = date(2017, 3, 1)
     people = [person(i) for i in range(1, 8)]

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from brygga.cohort._entrykeep import entry_key, table_name
 from brygga.cohort.bitmaps import Kept, Population
 from brygga.cohort.criteria import load_criteria, parse_criteria
 from brygga.cohort.engines import IbisEngine, duckdb_engine, engine_for, forget_engines
@@ -187,3 +188,109 @@ def test_shared_engine_answers_threads_alike(region):
     assert results[0] == results[2] == expected
     assert results[1] == results[3]
     forget_engines()
+
+
+# --- Each person's own index date: kept per entry definition (cohort/_entrykeep.py) ---------------
+
+ENTRY_E11 = {
+    "event": {"condition": {"codes": ["E11"]}},
+    "period": {"from": "2012-01-01", "to": "2023-12-31"},
+}
+ENTRY_RULES = {
+    "demographics": {"age": {"min": 40, "max": 80}},
+    "include": [
+        {"drug": {"codes": ["A10BA02"], "within": {"days_after": 90}}},
+        {
+            "at_least": {
+                "n": 1,
+                "of": [
+                    {"condition": {"codes": ["I10"]}},
+                    {
+                        "measurement": {
+                            "codes": ["TC"],
+                            "value": {"min": 5},
+                            "latest": True,
+                            "within": {"days_before": 1825},
+                        }
+                    },
+                    {
+                        "all_of": [
+                            {"demographics": {"sex": ["male"]}},
+                            {"condition": {"codes": ["I"]}},
+                        ]
+                    },
+                ],
+            }
+        },
+    ],
+    "exclude": [
+        {"drug": {"codes": ["A10"], "within": {"days_before": 3650, "days_after": -1}}},
+        {"none_of": [{"visit": {"within": {"days_before": 730, "days_after": 365}}}]},
+    ],
+}
+ENTRIES = {
+    "first": {"entry": ENTRY_E11, **ENTRY_RULES},
+    "latest": {"entry": {**ENTRY_E11, "occurrence": "latest"}, **ENTRY_RULES},
+    "death": {
+        "entry": {
+            "event": {"condition": {"codes": ["I21"]}},
+            "period": {"from": "2010-01-01", "to": "2024-06-01"},
+        },
+        "include": [
+            {"death": {"within": {"days_after": 365}}},
+            {"drug": {"codes": ["C07"], "exposure": {"min_days": 60}}},
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_entry_questions_agree_with_the_sql_plan(engines, name):
+    bitmaps, plain = engines
+    criteria = parse_criteria(ENTRIES[name])
+    expected = plain.evaluate(criteria, INDEX)
+    assert expected.steps[0][1] > 0  # people entered: the question is not vacuous
+    assert bitmaps.evaluate(criteria, INDEX) == expected
+    assert bitmaps.evaluate(criteria, INDEX) == expected  # from the kept bitmaps
+    assert bitmaps.persons(criteria, INDEX) == plain.persons(criteria, INDEX)
+    assert bitmaps.keys(criteria, INDEX) == plain.keys(criteria, INDEX)
+
+
+def test_entry_questions_are_kept_per_entry_definition(engines, monkeypatch):
+    bitmaps, plain = engines
+    first, latest = parse_criteria(ENTRIES["first"]), parse_criteria(ENTRIES["latest"])
+    bitmaps.kept.populations.clear()
+    bitmaps.kept.drop_bitmaps()
+    answer = bitmaps.evaluate(first, INDEX)
+    assert list(bitmaps.kept.populations) == [entry_key(first.entry)]
+    # A10BA02, I10, TC, I, A10, the visit (demographics are not leaves)
+    leaves = {k for k in bitmaps.kept.bitmaps if not k[1].startswith("demographics")}
+    assert len(leaves) == 6 and {k[0] for k in leaves} == {entry_key(first.entry)}
+
+    # Asked again, from what is kept: neither the entered people nor a rule is computed.
+    monkeypatch.setattr(bitmaps, "execute", lambda sql: pytest.fail(f"computed again: {sql}"))
+    monkeypatch.setattr(bitmaps, "fetch", lambda sql: pytest.fail(f"computed again: {sql}"))
+    assert bitmaps.evaluate(first, INDEX) == answer
+    monkeypatch.undo()
+
+    # Another entry definition with the same rules has its own people and bitmaps; so has an
+    # index date. Neither changes the first one's answer.
+    assert bitmaps.evaluate(latest, INDEX) == plain.evaluate(latest, INDEX)
+    assert entry_key(latest.entry) != entry_key(first.entry)
+    glob = parse_criteria({k: v for k, v in ENTRIES["first"].items() if k != "entry"})
+    assert bitmaps.evaluate(glob, INDEX) == plain.evaluate(glob, INDEX)
+    assert {k[0] for k in bitmaps.kept.bitmaps} == {
+        entry_key(first.entry),
+        entry_key(latest.entry),
+        INDEX,
+    }
+    assert bitmaps.evaluate(first, INDEX) == answer == plain.evaluate(first, INDEX)
+
+    # An entry's temporary table lives as long as its kept population.
+    bitmaps.kept.populations.clear()
+    bitmaps.evaluate(first, INDEX)
+    tables = bitmaps.fetch(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary "
+        "AND starts_with(table_name, 'brygga_entry_')"
+    )
+    assert tables.column("table_name").to_pylist() == [table_name(entry_key(first.entry))]

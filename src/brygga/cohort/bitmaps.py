@@ -24,6 +24,10 @@ cells of the final mask. Groups (``any_of``, ``all_of``, ``at_least``) combine t
 their rules, so every leaf rule is computed once whatever group it appears in. Bitmaps are
 bounded in total bytes and dropped least recently used first; the answers are those of
 ``Compiled.summary``.
+
+A question with an ``entry`` (each person's own index date) is kept the same way, per entry
+definition instead of per index date (``_entrykeep.py``): its entered people are the population
+(ages at each person's entry date) and its rules' bitmaps are relative to those dates.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from brygga.cohort._entrykeep import (
+    days_sql,
+    entries,
+    entries_sql,
+    entry_key,
+    population_sql,
+    table_name,
+)
 from brygga.cohort.codearrays import CodeArrays
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import (
@@ -49,6 +61,7 @@ from brygga.cohort.criteria import (
     Criteria,
     DeathSpec,
     Demographics,
+    Entry,
     Model,
     ValuedSpec,
     rule_body,
@@ -216,17 +229,23 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     return indices.astype(np.int32), encoded.dictionary.to_pylist()
 
 
+# What a population and its bitmaps are kept for: an index date, or an entry's key
+# (``_entrykeep.entry_key``).
+At = date | str
+
+
 class Kept:
-    """Populations (a few index dates) and rule bitmaps, least recently used dropped first."""
+    """Populations (a few index dates or entry definitions) and rule bitmaps, least recently
+    used dropped first."""
 
     def __init__(self, max_bytes: int, max_dates: int, stored: StoredSets | None = None) -> None:
         self.max_bytes, self.max_dates = max_bytes, max_dates
         self.stored = stored  # rule bitmaps kept on disk for later processes (``stored.py``)
-        self.populations: OrderedDict[date, Population] = OrderedDict()
-        self.bitmaps: OrderedDict[tuple[date, str], np.ndarray] = OrderedDict()
+        self.populations: OrderedDict[At, Population] = OrderedDict()
+        self.bitmaps: OrderedDict[tuple[At, str], np.ndarray] = OrderedDict()
         self.bytes = 0
 
-    def population(self, index_date: date, build: Callable[[], Population]) -> Population:
+    def population(self, index_date: At, build: Callable[[], Population]) -> Population:
         if index_date in self.populations:
             self.populations.move_to_end(index_date)
         else:
@@ -243,7 +262,7 @@ class Kept:
 
     def bitmap(
         self,
-        key: tuple[date, str],
+        key: tuple[At, str],
         build: Callable[[], np.ndarray],
         *,
         nbytes: int | None = None,
@@ -301,6 +320,7 @@ class BitmapEngine(IbisEngine):
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, stored)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
+        self._entry_tables: set[str] = set()  # entries' temporary tables on the connection
 
     def to_arrow(self, expr: Any) -> pa.Table:
         with self.lock:  # one DuckDB connection, shared between threads
@@ -345,33 +365,101 @@ class BitmapEngine(IbisEngine):
 
         return self.kept.population(index_date, build)
 
-    def rule_bits(self, rule: Model, index_date: date, population: Population) -> np.ndarray:
+    def entry_population(self, entry: Entry, index_date: date) -> Population:
+        """The people entered by ``entry``, at their own entry dates (``_entrykeep.py``); their
+        temporary table stays on the connection for the entry's rules."""
+
+        key = entry_key(entry)
+
+        def build() -> Population:
+            if self.stored is not None:
+                # Kept on disk like the rule bitmaps (and not when they are not): an earlier
+                # process's entries need no query.
+                disk = self.kept.stored
+                kept = None if disk is None else disk.entries(key)
+                if kept is None:
+                    self._entry_table(entry, index_date)
+                    found = self.fetch(days_sql(entry))
+                    kept = numpy_column(found, "i").astype(np.int64), numpy_column(found, "ymd")
+                    if disk is not None:
+                        disk.keep_entries(key, *kept)
+                return Population.from_arrays(**self.stored.entered(*kept))
+            self._entry_table(entry, index_date)
+            rows = self.fetch(population_sql(self.tables, entry, index_date, self.to_sql))
+            return Population.from_arrow(rows, len(self.ids))
+
+        return self.kept.population(key, build)
+
+    def _entry_table(self, entry: Entry, index_date: date) -> None:
+        """The entry's temporary table on the connection, created unless it is there; those
+        of entries no longer kept dropped. (Asking DuckDB's catalogue instead costs 10-20 ms
+        a rule.)"""
+        name = table_name(entry_key(entry))
+        kept = {table_name(k) for k in self.kept.populations if isinstance(k, str)} | {name}
+        for stale in sorted(self._entry_tables - kept):
+            self.execute(f"DROP TABLE IF EXISTS {stale}")
+            self._entry_tables.discard(stale)
+        if name not in self._entry_tables:
+            sql = entries_sql(self.tables, entry, index_date, self.index_table, self.to_sql)
+            self.execute(sql)
+            self._entry_tables.add(name)
+
+    def rule_bits(
+        self,
+        rule: Model,
+        index_date: date,
+        population: Population,
+        entry: Entry | None = None,
+    ) -> np.ndarray:
+        """The rule's bitmap at ``index_date``, or with ``entry`` at each person's entry date
+        (``population`` is then ``entry_population``'s)."""
         kind, body = rule_kind(rule), rule_body(rule)
         if kind in ("any_of", "all_of"):
-            parts = [self.rule_bits(r, index_date, population) for r in body]
+            parts = [self.rule_bits(r, index_date, population, entry) for r in body]
             combine = np.bitwise_or if kind == "any_of" else np.bitwise_and
             return combine.reduce(parts)
         if kind == "none_of":
-            parts = [self.rule_bits(r, index_date, population) for r in body]
+            parts = [self.rule_bits(r, index_date, population, entry) for r in body]
             return ~np.bitwise_or.reduce(parts)  # the steps keep only the population
         if kind == "demographics":
             return population.demographics(body)
         if kind == "at_least":
             held = np.zeros(population.size, dtype=np.int32)
             for r in body.of:
-                held += population.mask(self.rule_bits(r, index_date, population))
+                held += population.mask(self.rule_bits(r, index_date, population, entry))
             return np.packbits(held >= body.n)
         canonical = json.dumps(
             [type(rule).__name__, rule.model_dump(mode="json")],
             sort_keys=True,
             separators=(",", ":"),
         )
-        key = (index_date, hashlib.sha256(canonical.encode()).hexdigest())
+        rule_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        if entry is not None:
+            return self.kept.bitmap(
+                (entry_key(entry), rule_hash),
+                lambda: self._entry_leaf_bits(body, index_date, entry, population.size),
+                nbytes=(population.size + 7) // 8,
+            )
         return self.kept.bitmap(
-            key,
+            (index_date, rule_hash),
             lambda: self._leaf_bits(body, index_date, population.size),
             nbytes=(population.size + 7) // 8,
         )
+
+    def _entry_leaf_bits(self, spec: Any, index_date: date, entry: Entry, size: int) -> np.ndarray:
+        """The compiler's rule relative to each entered person's entry date, read from the
+        entry's temporary table (its dates are not found again)."""
+        person = PERSON_INDEX if self.indexed else "person_id"
+        self._entry_table(entry, index_date)  # a population read from disk needs it now
+        compiler = Compiler(
+            self.tables,
+            index_date,
+            key=person,
+            distinct=False,
+            entry=entry,
+            entries=entries(entry, person),
+        )
+        return self._leaf_rows(compiler.leaf(spec), size)
 
     def _leaf_bits(self, spec: Any, index_date: date, size: int) -> np.ndarray:
         """From the code arrays when they can answer the rule; else one DuckDB query over the
@@ -452,27 +540,31 @@ class BitmapEngine(IbisEngine):
         return {name: numpy_column(table, name) for name in table.column_names}
 
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
-        """The population and the cumulative bitmap of every attrition step."""
-        population = self.population(index_date)
+        """The population and the cumulative bitmap of every attrition step (with an entry:
+        the entered people, and every step at their own entry dates)."""
+        entry = criteria.entry
+        if entry is None:
+            at: At = index_date
+            population = self.population(index_date)
+        else:
+            at = entry_key(entry)
+            population = self.entry_population(entry, index_date)
         d = criteria.demographics
         demographics = self.kept.bitmap(
-            (index_date, "demographics " + d.model_dump_json()),
+            (at, "demographics " + d.model_dump_json()),
             lambda: population.demographics(d),
         )
         steps = [population.alive, demographics]
         for kind, _, rule in criteria.steps()[1:]:
             assert rule is not None
-            bits = self.rule_bits(rule, index_date, population)
+            bits = self.rule_bits(rule, index_date, population, entry)
             steps.append(steps[-1] & (bits if kind == "include" else ~bits))
         return population, steps
 
     def evaluate(self, criteria: Criteria, index_date: date) -> Evaluation:
-        if criteria.entry is not None:  # each person's own index date: the plain plan
-            with self.lock:
-                return IbisEngine.evaluate(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
-            descriptions = [step_description(index_date)]
+            descriptions = [step_description(index_date, criteria.entry)]
             descriptions += [d for _, d, _ in criteria.steps()]
             return Evaluation(
                 index_date=index_date,
@@ -481,18 +573,12 @@ class BitmapEngine(IbisEngine):
             )
 
     def persons(self, criteria: Criteria, index_date: date) -> list[int]:
-        if criteria.entry is not None:
-            with self.lock:
-                return IbisEngine.persons(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             return self.ids[population.mask(steps[-1])].tolist()
 
     def keys(self, criteria: Criteria, index_date: date) -> FeasibilityKeys:
         """Record-key sums per attrition step and per cell, over the kept bitmaps."""
-        if criteria.entry is not None:
-            with self.lock:
-                return IbisEngine.keys(self, criteria, index_date)
         with self.lock:
             population, steps = self.steps(criteria, index_date)
             units = self.units()

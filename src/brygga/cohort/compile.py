@@ -15,7 +15,7 @@ from __future__ import annotations
 __all__ = ["Compiled", "Compiler", "compile_criteria", "prefix_range"]
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from brygga.cohort.criteria import (
@@ -96,6 +96,8 @@ class Compiler:
     With ``entry`` every person has their own index date (``population.ENTRY_DATE``): each
     rule's table is joined to the entered people's dates and windows are offsets from them;
     the optimized region's summaries (which hold one window end for everyone) are not used.
+    ``entries``: those dates found already (``_entrykeep.entries``: the bitmap engine keeps
+    them), instead of finding them again in every rule's query.
     """
 
     def __init__(
@@ -106,13 +108,14 @@ class Compiler:
         key: str = "person_id",
         distinct: bool = True,
         entry: Entry | None = None,
+        entries: ir.Table | None = None,
     ) -> None:
         self.tables = tables
         self.index_date = index_date
         self.key = key
         self.distinct = distinct
         self.entry = entry
-        self._entries: ir.Table | None = None
+        self._entries: ir.Table | None = entries
 
     def compile(self, criteria: Criteria) -> Compiled:
         flags = self.population()
@@ -166,7 +169,9 @@ class Compiler:
         t = self.table(name)
         if self.entry is None:
             return t
-        return t.join(self.entries(), "person_id")
+        entries = self.entries()
+        # Kept entries may carry the rules' key (``person_index``): the cheaper join.
+        return t.join(entries, self.key if self.key in entries.columns else "person_id")
 
     @staticmethod
     def demographics(p: ir.Table, demographics: Demographics) -> ir.BooleanValue:
@@ -502,10 +507,19 @@ class Compiler:
             start = t[ENTRY_DATE]
             before = 0 if within is None else within.days_before
             after = 0 if within is None else within.days_after
+            # The same window around the period (every entry date lies in it) as constants
+            # too: implied, but an engine skips the row groups of other dates with them (event
+            # tables sorted by code and date).
+            period = self.entry.period
             condition = day <= start + ibis.interval(days=after)
+            if (last := _shifted(period.end, after)) is not None:
+                condition &= day <= last
             if within is None:
                 return condition
-            return condition & (day >= start - ibis.interval(days=before))
+            condition &= day >= start - ibis.interval(days=before)
+            if (first := _shifted(period.start, -before)) is not None:
+                condition &= day >= first
+            return condition
         lo, hi = window_bounds(within, self.index_date)
         condition = day <= hi
         return condition if lo is None else condition & (day >= lo)
@@ -564,6 +578,14 @@ class Compiler:
         if t is None:
             raise AssertionError(f"region has no {name} table")  # Region.open guarantees it
         return t
+
+
+def _shifted(day: date, days: int) -> date | None:
+    """``day`` moved by ``days``; None beyond the calendar (no bound then)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return None
 
 
 def prefix_range(column: ir.StringValue, prefix: str) -> ir.BooleanValue:

@@ -13,7 +13,9 @@ pay for opening the database and loading Ibis' compiler first. With the arrays
   first, ``population.completed_years``), restated on arrays. The agreement tests hold the two
   together on every engine;
 * each **rule bitmap** computed once on this database is written to ``bitmaps/`` (packed bits,
-  one small file each) and read back by any later process asking the same rule on the same day.
+  one small file each) and read back by any later process asking the same rule on the same day;
+  so are an ``entry``'s entries (each entered person's dense index and entry date,
+  ``_entrykeep.py``) and its rules' bitmaps, keyed by the entry definition.
 
 Only when a question needs a rule that no process has computed yet does the engine open its
 DuckDB connection (``engines.duckdb_engine`` opens it lazily).
@@ -52,6 +54,7 @@ _SOURCES = (
     "compile.py",
     "population.py",
     "bitmaps.py",
+    "_entrykeep.py",
     "stored.py",
     "codearrays.py",
 )
@@ -105,6 +108,22 @@ class StoredSets:
         day = population_module.ymd(index_date)
         start, stop, death = self.array("start"), self.array("stop"), self.array("death")
         at = np.flatnonzero((start <= day) & (stop >= day) & (death > day))
+        return self._people(at, day)
+
+    def entered(self, at: np.ndarray, day: np.ndarray) -> dict[str, Any]:
+        """``population`` at each person's own entry date (``population.entered``): of the
+        people ``at`` (dense indexes, ascending) with their entry dates ``day`` (YYYYMMDD), those
+        observed on it whose death, if any, is not before it."""
+        self.populations += 1
+        start = np.asarray(self.array("start"))[at]
+        stop = np.asarray(self.array("stop"))[at]
+        death = np.asarray(self.array("death"))[at]
+        keep = (start <= day) & (stop >= day) & (death >= day)
+        return self._people(at[keep], day[keep])
+
+    def _people(self, at: np.ndarray, day: int | np.ndarray) -> dict[str, Any]:
+        """The arguments of ``Population.from_arrays`` for the people ``at``, aged on ``day``
+        (one for all, or one each)."""
         born = np.asarray(self.array("born"))[at]
         age = population_module.completed_years(day, born).astype(np.int32)
         gender = np.asarray(self.array("gender"))[at].astype(np.int64)
@@ -124,11 +143,13 @@ class StoredSets:
             "size": len(self.array("person_id")),
         }
 
-    def _file(self, key: tuple[date, str]) -> Path:
-        day, rule = key
-        return self.bitmaps / f"{day.isoformat()}-{self.semantics}-{rule}.bits"
+    def _file(self, key: tuple[date | str, str]) -> Path:
+        # An index date, or an entry definition's key (``_entrykeep.entry_key``).
+        at, rule = key
+        prefix = at.isoformat() if isinstance(at, date) else at
+        return self.bitmaps / f"{prefix}-{self.semantics}-{rule}.bits"
 
-    def bitmap(self, key: tuple[date, str], nbytes: int) -> np.ndarray | None:
+    def bitmap(self, key: tuple[date | str, str], nbytes: int) -> np.ndarray | None:
         """A rule's kept bitmap (packed bits of ``nbytes``), or None."""
         path = self._file(key)
         try:
@@ -145,7 +166,35 @@ class StoredSets:
             self.hits += 1
         return bits
 
-    def keep(self, key: tuple[date, str], bits: np.ndarray) -> None:
+    def _entries_file(self, key: str) -> Path:
+        return self.bitmaps / f"{key}-{self.semantics}.entries.npy"
+
+    def entries(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """An entry definition's kept entries (``_entrykeep.py``): each entered person's dense
+        index (ascending) and entry date (YYYYMMDD); None when no process kept them."""
+        try:
+            both = np.load(self._entries_file(key))
+        except (OSError, ValueError):
+            return None
+        if both.ndim != 2 or len(both) != 2:  # never expected; not trusted
+            return None
+        return both[0].astype(np.int64), both[1]
+
+    def keep_entries(self, key: str, at: np.ndarray, day: np.ndarray) -> None:
+        """Write an entry definition's entries for later processes, as ``keep`` does."""
+        path = self._entries_file(key)
+        try:
+            self.bitmaps.mkdir(exist_ok=True)
+            if len(os.listdir(self.bitmaps)) >= MAX_FILES:
+                return
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(tmp, "wb") as out:
+                np.save(out, np.stack([at.astype(np.int32), day.astype(np.int32)]))
+            os.replace(tmp, path)
+        except OSError:
+            return
+
+    def keep(self, key: tuple[date | str, str], bits: np.ndarray) -> None:
         """Write a computed rule bitmap for later processes: atomically, and quietly not at
         all on a read-only region folder or when ``MAX_FILES`` are kept already."""
         path = self._file(key)
