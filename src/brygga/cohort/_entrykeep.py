@@ -42,14 +42,17 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from brygga.cohort.compile import Compiler
 from brygga.cohort.criteria import Entry
 from brygga.cohort.population import ENTRY_DATE, Tables
 from brygga.records import schema
 from brygga.records.optimize import PERSON_INDEX, first_table
+from brygga.util import lazy_module
+
+# Imported on first use, for start-up time: a new process answering an entry question from
+# kept bitmaps needs no compiler (tests/spec/test_cold_imports.py).
+ibis = lazy_module("ibis")
+ir = lazy_module("ibis.expr.types")
 
 # The first part of an entry's keys (kept populations, rule bitmaps and their file names):
 # never an ISO date, so an entry's bitmaps never meet an index date's.

@@ -256,8 +256,9 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
         table_def = schema.table(name)
         keys = {pair: f"{name}|{pair[0]}|{pair[1]}" for pair in pairs}
         new = [pair for pair in pairs if keys[pair] not in kept]
-        codes = runner.table(codes_table(name))
-        if new and codes is not None:  # an optimized region: people per distinct code
+        # (Tables are opened only when something must be counted: opening one opens DuckDB.)
+        codes = runner.table(codes_table(name)) if new else None
+        if codes is not None:  # an optimized region: people per distinct code
             compiler = compiler or Compiler(runner.tables, criteria.effective_index_date())
             row = _aggregate(runner, codes, "persons", "max", table_def, compiler, new)
             for i, pair in enumerate(new):
