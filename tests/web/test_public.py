@@ -312,3 +312,25 @@ def test_kept_public_pages_carry_each_visitors_own_token_and_never_a_login(site)
     # A search with a field error is shown, not kept.
     assert first.get("/studier?age=abc").status_code == 422
     assert len(pages) == kept
+
+
+def test_a_study_approved_by_another_process_shows_within_the_check_interval(site, monkeypatch):
+    """The catalogue's version is read at most once per ``CHECK_SECONDS`` (not on every view);
+    a status changed in this process is seen at once (the approve() above), one changed by
+    another process (here: plain SQL, no ORM event) within the interval."""
+    import sqlite3
+    import time
+
+    from brygga.studies import catalogue
+
+    monkeypatch.setattr(catalogue, "CHECK_SECONDS", 1.0)
+    c = site["client"]()
+    study = approve(site, title_sv="Annan process", title_en="Another process")
+    assert "Annan process" in c.get("/studier").text
+    db = sqlite3.connect(site["url"].removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE study SET status = 'rejected' WHERE id = ?", (study,))
+    db.close()
+    assert "Annan process" in c.get("/studier").text  # read less than a second ago: kept
+    time.sleep(1.1)
+    assert "Annan process" not in c.get("/studier").text

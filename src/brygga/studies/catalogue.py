@@ -21,23 +21,27 @@ __all__ = [
     "condition_codes",
     "fits",
     "is_recruiting",
+    "known_version",
     "listing",
     "public_study",
+    "read_version",
     "recruiting",
     "search",
     "who_can_take_part",
 ]
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from brygga import clock
 from brygga.cohort.criteria import AllOf, AnyOf, AtLeast, ConditionRule, Criteria, Model
+from brygga.db.session import session as db_session
 from brygga.errors import NotFoundError
 from brygga.registry import catalogue
 from brygga.studies import matching, plain
@@ -116,6 +120,41 @@ def approved_version(session: Session) -> tuple[int, datetime | None]:
         select(func.count(), func.max(Study.reviewed_at)).where(Study.status == "approved")
     ).one()
     return count, latest
+
+
+# The busiest public pages ask whether the catalogue changed on every view; asking the
+# database each time was most of what a kept page cost. A process reads the version again
+# after ``CHECK_SECONDS``, and at once after it changed a study's status itself.
+CHECK_SECONDS = 1.0
+_status_changes = 0
+_versions: dict[str, tuple[float, int, tuple[int, datetime | None]]] = {}
+
+
+@event.listens_for(Study.status, "set")
+def _status_set(*_: object) -> None:
+    global _status_changes
+    _status_changes += 1
+
+
+def known_version(url: str) -> tuple[int, datetime | None] | None:
+    """``approved_version`` of the database at ``url`` as this process read it less than
+    ``CHECK_SECONDS`` ago, with no study's status set since in this process; None if not."""
+    hit = _versions.get(url)
+    if hit is None or hit[1] != _status_changes or time.monotonic() - hit[0] >= CHECK_SECONDS:
+        return None
+    return hit[2]
+
+
+def read_version(url: str) -> tuple[int, datetime | None]:
+    """``approved_version`` read now (and remembered for ``known_version``). Another process
+    that approves a study is seen within ``CHECK_SECONDS``."""
+    changes, started = _status_changes, time.monotonic()
+    with db_session(url) as s:
+        version = approved_version(s)
+    if len(_versions) > 64:  # one entry per database; tests make many
+        _versions.clear()
+    _versions[url] = (started, changes, version)
+    return version
 
 
 def listing(session: Session, today: date | None = None) -> tuple[Listed, ...]:

@@ -181,25 +181,37 @@ def render(
     )
 
 
-def render_public(
-    request: Request, name: str, version: Hashable, build: Callable[[], dict[str, Any]]
+async def render_public(
+    request: Request,
+    name: str,
+    version: Hashable,
+    build: Callable[[Session], dict[str, Any]],
+    status: int = 200,
 ) -> HTMLResponse:
     """``render`` for a page that is the same for every visitor who is not logged in, given
     ``version`` (everything its data depends on): such visitors get a kept copy
-    (``page_cache``); ``build`` makes the context only when the page is rendered.
-    """
-    if security.principal(request).role != security.ANONYMOUS.role:
-        return render(request, name, build())
+    (``page_cache``), on the event loop. Otherwise ``build`` makes the context with a read
+    session and the page is rendered in a worker thread (a logged-in visitor's page, or one
+    not kept yet)."""
+    url = request.app.state.config.database_url
     pages: PageCache = request.app.state.pages
+    anonymous = security.principal(request).role == security.ANONYMOUS.role
     key = (name, request.url.path, request.url.query, lang(request), version)
-    body = pages.get(key, request.state.csrf)
-    if body is not None:
-        return HTMLResponse(body)
-    response = render(request, name, build(), csrf=pages.sentinel)
-    body = bytes(response.body).decode()
-    if response.status_code == 200:
+    if anonymous and status == 200:
+        body = pages.get(key, request.state.csrf)
+        if body is not None:
+            return HTMLResponse(body)
+
+    def rendered() -> HTMLResponse:
+        with session(url) as s:  # rendering inside: the context may hold the session's rows
+            if not anonymous or status != 200:
+                return render(request, name, build(s), status)
+            response = render(request, name, build(s), status, csrf=pages.sentinel)
+        body = bytes(response.body).decode()
         pages.put(key, body)
-    return HTMLResponse(body.replace(pages.sentinel, request.state.csrf), response.status_code)
+        return HTMLResponse(body.replace(pages.sentinel, request.state.csrf))
+
+    return await run_in_threadpool(rendered)
 
 
 async def db(request: Request) -> AsyncIterator[Session]:

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -85,8 +86,16 @@ def _search_form(
     return query, errors
 
 
+async def _catalogue_version(request: Request) -> tuple[Any, ...]:
+    """What the kept catalogue pages depend on: the approved studies (read at most once a
+    second, on the event loop when known: ``catalogue.known_version``) and the day."""
+    url = request.app.state.config.database_url
+    version = catalogue.known_version(url) or await run_in_threadpool(catalogue.read_version, url)
+    return version, clock.today()
+
+
 @router.get("/studier", dependencies=[public])
-def studies(
+async def studies(
     request: Request,
     q: str = Query("", max_length=200),
     area: str = Query("", max_length=40),
@@ -95,7 +104,6 @@ def studies(
     healthy: str = Query("", max_length=5),
     age: str = Query("", max_length=10),
     sex: str = Query("", max_length=10),
-    session: Session = Depends(db, scope="function"),
 ) -> Response:
     query, errors = _search_form(q, area, condition, municipality, healthy, age, sex)
     # htmx asks for the results only (live filtering); the whole page otherwise.
@@ -103,7 +111,7 @@ def studies(
     if live and errors:  # the field's message is outside the results: the whole page shows it
         return Response(headers={"HX-Redirect": str(request.url)})
 
-    def build() -> dict[str, Any]:
+    def build(session: Session) -> dict[str, Any]:
         recruiting = catalogue.listing(session)
         places = sorted({site.municipality_code for study in recruiting for site in study.sites},
                         key=municipality_name)  # fmt: skip
@@ -120,9 +128,8 @@ def studies(
         }
 
     name = "_studier_results.html" if live else "studier.html"
-    if errors:
-        return render(request, name, build(), 422)
-    return render_public(request, name, (catalogue.approved_version(session), clock.today()), build)
+    version = await _catalogue_version(request)
+    return await render_public(request, name, version, build, 422 if errors else 200)
 
 
 def _resident(session: Session, who: Principal) -> Resident | None:
@@ -171,14 +178,12 @@ def _study_context(request: Request, session: Session, study: Study) -> dict[str
 
 
 @router.get("/studier/{study_id}", dependencies=[public])
-def study_page(
-    study_id: Id, request: Request, session: Session = Depends(db, scope="function")
-) -> Response:
-    def build() -> dict[str, Any]:
+async def study_page(study_id: Id, request: Request) -> Response:
+    def build(session: Session) -> dict[str, Any]:
         return _study_context(request, session, catalogue.public_study(session, study_id))
 
-    version = (catalogue.approved_version(session), clock.today())
-    return render_public(request, "studie.html", version, build)
+    version = await _catalogue_version(request)
+    return await render_public(request, "studie.html", version, build)
 
 
 def _interest_page(
