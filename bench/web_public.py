@@ -96,7 +96,13 @@ async def run_page(
         nonlocal errors
         while time.perf_counter() < end:
             t0 = time.perf_counter()
-            r = await c.get(path)
+            try:
+                r = await c.get(path)
+            except httpx.RemoteProtocolError:
+                # A connection idle past uvicorn's keep-alive (5 s: between two pages' runs,
+                # with --think) was closed by the server; a browser opens a new one.
+                t0 = time.perf_counter()
+                r = await c.get(path)
             latencies.append(time.perf_counter() - t0)
             if r.status_code != 200:
                 errors += 1
