@@ -4,11 +4,15 @@ where municipalities are compared)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 
 import pytest
 
-from brygga.web.app import WebConfig, create_app
+from brygga.platform import Brygga
+from brygga.web.app import WebConfig, create_app, lifespan
 from tests.unit.test_privacy_outputs import THRESHOLD
 from tests.web.conftest import Client
 
@@ -82,11 +86,6 @@ def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, m
     """``brygga serve --region R`` warms /agenda's and /halsolaget's figures in the background
     (the first view would otherwise take a minute on a large region); without a region, or
     with BRYGGA_WEB_WARM_PUBLIC_PAGES=false, it does not."""
-    import asyncio
-    import threading
-
-    from brygga.platform import Brygga
-    from brygga.web.app import lifespan
 
     calls: list[object] = []
     done = threading.Event()
@@ -119,10 +118,6 @@ def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, m
 def test_a_page_figure_is_computed_once_however_many_ask_at_once(site):
     """Visitors who come while the figures are being computed wait for that computation
     instead of starting their own (two at once would double a minute of work)."""
-    import threading
-    import time
-
-    from brygga.platform import Brygga
 
     brygga = Brygga()
     runs: list[int] = []

@@ -265,11 +265,11 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
                 kept[keys[pair]] = [int(row[f"c{i}"] or 0), False]
         # A code row's people are a lower bound of the people a code (with its sub-codes) has:
         # count exactly only the codes whose lower bound the policy would not show.
+        bounds = {pair: kept.get(keys[pair], [0, False]) for pair in pairs}
         doubtful = [
             pair
-            for pair in pairs
-            if not kept.get(keys[pair], [0, False])[1]
-            and not _shown(policy.apply(kept.get(keys[pair], [0, False])[0]))
+            for pair, (people, exact) in bounds.items()
+            if not exact and not _shown(policy.apply(people))
         ]
         if doubtful:
             compiler = compiler or Compiler(runner.tables, criteria.effective_index_date())

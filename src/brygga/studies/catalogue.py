@@ -30,6 +30,7 @@ __all__ = [
     "who_can_take_part",
 ]
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -126,6 +127,7 @@ def approved_version(session: Session) -> tuple[int, datetime | None]:
 # database each time was most of what a kept page cost. A process reads the version again
 # after ``CHECK_SECONDS``, and at once after it changed a study's status itself.
 CHECK_SECONDS = 1.0
+_status_counter = itertools.count(1)  # next() is atomic: two threads never draw the same
 _status_changes = 0
 _versions: dict[str, tuple[float, int, tuple[int, datetime | None]]] = {}
 
@@ -133,7 +135,7 @@ _versions: dict[str, tuple[float, int, tuple[int, datetime | None]]] = {}
 @event.listens_for(Study.status, "set")
 def _status_set(*_: object) -> None:
     global _status_changes
-    _status_changes += 1
+    _status_changes = next(_status_counter)
 
 
 def known_version(url: str) -> tuple[int, datetime | None] | None:
