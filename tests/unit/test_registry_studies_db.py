@@ -624,3 +624,57 @@ def test_a_resident_invited_by_several_studies_gets_one_message(env):
         # No study or health details travel by e-mail or SMS (only the count).
         for leak in ("metformin", "diabet", "Lunds", "2024-0123"):
             assert leak.lower() not in line["text"].lower()
+
+
+# --- the resident's page version (migration 0013's triggers) ----------------------------------
+
+
+def test_a_residents_page_version_rises_with_every_change_their_pages_show(env):
+    """The resident's own pages are kept rendered under ``page_version`` (web.deps.render_own):
+    it must rise with every write to what they show, whoever writes (ORM, Core bulk inserts
+    like the matching run's, plain SQL), and only the resident's own."""
+    from sqlalchemy import delete, insert, update
+
+    url = env["url"]
+    with db_session(url) as s:
+        mine = join(s, env["people"][0]["personnummer"])
+        other = join(s, env["people"][1]["personnummer"])
+        study, _, _ = approved_study(s)
+        ids = {"me": mine.id, "ref": mine.ref, "other": other.ref, "study": study.id}
+    assert service.page_version(url, "no-such-ref") is None
+    other_before = service.page_version(url, ids["other"])
+    versions = [service.page_version(url, ids["ref"])]
+
+    def write(change) -> None:
+        with db_session(url) as s:
+            change(s)
+        now = service.page_version(url, ids["ref"])
+        assert now is not None and now > versions[-1], change
+        versions.append(now)
+
+    def by_id(s):
+        return s.get(Resident, ids["me"])
+
+    write(lambda s: service.pause(s, by_id(s), True))  # the resident's own row
+    write(lambda s: service.update_profile(s, by_id(s), {"conditions": ["t2d", "copd"]}))
+    write(
+        lambda s: consent.record_consent(s, by_id(s), "match_records", True, text_version=VERSION)
+    )
+    write(
+        lambda s: consent.record_consent(s, by_id(s), "match_records", False, text_version=VERSION)
+    )
+    now = clock.now()
+    invitation = {"study_id": ids["study"], "resident_id": ids["me"], "basis": "self_report"}
+    invitation |= {"status": "sent", "created_at": now, "expires_at": now + timedelta(days=30)}
+    write(lambda s: s.execute(insert(Invitation).values(invitation)))  # as the matching run
+    write(lambda s: s.execute(update(Invitation).values(status="expired")))
+    write(lambda s: s.execute(delete(Invitation)))
+    # A write that changes nothing of the resident's is not a new version.
+    with db_session(url) as s:
+        s.execute(update(Resident).where(Resident.ref == ids["other"]).values(phone="070-1"))
+    assert service.page_version(url, ids["ref"]) == versions[-1]
+    assert service.page_version(url, ids["other"]) > other_before
+    # Erasure: the account is gone, so are its kept pages.
+    with db_session(url) as s:
+        service.erase_registry_data(s, by_id(s))
+    assert service.page_version(url, ids["ref"]) is None

@@ -5,6 +5,7 @@ where municipalities are compared)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import threading
 import time
@@ -96,6 +97,10 @@ def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, m
 
     monkeypatch.setattr(Brygga, "warm_public_pages", warm)
     monkeypatch.setattr(Brygga, "eligibility", lambda self, region: None)  # no region needed
+    # The heap of a started server is exempted from the collector's scans (app.freeze_heap):
+    # at the start, and again once the warming built its figures.
+    freezes: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(threading.current_thread().name))
     region = tmp_path / "region"
     monkeypatch.setenv("BRYGGA_NOTIFY_INTERVAL_SECONDS", "0")
     for with_region, setting, expected in ((True, "true", 1), (False, "true", 0),
@@ -105,6 +110,7 @@ def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, m
                            outbox_path=tmp_path / "outbox.jsonl")  # fmt: skip
         calls.clear()
         done.clear()
+        freezes.clear()
         app = create_app(config)
 
         async def serve(app=app, expected=expected):
@@ -113,6 +119,11 @@ def test_the_server_computes_the_public_figures_when_it_starts(site, tmp_path, m
 
         asyncio.run(serve())
         assert calls == [region] * expected
+        for _ in range(50):  # the warming thread freezes after ``warm`` returned
+            if len(freezes) == 1 + expected:
+                break
+            time.sleep(0.1)
+        assert freezes == ["MainThread"] + ["brygga-warm"] * expected
 
 
 def test_a_page_figure_is_computed_once_however_many_ask_at_once(site):

@@ -65,6 +65,10 @@ class Resident(Base):
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Raised by the database's triggers (migration 0013) whenever this row, the profile, a
+    # consent or an invitation of the resident changes: the resident's pages are kept
+    # rendered under it. Never written by the application.
+    page_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     profile: Mapped[Profile | None] = relationship(
         back_populates="resident", uselist=False, cascade="all, delete-orphan"

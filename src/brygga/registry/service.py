@@ -19,8 +19,10 @@ __all__ = [
     "export_registry_data",
     "identity",
     "load_identities",
+    "page_version",
     "pause",
     "portal_identity",
+    "portal_identity_read",
     "register",
     "register_refs",
     "update_profile",
@@ -32,10 +34,11 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from brygga import audit, clock, identifiers, logins
+from brygga.db.session import engine
 from brygga.errors import BryggaError, InputError, NotFoundError
 from brygga.forms import validate
 from brygga.records.schema import IDENTITY
@@ -226,12 +229,32 @@ def identity(resident: Resident) -> dict[str, Any]:
     return {field: getattr(resident, field) for field in IDENTITY_FIELDS if field != "person_id"}
 
 
+_PAGE_VERSION = select(Resident.page_version).where(
+    Resident.ref == bindparam("ref"), Resident.deleted_at.is_(None)
+)
+
+
+def page_version(url: str, ref: str) -> int | None:
+    """The version of everything the resident's own pages show (raised by the database's
+    triggers on any change, migration 0013); None for no such resident. One primary-key
+    read on a plain connection with a statement built once, like ``logins.who``: it runs on
+    every view of the resident's pages, most of which are then served kept."""
+    with engine(url).connect() as conn:
+        return conn.execute(_PAGE_VERSION, {"ref": ref}).scalar()
+
+
 def portal_identity(resident: Resident) -> dict[str, Any]:
     """The resident's identity as their own portal page shows it; every call is an audited
     read (security property 4), whoever renders the page.
     """
-    audit.append("identity.read", actor=f"resident:{resident.ref}", details={"purpose": "portal"})
+    portal_identity_read(resident.ref)
     return identity(resident)
+
+
+def portal_identity_read(ref: str) -> None:
+    """The audit record of one view of the resident's identity on their own pages: also
+    written for each view of a kept copy of such a page (``web.deps.render_own``)."""
+    audit.append("identity.read", actor=f"resident:{ref}", details={"purpose": "portal"})
 
 
 def demo_login_people(session: Session, limit: int) -> list[Resident]:

@@ -25,6 +25,7 @@ __all__ = [
     "platform",
     "read_db",
     "render",
+    "render_own",
     "render_public",
     "render_study",
     "short_write",
@@ -52,6 +53,7 @@ from brygga.errors import InputError
 from brygga.messages import localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
+from brygga.registry import service as registry
 from brygga.studies import builder, funnel, matching, registration, review, staff
 from brygga.studies.models import DOCUMENT_KINDS, StaffAccount, Study
 from brygga.synth.targets import REGIONS
@@ -209,6 +211,49 @@ async def render_public(
             response = render(request, name, build(s), status, csrf=pages.sentinel)
         body = bytes(response.body).decode()
         pages.put(key, body)
+        return HTMLResponse(body.replace(pages.sentinel, request.state.csrf))
+
+    return await run_in_threadpool(rendered)
+
+
+async def render_own(
+    request: Request,
+    name: str,
+    variant: Hashable,
+    build: Callable[[Session], dict[str, Any]],
+    *,
+    kept_view: Callable[[], object] | None = None,
+) -> HTMLResponse:
+    """``render`` for a resident's own page, kept per resident until their data changes.
+
+    The key holds the resident, the page, ``variant`` (what else the page shows: a banner
+    after a redirect), the language and the resident's page version, which the database's
+    triggers raise on any change to what the pages show (migration 0013); one primary-key
+    read, on the event loop, tells whether the kept copy still holds. A resident is only
+    ever served their own copy: the key holds who they are. ``kept_view`` is what a view of
+    a kept copy must still do (the audited identity read, security property 4): it runs in a
+    worker thread before the page goes out. Otherwise ``build`` makes the context with a read
+    session opened after the version was read (so a page is never older than its key) and
+    the page is rendered in a worker thread.
+    """
+    url = request.app.state.config.database_url
+    pages: PageCache = request.app.state.own_pages
+    who = security.principal(request)
+    version = registry.page_version(url, who.id or "")
+    key = (name, who.role, who.id, variant, lang(request), version)
+    if version is not None:
+        body = pages.get(key, request.state.csrf)
+        if body is not None:
+            if kept_view is not None:
+                await run_in_threadpool(kept_view)
+            return HTMLResponse(body)
+
+    def rendered() -> HTMLResponse:
+        with session(url) as s:
+            response = render(request, name, build(s), csrf=pages.sentinel)
+        body = bytes(response.body).decode()
+        if version is not None:
+            pages.put(key, body)
         return HTMLResponse(body.replace(pages.sentinel, request.state.csrf))
 
     return await run_in_threadpool(rendered)

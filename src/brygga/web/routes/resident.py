@@ -17,7 +17,7 @@ from brygga.registry import catalogue, consent, service
 from brygga.registry.areas import AREAS
 from brygga.registry.models import CONSENT_KINDS, Resident
 from brygga.studies import invitations, participation
-from brygga.web.deps import Id, db, eligibility_ready, render
+from brygga.web.deps import Id, db, eligibility_ready, render, render_own
 from brygga.web.security import SESSION_COOKIE, Principal, allow
 
 router = APIRouter(prefix="/portal")
@@ -57,17 +57,17 @@ def version_words(version: str) -> tuple[int, str]:
     return (int(number) if number.isdigit() else 1), year
 
 
-def page(request: Request, session: Session, resident: Resident) -> Response:
+def portal_context(
+    session: Session, resident: Resident, done: str | None, kind: str | None
+) -> dict[str, Any]:
     """The resident's own start page: invitations, a summary of the profile, consents, account.
 
     The profile form has a page of its own (``/portal/profil``): this page is the one every
     resident opens most, so it shows what they answer to and links to what they change.
     """
-    done = request.query_params.get("klart", "")
-    kind = request.query_params.get("samtycke", "")
-    context = {
-        "done": DONE.get(done),
-        "done_kind": kind if kind in CONSENT_KINDS else None,
+    return {
+        "done": done,
+        "done_kind": kind,
         "version_words": version_words,
         "resident": resident,
         "identity": service.portal_identity(resident),
@@ -78,27 +78,37 @@ def page(request: Request, session: Session, resident: Resident) -> Response:
         "kinds": CONSENT_KINDS,
         "invitations": invitations.portal_list(session, resident),
     }
-    return render(request, "portal.html", context)
 
 
 def profile_page(request: Request, resident: Resident, **extra: Any) -> Response:
-    context = {
+    return render(request, "profil.html", profile_context(resident) | extra, 422)
+
+
+def profile_context(resident: Resident) -> dict[str, Any]:
+    return {
         "profile": resident.profile,
         "areas": AREAS,
         "conditions": catalogue.CONDITIONS,
         "medicines": catalogue.MEDICINES,
         "errors": {},
     }
-    return render(request, "profil.html", context | extra, 422 if extra.get("errors") else 200)
 
 
 @router.get("")
-def portal(
-    request: Request,
-    who: Principal = Depends(resident_only),
-    session: Session = Depends(db, scope="function"),
-) -> Response:
-    return page(request, session, me(session, who))
+async def portal(request: Request, who: Principal = Depends(resident_on_loop)) -> Response:
+    """Kept rendered per resident until their data changes (``render_own``): most views of
+    the page every resident opens most are then a version read and a copy."""
+    done = DONE.get(request.query_params.get("klart", ""))
+    kind = request.query_params.get("samtycke", "")
+    variant = (done, kind if kind in CONSENT_KINDS else None)
+    return await render_own(
+        request,
+        "portal.html",
+        variant,
+        lambda session: portal_context(session, me(session, who), *variant),
+        # A kept copy shows the identity too: each view of it is an audited read.
+        kept_view=lambda: service.portal_identity_read(who.id or ""),
+    )
 
 
 @router.post("/join")
@@ -152,12 +162,11 @@ async def profile(
 
 
 @router.get("/profil")
-def profile_form(
-    request: Request,
-    who: Principal = Depends(resident_only),
-    session: Session = Depends(db, scope="function"),
-) -> Response:
-    return profile_page(request, me(session, who))
+async def profile_form(request: Request, who: Principal = Depends(resident_on_loop)) -> Response:
+    """The profile form, kept per resident like the start page (``render_own``)."""
+    return await render_own(
+        request, "profil.html", None, lambda session: profile_context(me(session, who))
+    )
 
 
 @router.post("/consent/{kind}")
