@@ -1,4 +1,4 @@
-"""Rendered public pages for visitors who are not logged in, kept until their data changes.
+"""Rendered pages kept until their data changes: public pages, and each resident's own pages.
 
 The study catalogue and the study pages are the busiest pages of the e-service and the same
 for every visitor who is not logged in: rendering them again for each visitor cost 2-3 ms of
