@@ -10,7 +10,9 @@ key; old keys fall out of the bounded LRU.
 
 Each visitor's page carries their own CSRF token (in ``hx-headers`` and any form): the page
 is kept with a random sentinel in its place and each copy served gets the visitor's token.
-Logged-in visitors are never served a kept page (theirs shows who they are).
+Logged-in visitors are never served a kept public page (theirs shows who they are). A
+resident's own pages are kept in a cache of their own (``app.state.own_pages``), under keys
+that hold the resident and their page version (``web.deps.render_own``).
 """
 
 from __future__ import annotations
