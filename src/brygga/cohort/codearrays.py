@@ -13,6 +13,12 @@ person) (``records/code_arrays.py``). A rule is then NumPy work on memory-mapped
   ``Compiler.latest_candidates`` (the person matches when a record on their latest candidate
   day is a hit); a death is a slice of the death dates.
 
+A rule relative to each person's own entry date (``entry_bits``) reads ``person_day.npy``
+instead: each code's rows as (person, day) keys in that order, so a person's records in their
+own window are the rows between two binary searches, vectorized over the entered people:
+O(entered x log rows) per code, where the (code, date) order would read every record in the
+days the entry period allows (tens of millions for "no A10 drug in the ten years before").
+
 The result is the rule's packed bitmap over the dense person index, the same bits DuckDB's
 route gives (``BitmapEngine._leaf_bits``; the spec tests run both). Rules the arrays cannot
 answer return None and go to DuckDB as before: OMOP concept ids (they need the concept
@@ -170,6 +176,97 @@ class CodeArrays:
         else:
             self.answered += 1
         return found
+
+    def entry_bits(
+        self, spec: Any, people: np.ndarray, days: np.ndarray, size: int
+    ) -> np.ndarray | None:
+        """A leaf rule's packed bitmap relative to each person's own entry date (``people``:
+        dense indexes, ascending; ``days``: their entry dates, days since 1970), or None when
+        the arrays cannot answer it: what ``codes`` declines, value ranges, codes kept in only
+        some of their vocabularies, arrays without ``person_day.npy``."""
+        found = self._entry_bits(spec, people, days, size)
+        if found is None:
+            self.declined += 1
+        else:
+            self.answered += 1
+        return found
+
+    def _entry_bits(
+        self, spec: Any, people: np.ndarray, days: np.ndarray, size: int
+    ) -> np.ndarray | None:
+        among: dict[int, set[str]] | list[int] | None
+        hits: dict[int, set[str]] | list[int] | None = None
+        if isinstance(spec, DeathSpec):
+            t, among, min_count = self.table("death"), [0], 1
+        elif isinstance(spec, VisitSpec):
+            t, min_count = self.table("visit_occurrence"), spec.min_count
+            wanted = spec.concept_ids
+            among = (
+                []
+                if t is None
+                else [i for i, c in enumerate(t.codes) if wanted is None or c in wanted]
+            )
+        elif isinstance(spec, EventSpec):
+            if isinstance(spec, DrugSpec) and spec.exposure is not None:
+                return None
+            if getattr(spec, "value", None) is not None:
+                return None  # values are in the (code, date) order only
+            t, min_count = self.table(spec.TABLE), spec.min_count
+            if t is None:
+                return None
+            if isinstance(spec, ValuedSpec) and spec.latest:
+                among = t.code_ids(spec.among_codeset, spec.exclude_codeset)
+                hits = t.code_ids(spec.codeset, spec.exclude_codeset)
+            else:
+                among = t.code_ids(spec.codeset, spec.exclude_codeset)
+            for ids in (among, hits):
+                if isinstance(ids, dict) and any(
+                    v != t.code_vocabularies[i] for i, v in ids.items()
+                ):
+                    return None  # a code kept in some vocabularies only: no vocabulary order
+        else:
+            return None
+        if t is None or among is None:
+            return None
+        keys = t.array(code_arrays.KEYS)
+        if keys is None:
+            return None
+        within = spec.within
+        person = people.astype(np.int64) << 32
+        if within is None:
+            low = person  # the smallest key of each person: no lower bound
+        else:
+            low = person + (days.astype(np.int64) - within.days_before + code_arrays.DAY_SHIFT)
+        after = 0 if within is None else within.days_after
+        high = person + (days.astype(np.int64) + after + code_arrays.DAY_SHIFT)
+        if hits is not None:
+            return _entry_latest(t, keys, sorted(among), set(hits), people, low, high, size)
+        held = np.zeros(len(people), dtype=bool)
+        found = []
+        for i in sorted(among):
+            a, b = int(t.offsets[i]), int(t.offsets[i + 1])
+            if a == b:
+                continue
+            segment = keys[a:b]
+            first = np.searchsorted(segment, low, "left")
+            stop = np.searchsorted(segment, high, "right")
+            if min_count == 1:
+                held |= stop > first
+                continue
+            n = stop - first
+            rows = _ranges(a + first, n)
+            found.append(np.asarray(keys[rows]))
+        if min_count > 1 and found:
+            # Distinct (person, day) keys per entered person, over every code.
+            distinct = np.unique(np.concatenate(found))
+            per_person = np.bincount(
+                np.searchsorted(person, distinct & ~np.int64(0xFFFFFFFF), "left"),
+                minlength=len(people),
+            )
+            held = per_person >= min_count
+        mask = np.zeros(size, dtype=bool)
+        mask[people[held]] = True
+        return np.packbits(mask)
 
     def _bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
         if isinstance(spec, DeathSpec):
@@ -346,6 +443,49 @@ def _latest_days(person: np.ndarray, day: np.ndarray, ends: np.ndarray, size: in
         run[person[a:b]] = day[a:b]
         np.maximum(latest, run, out=latest)
     return latest
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The row numbers of the ranges ``starts[k] : starts[k] + lengths[k]``, in order."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    begins = np.cumsum(lengths) - lengths
+    return np.repeat(starts.astype(np.int64) - begins, lengths) + np.arange(total)
+
+
+def _entry_latest(
+    t: _Table,
+    keys: np.ndarray,
+    among: list[int],
+    hits: set[int],
+    people: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """A "latest" rule without a value range at each person's entry date: each competing
+    code's latest record in a person's window is the row before the window's end; the person
+    matches when the latest day of the hit codes is the latest day of all competing codes
+    (``Compiler.events``: a hit on the latest candidate date)."""
+    latest = np.full(len(people), -1, dtype=np.int64)
+    latest_hit = np.full(len(people), -1, dtype=np.int64)
+    for i in among:
+        a, b = int(t.offsets[i]), int(t.offsets[i + 1])
+        if a == b:
+            continue
+        segment = keys[a:b]
+        stop = np.searchsorted(segment, high, "right")
+        some = stop > np.searchsorted(segment, low, "left")
+        day = np.full(len(people), -1, dtype=np.int64)
+        day[some] = np.asarray(segment[stop[some] - 1]) & np.int64(0xFFFFFFFF)
+        np.maximum(latest, day, out=latest)
+        if i in hits:
+            np.maximum(latest_hit, day, out=latest_hit)
+    held = (latest >= 0) & (latest_hit == latest)
+    mask = np.zeros(size, dtype=bool)
+    mask[people[held]] = True
+    return np.packbits(mask)
 
 
 def _days(lo: date | None, hi: date) -> tuple[int | None, int]:
