@@ -226,34 +226,42 @@ def test_an_entry_question_is_answered_from_the_person_day_keys(tmp_path):
 
 def test_an_older_builds_arrays_gain_their_keys_in_place(tmp_path, monkeypatch):
     """A build from before the keys existed (``bench/add_code_arrays.py`` on scale 1.0): only
-    ``person_day.npy`` is added, each code's keys sorted, also when sorted in blocks of people
-    (``SORT_ROWS``: a code with more rows)."""
+    ``person_day.npy`` and ``person_blocks.npy`` are added, each code's keys sorted, also when
+    sorted in parts (``SORT_ROWS``: a code with more rows), with the first row of each block
+    of people (``BLOCK_PEOPLE``: several blocks here)."""
     region = region_with_entries(tmp_path)
     built = optimize.build(region, threads=1)
     codes = optimize.arrays_path(built.path) / code_arrays.FOLDER
     expected = {}
     for name in code_arrays.TABLES:
-        keys = codes / name / f"{code_arrays.KEYS}.npy"
-        expected[name] = np.load(keys)
-        keys.unlink()
+        expected[name] = np.load(codes / name / f"{code_arrays.KEYS}.npy")
+        for kind in (code_arrays.KEYS, code_arrays.BLOCKS):
+            (codes / name / f"{kind}.npy").unlink()
     assert not (codes / "condition_occurrence_first" / f"{code_arrays.KEYS}.npy").exists()
     inodes = {p: p.stat().st_ino for p in codes.glob("*/*")}
-    monkeypatch.setattr(code_arrays, "SORT_ROWS", 3)  # several blocks per code
+    monkeypatch.setattr(code_arrays, "SORT_ROWS", 3)
+    monkeypatch.setattr(code_arrays, "BLOCK_PEOPLE", 2)
     again = optimize.build(region, threads=1)
     assert again.rebuilt == [] and again.path == built.path
     assert {p: p.stat().st_ino for p in codes.glob("*/*") if p in inodes} == inodes
     for name in code_arrays.TABLES:
         keys = np.load(codes / name / f"{code_arrays.KEYS}.npy")
+        blocks = np.load(codes / name / f"{code_arrays.BLOCKS}.npy")
         assert np.array_equal(keys, expected[name])
         offsets = np.load(codes / name / "offsets.npy")
         person = np.load(codes / name / "person.npy")
         day = np.load(codes / name / "day.npy")
-        for a, b in itertools.pairwise(offsets.tolist()):
+        people = int(person.max()) + 1 if len(person) else 0
+        assert blocks.shape == (len(offsets) - 1, -(-people // 2) + 1)
+        for i, (a, b) in enumerate(itertools.pairwise(offsets.tolist())):
             assert np.array_equal(keys[a:b], np.sort(code_arrays.key(person[a:b], day[a:b])))
+            starts = [int((person[a:b] < 2 * k).sum()) for k in range(blocks.shape[1])]
+            assert blocks[i].tolist() == starts
     engine = duckdb_engine(region)
     engine.kept.stored = None
     reference = open_engine("reference", region)
     assert engine.evaluate(ENTRY_CRITERIA, INDEX) == reference.evaluate(ENTRY_CRITERIA, INDEX)
+    assert engine.codes.declined == 0
 
 
 def test_entry_rules_the_keys_cannot_answer_go_to_duckdb(tmp_path):

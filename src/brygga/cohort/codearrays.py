@@ -228,9 +228,10 @@ class CodeArrays:
             return None
         if t is None or among is None:
             return None
-        keys = t.array(code_arrays.KEYS)
-        if keys is None:
+        found_keys, blocks = t.array(code_arrays.KEYS), t.array(code_arrays.BLOCKS)
+        if found_keys is None or blocks is None:
             return None
+        keys = np.asarray(found_keys)  # a plain view of the map: cheaper fancy indexing
         within = spec.within
         person = people.astype(np.int64) << 32
         if within is None:
@@ -239,31 +240,40 @@ class CodeArrays:
             low = person + (days.astype(np.int64) - within.days_before + code_arrays.DAY_SHIFT)
         after = 0 if within is None else within.days_after
         high = person + (days.astype(np.int64) + after + code_arrays.DAY_SHIFT)
+        codes = [i for i in sorted(among) if t.offsets[i] < t.offsets[i + 1]]
+        if not codes:
+            return np.packbits(np.zeros(size, dtype=bool))
+        # Every (code, person) query at once: each searches only its person's block of rows.
+        block = np.minimum(people // code_arrays.BLOCK_PEOPLE, blocks.shape[1] - 1)
+        first_row = t.offsets[codes].astype(np.int64)[:, None]
+        starts = (first_row + blocks[codes][:, block]).ravel()
+        stops = (first_row + blocks[codes][:, np.minimum(block + 1, blocks.shape[1] - 1)]).ravel()
+        k = len(codes)
+        lows, highs = np.tile(low, k), np.tile(high, k)
         if hits is not None:
-            return _entry_latest(t, keys, sorted(among), set(hits), people, low, high, size)
-        held = np.zeros(len(people), dtype=bool)
-        found = []
-        for i in sorted(among):
-            a, b = int(t.offsets[i]), int(t.offsets[i + 1])
-            if a == b:
-                continue
-            segment = keys[a:b]
-            first = np.searchsorted(segment, low, "left")
-            stop = np.searchsorted(segment, high, "right")
+            # "latest" without a value range: each competing code's latest record in a
+            # person's window is the row before the window's end; the person matches when the
+            # hit codes' latest day is every competing code's latest day (``Compiler.events``).
+            stop = _bound(keys, starts, stops, highs, right=True)
+            some = (stop > starts) & (keys[np.maximum(stop - 1, 0)] >= lows)
+            day = np.where(some, keys[np.maximum(stop - 1, 0)] & _DAY_BITS, -1).reshape(k, -1)
+            hit = np.asarray([i in hits for i in codes], dtype=bool)
+            latest = day.max(axis=0, initial=-1)
+            latest_hit = day[hit].max(axis=0, initial=-1)
+            held = (latest >= 0) & (latest_hit == latest)
+        else:
+            start = _bound(keys, starts, stops, lows, right=False)
             if min_count == 1:
-                held |= stop > first
-                continue
-            n = stop - first
-            rows = _ranges(a + first, n)
-            found.append(np.asarray(keys[rows]))
-        if min_count > 1 and found:
-            # Distinct (person, day) keys per entered person, over every code.
-            distinct = np.unique(np.concatenate(found))
-            per_person = np.bincount(
-                np.searchsorted(person, distinct & ~np.int64(0xFFFFFFFF), "left"),
-                minlength=len(people),
-            )
-            held = per_person >= min_count
+                inside = (start < stops) & (keys[np.minimum(start, len(keys) - 1)] <= highs)
+                held = inside.reshape(k, -1).any(axis=0)
+            else:
+                n = _bound(keys, start, stops, highs, right=True) - start
+                # Distinct (person, day) keys per entered person, over every code.
+                distinct = np.unique(keys[_ranges(start, n)])
+                per_person = np.bincount(
+                    np.searchsorted(person, distinct & ~_DAY_BITS, "left"), minlength=len(people)
+                )
+                held = per_person >= min_count
         mask = np.zeros(size, dtype=bool)
         mask[people[held]] = True
         return np.packbits(mask)
@@ -454,38 +464,27 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts.astype(np.int64) - begins, lengths) + np.arange(total)
 
 
-def _entry_latest(
-    t: _Table,
-    keys: np.ndarray,
-    among: list[int],
-    hits: set[int],
-    people: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-    size: int,
+_DAY_BITS = np.int64(0xFFFFFFFF)  # the day part of a (person, day) key
+
+
+def _bound(
+    keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, wanted: np.ndarray, *, right: bool
 ) -> np.ndarray:
-    """A "latest" rule without a value range at each person's entry date: each competing
-    code's latest record in a person's window is the row before the window's end; the person
-    matches when the latest day of the hit codes is the latest day of all competing codes
-    (``Compiler.events``: a hit on the latest candidate date)."""
-    latest = np.full(len(people), -1, dtype=np.int64)
-    latest_hit = np.full(len(people), -1, dtype=np.int64)
-    for i in among:
-        a, b = int(t.offsets[i]), int(t.offsets[i + 1])
-        if a == b:
-            continue
-        segment = keys[a:b]
-        stop = np.searchsorted(segment, high, "right")
-        some = stop > np.searchsorted(segment, low, "left")
-        day = np.full(len(people), -1, dtype=np.int64)
-        day[some] = np.asarray(segment[stop[some] - 1]) & np.int64(0xFFFFFFFF)
-        np.maximum(latest, day, out=latest)
-        if i in hits:
-            np.maximum(latest_hit, day, out=latest_hit)
-    held = (latest >= 0) & (latest_hit == latest)
-    mask = np.zeros(size, dtype=bool)
-    mask[people[held]] = True
-    return np.packbits(mask)
+    """Per query, the first row in ``lo[j]:hi[j]`` (sorted keys) whose key is >= ``wanted[j]``
+    (with ``right``: > it), vectorized: each step gathers one key per open query, so the
+    memory reads of every query overlap (``np.searchsorted``, one query after the other,
+    waits for each)."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        open_ = np.flatnonzero(lo < hi)
+        if not len(open_):
+            return lo
+        low, high = lo[open_], hi[open_]
+        mid = (low + high) >> 1
+        found = keys[mid]
+        below = (found <= wanted[open_]) if right else (found < wanted[open_])
+        lo[open_] = np.where(below, mid + 1, low)
+        hi[open_] = np.where(below, high, mid)
 
 
 def _days(lo: date | None, hi: date) -> tuple[int | None, int]:
