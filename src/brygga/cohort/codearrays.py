@@ -244,10 +244,11 @@ class CodeArrays:
         if not codes:
             return np.packbits(np.zeros(size, dtype=bool))
         # Every (code, person) query at once: each searches only its person's block of rows.
-        block = np.minimum(people // code_arrays.BLOCK_PEOPLE, blocks.shape[1] - 1)
+        last = blocks.shape[1] - 1
+        block = np.minimum(people // code_arrays.BLOCK_PEOPLE, last)
         first_row = t.offsets[codes].astype(np.int64)[:, None]
-        starts = (first_row + blocks[codes][:, block]).ravel()
-        stops = (first_row + blocks[codes][:, np.minimum(block + 1, blocks.shape[1] - 1)]).ravel()
+        starts = (first_row + blocks[np.ix_(codes, block)]).ravel()
+        stops = (first_row + blocks[np.ix_(codes, np.minimum(block + 1, last))]).ravel()
         k = len(codes)
         lows, highs = np.tile(low, k), np.tile(high, k)
         if hits is not None:
