@@ -246,24 +246,25 @@ class CodeArrays:
         # Every (code, person) query at once: each searches only its person's block of rows.
         last = blocks.shape[1] - 1
         block = np.minimum(people // code_arrays.BLOCK_PEOPLE, last)
-        first_row = t.offsets[codes].astype(np.int64)[:, None]
-        starts = (first_row + blocks[np.ix_(codes, block)]).ravel()
-        stops = (first_row + blocks[np.ix_(codes, np.minimum(block + 1, last))]).ravel()
+        after_block = np.minimum(block + 1, last)
+        rows = np.asarray(blocks)  # one code's row at a time: faster than a 2-D fancy index
+        starts = np.concatenate([t.offsets[i] + rows[i][block] for i in codes])
+        stops = np.concatenate([t.offsets[i] + rows[i][after_block] for i in codes])
         k = len(codes)
-        lows, highs = np.tile(low, k), np.tile(high, k)
+        highs = np.tile(high, k)
         if hits is not None:
             # "latest" without a value range: each competing code's latest record in a
             # person's window is the row before the window's end; the person matches when the
             # hit codes' latest day is every competing code's latest day (``Compiler.events``).
             stop = _bound(keys, starts, stops, highs, right=True)
-            some = (stop > starts) & (keys[np.maximum(stop - 1, 0)] >= lows)
+            some = (stop > starts) & (keys[np.maximum(stop - 1, 0)] >= np.tile(low, k))
             day = np.where(some, keys[np.maximum(stop - 1, 0)] & _DAY_BITS, -1).reshape(k, -1)
             hit = np.asarray([i in hits for i in codes], dtype=bool)
             latest = day.max(axis=0, initial=-1)
             latest_hit = day[hit].max(axis=0, initial=-1)
             held = (latest >= 0) & (latest_hit == latest)
         else:
-            start = _bound(keys, starts, stops, lows, right=False)
+            start = _bound(keys, starts, stops, np.tile(low, k), right=False)
             if min_count == 1:
                 inside = (start < stops) & (keys[np.minimum(start, len(keys) - 1)] <= highs)
                 held = inside.reshape(k, -1).any(axis=0)
