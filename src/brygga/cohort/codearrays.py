@@ -14,10 +14,12 @@ person) (``records/code_arrays.py``). A rule is then NumPy work on memory-mapped
   day is a hit); a death is a slice of the death dates.
 
 A rule relative to each person's own entry date (``entry_bits``) reads ``person_day.npy``
-instead: each code's rows as (person, day) keys in that order, so a person's records in their
-own window are the rows between two binary searches, vectorized over the entered people:
-O(entered x log rows) per code, where the (code, date) order would read every record in the
-days the entry period allows (tens of millions for "no A10 drug in the ten years before").
+instead: each code's rows as (person, day) keys in that order, with ``person_blocks.npy``
+saying where each block of a few people begins, so a person's records in their own window
+are found by a short binary search inside their block, vectorized over every entered person
+and code: O(entered x log rows per block), where the (code, date) order would read every
+record in the days the entry period allows (tens of millions for "no A10 drug in the ten
+years before"). Value ranges there still go to DuckDB.
 
 The result is the rule's packed bitmap over the dense person index, the same bits DuckDB's
 route gives (``BitmapEngine._leaf_bits``; the spec tests run both). Rules the arrays cannot

@@ -23,9 +23,10 @@ sorted by (code, date, person); this module writes that order once more, per tab
   ``person_blocks.npy`` (int32, codes x blocks + 1): where in each code's keys every block of
   ``BLOCK_PEOPLE`` people begins. A rule relative to each person's own entry date is then a
   short binary search per person and code inside their block (``cohort/codearrays.py``)
-  instead of a pass over every record in the entry period. Added
-  to a complete folder that lacks it (a build from before it existed) without rewriting the
-  rest: an optional file, not part of the format's version.
+  instead of a pass over every record in the entry period. Both are added to a complete
+  folder that lacks them (a build from before they existed) without rewriting the rest:
+  optional files, not part of the format's version (a folder without them sends entry rules
+  to DuckDB).
 
 Only records with a person index, a date, a code and a vocabulary are written: no rule matches
 any other (``Compiler.code_predicate`` compares both columns, a window the date; the engine
@@ -157,6 +158,8 @@ def _write_keys(folder: Path) -> None:
     where the people ``k * BLOCK_PEOPLE`` and after begin, so that a person's rows are found
     inside one block of a few rows instead of by a binary search over millions (each step of
     which misses the CPU's caches: 1.8 us per search at 25 million rows, measured)."""
+    for left in [*folder.glob(f"{KEYS}.*.tmp"), *folder.glob(f"{BLOCKS}.*.tmp.npy")]:
+        left.unlink(missing_ok=True)  # an interrupted earlier write's
     offsets = np.load(folder / "offsets.npy")
     person = np.load(folder / "person.npy", mmap_mode="r")
     day = np.load(folder / "day.npy", mmap_mode="r")
