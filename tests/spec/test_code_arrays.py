@@ -4,8 +4,11 @@ reference, and the arrays follow the region's tables incrementally."""
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import date, timedelta
 from pathlib import Path
+
+import numpy as np
 
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import duckdb_engine, open_engine
@@ -136,3 +139,145 @@ def test_an_older_build_gains_its_arrays_without_a_rebuild(tmp_path):
     again = optimize.build(region, threads=1)
     assert again.rebuilt == [] and again.path == first.path
     assert sorted(p.name for p in codes.iterdir()) == sorted(code_arrays.folders())
+
+
+# Every kind of rule the arrays answer relative to each person's own entry date, from the
+# (code, person, day) keys: windows after, before and around it (negative bounds), no lower
+# bound, exclude_codes, two and three dates, "latest" without a value range, visits, deaths.
+ENTRY_CRITERIA = parse_criteria(
+    {
+        "entry": {
+            "event": {"condition": {"codes": ["E11"]}},
+            "period": {"from": "2015-01-01", "to": "2020-12-31"},
+        },
+        "include": [
+            {"drug": {"codes": ["A10BA02"], "within": {"days_after": 90}}},
+            {"visit": {"types": ["outpatient"], "within": {"days_before": 365}, "min_count": 2}},
+            {
+                "any_of": [
+                    {"observation": {"codes": ["smoker"], "latest": True, "among": ["ex_smoker"]}},
+                    {"condition": {"codes": ["I10"], "min_count": 3}},
+                ]
+            },
+        ],
+        "exclude": [
+            {
+                "drug": {
+                    "codes": ["A10"],
+                    "exclude_codes": ["A10BA02"],
+                    "within": {"days_before": 3650, "days_after": -1},
+                }
+            },
+            {"condition": {"codes": ["I21"], "within": {"days_before": -10, "days_after": 20}}},
+            {"death": {"within": {"days_after": 30}}},
+        ],
+    }
+)
+
+
+def region_with_entries(tmp_path: Path) -> Region:
+    """People 1-9 entering on their own dates (the first E11: 9's before the period)."""
+    people = [person(p, born=date(1950 + p, 1, 1)) for p in range(1, 11)]
+    entered = {p: date(2015, 1, 1) + timedelta(days=97 * p) for p in range(1, 10)}
+    entered[9] = date(2014, 6, 1)
+    rows = [
+        *(event("condition", p, "E119", d) for p, d in entered.items()),
+        event("condition", 1, "E119", date(2021, 1, 1)),  # a later record: not the entry
+        event("condition", 10, "E109", date(2016, 1, 1)),  # E10 only: never entered
+        *(event("drug", p, "A10BA02", d + timedelta(days=10)) for p, d in entered.items()),
+        event("drug", 7, "A10BA02", entered[7] - timedelta(days=1)),  # before: an exclude_code
+        event("drug", 2, "A10BJ02", entered[2] - timedelta(days=200)),  # an earlier A10 drug
+        event("drug", 3, "A10BJ02", entered[3]),  # on the entry date: after the window's end
+        event("drug", 4, "A10BJ02", entered[4] - timedelta(days=3651)),  # before the window
+        *(visit(p, d - timedelta(days=10), 9202) for p, d in entered.items() if p != 5),
+        *(visit(p, d - timedelta(days=20), 9202) for p, d in entered.items() if p not in (5, 6)),
+        visit(6, entered[6] - timedelta(days=10), 9202),  # the same day twice: one date
+        visit(5, entered[5] - timedelta(days=400), 9202),  # outside the window
+        visit(5, entered[5] - timedelta(days=5), 9201),  # another type
+        *(event("observation", p, "77176002", d - timedelta(days=50)) for p, d in entered.items()),
+        event("observation", 1, "8517006", entered[1] - timedelta(days=10)),  # ex-smoker since
+        event("observation", 2, "8517006", entered[2] + timedelta(days=10)),  # after the entry
+        *(event("condition", 1, "I10", entered[1] - timedelta(days=d)) for d in (1, 2, 3)),
+        event("condition", 8, "I219", entered[8] + timedelta(days=15)),  # 10-20 days after
+        event("condition", 2, "I219", entered[2] + timedelta(days=5)),  # too soon to count
+        death(3, entered[3] + timedelta(days=25)),
+        death(8, entered[8] + timedelta(days=400)),
+        *(period(p, date(2000, 1, 1), date(2030, 12, 31)) for p in range(1, 11)),
+    ]
+    return build_region(tmp_path / "r", people, rows, observe_all=False)
+
+
+def test_an_entry_question_is_answered_from_the_person_day_keys(tmp_path):
+    region = region_with_entries(tmp_path)
+    reference = open_engine("reference", region)
+    expected = reference.evaluate(ENTRY_CRITERIA, INDEX)
+    optimize.build(region, threads=1)
+    engine = duckdb_engine(region)
+    engine.kept.stored = None  # computed here, not read from an earlier process's files
+    assert engine.evaluate(ENTRY_CRITERIA, INDEX) == expected
+    assert (engine.codes.answered, engine.codes.declined) == (7, 0)
+    assert engine.persons(ENTRY_CRITERIA, INDEX) == reference.persons(ENTRY_CRITERIA, INDEX)
+    sql = duckdb_engine(region, code_arrays=False)
+    sql.kept.stored = None
+    assert sql.evaluate(ENTRY_CRITERIA, INDEX) == expected
+    assert [n for _, n in expected.steps] == [8, 8, 8, 6, 6, 5, 4, 3]
+    assert engine.persons(ENTRY_CRITERIA, INDEX) == [1, 4, 7]
+
+
+def test_an_older_builds_arrays_gain_their_keys_in_place(tmp_path, monkeypatch):
+    """A build from before the keys existed (``bench/add_code_arrays.py`` on scale 1.0): only
+    ``person_day.npy`` and ``person_blocks.npy`` are added, each code's keys sorted, also when
+    sorted in parts (``SORT_ROWS``: a code with more rows), with the first row of each block
+    of people (``BLOCK_PEOPLE``: several blocks here)."""
+    region = region_with_entries(tmp_path)
+    built = optimize.build(region, threads=1)
+    codes = optimize.arrays_path(built.path) / code_arrays.FOLDER
+    expected = {}
+    for name in code_arrays.TABLES:
+        expected[name] = np.load(codes / name / f"{code_arrays.KEYS}.npy")
+        for kind in (code_arrays.KEYS, code_arrays.BLOCKS):
+            (codes / name / f"{kind}.npy").unlink()
+    assert not (codes / "condition_occurrence_first" / f"{code_arrays.KEYS}.npy").exists()
+    inodes = {p: p.stat().st_ino for p in codes.glob("*/*")}
+    monkeypatch.setattr(code_arrays, "SORT_ROWS", 3)
+    monkeypatch.setattr(code_arrays, "BLOCK_PEOPLE", 2)
+    again = optimize.build(region, threads=1)
+    assert again.rebuilt == [] and again.path == built.path
+    assert {p: p.stat().st_ino for p in codes.glob("*/*") if p in inodes} == inodes
+    for name in code_arrays.TABLES:
+        keys = np.load(codes / name / f"{code_arrays.KEYS}.npy")
+        blocks = np.load(codes / name / f"{code_arrays.BLOCKS}.npy")
+        assert np.array_equal(keys, expected[name])
+        offsets = np.load(codes / name / "offsets.npy")
+        person = np.load(codes / name / "person.npy")
+        day = np.load(codes / name / "day.npy")
+        people = int(person.max()) + 1 if len(person) else 0
+        assert blocks.shape == (len(offsets) - 1, -(-people // 2) + 1)
+        for i, (a, b) in enumerate(itertools.pairwise(offsets.tolist())):
+            assert np.array_equal(keys[a:b], np.sort(code_arrays.key(person[a:b], day[a:b])))
+            starts = [int((person[a:b] < 2 * k).sum()) for k in range(blocks.shape[1])]
+            assert blocks[i].tolist() == starts
+    engine = duckdb_engine(region)
+    engine.kept.stored = None
+    reference = open_engine("reference", region)
+    assert engine.evaluate(ENTRY_CRITERIA, INDEX) == reference.evaluate(ENTRY_CRITERIA, INDEX)
+    assert engine.codes.declined == 0
+
+
+def test_entry_rules_the_keys_cannot_answer_go_to_duckdb(tmp_path):
+    region = region_with_entries(tmp_path)
+    optimize.build(region, threads=1)
+    criteria = parse_criteria(
+        {
+            "entry": ENTRY_CRITERIA.entry.model_dump(mode="json", by_alias=True),
+            "include": [
+                {"drug": {"codes": ["A10"], "exposure": {"current": True}}},
+                {"measurement": {"codes": ["HbA1c"], "value": {"min": 53}}},
+            ],
+        }
+    )
+    engine = duckdb_engine(region)
+    engine.kept.stored = None
+    answer = engine.evaluate(criteria, INDEX)
+    assert (engine.codes.answered, engine.codes.declined) == (0, 2)
+    assert answer == open_engine("reference", region).evaluate(criteria, INDEX)

@@ -218,6 +218,14 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present), rank[values]
 
 
+def _epoch_days(ymd: np.ndarray) -> np.ndarray:
+    """Dates as YYYYMMDD integers to days since 1970-01-01 (int64)."""
+    ymd = ymd.astype(np.int64)
+    months = (ymd // 10000 - 1970) * 12 + (ymd // 100 % 100 - 1)
+    first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return first + ymd % 100 - 1
+
+
 def count(bits: np.ndarray) -> int:
     return int(np.bitwise_count(bits).sum())
 
@@ -321,6 +329,9 @@ class BitmapEngine(IbisEngine):
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
         self._entry_tables: set[str] = set()  # entries' temporary tables on the connection
+        # Each kept entry's entered people (dense index, ascending) and entry days (since
+        # 1970): what the code arrays answer its rules from (``CodeArrays.entry_bits``).
+        self._entry_days: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def to_arrow(self, expr: Any) -> pa.Table:
         with self.lock:  # one DuckDB connection, shared between threads
@@ -383,6 +394,9 @@ class BitmapEngine(IbisEngine):
                     kept = numpy_column(found, "i").astype(np.int64), numpy_column(found, "ymd")
                     if disk is not None:
                         disk.keep_entries(key, *kept)
+                for stale in [k for k in self._entry_days if k not in self.kept.populations]:
+                    del self._entry_days[stale]
+                self._entry_days[key] = (kept[0], _epoch_days(kept[1]))
                 return Population.from_arrays(**self.stored.entered(*kept))
             self._entry_table(entry, index_date)
             rows = self.fetch(population_sql(self.tables, entry, index_date, self.to_sql))
@@ -448,7 +462,13 @@ class BitmapEngine(IbisEngine):
 
     def _entry_leaf_bits(self, spec: Any, index_date: date, entry: Entry, size: int) -> np.ndarray:
         """The compiler's rule relative to each entered person's entry date, read from the
-        entry's temporary table (its dates are not found again)."""
+        entry's temporary table (its dates are not found again); from the code arrays when
+        they can answer it."""
+        entered = self._entry_days.get(entry_key(entry))
+        if self.codes is not None and entered is not None:
+            bits = self.codes.entry_bits(spec, *entered, size)
+            if bits is not None:
+                return bits
         person = PERSON_INDEX if self.indexed else "person_id"
         self._entry_table(entry, index_date)  # a population read from disk needs it now
         compiler = Compiler(

@@ -13,6 +13,14 @@ person) (``records/code_arrays.py``). A rule is then NumPy work on memory-mapped
   ``Compiler.latest_candidates`` (the person matches when a record on their latest candidate
   day is a hit); a death is a slice of the death dates.
 
+A rule relative to each person's own entry date (``entry_bits``) reads ``person_day.npy``
+instead: each code's rows as (person, day) keys in that order, with ``person_blocks.npy``
+saying where each block of a few people begins, so a person's records in their own window
+are found by a short binary search inside their block, vectorized over every entered person
+and code: O(entered x log rows per block), where the (code, date) order would read every
+record in the days the entry period allows (tens of millions for "no A10 drug in the ten
+years before"). Value ranges there still go to DuckDB.
+
 The result is the rule's packed bitmap over the dense person index, the same bits DuckDB's
 route gives (``BitmapEngine._leaf_bits``; the spec tests run both). Rules the arrays cannot
 answer return None and go to DuckDB as before: OMOP concept ids (they need the concept
@@ -170,6 +178,109 @@ class CodeArrays:
         else:
             self.answered += 1
         return found
+
+    def entry_bits(
+        self, spec: Any, people: np.ndarray, days: np.ndarray, size: int
+    ) -> np.ndarray | None:
+        """A leaf rule's packed bitmap relative to each person's own entry date (``people``:
+        dense indexes, ascending; ``days``: their entry dates, days since 1970), or None when
+        the arrays cannot answer it: what ``codes`` declines, value ranges, codes kept in only
+        some of their vocabularies, arrays without ``person_day.npy``."""
+        found = self._entry_bits(spec, people, days, size)
+        if found is None:
+            self.declined += 1
+        else:
+            self.answered += 1
+        return found
+
+    def _entry_bits(
+        self, spec: Any, people: np.ndarray, days: np.ndarray, size: int
+    ) -> np.ndarray | None:
+        among: dict[int, set[str]] | list[int] | None
+        hits: dict[int, set[str]] | list[int] | None = None
+        if isinstance(spec, DeathSpec):
+            t, among, min_count = self.table("death"), [0], 1
+        elif isinstance(spec, VisitSpec):
+            t, min_count = self.table("visit_occurrence"), spec.min_count
+            wanted = spec.concept_ids
+            among = (
+                []
+                if t is None
+                else [i for i, c in enumerate(t.codes) if wanted is None or c in wanted]
+            )
+        elif isinstance(spec, EventSpec):
+            if isinstance(spec, DrugSpec) and spec.exposure is not None:
+                return None
+            if getattr(spec, "value", None) is not None:
+                return None  # values are in the (code, date) order only
+            t, min_count = self.table(spec.TABLE), spec.min_count
+            if t is None:
+                return None
+            if isinstance(spec, ValuedSpec) and spec.latest:
+                among = t.code_ids(spec.among_codeset, spec.exclude_codeset)
+                hits = t.code_ids(spec.codeset, spec.exclude_codeset)
+            else:
+                among = t.code_ids(spec.codeset, spec.exclude_codeset)
+            for ids in (among, hits):
+                if isinstance(ids, dict) and any(
+                    v != t.code_vocabularies[i] for i, v in ids.items()
+                ):
+                    return None  # a code kept in some vocabularies only: no vocabulary order
+        else:
+            return None
+        if t is None or among is None:
+            return None
+        found_keys, blocks = t.array(code_arrays.KEYS), t.array(code_arrays.BLOCKS)
+        if found_keys is None or blocks is None:
+            return None
+        keys = np.asarray(found_keys)  # a plain view of the map: cheaper fancy indexing
+        within = spec.within
+        person = people.astype(np.int64) << 32
+        if within is None:
+            low = person  # the smallest key of each person: no lower bound
+        else:
+            low = person + (days.astype(np.int64) - within.days_before + code_arrays.DAY_SHIFT)
+        after = 0 if within is None else within.days_after
+        high = person + (days.astype(np.int64) + after + code_arrays.DAY_SHIFT)
+        codes = [i for i in sorted(among) if t.offsets[i] < t.offsets[i + 1]]
+        if not codes:
+            return np.packbits(np.zeros(size, dtype=bool))
+        # Every (code, person) query at once: each searches only its person's block of rows.
+        last = blocks.shape[1] - 1
+        block = np.minimum(people // code_arrays.BLOCK_PEOPLE, last)
+        after_block = np.minimum(block + 1, last)
+        rows = np.asarray(blocks)  # one code's row at a time: faster than a 2-D fancy index
+        starts = np.concatenate([t.offsets[i] + rows[i][block] for i in codes])
+        stops = np.concatenate([t.offsets[i] + rows[i][after_block] for i in codes])
+        k = len(codes)
+        highs = np.tile(high, k)
+        if hits is not None:
+            # "latest" without a value range: each competing code's latest record in a
+            # person's window is the row before the window's end; the person matches when the
+            # hit codes' latest day is every competing code's latest day (``Compiler.events``).
+            stop = _bound(keys, starts, stops, highs, right=True)
+            some = (stop > starts) & (keys[np.maximum(stop - 1, 0)] >= np.tile(low, k))
+            day = np.where(some, keys[np.maximum(stop - 1, 0)] & _DAY_BITS, -1).reshape(k, -1)
+            hit = np.asarray([i in hits for i in codes], dtype=bool)
+            latest = day.max(axis=0, initial=-1)
+            latest_hit = day[hit].max(axis=0, initial=-1)
+            held = (latest >= 0) & (latest_hit == latest)
+        else:
+            start = _bound(keys, starts, stops, np.tile(low, k), right=False)
+            if min_count == 1:
+                inside = (start < stops) & (keys[np.minimum(start, len(keys) - 1)] <= highs)
+                held = inside.reshape(k, -1).any(axis=0)
+            else:
+                n = _bound(keys, start, stops, highs, right=True) - start
+                # Distinct (person, day) keys per entered person, over every code.
+                distinct = np.unique(keys[_ranges(start, n)])
+                per_person = np.bincount(
+                    np.searchsorted(person, distinct & ~_DAY_BITS, "left"), minlength=len(people)
+                )
+                held = per_person >= min_count
+        mask = np.zeros(size, dtype=bool)
+        mask[people[held]] = True
+        return np.packbits(mask)
 
     def _bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
         if isinstance(spec, DeathSpec):
@@ -346,6 +457,38 @@ def _latest_days(person: np.ndarray, day: np.ndarray, ends: np.ndarray, size: in
         run[person[a:b]] = day[a:b]
         np.maximum(latest, run, out=latest)
     return latest
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The row numbers of the ranges ``starts[k] : starts[k] + lengths[k]``, in order."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    begins = np.cumsum(lengths) - lengths
+    return np.repeat(starts.astype(np.int64) - begins, lengths) + np.arange(total)
+
+
+_DAY_BITS = np.int64(0xFFFFFFFF)  # the day part of a (person, day) key
+
+
+def _bound(
+    keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, wanted: np.ndarray, *, right: bool
+) -> np.ndarray:
+    """Per query, the first row in ``lo[j]:hi[j]`` (sorted keys) whose key is >= ``wanted[j]``
+    (with ``right``: > it), vectorized: each step gathers one key per open query, so the
+    memory reads of every query overlap (``np.searchsorted``, one query after the other,
+    waits for each)."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        open_ = np.flatnonzero(lo < hi)
+        if not len(open_):
+            return lo
+        low, high = lo[open_], hi[open_]
+        mid = (low + high) >> 1
+        found = keys[mid]
+        below = (found <= wanted[open_]) if right else (found < wanted[open_])
+        lo[open_] = np.where(below, mid + 1, low)
+        hi[open_] = np.where(below, high, mid)
 
 
 def _days(lo: date | None, hi: date) -> tuple[int | None, int]:
