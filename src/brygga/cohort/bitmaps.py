@@ -155,6 +155,57 @@ class Population:
             cells=cells,
         )
 
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        alive: np.ndarray,
+        age: np.ndarray,
+        gender: np.ndarray,
+        sex: np.ndarray,
+        sexes: list[Any],
+        municipality: np.ndarray,
+        municipalities: list[Any],
+    ) -> Population:
+        """``from_arrays`` from whole columns over everyone (``alive``: a bool per person, the
+        people who count; the other columns' values of everyone else are ignored): the same
+        population, without gathering the people who count and spreading them back."""
+        # Everyone else is zeroed by multiplying with ``alive`` (one pass; a masked
+        # assignment or ``np.where`` takes two to three times as long over millions).
+        on = alive.view(np.int8)
+        age = age.astype(np.int32, copy=False) * on
+        band = age // np.int32(10)
+        band *= np.int32(10)
+        n_places = len(municipalities) + 1
+        band_min = int(band.min()) if len(band) else 0
+        span = int(band.max()) - band_min + 1 if len(band) else 1
+        # The cell's integer as ``from_arrays`` orders it, plus one; 0 for everyone else.
+        combined = sex.astype(np.int32)  # a copy, changed in place below
+        combined *= np.int32(span)
+        combined += band
+        combined -= np.int32(band_min)
+        combined *= np.int32(n_places)
+        combined += municipality.astype(np.int32, copy=False)
+        combined += np.int32(2)
+        combined *= on
+        present = np.bincount(combined)[1:] > 0
+        rank = np.zeros(len(present) + 1, dtype=np.int32)  # everyone else: cell 0
+        rank[1:] = np.cumsum(present) - 1
+        cells: list[Cell] = []
+        for value in np.flatnonzero(present).tolist():
+            rest, m = divmod(value, n_places)
+            s, b = divmod(rest, span)
+            cells.append((sexes[s], b + band_min, municipalities[m - 1] if m else None))
+        return cls(
+            alive=np.packbits(alive),
+            age=age,
+            gender=gender * on,
+            municipality=_zeroed(municipality.astype(np.int32) + np.int32(1), on) - np.int32(1),
+            municipalities=municipalities,
+            cell=rank[combined],
+            cells=cells,
+        )
+
     @property
     def size(self) -> int:
         return len(self.age)
@@ -193,6 +244,12 @@ class Population:
         low = np.bincount(cell, weights=(u & 0xFFFF).astype(np.float64), minlength=n)
         people = np.bincount(cell, minlength=n)
         return {self.cells[i]: (int(high[i]) << 16) + int(low[i]) for i in np.flatnonzero(people)}
+
+
+def _zeroed(values: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """``values`` (a new array) times ``on`` (0 or 1 per person), in place."""
+    values *= on
+    return values
 
 
 def _bits(positions: np.ndarray, size: int) -> np.ndarray:
@@ -355,7 +412,7 @@ class BitmapEngine(IbisEngine):
     def population(self, index_date: date) -> Population:
         def build() -> Population:
             if self.stored is not None:
-                return Population.from_arrays(**self.stored.population(index_date))
+                return Population.from_columns(**self.stored.population(index_date))
             people = self.to_sql(Compiler(self.tables, index_date).population())
             rows = self.fetch(
                 f"SELECT x.{PERSON_INDEX} AS i, p.* FROM ({people}) p "

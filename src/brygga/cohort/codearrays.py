@@ -161,6 +161,33 @@ class CodeArrays:
             self._tables[name] = _Table(folder) if complete else None
         return self._tables[name]
 
+    def people(
+        self, table: str, pairs: list[tuple[str, str]], rows: int | None
+    ) -> tuple[list[int], bool] | None:
+        """For each (vocabulary, code) of ``table``, the people with a record of it (or of a
+        code below it), from the first-date summary (one row per code and person), and
+        whether the counts are exact: they are when the arrays hold every one of the table's
+        ``rows`` (the manifest's count; records without a person index, a date, a code or a
+        vocabulary are left out of the arrays, ``records/code_arrays.py``), else they are a
+        lower bound, as ``optimize``'s table of codes gives. None when the arrays cannot say
+        (an OMOP concept, a table without arrays)."""
+        first, whole = self.table(table + code_arrays.FIRST), self.table(table)
+        if first is None or whole is None:
+            return None
+        found = []
+        for pair in pairs:
+            ids = first.code_ids((pair,), ())
+            if ids is None:
+                return None
+            person = first.take("person", first.slices(ids, None, np.iinfo(np.int32).max))
+            if len(person) == 0:
+                found.append(0)
+                continue
+            seen = np.zeros(int(person.max()) + 1, dtype=bool)
+            seen[person] = True
+            found.append(int(np.count_nonzero(seen)))
+        return found, rows is not None and int(whole.offsets[-1]) == rows
+
     def bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
         """A leaf rule's packed bitmap over ``size`` people, or None when the arrays cannot
         answer it."""
