@@ -98,3 +98,20 @@ def test_a_cached_question_imports_no_database_or_compiler_library(tmp_path: Pat
         ("feasibility.question", "shown")
     ] * 2
     assert {r["details"]["fingerprint"] for r in log} == {rows[0][2]}
+
+    # As a process of its own (``python -m brygga.cli``), which ends without the interpreter's
+    # tear-down once the answer is out: the whole answer printed, the question recorded and
+    # audited, exit code 0.
+    env = {**os.environ, "BRYGGA_DATA_DIR": str(data), "BRYGGA_USER": "tester"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path.cwd() / "src"), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "brygga.cli", "feasibility", str(criteria), "--region",
+         str(region.path), "--json", "--raw"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["count"] == again["answer"]["count"]
+    with sqlite3.connect(data / "brygga.db") as db:
+        assert db.execute("SELECT count(*) FROM feasibility_question").fetchone() == (4,)
+    lines = (data / "audit" / "audit.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["details"]["result"] == "shown"

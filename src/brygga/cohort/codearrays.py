@@ -29,6 +29,7 @@ __all__ = ["CodeArrays", "open_codes"]
 import bisect
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -153,13 +154,16 @@ class CodeArrays:
         self.folder = folder
         self._tables: dict[str, _Table | None] = {}
         self.answered = self.declined = 0
+        # Rules are answered on several threads at once (``BitmapEngine._side_by_side``).
+        self._lock = threading.Lock()
 
     def table(self, name: str) -> _Table | None:
-        if name not in self._tables:
-            folder = self.folder / name
-            complete = code_arrays.fingerprint(folder) is not None
-            self._tables[name] = _Table(folder) if complete else None
-        return self._tables[name]
+        with self._lock:
+            if name not in self._tables:
+                folder = self.folder / name
+                complete = code_arrays.fingerprint(folder) is not None
+                self._tables[name] = _Table(folder) if complete else None
+            return self._tables[name]
 
     def people(
         self, table: str, pairs: list[tuple[str, str]], rows: int | None
@@ -192,10 +196,11 @@ class CodeArrays:
         """A leaf rule's packed bitmap over ``size`` people, or None when the arrays cannot
         answer it."""
         found = self._bits(spec, index_date, size)
-        if found is None:
-            self.declined += 1
-        else:
-            self.answered += 1
+        with self._lock:
+            if found is None:
+                self.declined += 1
+            else:
+                self.answered += 1
         return found
 
     def _bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
