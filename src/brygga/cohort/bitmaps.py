@@ -390,7 +390,6 @@ class BitmapEngine(IbisEngine):
 
     MAX_BYTES = 512 * 2**20  # kept bitmaps: about 1,300 rules at 3.3 million people
     MAX_DATES = 3
-    THREADS = 2  # rules found at once (``_side_by_side``): the machines we run on have two cores
     INDEX_TABLE = "brygga_person_index"  # numbered here when the region has no person_index
 
     def __init__(
@@ -403,11 +402,13 @@ class BitmapEngine(IbisEngine):
         *,
         stored: StoredSets | None = None,
         codes: CodeArrays | None = None,
+        threads: int = 1,
     ) -> None:
         super().__init__("duckdb", tables, to_sql, run_sql, fetch)
         self.execute = execute
         self.stored = stored  # arrays and kept bitmaps of an optimized region (``stored.py``)
         self.codes = codes  # the rule tables as arrays: rules without DuckDB (``codearrays.py``)
+        self.threads = threads  # rules found at once (``_side_by_side``)
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, stored)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
@@ -631,7 +632,7 @@ class BitmapEngine(IbisEngine):
 
     def _side_by_side(self, criteria: Criteria, index_date: date) -> None:
         """The population on ``index_date`` and the leaf rules no bitmap in memory holds, found
-        on ``THREADS`` threads at once before the steps read them: each rule's kept bitmap on
+        on ``threads`` threads at once before the steps read them: each rule's kept bitmap on
         disk, else the code arrays' answer (NumPy releases the interpreter's lock for the
         passes over millions of rows), else, one by one here, DuckDB's. On an idle machine's
         two cores a question never asked before takes a little over its costliest part
@@ -660,9 +661,9 @@ class BitmapEngine(IbisEngine):
                 return bits, False
             return codes.bits(spec, index_date, size), True
 
-        if len(todo) + wanted < 2:
+        if len(todo) + wanted < 2 or self.threads < 2:
             return  # nothing to overlap: the steps find them one by one
-        with ThreadPoolExecutor(self.THREADS) as pool:
+        with ThreadPoolExecutor(self.threads) as pool:
             built = pool.submit(population) if wanted else None
             found = {key: pool.submit(find, key, spec) for key, spec in todo.items()}
             if built is not None:

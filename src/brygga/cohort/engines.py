@@ -345,7 +345,16 @@ def duckdb_engine(
         connection()["raw"].execute(sql)
 
     tables = _RegionTables(lambda: connection()["present"], get)
-    return BitmapEngine(tables, to_sql, run_sql, fetch, execute, stored=stored, codes=codes)
+    return BitmapEngine(
+        tables,
+        to_sql,
+        run_sql,
+        fetch,
+        execute,
+        stored=stored,
+        codes=codes,
+        threads=settings.cohort_threads,
+    )
 
 
 _settled = threading.Event()
