@@ -34,8 +34,11 @@ from __future__ import annotations
 
 __all__ = ["BitmapEngine", "Cell", "Kept", "Population", "count"]
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -276,6 +279,29 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present), rank[values]
 
 
+# Arrays up to this size come from the heap once freed ones can serve them (glibc's
+# ``mallopt``): otherwise glibc maps fresh pages for each and every page is faulted in again
+# (a question never asked at 3.3 million people made 90,000 page faults in 8 runs and took
+# 15 % more CPU, measured; 9,000 with the heap). Freed memory is kept up to ``_TRIM``.
+_MMAP_THRESHOLD = 64 * 2**20
+_TRIM = 256 * 2**20
+_heap_set = False
+
+
+def _arrays_from_the_heap() -> None:
+    """Once per process, on Linux with glibc; quietly nothing elsewhere."""
+    global _heap_set
+    if _heap_set or not sys.platform.startswith("linux"):
+        return
+    _heap_set = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, _TRIM)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its own allocator's defaults
+        return
+
+
 def _rule_hash(rule: Model) -> str:
     """A leaf rule's key among the kept bitmaps (in memory and on disk)."""
     canonical = json.dumps(
@@ -409,6 +435,8 @@ class BitmapEngine(IbisEngine):
         self.stored = stored  # arrays and kept bitmaps of an optimized region (``stored.py``)
         self.codes = codes  # the rule tables as arrays: rules without DuckDB (``codearrays.py``)
         self.threads = threads  # rules found at once (``_side_by_side``)
+        if stored is not None:  # NumPy over millions of people: large arrays, often
+            _arrays_from_the_heap()
         self.kept = Kept(self.MAX_BYTES, self.MAX_DATES, stored)
         self._units: np.ndarray | None = None
         self._code_counts: dict[tuple[str, Any, bool], int] = {}
