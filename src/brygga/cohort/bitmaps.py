@@ -35,7 +35,6 @@ from __future__ import annotations
 __all__ = ["BitmapEngine", "Cell", "Kept", "Population", "count"]
 
 import ctypes
-import ctypes.util
 import hashlib
 import json
 import sys
@@ -295,7 +294,7 @@ def _arrays_from_the_heap() -> None:
         return
     _heap_set = True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's name (``find_library`` runs ldconfig)
         libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, _TRIM)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its own allocator's defaults
