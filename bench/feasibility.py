@@ -24,7 +24,9 @@ engine's own ``elapsed_ms``), after the rule bitmaps kept on disk by earlier pro
 removed (``--keep-bitmaps`` keeps them); the first ask of a question then computes its rules
 (unless another question shares them) and later asks read them. The plain-SQL baseline
 (2., one fresh connection per question) runs in the same invocation, and the startup of
-``brygga --help`` is timed too.
+``brygga --help`` is timed too. The processes keep their compiled bytecode in a temporary
+folder, as an installed Brygga does (``--no-bytecode``: they inherit this shell's
+``PYTHONDONTWRITEBYTECODE`` and compile Brygga's modules every time).
 
 Counts must agree between the three runs; the script stops if they do not. Reports p50/p95
 latency per criteria and overall, peak memory (RSS of this process, before Spark starts), and the
