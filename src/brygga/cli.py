@@ -1735,10 +1735,12 @@ def _exit(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``brygga`` command (``argv``: its arguments; None: the process's own). Run as the
-    process itself (no ``argv``), a command that allows it ends the process on return,
-    when no other thread is running."""
+    process itself (no ``argv``), a command that allows it ends the process on return, when
+    no other thread is running and DuckDB was not opened."""
     code = _main(argv)
-    if argv is None and _quick_exit and threading.active_count() == 1:
+    # Not after DuckDB was used: its connection's close removes its spill files.
+    quick = _quick_exit and threading.active_count() == 1 and "duckdb" not in sys.modules
+    if argv is None and quick:
         _exit(code)
     return code
 

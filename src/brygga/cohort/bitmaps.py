@@ -666,7 +666,7 @@ class BitmapEngine(IbisEngine):
         instead of their sum. Only with the code arrays (a database without them answers
         through one DuckDB connection)."""
         codes, stored = self.codes, self.stored
-        if codes is None or stored is None:
+        if codes is None or stored is None or self.threads < 2:
             return
         size = len(stored.array("person_id"))
         nbytes = (size + 7) // 8
@@ -688,7 +688,7 @@ class BitmapEngine(IbisEngine):
                 return bits, False
             return codes.bits(spec, index_date, size), True
 
-        if len(todo) + wanted < 2 or self.threads < 2:
+        if len(todo) + wanted < 2:
             return  # nothing to overlap: the steps find them one by one
         with ThreadPoolExecutor(self.threads) as pool:
             built = pool.submit(population) if wanted else None
