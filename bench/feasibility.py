@@ -24,7 +24,9 @@ engine's own ``elapsed_ms``), after the rule bitmaps kept on disk by earlier pro
 removed (``--keep-bitmaps`` keeps them); the first ask of a question then computes its rules
 (unless another question shares them) and later asks read them. The plain-SQL baseline
 (2., one fresh connection per question) runs in the same invocation, and the startup of
-``brygga --help`` is timed too.
+``brygga --help`` is timed too. The processes keep their compiled bytecode in a temporary
+folder, as an installed Brygga does (``--no-bytecode``: they inherit this shell's
+``PYTHONDONTWRITEBYTECODE`` and compile Brygga's modules every time).
 
 Counts must agree between the three runs; the script stops if they do not. Reports p50/p95
 latency per criteria and overall, peak memory (RSS of this process, before Spark starts), and the
@@ -107,11 +109,26 @@ def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def cold_ask(region: Path, path: Path, home: Path) -> tuple[float, dict[str, Any]]:
+def child_env(bytecode: Path | None) -> dict[str, str]:
+    """The environment of a measured ``brygga`` process. With ``bytecode`` (a folder), its
+    modules' compiled bytecode is kept there and reused by later processes, as an installed
+    Brygga's is (pip compiles a package when it installs it); without, it inherits this
+    shell's setting, and with ``PYTHONDONTWRITEBYTECODE=1`` every new process compiles
+    Brygga's modules from source again: 0.1-0.2 s of its CPU (measured, issue 18)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
+    return env
+
+
+def cold_ask(
+    region: Path, path: Path, home: Path, bytecode: Path | None = None
+) -> tuple[float, dict[str, Any]]:
     """One question in a new process (``brygga feasibility --json``): wall ms and its answer
     (with ``cpu_ms``: the process's user + system time, what its wall time approaches on an
     idle machine)."""
-    env = dict(os.environ, BRYGGA_DATA_DIR=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    env = child_env(bytecode) | {"BRYGGA_DATA_DIR": str(home)}
     command = [sys.executable, "-m", "brygga.cli", "feasibility", str(path), "--region"]
     command += [str(region), "--raw", "--json", "--index-date", INDEX_DATE.isoformat()]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -146,6 +163,9 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         forget()
     people = region.row_counts.get("person", 0)
     print(f"region {region.name}: {people:,} people; {len(paths)} questions; index {INDEX_DATE}")
+    home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
+    bytecode = None if args.no_bytecode else home / "bytecode"
+    print("bytecode: " + ("compiled by every process" if bytecode is None else f"kept in {home}"))
     startup: dict[str, list[float]] = {}
     startup_cpu: dict[str, list[float]] = {}
     for name, command in (
@@ -153,10 +173,14 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         ("feasibility --help", ["feasibility", "--help"]),
     ):
         startup[name], startup_cpu[name] = [], []
+        env = child_env(bytecode)
+        subprocess.run([sys.executable, "-m", "brygga.cli", *command], capture_output=True, env=env)
         for _ in range(5):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "brygga.cli", *command], capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "brygga.cli", *command], capture_output=True, env=env
+            )
             startup[name].append((time.perf_counter() - start) * 1000)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             startup_cpu[name].append(
@@ -166,9 +190,8 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
             f"brygga {name}: wall {' '.join(f'{t:.0f}' for t in startup[name])} ms, cpu "
             f"{' '.join(f'{t:.0f}' for t in startup_cpu[name])} ms"
         )
-    home = Path(tempfile.mkdtemp(prefix="brygga-bench-"))
     # The operational database is created (migrated) once, before anything is measured.
-    cold_ask(region.path, HERE / "criteria" / paths[0].name, home)
+    cold_ask(region.path, HERE / "criteria" / paths[0].name, home, bytecode)
     if not args.keep_bitmaps:
         forget()
     walls: dict[str, list[float]] = {}
@@ -180,7 +203,7 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         walls[path.stem], engine_ms[path.stem], cpus[path.stem] = [], [], []
         counts = None
         for _ in range(args.cold_repeat):
-            wall, answer = cold_ask(region.path, path, home)
+            wall, answer = cold_ask(region.path, path, home, bytecode)
             walls[path.stem].append(wall)
             cpus[path.stem].append(answer["cpu_ms"])
             engine_ms[path.stem].append(float(answer["elapsed_ms"]))
@@ -230,6 +253,7 @@ def cold_main(args: argparse.Namespace, region: Region, load_start: float) -> in
         else None,
         # ``--baseline-repeat 0``: no baseline (at scale 1.0 it is most of the run's time).
         "baseline_duckdb_parquet": summarize(baseline)["overall"] if args.baseline_repeat else None,
+        "bytecode": "compiled by every process" if bytecode is None else "kept",
         "machine": f"{os.cpu_count()} cores, load average {load_start:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end",
     }
@@ -289,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-repeat", type=int, default=3, help="asks per question (--cold)")
     parser.add_argument("--questions", type=int, default=7, help="questions (--cold)")
     parser.add_argument("--keep-bitmaps", action="store_true", help="keep bitmaps (--cold)")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="--cold's processes inherit PYTHONDONTWRITEBYTECODE (compile Brygga every time)",
+    )
     parser.add_argument(
         "--sql-rules",
         action="store_true",

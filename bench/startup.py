@@ -29,9 +29,14 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
 
-def run(src: Path, home: Path, args: list[str]) -> tuple[float, float, str]:
-    """One ``brygga`` process on the sources in ``src``: wall ms, CPU ms, stdout."""
+def run(src: Path, home: Path, args: list[str], bytecode: bool = True) -> tuple[float, float, str]:
+    """One ``brygga`` process on the sources in ``src``: wall ms, CPU ms, stdout. With
+    ``bytecode`` the modules' compiled bytecode is kept under ``home`` and reused, as an
+    installed Brygga's is (``feasibility.child_env``)."""
     env = dict(os.environ, PYTHONPATH=str(src), BRYGGA_DATA_DIR=str(home))
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(home / "bytecode")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
@@ -52,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=8, help="processes per measurement")
     parser.add_argument("--against", type=Path, help="another source tree, alternated")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="compile Brygga in every process (inherit)"
+    )
     args = parser.parse_args(argv)
+    bytecode = not args.no_bytecode
     trees = {"this": SRC} | ({"against": args.against.resolve()} if args.against else {})
     home = Path(tempfile.mkdtemp(prefix="brygga-startup-"))
     ask = ["feasibility", str(args.criteria), "--region", str(args.region), "--json", "--raw"]
@@ -60,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"cached ask": ask, "--help": ["--help"], "feasibility --help": [
         "feasibility", "--help"]}  # fmt: skip
     for src in trees.values():
-        run(src, home, ask)  # computes and keeps the rules (and migrates the database)
+        run(src, home, ask, bytecode)  # computes and keeps the rules (and migrates the database)
+        run(src, home, ["--help"], bytecode)  # and compiles what --help imports
     load_start = os.getloadavg()[0]
     figures: dict[str, dict[str, dict[str, list[float]]]] = {
         k: {c: {"wall": [], "cpu": [], "engine": []} for c in commands} for k in trees
@@ -69,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         order = list(trees.items()) if i % 2 == 0 else list(reversed(trees.items()))
         for command, command_args in commands.items():
             for name, src in order:
-                wall, cpu, stdout = run(src, home, command_args)
+                wall, cpu, stdout = run(src, home, command_args, bytecode)
                 f = figures[name][command]
                 f["wall"].append(wall)
                 f["cpu"].append(cpu)

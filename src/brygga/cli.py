@@ -8,10 +8,14 @@ from __future__ import annotations
 
 __all__ = ["app", "main"]
 
+import contextlib
 import json
+import logging
+import os
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer._click.exceptions import ClickException
@@ -473,6 +477,7 @@ def feasibility(
     result = core().feasibility(
         criteria_file, region_dir, engine=engine, index_date=when, raw=raw, noise=noise
     )
+    _done_quickly()  # recorded and audited: nothing is left for the interpreter's exit
     if as_json:
         print_json(result.as_dict())
         return
@@ -1706,7 +1711,41 @@ def ecosystem_withdraw(
 # --- Entry point -------------------------------------------------------------------------
 
 
+# Set by a command whose work is complete and durable once it returns (``main``'s quick exit).
+_quick_exit = False
+
+
+def _done_quickly() -> None:
+    """Let ``main`` end the process at once after this command (see ``_exit``)."""
+    global _quick_exit
+    _quick_exit = True
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process without the interpreter's tear-down: freeing hundreds of modules,
+    NumPy's and PyArrow's state and the memory-mapped arrays took 0.2 s of a ``brygga
+    feasibility`` process at scale 1.0 (measured: a fifth of issue 18's one second), after
+    its answer was printed and its question recorded and audited (committed, fsynced)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    logging.shutdown()  # what the interpreter's exit would still have flushed
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``brygga`` command (``argv``: its arguments; None: the process's own). Run as the
+    process itself (no ``argv``), a command that allows it ends the process on return, when
+    no other thread is running and DuckDB was not opened."""
+    code = _main(argv)
+    # Not after DuckDB was used: its connection's close removes its spill files.
+    quick = _quick_exit and threading.active_count() == 1 and "duckdb" not in sys.modules
+    if argv is None and quick:
+        _exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except BryggaError as exc:

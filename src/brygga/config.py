@@ -271,6 +271,11 @@ class Settings(BaseSettings):
     # Rules answered from the code arrays ``brygga optimize`` writes (cohort/codearrays.py)
     # instead of DuckDB; false: every rule through DuckDB's SQL (for comparison, or a fault).
     cohort_code_arrays: bool = True
+    # Threads a question's rules never computed before are found on at once, from the code
+    # arrays (cohort/bitmaps.py, ``_side_by_side``); 1: one after another. 2 nearly halves a
+    # new question's time on an otherwise idle two-core machine, but slowed it by half to
+    # double when the cores were busy with other work (measured, bench/README.md).
+    cohort_threads: int = Field(default=1, ge=1, le=16)
     # Signs the web's session and CSRF cookies; a random one per process when unset (sessions
     # then end when the server restarts).
     secret_key: SecretStr | None = None

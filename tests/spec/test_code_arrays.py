@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import duckdb_engine, open_engine
@@ -74,6 +75,42 @@ def test_a_new_question_is_answered_without_duckdb(tmp_path):
     assert engine.persons(CRITERIA, INDEX) == [1, 2, 5]  # the expected people, named
     sql = duckdb_engine(region, code_arrays=False)
     assert sql.codes is None and sql.evaluate(CRITERIA, INDEX) == expected
+
+
+@pytest.mark.slow
+def test_rules_found_on_several_threads_give_the_answers_of_one(tmp_path):
+    """A question's rules and the population on a new day are found side by side (issue 18):
+    the same answers and people as one thread, each rule computed once and kept on disk
+    once; rules only DuckDB answers still go to it."""
+    region = region_with_people(tmp_path)
+    optimize.build(region, threads=1)
+    mixed = parse_criteria(
+        {
+            "include": [*CRITERIA.model_dump(mode="json", exclude_none=True)["include"]],
+            "exclude": [{"drug": {"codes": ["A10"], "exposure": {"current": True}}}],
+        }
+    )
+    answers = {}
+    for threads in (1, 2):
+        engine = duckdb_engine(region)
+        engine.threads = threads
+        engine.kept.stored = None  # nothing read from the other engine's disk
+        for criteria in (CRITERIA, mixed):
+            answers[(threads, criteria is mixed)] = (
+                engine.evaluate(criteria, INDEX),
+                engine.persons(criteria, INDEX),
+            )
+        assert (engine.codes.answered, engine.codes.declined) == (7, 1)
+    assert answers[(1, False)] == answers[(2, False)]
+    assert answers[(1, True)] == answers[(2, True)]
+    assert answers[(2, False)][0] == open_engine("reference", region).evaluate(CRITERIA, INDEX)
+    assert answers[(2, True)][0] == open_engine("reference", region).evaluate(mixed, INDEX)
+    # Kept on disk once each, and read back by a new engine.
+    first, again = duckdb_engine(region), duckdb_engine(region)
+    assert first.evaluate(mixed, INDEX) == answers[(2, True)][0]
+    assert first.stored.writes == first.stored.misses == 6
+    assert again.evaluate(mixed, INDEX) == answers[(2, True)][0]
+    assert (again.stored.hits, again.stored.misses, again.stored.writes) == (6, 0, 0)
 
 
 def test_rules_the_arrays_cannot_answer_go_to_duckdb(tmp_path):

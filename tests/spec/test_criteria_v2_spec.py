@@ -11,9 +11,10 @@ from datetime import date, timedelta
 import pytest
 
 from brygga.cohort.criteria import parse_criteria
-from brygga.cohort.feasibility import feasibility
+from brygga.cohort.engines import duckdb_engine
+from brygga.cohort.feasibility import feasibility, unknown_codes
 from brygga.errors import DocumentError, InputError
-from brygga.privacy.disclosure import RoundingPolicy
+from brygga.privacy.disclosure import RoundingPolicy, region_policy
 from brygga.records import optimize
 from tests.spec.conftest import INDEX, build_region, death, event, period, person
 
@@ -640,6 +641,36 @@ def test_feasibility_warns_of_codes_no_record_has(tmp_path, optimized):
         "no record in the region's drug_exposure has the ATC code A10BK: "
         "is it written as the region's records write it?",
     ]
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_code_warnings_from_the_code_arrays_match_duckdb(tmp_path, complete):
+    """A new process counts a code's people from the code arrays (no DuckDB, issue 18): the
+    warnings DuckDB's tables give. The arrays leave out records they cannot match (here a
+    person missing from ``person``): then their counts are a lower bound only, and DuckDB
+    counts the codes they do not show."""
+    people = [person(i) for i in range(1, 4)]
+    rows = [
+        event("condition", 1, "E119", date(2024, 1, 1)),
+        event("condition", 2 if complete else 9, "I109", date(2024, 1, 1)),
+    ]
+    region = build_region(tmp_path / "region", people, rows)
+    doc = parse_criteria(
+        {"index_date": "2025-01-01", "include": [{"condition": {"codes": ["E11", "I10", "X99"]}}]}
+    )
+    policy = region_policy(region, raw=True)
+    optimize.build(region, threads=1, memory_limit="500MB")
+    queried = duckdb_engine(region)
+    queried.codes = queried.stored = None  # DuckDB's tables only (nothing kept either)
+    expected = unknown_codes(doc, queried, policy, region.row_counts)
+    assert any("X99" in w for w in expected) and any("I10" in w for w in expected) is not complete
+    engine = duckdb_engine(region)
+    assert engine.codes is not None
+    assert unknown_codes(doc, engine, policy, region.row_counts) == expected
+    # Every record in the arrays: exact counts, DuckDB never opened.
+    assert callable(engine.tables._present) is complete
+    if complete:
+        assert feasibility(doc, region, raw=True).warnings == expected  # a fresh engine
 
 
 @pytest.mark.parametrize("optimized", [False, True])

@@ -187,7 +187,7 @@ def feasibility(
         warnings.append(
             f"nobody is alive and under observation on {effective.isoformat()}; {covered}"
         )
-    warnings += unknown_codes(criteria, runner, policy)
+    warnings += unknown_codes(criteria, runner, policy, region.row_counts)
     fingerprint = criteria.fingerprint(effective)
     if noisy is None:
         count, attrition, by_group = disclose(evaluation, policy, keys)
@@ -227,7 +227,12 @@ def _coded_specs(criteria: Criteria) -> list[EventSpec]:
     return found
 
 
-def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> list[str]:
+def unknown_codes(
+    criteria: Criteria,
+    runner: Any,
+    policy: DisclosurePolicy,
+    rows: dict[str, int] | None = None,
+) -> list[str]:
     """Warnings naming the codes (other than OMOP concepts) that none or too few of the
     region's people have to show, one or two queries per table: a mistyped code otherwise just
     counts nobody. Whether a code is found is itself a count of people (found: at least one
@@ -238,7 +243,10 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
     for small test regions, is not asked.)
 
     The counts are kept beside the optimized database's rule bitmaps (``_kept_counts``):
-    without them a new process would open DuckDB (and load Ibis) for this check alone."""
+    without them a new process would open DuckDB (and load Ibis) for this check alone. A code
+    no process has counted is counted from the code arrays when the database has them: exactly
+    when they hold all the table's ``rows`` (the manifest's counts), else a lower bound like the
+    table of codes' (a code whose bound is not shown is then counted by DuckDB)."""
     if not isinstance(runner, IbisEngine):
         return []
     wanted: dict[str, dict[tuple[str, str], None]] = {}
@@ -249,6 +257,7 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
     stored = getattr(runner, "stored", None)  # an optimized database's folder (``stored.py``)
     kept = _kept_counts(stored)  # "table|vocabulary|code" -> [people, exact]
     before = dict(kept)
+    rows = rows or {}
     warnings = []
     compiler: Compiler | None = None
     for name, found in wanted.items():
@@ -256,6 +265,13 @@ def unknown_codes(criteria: Criteria, runner: Any, policy: DisclosurePolicy) -> 
         table_def = schema.table(name)
         keys = {pair: f"{name}|{pair[0]}|{pair[1]}" for pair in pairs}
         new = [pair for pair in pairs if keys[pair] not in kept]
+        arrays = getattr(runner, "codes", None)  # the code arrays (``codearrays.py``)
+        found_people = arrays.people(name, new, rows.get(name)) if arrays and new else None
+        if found_people is not None:  # without opening DuckDB and loading Ibis
+            people_of, exact = found_people
+            for pair, n in zip(new, people_of, strict=True):
+                kept[keys[pair]] = [n, exact]
+            new = []
         # (Tables are opened only when something must be counted: opening one opens DuckDB.)
         codes = runner.table(codes_table(name)) if new else None
         if codes is not None:  # an optimized region: people per distinct code

@@ -101,14 +101,39 @@ class StoredSets:
         return np.asarray(self.array("record_key"))
 
     def population(self, index_date: date) -> dict[str, Any]:
-        """The arguments of ``bitmaps.Population.from_arrays``: what ``Compiler.population()``
-        gives, by dense index: everyone observed on the day with no death on or before it;
-        their completed years and 10-year band; sex from the gender concept."""
+        """The arguments of ``bitmaps.Population.from_columns``: what ``Compiler.population()``
+        gives, over everyone by dense index: who is observed on the day with no death on or
+        before it (``alive``); every person's completed years, sex (from the gender concept)
+        and municipality. Whole columns, not the people gathered and spread back: at 3.3
+        million people that took four times as long (measured)."""
         self.populations += 1
         day = population_module.ymd(index_date)
-        start, stop, death = self.array("start"), self.array("stop"), self.array("death")
-        at = np.flatnonzero((start <= day) & (stop >= day) & (death > day))
-        return self._people(at, day)
+        alive = self.array("start") <= day
+        alive &= self.array("stop") >= day
+        alive &= self.array("death") > day
+        # ``completed_years`` in integers (the same floor: YYYYMMDD numbers, exact).
+        age = np.int32(day) - self.array("born")
+        age //= np.int32(10000)
+        gender = np.asarray(self.array("gender"))
+        return {
+            "alive": alive,
+            "age": age.astype(np.int32, copy=False),
+            "gender": gender,
+            "municipality": np.asarray(self.array("municipality")),
+            "municipalities": self.municipalities,
+            **self._sexes(gender),
+        }
+
+    @staticmethod
+    def _sexes(gender: np.ndarray) -> dict[str, Any]:
+        """Sex codes into the sorted list of sexes (``unknown`` for another gender concept)."""
+        sexes = sorted(set(codebook.SEX_OF_GENDER.values()) | {"unknown"})
+        unknown = sexes.index("unknown")
+        sex = np.full(len(gender), unknown, dtype=np.int32)
+        for concept, name in codebook.SEX_OF_GENDER.items():
+            # Arithmetic, not a masked assignment: a third of the time over millions.
+            sex += (gender == concept).view(np.int8) * np.int32(sexes.index(name) - unknown)
+        return {"sex": sex, "sexes": sexes}
 
     def entered(self, at: np.ndarray, day: np.ndarray) -> dict[str, Any]:
         """``population`` at each person's own entry date (``population.entered``): of the
@@ -127,17 +152,12 @@ class StoredSets:
         born = np.asarray(self.array("born"))[at]
         age = population_module.completed_years(day, born).astype(np.int32)
         gender = np.asarray(self.array("gender"))[at].astype(np.int64)
-        sexes = sorted(set(codebook.SEX_OF_GENDER.values()) | {"unknown"})
-        sex = np.full(len(at), sexes.index("unknown"), dtype=np.int32)
-        for concept, name in codebook.SEX_OF_GENDER.items():
-            sex[gender == concept] = sexes.index(name)
         return {
             "at": at.astype(np.int64),
             "age": age,
             "age_band": (age // 10) * 10,
             "gender": gender,
-            "sex": sex,
-            "sexes": sexes,
+            **self._sexes(gender),
             "municipality": np.asarray(self.array("municipality"))[at].astype(np.int32),
             "municipalities": self.municipalities,
             "size": len(self.array("person_id")),
