@@ -137,7 +137,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="brygga-warm",
             daemon=True,
         ).start()
-    freeze_heap()
     async with notifier.lifespan(app):
         yield
 
@@ -145,13 +144,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def freeze_heap() -> None:
     """Exempt every object alive now from the garbage collector's scans (``gc.freeze``).
 
-    What the server holds for its whole life (the region's eligibility tables, compiled
-    templates, the core object's caches: some 270,000 objects on the demo) was scanned by
-    each full collection, which came every few hundred requests and took up to half a second
-    (measured with ``gc.callbacks``: 0.48 ms of every /portal view on average, and the
-    requests that met it waited the whole pause). Objects made by requests are still
-    collected as before. Called when the server starts and again when the start-up warming
-    has built its long-lived figures.
+    A full collection walks every tracked object: with the app's modules, models, templates
+    and the region's eligibility tables that took 160-235 ms (measured on the demo), stopping
+    the event loop and the group-commit writer every 20-30 s under load (the p99 spikes of
+    bench/registration.py). ``brygga serve`` calls this once the app is built, and the
+    start-up warming again once it has built the public pages' long-lived figures. Frozen
+    objects are never collected: fine for what lives as long as the process; objects made
+    by requests are collected as before.
     """
     gc.collect()  # what is already garbage is not kept alive by freezing it
     gc.freeze()

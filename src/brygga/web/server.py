@@ -18,7 +18,6 @@ __all__ = ["PR_SET_PDEATHSIG", "UVICORN", "run"]
 
 import contextlib
 import ctypes
-import gc
 import os
 import signal
 import socket
@@ -27,7 +26,7 @@ from typing import Any
 
 import uvicorn
 
-from brygga.web.app import WebConfig, create_app
+from brygga.web.app import WebConfig, create_app, freeze_heap
 
 PR_SET_PDEATHSIG = 1
 # uvicorn would by default believe X-Forwarded-For from 127.0.0.1 and rewrite the client's
@@ -65,16 +64,10 @@ def run(config: WebConfig, host: str, port: int, workers: int = 1) -> None:
 
 
 def _app(config: WebConfig) -> Any:
-    """The app, with everything alive by then left out of garbage collections.
-
-    A full collection walks every tracked object; with the app's modules, models and templates
-    that took 160-200 ms of the event loop and the group-commit writer every 20-30 s under load
-    (the p99 spikes of bench/registration.py). Frozen objects are never collected: fine for an
-    app that lives as long as the process.
-    """
+    """The app, with everything alive by then left out of garbage collections
+    (``app.freeze_heap``; before the workers fork, so they share those pages)."""
     app = create_app(config)
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     return app
 
 
