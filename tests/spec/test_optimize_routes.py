@@ -101,11 +101,39 @@ def differences(a: Path, b: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("seed", "sort", "by_person"),
-    [(1, True, True), (2, False, True), (3, False, False), (4, True, True)],
-    ids=["sorted-parts", "unsorted-parts", "people-in-several-parts", "sorted-parts-2"],
+    ("seed", "sort", "by_person", "bucket"),
+    [
+        (1, True, True, 0),
+        (2, False, True, 0),
+        (3, False, False, 0),
+        (4, True, True, 0),
+        (5, True, True, 40),
+        (6, False, True, 25),
+    ],
+    ids=[
+        "sorted-parts",
+        "unsorted-parts",
+        "people-in-several-parts",
+        "sorted-parts-2",
+        "buckets",
+        "buckets-unsorted",
+    ],
 )
-def test_numpy_and_sql_routes_build_the_same_database(tmp_path, monkeypatch, seed, sort, by_person):
+def test_numpy_and_sql_routes_build_the_same_database(
+    tmp_path, monkeypatch, seed, sort, by_person, bucket
+):
+    """``bucket``: sorts of at most that many rows (codes in runs, a large code's days in
+    runs), as at scale 1.0 where a table does not fit in memory."""
+    planned: list[Any] = []
+    if bucket:
+        monkeypatch.setattr(optimize, "_bucket_rows", lambda limit: bucket)
+        buckets = optimize._buckets
+
+        def plan(*args: Any) -> Any:
+            planned.append(found := buckets(*args))
+            return found
+
+        monkeypatch.setattr(optimize, "_buckets", plan)
     rng = random.Random(seed)
     people = 12
     tables: dict[str, list[dict[str, Any]]] = {"person": [person(p) for p in range(1, people + 1)]}
@@ -131,8 +159,8 @@ def test_numpy_and_sql_routes_build_the_same_database(tmp_path, monkeypatch, see
         monkeypatch.setattr(optimize, "_GROUPED", grouped)
         took: list[str] = []
 
-        def spy(con: Any, region: Any, table: Any, took: list[str] = took) -> Any:
-            done = original(con, region, table)
+        def spy(con: Any, region: Any, table: Any, rows: int, took: list[str] = took) -> Any:
+            done = original(con, region, table, rows)
             if done is not None:
                 took.append(table.name)
             return done
@@ -143,6 +171,9 @@ def test_numpy_and_sql_routes_build_the_same_database(tmp_path, monkeypatch, see
         shutil.copyfile(report.path, built[grouped])
         routes[grouped] = took
     assert differences(built[True], built[False]) == {}
+    if bucket:  # several buckets, and a code's days split (the ordinary visit type)
+        assert max(len(found) for found in planned) > 2
+        assert any(b[2] is not None for found in planned for b in found)
     assert routes[False] == []
     event_tables = ["condition_occurrence", "measurement", "visit_occurrence"]
     if by_person:  # the NumPy route was taken, null codes and vocabularies included

@@ -81,11 +81,13 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,7 @@ MEMORY_LIMIT = "5GB"
 # The next dates computed in NumPy as the parts stream in (``_build_grouped``); False: by the
 # window functions in SQL, for every table (``bench/optimize.py --sql-windows`` compares them).
 _GROUPED = True
+_SORT_BYTES_PER_ROW = 300  # DuckDB's sort of an event table, per row (``_bucket_rows``)
 
 
 def first_table(name: str) -> str:
@@ -283,7 +286,8 @@ def build(
                 # A LEFT join: rows of people missing from ``person`` stay (with no index).
                 source = f"{source} t LEFT JOIN {PERSON_INDEX} USING (person_id)"
             grouped = _GROUPED and record_key(table)
-            firsts = _build_grouped(con, region, table) if grouped else None
+            rows = _bucket_rows(memory_limit)
+            firsts = _build_grouped(con, region, table, rows) if grouped else None
             if firsts is None:  # the general route: window functions in SQL
                 con.execute(
                     f"CREATE OR REPLACE TABLE {name} AS SELECT *{_next_dates(table)} "
@@ -544,7 +548,20 @@ def _next_dates(table: schema.Table) -> str:
     return columns
 
 
-def _build_grouped(con: Any, region: Any, table: schema.Table) -> list[Any] | None:
+def _bucket_rows(memory_limit: str) -> int:
+    """The most rows one sort of ``_build_grouped`` takes under ``memory_limit`` without
+    spilling: DuckDB held 16 M measurement rows (18 columns) sorting in about 4.5 GB."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(I?B)?\s*", memory_limit.upper())
+    if match is None:
+        return 1 << 62
+    power = " KMGT".index(match.group(2) or " ")
+    limit = float(match.group(1)) * (1024 if match.group(3) == "IB" else 1000) ** power
+    return max(int(limit / _SORT_BYTES_PER_ROW), 1)
+
+
+def _build_grouped(
+    con: Any, region: Any, table: schema.Table, bucket_rows: int = 1 << 62
+) -> list[Any] | None:
     """Build ``table``'s optimized copy (``CREATE TABLE ... ORDER BY``, as the general route)
     with its person index and next dates computed in NumPy, part by part, as the Parquet parts
     stream into DuckDB's one sort. Returns the first-date rows of every (code, person) for
@@ -552,43 +569,135 @@ def _build_grouped(con: Any, region: Any, table: schema.Table) -> list[Any] | No
     needs: no null date, no person in two parts, no duplicate ``person_id`` in ``person``.
     Then the window functions in SQL do the work.
 
+    A table of more than ``bucket_rows`` rows is built in buckets of at most that many, one
+    sort each, appended in order: runs of codes, and a code with more rows than that (the
+    ordinary visit type) in runs of its days. Each bucket reads only the row groups whose
+    code statistics overlap it (a part is sorted by code); a bucket of days reads its code's
+    every row, for the next dates, and keeps the bucket's days.
+
     Why: the window functions sort every table a second time, partitioned by (code, person),
     while each part already holds its people's records together (the writer sorts a part by
-    code, person and date; a part that is not is sorted here). Measured at scale 0.1, the
-    window query, the join with ``person_index`` and the first-date aggregation were half the
-    build's CPU; the result is the same table (``tests/spec/test_optimized_region.py``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    code, person and date; a part that is not is sorted here); and a sort larger than the
+    memory limit spills (14 GB of temporary files for the measurements at scale 1.0). The
+    result is the same table (``tests/spec/test_optimize_routes.py``)."""
     path = region.table_path(table.name)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     ids = con.execute(f"SELECT person_id FROM {PERSON_INDEX} ORDER BY {PERSON_INDEX}").fetchnumpy()
     ids = np.asarray(ids["person_id"], dtype=np.int64)
     if not files or (len(ids) > 1 and not (ids[1:] > ids[:-1]).all()):
         return None
-    parts = iter(files)
-    state: dict[str, Any] = {"ok": True, "persons": [], "firsts": []}
+    firsts: list[Any] = []
+    shape: list[Any] = []  # the first bucket's schema: every part must have it
+    for i, bucket in enumerate(_buckets(con, files, table, bucket_rows)):
+        if not _stream_bucket(con, files, table, ids, bucket, i == 0, firsts, shape):
+            con.execute(f"DROP TABLE IF EXISTS {table.name}")
+            return None
+    return firsts
+
+
+def _buckets(con: Any, files: list[Path], table: schema.Table, rows: int) -> list[Any]:
+    """(first code, last code, first day, last day) of each bucket ``_build_grouped`` sorts,
+    in the table's order; days None: every day. One bucket, (None, ...), for every row."""
+    code, day = order_by(table)[:2]
+    listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    source = f"read_parquet({listed})"
+    [(total, nulls)] = con.execute(
+        f"SELECT count(*), count(*) - count({code}) FROM {source}"
+    ).fetchall()
+    if total <= rows or nulls:  # (a null code sorts last: not worth a bucket of its own)
+        return [(None, None, None, None)]
+    counts = con.execute(f"SELECT {code}, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
+    found: list[Any] = []
+    run: list[Any] = []  # codes of the bucket being filled, and their rows
+    filled = 0
+    for value, n in counts:
+        if run and filled + n > rows:
+            found.append((run[0], run[-1], None, None))
+            run, filled = [], 0
+        if n <= rows:
+            run.append(value)
+            filled += n
+            continue
+        days = con.execute(
+            f"SELECT {day}, count(*) FROM {source} WHERE {code} = ? GROUP BY 1 ORDER BY 1",
+            [value],
+        ).fetchall()
+        first, held, previous = None, 0, None
+        for d, m in days:
+            if first is not None and held + m > rows:
+                found.append((value, value, first, previous))
+                first, held = None, 0
+            first = d if first is None else first
+            held += m
+            previous = d
+        found.append((value, value, first, previous))
+    if run:
+        found.append((run[0], run[-1], None, None))
+    return found
+
+
+def _stream_bucket(
+    con: Any,
+    files: list[Path],
+    table: schema.Table,
+    ids: Any,
+    bucket: tuple[Any, Any, Any, Any],
+    create: bool,
+    firsts: list[Any],
+    shape: list[Any],
+) -> bool:
+    """Sort one bucket of ``table`` into its optimized copy (``create``: the first bucket
+    creates it, the others append). False: the parts cannot take this route."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    code = order_by(table)[0]
+    low, high, first_day, last_day = bucket
+    state: dict[str, Any] = {"ok": True, "persons": [], "firsts": firsts}
 
     def read(file: Path) -> Any:
-        return pq.read_table(file).replace_schema_metadata(None)
+        if low is None:
+            return pq.read_table(file).replace_schema_metadata(None)
+        parquet = pq.ParquetFile(file)
+        at = parquet.schema_arrow.get_field_index(code)
+        groups = []
+        for g in range(parquet.metadata.num_row_groups):
+            stats = parquet.metadata.row_group(g).column(at).statistics
+            if stats is None or not stats.has_min_max or not (stats.max < low or stats.min > high):
+                groups.append(g)
+        if not groups:
+            return parquet.schema_arrow.empty_table().replace_schema_metadata(None)
+        part = parquet.read_row_groups(groups).replace_schema_metadata(None)
+        column = part.column(code)
+        inside = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
+        return part.filter(inside)
 
-    first = _grouped_part(read(next(parts)), table, ids, state)
+    def prepare(file: Path) -> Any:
+        days = None if first_day is None else (first_day, last_day)
+        done = _grouped_part(read(file), table, ids, state, days)
+        if done is None or (shape and done.schema != shape[0]):
+            return None
+        if not shape:
+            shape.append(done.schema)
+        return done
+
+    parts = iter(files)
+    first = prepare(next(parts))
     if first is None:
-        return None
-    schema_ = first.schema
-
+        return False
     # The next parts are read and prepared in a thread while DuckDB sorts the ones before
     # (Parquet decoding and most NumPy work release the GIL): two cores, both busy.
     ready: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
-    def prepare() -> None:
+    def work() -> None:
         try:
             for file in parts:
                 if stop.is_set():
                     return
-                done = _grouped_part(read(file), table, ids, state)
-                if done is None or done.schema != schema_:
+                done = prepare(file)
+                if done is None:
                     state["ok"] = False
                     break
                 ready.put(done)
@@ -603,15 +712,14 @@ def _build_grouped(con: Any, region: Any, table: schema.Table) -> list[Any] | No
                 raise done
             yield from done.to_batches()
 
-    worker = threading.Thread(target=prepare, daemon=True)
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    reader = pa.RecordBatchReader.from_batches(schema_, batches())
+    reader = pa.RecordBatchReader.from_batches(shape[0], batches())
     keys = ", ".join(order_by(table))
+    into = f"CREATE OR REPLACE TABLE {table.name} AS" if create else f"INSERT INTO {table.name}"
     con.register("_brygga_parts", reader)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TABLE {table.name} AS SELECT * FROM _brygga_parts ORDER BY {keys}"
-        )
+        con.execute(f"{into} SELECT * FROM _brygga_parts ORDER BY {keys}")
     finally:
         con.unregister("_brygga_parts")
         stop.set()
@@ -620,15 +728,15 @@ def _build_grouped(con: Any, region: Any, table: schema.Table) -> list[Any] | No
                 ready.get(timeout=0.1)
         worker.join()
     persons = np.concatenate(state["persons"])
-    if state["ok"] and len(np.unique(persons)) == len(persons):
-        return state["firsts"]
-    con.execute(f"DROP TABLE {table.name}")  # a person in two parts: the general route
-    return None
+    return bool(state["ok"]) and len(np.unique(persons)) == len(persons)
 
 
-def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any]) -> Any:
+def _grouped_part(
+    part: Any, table: schema.Table, ids: Any, state: dict[str, Any], kept: Any = None
+) -> Any:
     """One part with ``person_index`` and the next dates appended (None: not possible, see
-    ``_build_grouped``); adds the part's first-date rows and people to ``state``."""
+    ``_build_grouped``); adds the part's first-date rows and people to ``state``. ``kept``:
+    (first, last), keep only the rows of those days (their next dates from every row)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -681,6 +789,13 @@ def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any
     first = np.flatnonzero(starts)
     # (A null person's rows count as person 0's here: a false alarm at worst.)
     state["persons"].append(np.unique(person[first]))
+    if kept is not None:
+        lo, hi = ((d - date(1970, 1, 1)).days for d in kept)
+        keep = (day >= lo) & (day <= hi)
+        first = first[keep[first]]
+        part = part.filter(pa.array(keep))
+        rows = np.cumsum(keep) - 1  # a kept row's position in the kept part
+        known, first = known[keep], rows[first]
     if table.code_column:
         # A group's first row holds its first date; its next date is the second date.
         first = first[known[first]]
