@@ -50,11 +50,13 @@ def main() -> int:
     def progress(name: str) -> None:
         now, cpu = time.perf_counter(), _cpu()
         # step: [wall seconds, CPU seconds]
-        steps[str(last["name"])] = [
+        last_name = str(last["name"])
+        steps[last_name] = [
             round(now - float(last["wall"]), 1),
             round(cpu - float(last["cpu"]), 1),
         ]
         last.update(name=name, wall=now, cpu=cpu)
+        print(f"{last_name}: {steps[last_name]}", file=sys.stderr, flush=True)
 
     load_start = os.getloadavg()
     started, cpu_started = time.perf_counter(), _cpu()

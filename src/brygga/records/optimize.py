@@ -87,7 +87,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -569,16 +568,17 @@ def _build_grouped(
     needs: no null date, no person in two parts, no duplicate ``person_id`` in ``person``.
     Then the window functions in SQL do the work.
 
-    A table of more than ``bucket_rows`` rows is built in buckets of at most that many, one
-    sort each, appended in order: runs of codes, and a code with more rows than that (the
-    ordinary visit type) in runs of its days. Each bucket reads only the row groups whose
-    code statistics overlap it (a part is sorted by code); a bucket of days reads its code's
-    every row, for the next dates, and keeps the bucket's days.
+    A table of more than ``bucket_rows`` rows is built in buckets, one sort each, appended in
+    order: runs of whole codes of at most that many rows, or one larger code (the ordinary
+    visit type; its sort may spill). Each bucket reads only the row groups whose code
+    statistics overlap it (a part is sorted by code). Splitting a large code by days was
+    measured and dropped: each bucket of days must read the code's every row for the next
+    dates (scale 1.0: measurements 473 s of CPU instead of about 300).
 
     Why: the window functions sort every table a second time, partitioned by (code, person),
     while each part already holds its people's records together (the writer sorts a part by
     code, person and date; a part that is not is sorted here); and a sort larger than the
-    memory limit spills (14 GB of temporary files for the measurements at scale 1.0). The
+    memory limit spills (18 GB of temporary files for the measurements at scale 1.0). The
     result is the same table (``tests/spec/test_optimize_routes.py``)."""
     path = region.table_path(table.name)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
@@ -596,43 +596,27 @@ def _build_grouped(
 
 
 def _buckets(con: Any, files: list[Path], table: schema.Table, rows: int) -> list[Any]:
-    """(first code, last code, first day, last day) of each bucket ``_build_grouped`` sorts,
-    in the table's order; days None: every day. One bucket, (None, ...), for every row."""
-    code, day = order_by(table)[:2]
+    """(first code, last code) of each bucket ``_build_grouped`` sorts, in the table's order:
+    runs of whole codes of at most ``rows`` rows, or one code. (None, None): every row."""
+    code = order_by(table)[0]
     listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
     source = f"read_parquet({listed})"
     [(total, nulls)] = con.execute(
         f"SELECT count(*), count(*) - count({code}) FROM {source}"
     ).fetchall()
     if total <= rows or nulls:  # (a null code sorts last: not worth a bucket of its own)
-        return [(None, None, None, None)]
+        return [(None, None)]
     counts = con.execute(f"SELECT {code}, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
     found: list[Any] = []
-    run: list[Any] = []  # codes of the bucket being filled, and their rows
+    run: list[Any] = []  # codes of the bucket being filled
     filled = 0
     for value, n in counts:
         if run and filled + n > rows:
-            found.append((run[0], run[-1], None, None))
+            found.append((run[0], run[-1]))
             run, filled = [], 0
-        if n <= rows:
-            run.append(value)
-            filled += n
-            continue
-        days = con.execute(
-            f"SELECT {day}, count(*) FROM {source} WHERE {code} = ? GROUP BY 1 ORDER BY 1",
-            [value],
-        ).fetchall()
-        first, held, previous = None, 0, None
-        for d, m in days:
-            if first is not None and held + m > rows:
-                found.append((value, value, first, previous))
-                first, held = None, 0
-            first = d if first is None else first
-            held += m
-            previous = d
-        found.append((value, value, first, previous))
-    if run:
-        found.append((run[0], run[-1], None, None))
+        run.append(value)
+        filled += n
+    found.append((run[0], run[-1]))
     return found
 
 
@@ -641,7 +625,7 @@ def _stream_bucket(
     files: list[Path],
     table: schema.Table,
     ids: Any,
-    bucket: tuple[Any, Any, Any, Any],
+    bucket: tuple[Any, Any],
     create: bool,
     firsts: list[Any],
     shape: list[Any],
@@ -653,7 +637,7 @@ def _stream_bucket(
     import pyarrow.parquet as pq
 
     code = order_by(table)[0]
-    low, high, first_day, last_day = bucket
+    low, high = bucket
     state: dict[str, Any] = {"ok": True, "persons": [], "firsts": firsts}
 
     def read(file: Path) -> Any:
@@ -674,8 +658,7 @@ def _stream_bucket(
         return part.filter(inside)
 
     def prepare(file: Path) -> Any:
-        days = None if first_day is None else (first_day, last_day)
-        done = _grouped_part(read(file), table, ids, state, days)
+        done = _grouped_part(read(file), table, ids, state)
         if done is None or (shape and done.schema != shape[0]):
             return None
         if not shape:
@@ -731,12 +714,9 @@ def _stream_bucket(
     return bool(state["ok"]) and len(np.unique(persons)) == len(persons)
 
 
-def _grouped_part(
-    part: Any, table: schema.Table, ids: Any, state: dict[str, Any], kept: Any = None
-) -> Any:
+def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any]) -> Any:
     """One part with ``person_index`` and the next dates appended (None: not possible, see
-    ``_build_grouped``); adds the part's first-date rows and people to ``state``. ``kept``:
-    (first, last), keep only the rows of those days (their next dates from every row)."""
+    ``_build_grouped``); adds the part's first-date rows and people to ``state``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -789,13 +769,6 @@ def _grouped_part(
     first = np.flatnonzero(starts)
     # (A null person's rows count as person 0's here: a false alarm at worst.)
     state["persons"].append(np.unique(person[first]))
-    if kept is not None:
-        lo, hi = ((d - date(1970, 1, 1)).days for d in kept)
-        keep = (day >= lo) & (day <= hi)
-        first = first[keep[first]]
-        part = part.filter(pa.array(keep))
-        rows = np.cumsum(keep) - 1  # a kept row's position in the kept part
-        known, first = known[keep], rows[first]
     if table.code_column:
         # A group's first row holds its first date; its next date is the second date.
         first = first[known[first]]
