@@ -1062,7 +1062,9 @@ def notify(as_json: JsonFlag = False) -> None:
 def optimize(
     region_dir: Annotated[Path, typer.Argument(help="A region folder.")],
     threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all).")] = None,
-    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit.")] = "3GB",
+    memory_limit: Annotated[
+        str, typer.Option(help="DuckDB memory limit (peak memory is about 2 GB more).")
+    ] = "5GB",
     full: Annotated[
         bool,
         typer.Option(

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 __all__ = [
     "LAYOUT",
+    "MEMORY_LIMIT",
     "NEXT_DATE",
     "NEXT_START",
     "NEXT_VALUED_DATE",
@@ -75,14 +76,21 @@ __all__ = [
     "valued",
 ]
 
+import contextlib
 import hashlib
 import json
 import os
+import queue
+import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from brygga.records import code_arrays, schema
 
@@ -98,6 +106,13 @@ SECOND_DATE = "second_date"
 NEXT_START = "next_start"
 BUILD_TABLE = "_brygga_build"  # unit -> fingerprint of its inputs (incremental builds)
 ARRAYS = ".arrays"
+# DuckDB's memory limit while building (the sorts spill beyond it). The process's peak is
+# this plus the Parquet parts in flight and the arrays' writer: under 8 GB at scale 1.0.
+MEMORY_LIMIT = "5GB"
+# The next dates computed in NumPy as the parts stream in (``_build_grouped``); False: by the
+# window functions in SQL, for every table (``bench/optimize.py --sql-windows`` compares them).
+_GROUPED = True
+_SORT_BYTES_PER_ROW = 300  # DuckDB's sort of an event table, per row (``_bucket_rows``)
 
 
 def first_table(name: str) -> str:
@@ -209,7 +224,7 @@ def build(
     region: object,
     *,
     threads: int | None = None,
-    memory_limit: str = "3GB",
+    memory_limit: str = MEMORY_LIMIT,
     progress: Callable[[str], None] | None = None,
     incremental: bool = True,
 ) -> BuildReport:
@@ -269,10 +284,14 @@ def build(
             if indexed(table):
                 # A LEFT join: rows of people missing from ``person`` stay (with no index).
                 source = f"{source} t LEFT JOIN {PERSON_INDEX} USING (person_id)"
-            con.execute(
-                f"CREATE OR REPLACE TABLE {name} AS SELECT *{_next_dates(table)} "
-                f"FROM {source}{order}"
-            )
+            grouped = _GROUPED and record_key(table)
+            rows = _bucket_rows(memory_limit)
+            firsts = _build_grouped(con, region, table, rows) if grouped else None
+            if firsts is None:  # the general route: window functions in SQL
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {name} AS SELECT *{_next_dates(table)} "
+                    f"FROM {source}{order}"
+                )
             if name == "person":
                 con.execute(
                     f"CREATE OR REPLACE TABLE {PERSON_INDEX} AS SELECT person_id, "
@@ -282,7 +301,10 @@ def build(
             if table.code_column and table.date_column:
                 if progress:
                     progress(first_table(name))
-                _build_first(con, table)
+                if firsts is not None:
+                    _build_first_from(con, table, firsts)
+                else:
+                    _build_first(con, table)
                 if progress:
                     progress(codes_table(name))
                 _build_codes(con, table)
@@ -523,6 +545,307 @@ def _next_dates(table: schema.Table) -> str:
             f"OVER {after} AS {NEXT_VALUED_DATE}"
         )
     return columns
+
+
+def _bucket_rows(memory_limit: str) -> int:
+    """The most rows one sort of ``_build_grouped`` takes under ``memory_limit`` without
+    spilling: DuckDB held 16 M measurement rows (18 columns) sorting in about 4.5 GB."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(I?B)?\s*", memory_limit.upper())
+    if match is None:
+        return 1 << 62
+    power = " KMGT".index(match.group(2) or " ")
+    limit = float(match.group(1)) * (1024 if match.group(3) == "IB" else 1000) ** power
+    return max(int(limit / _SORT_BYTES_PER_ROW), 1)
+
+
+def _build_grouped(
+    con: Any, region: Any, table: schema.Table, bucket_rows: int = 1 << 62
+) -> list[Any] | None:
+    """Build ``table``'s optimized copy (``CREATE TABLE ... ORDER BY``, as the general route)
+    with its person index and next dates computed in NumPy, part by part, as the Parquet parts
+    stream into DuckDB's one sort. Returns the first-date rows of every (code, person) for
+    ``_build_first_from``; None, having built nothing, when the parts are not laid out as this
+    needs: no null date, no person in two parts, no duplicate ``person_id`` in ``person``.
+    Then the window functions in SQL do the work.
+
+    A table of more than ``bucket_rows`` rows is built in buckets, one sort each, appended in
+    order: runs of whole codes of at most that many rows, or one larger code (the ordinary
+    visit type; its sort may spill). Each bucket reads only the row groups whose code
+    statistics overlap it (a part is sorted by code). Splitting a large code by days was
+    measured and dropped: each bucket of days must read the code's every row for the next
+    dates (scale 1.0: measurements 473 s of CPU instead of about 300).
+
+    Why: the window functions sort every table a second time, partitioned by (code, person),
+    while each part already holds its people's records together (the writer sorts a part by
+    code, person and date; a part that is not is sorted here); and a sort larger than the
+    memory limit spills (18 GB of temporary files for the measurements at scale 1.0). The
+    result is the same table (``tests/spec/test_optimize_routes.py``)."""
+    path = region.table_path(table.name)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    ids = con.execute(f"SELECT person_id FROM {PERSON_INDEX} ORDER BY {PERSON_INDEX}").fetchnumpy()
+    ids = np.asarray(ids["person_id"], dtype=np.int64)
+    if not files or (len(ids) > 1 and not (ids[1:] > ids[:-1]).all()):
+        return None
+    firsts: list[Any] = []
+    shape: list[Any] = []  # the first bucket's schema: every part must have it
+    for i, bucket in enumerate(_buckets(con, files, table, bucket_rows)):
+        if not _stream_bucket(con, files, table, ids, bucket, i == 0, firsts, shape):
+            con.execute(f"DROP TABLE IF EXISTS {table.name}")
+            return None
+    return firsts
+
+
+def _buckets(con: Any, files: list[Path], table: schema.Table, rows: int) -> list[Any]:
+    """(first code, last code) of each bucket ``_build_grouped`` sorts, in the table's order:
+    runs of whole codes of at most ``rows`` rows, or one code. (None, None): every row."""
+    code = order_by(table)[0]
+    listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    source = f"read_parquet({listed})"
+    [(total, nulls)] = con.execute(
+        f"SELECT count(*), count(*) - count({code}) FROM {source}"
+    ).fetchall()
+    if total <= rows or nulls:  # (a null code sorts last: not worth a bucket of its own)
+        return [(None, None)]
+    counts = con.execute(f"SELECT {code}, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
+    found: list[Any] = []
+    run: list[Any] = []  # codes of the bucket being filled
+    filled = 0
+    for value, n in counts:
+        if run and filled + n > rows:
+            found.append((run[0], run[-1]))
+            run, filled = [], 0
+        run.append(value)
+        filled += n
+    found.append((run[0], run[-1]))
+    return found
+
+
+def _stream_bucket(
+    con: Any,
+    files: list[Path],
+    table: schema.Table,
+    ids: Any,
+    bucket: tuple[Any, Any],
+    create: bool,
+    firsts: list[Any],
+    shape: list[Any],
+) -> bool:
+    """Sort one bucket of ``table`` into its optimized copy (``create``: the first bucket
+    creates it, the others append). False: the parts cannot take this route."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    code = order_by(table)[0]
+    low, high = bucket
+    state: dict[str, Any] = {"ok": True, "persons": [], "firsts": firsts}
+
+    def read(file: Path) -> Any:
+        if low is None:
+            return pq.read_table(file).replace_schema_metadata(None)
+        parquet = pq.ParquetFile(file)
+        at = parquet.schema_arrow.get_field_index(code)
+        groups = []
+        for g in range(parquet.metadata.num_row_groups):
+            stats = parquet.metadata.row_group(g).column(at).statistics
+            if stats is None or not stats.has_min_max or not (stats.max < low or stats.min > high):
+                groups.append(g)
+        if not groups:
+            return parquet.schema_arrow.empty_table().replace_schema_metadata(None)
+        part = parquet.read_row_groups(groups).replace_schema_metadata(None)
+        column = part.column(code)
+        inside = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
+        return part.filter(inside)
+
+    def prepare(file: Path) -> Any:
+        done = _grouped_part(read(file), table, ids, state)
+        if done is None or (shape and done.schema != shape[0]):
+            return None
+        if not shape:
+            shape.append(done.schema)
+        return done
+
+    parts = iter(files)
+    first = prepare(next(parts))
+    if first is None:
+        return False
+    # The next parts are read and prepared in a thread while DuckDB sorts the ones before
+    # (Parquet decoding and most NumPy work release the GIL): two cores, both busy.
+    ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for file in parts:
+                if stop.is_set():
+                    return
+                done = prepare(file)
+                if done is None:
+                    state["ok"] = False
+                    break
+                ready.put(done)
+        except BaseException as exc:  # re-raised by the reading side
+            ready.put(exc)
+        ready.put(None)
+
+    def batches() -> Any:
+        yield from first.to_batches()
+        while (done := ready.get()) is not None:
+            if isinstance(done, BaseException):
+                raise done
+            yield from done.to_batches()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    reader = pa.RecordBatchReader.from_batches(shape[0], batches())
+    keys = ", ".join(order_by(table))
+    into = f"CREATE OR REPLACE TABLE {table.name} AS" if create else f"INSERT INTO {table.name}"
+    con.register("_brygga_parts", reader)
+    try:
+        con.execute(f"{into} SELECT * FROM _brygga_parts ORDER BY {keys}")
+    finally:
+        con.unregister("_brygga_parts")
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        worker.join()
+    persons = np.concatenate(state["persons"])
+    return bool(state["ok"]) and len(np.unique(persons)) == len(persons)
+
+
+def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any]) -> Any:
+    """One part with ``person_index`` and the next dates appended (None: not possible, see
+    ``_build_grouped``); adds the part's first-date rows and people to ``state``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    key, d = record_key(table), table.date_column
+    assert d is not None
+    if part.column(d).null_count:  # a RANGE frame's nulls: left to SQL
+        return None
+
+    def group_columns(part: Any) -> list[Any]:
+        """Equal values, equal integers (strings by a dictionary); person last. A null is
+        equal to a null, as in PARTITION BY: a column with nulls adds its validity."""
+        found = []
+        for c in [*key, "person_id"]:
+            column = part.column(c).combine_chunks()
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = pc.dictionary_encode(column).indices
+            if column.null_count:
+                found.append(column.is_valid().to_numpy(zero_copy_only=False))
+                column = pc.fill_null(column, 0)
+            found.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64))
+        return found
+
+    def days(part: Any) -> Any:
+        return part.column(d).combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False)
+
+    group, day = group_columns(part), days(part)
+    starts = _run_starts(group)
+    if not _grouped(group, day, starts):  # sort the part by its groups, then date
+        part = part.take(pa.array(np.lexsort([day, *reversed(group)])))
+        group, day = group_columns(part), days(part)
+        starts = _run_starts(group)
+    value = None
+    if valued(table):
+        value = part.column("value_as_number").is_valid().to_numpy(zero_copy_only=False)
+    following, preceding, following_valued = _next_days(starts, day, value)
+    person = group[-1]
+    index = np.searchsorted(ids, person)
+    known = ids[np.minimum(index, len(ids) - 1)] == person if len(ids) else index < 0
+    known &= part.column("person_id").is_valid().to_numpy(zero_copy_only=False)
+    index = pa.array(index.astype(np.int32), mask=~known)
+
+    def dates(values: Any) -> Any:
+        return pa.array(values, type=pa.int32(), mask=values < 0).cast(pa.date32())
+
+    part = part.append_column(PERSON_INDEX, index)
+    part = part.append_column(NEXT_DATE, dates(following))
+    part = part.append_column(PREV_DATE, dates(preceding))
+    if following_valued is not None:
+        part = part.append_column(NEXT_VALUED_DATE, dates(following_valued))
+    first = np.flatnonzero(starts)
+    # (A null person's rows count as person 0's here: a false alarm at worst.)
+    state["persons"].append(np.unique(person[first]))
+    if table.code_column:
+        # A group's first row holds its first date; its next date is the second date.
+        first = first[known[first]]
+        v, c, k, _ = _code_columns(table)
+        rows = part.take(pa.array(first)).select([v, c, k, PERSON_INDEX, d, NEXT_DATE])
+        state["firsts"].append(rows.rename_columns([v, c, k, PERSON_INDEX, d, SECOND_DATE]))
+    return part
+
+
+def _run_starts(group: list[Any]) -> Any:
+    """Whether each row starts a run of equal group columns (the first row does)."""
+    n = len(group[0])
+    starts = np.zeros(n, dtype=bool)
+    if n:
+        starts[0] = True
+        for column in group:
+            starts[1:] |= column[1:] != column[:-1]
+    return starts
+
+
+def _grouped(group: list[Any], day: Any, starts: Any) -> bool:
+    """Whether every group is one run, its days ascending."""
+    if len(day) > 1 and (day[1:] < day[:-1])[~starts[1:]].any():
+        return False
+    first = np.flatnonzero(starts)
+    keys = [column[first] for column in group]
+    order = np.lexsort(keys[::-1])
+    same = np.ones(max(len(first) - 1, 0), dtype=bool)
+    for column in keys:
+        column = column[order]
+        same &= column[1:] == column[:-1]
+    return not same.any()
+
+
+def _next_days(starts: Any, day: Any, value: Any | None) -> tuple[Any, Any, Any | None]:
+    """Per row of rows sorted by group, then day (``starts``: a group's first row): the
+    group's next later day, its previous earlier day and (``value``: rows with a value) its
+    next later day with a value; -1 for none. The window functions of ``_next_dates``."""
+    new_day = starts.copy()
+    new_day[1:] |= day[1:] != day[:-1]
+    first = np.flatnonzero(new_day)  # a (group, day)'s first row
+    run = np.cumsum(new_day) - 1  # each row's (group, day)
+    run_day = day[first].astype(np.int64)
+    same_group = ~starts[first][1:]  # run r + 1 is in run r's group
+    following = np.full(len(first), -1, dtype=np.int64)
+    preceding = np.full(len(first), -1, dtype=np.int64)
+    following[:-1] = np.where(same_group, run_day[1:], -1)
+    preceding[1:] = np.where(same_group, run_day[:-1], -1)
+    valued_next = None
+    if value is not None:
+        has = np.logical_or.reduceat(value, first) if len(first) else np.zeros(0, dtype=bool)
+        none = len(first)
+        at = np.where(has, np.arange(len(first)), none)
+        later = np.full(len(first), none, dtype=np.int64)  # the next valued run after r
+        if len(first) > 1:
+            later[:-1] = np.minimum.accumulate(at[::-1])[::-1][1:]
+        group = np.cumsum(starts[first])
+        ok = later < none
+        ok[ok] = group[later[ok]] == group[ok]
+        valued_next = np.where(ok, run_day[np.minimum(later, max(none - 1, 0))], -1)[run]
+    return following[run], preceding[run], valued_next
+
+
+def _build_first_from(con: Any, table: schema.Table, firsts: list[Any]) -> None:
+    """``_build_first`` from the first-date rows ``_build_grouped`` kept: the same table."""
+    import pyarrow as pa
+
+    v, c, k, d = _code_columns(table)
+    con.register("_brygga_firsts", pa.concat_tables(firsts))
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {first_table(table.name)} AS "
+            f"SELECT {v}, {c}, {k}, {PERSON_INDEX}, {d}, {SECOND_DATE} FROM _brygga_firsts "
+            f"ORDER BY {c}, {d}, {PERSON_INDEX}"
+        )
+    finally:
+        con.unregister("_brygga_firsts")
 
 
 def _build_first(con: object, table: schema.Table) -> None:
