@@ -22,6 +22,7 @@ __all__ = [
     "Batch",
     "Verification",
     "append",
+    "append_async",
     "batch",
     "current_batch",
     "default_path",
@@ -30,12 +31,14 @@ __all__ = [
     "verify",
 ]
 
+import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -105,6 +108,48 @@ def append(
     return record
 
 
+async def append_async(
+    action: str, *, actor: str, details: dict[str, Any], path: str | Path | None = None
+) -> dict[str, Any]:
+    """``append`` for a coroutine on the event loop; returns once the record is durable.
+
+    The record joins the same group commit, but the coroutine waits without holding a
+    worker thread, and the writing is handed to a worker thread once per group of records
+    rather than once per record: a view of a resident's kept page (an identity read) cost
+    0.4 ms of the server's CPU through a thread per record, most of what such a view costs.
+    Not for records inside ``batch()`` (a coroutine's batch is written by its owner).
+    """
+    if not action or not actor:
+        raise InputError("an audit record needs an action and an actor")
+    path = Path(path) if path is not None else default_path()
+    loop = asyncio.get_running_loop()
+    written = loop.create_future()
+    entry = _Entry(_new_record(action, actor, details), notify=_notifier(loop, written))
+    group = _group(path)
+    with group.changed:
+        group.queue.append(entry)
+        start, group.writing = not group.writing, True
+    if start:
+        loop.run_in_executor(None, _drain, path, group)
+    await written
+    if entry.error is not None:
+        raise entry.error
+    return entry.record
+
+
+def _notifier(loop: asyncio.AbstractEventLoop, written: asyncio.Future[None]) -> Callable[[], None]:
+    def notify() -> None:  # called by the writing thread
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, written)
+
+    return notify
+
+
+def _settle(written: asyncio.Future[None]) -> None:
+    if not written.done():  # not when the waiting request was cancelled meanwhile
+        written.set_result(None)
+
+
 class _Group:
     """Appends of one log from many threads, made durable together (a group commit).
 
@@ -120,7 +165,27 @@ class _Group:
     def __init__(self) -> None:
         self.queue: list[_Entry] = []
         self.writing = False
+        self.waiting = 0  # threads in ``_group_write`` waiting for their turn
         self.changed = threading.Condition()
+
+    def finish(
+        self, path: Path, batch: list[_Entry], error: BaseException | None, *, drainer: bool
+    ) -> bool:
+        """Settle a written batch (with ``changed`` held) and hand the writer's turn on;
+        True when the caller (a ``_drain`` thread) keeps it for what is queued."""
+        for e in batch:
+            e.done, e.error = True, error
+            if e.notify is not None:
+                e.notify()
+        keep = bool(self.queue) and not self.waiting
+        if keep and not drainer:
+            # Only coroutines' records wait (``append_async``): no thread will come to
+            # write them, so a worker thread does, with the turn.
+            threading.Thread(target=_drain, args=(path, self), daemon=True).start()
+        elif not keep:
+            self.writing = False  # a waiting thread takes the turn, or nobody needs it
+        self.changed.notify_all()
+        return keep and drainer
 
 
 @dataclass
@@ -128,20 +193,29 @@ class _Entry:
     record: dict[str, Any]
     done: bool = False
     error: BaseException | None = None
+    notify: Callable[[], None] | None = None  # a coroutine's: called once done
 
 
 _groups: dict[Path, _Group] = {}
 _groups_lock = threading.Lock()
+# A forked worker starts with no writer of its own running.
+os.register_at_fork(after_in_child=_groups.clear)
+
+
+def _group(path: Path) -> _Group:
+    with _groups_lock:
+        return _groups.setdefault(path, _Group())
 
 
 def _group_write(path: Path, record: dict[str, Any]) -> None:
-    with _groups_lock:
-        group = _groups.setdefault(path, _Group())
+    group = _group(path)
     entry = _Entry(record)
     with group.changed:
         group.queue.append(entry)
+        group.waiting += 1
         while group.writing and not entry.done:
             group.changed.wait()
+        group.waiting -= 1
         if entry.done:  # another thread's write carried it
             if entry.error is not None:
                 raise entry.error
@@ -154,12 +228,29 @@ def _group_write(path: Path, record: dict[str, Any]) -> None:
     except BaseException as exc:
         error = exc
     with group.changed:
-        for e in mine:
-            e.done, e.error = True, error
-        group.writing = False
-        group.changed.notify_all()
+        group.finish(path, mine, error, drainer=False)
     if error is not None:
         raise error
+
+
+def _drain(path: Path, group: _Group) -> None:
+    """Write what is queued, group after group, holding the writer's turn (``writing``),
+    until nothing is left; threads waiting meanwhile take the turn over after a group."""
+    while True:
+        with group.changed:
+            mine, group.queue = group.queue, []
+            if not mine:  # started for records that a thread's write carried meanwhile
+                group.writing = False
+                group.changed.notify_all()
+                return
+        error: BaseException | None = None
+        try:
+            _write(path, [e.record for e in mine])
+        except BaseException as exc:  # each append it carried fails with it
+            error = exc
+        with group.changed:
+            if not group.finish(path, mine, error, drainer=True):
+                return  # the turn was handed on, or nothing is left
 
 
 def _new_record(action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:

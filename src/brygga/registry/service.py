@@ -23,6 +23,7 @@ __all__ = [
     "pause",
     "portal_identity",
     "portal_identity_read",
+    "portal_identity_read_async",
     "register",
     "register_refs",
     "update_profile",
@@ -251,10 +252,18 @@ def portal_identity(resident: Resident) -> dict[str, Any]:
     return identity(resident)
 
 
+_PORTAL_READ = "identity.read"
+
+
 def portal_identity_read(ref: str) -> None:
-    """The audit record of one view of the resident's identity on their own pages: also
-    written for each view of a kept copy of such a page (``web.deps.render_own``)."""
-    audit.append("identity.read", actor=f"resident:{ref}", details={"purpose": "portal"})
+    """The audit record of one view of the resident's identity on their own pages."""
+    audit.append(_PORTAL_READ, actor=f"resident:{ref}", details={"purpose": "portal"})
+
+
+async def portal_identity_read_async(ref: str) -> None:
+    """``portal_identity_read`` for a view of a kept copy of such a page, on the event loop
+    (``web.deps.render_own``)."""
+    await audit.append_async(_PORTAL_READ, actor=f"resident:{ref}", details={"purpose": "portal"})
 
 
 def demo_login_people(session: Session, limit: int) -> list[Resident]:

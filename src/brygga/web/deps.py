@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 import re
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -222,7 +222,7 @@ async def render_own(
     variant: Hashable,
     build: Callable[[Session], dict[str, Any]],
     *,
-    kept_view: Callable[[], object] | None = None,
+    kept_view: Callable[[], Awaitable[object]] | None = None,
 ) -> HTMLResponse:
     """``render`` for a resident's own page, kept per resident until their data changes.
 
@@ -231,8 +231,8 @@ async def render_own(
     triggers raise on any change to what the pages show (migration 0013); one primary-key
     read, on the event loop, tells whether the kept copy still holds. A resident is only
     ever served their own copy: the key holds who they are. ``kept_view`` is what a view of
-    a kept copy must still do (the audited identity read, security property 4): it runs in a
-    worker thread before the page goes out. Otherwise ``build`` makes the context with a read
+    a kept copy must still do (the audited identity read, security property 4), awaited on the
+    event loop before the page goes out. Otherwise ``build`` makes the context with a read
     session opened after the version was read (so a page is never older than its key) and
     the page is rendered in a worker thread.
     """
@@ -245,7 +245,7 @@ async def render_own(
         body = pages.get(key, request.state.csrf)
         if body is not None:
             if kept_view is not None:
-                await run_in_threadpool(kept_view)
+                await kept_view()
             return HTMLResponse(body)
 
     def rendered() -> HTMLResponse:

@@ -107,7 +107,7 @@ async def portal(request: Request, who: Principal = Depends(resident_on_loop)) -
         variant,
         lambda session: portal_context(session, me(session, who), *variant),
         # A kept copy shows the identity too: each view of it is an audited read.
-        kept_view=lambda: service.portal_identity_read(who.id or ""),
+        kept_view=lambda: service.portal_identity_read_async(who.id or ""),
     )
 
 
