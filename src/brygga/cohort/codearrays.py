@@ -203,13 +203,7 @@ class CodeArrays:
     def bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
         """A leaf rule's packed bitmap over ``size`` people, or None when the arrays cannot
         answer it."""
-        found = self._bits(spec, index_date, size)
-        with self._lock:
-            if found is None:
-                self.declined += 1
-            else:
-                self.answered += 1
-        return found
+        return self._counted(self._bits(spec, index_date, size))
 
     def entry_bits(
         self, spec: Any, people: np.ndarray, days: np.ndarray, size: int
@@ -218,11 +212,15 @@ class CodeArrays:
         dense indexes, ascending; ``days``: their entry dates, days since 1970), or None when
         the arrays cannot answer it: what ``codes`` declines, value ranges, codes kept in only
         some of their vocabularies, arrays without ``person_day.npy``."""
-        found = self._entry_bits(spec, people, days, size)
-        if found is None:
-            self.declined += 1
-        else:
-            self.answered += 1
+        return self._counted(self._entry_bits(spec, people, days, size))
+
+    def _counted(self, found: np.ndarray | None) -> np.ndarray | None:
+        """``found``, counted as answered or declined (rules run on several threads)."""
+        with self._lock:
+            if found is None:
+                self.declined += 1
+            else:
+                self.answered += 1
         return found
 
     def _entry_bits(

@@ -235,14 +235,7 @@ def match_all(
 ) -> dict[int, int]:
     """Run matching for every recruiting study (the scheduled run, or one resident's change);
     returns the number of new invitations per approved study."""
-    studies = list(
-        session.scalars(
-            select(Study)
-            .where(Study.status == "approved")
-            .order_by(Study.id)
-            .options(selectinload(Study.sites))
-        )
-    )
+    studies = _approved(session)
     invited = dict.fromkeys((s.id for s in studies), 0)
     live = [s for s in studies if recruiting(s, today)]
     if live:
@@ -334,6 +327,18 @@ def _audit_run(made: dict[int, int], scope: str) -> None:
     )
 
 
+def _approved(session: Session) -> list[Study]:
+    """The approved studies with their sites, by id: what a matching run looks at."""
+    return list(
+        session.scalars(
+            select(Study)
+            .where(Study.status == "approved")
+            .order_by(Study.id)
+            .options(selectinload(Study.sites))
+        )
+    )
+
+
 def run(
     url: str,
     eligible: EligibleFn,
@@ -347,14 +352,7 @@ def run(
     transaction of its own (see the module's docstring for what is all-or-nothing). Returns
     the new invitations per approved study."""
     with read_session(url) as s:
-        studies = list(
-            s.scalars(
-                select(Study)
-                .where(Study.status == "approved")
-                .order_by(Study.id)
-                .options(selectinload(Study.sites))
-            )
-        )
+        studies = _approved(s)
         invited = dict.fromkeys((st.id for st in studies), 0)
         live = [st for st in studies if recruiting(st, today)]
         new = _new_candidates(s, live, eligible, None, today, None) if live else []
