@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from brygga.cohort.codearrays import CodeArrays
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import duckdb_engine, open_engine
 from brygga.records import code_arrays, optimize
@@ -318,3 +319,67 @@ def test_entry_rules_the_keys_cannot_answer_go_to_duckdb(tmp_path):
     answer = engine.evaluate(criteria, INDEX)
     assert (engine.codes.answered, engine.codes.declined) == (0, 2)
     assert answer == open_engine("reference", region).evaluate(criteria, INDEX)
+
+
+SMOKER, EX, NEVER = "77176002", "8517006", "266919005"
+STATUS_DAYS = [date(2019, 6, 1), date(2021, 6, 1), date(2022, 6, 1), date(2024, 6, 1)]
+STATUS_RULES = [
+    {"codes": ["smoker"], "among": ["smoker", "ex_smoker", "never_smoker"]},
+    {"codes": ["smoker", "ex_smoker"], "among": ["never_smoker"]},  # every status too
+    {"codes": ["smoker"], "among": ["ex_smoker"]},  # never_smoker does not compete
+    {"codes": ["ex_smoker"]},
+]
+
+
+def status_region(tmp_path: Path, *, without_code: bool) -> Region:
+    rows = [
+        event("observation", 1, SMOKER, date(2020, 1, 1)),
+        event("observation", 1, EX, date(2022, 1, 1)),
+        event("observation", 2, SMOKER, date(2020, 1, 1)),
+        event("observation", 2, SMOKER, date(2021, 1, 1)),  # the same run
+        event("observation", 3, SMOKER, date(2020, 1, 1)),
+        event("observation", 3, NEVER, date(2023, 6, 1)),
+        event("observation", 4, SMOKER, date(2021, 1, 1)),
+        event("observation", 4, EX, date(2021, 1, 1)),  # two statuses on one day
+        event("observation", 5, EX, date(2019, 1, 1)),
+        event("observation", 5, NEVER, date(2020, 1, 1)),
+        event("observation", 5, SMOKER, date(2022, 1, 1)),
+        event("observation", 5, NEVER, date(2022, 1, 1)),
+    ]
+    if without_code:  # a later record without a code: a run the arrays leave out
+        rows.append(event("observation", 2, None, date(2022, 1, 1)))
+    people = [person(p, born=date(1960 + p, 1, 1)) for p in range(1, 7)]
+    periods = [period(p, date(2000, 1, 1), date(2030, 12, 31)) for p in range(1, 7)]
+    return build_region(tmp_path, people, [*rows, *periods], observe_all=False)
+
+
+@pytest.mark.parametrize("without_code", [False, True])
+def test_latest_status_over_all_history_reads_the_runs(tmp_path, monkeypatch, without_code):
+    """Smoking status over all history from the observation runs' arrays (issue 18): each
+    person's current run when every status competes (one pass, not every candidate run),
+    every candidate run otherwise, and never the current run when runs without a code were
+    left out of the arrays; the reference's answers and people on every day."""
+    region = status_region(tmp_path / "r", without_code=without_code)
+    optimize.build(region, threads=1)
+    runs = next(optimize.arrays_path(optimize.find(region.path)).glob("codes/observation_runs"))
+    assert code_arrays.fingerprint(runs) is not None
+    reference = open_engine("reference", region)
+    passes = []
+    every_run = CodeArrays._latest
+
+    def counted(*args):
+        passes.append(args[0].folder.name)
+        return every_run(*args)
+
+    monkeypatch.setattr(CodeArrays, "_latest", staticmethod(counted))
+    for rule in STATUS_RULES:
+        criteria = parse_criteria({"include": [{"observation": {**rule, "latest": True}}]})
+        for day in STATUS_DAYS:
+            engine = duckdb_engine(region)
+            engine.kept.stored = None  # every rule computed here
+            assert engine.evaluate(criteria, day) == reference.evaluate(criteria, day), (rule, day)
+            assert engine.persons(criteria, day) == reference.persons(criteria, day)
+            assert (engine.codes.answered, engine.codes.declined) == (1, 0)
+    # Every status competes in the first two rules: their current runs, unless one is missing.
+    every_run_rules = len(STATUS_RULES) if without_code else len(STATUS_RULES) - 2
+    assert passes == ["observation_runs"] * every_run_rules * len(STATUS_DAYS)
