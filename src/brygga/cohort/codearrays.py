@@ -220,6 +220,66 @@ class CodeArrays:
             found.append(int(np.count_nonzero(seen)))
         return found, rows is not None and int(whole.offsets[-1]) == rows
 
+    def prefetch(self, spec: Any, index_date: date) -> None:
+        """Read ahead (``readahead``) the rows ``bits`` will read for a leaf rule: a hint,
+        given for every rule of a question before the first is computed (``BitmapEngine``),
+        so that a cold disk streams them while the population and the first rules are
+        computed. It restates ``_bits``' choice of table and columns; where it guesses wrong
+        the answer is the same, only a read is wasted or not overlapped."""
+        for table, slices, names in self._reads(spec, index_date):
+            table.prefetch(names, slices)
+
+    def _reads(
+        self, spec: Any, index_date: date
+    ) -> list[tuple[_Table, list[Slice], tuple[str, ...]]]:
+        if isinstance(spec, DeathSpec):
+            t = self.table("death")
+            if t is None:
+                return []
+            return [(t, t.slices([0], *_days(*spec.within.bounds(index_date))), ("person",))]
+        lo, hi = _days(*window_bounds(spec.within, index_date))
+        if isinstance(spec, VisitSpec):
+            t = self.table("visit_occurrence")
+            if t is None:
+                return []
+            ids = [
+                i
+                for i, c in enumerate(t.codes)
+                if spec.concept_ids is None or c in spec.concept_ids
+            ]
+            names = ("next", "person") if spec.min_count == 1 else ("person", "day")
+            return [(t, t.slices(ids, lo, hi), names)]
+        if not isinstance(spec, EventSpec) or (isinstance(spec, DrugSpec) and spec.exposure):
+            return []
+        t = self.table(spec.TABLE)
+        if t is None:
+            return []
+        value = getattr(spec, "value", None)
+        valued = ("value", *_normal_columns(value)) if value is not None else ()
+        if isinstance(spec, ValuedSpec) and spec.latest:
+            runs = self.table(spec.TABLE + code_arrays.RUNS)
+            if lo is None and value is None and runs is not None:
+                t, names = runs, ("next_start", "person", "day", "vocabulary")
+            else:
+                later = "next_valued" if value is not None else "next"
+                names = (later, "person", "day", "vocabulary", *valued)
+            ids = t.code_ids(spec.among_codeset, spec.exclude_codeset)
+            return [] if ids is None else [(t, t.slices(ids, lo, hi), names)]
+        if lo is None and value is None and spec.min_count <= 2:
+            first = self.table(spec.TABLE + code_arrays.FIRST)
+            if first is not None:
+                ids = first.code_ids(spec.codeset, spec.exclude_codeset)
+                names = ("person", "day", "second") if spec.min_count == 2 else ("person",)
+                return [] if ids is None else [(first, first.slices(ids, None, hi), names)]
+        ids = t.code_ids(spec.codeset, spec.exclude_codeset)
+        if ids is None:
+            return []
+        if spec.min_count == 1 and value is None:
+            names = ("next", "person", "vocabulary")
+        else:
+            names = ("person", "day", "vocabulary", *valued)
+        return [(t, t.slices(ids, lo, hi), names)]
+
     def bits(self, spec: Any, index_date: date, size: int) -> np.ndarray | None:
         """A leaf rule's packed bitmap over ``size`` people, or None when the arrays cannot
         answer it."""
@@ -520,9 +580,14 @@ class CodeArrays:
             ends.append(ends[-1] + len(index))
         rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
         hit = np.concatenate(hit_parts) if hit_parts else np.zeros(0, dtype=bool)
-        person, day = t.column("person")[rows], t.column("day")[rows]
         if spec.value is not None:
             hit &= _value_ok(lambda c: t.column(c)[rows], spec.value)
+        if later is not None and len(slices) == 1 and len(t.code_vocabularies[slices[0][0]]) == 1:
+            # One code in one vocabulary competes: each person's competing records are the
+            # ones on their latest day (the next date is after the window's end), so a hit
+            # among them decides (``Compiler.latest_hits``): no latest days to compare.
+            return _packed(t.column("person")[rows[hit]], size)
+        person, day = t.column("person")[rows], t.column("day")[rows]
         # A person matches when their latest hit day is their latest candidate day.
         bounds = np.asarray(ends)
         latest = _latest_days(person, day, bounds, size)
