@@ -5,6 +5,7 @@ reference, and the arrays follow the region's tables incrementally."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -383,3 +384,67 @@ def test_latest_status_over_all_history_reads_the_runs(tmp_path, monkeypatch, wi
     # Every status competes in the first two rules: their current runs, unless one is missing.
     every_run_rules = len(STATUS_RULES) if without_code else len(STATUS_RULES) - 2
     assert passes == ["observation_runs"] * every_run_rules * len(STATUS_DAYS)
+
+
+def visits_region(tmp_path: Path) -> Region:
+    """Visits of three types up to 2024-05-20 (the table's last day)."""
+    days = [date(2019, 3, 1), date(2023, 6, 30), date(2023, 7, 1), date(2024, 1, 1)]
+    days += [date(2024, 3, 31), date(2024, 4, 1), date(2024, 5, 20)]
+    rows = []
+    for p in range(1, 10):
+        for k, day in enumerate(days):
+            if (p + k) % 3 == 0 or p == k:
+                rows.append(visit(p, day, (9202, 9201, 9203)[(p * k) % 3]))
+    rows.append(visit(3, date(1975, 1, 1)))  # long before: the snapshots' base
+    people = [person(p, born=date(1950 + p, 1, 1)) for p in range(1, 11)]
+    periods = [period(p, date(1970, 1, 1), date(2030, 12, 31)) for p in range(1, 11)]
+    return build_region(tmp_path, people, [*rows, *periods], observe_all=False)
+
+
+VISIT_RULES = [
+    {},
+    {"within": {"days_before": 0}},
+    {"within": {"days_before": 1}},
+    {"within": {"days_before": 91}},
+    {"within": {"days_before": 365}},
+    {"within": {"days_before": 1825}},
+    {"within": {"days_before": 30, "days_after": -10}},  # ends before the index date
+    {"types": ["outpatient"], "within": {"days_before": 180}},
+    {"types": ["inpatient"]},
+]
+
+
+def test_a_visit_rule_ending_on_a_snapshot_day_reads_one_day_per_person(tmp_path, monkeypatch):
+    """Visits as of the table's last day and the recent month starts (issue 18): a visit
+    rule whose window ends on such a day compares each person's latest day with the
+    window's start, every other rule reads the visits themselves; the reference's answers
+    and people on every day."""
+    region = visits_region(tmp_path / "r")
+    optimize.build(region, threads=1)
+    folder = optimize.arrays_path(optimize.find(region.path)) / "codes" / "visit_occurrence"
+    days = json.loads((folder / "asof.json").read_text())["days"]
+    snapshots = [code_arrays.EPOCH + timedelta(days=d) for d in days]
+    assert snapshots[-1] == date(2024, 5, 20) and len(snapshots) == 13
+    assert snapshots[:2] == [date(2023, 6, 1), date(2023, 7, 1)]
+    reference = open_engine("reference", region)
+    passes = []
+    every_visit = CodeArrays._dated
+
+    def counted(*args):
+        passes.append(args[0].folder.name)
+        return every_visit(*args)
+
+    monkeypatch.setattr(CodeArrays, "_dated", staticmethod(counted))
+    later = [date(2024, 5, 21), date(2025, 1, 1)]  # after the last day: its snapshot
+    others = [date(2023, 6, 30), date(2024, 3, 31)]  # no snapshot: the visits
+    for rule in VISIT_RULES:
+        criteria = parse_criteria({"include": [{"visit": rule}]})
+        for day in [*snapshots, *later, *others]:
+            engine = duckdb_engine(region)
+            engine.kept.stored = None
+            passes.clear()
+            assert engine.evaluate(criteria, day) == reference.evaluate(criteria, day), (rule, day)
+            assert engine.persons(criteria, day) == reference.persons(criteria, day)
+            end = day + timedelta(days=rule.get("within", {}).get("days_after", 0))
+            snapshot = end in snapshots or end > snapshots[-1]
+            assert passes == ([] if snapshot else ["visit_occurrence"]), (rule, day)

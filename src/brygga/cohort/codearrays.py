@@ -41,7 +41,7 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class _Table:
         # Rows of the table left out of the arrays (no code or vocabulary); None: not known
         # (arrays written before it was recorded).
         self.dropped: int | None = meta.get("dropped")
+        self._asof: dict[str, Any] | None = None  # ``asof.json``, read on first use
         self._arrays: dict[str, np.ndarray | None] = {}
 
     def array(self, name: str) -> np.ndarray | None:
@@ -100,6 +101,23 @@ class _Table:
         if found is None:
             raise AssertionError(f"{self.folder.name} has no {name} array")
         return found
+
+    def asof(self, hi: int) -> tuple[np.ndarray, int] | None:
+        """Each code's latest day per person on or before ``hi`` (uint16 minus ``base``, 0:
+        none; codes x people) and ``base``, when ``code_arrays`` wrote that day's snapshot
+        (on or after the table's last day: its last day's); else None."""
+        if self._asof is None:
+            try:
+                self._asof = json.loads((self.folder / f"{code_arrays.ASOF}.json").read_text())
+            except (OSError, ValueError):
+                self._asof = {"days": []}
+        days: list[int] = self._asof["days"]
+        if not days or hi < days[0] or (hi not in days and hi < days[-1]):
+            return None
+        at = hi if hi in days else days[-1]
+        name = f"{code_arrays.ASOF}-{(code_arrays.EPOCH + timedelta(days=at)).isoformat()}"
+        found = self.array(name)
+        return None if found is None else (found, int(self._asof["base"]))
 
     def prefetch(self, names: tuple[str, ...], slices: list[Slice]) -> None:
         """Ask the kernel to read the slices' rows of these columns now (``readahead``)."""
@@ -247,6 +265,12 @@ class CodeArrays:
                 for i, c in enumerate(t.codes)
                 if spec.concept_ids is None or c in spec.concept_ids
             ]
+            snapshot = t.asof(hi) if spec.min_count == 1 else None
+            if snapshot is not None:
+                rows = snapshot[0]
+                for i in ids:
+                    readahead(rows, [(i * rows.shape[1], (i + 1) * rows.shape[1])])
+                return []
             names = ("next", "person") if spec.min_count == 1 else ("person", "day")
             return [(t, t.slices(ids, lo, hi), names)]
         if not isinstance(spec, EventSpec) or (isinstance(spec, DrugSpec) and spec.exposure):
@@ -406,6 +430,8 @@ class CodeArrays:
                 return None
             wanted = spec.concept_ids
             ids = [i for i, c in enumerate(t.codes) if wanted is None or c in wanted]
+            if spec.min_count == 1 and (found := _visited(t, ids, lo, hi, size)) is not None:
+                return found
             return self._dated(t, t.slices(ids, lo, hi), spec.min_count, None, hi, size)
         if not isinstance(spec, EventSpec):
             return None
@@ -697,6 +723,27 @@ def _bound(
 def _days(lo: date | None, hi: date) -> tuple[int | None, int]:
     epoch = code_arrays.EPOCH
     return (None if lo is None else (lo - epoch).days), (hi - epoch).days
+
+
+def _visited(t: _Table, ids: list[int], lo: int | None, hi: int, size: int) -> np.ndarray | None:
+    """The people with a record of one of the codes ``ids`` on days ``lo``..``hi`` from the
+    snapshot of each person's latest day on or before ``hi`` (``_Table.asof``): their latest
+    day is on or after ``lo``. None without a snapshot of that day."""
+    found = t.asof(hi)
+    if found is None:
+        return None
+    latest, base = found
+    people = latest.shape[1]
+    if people > size:
+        return None  # never expected (the snapshot's people are the region's)
+    # Days before ``base`` hold no record: every day recorded (1 and up) is on or after them.
+    low = np.uint16(1 if lo is None else min(max(lo - base, 1), np.iinfo(np.uint16).max))
+    mask = np.zeros(size, dtype=bool)
+    for i in ids:
+        row = latest[i]
+        readahead(latest, [(i * people, (i + 1) * people)])
+        mask[:people] |= row >= low
+    return np.packbits(mask)
 
 
 def _packed(person: np.ndarray, size: int) -> np.ndarray:
