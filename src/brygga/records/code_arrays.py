@@ -70,6 +70,7 @@ __all__ = [
     "RUNS",
     "RUN_TABLES",
     "TABLES",
+    "asof_days",
     "build",
     "fingerprint",
     "folders",
