@@ -747,7 +747,9 @@ class BitmapEngine(IbisEngine):
                     stored.read_ahead()
                 for spec in todo:
                     codes.prefetch(spec, index_date)
-            except (OSError, ValueError):  # a hint: never an error of the question
+            # A hint never fails the question: the same reads raise these, where they matter,
+            # on the question's own thread (a file gone, incomplete arrays).
+            except (OSError, ValueError, KeyError, AssertionError):
                 return
 
         threading.Thread(target=read, name="brygga-read-ahead", daemon=True).start()
