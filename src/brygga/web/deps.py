@@ -38,7 +38,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from babel.numbers import format_decimal
 from fastapi import Path as PathParam
 from fastapi import Request
 from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
@@ -50,7 +49,7 @@ from brygga import charts, clock
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
-from brygga.messages import localize
+from brygga.messages import format_number, localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
 from brygga.registry import service as registry
@@ -80,9 +79,7 @@ def municipality_name(code: str | None) -> str:
 
 def number(value: float | int | None, language: str) -> str:
     """A number as the reader writes it: 1 234,5 in Swedish, 1,234.5 in English."""
-    if value is None:
-        return ""
-    return format_decimal(value, locale="sv_SE" if language == "sv" else "en_GB")
+    return "" if value is None else format_number(value, language)
 
 
 def platform(request: Request) -> Brygga:
