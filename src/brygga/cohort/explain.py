@@ -6,7 +6,7 @@ as written after normalization. Needs no region: it reads only the validated cri
 
 from __future__ import annotations
 
-__all__ = ["explain"]
+__all__ = ["explain", "rule_text"]
 
 from typing import Any
 
@@ -59,6 +59,19 @@ def explain(criteria: Criteria, lang: str, source: str) -> list[str]:
         for rule in rules:
             lines += _rule(rule, lang, 1)
     return lines
+
+
+def rule_text(rule: Model, lang: str) -> str:
+    """One rule in words, on one line (an attrition step's label): a group's head, then its
+    rules in parentheses, separated by semicolons."""
+    kind, body = rule_kind(rule), rule_body(rule)
+    if kind in ("any_of", "all_of", "none_of", "at_least"):
+        children = body.of if kind == "at_least" else body
+        head = _t(kind, lang, n=body.n) if kind == "at_least" else _t(kind, lang)
+        return f"{head.rstrip(':')} ({'; '.join(rule_text(c, lang) for c in children)})"
+    if kind == "demographics":
+        return _t("rule_demographics", lang, text=_demographics(body, lang))
+    return _leaf(body, lang)
 
 
 def _rule(rule: Model, lang: str, depth: int) -> list[str]:

@@ -407,7 +407,7 @@ def _feasibility_charts(request: Request, study: Study, language: str) -> dict[s
         config = request.app.state.config
         region = platform(request).region(config.region) if config.region else None
         names = builder.concept_names(region, criteria)
-        described = builder.step_labels(criteria, t, names)
+        described = builder.step_labels(criteria, t, language, names)
         if len(described) + 1 == len(labels):  # the engine's first step: the population
             day = str(result.get("index_date", ""))
             described = [t("wb_step_population").format(date=day), *described]
