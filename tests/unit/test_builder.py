@@ -139,3 +139,23 @@ exclude:
     assert en[3].endswith("from 3,650 days before the index date to 1 day before the index date")
     for label in sv:  # not the engine's English description
         assert " days " not in label and "drug " not in label
+
+
+def test_the_first_step_says_who_entered() -> None:
+    # With one index date the first step is the population on it; with an entry, who entered
+    # (the population step would claim a date the criteria do not use).
+    entry = criteria_from_text(
+        "entry: {event: {condition: {codes: [E11]}}, period: {from: 2015-01-01, to: 2020-12-31}}"
+    )
+    sv, en = (
+        builder.population_label(entry, lambda k, lang=lang: translate(k, lang), lang, "2024-06-01")
+        for lang in ("sv", "en")
+    )
+    assert sv == (
+        "Kom med: den första posten någonsin med diagnos med kod E11 (ICD10), "
+        "mellan 2015-01-01 och 2020-12-31"
+    )
+    assert en.startswith("Entered: the first record ever of diagnosis with code E11 (ICD10)")
+    plain = criteria_from_text("index_date: 2024-06-01")
+    label = builder.population_label(plain, lambda k: translate(k, "sv"), "sv", "2024-06-01")
+    assert label == "Lever och finns i registren 2024-06-01"

@@ -6,7 +6,7 @@ as written after normalization. Needs no region: it reads only the validated cri
 
 from __future__ import annotations
 
-__all__ = ["explain", "rule_text"]
+__all__ = ["entry_step", "explain", "rule_text"]
 
 from typing import Any
 
@@ -15,6 +15,7 @@ from brygga.cohort.criteria import (
     DeathSpec,
     Demographics,
     DrugSpec,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
@@ -59,6 +60,13 @@ def explain(criteria: Criteria, lang: str, source: str) -> list[str]:
         for rule in rules:
             lines += _rule(rule, lang, 1)
     return lines
+
+
+def entry_step(entry: Entry, lang: str) -> str:
+    """The first attrition step of criteria with an ``entry``, in a line: who entered."""
+    key = "step_entry_first" if entry.occurrence == "first" else "step_entry_latest"
+    return _t(key, lang, event=_codes(entry.spec, lang), start=entry.period.start,
+              end=entry.period.end)  # fmt: skip
 
 
 def rule_text(rule: Model, lang: str) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "criteria_yaml",
     "form_from_criteria",
     "form_from_request",
+    "population_label",
     "representable",
     "search_codes",
     "step_labels",
@@ -47,7 +48,7 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
-from brygga.cohort.explain import rule_text
+from brygga.cohort.explain import entry_step, rule_text
 from brygga.errors import InputError
 from brygga.forms import FieldMessage, FormError
 from brygga.records import codes as codebook
@@ -471,6 +472,14 @@ def step_labels(
         for rule in getattr(criteria, side):
             labels.append(f"{lead}: {_rule_text(rule, t, lang, names)}")
     return labels
+
+
+def population_label(criteria: Criteria, t: Callable[[str], str], lang: str, day: str) -> str:
+    """The label of the first attrition step: who entered (with an ``entry``), or the people
+    alive and under observation on the index date ``day``."""
+    if criteria.entry is not None:
+        return entry_step(criteria.entry, lang)
+    return t("wb_step_population").format(date=day)
 
 
 def _demographics(demo: Demographics, t: Callable[[str], str]) -> str:

@@ -410,7 +410,7 @@ def _feasibility_charts(request: Request, study: Study, language: str) -> dict[s
         described = builder.step_labels(criteria, t, language, names)
         if len(described) + 1 == len(labels):  # the engine's first step: the population
             day = str(result.get("index_date", ""))
-            described = [t("wb_step_population").format(date=day), *described]
+            described = [builder.population_label(criteria, t, language, day), *described]
         if len(described) == len(labels):  # saved for these criteria (save_feasibility)
             labels = described
     except (InputError, ValueError):  # old criteria the language now refuses: keep the text
