@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 from brygga.errors import BryggaError
 
@@ -24,6 +25,7 @@ __all__ = [
     "LANGUAGES",
     "CatalogueError",
     "catalogue",
+    "format_number",
     "load",
     "localize",
     "translate",
@@ -75,6 +77,11 @@ def load(locale_dir: Path = LOCALE_DIR) -> dict[str, tuple[str, str]]:
 def catalogue() -> Mapping[str, tuple[str, str]]:
     """The installed catalogues, read once per process."""
     return load()
+
+
+def format_number(value: float | int, lang: str) -> str:
+    """A number as the reader writes it: 1 234,5 in Swedish, 1,234.5 in English."""
+    return format_decimal(value, locale="sv_SE" if lang == "sv" else "en_GB")
 
 
 def translate(key: str, lang: str) -> str:

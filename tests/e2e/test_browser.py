@@ -192,6 +192,34 @@ def test_no_serious_accessibility_violations(kind, open_page, sessions, site) ->
     page.goto(path.format(study=site["study"], draft=site["draft"]))
     expect(page.locator("h1")).to_have_count(1)
     assert axe_violations(page) == []
+    # WCAG 1.4.10 (reflow): at 320 CSS px nothing makes the page scroll sideways; a wide
+    # table scrolls in its own box.
+    page.set_viewport_size({"width": 320, "height": 800})
+    problems = wider_than_the_screen(page)
+    assert not problems, "\n".join(problems)
+    if page.evaluate(SCROLLING_TABLES):  # now reachable by keyboard, named by their captions
+        assert axe_violations(page) == []
+
+
+SCROLLING_TABLES = """() => [...document.querySelectorAll('.brygga-table-wrap')]
+    .some(w => w.scrollWidth > w.clientWidth)"""
+
+
+def wider_than_the_screen(page) -> list[str]:
+    """The page's width beyond the viewport, and the deepest elements sticking out."""
+    return page.evaluate(
+        """() => {
+          const w = document.documentElement.clientWidth;
+          if (document.documentElement.scrollWidth <= w) return [];
+          const out = [...document.querySelectorAll('body *')].filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.right > w + 1 && ![...e.children].some(c => c.getBoundingClientRect().right > w + 1);
+          });
+          return [`page ${document.documentElement.scrollWidth} px > ${w} px`].concat(
+            out.slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+              + ': ' + (e.textContent || '').trim().slice(0, 40)));
+        }"""
+    )
 
 
 def test_form_errors_are_accessible(open_page, sessions, site) -> None:

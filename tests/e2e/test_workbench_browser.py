@@ -57,6 +57,12 @@ def test_researcher_builds_criteria_and_asks_feasibility(open_page, site, tmp_pa
     page.get_by_role("button", name="Lägg till en regel").click()
     expect(page.locator("#rules-1-codes")).to_have_count(1)
     page.select_option("#rules-1-side", "exclude")
+    # Found by its Swedish name, shown in Swedish.
+    page.fill("#rules-1-search", "typ 1-diab")
+    hits = page.locator("#rules-1-hits")
+    expect(hits).to_contain_text("Typ 1-diabetes")
+    page.get_by_role("button", name="Lägg till E109").click()
+    expect(page.locator("#rules-1-codes")).to_have_value("E109")
     page.fill("#rules-1-codes", "E10")
     assert axe_violations(page) == []
     page.get_by_role("button", name="Spara kriterierna").click()

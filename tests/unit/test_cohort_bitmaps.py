@@ -7,6 +7,7 @@ the bitmap answers must equal those of ``Compiled.summary`` run as one SQL query
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import date
@@ -105,6 +106,43 @@ def test_population_cells_and_demographics():
         True,
         False,
     ]
+
+
+@pytest.mark.parametrize("size", [9_000, 9_001, 9_007])  # whole bytes and a partial last one
+def test_a_sparse_population_answers_as_a_dense_one(size):
+    # An entry's people are a few among many: demographics and cell counts then work on them
+    # alone (``Population._sparse``); built without ``at``, the same population takes the pass
+    # over everyone. Both must give the same bits and counts, down to the last partial byte.
+    rng = np.random.default_rng(size)
+    at = np.sort(rng.choice(size, 700, replace=False))
+    at[-1] = size - 1  # the last person, in the last (partial) byte
+    n = len(at)
+    sparse = Population.from_arrays(
+        at=at,
+        age=rng.integers(0, 100, n),
+        age_band=np.zeros(n, dtype=np.int64),
+        gender=rng.choice([8507, 8532], n),
+        sex=rng.integers(0, 2, n),
+        sexes=["male", "female"],
+        municipality=rng.integers(-1, 3, n).astype(np.int32),
+        municipalities=["0180", "0114", "0127"],
+        size=size,
+    )
+    assert sparse._sparse() is not None  # the sparse route is the one under test
+    dense = dataclasses.replace(sparse, at=None)
+    assert dense._sparse() is None
+    for rules in (
+        {"age": {"min": 40, "max": 75}},
+        {"sex": ["female"], "municipalities": ["0114", "0127"]},
+        {"age": {"min": 150}},  # nobody
+    ):
+        d = parse_criteria({"demographics": rules}).demographics
+        bits = sparse.demographics(d)
+        assert bits.tobytes() == dense.demographics(d).tobytes()
+        assert sparse.cell_counts(bits) == dense.cell_counts(bits)
+    assert sparse.mask(sparse.demographics(parse_criteria({}).demographics))[at].all()
+    assert sparse.cell_counts(sparse.alive) == dense.cell_counts(sparse.alive)
+    assert sum(sparse.cell_counts(sparse.alive).values()) == n
 
 
 def test_cell_sums_are_exact_beyond_float_precision():

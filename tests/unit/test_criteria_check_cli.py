@@ -40,7 +40,9 @@ def test_check_prints_the_rules_in_swedish_by_default(tmp_path, capsys):
     assert "ålder 40–75 år på indexdatum" in out
     assert "demografi: kön: kvinna" in out
     assert "ingen av:" in out
-    assert "från 3650 dagar före indexdatum till 1 dagar före indexdatum" in out
+    # Numbers as a Swedish reader writes them, and one day in the singular.
+    assert "från 3 650 dagar före indexdatum till 1 dag före indexdatum" in out
+    assert "värde ≤ 2,5 × den övre gränsen" in out
     assert "pågående behandling på indexdatum" in out
     assert "NPU19651 (NPU), 1742-6 (LOINC)" in out
 
@@ -52,6 +54,8 @@ def test_check_in_english(tmp_path, capsys):
     assert code == 0
     assert "Each person has their own index date: their first record ever of diagnosis" in out
     assert "none of:" in out and "taken continuously for at least 365 days" in out
+    assert "from 3,650 days before the index date to 1 day before the index date" in out
+    assert "value ≤ 2.5 × the record's upper normal limit" in out
 
 
 def test_unknown_kinds_and_fields_are_named_with_the_alternatives(tmp_path, capsys):

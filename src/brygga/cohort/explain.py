@@ -6,7 +6,7 @@ as written after normalization. Needs no region: it reads only the validated cri
 
 from __future__ import annotations
 
-__all__ = ["explain"]
+__all__ = ["entry_step", "explain", "rule_text"]
 
 from typing import Any
 
@@ -15,6 +15,7 @@ from brygga.cohort.criteria import (
     DeathSpec,
     Demographics,
     DrugSpec,
+    Entry,
     EventSpec,
     Model,
     ValuedSpec,
@@ -23,11 +24,16 @@ from brygga.cohort.criteria import (
     rule_body,
     rule_kind,
 )
-from brygga.messages import translate
+from brygga.messages import format_number, translate
 
 
 def _t(key: str, lang: str, **params: Any) -> str:
     return translate(f"criteria_{key}", lang).format(**params)
+
+
+def _days(key: str, lang: str, n: int) -> str:
+    """A message with a number of days: its ``_one`` form for one day ("1 dag före")."""
+    return _t(key + ("_one" if n == 1 else ""), lang, n=format_number(n, lang))
 
 
 def explain(criteria: Criteria, lang: str, source: str) -> list[str]:
@@ -54,6 +60,26 @@ def explain(criteria: Criteria, lang: str, source: str) -> list[str]:
         for rule in rules:
             lines += _rule(rule, lang, 1)
     return lines
+
+
+def entry_step(entry: Entry, lang: str) -> str:
+    """The first attrition step of criteria with an ``entry``, in a line: who entered."""
+    key = "step_entry_first" if entry.occurrence == "first" else "step_entry_latest"
+    return _t(key, lang, event=_codes(entry.spec, lang), start=entry.period.start,
+              end=entry.period.end)  # fmt: skip
+
+
+def rule_text(rule: Model, lang: str) -> str:
+    """One rule in words, on one line (an attrition step's label): a group's head, then its
+    rules in parentheses, separated by semicolons."""
+    kind, body = rule_kind(rule), rule_body(rule)
+    if kind in ("any_of", "all_of", "none_of", "at_least"):
+        children = body.of if kind == "at_least" else body
+        head = _t(kind, lang, n=body.n) if kind == "at_least" else _t(kind, lang)
+        return f"{head.rstrip(':')} ({'; '.join(rule_text(c, lang) for c in children)})"
+    if kind == "demographics":
+        return _t("rule_demographics", lang, text=_demographics(body, lang))
+    return _leaf(body, lang)
 
 
 def _rule(rule: Model, lang: str, depth: int) -> list[str]:
@@ -96,7 +122,7 @@ def _leaf(spec: Any, lang: str) -> str:
             if spec.exposure.current:
                 text += ", " + _t("exposure_current", lang)
             if spec.exposure.min_days is not None:
-                text += ", " + _t("exposure_days", lang, n=spec.exposure.min_days)
+                text += ", " + _days("exposure_days", lang, spec.exposure.min_days)
     if spec.min_count > 1:
         text += ", " + _t("min_count", lang, n=spec.min_count)
     return f"{text} {_window(spec.within, lang)}"
@@ -121,7 +147,7 @@ def _window(within: Window | None, lang: str) -> str:
     def day(offset: int) -> str:
         if offset == 0:
             return _t("day_index", lang)
-        return _t("day_after" if offset > 0 else "day_before", lang, n=abs(offset))
+        return _days("day_after" if offset > 0 else "day_before", lang, abs(offset))
 
     return _t("window", lang, start=day(-within.days_before), end=day(within.days_after))
 
@@ -130,7 +156,7 @@ def _value(value: Any, lang: str) -> str:
     parts = []
     for key, op in (("min", "≥"), ("above", ">"), ("max", "≤"), ("below", "<")):
         if getattr(value, key) is not None:
-            parts.append(f"{op} {getattr(value, key):g}")
+            parts.append(f"{op} {format_number(getattr(value, key), lang)}")
     for key, op, end in (
         ("min_times_upper_normal", "≥", "uln"),
         ("max_times_upper_normal", "≤", "uln"),
@@ -138,7 +164,7 @@ def _value(value: Any, lang: str) -> str:
         ("max_times_lower_normal", "≤", "lln"),
     ):
         if getattr(value, key) is not None:
-            parts.append(f"{op} {getattr(value, key):g} × {_t(end, lang)}")
+            parts.append(f"{op} {format_number(getattr(value, key), lang)} × {_t(end, lang)}")
     return f" {_t('and', lang)} ".join(parts)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "PROCEDURES",
     "SAFETY_LABS",
     "SEX_OF_GENDER",
+    "SWEDISH",
     "TYPE_DISPENSING",
     "TYPE_EHR",
     "VISIT_EMERGENCY",
@@ -31,6 +32,7 @@ __all__ = [
     "Code",
     "Lab",
     "Vocabulary",
+    "code_name",
     "normalize_icd10",
     "resolve_alias",
     "resolve_aliases",
@@ -225,6 +227,84 @@ OBSERVATIONS: dict[str, Code] = {
         Code("smoker", "SNOMED", "77176002", "Smoker"),
     )
 }
+
+# The catalogue's codes in Swedish, by key: what a Swedish reader sees and searches for (the
+# labels above are the code systems' English titles). Generic drug names in their Swedish
+# spelling (FASS).
+SWEDISH: dict[str, str] = {
+    # Diagnoses
+    "t2d": "Typ 2-diabetes",
+    "t1d": "Typ 1-diabetes",
+    "hypertension": "Högt blodtryck",
+    "hyperlipidaemia": "Höga blodfetter",
+    "mi": "Hjärtinfarkt",
+    "stroke": "Stroke",
+    "af": "Förmaksflimmer",
+    "heart_failure": "Hjärtsvikt",
+    "ckd": "Kronisk njursjukdom",
+    "copd": "KOL",
+    "asthma": "Astma",
+    "depression": "Depression",
+    "dementia": "Demens",
+    "alzheimer": "Alzheimers sjukdom",
+    "obesity": "Fetma",
+    "breast_cancer": "Bröstcancer",
+    "prostate_cancer": "Prostatacancer",
+    "colorectal_cancer": "Tjocktarmscancer",
+    "lung_cancer": "Lungcancer",
+    "skin_cancer": "Malignt melanom",
+    "other_cancer": "Cancer utan angiven lokalisation",
+    "respiratory_infection": "Akut övre luftvägsinfektion",
+    "back_pain": "Ländryggssmärta",
+    "checkup": "Allmän hälsokontroll",
+    "cardiac_arrest": "Hjärtstopp",
+    "ill_defined": "Andra ofullständigt angivna dödsorsaker",
+    # Drugs
+    "metformin": "metformin",
+    "insulin": "insulin glargin",
+    "sglt2": "dapagliflozin",
+    "glp1": "semaglutid",
+    "atorvastatin": "atorvastatin",
+    "simvastatin": "simvastatin",
+    "ramipril": "ramipril",
+    "losartan": "losartan",
+    "amlodipine": "amlodipin",
+    "hydrochlorothiazide": "hydroklortiazid",
+    "metoprolol": "metoprolol",
+    "furosemide": "furosemid",
+    "asa": "acetylsalicylsyra",
+    "ticagrelor": "tikagrelor",
+    "apixaban": "apixaban",
+    "salbutamol": "salbutamol",
+    "budesonide_formoterol": "formoterol och budesonid",
+    "tiotropium": "tiotropiumbromid",
+    "sertraline": "sertralin",
+    "donepezil": "donepezil",
+    "levothyroxine": "levotyroxin",
+    "paracetamol": "paracetamol",
+    "phenoxymethylpenicillin": "fenoximetylpenicillin",
+    # Laboratory tests and measurements
+    "HbA1c": "B-HbA1c (IFCC)",
+    "TC": "P-Kolesterol",
+    "HDL": "P-HDL-kolesterol",
+    "LDL": "P-LDL-kolesterol",
+    "creatinine": "P-Kreatinin",
+    "SBP": "Systoliskt blodtryck",
+    "DBP": "Diastoliskt blodtryck",
+    "BMI": "Kroppsmasseindex (BMI)",
+    "weight": "Kroppsvikt",
+    "height": "Kroppslängd",
+    # Procedures (KVÅ)
+    "pci": "Perkutan koronar intervention (PCI) med stent",
+    "cabg": "Kranskärlsoperation med bypass",
+    "colonoscopy": "Koloskopi",
+}
+
+
+def code_name(code: Code, lang: str) -> str:
+    """``code``'s name in ``lang`` (``sv`` or ``en``)."""
+    return SWEDISH.get(code.key, code.label) if lang == "sv" else code.label
+
 
 # Aliases usable in criteria (case-insensitive): name -> (vocabulary, code).
 ALIASES: dict[str, Code] = {

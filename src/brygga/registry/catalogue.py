@@ -26,37 +26,25 @@ class Entry:
         return self.sv if lang == "sv" else self.en
 
 
-_CONDITION_SV = {
-    "t2d": "Typ 2-diabetes",
-    "t1d": "Typ 1-diabetes",
-    "hypertension": "Högt blodtryck",
-    "hyperlipidaemia": "Höga blodfetter",
-    "mi": "Hjärtinfarkt",
-    "stroke": "Stroke",
-    "af": "Förmaksflimmer",
-    "heart_failure": "Hjärtsvikt",
-    "ckd": "Kronisk njursjukdom",
-    "copd": "KOL",
-    "asthma": "Astma",
-    "depression": "Depression",
-    "dementia": "Demens",
-    "alzheimer": "Alzheimers sjukdom",
-    "obesity": "Fetma",
-    "breast_cancer": "Bröstcancer",
-    "prostate_cancer": "Prostatacancer",
-    "colorectal_cancer": "Tjocktarmscancer",
-    "lung_cancer": "Lungcancer",
-    "skin_cancer": "Malignt melanom",
-}
+# The conditions a resident can report: the common ones of the code catalogue.
+_CONDITIONS = (
+    "t2d", "t1d", "hypertension", "hyperlipidaemia", "mi", "stroke", "af", "heart_failure",
+    "ckd", "copd", "asthma", "depression", "dementia", "alzheimer", "obesity", "breast_cancer",
+    "prostate_cancer", "colorectal_cancer", "lung_cancer", "skin_cancer",
+)  # fmt: skip
 
 CONDITIONS: dict[str, Entry] = {
-    key: Entry(key, "ICD10", codes.CONDITIONS[key].code, sv, codes.CONDITIONS[key].label)
-    for key, sv in _CONDITION_SV.items()
+    key: Entry(
+        key,
+        "ICD10",
+        codes.CONDITIONS[key].code,
+        codes.code_name(codes.CONDITIONS[key], "sv"),
+        codes.CONDITIONS[key].label,
+    )
+    for key in _CONDITIONS
 }
-# Medicines: generic names are the same in Swedish, with a few exceptions.
-_DRUG_SV = {"asa": "acetylsalicylsyra", "budesonide_formoterol": "budesonid och formoterol"}
 MEDICINES: dict[str, Entry] = {
-    key: Entry(key, "ATC", c.code, _DRUG_SV.get(key, c.label), c.label)
+    key: Entry(key, "ATC", c.code, codes.code_name(c, "sv"), c.label)
     for key, c in codes.DRUGS.items()
     if key != "phenoxymethylpenicillin"  # a ten-day course is not a "regular medicine"
 }

@@ -22,6 +22,7 @@ __all__ = [
     "criteria_yaml",
     "form_from_criteria",
     "form_from_request",
+    "population_label",
     "representable",
     "search_codes",
     "step_labels",
@@ -44,10 +45,10 @@ from brygga.cohort.criteria import (
     EventSpec,
     Model,
     ValuedSpec,
-    describe_rule,
     rule_body,
     rule_kind,
 )
+from brygga.cohort.explain import entry_step, rule_text
 from brygga.errors import InputError
 from brygga.forms import FieldMessage, FormError
 from brygga.records import codes as codebook
@@ -342,26 +343,36 @@ def _whole_numbers(node: Any) -> Any:
 class CodeHit:
     code: str  # what goes into the rule's codes
     vocabulary: str  # the vocabulary to choose for it ("" for an alias)
-    label: str
+    label: str  # English: the code system's title, an OMOP concept's name
+    sv: str = ""  # Swedish, where the catalogue has a Swedish name
+
+    def name(self, lang: str) -> str:
+        return self.sv if lang == "sv" and self.sv else self.label
+
+    def english(self, lang: str) -> bool:
+        """Whether ``name(lang)`` is English on a page in ``lang`` (marked ``lang="en"``)."""
+        return lang == "sv" and not self.sv
 
 
 def _catalogue(kind: str) -> list[CodeHit]:
+    def hit(c: codebook.Code, code: str, vocabulary: str, suffix: str = "") -> CodeHit:
+        sv = codebook.SWEDISH.get(c.key)
+        return CodeHit(code, vocabulary, c.label + suffix, sv + suffix if sv else "")
+
     if kind == "condition":
-        return [CodeHit(c.code, "ICD10", c.label) for c in codebook.CONDITIONS.values()]
+        return [hit(c, c.code, "ICD10") for c in codebook.CONDITIONS.values()]
     if kind == "drug":
-        return [CodeHit(c.code, "ATC", c.label) for c in codebook.DRUGS.values()]
+        return [hit(c, c.code, "ATC") for c in codebook.DRUGS.values()]
     if kind == "procedure":
-        return [CodeHit(c.code, "KVA", c.label) for c in codebook.PROCEDURES.values()]
+        return [hit(c, c.code, "KVA") for c in codebook.PROCEDURES.values()]
     if kind == "measurement":
-        return [
-            CodeHit(c.key, "", f"{c.label} ({c.vocabulary} {c.code})")
-            for c in codebook.LABS.values()
-        ]
+        return [hit(c, c.key, "", f" ({c.vocabulary} {c.code})") for c in codebook.LABS.values()]
     return []
 
 
 def search_codes(kind: str, query: str, region: Region | None = None) -> list[CodeHit]:
-    """Codes for a rule of ``kind`` whose code, name or alias contains ``query``: Brygga's
+    """Codes for a rule of ``kind`` whose code, name (Swedish or English) or alias contains
+    ``query``: Brygga's
     catalogue (ICD-10-SE, ATC, KVÅ, the lab aliases) and, on an imported OMOP region, its
     concept table (as OMOP concept ids). At most ``MAX_HITS``."""
     text = query.strip().lower()[:100]
@@ -372,6 +383,7 @@ def search_codes(kind: str, query: str, region: Region | None = None) -> list[Co
         for h in _catalogue(kind)
         if text in h.code.lower()
         or text in h.label.lower()
+        or text in h.sv.lower()
         or text in h.code.lower().replace(".", "")
     ]
     if region is not None and "concept" in region.tables():
@@ -428,35 +440,46 @@ def concept_names(region: Region | None, criteria: Criteria) -> dict[str, str]:
 # --- Attrition steps in the reader's words ----------------------------------------------------
 
 
-def _codes_text(spec: EventSpec, concept_names: Mapping[str, str]) -> str:
+def _codes_text(spec: EventSpec, concept_names: Mapping[str, str], lang: str) -> str:
     names = []
     for vocab, code in spec.codeset:
-        label = concept_names.get(code) if vocab == "OMOP" else _label(vocab, code)
+        label = concept_names.get(code) if vocab == "OMOP" else _label(vocab, code, lang)
         names.append(f"{vocab} {code}" + (f" ({label})" if label else ""))
     return ", ".join(names)
 
 
-def _label(vocab: str, code: str) -> str | None:
+def _label(vocab: str, code: str, lang: str) -> str | None:
     for group in (codebook.CONDITIONS, codebook.DRUGS, codebook.LABS, codebook.PROCEDURES):
         for c in group.values():
             if c.vocabulary == vocab and c.code == code:
-                return c.label
+                return codebook.code_name(c, lang)
     return None
 
 
 def step_labels(
-    criteria: Criteria, t: Callable[[str], str], concept_names: Mapping[str, str] | None = None
+    criteria: Criteria,
+    t: Callable[[str], str],
+    lang: str,
+    concept_names: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """One label per attrition step (``Criteria.steps``), in the language of ``t`` (the message
-    catalogue's lookup for the page: keys ``wb_step_*``). Rules the builder does not cover keep
-    the criteria engine's English description after a translated lead."""
+    """One label per attrition step (``Criteria.steps``) in ``lang``, whose message catalogue's
+    lookup is ``t`` (keys ``wb_step_*``). Rules the builder's form cannot hold (groups, visits,
+    windows after the index date, ...) are said as ``brygga criteria check`` says them."""
     names = concept_names or {}
     labels = [_demographics(criteria.demographics, t)]
     for side in SIDES:
         lead = t(f"wb_step_{side}")
         for rule in getattr(criteria, side):
-            labels.append(f"{lead}: {_rule_text(rule, t, names)}")
+            labels.append(f"{lead}: {_rule_text(rule, t, lang, names)}")
     return labels
+
+
+def population_label(criteria: Criteria, t: Callable[[str], str], lang: str, day: str) -> str:
+    """The label of the first attrition step: who entered (with an ``entry``), or the people
+    alive and under observation on the index date ``day``."""
+    if criteria.entry is not None:
+        return entry_step(criteria.entry, lang)
+    return t("wb_step_population").format(date=day)
 
 
 def _demographics(demo: Demographics, t: Callable[[str], str]) -> str:
@@ -475,12 +498,11 @@ def _demographics(demo: Demographics, t: Callable[[str], str]) -> str:
     return f"{t('wb_step_demographics')}: {body}"
 
 
-def _rule_text(rule: Model, t: Callable[[str], str], names: Mapping[str, str]) -> str:
-    kind = rule_kind(rule)
-    if kind not in BUILDER_KINDS:
-        return describe_rule(rule)  # groups, visits ...: the engine's (English) description
-    spec: EventSpec = rule_body(rule)
-    text = f"{t('wb_kind_' + kind)} {_codes_text(spec, names)}"
+def _rule_text(rule: Model, t: Callable[[str], str], lang: str, names: Mapping[str, str]) -> str:
+    if _rule_row("include", rule) is None:  # not a rule of the form
+        return rule_text(rule, lang)
+    kind, spec = rule_kind(rule), rule_body(rule)
+    text = f"{t('wb_kind_' + kind)} {_codes_text(spec, names, lang)}"
     mark = t("wb_decimal_mark")
 
     def _number(value: float | None) -> str:  # 120,5 in Swedish

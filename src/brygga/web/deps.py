@@ -38,7 +38,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from babel.numbers import format_decimal
 from fastapi import Path as PathParam
 from fastapi import Request
 from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
@@ -50,7 +49,7 @@ from brygga import charts, clock
 from brygga.db.base import MAX_ID
 from brygga.db.session import session, write_session, writer_turn
 from brygga.errors import InputError
-from brygga.messages import localize
+from brygga.messages import format_number, localize
 from brygga.platform import Brygga
 from brygga.privacy.questions import Asker
 from brygga.registry import service as registry
@@ -80,9 +79,7 @@ def municipality_name(code: str | None) -> str:
 
 def number(value: float | int | None, language: str) -> str:
     """A number as the reader writes it: 1 234,5 in Swedish, 1,234.5 in English."""
-    if value is None:
-        return ""
-    return format_decimal(value, locale="sv_SE" if language == "sv" else "en_GB")
+    return "" if value is None else format_number(value, language)
 
 
 def platform(request: Request) -> Brygga:
@@ -410,10 +407,10 @@ def _feasibility_charts(request: Request, study: Study, language: str) -> dict[s
         config = request.app.state.config
         region = platform(request).region(config.region) if config.region else None
         names = builder.concept_names(region, criteria)
-        described = builder.step_labels(criteria, t, names)
+        described = builder.step_labels(criteria, t, language, names)
         if len(described) + 1 == len(labels):  # the engine's first step: the population
             day = str(result.get("index_date", ""))
-            described = [t("wb_step_population").format(date=day), *described]
+            described = [builder.population_label(criteria, t, language, day), *described]
         if len(described) == len(labels):  # saved for these criteria (save_feasibility)
             labels = described
     except (InputError, ValueError):  # old criteria the language now refuses: keep the text

@@ -36,7 +36,8 @@ INFO_PAGES: dict[str, tuple[str, str, list[tuple[str, list[str]]]]] = {
         ("public_about_demo_h", ["public_about_demo_1"]),
     ]),
     "/kontakt": ("public_contact_title", "public_contact_lead", [
-        ("public_contact_residents_h", ["public_contact_residents_1", "public_contact_residents_list"]),
+        ("public_contact_residents_h", ["public_contact_residents_1"]),
+        ("public_contact_account_h", ["public_contact_account_1", "public_contact_account_list"]),
         ("public_contact_researchers_h", ["public_contact_researchers_1", "public_contact_researchers_list"]),
         ("public_contact_dpo_h", ["public_contact_dpo_1"]),
         ("public_contact_care_h", ["public_contact_care_1"]),

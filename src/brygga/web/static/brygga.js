@@ -31,3 +31,24 @@ document.addEventListener("change", (event) => {
     vocabulary.value = DEFAULT_VOCABULARY[event.target.value];
   }
 });
+
+// A wide table scrolls in its own box on a narrow screen (.brygga-table-wrap): then keyboard
+// users must be able to reach and scroll it, and screen readers name it by its caption.
+// Tables that fit keep no extra tab stop.
+function scrollingTables() {
+  for (const wrap of document.querySelectorAll(".brygga-table-wrap")) {
+    const caption = wrap.querySelector("caption");
+    if (wrap.scrollWidth > wrap.clientWidth) {
+      wrap.tabIndex = 0;
+      if (caption) {
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("aria-label", caption.textContent.trim());
+      }
+    } else {
+      for (const name of ["tabindex", "role", "aria-label"]) wrap.removeAttribute(name);
+    }
+  }
+}
+scrollingTables();
+window.addEventListener("resize", scrollingTables);
+document.body.addEventListener("htmx:afterSettle", scrollingTables);
