@@ -1,5 +1,6 @@
 """Add the code arrays (``records/code_arrays.py``) to a region's existing optimized database,
-and nothing else: never a rebuild, the database opened read-only. ``brygga optimize REGION``
+and nothing else: never a rebuild, the database opened read-only, only folders that are
+missing written (the runs summaries' arrays, the entry keys, on a build from before them). ``brygga optimize REGION``
 does the same when the database is current; this script refuses to do anything more, so it is
 safe on a large region whose database someone else built.
 
@@ -33,6 +34,18 @@ def main(region: Path) -> int:
     try:
         con.execute("SET memory_limit='3GB'")  # as ``brygga optimize``'s default
         wanted = dict(con.execute("SELECT unit, fingerprint FROM _brygga_build").fetchall())
+        # Only new files: a table folder written by another build or format version would be
+        # rewritten by ``build``; refuse instead (that is ``brygga optimize``'s job).
+        folder = arrays / code_arrays.FOLDER
+        for name in code_arrays.folders():
+            unit = name.removesuffix(code_arrays.FIRST).removesuffix(code_arrays.RUNS)
+            found = code_arrays.fingerprint(folder / name)
+            if (
+                found is not None
+                and unit in wanted
+                and found != f"{code_arrays.VERSION}:{wanted[unit]}"
+            ):
+                raise SystemExit(f"{folder / name}: written by another build; not rewritten")
         spent = code_arrays.build(con, arrays, wanted)
     finally:
         con.close()

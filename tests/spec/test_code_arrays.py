@@ -5,12 +5,14 @@ reference, and the arrays follow the region's tables incrementally."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from brygga.cohort.codearrays import CodeArrays
 from brygga.cohort.criteria import parse_criteria
 from brygga.cohort.engines import duckdb_engine, open_engine
 from brygga.records import code_arrays, optimize
@@ -318,3 +320,131 @@ def test_entry_rules_the_keys_cannot_answer_go_to_duckdb(tmp_path):
     answer = engine.evaluate(criteria, INDEX)
     assert (engine.codes.answered, engine.codes.declined) == (0, 2)
     assert answer == open_engine("reference", region).evaluate(criteria, INDEX)
+
+
+SMOKER, EX, NEVER = "77176002", "8517006", "266919005"
+STATUS_DAYS = [date(2019, 6, 1), date(2021, 6, 1), date(2022, 6, 1), date(2024, 6, 1)]
+STATUS_RULES = [
+    {"codes": ["smoker"], "among": ["smoker", "ex_smoker", "never_smoker"]},
+    {"codes": ["smoker", "ex_smoker"], "among": ["never_smoker"]},  # every status too
+    {"codes": ["smoker"], "among": ["ex_smoker"]},  # never_smoker does not compete
+    {"codes": ["ex_smoker"]},
+]
+
+
+def status_region(tmp_path: Path, *, without_code: bool) -> Region:
+    rows = [
+        event("observation", 1, SMOKER, date(2020, 1, 1)),
+        event("observation", 1, EX, date(2022, 1, 1)),
+        event("observation", 2, SMOKER, date(2020, 1, 1)),
+        event("observation", 2, SMOKER, date(2021, 1, 1)),  # the same run
+        event("observation", 3, SMOKER, date(2020, 1, 1)),
+        event("observation", 3, NEVER, date(2023, 6, 1)),
+        event("observation", 4, SMOKER, date(2021, 1, 1)),
+        event("observation", 4, EX, date(2021, 1, 1)),  # two statuses on one day
+        event("observation", 5, EX, date(2019, 1, 1)),
+        event("observation", 5, NEVER, date(2020, 1, 1)),
+        event("observation", 5, SMOKER, date(2022, 1, 1)),
+        event("observation", 5, NEVER, date(2022, 1, 1)),
+    ]
+    if without_code:  # a later record without a code: a run the arrays leave out
+        rows.append(event("observation", 2, None, date(2022, 1, 1)))
+    people = [person(p, born=date(1960 + p, 1, 1)) for p in range(1, 7)]
+    periods = [period(p, date(2000, 1, 1), date(2030, 12, 31)) for p in range(1, 7)]
+    return build_region(tmp_path, people, [*rows, *periods], observe_all=False)
+
+
+@pytest.mark.parametrize("without_code", [False, True])
+def test_latest_status_over_all_history_reads_the_runs(tmp_path, monkeypatch, without_code):
+    """Smoking status over all history from the observation runs' arrays (issue 18): each
+    person's current run when every status competes (one pass, not every candidate run),
+    every candidate run otherwise, and never the current run when runs without a code were
+    left out of the arrays; the reference's answers and people on every day."""
+    region = status_region(tmp_path / "r", without_code=without_code)
+    optimize.build(region, threads=1)
+    runs = next(optimize.arrays_path(optimize.find(region.path)).glob("codes/observation_runs"))
+    assert code_arrays.fingerprint(runs) is not None
+    reference = open_engine("reference", region)
+    passes = []
+    every_run = CodeArrays._latest
+
+    def counted(*args):
+        passes.append(args[0].folder.name)
+        return every_run(*args)
+
+    monkeypatch.setattr(CodeArrays, "_latest", staticmethod(counted))
+    for rule in STATUS_RULES:
+        criteria = parse_criteria({"include": [{"observation": {**rule, "latest": True}}]})
+        for day in STATUS_DAYS:
+            engine = duckdb_engine(region)
+            engine.kept.stored = None  # every rule computed here
+            assert engine.evaluate(criteria, day) == reference.evaluate(criteria, day), (rule, day)
+            assert engine.persons(criteria, day) == reference.persons(criteria, day)
+            assert (engine.codes.answered, engine.codes.declined) == (1, 0)
+    # Every status competes in the first two rules: their current runs, unless one is missing.
+    every_run_rules = len(STATUS_RULES) if without_code else len(STATUS_RULES) - 2
+    assert passes == ["observation_runs"] * every_run_rules * len(STATUS_DAYS)
+
+
+def visits_region(tmp_path: Path) -> Region:
+    """Visits of three types up to 2024-05-20 (the table's last day)."""
+    days = [date(2019, 3, 1), date(2023, 6, 30), date(2023, 7, 1), date(2024, 1, 1)]
+    days += [date(2024, 3, 31), date(2024, 4, 1), date(2024, 5, 20)]
+    rows = []
+    for p in range(1, 10):
+        for k, day in enumerate(days):
+            if (p + k) % 3 == 0 or p == k:
+                rows.append(visit(p, day, (9202, 9201, 9203)[(p * k) % 3]))
+    rows.append(visit(3, date(1975, 1, 1)))  # long before: the snapshots' base
+    people = [person(p, born=date(1950 + p, 1, 1)) for p in range(1, 11)]
+    periods = [period(p, date(1970, 1, 1), date(2030, 12, 31)) for p in range(1, 11)]
+    return build_region(tmp_path, people, [*rows, *periods], observe_all=False)
+
+
+VISIT_RULES = [
+    {},
+    {"within": {"days_before": 0}},
+    {"within": {"days_before": 1}},
+    {"within": {"days_before": 91}},
+    {"within": {"days_before": 365}},
+    {"within": {"days_before": 1825}},
+    {"within": {"days_before": 30, "days_after": -10}},  # ends before the index date
+    {"types": ["outpatient"], "within": {"days_before": 180}},
+    {"types": ["inpatient"]},
+]
+
+
+def test_a_visit_rule_ending_on_a_snapshot_day_reads_one_day_per_person(tmp_path, monkeypatch):
+    """Visits as of the table's last day and the recent month starts (issue 18): a visit
+    rule whose window ends on such a day compares each person's latest day with the
+    window's start, every other rule reads the visits themselves; the reference's answers
+    and people on every day."""
+    region = visits_region(tmp_path / "r")
+    optimize.build(region, threads=1)
+    folder = optimize.arrays_path(optimize.find(region.path)) / "codes" / "visit_occurrence"
+    days = json.loads((folder / "asof.json").read_text())["days"]
+    snapshots = [code_arrays.EPOCH + timedelta(days=d) for d in days]
+    assert snapshots[-1] == date(2024, 5, 20) and len(snapshots) == 13
+    assert snapshots[:2] == [date(2023, 6, 1), date(2023, 7, 1)]
+    reference = open_engine("reference", region)
+    passes = []
+    every_visit = CodeArrays._dated
+
+    def counted(*args):
+        passes.append(args[0].folder.name)
+        return every_visit(*args)
+
+    monkeypatch.setattr(CodeArrays, "_dated", staticmethod(counted))
+    later = [date(2024, 5, 21), date(2025, 1, 1)]  # after the last day: its snapshot
+    others = [date(2023, 6, 30), date(2024, 3, 31)]  # no snapshot: the visits
+    for rule in VISIT_RULES:
+        criteria = parse_criteria({"include": [{"visit": rule}]})
+        for day in [*snapshots, *later, *others]:
+            engine = duckdb_engine(region)
+            engine.kept.stored = None
+            passes.clear()
+            assert engine.evaluate(criteria, day) == reference.evaluate(criteria, day), (rule, day)
+            assert engine.persons(criteria, day) == reference.persons(criteria, day)
+            end = day + timedelta(days=rule.get("within", {}).get("days_after", 0))
+            snapshot = end in snapshots or end > snapshots[-1]
+            assert passes == ([] if snapshot else ["visit_occurrence"]), (rule, day)

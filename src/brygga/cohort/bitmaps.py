@@ -38,6 +38,7 @@ import ctypes
 import hashlib
 import json
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -755,12 +756,45 @@ class BitmapEngine(IbisEngine):
                     bits = self._sql_leaf_bits(todo[key], index_date, size)
                 self.kept.put(key, bits, keep=computed)
 
+    def _read_ahead(self, criteria: Criteria, index_date: date) -> None:
+        """Ask the kernel, on a thread of its own, to read what the population and the
+        question's rules that nothing kept will read from the arrays (``CodeArrays.prefetch``),
+        before the first is computed: when the page cache does not hold them (a new process
+        after other work), the disk streams them while this thread computes, instead of each
+        rule waiting for its own reads in turn. The thread only asks (``posix_fadvise``); it
+        changes nothing the answer reads."""
+        codes, stored = self.codes, self.stored
+        if codes is None or stored is None:
+            return
+        disk, todo = self.kept.stored, []
+        for rule in _leaf_rules([*criteria.include, *criteria.exclude]):
+            key = (index_date, _rule_hash(rule))
+            if key not in self.kept.bitmaps and (disk is None or not disk.has(key)):
+                todo.append(rule_body(rule))
+        population = index_date not in self.kept.populations
+        if not todo and not population:
+            return
+
+        def read() -> None:
+            try:
+                if population:
+                    stored.read_ahead()
+                for spec in todo:
+                    codes.prefetch(spec, index_date)
+            # A hint never fails the question: the same reads raise these, where they matter,
+            # on the question's own thread (a file gone, incomplete arrays).
+            except (OSError, ValueError, KeyError, AssertionError):
+                return
+
+        threading.Thread(target=read, name="brygga-read-ahead", daemon=True).start()
+
     def steps(self, criteria: Criteria, index_date: date) -> tuple[Population, list[np.ndarray]]:
         """The population and the cumulative bitmap of every attrition step (with an entry:
         the entered people, and every step at their own entry dates)."""
         entry = criteria.entry
         if entry is None:
             at: At = index_date
+            self._read_ahead(criteria, index_date)
             self._side_by_side(criteria, index_date)
             population = self.population(index_date)
         else:

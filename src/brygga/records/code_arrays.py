@@ -18,6 +18,23 @@ sorted by (code, date, person); this module writes that order once more, per tab
   "latest" rule, or a rule on one date, handles only each code's latest records;
 * the first-date summaries ``<table>_first`` the same way, with ``second.npy`` (the code's
   second date), for rules without a lower window bound and without a value range;
+* the runs summaries ``<table>_runs`` of the status-like tables (``RUN_TABLES``: a person's
+  records on days whose set of codes differs from their previous recorded day) the same way,
+  with ``next_start.npy`` (the person's next run start, any code): "latest" rules without a
+  lower window bound and without a value range (smoking status over all history) read them
+  instead of every record: 2.7 million runs instead of 19.7 million observations at scale
+  1.0. ``codes.json`` says how many of the summary's rows the arrays leave out
+  (``dropped``: rows without a code or a vocabulary), which decides whether a person's
+  current run is their latest recorded day (``cohort/codearrays.py``). Added to an existing
+  build like the entry keys (a new folder, not part of the format's version);
+* for visits (``ASOF_TABLES``: the largest rule table, few codes) each person's latest visit
+  day per visit type as of some days: the table's last day and the first of each of the
+  ``ASOF_MONTHS`` months before it, ``asof-<YYYY-MM-DD>.npy`` (uint16, types x people, the day
+  minus ``base`` of ``asof.json``, 0: none). A visit rule on one date whose window ends on
+  such a day (an index date at a recent month start or at the region's end) is then one
+  comparison per person (``cohort/codearrays.py``) instead of a pass over every visit in the
+  window: 6.5 MB a type instead of 210 MB for "any visit in five years" at scale 1.0. Added
+  to a complete folder that lacks them, like the keys (optional files);
 * per rule table (not the summaries) ``person_day.npy``: each row's (person, day) as one int64
   key (``person << 32 | day + 2**31``, ``key``), sorted within each code's rows, and
   ``person_blocks.npy`` (int32, codes x blocks + 1): where in each code's keys every block of
@@ -41,6 +58,8 @@ build's; a changed one is rewritten. Person-level like the database beside them.
 from __future__ import annotations
 
 __all__ = [
+    "ASOF",
+    "ASOF_TABLES",
     "BLOCKS",
     "BLOCK_PEOPLE",
     "COMPLETE",
@@ -48,7 +67,10 @@ __all__ = [
     "FIRST",
     "FOLDER",
     "KEYS",
+    "RUNS",
+    "RUN_TABLES",
     "TABLES",
+    "asof_days",
     "build",
     "fingerprint",
     "folders",
@@ -60,7 +82,7 @@ import json
 import os
 import shutil
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +107,13 @@ TABLES = (
 # and without a value range ("E11 ever", on two dates) read them.
 FIRST = "_first"
 EVENT_TABLES = TABLES[:5]
+# ``optimize``'s runs summaries (``optimize.RUN_TABLES``, ``runs_table``: optimize imports
+# this module), as arrays for "latest" rules over all history.
+RUNS = "_runs"
+RUN_TABLES = ("observation",)
+ASOF = "asof"  # the latest day per type and person as of some days: ``asof.json`` says which
+ASOF_TABLES = ("visit_occurrence",)
+ASOF_MONTHS = 12  # month starts before the table's last day with a snapshot (uint16 per person)
 EPOCH = date(1970, 1, 1)
 VERSION = 4  # of the arrays' format: part of each table's fingerprint
 BATCH = 1 << 20
@@ -117,7 +146,7 @@ def build(
     spent: dict[str, float] = {}
     for name in folders():
         target = base / name
-        unit = name.removesuffix(FIRST)
+        unit = name.removesuffix(FIRST).removesuffix(RUNS)
         wanted_print = f"{VERSION}:{wanted[unit]}" if unit in wanted else None
         if name not in present or wanted_print is None:
             shutil.rmtree(target, ignore_errors=True)
@@ -129,12 +158,87 @@ def build(
                 _link_tree(old, target)
             else:
                 _write_table(con, target, name, wanted_print)
-        elif name not in TABLES or _has_keys(target):
+        elif (name not in TABLES or _has_keys(target)) and _has_asof(target, name):
             continue
         if name in TABLES and not _has_keys(target):
             _write_keys(target)
+        if not _has_asof(target, name):
+            _write_asof(target)
         spent[name] = round(time.perf_counter() - started, 2)
     return spent
+
+
+def _has_asof(folder: Path, name: str) -> bool:
+    return name not in ASOF_TABLES or (folder / f"{ASOF}.json").is_file()
+
+
+def asof_days(last: int) -> list[int]:
+    """The days (since 1970) with a snapshot: ``last`` (the table's last day) and the first
+    day of each of the ``ASOF_MONTHS`` months up to it (its own month's included)."""
+    end = EPOCH + timedelta(days=last)
+    found = {last}
+    year, month = end.year, end.month
+    for _ in range(ASOF_MONTHS):
+        found.add((date(year, month, 1) - EPOCH).days)
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return sorted(found)
+
+
+def _write_asof(folder: Path) -> None:
+    """``asof-<day>.npy`` and ``asof.json`` of a complete table folder: per day of
+    ``asof_days``, each code's (visit type's) latest day on or before it per person (uint16,
+    the day minus ``base``; 0: no record by then), codes x people. One pass over each code's
+    rows in their (date) order: the last write per person is their latest day. A table whose
+    days span more than uint16 holds gets an ``asof.json`` without days (none written)."""
+    for left in folder.glob(f"{ASOF}-*.tmp"):
+        left.unlink(missing_ok=True)  # an interrupted earlier write's
+    offsets = np.load(folder / "offsets.npy")
+    person = np.load(folder / "person.npy", mmap_mode="r")
+    day = np.load(folder / "day.npy", mmap_mode="r")
+    total = int(offsets[-1])
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(offsets.tolist()) if b > a]
+    days: list[int] = []
+    base = 0
+    people = 0
+    if spans:
+        first = min(int(day[a]) for a, _ in spans)
+        last = max(int(day[b - 1]) for _, b in spans)
+        base = first - 1
+        if last - base <= np.iinfo(np.uint16).max:
+            days = asof_days(last)
+            people = max(
+                int(np.max(person[s : s + SORT_ROWS])) + 1 for s in range(0, total, SORT_ROWS)
+            )
+    files = {d: folder / f"{ASOF}-{(EPOCH + timedelta(days=d)).isoformat()}.npy" for d in days}
+    tmp = {d: f.with_name(f"{f.name}.{os.getpid()}.tmp") for d, f in files.items()}
+    outs = {d: tmp[d].open("wb") for d in days}
+    try:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint16)),
+            "fortran_order": False,
+        }
+        for out in outs.values():
+            np.lib.format.write_array_header_1_0(
+                out, header | {"shape": (len(offsets) - 1, people)}
+            )
+        for a, b in itertools.pairwise(offsets.tolist()):
+            latest = np.zeros(people, dtype=np.uint16)
+            at = a
+            for d in days:
+                stop = a + int(np.searchsorted(day[a:b], np.int32(d), "right"))
+                for start in range(at, stop, SORT_ROWS):
+                    end = min(stop, start + SORT_ROWS)
+                    latest[np.asarray(person[start:end])] = np.asarray(day[start:end]) - base
+                at = max(at, stop)
+                outs[d].write(latest.tobytes())
+    finally:
+        for out in outs.values():
+            out.close()
+    for d in days:
+        os.replace(tmp[d], files[d])
+    meta = {"days": days, "base": base, "people": people}
+    (folder / f"{ASOF}.json.{os.getpid()}.tmp").write_text(json.dumps(meta))
+    os.replace(folder / f"{ASOF}.json.{os.getpid()}.tmp", folder / f"{ASOF}.json")
 
 
 def _has_keys(folder: Path) -> bool:
@@ -220,8 +324,12 @@ def _person_ranges(cumulative: np.ndarray, rows: int) -> list[tuple[Any, Any]]:
 
 
 def folders() -> list[str]:
-    """The folders ``build`` writes: the rule tables and the first-date summaries."""
-    return [*TABLES, *(f"{name}{FIRST}" for name in EVENT_TABLES)]
+    """The folders ``build`` writes: the rule tables, the first-date and runs summaries."""
+    return [
+        *TABLES,
+        *(f"{name}{FIRST}" for name in EVENT_TABLES),
+        *(f"{name}{RUNS}" for name in RUN_TABLES),
+    ]
 
 
 def fingerprint(folder: Path) -> str | None:
@@ -248,7 +356,7 @@ def _link_tree(source: Path, target: Path) -> None:
 
 def _columns(name: str) -> tuple[str | None, str | None, str]:
     """(code column, vocabulary column, date column) of a rule table (or its summary)."""
-    name = name.removesuffix(FIRST)
+    name = name.removesuffix(FIRST).removesuffix(RUNS)
     if name == "visit_occurrence":
         return "visit_concept_id", None, "visit_start_date"
     if name == "death":
@@ -306,10 +414,12 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
         ("next_date", "next"),
         ("next_valued_date", "next_valued"),
         ("second_date", "second"),
+        ("next_start", "next_start"),
     ):
         # Each record's next date of its code and person (``optimize``): "latest" rules and
         # rules on one date then handle only each code's latest records in the window
-        # (``cohort/codearrays.py``); a first date's record: its code's second date.
+        # (``cohort/codearrays.py``); a first date's record: its code's second date; a run's
+        # record: the person's next run start.
         if column in present:
             select.append(f"coalesce(({column} - DATE '1970-01-01')::INTEGER, {NEVER}) AS {array}")
             columns.append((array, np.int32))
@@ -351,9 +461,20 @@ def _write_table(con: Any, target: Path, name: str, wanted_print: str) -> None:
             f.close()
     if at != total:
         raise AssertionError(f"{name}: {at} rows read, {total} counted")
+    # Rows with a person and a date left out (no code or vocabulary): a runs summary whose
+    # rows are all here tells each person's latest recorded day (``cohort/codearrays.py``).
+    dated = f"{PERSON_INDEX} IS NOT NULL AND {day} IS NOT NULL"
+    [(whole,)] = con.execute(f"SELECT count(*) FROM {name} WHERE {dated}").fetchall()
     np.save(tmp / "offsets.npy", offsets)
     (tmp / "codes.json").write_text(
-        json.dumps({"codes": codes, "vocabularies": code_vocabularies, "names": names})
+        json.dumps(
+            {
+                "codes": codes,
+                "vocabularies": code_vocabularies,
+                "names": names,
+                "dropped": whole - total,
+            }
+        )
     )
     (tmp / COMPLETE).write_text(wanted_print)
     shutil.rmtree(target, ignore_errors=True)
