@@ -1,5 +1,6 @@
 """Compare two optimized databases table by table: the same tables, columns and rows (EXCEPT
-ALL both ways), and whether each table's rows are in the same (code, date, person) order.
+ALL both ways), and whether each table's rows are in the same (code, date, person) order
+(position by position; rows with equal sort keys may be in any order).
 
     PYTHONPATH=src .venv/bin/python bench/compare_optimized.py A.duckdb B.duckdb
 
@@ -10,6 +11,34 @@ from __future__ import annotations
 import sys
 
 import duckdb
+
+from brygga.records import optimize, schema
+
+
+def _sort_keys(name: str) -> list[str]:
+    """The columns a table of the optimized database is sorted by (none: any order)."""
+    base = name.removesuffix("_first").removesuffix("_runs")
+    if base not in schema.TABLES:
+        return []
+    keys = optimize.order_by(schema.table(base))
+    if base != name and keys:  # the summaries: by code, date, person index
+        return [keys[0], keys[1], optimize.PERSON_INDEX]
+    return keys
+
+
+def _out_of_order(con: duckdb.DuckDBPyConnection, name: str) -> int | str:
+    """How many rows of ``name`` differ in their sort keys between a and b, position by
+    position (rows with equal keys may be in any order); "-": a table in no order."""
+    keys = _sort_keys(name)
+    if not keys:
+        return "-"
+    left = ", ".join(f"{k} AS a{i}" for i, k in enumerate(keys))
+    right = ", ".join(f"{k} AS b{i}" for i, k in enumerate(keys))
+    differ = " OR ".join(f"a{i} IS DISTINCT FROM b{i}" for i in range(len(keys)))
+    return con.execute(
+        f"SELECT count(*) FROM (SELECT {left} FROM a.{name}) "
+        f"POSITIONAL JOIN (SELECT {right} FROM b.{name}) WHERE {differ}"
+    ).fetchall()[0][0]
 
 
 def main(a: str, b: str) -> int:
@@ -43,8 +72,9 @@ def main(a: str, b: str) -> int:
             for x, y in (("a", "b"), ("b", "a"))
         ]
         rows = con.execute(f"SELECT count(*) FROM a.{name}").fetchall()[0][0]
-        print(f"{name}: {rows} rows, only in a {only[0]}, only in b {only[1]}")
-        bad += any(only)
+        moved = _out_of_order(con, name)
+        print(f"{name}: {rows} rows, only in a {only[0]}, only in b {only[1]}, order {moved}")
+        bad += any(only) or moved != 0
     return 1 if bad else 0
 
 
