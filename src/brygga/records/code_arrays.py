@@ -60,6 +60,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -102,12 +103,17 @@ BLOCK_PEOPLE = 4
 
 
 def build(
-    con: Any, folder: Path, wanted: dict[str, str], previous: Path | None = None
+    con: Any,
+    folder: Path,
+    wanted: dict[str, str],
+    previous: Path | None = None,
+    names: Collection[str] | None = None,
 ) -> dict[str, float]:
     """Write the arrays of every rule table of ``con`` (an optimized database) whose folder
     under ``folder/codes`` is missing or was built from other inputs than ``wanted[table]``
     (the unit fingerprints of ``optimize.build``); a previous build's folder (``previous``, an
-    arrays folder) with the right fingerprint is hard-linked instead. Returns the seconds
+    arrays folder) with the right fingerprint is hard-linked instead. ``names``: only these
+    folders (``optimize`` writes each table's as soon as it is built). Returns the seconds
     spent per table written or linked."""
     base = folder / FOLDER
     base.mkdir(parents=True, exist_ok=True)
@@ -116,6 +122,8 @@ def build(
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     spent: dict[str, float] = {}
     for name in folders():
+        if names is not None and name not in names:
+            continue
         target = base / name
         unit = name.removesuffix(FIRST)
         wanted_print = f"{VERSION}:{wanted[unit]}" if unit in wanted else None
