@@ -169,8 +169,8 @@ def _write_keys(folder: Path) -> None:
     for left in [*folder.glob(f"{KEYS}.*.tmp"), *folder.glob(f"{BLOCKS}.*.tmp.npy")]:
         left.unlink(missing_ok=True)  # an interrupted earlier write's
     offsets = np.load(folder / "offsets.npy")
-    person = np.load(folder / "person.npy", mmap_mode="r")
-    day = np.load(folder / "day.npy", mmap_mode="r")
+    person = _Column(folder / "person.npy")
+    day = _Column(folder / "day.npy")
     total = int(offsets[-1])
     people = max(
         (int(np.max(person[s : s + SORT_ROWS])) + 1 for s in range(0, total, SORT_ROWS)), default=0
@@ -209,6 +209,24 @@ def _write_keys(folder: Path) -> None:
     # The blocks first: a folder with the keys has both (the reader asks for the keys).
     os.replace(folder / f"{BLOCKS}.{os.getpid()}.tmp.npy", folder / f"{BLOCKS}.npy")
     os.replace(tmp, folder / f"{KEYS}.npy")
+
+
+class _Column:
+    """Slices of a ``.npy`` column read from the file, not memory-mapped: a map's pages stay
+    resident (the build's memory: 1 GB for the visits at scale 1.0) while ``optimize`` builds
+    the next table beside this."""
+
+    def __init__(self, path: Path) -> None:
+        mapped = np.load(path, mmap_mode="r")
+        self.path, self.dtype, self.offset = path, mapped.dtype, mapped.offset
+        self.size = len(mapped)
+        del mapped
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.size)
+        count = max(stop - start, 0)
+        at = self.offset + start * self.dtype.itemsize
+        return np.fromfile(self.path, dtype=self.dtype, count=count, offset=at)
 
 
 def _person_ranges(cumulative: np.ndarray, rows: int) -> list[tuple[Any, Any]]:

@@ -115,10 +115,11 @@ MEMORY_LIMIT = "5GB"
 # window functions in SQL, for every table (``bench/optimize.py --sql-windows`` compares them).
 _GROUPED = True
 # Per row of a bucket (``_bucket_rows``): a bucket sorted in NumPy is in memory once as Arrow
-# (about 100 bytes a row for the measurements, 70 for conditions) while DuckDB, appending it
-# slice by slice, needs little of its memory limit: 40 M rows at the 5 GB default. A larger
-# code goes to DuckDB's sort (which held 16 M measurement rows in about 4.5 GB).
-_SORT_BYTES_PER_ROW = 125
+# (about 100 bytes a row for the measurements, 70 for conditions), with its sort keys (40
+# bytes) and two slices being appended, while DuckDB, appending, needs little of its memory
+# limit: 25 M rows at the 5 GB default. A larger code goes to DuckDB's sort (which held 16 M
+# measurement rows in about 4.5 GB).
+_SORT_BYTES_PER_ROW = 200
 _SLICE_ROWS = 1 << 22  # rows of a sorted bucket appended at once (``_sort_bucket``)
 
 
@@ -662,6 +663,8 @@ def _build_grouped(
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, (low, high, rows) in enumerate(_buckets(con, files, table, bucket_rows)):
             if rows > bucket_rows:  # one code larger than a bucket: DuckDB's sort
+                for reader in readers:  # (memory for DuckDB's sort)
+                    reader.release()
                 done = _stream_bucket(con, files, table, ids, (low, high), i == 0, firsts, shape)
                 for reader in readers:
                     reader.skip(high)
@@ -777,8 +780,12 @@ def _sorted_bucket(parts: list[Any], table: schema.Table) -> tuple[Any, Any]:
     index = person.combine_chunks().to_numpy(zero_copy_only=False).astype(np.int64)
     bits = [int(x.max()).bit_length() for x in (ranks, day, index)]
     if sum(bits) <= 63:  # one integer key: code rank, then day, then person
-        key = (ranks << (bits[1] + bits[2])) | (day << bits[2]) | index
-        order = np.argsort(key, kind="stable")
+        ranks <<= bits[1] + bits[2]
+        day <<= bits[2]
+        ranks |= day
+        ranks |= index
+        del day, index
+        order = np.argsort(ranks, kind="stable")
     else:
         order = np.lexsort((index, day, ranks))
     return rows, order
@@ -806,6 +813,7 @@ class _PartReader:
         )
         self.next = 0  # the first row group not read yet (ordered parts)
         self.kept: Any = None  # rows read beyond the last bucket (ordered parts)
+        self.kept_group = 0  # the row group they are from
 
     def _split(self, part: Any, high: Any) -> tuple[Any, Any]:
         import pyarrow.compute as pc
@@ -844,6 +852,7 @@ class _PartReader:
             part = parquet.read_row_groups(groups).replace_schema_metadata(None)
             if self.ranges[groups[-1]][1] > high:
                 part, self.kept = self._split(part, high)
+                self.kept_group = groups[-1]
             found.append(part)
         if not found:
             return parquet.schema_arrow.empty_table().replace_schema_metadata(None)
@@ -852,6 +861,12 @@ class _PartReader:
         if len(rows) and pc.less(pc.min(column), low).as_py():  # (buckets are contiguous)
             rows = rows.filter(pc.greater_equal(column, low))
         return rows
+
+    def release(self) -> None:
+        """Drop the rows kept for the next bucket (their row group is read again)."""
+        if self.kept is not None:
+            self.kept = None
+            self.next = self.kept_group
 
     def skip(self, high: Any) -> None:
         """Move past the codes up to ``high`` (a bucket read by ``_stream_bucket``)."""
@@ -865,6 +880,7 @@ class _PartReader:
             self.next += 1
         if self.next < len(self.ranges) and self.ranges[self.next][0] <= high:
             part = self.parquet.read_row_groups([self.next]).replace_schema_metadata(None)
+            self.kept_group = self.next if self.kept is None else self.kept_group
             self.next += 1
             rest = self._split(part, high)[1]
             self.kept = rest if self.kept is None else pa.concat_tables([self.kept, rest])
