@@ -82,6 +82,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Collection
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,17 @@ BLOCK_PEOPLE = 4
 
 
 def build(
-    con: Any, folder: Path, wanted: dict[str, str], previous: Path | None = None
+    con: Any,
+    folder: Path,
+    wanted: dict[str, str],
+    previous: Path | None = None,
+    names: Collection[str] | None = None,
 ) -> dict[str, float]:
     """Write the arrays of every rule table of ``con`` (an optimized database) whose folder
     under ``folder/codes`` is missing or was built from other inputs than ``wanted[table]``
     (the unit fingerprints of ``optimize.build``); a previous build's folder (``previous``, an
-    arrays folder) with the right fingerprint is hard-linked instead. Returns the seconds
+    arrays folder) with the right fingerprint is hard-linked instead. ``names``: only these
+    folders (``optimize`` writes each table's as soon as it is built). Returns the seconds
     spent per table written or linked."""
     base = folder / FOLDER
     base.mkdir(parents=True, exist_ok=True)
@@ -145,6 +151,8 @@ def build(
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     spent: dict[str, float] = {}
     for name in folders():
+        if names is not None and name not in names:
+            continue
         target = base / name
         unit = name.removesuffix(FIRST).removesuffix(RUNS)
         wanted_print = f"{VERSION}:{wanted[unit]}" if unit in wanted else None
@@ -265,8 +273,8 @@ def _write_keys(folder: Path) -> None:
     for left in [*folder.glob(f"{KEYS}.*.tmp"), *folder.glob(f"{BLOCKS}.*.tmp.npy")]:
         left.unlink(missing_ok=True)  # an interrupted earlier write's
     offsets = np.load(folder / "offsets.npy")
-    person = np.load(folder / "person.npy", mmap_mode="r")
-    day = np.load(folder / "day.npy", mmap_mode="r")
+    person = _Column(folder / "person.npy")
+    day = _Column(folder / "day.npy")
     total = int(offsets[-1])
     people = max(
         (int(np.max(person[s : s + SORT_ROWS])) + 1 for s in range(0, total, SORT_ROWS)), default=0
@@ -305,6 +313,24 @@ def _write_keys(folder: Path) -> None:
     # The blocks first: a folder with the keys has both (the reader asks for the keys).
     os.replace(folder / f"{BLOCKS}.{os.getpid()}.tmp.npy", folder / f"{BLOCKS}.npy")
     os.replace(tmp, folder / f"{KEYS}.npy")
+
+
+class _Column:
+    """Slices of a ``.npy`` column read from the file, not memory-mapped: a map's pages stay
+    resident (the build's memory: 1 GB for the visits at scale 1.0) while ``optimize`` builds
+    the next table beside this."""
+
+    def __init__(self, path: Path) -> None:
+        mapped = np.load(path, mmap_mode="r")
+        self.path, self.dtype, self.offset = path, mapped.dtype, mapped.offset
+        self.size = len(mapped)
+        del mapped
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.size)
+        count = max(stop - start, 0)
+        at = self.offset + start * self.dtype.itemsize
+        return np.fromfile(self.path, dtype=self.dtype, count=count, offset=at)
 
 
 def _person_ranges(cumulative: np.ndarray, rows: int) -> list[tuple[Any, Any]]:

@@ -78,6 +78,7 @@ __all__ = [
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -86,6 +87,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,13 @@ MEMORY_LIMIT = "5GB"
 # The next dates computed in NumPy as the parts stream in (``_build_grouped``); False: by the
 # window functions in SQL, for every table (``bench/optimize.py --sql-windows`` compares them).
 _GROUPED = True
-_SORT_BYTES_PER_ROW = 300  # DuckDB's sort of an event table, per row (``_bucket_rows``)
+# Per row of a bucket (``_bucket_rows``): a bucket sorted in NumPy is in memory once as Arrow
+# (about 100 bytes a row for the measurements, 70 for conditions), with its sort keys (40
+# bytes) and two slices being appended, while DuckDB, appending, needs little of its memory
+# limit: 25 M rows at the 5 GB default. A larger code goes to DuckDB's sort (which held 16 M
+# measurement rows in about 4.5 GB).
+_SORT_BYTES_PER_ROW = 200
+_SLICE_ROWS = 1 << 22  # rows of a sorted bucket appended at once (``_sort_bucket``)
 
 
 def first_table(name: str) -> str:
@@ -256,6 +264,9 @@ def build(
     if previous is not None:
         shutil.copyfile(previous, tmp)
     con = duckdb.connect(str(tmp))
+    arrays = arrays_path(target)
+    old_arrays = arrays_path(previous) if previous is not None else None
+    early = _EarlyArrays(con, arrays, wanted, old_arrays)
     try:
         if threads:
             con.execute(f"SET threads={int(threads)}")
@@ -312,6 +323,8 @@ def build(
                     if progress:
                         progress(runs_table(name))
                     _build_runs(con, table)
+            if name in code_arrays.TABLES:  # written while the next table is built
+                early.submit([name, f"{name}{code_arrays.FIRST}"])
         rows = {
             name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in names
         }
@@ -322,9 +335,10 @@ def build(
             con.execute(f"DROP TABLE IF EXISTS {POPULATION}")
             population = _build_population(con)
         con.executemany(f"INSERT INTO {BUILD_TABLE} VALUES (?, ?)", list(wanted.items()))
+        early.finish()
         con.execute("CHECKPOINT")
-        arrays = arrays_path(target)
-        old_arrays = arrays_path(previous) if previous is not None else None
+        if not population:  # no arrays without the population (written early all the same)
+            shutil.rmtree(arrays, ignore_errors=True)
         if population and (
             {POPULATION, "person_key"} & set(rebuild)
             or old_arrays is None
@@ -336,6 +350,7 @@ def build(
         if population:  # the rule tables as arrays (a changed table's only)
             code_arrays.build(con, arrays, wanted, old_arrays)
     except BaseException:
+        early.finish(raising=False)
         con.close()
         tmp.unlink(missing_ok=True)
         raise
@@ -358,6 +373,51 @@ def build(
         rebuilt=rebuild,
         max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     )
+
+
+class _EarlyArrays:
+    """The code arrays of each rule table (``code_arrays.build``), written in a thread on a
+    cursor of its own as soon as the table is built, while the next one is: writing them is
+    mostly single-threaded NumPy and file writing, and the table builds leave a core partly
+    idle (before, 82 s of the build at scale 1.0 came after every table, the arrays and the
+    population). The final ``code_arrays.build`` then finds them complete."""
+
+    def __init__(self, con: Any, arrays: Path, wanted: dict[str, str], old: Path | None) -> None:
+        self.con, self.arrays, self.wanted, self.old = con, arrays, wanted, old
+        self.tasks: queue.Queue[Any] = queue.Queue()
+        self.errors: list[BaseException] = []
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, names: list[str]) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, args=(self.con.cursor(),))
+            self.thread.start()
+        self.tasks.put(names)
+
+    def _work(self, cursor: Any) -> None:
+        try:
+            while (names := self.tasks.get()) is not None:
+                if not self.stop.is_set() and not self.errors:
+                    code_arrays.build(cursor, self.arrays, self.wanted, self.old, names=names)
+        except BaseException as exc:  # re-raised by ``finish``
+            self.errors.append(exc)
+            while self.tasks.get() is not None:  # the rest is left to the final build
+                pass
+        finally:
+            cursor.close()
+
+    def finish(self, raising: bool = True) -> None:
+        """Wait for the arrays submitted (``raising=False``: only the one being written) and
+        re-raise the thread's error (``raising``)."""
+        if self.thread is not None:
+            if not raising:
+                self.stop.set()
+            self.tasks.put(None)
+            self.thread.join()
+            self.thread = None
+        if raising and self.errors:
+            raise self.errors[0]
 
 
 def _current(target: Path, wanted: dict[str, str], memory_limit: str) -> BuildReport | None:
@@ -492,6 +552,9 @@ def _copy_arrays(source: Path, folder: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     # The code arrays are linked per table by ``code_arrays.build``, not copied.
     shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("bitmaps", code_arrays.FOLDER))
+    codes = folder / code_arrays.FOLDER
+    if codes.is_dir():  # the code arrays this build already wrote (``_EarlyArrays``)
+        os.replace(codes, tmp / code_arrays.FOLDER)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
@@ -561,19 +624,26 @@ def _bucket_rows(memory_limit: str) -> int:
 def _build_grouped(
     con: Any, region: Any, table: schema.Table, bucket_rows: int = 1 << 62
 ) -> list[Any] | None:
-    """Build ``table``'s optimized copy (``CREATE TABLE ... ORDER BY``, as the general route)
-    with its person index and next dates computed in NumPy, part by part, as the Parquet parts
-    stream into DuckDB's one sort. Returns the first-date rows of every (code, person) for
-    ``_build_first_from``; None, having built nothing, when the parts are not laid out as this
-    needs: no null date, no person in two parts, no duplicate ``person_id`` in ``person``.
-    Then the window functions in SQL do the work.
+    """Build ``table``'s optimized copy (sorted by ``order_by``, as the general route's
+    ``CREATE TABLE ... ORDER BY``) with its person index and next dates computed in NumPy, part
+    by part. Returns the first-date rows of every (code, person) for ``_build_first_from``;
+    None, having built nothing, when the parts are not laid out as this needs: no null date,
+    no person in two parts, no duplicate ``person_id`` in ``person``. Then the window functions
+    in SQL do the work.
 
-    A table of more than ``bucket_rows`` rows is built in buckets, one sort each, appended in
-    order: runs of whole codes of at most that many rows, or one larger code (the ordinary
-    visit type; its sort may spill). Each bucket reads only the row groups whose code
-    statistics overlap it (a part is sorted by code). Splitting a large code by days was
-    measured and dropped: each bucket of days must read the code's every row for the next
-    dates (scale 1.0: measurements 473 s of CPU instead of about 300).
+    The table is built in buckets appended in order: runs of whole codes of at most
+    ``bucket_rows`` rows, or one larger code (the ordinary visit type). A bucket of at most
+    ``bucket_rows`` rows is read from every part, sorted in NumPy (``_sorted_bucket``: one
+    ``argsort`` of an integer key of code rank, day and person index) and appended to DuckDB
+    as it is, slice by slice (``_sort_bucket``): DuckDB then only compresses and writes,
+    with all its threads (a plain append of 10 M condition rows took 3 s of CPU against 13 s
+    for its sort of them from a Python stream; scale 0.1, loaded machine). A larger code
+    streams into DuckDB's ``ORDER BY`` (``_stream_bucket``; the sort may spill). Each part
+    is read once: its row groups in order, the rows of a row group beyond one bucket kept
+    for the next (``_PartReader``; before, each bucket decoded again the row groups it
+    shared with its neighbours: a cause of the measurements' superlinear time at 1.0). Splitting a large code by days was measured and
+    dropped: each bucket of days must read the code's every row for the next dates (scale
+    1.0: measurements 473 s of CPU instead of about 300).
 
     Why: the window functions sort every table a second time, partitioned by (code, person),
     while each part already holds its people's records together (the writer sorts a part by
@@ -588,16 +658,239 @@ def _build_grouped(
         return None
     firsts: list[Any] = []
     shape: list[Any] = []  # the first bucket's schema: every part must have it
-    for i, bucket in enumerate(_buckets(con, files, table, bucket_rows)):
-        if not _stream_bucket(con, files, table, ids, bucket, i == 0, firsts, shape):
-            con.execute(f"DROP TABLE IF EXISTS {table.name}")
-            return None
+    readers = [_PartReader(f, order_by(table)[0]) for f in files]
+    # Parts read and prepared two at a time (Parquet decoding and most NumPy work release
+    # the GIL): both cores busy.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i, (low, high, rows) in enumerate(_buckets(con, files, table, bucket_rows)):
+            if rows > bucket_rows:  # one code larger than a bucket: DuckDB's sort
+                for reader in readers:  # (memory for DuckDB's sort)
+                    reader.release()
+                done = _stream_bucket(con, files, table, ids, (low, high), i == 0, firsts, shape)
+                for reader in readers:
+                    reader.skip(high)
+            else:
+                done = _sort_bucket(
+                    con, pool, readers, table, ids, (low, high), i == 0, firsts, shape
+                )
+            if not done:
+                con.execute(f"DROP TABLE IF EXISTS {table.name}")
+                return None
     return firsts
 
 
+def _sort_bucket(
+    con: Any,
+    pool: ThreadPoolExecutor,
+    readers: list[_PartReader],
+    table: schema.Table,
+    ids: Any,
+    bucket: tuple[Any, Any],
+    create: bool,
+    firsts: list[Any],
+    shape: list[Any],
+) -> bool:
+    """Read one bucket of ``table`` from every part, sort it in NumPy and append it to the
+    optimized copy (``create``: the first bucket creates it). False: the parts cannot take
+    this route."""
+    import pyarrow as pa
+
+    low, high = bucket
+    state: dict[str, Any] = {"ok": True, "persons": [], "firsts": firsts}
+
+    def prepare(reader: _PartReader) -> Any:
+        return _grouped_part(reader.read(low, high), table, ids, state)
+
+    parts = list(pool.map(prepare, readers))
+    for part in parts:
+        if part is None or (shape and part.schema != shape[0]):
+            return False
+        if not shape:
+            shape.append(part.schema)
+    persons = np.concatenate(state["persons"])
+    if len(np.unique(persons)) != len(persons):
+        return False
+    rows, order = _sorted_bucket(parts, table)
+    del parts
+    into = f"CREATE OR REPLACE TABLE {table.name} AS" if create else f"INSERT INTO {table.name}"
+    if order is None:  # rows without a person index: DuckDB sorts them by ``person_id``
+        con.register("_brygga_bucket", rows)
+        try:
+            con.execute(
+                f"{into} SELECT * FROM _brygga_bucket ORDER BY {', '.join(order_by(table))}"
+            )
+        finally:
+            con.unregister("_brygga_bucket")
+        return True
+
+    # Appended in slices, each taken (a thread) while DuckDB appends the one before: a
+    # registered Arrow table is scanned by all of DuckDB's threads, a stream by one. Column
+    # by column: a table's ``take`` over many chunks was 5 times slower (measured).
+    def take(start: int) -> Any:
+        at = pa.array(order[start : start + _SLICE_ROWS])
+        return pa.table([column.take(at) for column in rows.columns], schema=rows.schema)
+
+    starts = range(0, max(len(order), 1), _SLICE_ROWS)
+    pending = pool.submit(take, starts[0])
+    for n in range(len(starts)):
+        piece = pending.result()
+        if n + 1 < len(starts):
+            pending = pool.submit(take, starts[n + 1])
+        con.register("_brygga_bucket", piece)
+        try:
+            con.execute(f"{into} SELECT * FROM _brygga_bucket")
+        finally:
+            con.unregister("_brygga_bucket")
+        into = f"INSERT INTO {table.name}"
+        del piece
+    return True
+
+
+def _sorted_bucket(parts: list[Any], table: schema.Table) -> tuple[Any, Any]:
+    """The rows of ``parts`` (with person indexes) as one Arrow table and the order of its
+    rows by ``order_by``; None for the order when a row has no person index (its
+    ``person_id`` orders it: DuckDB sorts those buckets). Ties (same code, date and person)
+    in any order, as in DuckDB's sort."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = pa.concat_tables(parts)
+    code_name, d, _ = order_by(table)
+    person = rows.column(PERSON_INDEX)
+    if person.null_count:
+        return rows, None
+    if not len(rows):
+        return rows, np.zeros(0, dtype=np.int64)
+    code = rows.column(code_name).combine_chunks()
+    if pa.types.is_string(code.type) or pa.types.is_large_string(code.type):
+        # Byte order of UTF-8, as DuckDB compares VARCHAR; a null code last, as NULLS LAST.
+        encoded = pc.dictionary_encode(code)
+        rank = pc.rank(encoded.dictionary, sort_keys="ascending").to_numpy().astype(np.int64)
+        rank = np.append(rank - 1, len(rank))  # (index -1: null)
+        indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        ranks = rank[indices.astype(np.int64)]
+    else:
+        values = pc.fill_null(code, 0).to_numpy(zero_copy_only=False)
+        distinct, ranks = np.unique(values, return_inverse=True)
+        ranks = ranks.astype(np.int64)
+        if code.null_count:
+            ranks[~code.is_valid().to_numpy(zero_copy_only=False)] = len(distinct)
+    day = rows.column(d).combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False)
+    day = day.astype(np.int64)
+    day -= day.min()
+    index = person.combine_chunks().to_numpy(zero_copy_only=False).astype(np.int64)
+    bits = [int(x.max()).bit_length() for x in (ranks, day, index)]
+    if sum(bits) <= 63:  # one integer key: code rank, then day, then person
+        ranks <<= bits[1] + bits[2]
+        day <<= bits[2]
+        ranks |= day
+        ranks |= index
+        del day, index
+        order = np.argsort(ranks, kind="stable")
+    else:
+        order = np.lexsort((index, day, ranks))
+    return rows, order
+
+
+class _PartReader:
+    """One Parquet part read bucket by bucket (ascending code ranges): each row group is
+    decoded once when the part's row groups are in code order (the writer's), its rows
+    beyond the bucket kept for the next; otherwise the row groups overlapping each bucket."""
+
+    def __init__(self, file: Path, code: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.file, self.code = file, code
+        self.parquet = pq.ParquetFile(file)
+        at = self.parquet.schema_arrow.get_field_index(code)
+        meta = self.parquet.metadata
+        self.ranges: list[Any] = []
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(at).statistics
+            self.ranges.append((stats.min, stats.max) if stats and stats.has_min_max else None)
+        bounds = [r for r in self.ranges if r is not None]
+        self.ordered = len(bounds) == len(self.ranges) and all(
+            a[1] <= b[0] for a, b in itertools.pairwise(bounds)
+        )
+        self.next = 0  # the first row group not read yet (ordered parts)
+        self.kept: Any = None  # rows read beyond the last bucket (ordered parts)
+        self.kept_group = 0  # the row group they are from
+
+    def _split(self, part: Any, high: Any) -> tuple[Any, Any]:
+        import pyarrow.compute as pc
+
+        column = part.column(self.code)
+        inside = pc.less_equal(column, high)
+        return part.filter(inside), part.filter(pc.invert(inside))
+
+    def read(self, low: Any, high: Any) -> Any:
+        """The rows whose code is in [low, high] (None, None: every row)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        parquet = self.parquet
+        if low is None:
+            return parquet.read().replace_schema_metadata(None)
+        if not self.ordered:
+            groups = [
+                g for g, r in enumerate(self.ranges) if r is None or not (r[1] < low or r[0] > high)
+            ]
+            if not groups:
+                return parquet.schema_arrow.empty_table().replace_schema_metadata(None)
+            part = parquet.read_row_groups(groups).replace_schema_metadata(None)
+            column = part.column(self.code)
+            return part.filter(pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high)))
+        found = []
+        if self.kept is not None:
+            inside, self.kept = self._split(self.kept, high)
+            found.append(inside)
+        groups = []
+        while self.next < len(self.ranges) and self.ranges[self.next][0] <= high:
+            if self.ranges[self.next][1] >= low:
+                groups.append(self.next)
+            self.next += 1
+        if groups:
+            part = parquet.read_row_groups(groups).replace_schema_metadata(None)
+            if self.ranges[groups[-1]][1] > high:
+                part, self.kept = self._split(part, high)
+                self.kept_group = groups[-1]
+            found.append(part)
+        if not found:
+            return parquet.schema_arrow.empty_table().replace_schema_metadata(None)
+        rows = pa.concat_tables(found) if len(found) > 1 else found[0]
+        column = rows.column(self.code)
+        if len(rows) and pc.less(pc.min(column), low).as_py():  # (buckets are contiguous)
+            rows = rows.filter(pc.greater_equal(column, low))
+        return rows
+
+    def release(self) -> None:
+        """Drop the rows kept for the next bucket (their row group is read again)."""
+        if self.kept is not None:
+            self.kept = None
+            self.next = self.kept_group
+
+    def skip(self, high: Any) -> None:
+        """Move past the codes up to ``high`` (a bucket read by ``_stream_bucket``)."""
+        import pyarrow as pa
+
+        if not self.ordered or high is None:
+            return
+        if self.kept is not None:
+            self.kept = self._split(self.kept, high)[1]
+        while self.next < len(self.ranges) and self.ranges[self.next][1] <= high:
+            self.next += 1
+        if self.next < len(self.ranges) and self.ranges[self.next][0] <= high:
+            part = self.parquet.read_row_groups([self.next]).replace_schema_metadata(None)
+            self.kept_group = self.next if self.kept is None else self.kept_group
+            self.next += 1
+            rest = self._split(part, high)[1]
+            self.kept = rest if self.kept is None else pa.concat_tables([self.kept, rest])
+
+
 def _buckets(con: Any, files: list[Path], table: schema.Table, rows: int) -> list[Any]:
-    """(first code, last code) of each bucket ``_build_grouped`` sorts, in the table's order:
-    runs of whole codes of at most ``rows`` rows, or one code. (None, None): every row."""
+    """(first code, last code, rows) of each bucket ``_build_grouped`` sorts, in the table's
+    order: runs of whole codes of at most ``rows`` rows, or one code. (None, None, rows):
+    every row."""
     code = order_by(table)[0]
     listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
     source = f"read_parquet({listed})"
@@ -605,18 +898,18 @@ def _buckets(con: Any, files: list[Path], table: schema.Table, rows: int) -> lis
         f"SELECT count(*), count(*) - count({code}) FROM {source}"
     ).fetchall()
     if total <= rows or nulls:  # (a null code sorts last: not worth a bucket of its own)
-        return [(None, None)]
+        return [(None, None, total)]
     counts = con.execute(f"SELECT {code}, count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
     found: list[Any] = []
     run: list[Any] = []  # codes of the bucket being filled
     filled = 0
     for value, n in counts:
         if run and filled + n > rows:
-            found.append((run[0], run[-1]))
+            found.append((run[0], run[-1], filled))
             run, filled = [], 0
         run.append(value)
         filled += n
-    found.append((run[0], run[-1]))
+    found.append((run[0], run[-1], filled))
     return found
 
 
