@@ -119,7 +119,7 @@ _GROUPED = True
 # bytes) and two slices being appended, while DuckDB, appending, needs little of its memory
 # limit: 25 M rows at the 5 GB default. A larger code goes to DuckDB's sort (which held 16 M
 # measurement rows in about 4.5 GB).
-_SORT_BYTES_PER_ROW = 200
+_SORT_BYTES_PER_ROW = 400
 _SLICE_ROWS = 1 << 22  # rows of a sorted bucket appended at once (``_sort_bucket``)
 
 
