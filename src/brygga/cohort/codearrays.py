@@ -488,19 +488,8 @@ class CodeArrays:
         if min_count == 1 and value is None and later is not None:
             # Only each code's latest record on or before the window's end (its next date is
             # after it): one write per code and person instead of one per record.
-            high = np.int32(hi)
-            mask = np.zeros(size, dtype=bool)
-            person_column, vocabulary = t.column("person"), t.array("vocabulary")
             t.prefetch(("next", "person", "vocabulary"), slices)
-            for _, start, stop, keep in slices:
-                latest = later[start:stop] > high
-                if keep is not None:
-                    assert vocabulary is not None
-                    latest &= np.isin(vocabulary[start:stop], keep)
-                # Positions, then a take: a boolean index of the memory-mapped column took
-                # twice as long (25 million visits in five years at scale 1.0, measured).
-                mask[person_column[start:stop].take(np.flatnonzero(latest))] = True
-            return np.packbits(mask)
+            return _people_after(later, hi, slices, t.column("person"), t.array("vocabulary"), size)
         if value is not None:
             t.prefetch(("value", *_normal_columns(value)), slices)
         person = t.take("person", slices)
@@ -540,20 +529,8 @@ class CodeArrays:
             return self._latest(t, spec, None, hi, size)
         slices = t.slices(hits, None, hi)
         t.prefetch(("next_start", "person", "vocabulary"), slices)
-        high = np.int32(hi)
-        later, person, vocabulary = (
-            t.column("next_start"),
-            t.column("person"),
-            t.array("vocabulary"),
-        )
-        mask = np.zeros(size, dtype=bool)
-        for _, start, stop, keep in slices:
-            current = later[start:stop] > high
-            if keep is not None:
-                assert vocabulary is not None
-                current &= np.isin(vocabulary[start:stop], keep)
-            mask[person[start:stop].take(np.flatnonzero(current))] = True
-        return np.packbits(mask)
+        later, person = t.column("next_start"), t.column("person")
+        return _people_after(later, hi, slices, person, t.array("vocabulary"), size)
 
     @staticmethod
     def _latest(
@@ -684,6 +661,30 @@ def readahead(column: np.ndarray, ranges: list[tuple[int, int]]) -> None:
         return
     finally:
         os.close(fd)
+
+
+def _people_after(
+    later: np.ndarray,
+    hi: int,
+    slices: list[Slice],
+    person: np.ndarray,
+    vocabulary: np.ndarray | None,
+    size: int,
+) -> np.ndarray:
+    """Packed bits of the people with a row in ``slices`` whose ``later`` day (the next date
+    of its code, the next run's start) is after ``hi``: each code's latest row, or the
+    current run, on or before ``hi``; a slice's ``keep`` limits it to some vocabularies."""
+    high = np.int32(hi)
+    mask = np.zeros(size, dtype=bool)
+    for _, start, stop, keep in slices:
+        after = later[start:stop] > high
+        if keep is not None:
+            assert vocabulary is not None
+            after &= np.isin(vocabulary[start:stop], keep)
+        # Positions, then a take: a boolean index of the memory-mapped column took twice as
+        # long (25 million visits in five years at scale 1.0, measured).
+        mask[person[start:stop].take(np.flatnonzero(after))] = True
+    return np.packbits(mask)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
