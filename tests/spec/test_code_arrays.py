@@ -365,14 +365,7 @@ def test_latest_status_over_all_history_reads_the_runs(tmp_path, monkeypatch, wi
     runs = next(optimize.arrays_path(optimize.find(region.path)).glob("codes/observation_runs"))
     assert code_arrays.fingerprint(runs) is not None
     reference = open_engine("reference", region)
-    passes = []
-    every_run = CodeArrays._latest
-
-    def counted(*args):
-        passes.append(args[0].folder.name)
-        return every_run(*args)
-
-    monkeypatch.setattr(CodeArrays, "_latest", staticmethod(counted))
+    passes = spy(monkeypatch, "_latest")
     for rule in STATUS_RULES:
         criteria = parse_criteria({"include": [{"observation": {**rule, "latest": True}}]})
         for day in STATUS_DAYS:
@@ -427,14 +420,7 @@ def test_a_visit_rule_ending_on_a_snapshot_day_reads_one_day_per_person(tmp_path
     assert snapshots[-1] == date(2024, 5, 20) and len(snapshots) == 13
     assert snapshots[:2] == [date(2023, 6, 1), date(2023, 7, 1)]
     reference = open_engine("reference", region)
-    passes = []
-    every_visit = CodeArrays._dated
-
-    def counted(*args):
-        passes.append(args[0].folder.name)
-        return every_visit(*args)
-
-    monkeypatch.setattr(CodeArrays, "_dated", staticmethod(counted))
+    passes = spy(monkeypatch, "_dated")
     later = [date(2024, 5, 21), date(2025, 1, 1)]  # after the last day: its snapshot
     others = [date(2023, 6, 30), date(2024, 3, 31)]  # no snapshot: the visits
     for rule in VISIT_RULES:
@@ -448,3 +434,16 @@ def test_a_visit_rule_ending_on_a_snapshot_day_reads_one_day_per_person(tmp_path
             end = day + timedelta(days=rule.get("within", {}).get("days_after", 0))
             snapshot = end in snapshots or end > snapshots[-1]
             assert passes == ([] if snapshot else ["visit_occurrence"]), (rule, day)
+
+
+def spy(monkeypatch, name: str) -> list[str]:
+    """The table folders ``CodeArrays.<name>`` (a static method) is called with, in order."""
+    calls: list[str] = []
+    original = getattr(CodeArrays, name)
+
+    def counted(*args):
+        calls.append(args[0].folder.name)
+        return original(*args)
+
+    monkeypatch.setattr(CodeArrays, name, staticmethod(counted))
+    return calls
