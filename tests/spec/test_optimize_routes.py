@@ -297,3 +297,21 @@ def test_part_reader_holds_no_memory_between_buckets(tmp_path):
     assert pa.types.is_string(got.schema.field("code").type)
     del got
     assert pa.total_allocated_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("5GB", 5_000_000_000),
+        ("2.5 gib", int(2.5 * 1024**3)),
+        ("800MB", 800_000_000),
+        ("80%", 1 << 62),
+    ],
+)
+def test_memory_limit_in_bytes(setting, expected):
+    """The build's buckets (``_bucket_rows``) and the limit after the tables (half) read
+    DuckDB's ``memory_limit`` setting; a setting they cannot read counts as no limit, so
+    the build leaves DuckDB's limit as it was given."""
+    assert optimize._limit_bytes(setting) == expected
+    if expected < 1 << 62:
+        assert optimize._bucket_rows(setting) == expected // optimize._SORT_BYTES_PER_ROW

@@ -146,8 +146,9 @@ def build(
     spent per table written or linked."""
     base = folder / FOLDER
     base.mkdir(parents=True, exist_ok=True)
-    for left in base.glob("*.tmp"):  # an interrupted earlier build's
-        shutil.rmtree(left, ignore_errors=True)
+    for left in base.glob("*.tmp"):  # an interrupted earlier build's (not this process's:
+        if not left.name.endswith(f".{os.getpid()}.tmp"):  # its writers run two at a time)
+            shutil.rmtree(left, ignore_errors=True)
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     spent: dict[str, float] = {}
     for name in folders():
