@@ -395,7 +395,8 @@ def build(
 
 class _EarlyArrays:
     """The code arrays of each rule table (``code_arrays.build``), written in a thread on a
-    cursor of its own while the small tables are built: writing them is mostly
+    cursor of its own while the small tables are built, and in two once every table is
+    (``widen``): writing them is mostly
     single-threaded NumPy and file writing, and the table builds leave a core partly idle
     (before, 82 s of the build at scale 1.0 came after every table, the arrays and the
     population). Held (``hold``) until only tables that sort within the memory limit are
@@ -840,20 +841,26 @@ def _sorted_bucket(parts: list[Any], table: schema.Table) -> tuple[Any, Any]:
     return rows, order
 
 
-def _parquet(file: Path, code: str) -> Any:
+def _parquet(file: Path, code: str, text: list[str] | None = None) -> Any:
     """A Parquet part whose text columns, but the code (compared with the buckets' bounds),
     are read as dictionaries: the part's own encoding, decoded 2.4 times faster than into
-    strings (measurements, scale 1.0) and smaller in memory; DuckDB stores them as VARCHAR."""
-    import pyarrow as pa
+    strings (measurements, scale 1.0) and smaller in memory; DuckDB stores them as VARCHAR.
+    ``text``: those columns, when known (``_PartReader`` opens its part for every read)."""
     import pyarrow.parquet as pq
 
-    fields = pq.read_schema(file)
-    text = [
+    if text is None:
+        text = _text_columns(pq.read_schema(file), code)
+    return pq.ParquetFile(file, read_dictionary=text)
+
+
+def _text_columns(fields: Any, code: str) -> list[str]:
+    import pyarrow as pa
+
+    return [
         f.name
         for f in fields
         if f.name != code and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
     ]
-    return pq.ParquetFile(file, read_dictionary=text)
 
 
 class _PartReader:
@@ -863,7 +870,10 @@ class _PartReader:
 
     def __init__(self, file: Path, code: str) -> None:
         self.file, self.code = file, code
-        parquet = _parquet(file, code)  # opened again for each read (``_open``)
+        import pyarrow.parquet as pq
+
+        self.text = _text_columns(pq.read_schema(file), code)
+        parquet = _parquet(file, code, self.text)  # opened again for each read (``_open``)
         at = parquet.schema_arrow.get_field_index(code)
         meta = parquet.metadata
         self.ranges: list[Any] = []
@@ -882,7 +892,7 @@ class _PartReader:
         """The part, opened for one read: an open Parquet file holds the buffers of what it
         read (12.7 MB a part at scale 1.0: the visits' 86 parts held 1.1 GB through their
         build, beside DuckDB's sort)."""
-        return _parquet(self.file, self.code)
+        return _parquet(self.file, self.code, self.text)
 
     def _split(self, part: Any, high: Any) -> tuple[Any, Any]:
         import pyarrow.compute as pc
