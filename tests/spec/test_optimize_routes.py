@@ -315,3 +315,16 @@ def test_memory_limit_in_bytes(setting, expected):
     assert optimize._limit_bytes(setting) == expected
     if expected < 1 << 62:
         assert optimize._bucket_rows(setting) == expected // optimize._SORT_BYTES_PER_ROW
+
+
+def test_disjoint_finds_a_person_in_two_parts():
+    """``_disjoint``: a person's rows may repeat within a part (one group per code), never
+    across two parts, whether the person has a dense index or is missing from ``person``."""
+    none = np.zeros(0, dtype=np.int64)
+    known = [(np.array([0, 2, 2, 5]), none), (np.array([1, 3, 1]), none)]
+    assert optimize._disjoint(known, 6)
+    assert not optimize._disjoint([*known, (np.array([4, 5]), none)], 6)
+    others = [(np.array([0]), np.array([91, 91])), (np.array([1]), np.array([92]))]
+    assert optimize._disjoint(others, 6)
+    assert not optimize._disjoint([*others, (np.array([2]), np.array([92]))], 6)
+    assert optimize._disjoint([], 6)

@@ -756,8 +756,7 @@ def _sort_bucket(
             return False
         if not shape:
             shape.append(part.schema)
-    persons = np.concatenate(state["persons"])
-    if len(np.unique(persons)) != len(persons):
+    if not _disjoint(state["persons"], len(ids)):
         return False
     rows, order = _sorted_bucket(parts, table)
     del parts
@@ -1077,8 +1076,27 @@ def _stream_bucket(
             with contextlib.suppress(queue.Empty):
                 ready.get(timeout=0.1)
         worker.join()
-    persons = np.concatenate(state["persons"])
-    return bool(state["ok"]) and len(np.unique(persons)) == len(persons)
+    return bool(state["ok"]) and _disjoint(state["persons"], len(ids))
+
+
+def _disjoint(persons: list[tuple[Any, Any]], people: int) -> bool:
+    """Whether no person has rows in two of a bucket's parts (each entry: one part's
+    ``(indexes, others)``, the dense indexes of its people, repeated, and the ``person_id``
+    of its rows without one). One pass over an array of the region's people: at scale 1.0
+    ``np.unique`` of the parts' people took 10 % of the conditions' CPU."""
+    owner = np.full(people, -1, dtype=np.int32)
+    for part, (indexes, _) in enumerate(persons):
+        seen = owner[indexes]
+        if ((seen >= 0) & (seen != part)).any():
+            return False
+        owner[indexes] = part
+    # People missing from ``person`` (a null ``person_id`` counts as 0: a false alarm at
+    # worst), rare: each part's distinct ones, then all of them once.
+    others = [np.unique(found) for _, found in persons if len(found)]
+    if len(others) < 2:
+        return True
+    joined = np.concatenate(others)
+    return len(np.unique(joined)) == len(joined)
 
 
 def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any]) -> Any:
@@ -1121,11 +1139,17 @@ def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any
     if valued(table):
         value = part.column("value_as_number").is_valid().to_numpy(zero_copy_only=False)
     following, preceding, following_valued = _next_days(starts, day, value)
-    person = group[-1]
-    index = np.searchsorted(ids, person)
-    known = ids[np.minimum(index, len(ids) - 1)] == person if len(ids) else index < 0
-    known &= part.column("person_id").is_valid().to_numpy(zero_copy_only=False)
-    index = pa.array(index.astype(np.int32), mask=~known)
+    # Each group's person looked up once (a binary search over the region's people per row
+    # took 12 % of the conditions' CPU at scale 1.0): a group is one person's rows.
+    first = np.flatnonzero(starts)
+    lead = group[-1][first]
+    found = np.searchsorted(ids, lead)
+    known = ids[np.minimum(found, len(ids) - 1)] == lead if len(ids) else found < 0
+    known &= part.column("person_id").is_valid().to_numpy(zero_copy_only=False)[first]
+    # (A null person's rows count as person 0's here: a false alarm at worst.)
+    state["persons"].append((found[known], lead[~known]))
+    sizes = np.diff(np.append(first, len(starts)))
+    index = pa.array(np.repeat(found.astype(np.int32), sizes), mask=np.repeat(~known, sizes))
 
     def dates(values: Any) -> Any:
         return pa.array(values, type=pa.int32(), mask=values < 0).cast(pa.date32())
@@ -1135,12 +1159,9 @@ def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any
     part = part.append_column(PREV_DATE, dates(preceding))
     if following_valued is not None:
         part = part.append_column(NEXT_VALUED_DATE, dates(following_valued))
-    first = np.flatnonzero(starts)
-    # (A null person's rows count as person 0's here: a false alarm at worst.)
-    state["persons"].append(np.unique(person[first]))
     if table.code_column:
         # A group's first row holds its first date; its next date is the second date.
-        first = first[known[first]]
+        first = first[known]
         v, c, k, _ = _code_columns(table)
         rows = part.take(pa.array(first)).select([v, c, k, PERSON_INDEX, d, NEXT_DATE])
         state["firsts"].append(rows.rename_columns([v, c, k, PERSON_INDEX, d, SECOND_DATE]))
