@@ -334,3 +334,37 @@ def test_disjoint_finds_a_person_in_two_parts():
     assert optimize._disjoint(others, 6)
     assert not optimize._disjoint([*others, (np.array([2]), np.array([92]))], 6)
     assert optimize._disjoint([], 6)
+
+
+def test_null_people_in_two_parts_leave_the_numpy_route():
+    """Records with a null ``person_id`` are one partition for the window functions: in two
+    parts of one bucket they fail ``_disjoint``, in one part they pass; a part's own
+    people's lookups (one per run of code and person) give every row its dense index."""
+    people = np.array([10, 20, 30], dtype=np.int64)
+    table = schema.table("condition_occurrence")
+    v, c, k, d = optimize._code_columns(table)
+
+    def part(persons: list[int | None]) -> Any:
+        n = len(persons)
+        return pa.table(
+            {
+                v: ["ICD10"] * n,
+                c: ["E11"] * n,
+                k: pa.array([1] * n, type=pa.int64()),
+                "person_id": pa.array(persons, type=pa.int64()),
+                d: [date(2020, 1, 1) + timedelta(days=i) for i in range(n)],
+            }
+        )
+
+    def prepared(*parts: list[int | None]) -> tuple[list[Any], dict[str, Any]]:
+        state: dict[str, Any] = {"ok": True, "persons": [], "firsts": []}
+        return [optimize._grouped_part(part(p), table, people, state) for p in parts], state
+
+    done, state = prepared([10, 10, 30, None], [20, 20])
+    assert optimize._disjoint(state["persons"], len(people))
+    assert done[0].column(optimize.PERSON_INDEX).to_pylist() == [0, 0, 2, None]
+    assert done[1].column(optimize.PERSON_INDEX).to_pylist() == [1, 1]
+    _, state = prepared([10, None], [20, None])
+    assert not optimize._disjoint(state["persons"], len(people))
+    _, state = prepared([10, 99], [20, 99])  # a stranger in two parts
+    assert not optimize._disjoint(state["persons"], len(people))

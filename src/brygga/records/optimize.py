@@ -1090,8 +1090,10 @@ def _disjoint(persons: list[tuple[Any, Any]], people: int) -> bool:
         if ((seen >= 0) & (seen != part)).any():
             return False
         owner[indexes] = part
-    # People missing from ``person`` (a null ``person_id`` counts as 0: a false alarm at
-    # worst), rare: each part's distinct ones, then all of them once.
+    # People missing from ``person``, rare: each part's distinct ones, then all of them
+    # once. A null ``person_id`` is among them as 0: nulls in two parts are one partition
+    # of the window functions, so they must not pass (and a stranger with id 0 in another
+    # part is a false alarm at worst).
     others = [np.unique(found) for _, found in persons if len(found)]
     if len(others) < 2:
         return True
@@ -1146,7 +1148,7 @@ def _grouped_part(part: Any, table: schema.Table, ids: Any, state: dict[str, Any
     found = np.searchsorted(ids, lead)
     known = ids[np.minimum(found, len(ids) - 1)] == lead if len(ids) else found < 0
     known &= part.column("person_id").is_valid().to_numpy(zero_copy_only=False)[first]
-    # (A null person's rows count as person 0's here: a false alarm at worst.)
+    # (A null person's rows: among the people without an index, as 0; ``_disjoint``.)
     state["persons"].append((found[known], lead[~known]))
     sizes = np.diff(np.append(first, len(starts)))
     index = pa.array(np.repeat(found.astype(np.int32), sizes), mask=np.repeat(~known, sizes))
